@@ -1,0 +1,76 @@
+// moescope-cli: the headless face of the engine. The command-line contract is in DESIGN.md;
+// scripts rely on it, so every subcommand keeps its options and output formats stable.
+#include <spdlog/cfg/env.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <cstring>
+#include <exception>
+#include <iostream>
+#include <string_view>
+#include <vector>
+
+#include "args.h"
+#include "commands.h"
+#include "moescope/error.h"
+
+namespace {
+
+struct Entry {
+  const char* name;
+  moescope::cli::Command run;
+  const char* usage;
+};
+
+// One line per subcommand; the usage text is what --help prints.
+const std::vector<Entry> kCommands = {
+    // {"name", moescope::cli::cmd_name, "usage"},
+};
+
+void print_help() {
+  std::cout << "moescope-cli " MOESCOPE_VERSION
+               " - run and inspect Mixture-of-Experts models\n\n"
+               "Usage: moescope-cli COMMAND [options]\n\nCommands:\n";
+  for (const auto& e : kCommands) std::cout << "  " << e.usage << "\n";
+  std::cout << "\nWithout --model, commands use the bundled teaching model.\n"
+               "Exit status 0 on success; on bad input one line on stderr and status 1.\n"
+               "Log verbosity: SPDLOG_LEVEL=debug|info|warn (default warn), on stderr.\n";
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  // Logs go to stderr so that stdout carries only the command's output (JSON, text, ids).
+  auto logger = spdlog::stderr_color_mt("moescope");
+  spdlog::set_default_logger(logger);
+  spdlog::set_level(spdlog::level::warn);
+  spdlog::cfg::load_env_levels();
+
+  if (argc < 2 || std::strcmp(argv[1], "--help") == 0 || std::strcmp(argv[1], "-h") == 0 ||
+      std::strcmp(argv[1], "help") == 0) {
+    print_help();
+    return argc < 2 ? 2 : 0;
+  }
+  if (std::strcmp(argv[1], "--version") == 0) {
+    std::cout << "moescope-cli " MOESCOPE_VERSION "\n";
+    return 0;
+  }
+  const std::string_view name = argv[1];
+  for (const auto& e : kCommands) {
+    if (name != e.name) continue;
+    try {
+      return e.run(argc, argv);
+    } catch (const moescope::Error& err) {
+      std::cerr << "moescope-cli " << name << ": " << err.what() << "\n";
+      return 1;
+    } catch (const std::bad_alloc&) {
+      std::cerr << "moescope-cli " << name << ": out of memory\n";
+      return 1;
+    } catch (const std::exception& err) {
+      std::cerr << "moescope-cli " << name << ": " << err.what() << "\n";
+      return 1;
+    }
+  }
+  std::cerr << "moescope-cli: unknown command '" << name << "' (see moescope-cli --help)\n";
+  return 2;
+}
