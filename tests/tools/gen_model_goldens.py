@@ -1,0 +1,788 @@
+#!/usr/bin/env python3
+"""Generate tiny random MoE checkpoints and their reference outputs (goldens).
+
+For each variant a tiny model is built from a config with Hugging Face transformers' own
+modelling classes (random weights, fixed seeds, nothing downloaded), saved as a Hugging Face
+directory with the tensor names used on the Hub (one tensor per expert), reloaded with
+``from_pretrained`` and run in float32 (eager attention, eager experts). The directory gets:
+
+  config.json, generation_config.json, *.safetensors (+ index when sharded),
+  golden.json (input ids, routing trace, greedy continuation, margins), logits.npy.
+
+Routing decisions and greedy choices are made well separated (margins >= MIN_MARGIN),
+otherwise the next seed is tried, so tiny float differences in a reimplementation cannot flip
+an expert choice or a generated token.
+
+Usage: python3 tests/tools/gen_model_goldens.py [--only NAME ...] [--out DIR]
+Needs: torch, transformers (5.x), safetensors, numpy. CPU only, one thread.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import hashlib
+import json
+import math
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+torch.set_num_threads(1)
+torch.use_deterministic_algorithms(True)
+
+import transformers  # noqa: E402
+from safetensors import safe_open  # noqa: E402
+from transformers import (  # noqa: E402
+    DeepseekV2Config,
+    DeepseekV2ForCausalLM,
+    DeepseekV3Config,
+    DeepseekV3ForCausalLM,
+    GenerationConfig,
+    MixtralConfig,
+    MixtralForCausalLM,
+    OlmoeConfig,
+    OlmoeForCausalLM,
+    Qwen2MoeConfig,
+    Qwen2MoeForCausalLM,
+    Qwen3MoeConfig,
+    Qwen3MoeForCausalLM,
+)
+
+transformers.logging.set_verbosity_error()
+transformers.utils.logging.disable_progress_bar()
+
+REPO = Path(__file__).resolve().parents[2]
+DEFAULT_OUT = REPO / "tests" / "data" / "models"
+
+MIN_MARGIN = 1e-3
+N_INPUT = 16
+N_PROMPT = 8
+N_NEW = 16
+BOS, EOS, PAD = 1, 2, 0
+INIT_RANGE = 0.2
+MAX_SEEDS = 400
+
+
+# --------------------------------------------------------------------------------------------
+# Variants
+# --------------------------------------------------------------------------------------------
+
+def _common(vocab):
+    return dict(
+        vocab_size=vocab,
+        bos_token_id=BOS,
+        eos_token_id=EOS,
+        pad_token_id=PAD,
+        initializer_range=INIT_RANGE,
+        attention_dropout=0.0,
+    )
+
+
+def cfg_mixtral():
+    return MixtralConfig(
+        **_common(256),
+        hidden_size=48,
+        intermediate_size=16,
+        num_hidden_layers=3,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        num_local_experts=8,
+        num_experts_per_tok=2,
+        max_position_embeddings=128,
+        rms_norm_eps=1e-5,
+        rope_parameters={"rope_type": "default", "rope_theta": 1e6},
+        sliding_window=None,
+        tie_word_embeddings=False,
+        router_jitter_noise=0.0,
+    )
+
+
+def cfg_qwen2_moe():
+    return Qwen2MoeConfig(
+        **_common(320),
+        hidden_size=48,
+        intermediate_size=64,
+        moe_intermediate_size=16,
+        shared_expert_intermediate_size=32,
+        num_hidden_layers=3,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        num_experts=8,
+        num_experts_per_tok=3,
+        norm_topk_prob=False,
+        decoder_sparse_step=1,
+        mlp_only_layers=[1],
+        qkv_bias=True,
+        max_position_embeddings=128,
+        rms_norm_eps=1e-6,
+        rope_parameters={"rope_type": "default", "rope_theta": 1e6},
+        use_sliding_window=False,
+        tie_word_embeddings=False,
+    )
+
+
+def cfg_qwen3_moe():
+    return Qwen3MoeConfig(
+        **_common(256),
+        hidden_size=48,
+        head_dim=16,  # != hidden / heads (12)
+        intermediate_size=64,
+        moe_intermediate_size=16,
+        num_hidden_layers=4,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        num_experts=8,
+        num_experts_per_tok=3,
+        norm_topk_prob=True,
+        decoder_sparse_step=2,  # MoE on layers 1 and 3, dense SwiGLU on 0 and 2
+        mlp_only_layers=[],
+        attention_bias=False,
+        max_position_embeddings=128,
+        rms_norm_eps=1e-6,
+        rope_parameters={"rope_type": "default", "rope_theta": 1e6},
+        use_sliding_window=False,
+        tie_word_embeddings=True,
+    )
+
+
+def cfg_olmoe():
+    return OlmoeConfig(
+        **_common(320),
+        hidden_size=48,
+        intermediate_size=16,  # expert width (OLMoE has no dense layers)
+        num_hidden_layers=3,
+        num_attention_heads=4,
+        num_key_value_heads=4,
+        num_experts=8,
+        num_experts_per_tok=3,
+        norm_topk_prob=False,
+        clip_qkv=None,
+        attention_bias=False,
+        max_position_embeddings=128,
+        rms_norm_eps=1e-5,
+        rope_parameters={"rope_type": "default", "rope_theta": 1e4},
+        tie_word_embeddings=False,
+    )
+
+
+def cfg_deepseek_v2_lite():
+    return DeepseekV2Config(
+        **_common(256),
+        hidden_size=48,
+        intermediate_size=64,
+        moe_intermediate_size=16,
+        num_hidden_layers=3,
+        num_attention_heads=4,
+        num_key_value_heads=4,
+        q_lora_rank=None,
+        kv_lora_rank=24,
+        qk_nope_head_dim=16,
+        qk_rope_head_dim=8,
+        v_head_dim=16,
+        n_routed_experts=8,
+        num_experts_per_tok=3,
+        n_shared_experts=2,
+        first_k_dense_replace=1,
+        topk_method="greedy",
+        n_group=1,
+        topk_group=1,
+        routed_scaling_factor=1.0,
+        norm_topk_prob=False,
+        max_position_embeddings=128,
+        rms_norm_eps=1e-6,
+        rope_parameters={"rope_type": "default", "rope_theta": 1e4},
+        tie_word_embeddings=False,
+    )
+
+
+def cfg_deepseek_v2_group():
+    return DeepseekV2Config(
+        **_common(320),
+        hidden_size=48,
+        intermediate_size=64,
+        moe_intermediate_size=16,
+        num_hidden_layers=3,
+        num_attention_heads=4,
+        num_key_value_heads=4,
+        q_lora_rank=24,
+        kv_lora_rank=32,
+        qk_nope_head_dim=16,
+        qk_rope_head_dim=16,
+        v_head_dim=24,  # != qk_nope_head_dim
+        n_routed_experts=16,
+        num_experts_per_tok=3,
+        n_shared_experts=1,
+        first_k_dense_replace=1,
+        topk_method="group_limited_greedy",
+        n_group=4,
+        topk_group=2,
+        routed_scaling_factor=1.5,
+        norm_topk_prob=False,
+        max_position_embeddings=8192,
+        rms_norm_eps=1e-6,
+        rope_parameters={
+            "rope_type": "yarn",
+            "rope_theta": 1e4,
+            "factor": 4.0,
+            "original_max_position_embeddings": 2048,
+            "beta_fast": 32,
+            "beta_slow": 1,
+            "mscale": 1.0,
+            "mscale_all_dim": 0.707,
+        },
+        tie_word_embeddings=False,
+    )
+
+
+def cfg_deepseek_v3():
+    return DeepseekV3Config(
+        **_common(320),
+        hidden_size=48,
+        intermediate_size=64,
+        moe_intermediate_size=16,
+        num_hidden_layers=3,
+        num_attention_heads=4,
+        num_key_value_heads=4,
+        q_lora_rank=32,
+        kv_lora_rank=24,
+        qk_nope_head_dim=16,
+        qk_rope_head_dim=16,
+        v_head_dim=16,
+        n_routed_experts=16,
+        num_experts_per_tok=4,
+        n_group=4,
+        topk_group=2,
+        n_shared_experts=1,
+        first_k_dense_replace=1,
+        norm_topk_prob=True,
+        routed_scaling_factor=2.5,
+        num_nextn_predict_layers=0,
+        rope_interleave=True,
+        max_position_embeddings=16384,
+        rms_norm_eps=1e-6,
+        rope_parameters={
+            "rope_type": "yarn",
+            "rope_theta": 1e4,
+            "factor": 4.0,
+            "original_max_position_embeddings": 4096,
+            "beta_fast": 32,
+            "beta_slow": 1,
+            "mscale": 1.0,
+            "mscale_all_dim": 1.0,
+        },
+        tie_word_embeddings=False,
+    )
+
+
+# name -> (config factory, model class, router kind, save dtype, extra Hub config fields,
+#          max shard size, first seed)
+VARIANTS = {
+    "mixtral": dict(cfg=cfg_mixtral, cls=MixtralForCausalLM, router="softmax", dtype="float32", seed=1000),
+    "qwen2-moe": dict(cfg=cfg_qwen2_moe, cls=Qwen2MoeForCausalLM, router="softmax", dtype="float32", seed=2000),
+    "qwen3-moe": dict(cfg=cfg_qwen3_moe, cls=Qwen3MoeForCausalLM, router="softmax", dtype="float32", seed=3000),
+    "olmoe": dict(cfg=cfg_olmoe, cls=OlmoeForCausalLM, router="softmax", dtype="float32", seed=4000),
+    "deepseek-v2-lite": dict(
+        cfg=cfg_deepseek_v2_lite, cls=DeepseekV2ForCausalLM, router="v2", dtype="float32", seed=5000,
+        hub_extra={"scoring_func": "softmax", "moe_layer_freq": 1},
+    ),
+    "deepseek-v2-group": dict(
+        cfg=cfg_deepseek_v2_group, cls=DeepseekV2ForCausalLM, router="v2", dtype="float32", seed=6000,
+        hub_extra={"scoring_func": "softmax", "moe_layer_freq": 1},
+    ),
+    "deepseek-v3": dict(
+        cfg=cfg_deepseek_v3, cls=DeepseekV3ForCausalLM, router="v3", dtype="float32", seed=7000,
+        hub_extra={"scoring_func": "sigmoid", "topk_method": "noaux_tc", "moe_layer_freq": 1},
+        shard="120KB", companion="deepseek-v3-bf16",
+    ),
+    "deepseek-v3-bf16": dict(base="deepseek-v3", dtype="bfloat16", shard="60KB"),
+    "olmoe-f16": dict(base="olmoe", dtype="float16"),
+}
+
+TORCH_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+# --------------------------------------------------------------------------------------------
+# Model construction
+# --------------------------------------------------------------------------------------------
+
+def build_model(spec, seed):
+    """Random model in fp32 with well-spread weights: norm weights, biases and the V3 score
+    correction bias are randomised too (defaults of 1 / 0 would hide bugs)."""
+    cfg = spec["cfg"]()
+    cfg._attn_implementation = "eager"
+    cfg._experts_implementation = "eager"
+    torch.manual_seed(seed)
+    model = spec["cls"](cfg).to(torch.float32).eval()
+    g = torch.Generator().manual_seed(seed + 1)
+    with torch.no_grad():
+        for name, p in sorted(model.named_parameters(), key=lambda kv: kv[0]):
+            if name.endswith("norm.weight"):
+                p.copy_(torch.empty(p.shape).uniform_(0.6, 1.4, generator=g))
+            elif name.endswith(".bias"):
+                p.copy_(torch.randn(p.shape, generator=g) * 0.2)
+        for name, b in sorted(model.named_buffers(), key=lambda kv: kv[0]):
+            if name.endswith("e_score_correction_bias"):
+                # non-negative: every biased score sigmoid(x) + b is > 0, so masking unselected
+                # groups with 0.0 or with -inf selects the same experts (see README).
+                b.copy_(torch.empty(b.shape).uniform_(0.02, 0.3, generator=g))
+    return model
+
+
+def hubify_config(path: Path, hub_extra: dict | None, dtype_name: str):
+    """Rewrite transformers 5 config.json into the layout published on the Hub:
+    rope_theta + rope_scaling (legacy names) instead of rope_parameters, torch_dtype, no derived
+    DeepSeek fields (head_dim, qk_head_dim)."""
+    cfg = json.loads(path.read_text())
+    rp = cfg.pop("rope_parameters")
+    cfg["rope_theta"] = rp["rope_theta"]
+    if rp.get("rope_type", "default") == "default":
+        cfg["rope_scaling"] = None
+    else:
+        rs = {k: v for k, v in rp.items() if k not in ("rope_type", "rope_theta")}
+        rs["type"] = rp["rope_type"]
+        cfg["rope_scaling"] = dict(sorted(rs.items()))
+    if cfg.get("model_type", "").startswith("deepseek"):
+        cfg.pop("head_dim", None)
+        cfg.pop("qk_head_dim", None)
+    if "head_dim" in cfg and cfg["head_dim"] is None:
+        cfg.pop("head_dim")
+    cfg["dtype"] = dtype_name
+    cfg["torch_dtype"] = dtype_name
+    if hub_extra:
+        cfg.update(hub_extra)
+    path.write_text(json.dumps(dict(sorted(cfg.items())), indent=2) + "\n")
+
+
+def save_dir(model, out: Path, dtype_name: str, hub_extra, shard):
+    if out.exists():
+        shutil.rmtree(out)
+    m = model
+    if dtype_name != "float32":
+        m = copy.deepcopy(model).to(TORCH_DTYPES[dtype_name])
+        # e_score_correction_bias stays float32 (transformers keeps it fp32; mixed-dtype file)
+        with torch.no_grad():
+            for (n, b), (_, b0) in zip(m.named_buffers(), model.named_buffers()):
+                if n.endswith("e_score_correction_bias"):
+                    b.data = b0.detach().clone().to(torch.float32)
+    m.generation_config = GenerationConfig(bos_token_id=BOS, eos_token_id=EOS, pad_token_id=PAD)
+    kw = {"max_shard_size": shard} if shard else {}
+    m.save_pretrained(out, **kw)
+    hubify_config(out / "config.json", hub_extra, dtype_name)
+
+
+def load_tensors(d: Path) -> dict[str, torch.Tensor]:
+    out = {}
+    for f in sorted(d.glob("*.safetensors")):
+        with safe_open(str(f), "pt") as fh:
+            for k in fh.keys():
+                out[k] = fh.get_tensor(k)
+    return out
+
+
+def load_model(spec, d: Path):
+    return spec["cls"].from_pretrained(
+        d, dtype=torch.float32, attn_implementation="eager", experts_implementation="eager"
+    ).eval()
+
+
+# --------------------------------------------------------------------------------------------
+# Routing: capture and independent recomputation
+# --------------------------------------------------------------------------------------------
+
+class Capture:
+    """Forward hooks on every router (model.layers.N.mlp.gate) and MoE block (model.layers.N.mlp)."""
+
+    def __init__(self, model):
+        self.router = {}
+        self.block = {}
+        self.handles = []
+        for name, mod in model.named_modules():
+            parts = name.split(".")
+            if len(parts) == 5 and parts[:2] == ["model", "layers"] and parts[3] == "mlp" and parts[4] == "gate":
+                layer = int(parts[2])
+                self.handles.append(mod.register_forward_hook(self._router_hook(layer)))
+            if len(parts) == 4 and parts[:2] == ["model", "layers"] and parts[3] == "mlp" and hasattr(mod, "gate"):
+                layer = int(parts[2])
+                self.handles.append(mod.register_forward_hook(self._block_hook(layer)))
+
+    def _router_hook(self, layer):
+        def hook(mod, inp, out):
+            logits, weights, idx = out
+            self.router[layer] = (logits.detach().float().clone(), weights.detach().float().clone(),
+                                  idx.detach().clone(), mod)
+        return hook
+
+    def _block_hook(self, layer):
+        def hook(mod, inp, out):
+            x = inp[0].detach().reshape(-1, inp[0].shape[-1]).float().clone()
+            y = out.detach().reshape(-1, out.shape[-1]).float().clone()
+            self.block[layer] = (x, y)
+        return hook
+
+    def clear(self):
+        self.router.clear()
+        self.block.clear()
+
+    def remove(self):
+        for h in self.handles:
+            h.remove()
+
+
+def recompute_routing(kind, logits, gate, cfg, group_fill):
+    """Independent recomputation (float64 numpy) from the router logits.
+
+    Returns per token: experts (descending selection score), final weights (same order),
+    expert margin (k-th minus (k+1)-th allowed selection score), group margin (or None)."""
+    lg = logits.double().numpy()
+    T, E = lg.shape
+    k = cfg.num_experts_per_tok
+    res = []
+    for t in range(T):
+        x = lg[t]
+        gmargin = None
+        if kind == "softmax" or kind == "v2":
+            p = np.exp(x - x.max())
+            p /= p.sum()
+            score = p.copy()  # selection score
+            weight_src = p
+            allowed = np.ones(E, bool)
+            if kind == "v2" and cfg.topk_method == "group_limited_greedy":
+                G, TG = cfg.n_group, cfg.topk_group
+                gs = score.reshape(G, E // G).max(-1)
+                order = np.argsort(-gs, kind="stable")
+                gmargin = gs[order[TG - 1]] - gs[order[TG]]
+                allowed = np.zeros(E, bool)
+                for gi in order[:TG]:
+                    allowed[gi * (E // G):(gi + 1) * (E // G)] = True
+        elif kind == "v3":
+            s = 1.0 / (1.0 + np.exp(-x))
+            bias = gate.e_score_correction_bias.detach().double().numpy()
+            score = s + bias
+            weight_src = s
+            G, TG = cfg.n_group, cfg.topk_group
+            gsz = E // G
+            gs = np.sort(score.reshape(G, gsz), axis=-1)[:, -2:].sum(-1)
+            order = np.argsort(-gs, kind="stable")
+            gmargin = gs[order[TG - 1]] - gs[order[TG]]
+            allowed = np.zeros(E, bool)
+            for gi in order[:TG]:
+                allowed[gi * gsz:(gi + 1) * gsz] = True
+        else:
+            raise ValueError(kind)
+        masked = np.where(allowed, score, group_fill)
+        order = np.argsort(-masked, kind="stable")
+        sel = order[:k]
+        emargin = masked[order[k - 1]] - masked[order[k]]
+        w = weight_src[sel].copy()
+        if kind == "softmax":
+            if getattr(cfg, "norm_topk_prob", True) or cfg.model_type == "mixtral":
+                w = w / w.sum()
+        elif kind == "v2":
+            w = w * cfg.routed_scaling_factor
+        elif kind == "v3":
+            if cfg.norm_topk_prob:
+                w = w / (w.sum() + 1e-20)
+            w = w * cfg.routed_scaling_factor
+        res.append((sel.tolist(), w, float(emargin), None if gmargin is None else float(gmargin)))
+    return res
+
+
+def routing_from_capture(kind, cap, cfg, moe_layers):
+    """Routing trace from the hooked router outputs (experts sorted by selection score), checked
+    against the independent recomputation. Returns (routing list, min expert margin, min group
+    margin, number of tokens whose V3 choice differs from the unbiased choice)."""
+    routing = []
+    min_e, min_g = math.inf, math.inf
+    bias_changed = 0
+    for layer in moe_layers:
+        logits, weights, idx, gate = cap.router[layer]
+        ref = recompute_routing(kind, logits, gate, cfg, -np.inf)
+        if kind in ("v2", "v3"):
+            # 0.0-masking (transformers V2, older transformers V3) must give the same choice
+            alt = recompute_routing(kind, logits, gate, cfg, 0.0)
+            for (a, _, _, _), (b, _, _, _) in zip(ref, alt):
+                assert a == b, f"layer {layer}: -inf vs 0 group masking differ: {a} vs {b}"
+        experts, ws = [], []
+        for t, (sel, w_ref, em, gm) in enumerate(ref):
+            hooked = idx[t].tolist()
+            assert sorted(hooked) == sorted(sel), f"layer {layer} token {t}: hook {hooked} vs recompute {sel}"
+            pos = {e: j for j, e in enumerate(hooked)}
+            w = [float(weights[t, pos[e]]) for e in sel]
+            assert np.allclose(w, w_ref, rtol=1e-5, atol=1e-6), (layer, t, w, w_ref)
+            experts.append([int(e) for e in sel])
+            ws.append([float(np.float32(v)) for v in w])
+            min_e = min(min_e, em)
+            if gm is not None:
+                min_g = min(min_g, gm)
+            if kind == "v3":
+                s = 1.0 / (1.0 + np.exp(-logits[t].double().numpy()))
+                if sorted(np.argsort(-s, kind="stable")[: cfg.num_experts_per_tok].tolist()) != sorted(sel):
+                    bias_changed += 1
+        routing.append({"layer": layer, "experts": experts, "weights": ws})
+    return routing, min_e, (None if min_g == math.inf else min_g), bias_changed
+
+
+def moe_prefix(arch, layer):
+    return f"model.layers.{layer}.block_sparse_moe" if arch == "mixtral" else f"model.layers.{layer}.mlp"
+
+
+def verify_block_outputs(arch, cap, routing, tensors):
+    """Recompute each MoE block output from the Hub-layout tensors in the saved files and the
+    captured routing (experts + final weights): proves layout, orientation and weights."""
+    worst = 0.0
+    for r in routing:
+        layer = r["layer"]
+        x, y = cap.block[layer]
+        x = x.double()
+        p = moe_prefix(arch, layer)
+        out = torch.zeros_like(x)
+        for t in range(x.shape[0]):
+            for e, w in zip(r["experts"][t], r["weights"][t]):
+                if arch == "mixtral":
+                    g_, u_, d_ = (tensors[f"{p}.experts.{e}.{n}.weight"].double() for n in ("w1", "w3", "w2"))
+                else:
+                    g_, u_, d_ = (tensors[f"{p}.experts.{e}.{n}_proj.weight"].double() for n in ("gate", "up", "down"))
+                h = F.silu(g_ @ x[t]) * (u_ @ x[t])
+                out[t] += w * (d_ @ h)
+        if arch in ("deepseek_v2", "deepseek_v3"):
+            g_, u_, d_ = (tensors[f"{p}.shared_experts.{n}_proj.weight"].double() for n in ("gate", "up", "down"))
+            out += (F.silu(x @ g_.T) * (x @ u_.T)) @ d_.T
+        elif arch == "qwen2_moe":
+            g_, u_, d_ = (tensors[f"{p}.shared_expert.{n}_proj.weight"].double() for n in ("gate", "up", "down"))
+            sg = torch.sigmoid(x @ tensors[f"{p}.shared_expert_gate.weight"].double().T)
+            out += sg * ((F.silu(x @ g_.T) * (x @ u_.T)) @ d_.T)
+        err = (out - y.double()).abs().max().item() / max(1.0, y.abs().max().item())
+        worst = max(worst, err)
+        assert err < 1e-5, f"layer {layer}: MoE block recomputation differs by {err}"
+    return worst
+
+
+def check_hub_layout(arch, tensors, cfg, moe_layers):
+    names = set(tensors)
+    for layer in moe_layers:
+        p = moe_prefix(arch, layer)
+        assert f"{p}.gate.weight" in names, f"{p}.gate.weight missing"
+        E = cfg.num_local_experts if arch == "mixtral" else (
+            cfg.n_routed_experts if arch.startswith("deepseek") else cfg.num_experts)
+        H = cfg.hidden_size
+        for e in range(E):
+            if arch == "mixtral":
+                I = cfg.intermediate_size
+                shp = {"w1": (I, H), "w3": (I, H), "w2": (H, I)}
+            else:
+                I = cfg.moe_intermediate_size if hasattr(cfg, "moe_intermediate_size") else cfg.intermediate_size
+                shp = {"gate_proj": (I, H), "up_proj": (I, H), "down_proj": (H, I)}
+            for n, s in shp.items():
+                key = f"{p}.experts.{e}.{n}.weight"
+                assert key in names and tuple(tensors[key].shape) == s, (key, tensors.get(key, None))
+        if arch == "deepseek_v3":
+            assert f"{p}.gate.e_score_correction_bias" in names
+        if arch.startswith("deepseek"):
+            assert f"{p}.shared_experts.gate_proj.weight" in names
+        if arch == "qwen2_moe":
+            assert f"{p}.shared_expert.gate_proj.weight" in names and f"{p}.shared_expert_gate.weight" in names
+    assert not any("gate_up_proj" in n for n in names), "fused expert tensors in checkpoint"
+
+
+# --------------------------------------------------------------------------------------------
+# Golden generation
+# --------------------------------------------------------------------------------------------
+
+def moe_layer_ids(model):
+    return sorted(
+        int(n.split(".")[2]) for n, m in model.named_modules()
+        if n.count(".") == 3 and n.startswith("model.layers.") and n.endswith(".mlp") and hasattr(m, "gate")
+    )
+
+
+def evaluate(spec, model, input_ids, prompt):
+    """Reference forward, routing trace, greedy continuation and margins for a loaded model.
+    Returns None if any margin is too small."""
+    cfg = model.config
+    kind = spec["router"]
+    moe_layers = moe_layer_ids(model)
+    cap = Capture(model)
+    try:
+        with torch.no_grad():
+            cap.clear()
+            logits = model(torch.tensor([input_ids]), use_cache=False).logits[0].float()
+            routing, min_e, min_g, bias_changed = routing_from_capture(kind, cap, cfg, moe_layers)
+            block_capture = (dict(cap.block), routing)
+
+            gen = model.generate(
+                torch.tensor([prompt]), attention_mask=torch.ones(1, len(prompt), dtype=torch.long),
+                do_sample=False, max_new_tokens=N_NEW, output_logits=True, return_dict_in_generate=True,
+                pad_token_id=PAD,
+            )
+            generated = gen.sequences[0, len(prompt):].tolist()
+            if len(generated) != N_NEW:
+                return None, "generation stopped early (eos)"
+            min_l = math.inf
+            for step in gen.logits:
+                top2 = torch.topk(step[0].double(), 2).values
+                min_l = min(min_l, (top2[0] - top2[1]).item())
+            # the same greedy choices from plain no-cache forwards, and routing margins on the
+            # full generated sequence (a flipped route would change the continuation)
+            cap.clear()
+            full = prompt + generated
+            lg_full = model(torch.tensor([full[:-1]]), use_cache=False).logits[0].double()
+            for j in range(N_NEW):
+                row = lg_full[len(prompt) - 1 + j]
+                if int(row.argmax()) != generated[j]:
+                    return None, "generate() and no-cache argmax disagree"
+                top2 = torch.topk(row, 2).values
+                min_l = min(min_l, (top2[0] - top2[1]).item())
+            _, min_e2, min_g2, _ = routing_from_capture(kind, cap, cfg, moe_layers)
+            min_e = min(min_e, min_e2)
+            if min_g is not None:
+                min_g = min(min_g, min_g2)
+    finally:
+        cap.remove()
+    if min_e < MIN_MARGIN:
+        return None, f"route margin {min_e:.2e}"
+    if min_g is not None and min_g < MIN_MARGIN:
+        return None, f"group margin {min_g:.2e}"
+    if min_l < MIN_MARGIN:
+        return None, f"logit margin {min_l:.2e}"
+    if kind == "v3" and bias_changed == 0:
+        return None, "correction bias never changes a choice"
+    return dict(
+        logits=logits.numpy().astype(np.float32),
+        moe_layers=moe_layers,
+        routing=routing,
+        generated=generated,
+        min_route_margin=min_e,
+        min_group_margin=min_g,
+        min_logit_margin=min_l,
+        bias_changed_tokens=bias_changed if kind == "v3" else None,
+        block_capture=block_capture,
+    ), "ok"
+
+
+def format_golden(golden: dict) -> str:
+    """One top-level key per line, one routing layer per line (compact, diff-friendly)."""
+    def c(v):
+        return json.dumps(v, separators=(", ", ": "))
+    lines = []
+    for k, v in golden.items():
+        if k == "routing":
+            inner = ",\n".join("  " + c(r) for r in v)
+            lines.append(f' {c(k)}: [\n{inner}\n ]')
+        else:
+            lines.append(f" {c(k)}: {c(v)}")
+    return "{\n" + ",\n".join(lines) + "\n}\n"
+
+
+def write_golden(out: Path, spec, model, res, input_ids, prompt, seed, dtype_name):
+    arch = model.config.model_type
+    tensors = load_tensors(out)
+    check_hub_layout(arch, tensors, model.config, res["moe_layers"])
+    cap_blocks, routing = res["block_capture"]
+
+    class _C:  # minimal stand-in with the captured blocks
+        block = cap_blocks
+    worst = verify_block_outputs(arch, _C, routing, {k: v.float() for k, v in tensors.items()})
+    np.save(out / "logits.npy", np.ascontiguousarray(res["logits"], dtype=np.float32))
+    golden = {
+        "architecture": model.config.architectures[0],
+        "weights_dtype": dtype_name,
+        "input_ids": list(map(int, input_ids)),
+        "logits": "logits.npy",
+        "moe_layers": res["moe_layers"],
+        "routing": routing,
+        "greedy": {"prompt": list(map(int, prompt)), "generated": list(map(int, res["generated"]))},
+        "min_route_margin": res["min_route_margin"],
+        "min_group_margin": res["min_group_margin"],
+        "min_logit_margin": res["min_logit_margin"],
+        "transformers_version": transformers.__version__,
+        "torch_version": torch.__version__.split("+")[0],
+        "seed": seed,
+        "moe_block_recompute_max_rel_err": float(f"{worst:.3g}"),
+    }
+    if res.get("bias_changed_tokens") is not None:
+        golden["correction_bias_changed_choices"] = res["bias_changed_tokens"]
+    (out / "golden.json").write_text(format_golden(golden))
+
+
+def gen_variant(name, out_root: Path, log):
+    spec = VARIANTS[name]
+    companions = []
+    if "base" in spec:
+        raise RuntimeError("derived variants are generated with their base")
+    for other, s in VARIANTS.items():
+        if s.get("base") == name:
+            companions.append(other)
+    tmp_root = Path(tempfile.mkdtemp(prefix="moegold_"))
+    try:
+        for seed in range(spec["seed"], spec["seed"] + MAX_SEEDS):
+            model = build_model(spec, seed)
+            cfg = model.config
+            rng = np.random.default_rng(seed)
+            input_ids = [BOS] + rng.integers(3, cfg.vocab_size, N_INPUT - 1).tolist()
+            prompt = input_ids[:N_PROMPT]
+            results = {}
+            ok = True
+            for vname in [name] + companions:
+                vspec = VARIANTS[vname]
+                dtype_name = vspec["dtype"]
+                d = tmp_root / vname
+                save_dir(model, d, dtype_name, spec.get("hub_extra"), vspec.get("shard", spec.get("shard")))
+                loaded = load_model(spec, d)
+                # the reloaded directory must reproduce the in-memory model (fp32 save only:
+                # proves the Hub layout/config is what transformers expects)
+                if dtype_name == "float32":
+                    with torch.no_grad():
+                        a = model(torch.tensor([input_ids]), use_cache=False).logits
+                        b = loaded(torch.tensor([input_ids]), use_cache=False).logits
+                    diff = (a - b).abs().max().item()
+                    assert diff == 0.0, f"{vname}: reload changed logits by {diff}"
+                res, why = evaluate(spec, loaded, input_ids, prompt)
+                if res is None:
+                    log(f"  {vname} seed {seed}: rejected ({why})")
+                    ok = False
+                    break
+                results[vname] = (res, loaded, d, dtype_name)
+            if not ok:
+                continue
+            for vname, (res, loaded, d, dtype_name) in results.items():
+                write_golden(d, VARIANTS[vname] if "router" in VARIANTS[vname] else spec, loaded, res,
+                             input_ids, prompt, seed, dtype_name)
+                final = out_root / vname
+                if final.exists():
+                    shutil.rmtree(final)
+                shutil.copytree(d, final)
+                for f in final.iterdir():
+                    f.chmod(0o644)
+                log(f"  {vname}: seed {seed}, route margin {res['min_route_margin']:.3e}, group margin "
+                    f"{res['min_group_margin']}, logit margin {res['min_logit_margin']:.3e}")
+            return
+        raise RuntimeError(f"{name}: no seed with margins >= {MIN_MARGIN}")
+    finally:
+        shutil.rmtree(tmp_root, ignore_errors=True)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--only", nargs="*", help="base variants to generate (default: all)")
+    ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    args = ap.parse_args()
+    bases = [n for n, s in VARIANTS.items() if "base" not in s]
+    if args.only:
+        bases = [n for n in bases if n in args.only]
+    args.out.mkdir(parents=True, exist_ok=True)
+    for name in bases:
+        print(f"{name}:", flush=True)
+        gen_variant(name, args.out, lambda m: print(m, flush=True))
+    total = sum(f.stat().st_size for f in args.out.rglob("*") if f.is_file())
+    print(f"total size of {args.out}: {total / 1e6:.2f} MB")
+
+
+if __name__ == "__main__":
+    main()
