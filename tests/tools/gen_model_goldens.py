@@ -281,8 +281,9 @@ def cfg_deepseek_v3():
     )
 
 
-# name -> (config factory, model class, router kind, save dtype, extra Hub config fields,
-#          max shard size, first seed)
+# name -> cfg: config factory, cls: model class, router: softmax|v2|v3, dtype: saved weight dtype,
+#         seed: first seed tried, hub_extra: extra Hub config.json fields, shard: max_shard_size.
+# Entries with "base" are the base model (same seed, same weights) saved in another dtype.
 VARIANTS = {
     "mixtral": dict(cfg=cfg_mixtral, cls=MixtralForCausalLM, router="softmax", dtype="float32", seed=1000),
     "qwen2-moe": dict(cfg=cfg_qwen2_moe, cls=Qwen2MoeForCausalLM, router="softmax", dtype="float32", seed=2000),
@@ -591,6 +592,200 @@ def check_hub_layout(arch, tensors, cfg, moe_layers):
     assert not any("gate_up_proj" in n for n in names), "fused expert tensors in checkpoint"
 
 
+
+# --------------------------------------------------------------------------------------------
+# Independent float64 NumPy forward from config.json + safetensors only (no transformers).
+# It documents, in plain code, the semantics the engine has to reproduce, and checks the goldens.
+# --------------------------------------------------------------------------------------------
+
+def _np_rms(x, w, eps):
+    return w * (x / np.sqrt((x * x).mean(-1, keepdims=True) + eps))
+
+
+def _np_mscale(scale, m=1.0):
+    return 1.0 if scale <= 1 else 0.1 * m * math.log(scale) + 1.0
+
+
+def _np_rope_tables(cfg, d, n):
+    theta = float(cfg.get("rope_theta", 10000.0))
+    inv = 1.0 / theta ** (np.arange(0, d, 2, dtype=np.float64) / d)
+    att = 1.0
+    rs = cfg.get("rope_scaling")
+    if rs and rs.get("type", rs.get("rope_type")) == "yarn":
+        factor, orig = float(rs["factor"]), float(rs["original_max_position_embeddings"])
+        bf, bs = rs.get("beta_fast") or 32, rs.get("beta_slow") or 1
+        corr = lambda r: d * math.log(orig / (r * 2 * math.pi)) / (2 * math.log(theta))  # noqa: E731
+        low, high = max(math.floor(corr(bf)), 0), min(math.ceil(corr(bs)), d - 1)
+        if low == high:
+            high += 0.001
+        ramp = np.clip((np.arange(d // 2) - low) / (high - low), 0, 1)
+        extra = 1 - ramp  # 1: keep the original frequency, 0: divide it by factor
+        inv = inv / factor * (1 - extra) + inv * extra
+        ms, msa = rs.get("mscale"), rs.get("mscale_all_dim")
+        att = _np_mscale(factor, ms) / _np_mscale(factor, msa) if (ms and msa) else _np_mscale(factor)
+    ang = np.arange(n, dtype=np.float64)[:, None] * inv[None, :]
+    return np.cos(ang) * att, np.sin(ang) * att
+
+
+def _np_rope(v, cos, sin, interleaved):
+    """v [T, heads, d]. interleaved: pairs (x0,x1),(x2,x3)... rotated in place (DeepSeek);
+    otherwise rotate_half pairs (x_i, x_{i+d/2})."""
+    c, s = cos[:, None, :], sin[:, None, :]
+    out = np.empty_like(v)
+    if interleaved:
+        a, b = v[..., 0::2], v[..., 1::2]
+        out[..., 0::2], out[..., 1::2] = a * c - b * s, b * c + a * s
+    else:
+        h = v.shape[-1] // 2
+        a, b = v[..., :h], v[..., h:]
+        out[..., :h], out[..., h:] = a * c - b * s, b * c + a * s
+    return out
+
+
+def _np_attend(q, k, v, scale):
+    """q [T,H,dq], k [T,H,dq], v [T,H,dv], causal; softmax per head."""
+    T = q.shape[0]
+    s = np.einsum("thd,uhd->htu", q, k) * scale
+    s = s + np.triu(np.full((T, T), -np.inf), 1)[None]
+    s = np.exp(s - s.max(-1, keepdims=True))
+    s /= s.sum(-1, keepdims=True)
+    return np.einsum("htu,uhd->thd", s, v).reshape(T, -1)
+
+
+def _np_swiglu(x, g, u, d):
+    a = x @ g.T
+    return ((a / (1 + np.exp(-a))) * (x @ u.T)) @ d.T
+
+
+def numpy_reference_forward(d: Path, ids):
+    cfg = json.loads((d / "config.json").read_text())
+    W = {k: v.double().numpy() for k, v in load_tensors(d).items()}
+    mt = cfg["model_type"]
+    T, Hd, H = len(ids), cfg["hidden_size"], cfg["num_attention_heads"]
+    eps = cfg["rms_norm_eps"]
+    mla = mt.startswith("deepseek")
+    if mla:
+        dn, dr, dv = cfg["qk_nope_head_dim"], cfg["qk_rope_head_dim"], cfg["v_head_dim"]
+        cos, sin = _np_rope_tables(cfg, dr, T)
+        scale = (dn + dr) ** -0.5
+        rs = cfg.get("rope_scaling")
+        if rs and rs.get("mscale_all_dim"):
+            scale *= _np_mscale(rs["factor"], rs["mscale_all_dim"]) ** 2
+        interleaved = mt == "deepseek_v2" or cfg.get("rope_interleave", True)
+    else:
+        hd = cfg.get("head_dim") or Hd // H
+        KV = cfg["num_key_value_heads"]
+        cos, sin = _np_rope_tables(cfg, hd, T)
+        scale = hd ** -0.5
+    x = W["model.embed_tokens.weight"][ids]
+    routing = {}
+    for L in range(cfg["num_hidden_layers"]):
+        p = f"model.layers.{L}."
+        h = _np_rms(x, W[p + "input_layernorm.weight"], eps)
+        a = p + "self_attn."
+        if mla:
+            if cfg.get("q_lora_rank"):
+                q = _np_rms(h @ W[a + "q_a_proj.weight"].T, W[a + "q_a_layernorm.weight"], 1e-6) @ W[a + "q_b_proj.weight"].T
+            else:
+                q = h @ W[a + "q_proj.weight"].T
+            q = q.reshape(T, H, dn + dr)
+            ckv = h @ W[a + "kv_a_proj_with_mqa.weight"].T
+            lat = _np_rms(ckv[:, : cfg["kv_lora_rank"]], W[a + "kv_a_layernorm.weight"], 1e-6)
+            kpe = _np_rope(ckv[:, None, cfg["kv_lora_rank"]:], cos, sin, interleaved)
+            kv = (lat @ W[a + "kv_b_proj.weight"].T).reshape(T, H, dn + dv)
+            qq = np.concatenate([q[..., :dn], _np_rope(q[..., dn:], cos, sin, interleaved)], -1)
+            kk = np.concatenate([kv[..., :dn], np.broadcast_to(kpe, (T, H, dr))], -1)
+            o = _np_attend(qq, kk, kv[..., dn:], scale)
+        else:
+            def proj(n):
+                y = h @ W[a + n + "_proj.weight"].T
+                return y + W[a + n + "_proj.bias"] if a + n + "_proj.bias" in W else y
+            q, k, v = proj("q"), proj("k"), proj("v")
+            if mt == "olmoe":  # full-width q/k norm before the head split and rope
+                q, k = _np_rms(q, W[a + "q_norm.weight"], eps), _np_rms(k, W[a + "k_norm.weight"], eps)
+            q, k, v = q.reshape(T, H, hd), k.reshape(T, KV, hd), v.reshape(T, KV, hd)
+            if mt == "qwen3_moe":  # per-head q/k norm before rope
+                q, k = _np_rms(q, W[a + "q_norm.weight"], eps), _np_rms(k, W[a + "k_norm.weight"], eps)
+            q, k = _np_rope(q, cos, sin, False), _np_rope(k, cos, sin, False)
+            rep = H // KV
+            o = _np_attend(q, np.repeat(k, rep, 1), np.repeat(v, rep, 1), scale)
+        x = x + o @ W[a + "o_proj.weight"].T
+        h = _np_rms(x, W[p + "post_attention_layernorm.weight"], eps)
+        if mt == "mixtral":
+            is_moe, m = True, p + "block_sparse_moe."
+        elif mt == "olmoe":
+            is_moe, m = True, p + "mlp."
+        elif mt in ("qwen2_moe", "qwen3_moe"):
+            is_moe = L not in (cfg.get("mlp_only_layers") or []) and (L + 1) % cfg["decoder_sparse_step"] == 0
+            m = p + "mlp."
+        else:
+            is_moe, m = L >= cfg["first_k_dense_replace"] and L % cfg.get("moe_layer_freq", 1) == 0, p + "mlp."
+        if not is_moe:
+            x = x + _np_swiglu(h, *(W[m + n + "_proj.weight"] for n in ("gate", "up", "down")))
+            continue
+        logit = h @ W[m + "gate.weight"].T
+        k_ = cfg["num_experts_per_tok"]
+        E = logit.shape[1]
+        out = np.zeros_like(h)
+        route = []
+        for t in range(T):
+            lg = logit[t]
+            if mt == "deepseek_v3":
+                s = 1 / (1 + np.exp(-lg))
+                b = s + W[m + "gate.e_score_correction_bias"]
+                G, TG = cfg["n_group"], cfg["topk_group"]
+                gs = np.sort(b.reshape(G, -1), -1)[:, -2:].sum(-1)
+                keep = np.repeat(np.isin(np.arange(G), np.argsort(-gs)[:TG]), E // G)
+                b = np.where(keep, b, -np.inf)
+                sel = np.argsort(-b)[:k_]
+                w = s[sel]
+                if cfg["norm_topk_prob"]:
+                    w = w / (w.sum() + 1e-20)
+                w = w * cfg["routed_scaling_factor"]
+            else:
+                pr = np.exp(lg - lg.max())
+                pr /= pr.sum()
+                sc = pr
+                if mt == "deepseek_v2" and cfg["topk_method"] == "group_limited_greedy":
+                    G, TG = cfg["n_group"], cfg["topk_group"]
+                    gs = pr.reshape(G, -1).max(-1)
+                    keep = np.repeat(np.isin(np.arange(G), np.argsort(-gs)[:TG]), E // G)
+                    sc = np.where(keep, pr, -np.inf)
+                sel = np.argsort(-sc)[:k_]
+                w = pr[sel]
+                if mt == "deepseek_v2":
+                    w = w * cfg["routed_scaling_factor"]  # V2: no renormalisation
+                elif mt == "mixtral" or cfg.get("norm_topk_prob"):
+                    w = w / w.sum()
+            route.append((sel.tolist(), w.tolist()))
+            for e, we in zip(sel, w):
+                if mt == "mixtral":
+                    g_, u_, d_ = (W[f"{m}experts.{e}.{n}.weight"] for n in ("w1", "w3", "w2"))
+                else:
+                    g_, u_, d_ = (W[f"{m}experts.{e}.{n}_proj.weight"] for n in ("gate", "up", "down"))
+                out[t] += we * _np_swiglu(h[t], g_, u_, d_)
+        if mt.startswith("deepseek"):
+            out += _np_swiglu(h, *(W[m + "shared_experts." + n + "_proj.weight"] for n in ("gate", "up", "down")))
+        elif mt == "qwen2_moe":
+            sg = 1 / (1 + np.exp(-(h @ W[m + "shared_expert_gate.weight"].T)))
+            out += sg * _np_swiglu(h, *(W[m + "shared_expert." + n + "_proj.weight"] for n in ("gate", "up", "down")))
+        routing[L] = route
+        x = x + out
+    x = _np_rms(x, W["model.norm.weight"], eps)
+    head = W["model.embed_tokens.weight"] if cfg.get("tie_word_embeddings") else W["lm_head.weight"]
+    return x @ head.T, routing
+
+
+def check_numpy_reference(d: Path, golden_logits, routing, ids):
+    lg, rt = numpy_reference_forward(d, ids)
+    err = np.abs(lg - golden_logits).max() / max(1.0, np.abs(lg).max())
+    assert err < 1e-4, f"{d.name}: numpy reference logits differ by {err}"
+    for r in routing:
+        for t, (e, w) in enumerate(zip(r["experts"], r["weights"])):
+            assert rt[r["layer"]][t][0] == e, (d.name, r["layer"], t, rt[r["layer"]][t][0], e)
+            assert np.allclose(rt[r["layer"]][t][1], w, rtol=1e-4, atol=1e-5), (d.name, r["layer"], t)
+    return float(err)
+
 # --------------------------------------------------------------------------------------------
 # Golden generation
 # --------------------------------------------------------------------------------------------
@@ -689,6 +884,7 @@ def write_golden(out: Path, spec, model, res, input_ids, prompt, seed, dtype_nam
     class _C:  # minimal stand-in with the captured blocks
         block = cap_blocks
     worst = verify_block_outputs(arch, _C, routing, {k: v.float() for k, v in tensors.items()})
+    np_err = check_numpy_reference(out, res["logits"].astype(np.float64), routing, input_ids)
     np.save(out / "logits.npy", np.ascontiguousarray(res["logits"], dtype=np.float32))
     golden = {
         "architecture": model.config.architectures[0],
@@ -705,6 +901,7 @@ def write_golden(out: Path, spec, model, res, input_ids, prompt, seed, dtype_nam
         "torch_version": torch.__version__.split("+")[0],
         "seed": seed,
         "moe_block_recompute_max_rel_err": float(f"{worst:.3g}"),
+        "numpy_reference_max_rel_err": float(f"{np_err:.3g}"),
     }
     if res.get("bias_changed_tokens") is not None:
         golden["correction_bias_changed_choices"] = res["bias_changed_tokens"]
