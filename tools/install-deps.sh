@@ -9,7 +9,7 @@ set -euo pipefail
 
 packages=(
   build-essential cmake ninja-build pkg-config git
-  libspdlog-dev libfmt-dev nlohmann-json3-dev libpcre2-dev
+  libspdlog-dev libfmt-dev nlohmann-json3-dev libpcre2-dev libicu-dev
   qt6-base-dev qt6-base-dev-tools libqt6svg6-dev libqcustomplot-dev libgl-dev
   xvfb xauth
 )

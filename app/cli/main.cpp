@@ -25,6 +25,8 @@ struct Entry {
 // One line per subcommand; the usage text is what --help prints.
 const std::vector<Entry> kCommands = {
     // {"name", moescope::cli::cmd_name, "usage"},
+    {"tokenize", moescope::cli::cmd_tokenize, "tokenize --model DIR (--text T | --file F) [--add-special]"},
+    {"detokenize", moescope::cli::cmd_detokenize, "detokenize --model DIR --ids 1,2,3 [--skip-special]"},
 };
 
 void print_help() {
