@@ -24,7 +24,8 @@ struct Entry {
 
 // One line per subcommand; the usage text is what --help prints.
 const std::vector<Entry> kCommands = {
-    // {"name", moescope::cli::cmd_name, "usage"},
+    {"forward", moescope::cli::cmd_forward,
+     "forward   --model DIR --ids 1,2,3 [--backend cpu|cuda] --logits OUT.npy --trace OUT.json"},
     {"tokenize", moescope::cli::cmd_tokenize, "tokenize --model DIR (--text T | --file F) [--add-special]"},
     {"detokenize", moescope::cli::cmd_detokenize, "detokenize --model DIR --ids 1,2,3 [--skip-special]"},
 };

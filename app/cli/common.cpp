@@ -1,0 +1,37 @@
+#include "common.h"
+
+#include <cstdlib>
+
+#include "moescope/error.h"
+
+namespace moescope::cli {
+
+namespace fs = std::filesystem;
+
+fs::path model_dir(const Args& args) {
+  if (auto m = args.get("model")) {
+    if (!fs::exists(*m)) throw Error("model directory " + *m + " does not exist");
+    return *m;
+  }
+  // The bundled teaching model: installed beside the binary's share dir, or in the source tree.
+  std::vector<fs::path> candidates;
+  if (const char* env = std::getenv("MOESCOPE_BUNDLED_MODEL")) candidates.emplace_back(env);
+  std::error_code ec;
+  fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+  if (!ec) candidates.push_back(exe.parent_path().parent_path() / "share/moescope/models/moescope-tiny");
+  candidates.push_back(fs::path(MOESCOPE_SOURCE_RESOURCES) / "models/moescope-tiny");
+  for (const auto& c : candidates)
+    if (fs::exists(c / "config.json")) return c;
+  throw Error("no --model given and the bundled teaching model was not found");
+}
+
+BackendOptions backend_options(const Args& args) {
+  BackendOptions o;
+  o.kind = args.get_or("backend", "auto");
+  o.context = int(args.get_int("context", 0));
+  o.threads = int(args.get_int("threads", 0));
+  if (o.context < 0) throw Error("--context must be positive");
+  return o;
+}
+
+}  // namespace moescope::cli

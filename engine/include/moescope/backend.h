@@ -1,0 +1,73 @@
+#pragma once
+// What every backend (CPU, CUDA) offers the generation loop: run tokens through the model,
+// appending to its KV cache, and hand back logits and the routing decisions.
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "moescope/model_weights.h"
+#include "moescope/routing.h"
+
+namespace moescope {
+
+struct ForwardOptions {
+  bool all_logits = false;    // logits for every token (else only for the last)
+  bool router_probs = false;  // also return full router scores (for the token inspector)
+  const RoutingControl* control = nullptr;  // interventions, or nullptr
+};
+
+struct ForwardResult {
+  int n_tokens = 0;
+  int vocab = 0;
+  std::vector<float> logits;  // [all_logits ? n_tokens : 1, vocab]
+  // Routing, [n_tokens][n_moe_layers][top_k]: experts in descending selection score and the
+  // final weights multiplied with their outputs.
+  int n_moe_layers = 0;
+  int top_k = 0;
+  std::vector<int32_t> expert_ids;
+  std::vector<float> expert_weights;
+  std::vector<float> probs;  // [n_tokens][n_moe_layers][n_experts] when requested
+};
+
+struct KvStats {
+  int64_t tokens = 0;          // positions in use
+  int64_t capacity = 0;        // context length the cache was sized for
+  int block_tokens = 0;        // tokens per paged block
+  int64_t blocks_used = 0;
+  int64_t blocks_total = 0;
+  int64_t bytes_per_token_layer = 0;  // in the cache's element type
+  int64_t bytes_used = 0;             // all layers
+  int64_t bytes_reserved = 0;         // allocated blocks, all layers
+  int64_t mha_bytes_per_token_layer = 0;  // what plain multi-head attention would need
+  int n_layers = 0;
+  std::string element_type;  // "F32", "BF16"
+};
+
+struct BackendOptions {
+  std::string kind = "auto";  // "cpu", "cuda" or "auto" (CUDA when a device is usable)
+  int context = 0;            // KV capacity in tokens; 0: min(max_position_embeddings, 8192)
+  int threads = 0;            // CPU threads; 0: all hardware threads
+};
+
+class Backend {
+public:
+  virtual ~Backend() = default;
+  virtual std::string name() const = 0;        // "CPU (2 threads)", "CUDA: NVIDIA H100 80GB HBM3"
+  virtual const ModelSpec& spec() const = 0;
+  virtual int context_length() const = 0;
+  virtual int n_cached() const = 0;            // tokens in the KV cache
+  // Runs tokens at positions [n_cached(), n_cached() + n) and appends them to the cache.
+  // Throws Error when the context would overflow (nothing is appended then).
+  virtual void forward(std::span<const int32_t> tokens, const ForwardOptions& options, ForwardResult& out) = 0;
+  virtual void truncate(int n_tokens) = 0;     // forget cached positions >= n_tokens
+  virtual KvStats kv_stats() const = 0;
+};
+
+// Creates the backend named in options (for "auto": CUDA when built and a device is usable).
+std::unique_ptr<Backend> make_backend(std::shared_ptr<const Model> model, const BackendOptions& options);
+// True when this build has the CUDA backend and a CUDA device is present; reason explains a no.
+bool cuda_available(std::string* reason = nullptr);
+
+}  // namespace moescope

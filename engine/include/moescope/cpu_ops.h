@@ -1,0 +1,44 @@
+#pragma once
+// The CPU backend's operations: the reference the CUDA kernels are tested against. Activations
+// are fp32; weights are read in their checkpoint dtype and widened inside the loops; every sum
+// accumulates in fp32.
+#include <cstdint>
+
+#include "moescope/model_weights.h"
+#include "moescope/tensor.h"
+#include "moescope/thread_pool.h"
+
+namespace moescope::cpu {
+
+// y[n, d] = x[n, d] / sqrt(mean(x²) + eps) * w[d]      (in place allowed: y == x)
+void rmsnorm(const float* x, const TensorView& w, float eps, float* y, int n, int d);
+// Same, over n·heads rows of width d, each scaled by the same w[d] (Qwen3's per-head q/k norm).
+inline void rmsnorm_rows(float* x, const TensorView& w, float eps, int rows, int d) { rmsnorm(x, w, eps, x, rows, d); }
+
+// y[n, out] = x[n, in] · W[out, in]ᵀ (+ b[out]). Rows of W are split over the pool's threads.
+// x_stride/y_stride: distance between rows (default: in / out).
+void matmul(ThreadPool& pool, const float* x, int n, const TensorView& w, const TensorView* bias, float* y,
+            int x_stride = 0, int y_stride = 0);
+inline void linear(ThreadPool& pool, const float* x, int n, const Linear& l, float* y) {
+  matmul(pool, x, n, l.w, l.has_bias() ? &l.b : nullptr, y);
+}
+// dot(x[len], w[len]) with w in any dtype (fp32 accumulation).
+float dot(const float* x, const void* w, DType dt, int len);
+// y[len] += a · w[len], w in any dtype.
+void axpy(float a, const void* w, DType dt, float* y, int len);
+
+// Rotary embedding of one head vector x[dim] in place with cos/sin[dim/2] for its position.
+// interleaved: pairs (x[2i], x[2i+1]) (DeepSeek); otherwise halves (x[i], x[i + dim/2]).
+void rope(float* x, const float* cos, const float* sin, int dim, bool interleaved);
+// cos/sin tables [n, dim/2] for positions pos[n]: angle = pos · inv_freq, times attention_factor.
+void rope_tables(const int* pos, int n, const float* inv_freq, int half, float attention_factor, float* cos,
+                 float* sin);
+
+// g[n] = silu(g[n]) * u[n]
+void silu_mul(float* g, const float* u, int n);
+// Softmax over x[n] in place (max-subtracted).
+void softmax(float* x, int n);
+// out[hidden] = embedding row `id` of table [vocab, hidden].
+void embed(const TensorView& table, int id, float* out);
+
+}  // namespace moescope::cpu

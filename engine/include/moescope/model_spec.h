@@ -1,0 +1,117 @@
+#pragma once
+// ModelSpec: every supported Hugging Face config.json normalised into one description that the
+// generic transformer forward (CPU and CUDA backends) is driven by. Architectures differ only in
+// how their config maps onto it; the table of architectures is in engine/src/model/architectures.cpp.
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json_fwd.hpp>
+
+namespace moescope {
+
+enum class AttentionKind { GQA, MLA };
+enum class QKNorm { None, PerHead, Full };  // Qwen3: RMSNorm over head_dim; OLMoE: over all heads
+enum class ScoreFunc { Softmax, Sigmoid };
+// Group-limited expert selection: DeepSeek-V2 scores a group by its best expert, DeepSeek-V3 by
+// the sum of its two best (biased) experts.
+enum class GroupScore { None, Max, SumTop2 };
+enum class SharedExperts { None, Plain, SigmoidGated };  // DeepSeek: plain; Qwen2-MoE: gated
+enum class TensorNaming { Standard, Mixtral };           // mlp.experts.E.gate_proj vs block_sparse_moe.experts.E.w1
+
+struct RopeSpec {
+  float theta = 10000.0f;
+  int dim = 0;               // rotated dimensions per head (GQA: head_dim, MLA: qk_rope_head_dim)
+  bool interleaved = false;  // rotate adjacent pairs (DeepSeek) instead of the two halves (Llama)
+  // YaRN (rope_scaling.type == "yarn"); DeepSeek-V2/V3 use it.
+  bool yarn = false;
+  float factor = 1.0f;
+  float beta_fast = 32.0f, beta_slow = 1.0f;
+  float mscale = 0.0f, mscale_all_dim = 0.0f;
+  int original_max_position = 0;
+  bool truncate = true;
+  float attention_factor = 1.0f;  // multiplies cos and sin (YaRN's mscale ratio)
+
+  std::vector<float> inverse_frequencies() const;  // [dim / 2]
+};
+
+struct AttentionSpec {
+  AttentionKind kind = AttentionKind::GQA;
+  int n_heads = 0;
+  int n_kv_heads = 0;  // GQA only
+  int head_dim = 0;    // GQA only
+  QKNorm qk_norm = QKNorm::None;
+  bool qkv_bias = false;   // q/k/v projections carry a bias (Qwen2-MoE)
+  float clip_qkv = 0.0f;   // OLMoE: clamp q, k, v to [-clip, clip]; 0 = off
+  int sliding_window = 0;  // 0 = full causal attention
+  // MLA (DeepSeek-V2/V3)
+  int q_lora_rank = 0;  // 0 = plain q_proj
+  int kv_lora_rank = 0;
+  int qk_nope_head_dim = 0;
+  int qk_rope_head_dim = 0;
+  int v_head_dim = 0;
+  float softmax_scale = 1.0f;  // includes YaRN's mscale^2 for MLA
+
+  int q_head_dim() const { return kind == AttentionKind::MLA ? qk_nope_head_dim + qk_rope_head_dim : head_dim; }
+  int out_head_dim() const { return kind == AttentionKind::MLA ? v_head_dim : head_dim; }
+};
+
+struct RouterSpec {
+  int n_experts = 0;
+  int top_k = 0;
+  ScoreFunc scoring = ScoreFunc::Softmax;
+  bool correction_bias = false;  // DeepSeek-V3 e_score_correction_bias: added for selection only
+  GroupScore group_score = GroupScore::None;
+  int n_group = 1;
+  int topk_group = 1;
+  bool renormalize = false;      // divide the top-k weights by their sum
+  float scaling = 1.0f;          // routed_scaling_factor
+  bool scale_after_renorm = true;  // DeepSeek-V2 scales only when it does not renormalise
+};
+
+struct MoeSpec {
+  RouterSpec router;
+  int expert_width = 0;  // moe_intermediate_size
+  SharedExperts shared = SharedExperts::None;
+  int shared_width = 0;  // total width of the shared expert(s)
+};
+
+struct ModelSpec {
+  std::string architecture;  // architectures[0]
+  std::string model_type;
+  std::string name;          // directory name, for display
+  TensorNaming naming = TensorNaming::Standard;
+
+  int vocab_size = 0;
+  int hidden = 0;
+  int n_layers = 0;
+  int max_position = 0;
+  float rms_eps = 1e-6f;
+  bool tie_embeddings = false;
+
+  AttentionSpec attn;
+  RopeSpec rope;
+  MoeSpec moe;
+  int dense_width = 0;           // intermediate_size of the dense (non-MoE) FFN layers
+  std::vector<bool> moe_layer;   // [n_layers]: true where the FFN is MoE
+
+  std::vector<int> bos_ids, eos_ids;  // from config.json / generation_config.json
+
+  int n_moe_layers() const;
+  std::vector<int> moe_layer_indices() const;
+  // Values a KV cache keeps per token and layer: GQA 2·n_kv·head_dim, MLA kv_lora + rope.
+  int kv_values_per_token() const;
+  // What plain multi-head attention would keep per token and layer (for MLA's compression ratio).
+  int mha_kv_values_per_token() const;
+};
+
+// Normalises a parsed config.json. Throws moescope::Error naming the field on anything missing,
+// absurd or inconsistent, and lists the supported architectures for an unknown one.
+ModelSpec spec_from_config(const nlohmann::json& config);
+// Reads and normalises DIR/config.json or a config.json path; also reads generation_config.json
+// beside it for bos/eos ids when present.
+ModelSpec load_model_spec(const std::filesystem::path& dir_or_file);
+// The architectures[0] values that spec_from_config accepts.
+std::vector<std::string> supported_architectures();
+
+}  // namespace moescope

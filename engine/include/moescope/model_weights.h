@@ -1,0 +1,64 @@
+#pragma once
+// The weights of one model as views into its checkpoint, bound by name and checked against the
+// ModelSpec's shapes. Backends read (CPU) or upload (CUDA) from here.
+#include <memory>
+#include <vector>
+
+#include "moescope/checkpoint.h"
+#include "moescope/model_spec.h"
+#include "moescope/tensor.h"
+
+namespace moescope {
+
+struct Linear {
+  TensorView w;  // [out, in], nn.Linear layout
+  TensorView b;  // [out], data == nullptr when there is no bias
+  bool has_bias() const { return b.data != nullptr; }
+};
+
+struct MlpWeights {  // SwiGLU: down(silu(gate(x)) * up(x))
+  TensorView gate, up, down;  // [width, hidden], [width, hidden], [hidden, width]
+};
+
+struct LayerWeights {
+  TensorView attn_norm, ffn_norm;  // [hidden]
+  // GQA
+  Linear q, k, v, o;
+  TensorView q_norm, k_norm;  // [head_dim] (per head) or [n·head_dim] (full); empty when unused
+  // MLA (q is used when q_lora_rank == 0)
+  Linear q_a, q_b, kv_a, kv_b;
+  TensorView q_a_norm, kv_a_norm;
+  // FFN: dense, or router + experts (+ shared)
+  MlpWeights dense;
+  TensorView router;       // [n_experts, hidden]
+  TensorView router_bias;  // [n_experts] e_score_correction_bias (DeepSeek-V3)
+  std::vector<MlpWeights> experts;
+  MlpWeights shared;
+  TensorView shared_gate;  // [1, hidden] (Qwen2-MoE)
+};
+
+struct ModelWeights {
+  TensorView embed;       // [vocab, hidden]
+  TensorView final_norm;  // [hidden]
+  TensorView lm_head;     // [vocab, hidden] (the embedding when tied)
+  std::vector<LayerWeights> layers;
+  DType dtype = DType::F32;  // dtype of the bulk of the weights (the embedding's)
+};
+
+// Binds every tensor the spec needs. Accepts the Hub's per-expert tensors and transformers 5's
+// fused `experts.gate_up_proj` / `experts.down_proj`. Throws Error naming the tensor on a missing
+// tensor or a wrong shape.
+ModelWeights bind_weights(const ModelSpec& spec, const Checkpoint& ck);
+
+// A loaded model: spec + mapped checkpoint + bound weights.
+struct Model {
+  ModelSpec spec;
+  std::unique_ptr<Checkpoint> checkpoint;
+  ModelWeights weights;
+  std::filesystem::path dir;
+};
+
+// Reads config.json (+ generation_config.json), maps the safetensors and binds the weights.
+std::shared_ptr<const Model> load_model(const std::filesystem::path& dir);
+
+}  // namespace moescope

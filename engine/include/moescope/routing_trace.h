@@ -1,0 +1,69 @@
+#pragma once
+// The routing trace: for every token and every MoE layer, the selected experts (in descending
+// selection score) and their final weights; optionally the full router scores. Stored compactly
+// (16-bit ids, half-precision weights) so a long conversation with a 61-layer, 256-expert model
+// stays small. JSON version 1 is the format in DESIGN.md.
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json_fwd.hpp>
+
+namespace moescope {
+
+enum class Phase : uint8_t { Prefill, Decode };
+
+struct TraceToken {
+  int32_t pos = 0;
+  int32_t id = 0;
+  std::string text;
+  Phase phase = Phase::Prefill;
+};
+
+class RoutingTrace {
+public:
+  RoutingTrace() = default;
+  RoutingTrace(std::string model, int n_experts, int top_k, std::vector<int> moe_layers);
+
+  // ids/weights: [n_moe_layers][k] for one token, k <= top_k() (rest padded as "none").
+  // probs: [n_moe_layers][n_experts] or nullptr.
+  void append(const TraceToken& token, const int32_t* ids, const float* weights, int k, const float* probs = nullptr);
+  void truncate(size_t n_tokens);
+  void clear() { truncate(0); }
+
+  size_t size() const { return tokens_.size(); }
+  const TraceToken& token(size_t i) const { return tokens_[i]; }
+  const std::string& model() const { return model_; }
+  int n_experts() const { return n_experts_; }
+  int top_k() const { return top_k_; }
+  const std::vector<int>& moe_layers() const { return moe_layers_; }
+  int n_moe_layers() const { return int(moe_layers_.size()); }
+
+  // Expert id in slot `slot` of token i at MoE layer index m (index into moe_layers()); -1 = none.
+  int expert(size_t i, int m, int slot) const;
+  float weight(size_t i, int m, int slot) const;
+  bool has_probs() const { return !probs_.empty(); }
+  float prob(size_t i, int m, int expert) const;  // 0 when not recorded
+  size_t bytes() const;                           // memory held by the routing arrays
+
+  nlohmann::json to_json() const;
+  static RoutingTrace from_json(const nlohmann::json& j);  // validates; Error on bad input
+  void save(const std::filesystem::path& path) const;
+  static RoutingTrace load(const std::filesystem::path& path);
+
+private:
+  size_t slot_index(size_t i, int m, int slot) const {
+    return (i * size_t(moe_layers_.size()) + size_t(m)) * size_t(top_k_) + size_t(slot);
+  }
+  std::string model_;
+  int n_experts_ = 0;
+  int top_k_ = 0;
+  std::vector<int> moe_layers_;
+  std::vector<TraceToken> tokens_;
+  std::vector<uint16_t> ids_;      // [tokens][moe_layers][top_k], 0xFFFF = none
+  std::vector<uint16_t> weights_;  // same shape, IEEE half
+  std::vector<uint16_t> probs_;    // [tokens][moe_layers][n_experts] half, or empty
+};
+
+}  // namespace moescope

@@ -1,0 +1,371 @@
+// The CPU backend: the reference transformer forward that every model runs through, driven by
+// ModelSpec. Reads top to bottom: embedding → per layer (attention, FFN or MoE) → norm → head.
+// The CUDA backend is checked against this file.
+//
+// Shape legend: T = tokens in this chunk, H = hidden, E = routed experts, K = experts per token,
+// W = FFN width, V = vocabulary, nh/nkv = query/key-value heads, hd = head dim,
+// C = kv_lora_rank (MLA latent), R = qk_rope_head_dim, N = qk_nope_head_dim, Dv = v_head_dim.
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <spdlog/spdlog.h>
+
+#include "cpu/kv_cache.h"
+#include "moescope/backend.h"
+#include "moescope/cpu_ops.h"
+#include "moescope/error.h"
+
+namespace moescope {
+namespace {
+
+constexpr int kChunk = 64;  // tokens per forward pass over the layers (bounds scratch memory)
+// MLA's q_a_layernorm and kv_a_layernorm are built without an eps argument in both DeepSeek's
+// model.py and transformers' DeepseekV3Attention, so they use 1e-6 whatever rms_norm_eps says.
+constexpr float kMlaNormEps = 1e-6f;
+
+class CpuBackend final : public Backend {
+public:
+  CpuBackend(std::shared_ptr<const Model> model, const BackendOptions& opt)
+      : model_(std::move(model)), s_(model_->spec), w_(model_->weights), pool_(opt.threads),
+        capacity_(opt.context > 0 ? std::min(opt.context, s_.max_position) : std::min(s_.max_position, 8192)),
+        kv_(s_.n_layers, s_.kv_values_per_token(), capacity_) {
+    inv_freq_ = s_.rope.inverse_frequencies();
+    const auto& a = s_.attn;
+    const int T = kChunk, H = s_.hidden;
+    const int E = std::max(1, s_.moe.router.n_experts);
+    const int W = std::max({s_.dense_width, s_.moe.expert_width, s_.moe.shared_width, 1});
+    x_.resize(size_t(T) * H);
+    xn_.resize(size_t(T) * H);
+    attn_out_.resize(size_t(T) * H);
+    ffn_out_.resize(size_t(T) * H);
+    q_.resize(size_t(T) * a.n_heads * a.q_head_dim());
+    heads_out_.resize(size_t(T) * a.n_heads * a.out_head_dim());
+    if (a.kind == AttentionKind::GQA) {
+      k_.resize(size_t(T) * a.n_kv_heads * a.head_dim);
+      v_.resize(size_t(T) * a.n_kv_heads * a.head_dim);
+    } else {
+      q_a_.resize(size_t(T) * std::max(a.q_lora_rank, 1));
+      kv_a_.resize(size_t(T) * (a.kv_lora_rank + a.qk_rope_head_dim));
+    }
+    cos_.resize(size_t(T) * s_.rope.dim / 2);
+    sin_.resize(size_t(T) * s_.rope.dim / 2);
+    gate_.resize(size_t(T) * W);
+    up_.resize(size_t(T) * W);
+    gathered_.resize(size_t(T) * H);
+    expert_out_.resize(size_t(T) * H);
+    router_logits_.resize(size_t(T) * E);
+    route_ids_.resize(size_t(T) * E);
+    route_w_.resize(size_t(T) * E);
+    route_scratch_.resize(size_t(3) * E + 1024);
+    tok_of_.resize(size_t(T) * E);
+    slot_of_.resize(size_t(T) * E);
+    // Per-thread attention scratch: scores over the context, MLA latent query and output.
+    const int per_thread = capacity_ + 2 * std::max(a.kv_lora_rank, 1);
+    thread_scratch_.resize(size_t(pool_.size()) * per_thread);
+    thread_stride_ = per_thread;
+    name_ = "CPU (" + std::to_string(pool_.size()) + " threads)";
+  }
+
+  std::string name() const override { return name_; }
+  const ModelSpec& spec() const override { return s_; }
+  int context_length() const override { return capacity_; }
+  int n_cached() const override { return kv_.size(); }
+  void truncate(int n) override { kv_.truncate(std::max(0, n)); }
+  KvStats kv_stats() const override { return kv_.stats(s_.mha_kv_values_per_token()); }
+
+  void forward(std::span<const int32_t> tokens, const ForwardOptions& opt, ForwardResult& out) override {
+    const int n = int(tokens.size());
+    if (n == 0) throw Error("forward: no tokens");
+    for (int32_t id : tokens)
+      if (id < 0 || id >= s_.vocab_size)
+        throw Error("token id " + std::to_string(id) + " is outside the vocabulary (size " +
+                    std::to_string(s_.vocab_size) + ")");
+    const int start = kv_.size();
+    if (start + n > capacity_)
+      throw Error("the prompt needs " + std::to_string(start + n) + " tokens but the context holds " +
+                  std::to_string(capacity_));
+    kv_.ensure(start + n);
+
+    static const RoutingControl kNoControl;
+    control_ = opt.control ? opt.control : &kNoControl;
+    const int n_moe = s_.n_moe_layers();
+    const int K = s_.n_moe_layers() ? control_->effective_top_k(s_.moe.router) : 0;
+    out.n_tokens = n;
+    out.vocab = s_.vocab_size;
+    out.n_moe_layers = n_moe;
+    out.top_k = K;
+    out.logits.resize(size_t(opt.all_logits ? n : 1) * s_.vocab_size);
+    out.expert_ids.resize(size_t(n) * n_moe * K);
+    out.expert_weights.resize(size_t(n) * n_moe * K);
+    out.probs.resize(opt.router_probs ? size_t(n) * n_moe * s_.moe.router.n_experts : 0);
+
+    try {
+      for (int c0 = 0; c0 < n; c0 += kChunk) {
+        const int T = std::min(kChunk, n - c0);
+        run_chunk(tokens.subspan(size_t(c0), size_t(T)), start + c0, c0, opt, out);
+        kv_.set_size(start + c0 + T);
+      }
+    } catch (...) {
+      kv_.set_size(start);  // a failed forward leaves the cache as it was
+      throw;
+    }
+  }
+
+private:
+  // ---- one chunk of T tokens at positions [pos0, pos0 + T) --------------------------------
+  void run_chunk(std::span<const int32_t> tokens, int pos0, int out_row0, const ForwardOptions& opt,
+                 ForwardResult& out) {
+    const int T = int(tokens.size()), H = s_.hidden;
+    float* x = x_.data();  // [T, H] residual stream
+
+    // Rotary tables for this chunk's positions: [T, rope_dim / 2].
+    int pos[kChunk];
+    for (int t = 0; t < T; ++t) pos[t] = pos0 + t;
+    cpu::rope_tables(pos, T, inv_freq_.data(), s_.rope.dim / 2, s_.rope.attention_factor, cos_.data(), sin_.data());
+
+    // ---- embedding ----
+    for (int t = 0; t < T; ++t) cpu::embed(w_.embed, tokens[size_t(t)], x + size_t(t) * H);
+
+    int moe_index = 0;
+    for (int l = 0; l < s_.n_layers; ++l) {
+      const LayerWeights& L = w_.layers[size_t(l)];
+      // ---- attention block: x += attn(rmsnorm(x)) ----
+      cpu::rmsnorm(x, L.attn_norm, s_.rms_eps, xn_.data(), T, H);
+      if (s_.attn.kind == AttentionKind::GQA) attention_gqa(l, L, T, pos0);
+      else attention_mla(l, L, T, pos0);
+      for (size_t i = 0; i < size_t(T) * H; ++i) x[i] += attn_out_[i];
+
+      // ---- feed-forward block: x += ffn(rmsnorm(x)) ----
+      cpu::rmsnorm(x, L.ffn_norm, s_.rms_eps, xn_.data(), T, H);
+      if (s_.moe_layer[size_t(l)]) moe(l, L, T, moe_index++, out_row0, opt, out);
+      else mlp(L.dense, xn_.data(), T, ffn_out_.data());
+      for (size_t i = 0; i < size_t(T) * H; ++i) x[i] += ffn_out_[i];
+    }
+
+    // ---- final norm and LM head (all rows, or only the sequence's last token) ----
+    const bool last_chunk = out_row0 + T == out.n_tokens;
+    if (opt.all_logits) {
+      cpu::rmsnorm(x, w_.final_norm, s_.rms_eps, xn_.data(), T, H);
+      cpu::matmul(pool_, xn_.data(), T, w_.lm_head, nullptr, out.logits.data() + size_t(out_row0) * s_.vocab_size);
+    } else if (last_chunk) {
+      cpu::rmsnorm(x + size_t(T - 1) * H, w_.final_norm, s_.rms_eps, xn_.data(), 1, H);
+      cpu::matmul(pool_, xn_.data(), 1, w_.lm_head, nullptr, out.logits.data());
+    }
+  }
+
+  // ---- grouped-query attention (Mixtral, Qwen, OLMoE) ---------------------------------------
+  void attention_gqa(int l, const LayerWeights& L, int T, int pos0) {
+    const auto& a = s_.attn;
+    const int nh = a.n_heads, nkv = a.n_kv_heads, hd = a.head_dim;
+    const int qd = nh * hd, kd = nkv * hd;
+    float* q = q_.data();  // [T, nh·hd]
+    float* k = k_.data();  // [T, nkv·hd]
+    float* v = v_.data();  // [T, nkv·hd]
+    cpu::linear(pool_, xn_.data(), T, L.q, q);
+    cpu::linear(pool_, xn_.data(), T, L.k, k);
+    cpu::linear(pool_, xn_.data(), T, L.v, v);
+    if (a.clip_qkv > 0.0f) {
+      auto clip = [&](float* p, size_t n) {
+        for (size_t i = 0; i < n; ++i) p[i] = std::clamp(p[i], -a.clip_qkv, a.clip_qkv);
+      };
+      clip(q, size_t(T) * qd), clip(k, size_t(T) * kd), clip(v, size_t(T) * kd);
+    }
+    if (a.qk_norm == QKNorm::Full) {  // OLMoE: over all heads at once
+      cpu::rmsnorm(q, L.q_norm, s_.rms_eps, q, T, qd);
+      cpu::rmsnorm(k, L.k_norm, s_.rms_eps, k, T, kd);
+    } else if (a.qk_norm == QKNorm::PerHead) {  // Qwen3: each head on its own, before RoPE
+      cpu::rmsnorm_rows(q, L.q_norm, s_.rms_eps, T * nh, hd);
+      cpu::rmsnorm_rows(k, L.k_norm, s_.rms_eps, T * nkv, hd);
+    }
+    const int half = s_.rope.dim / 2;
+    for (int t = 0; t < T; ++t) {
+      const float* c = cos_.data() + size_t(t) * half;
+      const float* sn = sin_.data() + size_t(t) * half;
+      for (int h = 0; h < nh; ++h) cpu::rope(q + size_t(t) * qd + h * hd, c, sn, s_.rope.dim, s_.rope.interleaved);
+      for (int h = 0; h < nkv; ++h) cpu::rope(k + size_t(t) * kd + h * hd, c, sn, s_.rope.dim, s_.rope.interleaved);
+      // cache slot: [K (nkv·hd), V (nkv·hd)]
+      float* slot = kv_.at(l, pos0 + t);
+      std::memcpy(slot, k + size_t(t) * kd, sizeof(float) * kd);
+      std::memcpy(slot + kd, v + size_t(t) * kd, sizeof(float) * kd);
+    }
+
+    // One (token, head) pair per work item: scores over the visible keys, softmax, weighted V.
+    const int group = nh / nkv;
+    pool_.parallel_for(T * nh, [&](int b, int e, int thread) {
+      float* scores = thread_scratch_.data() + size_t(thread) * thread_stride_;  // [context]
+      for (int item = b; item < e; ++item) {
+        const int t = item / nh, h = item % nh, kvh = h / group;
+        const int p = pos0 + t;
+        const int lo = a.sliding_window > 0 ? std::max(0, p - a.sliding_window + 1) : 0;
+        const float* qh = q + size_t(t) * qd + h * hd;
+        for (int j = lo; j <= p; ++j)
+          scores[j - lo] = cpu::dot(qh, kv_.at(l, j) + kvh * hd, DType::F32, hd) * a.softmax_scale;
+        cpu::softmax(scores, p - lo + 1);
+        float* o = heads_out_.data() + size_t(t) * qd + h * hd;
+        std::fill(o, o + hd, 0.0f);
+        for (int j = lo; j <= p; ++j) cpu::axpy(scores[j - lo], kv_.at(l, j) + kd + kvh * hd, DType::F32, o, hd);
+      }
+    });
+    cpu::linear(pool_, heads_out_.data(), T, L.o, attn_out_.data());
+  }
+
+  // ---- multi-head latent attention (DeepSeek-V2/V3), absorbed form --------------------------
+  // The cache keeps per token only the normalised latent c [C] and the rotated shared key k_r
+  // [R]. With kv_b_proj = [W_uk; W_uv] per head, q·k = (W_ukᵀ q_nope)·c + q_rope·k_r and
+  // out = W_uv (Σ p c), so keys and values are never expanded.
+  void attention_mla(int l, const LayerWeights& L, int T, int pos0) {
+    const auto& a = s_.attn;
+    const int nh = a.n_heads, C = a.kv_lora_rank, R = a.qk_rope_head_dim, N = a.qk_nope_head_dim;
+    const int Dv = a.v_head_dim, qh = N + R;
+    float* q = q_.data();  // [T, nh·(N+R)]
+    if (a.q_lora_rank > 0) {
+      cpu::linear(pool_, xn_.data(), T, L.q_a, q_a_.data());  // [T, q_lora]
+      cpu::rmsnorm(q_a_.data(), L.q_a_norm, kMlaNormEps, q_a_.data(), T, a.q_lora_rank);
+      cpu::linear(pool_, q_a_.data(), T, L.q_b, q);
+    } else {
+      cpu::linear(pool_, xn_.data(), T, L.q, q);
+    }
+    float* kv_a = kv_a_.data();  // [T, C + R]
+    cpu::linear(pool_, xn_.data(), T, L.kv_a, kv_a);
+    const int half = R / 2;
+    for (int t = 0; t < T; ++t) {
+      const float* c = cos_.data() + size_t(t) * half;
+      const float* sn = sin_.data() + size_t(t) * half;
+      for (int h = 0; h < nh; ++h) cpu::rope(q + size_t(t) * nh * qh + h * qh + N, c, sn, R, s_.rope.interleaved);
+      // cache slot: [latent c (C, after kv_a_layernorm), k_rope (R, rotated)]
+      float* slot = kv_.at(l, pos0 + t);
+      cpu::rmsnorm(kv_a + size_t(t) * (C + R), L.kv_a_norm, kMlaNormEps, slot, 1, C);
+      std::memcpy(slot + C, kv_a + size_t(t) * (C + R) + C, sizeof(float) * R);
+      cpu::rope(slot + C, c, sn, R, s_.rope.interleaved);
+    }
+
+    const TensorView& wkv = L.kv_b.w;  // [nh·(N+Dv), C]
+    const size_t row_bytes = size_t(C) * dtype_size(wkv.dtype);
+    const auto* wkv_bytes = static_cast<const uint8_t*>(wkv.data);
+    pool_.parallel_for(T * nh, [&](int b, int e, int thread) {
+      float* scores = thread_scratch_.data() + size_t(thread) * thread_stride_;  // [context]
+      float* q_lat = scores + capacity_;                                         // [C]
+      float* o_lat = q_lat + C;                                                  // [C]
+      for (int item = b; item < e; ++item) {
+        const int t = item / nh, h = item % nh, p = pos0 + t;
+        const float* q_nope = q + size_t(t) * nh * qh + h * qh;
+        const float* q_rope = q_nope + N;
+        const uint8_t* w_head = wkv_bytes + size_t(h) * (N + Dv) * row_bytes;
+        std::fill(q_lat, q_lat + C, 0.0f);  // q_lat = W_ukᵀ q_nope
+        for (int d = 0; d < N; ++d) cpu::axpy(q_nope[d], w_head + size_t(d) * row_bytes, wkv.dtype, q_lat, C);
+        for (int j = 0; j <= p; ++j) {
+          const float* slot = kv_.at(l, j);
+          scores[j] = (cpu::dot(q_lat, slot, DType::F32, C) + cpu::dot(q_rope, slot + C, DType::F32, R)) *
+                      a.softmax_scale;
+        }
+        cpu::softmax(scores, p + 1);
+        std::fill(o_lat, o_lat + C, 0.0f);
+        for (int j = 0; j <= p; ++j) cpu::axpy(scores[j], kv_.at(l, j), DType::F32, o_lat, C);
+        float* o = heads_out_.data() + size_t(t) * nh * Dv + h * Dv;  // out = W_uv o_lat
+        for (int d = 0; d < Dv; ++d) o[d] = cpu::dot(o_lat, w_head + size_t(N + d) * row_bytes, wkv.dtype, C);
+      }
+    });
+    cpu::linear(pool_, heads_out_.data(), T, L.o, attn_out_.data());
+  }
+
+  // ---- dense SwiGLU: y = down(silu(gate(x)) * up(x)) ---------------------------------------
+  void mlp(const MlpWeights& m, const float* x, int T, float* y) {
+    const int W = int(m.gate.shape[0]);
+    cpu::matmul(pool_, x, T, m.gate, nullptr, gate_.data());  // [T, W]
+    cpu::matmul(pool_, x, T, m.up, nullptr, up_.data());      // [T, W]
+    cpu::silu_mul(gate_.data(), up_.data(), T * W);
+    cpu::matmul(pool_, gate_.data(), T, m.down, nullptr, y);  // [T, H]
+  }
+
+  // ---- MoE: router → top-k → weights → experts → combine ------------------------------------
+  void moe(int l, const LayerWeights& L, int T, int moe_index, int out_row0, const ForwardOptions& opt,
+           ForwardResult& out) {
+    const auto& r = s_.moe.router;
+    const int H = s_.hidden, E = r.n_experts, K = out.top_k, n_moe = out.n_moe_layers;
+    float* y = ffn_out_.data();  // [T, H]
+
+    // ffn_moe_logits [T, E]: the router in fp32, as transformers computes it.
+    cpu::matmul(pool_, xn_.data(), T, L.router, nullptr, router_logits_.data());
+    float bias_buf[4096];
+    const float* bias = nullptr;
+    if (L.router_bias.data) {
+      cpu::embed(TensorView{L.router_bias.dtype, {1, E}, L.router_bias.data}, 0, bias_buf);
+      bias = bias_buf;
+    }
+    // ffn_moe_topk [T, K] and ffn_moe_weights [T, K], also copied into the routing trace.
+    int32_t* ids = route_ids_.data();
+    float* wts = route_w_.data();
+    for (int t = 0; t < T; ++t) {
+      const size_t row = size_t(out_row0 + t) * n_moe + moe_index;
+      float* probs = out.probs.empty() ? nullptr : out.probs.data() + row * E;
+      route_token(r, router_logits_.data() + size_t(t) * E, bias, *control_, l, ids + size_t(t) * K,
+                  wts + size_t(t) * K, probs, route_scratch_.data());
+      std::copy(ids + size_t(t) * K, ids + size_t(t + 1) * K, out.expert_ids.data() + row * K);
+      std::copy(wts + size_t(t) * K, wts + size_t(t + 1) * K, out.expert_weights.data() + row * K);
+    }
+
+    // Group (token, slot) pairs by expert so each expert runs once over all its tokens.
+    std::fill(y, y + size_t(T) * H, 0.0f);
+    for (int e = 0; e < E; ++e) {
+      int count = 0;
+      for (int t = 0; t < T; ++t)
+        for (int k = 0; k < K; ++k)
+          if (ids[t * K + k] == e && wts[t * K + k] != 0.0f) {
+            tok_of_[size_t(count)] = t;
+            slot_of_[size_t(count)] = k;
+            ++count;
+          }
+      if (count == 0) continue;
+      for (int i = 0; i < count; ++i)  // gathered [count, H]
+        std::memcpy(gathered_.data() + size_t(i) * H, xn_.data() + size_t(tok_of_[size_t(i)]) * H, sizeof(float) * H);
+      mlp(L.experts[size_t(e)], gathered_.data(), count, expert_out_.data());
+      for (int i = 0; i < count; ++i) {  // scatter back, weighted
+        const int t = tok_of_[size_t(i)];
+        const float wt = wts[t * K + slot_of_[size_t(i)]];
+        const float* src = expert_out_.data() + size_t(i) * H;
+        float* dst = y + size_t(t) * H;
+        for (int d = 0; d < H; ++d) dst[d] += wt * src[d];
+      }
+    }
+
+    // Shared expert(s): every token, plain (DeepSeek) or behind a sigmoid gate (Qwen2-MoE).
+    if (s_.moe.shared != SharedExperts::None) {
+      mlp(L.shared, xn_.data(), T, expert_out_.data());
+      for (int t = 0; t < T; ++t) {
+        float g = 1.0f;
+        if (s_.moe.shared == SharedExperts::SigmoidGated) {
+          const float z = cpu::dot(xn_.data() + size_t(t) * H, L.shared_gate.data, L.shared_gate.dtype, H);
+          g = 1.0f / (1.0f + std::exp(-z));
+        }
+        for (int d = 0; d < H; ++d) y[size_t(t) * H + d] += g * expert_out_[size_t(t) * H + d];
+      }
+    }
+  }
+
+  std::shared_ptr<const Model> model_;
+  const ModelSpec& s_;
+  const ModelWeights& w_;
+  ThreadPool pool_;
+  int capacity_;
+  cpu::PagedKvCache kv_;
+  std::vector<float> inv_freq_;
+  const RoutingControl* control_ = nullptr;
+  std::string name_;
+
+  // Scratch, sized once for kChunk tokens: no allocation per token.
+  std::vector<float> x_, xn_, attn_out_, ffn_out_, q_, k_, v_, heads_out_, q_a_, kv_a_, cos_, sin_;
+  std::vector<float> gate_, up_, gathered_, expert_out_, router_logits_, route_w_, route_scratch_;
+  std::vector<int32_t> route_ids_;
+  std::vector<int> tok_of_, slot_of_;
+  std::vector<float> thread_scratch_;
+  size_t thread_stride_ = 0;
+};
+
+}  // namespace
+
+std::unique_ptr<Backend> make_cpu_backend(std::shared_ptr<const Model> model, const BackendOptions& options) {
+  return std::make_unique<CpuBackend>(std::move(model), options);
+}
+
+}  // namespace moescope

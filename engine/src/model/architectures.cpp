@@ -1,0 +1,422 @@
+// The one table that maps config.json's architectures[0] to a normaliser onto ModelSpec.
+// Adding a model: see docs/adding-a-model.md.
+#include <algorithm>
+#include <cmath>
+#include <fstream>
+#include <functional>
+#include <nlohmann/json.hpp>
+
+#include "model/config_reader.h"
+#include "moescope/error.h"
+#include "moescope/model_spec.h"
+
+namespace moescope {
+
+using detail::ConfigReader;
+
+namespace {
+
+constexpr long long kMaxVocab = 1 << 22;
+constexpr long long kMaxHidden = 1 << 16;
+constexpr long long kMaxLayers = 1024;
+constexpr long long kMaxHeads = 1024;
+constexpr long long kMaxHeadDim = 1024;
+constexpr long long kMaxExperts = 4096;
+constexpr long long kMaxWidth = 1 << 20;
+constexpr long long kMaxPositions = 1 << 24;
+
+[[noreturn]] void inconsistent(const std::string& why) { throw Error("config.json: " + why); }
+
+// YaRN's attention magnitude correction (DeepSeek's yarn_get_mscale).
+float yarn_mscale(float scale, float mscale) {
+  if (scale <= 1.0f) return 1.0f;
+  return 0.1f * mscale * std::log(scale) + 1.0f;
+}
+
+// Reads rope_theta and rope scaling in both spellings: config.json as published on the Hub
+// (`rope_theta` + `rope_scaling: {"type": ...}`) and as transformers 5 saves it
+// (`rope_parameters: {"rope_type": ..., "rope_theta": ...}`).
+void read_rope(const ConfigReader& c, RopeSpec& rope) {
+  const nlohmann::json* params = nullptr;
+  if (c.present("rope_parameters")) params = &c.raw().at("rope_parameters");
+  else if (c.present("rope_scaling")) params = &c.raw().at("rope_scaling");
+  if (params && !params->is_object()) inconsistent("rope scaling must be an object");
+
+  rope.theta = c.number_or("rope_theta", 10000.0f, 1.0, 1e12);
+  if (!params) return;
+  ConfigReader p(*params);
+  rope.theta = p.number_or("rope_theta", rope.theta, 1.0, 1e12);
+  std::string type = p.string_or("rope_type", p.string_or("type", "default"));
+  if (type == "default") return;
+  if (type != "yarn")
+    inconsistent("rope scaling type '" + type + "' is not supported (supported: default, yarn)");
+  rope.yarn = true;
+  rope.factor = p.number("factor", 1.0, 1e6);
+  rope.beta_fast = p.number_or("beta_fast", 32.0f, 0.0, 1e6);
+  rope.beta_slow = p.number_or("beta_slow", 1.0f, 0.0, 1e6);
+  if (rope.beta_fast == 0.0f) rope.beta_fast = 32.0f;  // transformers: `or 32`
+  if (rope.beta_slow == 0.0f) rope.beta_slow = 1.0f;
+  rope.mscale = p.number_or("mscale", 0.0f, 0.0, 1e3);
+  rope.mscale_all_dim = p.number_or("mscale_all_dim", 0.0f, 0.0, 1e3);
+  rope.original_max_position = p.integer("original_max_position_embeddings", 1, kMaxPositions);
+  rope.truncate = p.boolean_or("truncate", true);
+  // cos/sin multiplier, as transformers' _compute_yarn_parameters and DeepSeek's _mscale.
+  if (p.present("attention_factor")) {
+    rope.attention_factor = p.number("attention_factor", 0.0, 1e3);
+  } else if (rope.mscale != 0.0f && rope.mscale_all_dim != 0.0f) {
+    rope.attention_factor =
+        yarn_mscale(rope.factor, rope.mscale) / yarn_mscale(rope.factor, rope.mscale_all_dim);
+  } else {
+    rope.attention_factor = yarn_mscale(rope.factor, 1.0f);
+  }
+}
+
+void read_common(const ConfigReader& c, ModelSpec& s) {
+  s.model_type = c.string_or("model_type", "");
+  s.vocab_size = c.integer("vocab_size", 1, kMaxVocab);
+  s.hidden = c.integer("hidden_size", 1, kMaxHidden);
+  s.n_layers = c.integer("num_hidden_layers", 1, kMaxLayers);
+  s.max_position = c.integer_or("max_position_embeddings", 4096, 1, kMaxPositions);
+  s.rms_eps = c.number_or("rms_norm_eps", 1e-6f, 1e-12, 0.5);
+  s.tie_embeddings = c.boolean_or("tie_word_embeddings", false);
+  s.bos_ids = c.int_or_list("bos_token_id");
+  s.eos_ids = c.int_or_list("eos_token_id");
+  std::string act = c.string_or("hidden_act", "silu");
+  if (act != "silu") inconsistent("hidden_act '" + act + "' is not supported (supported: silu)");
+  s.attn.n_heads = c.integer("num_attention_heads", 1, kMaxHeads);
+  s.attn.n_kv_heads = c.integer_or("num_key_value_heads", s.attn.n_heads, 1, kMaxHeads);
+  read_rope(c, s.rope);
+}
+
+// Grouped-query attention with rotary embeddings (Mixtral, Qwen, OLMoE).
+void read_gqa(const ConfigReader& c, ModelSpec& s) {
+  auto& a = s.attn;
+  a.kind = AttentionKind::GQA;
+  if (c.present("head_dim")) {
+    a.head_dim = c.integer("head_dim", 2, kMaxHeadDim);
+  } else {
+    if (s.hidden % a.n_heads != 0)
+      inconsistent("hidden_size " + std::to_string(s.hidden) + " is not divisible by num_attention_heads " +
+                   std::to_string(a.n_heads));
+    a.head_dim = s.hidden / a.n_heads;
+  }
+  if (a.n_heads % a.n_kv_heads != 0)
+    inconsistent("num_attention_heads " + std::to_string(a.n_heads) +
+                 " is not a multiple of num_key_value_heads " + std::to_string(a.n_kv_heads));
+  float partial = c.number_or("partial_rotary_factor", 1.0f, 0.0, 1.0);
+  s.rope.dim = int(float(a.head_dim) * partial);
+  s.rope.interleaved = false;
+  a.softmax_scale = 1.0f / std::sqrt(float(a.head_dim));
+  if (c.boolean_or("use_sliding_window", true) && c.present("sliding_window"))
+    a.sliding_window = c.integer("sliding_window", 1, kMaxPositions);
+}
+
+// Qwen2-MoE / Qwen3-MoE layer pattern: sparse where (i+1) % decoder_sparse_step == 0 and i is
+// not listed in mlp_only_layers.
+void qwen_layer_pattern(const ConfigReader& c, ModelSpec& s) {
+  int step = c.integer_or("decoder_sparse_step", 1, 1, kMaxLayers);
+  std::vector<int> dense_only = c.int_list_or("mlp_only_layers");
+  s.moe_layer.assign(size_t(s.n_layers), false);
+  for (int i = 0; i < s.n_layers; ++i)
+    s.moe_layer[size_t(i)] = (std::find(dense_only.begin(), dense_only.end(), i) == dense_only.end()) &&
+                             ((i + 1) % step == 0);
+}
+
+void softmax_router(const ConfigReader& c, ModelSpec& s, const char* experts_key, bool renorm_default) {
+  auto& r = s.moe.router;
+  // The Hub's configs say num_experts (Qwen, OLMoE) or num_local_experts (Mixtral); transformers 5
+  // saves num_local_experts for all of them. Accept either.
+  const char* other = std::string(experts_key) == "num_experts" ? "num_local_experts" : "num_experts";
+  r.n_experts = c.present(experts_key) || !c.present(other) ? c.integer(experts_key, 1, kMaxExperts)
+                                                             : c.integer(other, 1, kMaxExperts);
+  r.top_k = c.integer("num_experts_per_tok", 1, kMaxExperts);
+  r.scoring = ScoreFunc::Softmax;
+  r.renormalize = c.boolean_or("norm_topk_prob", renorm_default);
+}
+
+void mixtral(const ConfigReader& c, ModelSpec& s) {
+  read_common(c, s);
+  read_gqa(c, s);
+  s.naming = TensorNaming::Mixtral;
+  softmax_router(c, s, "num_local_experts", true);
+  s.moe.router.renormalize = true;  // Mixtral always renormalises its top-k
+  s.moe.expert_width = c.integer("intermediate_size", 1, kMaxWidth);
+  s.moe_layer.assign(size_t(s.n_layers), true);
+}
+
+void qwen2_moe(const ConfigReader& c, ModelSpec& s) {
+  read_common(c, s);
+  read_gqa(c, s);
+  s.attn.qkv_bias = c.boolean_or("qkv_bias", true);
+  softmax_router(c, s, "num_experts", false);
+  s.moe.expert_width = c.integer("moe_intermediate_size", 1, kMaxWidth);
+  s.dense_width = c.integer("intermediate_size", 1, kMaxWidth);
+  int shared = c.integer_or("shared_expert_intermediate_size", 0, 0, kMaxWidth);
+  if (shared > 0) {
+    s.moe.shared = SharedExperts::SigmoidGated;
+    s.moe.shared_width = shared;
+  }
+  qwen_layer_pattern(c, s);
+}
+
+void qwen3_moe(const ConfigReader& c, ModelSpec& s) {
+  read_common(c, s);
+  read_gqa(c, s);
+  s.attn.qk_norm = QKNorm::PerHead;
+  s.attn.qkv_bias = c.boolean_or("attention_bias", false);
+  softmax_router(c, s, "num_experts", false);
+  s.moe.expert_width = c.integer("moe_intermediate_size", 1, kMaxWidth);
+  s.dense_width = c.integer("intermediate_size", 1, kMaxWidth);
+  qwen_layer_pattern(c, s);
+}
+
+void olmoe(const ConfigReader& c, ModelSpec& s) {
+  read_common(c, s);
+  read_gqa(c, s);
+  s.attn.qk_norm = QKNorm::Full;
+  s.attn.qkv_bias = c.boolean_or("attention_bias", false);
+  s.attn.clip_qkv = c.number_or("clip_qkv", 0.0f, 0.0, 1e9);
+  softmax_router(c, s, "num_experts", false);
+  s.moe.expert_width = c.integer("intermediate_size", 1, kMaxWidth);
+  s.moe_layer.assign(size_t(s.n_layers), true);
+}
+
+// DeepSeek-V2 and V3 share MLA and the dense/MoE layer pattern; routers differ.
+void deepseek_common(const ConfigReader& c, ModelSpec& s) {
+  read_common(c, s);
+  auto& a = s.attn;
+  a.kind = AttentionKind::MLA;
+  a.n_kv_heads = a.n_heads;
+  a.q_lora_rank = c.integer_or("q_lora_rank", 0, 0, kMaxWidth);
+  a.kv_lora_rank = c.integer("kv_lora_rank", 1, kMaxWidth);
+  a.qk_nope_head_dim = c.integer("qk_nope_head_dim", 0, kMaxHeadDim);
+  a.qk_rope_head_dim = c.integer("qk_rope_head_dim", 2, kMaxHeadDim);
+  a.v_head_dim = c.integer("v_head_dim", 1, kMaxHeadDim);
+  a.qkv_bias = c.boolean_or("attention_bias", false);
+  if (a.qkv_bias) inconsistent("attention_bias=true is not supported for MLA models");
+  s.rope.dim = a.qk_rope_head_dim;
+  s.rope.interleaved = c.boolean_or("rope_interleave", true);
+  // Softmax scale: q_head_dim^-0.5, times mscale(factor, mscale_all_dim)^2 under YaRN
+  // (DeepSeek's official model.py and transformers' yarn_apply_mscale).
+  a.softmax_scale = 1.0f / std::sqrt(float(a.q_head_dim()));
+  if (s.rope.yarn && s.rope.mscale_all_dim != 0.0f) {
+    float m = yarn_mscale(s.rope.factor, s.rope.mscale_all_dim);
+    a.softmax_scale *= m * m;
+  }
+
+  s.dense_width = c.integer("intermediate_size", 1, kMaxWidth);
+  s.moe.expert_width = c.integer("moe_intermediate_size", 1, kMaxWidth);
+  auto& r = s.moe.router;
+  r.n_experts = c.integer("n_routed_experts", 1, kMaxExperts);
+  r.top_k = c.integer("num_experts_per_tok", 1, kMaxExperts);
+  r.scaling = c.number_or("routed_scaling_factor", 1.0f, 0.0, 1e6);
+  r.n_group = c.integer_or("n_group", 1, 1, kMaxExperts);
+  r.topk_group = c.integer_or("topk_group", 1, 1, kMaxExperts);
+  int n_shared = c.integer_or("n_shared_experts", 0, 0, 64);
+  if (n_shared > 0) {
+    s.moe.shared = SharedExperts::Plain;
+    s.moe.shared_width = s.moe.expert_width * n_shared;
+  }
+  // Official DeepSeek: MoE where i >= first_k_dense_replace and i % moe_layer_freq == 0.
+  int first_dense = c.integer_or("first_k_dense_replace", 0, 0, kMaxLayers);
+  int freq = c.integer_or("moe_layer_freq", 1, 1, kMaxLayers);
+  s.moe_layer.assign(size_t(s.n_layers), false);
+  for (int i = 0; i < s.n_layers; ++i) s.moe_layer[size_t(i)] = i >= first_dense && i % freq == 0;
+}
+
+void deepseek_v2(const ConfigReader& c, ModelSpec& s) {
+  deepseek_common(c, s);
+  auto& r = s.moe.router;
+  std::string scoring = c.string_or("scoring_func", "softmax");
+  if (scoring != "softmax") inconsistent("scoring_func '" + scoring + "' is not supported for DeepSeek-V2");
+  r.scoring = ScoreFunc::Softmax;
+  std::string method = c.string_or("topk_method", "greedy");
+  if (method == "greedy") r.group_score = GroupScore::None;
+  else if (method == "group_limited_greedy") r.group_score = GroupScore::Max;
+  else inconsistent("topk_method '" + method + "' is not supported for DeepSeek-V2 (greedy, group_limited_greedy)");
+  // DeepSeek-V2's official MoEGate: renormalise when norm_topk_prob (top_k > 1), otherwise scale by
+  // routed_scaling_factor; never both.
+  r.renormalize = c.boolean_or("norm_topk_prob", false) && r.top_k > 1;
+  r.scale_after_renorm = false;
+}
+
+void deepseek_v3(const ConfigReader& c, ModelSpec& s) {
+  deepseek_common(c, s);
+  auto& r = s.moe.router;
+  std::string scoring = c.string_or("scoring_func", "sigmoid");
+  if (scoring == "sigmoid") r.scoring = ScoreFunc::Sigmoid;
+  else if (scoring == "softmax") r.scoring = ScoreFunc::Softmax;
+  else inconsistent("scoring_func '" + scoring + "' is not supported (sigmoid, softmax)");
+  std::string method = c.string_or("topk_method", "noaux_tc");
+  if (method == "noaux_tc") {
+    r.correction_bias = true;
+    r.group_score = GroupScore::SumTop2;
+  } else if (method == "greedy") {
+    r.group_score = GroupScore::None;
+  } else {
+    inconsistent("topk_method '" + method + "' is not supported for DeepSeek-V3 (noaux_tc, greedy)");
+  }
+  r.renormalize = c.boolean_or("norm_topk_prob", true);
+  r.scale_after_renorm = true;
+}
+
+struct Architecture {
+  const char* name;
+  std::function<void(const ConfigReader&, ModelSpec&)> normalise;
+};
+
+const std::vector<Architecture>& architectures() {
+  static const std::vector<Architecture> table = {
+      {"DeepseekV3ForCausalLM", deepseek_v3},
+      {"DeepseekV2ForCausalLM", deepseek_v2},
+      {"Qwen3MoeForCausalLM", qwen3_moe},
+      {"Qwen2MoeForCausalLM", qwen2_moe},
+      {"OlmoeForCausalLM", olmoe},
+      {"MixtralForCausalLM", mixtral},
+  };
+  return table;
+}
+
+void validate(ModelSpec& s) {
+  const auto& a = s.attn;
+  if (s.rope.dim <= 0 || s.rope.dim % 2 != 0 || s.rope.dim > a.q_head_dim())
+    inconsistent("rotary dimension " + std::to_string(s.rope.dim) + " must be even and at most the head dimension");
+  const auto& r = s.moe.router;
+  if (s.n_moe_layers() > 0) {
+    if (r.top_k > r.n_experts)
+      inconsistent("num_experts_per_tok " + std::to_string(r.top_k) + " exceeds the number of experts " +
+                   std::to_string(r.n_experts));
+    if (r.group_score != GroupScore::None) {
+      if (r.n_experts % r.n_group != 0)
+        inconsistent("n_group " + std::to_string(r.n_group) + " does not divide the number of experts " +
+                     std::to_string(r.n_experts));
+      if (r.topk_group > r.n_group)
+        inconsistent("topk_group " + std::to_string(r.topk_group) + " exceeds n_group " + std::to_string(r.n_group));
+      int per_group = r.n_experts / r.n_group;
+      if (r.group_score == GroupScore::SumTop2 && per_group < 2 && r.n_group > 1)
+        inconsistent("noaux_tc group scoring needs at least 2 experts per group");
+      if (r.top_k > r.topk_group * per_group)
+        inconsistent("num_experts_per_tok " + std::to_string(r.top_k) + " exceeds the experts in topk_group groups");
+      if (r.n_group == 1) s.moe.router.group_score = GroupScore::None;
+    }
+    if (s.moe.expert_width <= 0) inconsistent("expert width must be positive");
+  }
+  bool any_dense = std::find(s.moe_layer.begin(), s.moe_layer.end(), false) != s.moe_layer.end();
+  if (any_dense && s.dense_width <= 0) inconsistent("dense layers need intermediate_size");
+  for (int id : s.eos_ids)
+    if (id < 0 || id >= s.vocab_size) inconsistent("eos_token_id " + std::to_string(id) + " is outside the vocabulary");
+  for (int id : s.bos_ids)
+    if (id < 0 || id >= s.vocab_size) inconsistent("bos_token_id " + std::to_string(id) + " is outside the vocabulary");
+}
+
+}  // namespace
+
+std::vector<std::string> supported_architectures() {
+  std::vector<std::string> names;
+  for (const auto& a : architectures()) names.emplace_back(a.name);
+  return names;
+}
+
+ModelSpec spec_from_config(const nlohmann::json& config) {
+  if (!config.is_object()) throw Error("config.json: expected a JSON object");
+  std::string supported;
+  for (const auto& a : architectures()) supported += std::string(supported.empty() ? "" : ", ") + a.name;
+  if (!config.contains("architectures") || !config["architectures"].is_array() ||
+      config["architectures"].empty() || !config["architectures"][0].is_string())
+    throw Error("config.json: 'architectures' is missing (supported: " + supported + ")");
+  const std::string arch = config["architectures"][0].get<std::string>();
+  for (const auto& a : architectures()) {
+    if (arch != a.name) continue;
+    ModelSpec s;
+    s.architecture = arch;
+    ConfigReader reader(config);
+    a.normalise(reader, s);
+    validate(s);
+    return s;
+  }
+  throw Error("config.json: architecture '" + arch + "' is not supported (supported: " + supported + ")");
+}
+
+namespace {
+nlohmann::json read_json_file(const std::filesystem::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  if (!in) throw Error("cannot open " + p.string());
+  try {
+    return nlohmann::json::parse(in);
+  } catch (const nlohmann::json::parse_error& e) {
+    throw Error(p.filename().string() + ": invalid JSON (" + std::string(e.what()) + ")");
+  }
+}
+}  // namespace
+
+ModelSpec load_model_spec(const std::filesystem::path& dir_or_file) {
+  namespace fs = std::filesystem;
+  fs::path file = fs::is_directory(dir_or_file) ? dir_or_file / "config.json" : dir_or_file;
+  if (!fs::exists(file)) throw Error("no config.json in " + dir_or_file.string());
+  ModelSpec s = spec_from_config(read_json_file(file));
+  fs::path dir = file.parent_path();
+  s.name = fs::is_directory(dir_or_file) ? fs::absolute(dir_or_file).filename().string() : file.stem().string();
+  if (s.name.empty() || s.name == ".") s.name = fs::absolute(dir_or_file).parent_path().filename().string();
+  fs::path gen = dir / "generation_config.json";
+  if (fs::exists(gen)) {
+    auto g = read_json_file(gen);
+    ConfigReader r(g);
+    for (int id : r.int_or_list("eos_token_id"))
+      if (id >= 0 && id < s.vocab_size && std::find(s.eos_ids.begin(), s.eos_ids.end(), id) == s.eos_ids.end())
+        s.eos_ids.push_back(id);
+    if (s.bos_ids.empty()) s.bos_ids = r.int_or_list("bos_token_id");
+  }
+  return s;
+}
+
+int ModelSpec::n_moe_layers() const { return int(std::count(moe_layer.begin(), moe_layer.end(), true)); }
+
+std::vector<int> ModelSpec::moe_layer_indices() const {
+  std::vector<int> out;
+  for (int i = 0; i < n_layers; ++i)
+    if (moe_layer[size_t(i)]) out.push_back(i);
+  return out;
+}
+
+int ModelSpec::kv_values_per_token() const {
+  if (attn.kind == AttentionKind::MLA) return attn.kv_lora_rank + attn.qk_rope_head_dim;
+  return 2 * attn.n_kv_heads * attn.head_dim;
+}
+
+int ModelSpec::mha_kv_values_per_token() const {
+  if (attn.kind == AttentionKind::MLA) return attn.n_heads * (attn.q_head_dim() + attn.v_head_dim);
+  return 2 * attn.n_heads * attn.head_dim;
+}
+
+std::vector<float> RopeSpec::inverse_frequencies() const {
+  // Follows transformers' _compute_default_rope_parameters / _compute_yarn_parameters.
+  const int half = dim / 2;
+  std::vector<float> inv(static_cast<size_t>(half));
+  for (int i = 0; i < half; ++i) {
+    float pos_freq = std::pow(theta, float(2 * i) / float(dim));
+    inv[size_t(i)] = 1.0f / pos_freq;
+  }
+  if (!yarn) return inv;
+  auto correction_dim = [&](float rotations) {
+    return (float(dim) * std::log(float(original_max_position) / (rotations * 2.0f * float(M_PI)))) /
+           (2.0f * std::log(theta));
+  };
+  float low = correction_dim(beta_fast), high = correction_dim(beta_slow);
+  if (truncate) {
+    low = std::floor(low);
+    high = std::ceil(high);
+  }
+  low = std::max(low, 0.0f);
+  high = std::min(high, float(dim - 1));
+  if (low == high) high += 0.001f;  // avoid a zero-width ramp
+  for (int i = 0; i < half; ++i) {
+    float ramp = std::clamp((float(i) - low) / (high - low), 0.0f, 1.0f);
+    float extrapolation = 1.0f - ramp;  // weight of the original frequency
+    float pos_freq = std::pow(theta, float(2 * i) / float(dim));
+    float interp = 1.0f / (factor * pos_freq);
+    inv[size_t(i)] = interp * (1.0f - extrapolation) + (1.0f / pos_freq) * extrapolation;
+  }
+  return inv;
+}
+
+}  // namespace moescope

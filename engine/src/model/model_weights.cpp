@@ -1,0 +1,154 @@
+#include "moescope/model_weights.h"
+
+#include <spdlog/spdlog.h>
+
+#include "moescope/error.h"
+
+namespace moescope {
+
+namespace {
+
+class Binder {
+public:
+  Binder(const ModelSpec& spec, const Checkpoint& ck) : spec_(spec), ck_(ck) {}
+
+  TensorView tensor(const std::string& name, std::vector<int64_t> shape) const {
+    const TensorView& t = ck_.get(name);
+    check_shape(name, t, shape);
+    return t;
+  }
+  TensorView optional(const std::string& name, std::vector<int64_t> shape) const {
+    if (!ck_.has(name)) return {};
+    return tensor(name, std::move(shape));
+  }
+  Linear linear(const std::string& prefix, int64_t out, int64_t in, bool bias) const {
+    Linear l;
+    l.w = tensor(prefix + ".weight", {out, in});
+    if (bias) l.b = tensor(prefix + ".bias", {out});
+    return l;
+  }
+  MlpWeights mlp(const std::string& prefix, int64_t width, const char* g = "gate_proj", const char* u = "up_proj",
+                 const char* d = "down_proj") const {
+    const int64_t h = spec_.hidden;
+    return {tensor(prefix + "." + g + ".weight", {width, h}), tensor(prefix + "." + u + ".weight", {width, h}),
+            tensor(prefix + "." + d + ".weight", {h, width})};
+  }
+  bool has(const std::string& name) const { return ck_.has(name); }
+
+  static void check_shape(const std::string& name, const TensorView& t, const std::vector<int64_t>& shape) {
+    if (t.shape != shape) {
+      TensorView want;
+      want.shape = shape;
+      throw Error("checkpoint: tensor '" + name + "' has shape " + t.shape_string() + ", expected " +
+                  want.shape_string() + " from config.json");
+    }
+  }
+
+private:
+  const ModelSpec& spec_;
+  const Checkpoint& ck_;
+};
+
+// A view of rows [row0, row0 + rows) of expert `e` in a fused [E, R, C] tensor.
+TensorView expert_slice(const TensorView& fused, int64_t e, int64_t row0, int64_t rows) {
+  TensorView t;
+  t.dtype = fused.dtype;
+  t.shape = {rows, fused.shape[2]};
+  const size_t elt = dtype_size(fused.dtype);
+  const size_t offset = size_t((e * fused.shape[1] + row0) * fused.shape[2]) * elt;
+  t.data = static_cast<const uint8_t*>(fused.data) + offset;
+  return t;
+}
+
+void bind_experts(const Binder& b, const ModelSpec& s, const std::string& p, LayerWeights& L) {
+  const auto& m = s.moe;
+  const int64_t E = m.router.n_experts, W = m.expert_width, H = s.hidden;
+  const bool mixtral = s.naming == TensorNaming::Mixtral;
+  const std::string moe = p + (mixtral ? "block_sparse_moe" : "mlp");
+  L.router = b.tensor(moe + ".gate.weight", {E, H});
+  if (m.router.correction_bias) L.router_bias = b.tensor(moe + ".gate.e_score_correction_bias", {E});
+  L.experts.resize(size_t(E));
+  if (b.has(moe + ".experts.gate_up_proj")) {  // transformers 5 fused layout
+    TensorView gu = b.tensor(moe + ".experts.gate_up_proj", {E, 2 * W, H});
+    TensorView dn = b.tensor(moe + ".experts.down_proj", {E, H, W});
+    for (int64_t e = 0; e < E; ++e)
+      L.experts[size_t(e)] = {expert_slice(gu, e, 0, W), expert_slice(gu, e, W, W), expert_slice(dn, e, 0, H)};
+  } else {
+    for (int64_t e = 0; e < E; ++e) {
+      const std::string ep = moe + ".experts." + std::to_string(e);
+      L.experts[size_t(e)] = mixtral ? b.mlp(ep, W, "w1", "w3", "w2") : b.mlp(ep, W);
+    }
+  }
+  if (m.shared == SharedExperts::Plain) L.shared = b.mlp(p + "mlp.shared_experts", m.shared_width);
+  if (m.shared == SharedExperts::SigmoidGated) {
+    L.shared = b.mlp(p + "mlp.shared_expert", m.shared_width);
+    L.shared_gate = b.tensor(p + "mlp.shared_expert_gate.weight", {1, H});
+  }
+}
+
+}  // namespace
+
+ModelWeights bind_weights(const ModelSpec& s, const Checkpoint& ck) {
+  Binder b(s, ck);
+  const int64_t H = s.hidden, V = s.vocab_size;
+  const auto& a = s.attn;
+  ModelWeights w;
+  w.embed = b.tensor("model.embed_tokens.weight", {V, H});
+  w.dtype = w.embed.dtype;
+  w.final_norm = b.tensor("model.norm.weight", {H});
+  if (s.tie_embeddings && !ck.has("lm_head.weight")) w.lm_head = w.embed;
+  else w.lm_head = b.tensor("lm_head.weight", {V, H});
+
+  w.layers.resize(size_t(s.n_layers));
+  for (int i = 0; i < s.n_layers; ++i) {
+    auto& L = w.layers[size_t(i)];
+    const std::string p = "model.layers." + std::to_string(i) + ".";
+    const std::string at = p + "self_attn.";
+    L.attn_norm = b.tensor(p + "input_layernorm.weight", {H});
+    L.ffn_norm = b.tensor(p + "post_attention_layernorm.weight", {H});
+    if (a.kind == AttentionKind::GQA) {
+      const int64_t qd = int64_t(a.n_heads) * a.head_dim, kd = int64_t(a.n_kv_heads) * a.head_dim;
+      L.q = b.linear(at + "q_proj", qd, H, a.qkv_bias);
+      L.k = b.linear(at + "k_proj", kd, H, a.qkv_bias);
+      L.v = b.linear(at + "v_proj", kd, H, a.qkv_bias);
+      L.o = b.linear(at + "o_proj", H, qd, b.has(at + "o_proj.bias"));
+      if (a.qk_norm == QKNorm::PerHead) {
+        L.q_norm = b.tensor(at + "q_norm.weight", {a.head_dim});
+        L.k_norm = b.tensor(at + "k_norm.weight", {a.head_dim});
+      } else if (a.qk_norm == QKNorm::Full) {
+        L.q_norm = b.tensor(at + "q_norm.weight", {qd});
+        L.k_norm = b.tensor(at + "k_norm.weight", {kd});
+      }
+    } else {
+      const int64_t qh = a.q_head_dim();
+      if (a.q_lora_rank > 0) {
+        L.q_a = b.linear(at + "q_a_proj", a.q_lora_rank, H, false);
+        L.q_a_norm = b.tensor(at + "q_a_layernorm.weight", {a.q_lora_rank});
+        L.q_b = b.linear(at + "q_b_proj", int64_t(a.n_heads) * qh, a.q_lora_rank, false);
+      } else {
+        L.q = b.linear(at + "q_proj", int64_t(a.n_heads) * qh, H, false);
+      }
+      L.kv_a = b.linear(at + "kv_a_proj_with_mqa", a.kv_lora_rank + a.qk_rope_head_dim, H, false);
+      L.kv_a_norm = b.tensor(at + "kv_a_layernorm.weight", {a.kv_lora_rank});
+      L.kv_b = b.linear(at + "kv_b_proj", int64_t(a.n_heads) * (a.qk_nope_head_dim + a.v_head_dim), a.kv_lora_rank,
+                        false);
+      L.o = b.linear(at + "o_proj", H, int64_t(a.n_heads) * a.v_head_dim, false);
+    }
+    if (s.moe_layer[size_t(i)]) bind_experts(b, s, p, L);
+    else L.dense = b.mlp(p + "mlp", s.dense_width);
+  }
+  return w;
+}
+
+std::shared_ptr<const Model> load_model(const std::filesystem::path& dir) {
+  auto m = std::make_shared<Model>();
+  m->dir = dir;
+  m->spec = load_model_spec(dir);
+  m->checkpoint = Checkpoint::open(dir);
+  m->weights = bind_weights(m->spec, *m->checkpoint);
+  spdlog::info("loaded {} ({}, {} layers, {} MoE) from {}", m->spec.name, m->spec.architecture, m->spec.n_layers,
+               m->spec.n_moe_layers(), dir.string());
+  return m;
+}
+
+}  // namespace moescope

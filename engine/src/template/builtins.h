@@ -1,0 +1,42 @@
+#pragma once
+// What the template language provides beyond syntax: operators on values, attribute and item
+// access, filters, tests, and the methods of str / dict / list that templates call. They throw
+// EvalError (no line); the renderer adds the line of the expression being evaluated.
+#include <stdexcept>
+#include <string>
+
+#include "template/value.h"
+
+namespace moescope::tmpl {
+
+struct EvalError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// Safety limits against hostile templates; exceeding one is an EvalError naming the limit.
+constexpr size_t kMaxStringBytes = 64u << 20;        // any string, the output included
+constexpr int64_t kMaxLoopIterations = 5'000'000;    // loop iterations per render, all loops
+constexpr size_t kMaxListItems = 5'000'000;          // range() and list repetition
+constexpr int kMaxCallDepth = 64;                    // nested macro calls
+constexpr int kMaxEvalDepth = 2000;                  // nested statements + expressions at runtime
+
+void check_size(size_t bytes);
+[[noreturn]] void fail_undefined(const Value& undefined);
+
+Value get_attr(const Value& obj, const std::string& name);
+Value get_item(const Value& obj, const Value& key);
+Value slice(const Value& obj, const Value& start, const Value& stop, const Value& step);
+List iterate(const Value& v);  // for-loop items: list items, dict keys, str characters
+Value binary_op(const std::string& op, const Value& a, const Value& b);
+Value unary_op(const std::string& op, const Value& a);
+bool compare(const std::string& op, const Value& a, const Value& b);
+Value call(const Value& fn, const List& args, const KwArgs& kwargs);
+
+Value apply_filter(const std::string& name, const Value& subject, const List& args, const KwArgs& kwargs);
+bool apply_test(const std::string& name, const Value& subject, const List& args);
+
+// The globals transformers installs (raise_exception, namespace, strftime_now, dict) and jinja2's
+// own (range).
+Dict make_globals();
+
+}  // namespace moescope::tmpl
