@@ -1,0 +1,68 @@
+#include "moescope/chat.h"
+
+#include <spdlog/spdlog.h>
+
+#include "moescope/error.h"
+
+namespace moescope {
+
+namespace fs = std::filesystem;
+
+ChatFormat ChatFormat::from_dir(const fs::path& dir) {
+  ChatFormat f;
+  if (!fs::exists(dir / "tokenizer.json")) throw Error("no tokenizer.json in " + dir.string());
+  f.tokenizer_ = std::make_shared<const Tokenizer>(Tokenizer::from_dir(dir));
+  const fs::path cfg = dir / "tokenizer_config.json";
+  try {
+    if (!fs::exists(cfg)) throw Error("no tokenizer_config.json");
+    ChatTemplateConfig c = load_chat_template_config(cfg);
+    ChatTemplate::parse(c.source);  // syntax errors surface now, not at the first message
+    f.config_ = std::move(c);
+  } catch (const Error& e) {
+    f.template_problem_ = std::string("chat template unusable: ") + e.what();
+    spdlog::warn("{} ({}); using the plain fallback format", f.template_problem_, dir.string());
+  }
+  return f;
+}
+
+std::string ChatFormat::fallback_render(const nlohmann::ordered_json& messages, bool add_generation_prompt) {
+  std::string out;
+  for (const auto& m : messages) {
+    std::string role = m.contains("role") && m["role"].is_string() ? m["role"].get<std::string>() : "user";
+    std::string content = m.contains("content") && m["content"].is_string() ? m["content"].get<std::string>() : "";
+    out += role + ": " + content + "\n\n";
+  }
+  if (add_generation_prompt) out += "assistant: ";
+  return out;
+}
+
+ChatPrompt ChatFormat::render(const nlohmann::ordered_json& messages, bool add_generation_prompt,
+                              const nlohmann::ordered_json& extra) const {
+  ChatPrompt p;
+  if (config_) {
+    try {
+      p.text = apply_chat_template(*config_, messages, add_generation_prompt, extra);
+    } catch (const TemplateError& e) {
+      p.used_fallback = true;
+      p.fallback_reason = std::string("chat template failed: ") + e.what();
+    }
+  } else {
+    p.used_fallback = true;
+    p.fallback_reason = template_problem_;
+  }
+  if (p.used_fallback) p.text = fallback_render(messages, add_generation_prompt);
+  // The template writes the special tokens (bos, role markers) itself: no extra specials.
+  p.ids = tokenizer_->encode(p.text, /*add_special_tokens=*/false);
+  return p;
+}
+
+std::vector<int32_t> ChatFormat::stop_ids() const {
+  std::vector<int32_t> ids;
+  if (auto e = tokenizer_->eos_id()) ids.push_back(*e);
+  for (const char* t : {"<|im_end|>", "<|eot_id|>", "<|end|>", "<｜end▁of▁sentence｜>", "</s>", "<|endoftext|>"})
+    if (auto id = tokenizer_->token_to_id(t))
+      if (std::find(ids.begin(), ids.end(), *id) == ids.end()) ids.push_back(*id);
+  return ids;
+}
+
+}  // namespace moescope
