@@ -25,6 +25,30 @@ fs::path model_dir(const Args& args) {
   throw Error("no --model given and the bundled teaching model was not found");
 }
 
+namespace {
+std::vector<fs::path> resource_roots() {
+  std::vector<fs::path> roots;
+  std::error_code ec;
+  fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+  if (!ec) roots.push_back(exe.parent_path().parent_path() / "share/moescope");
+  roots.emplace_back(MOESCOPE_SOURCE_RESOURCES);
+  return roots;
+}
+}  // namespace
+
+fs::path preset_path(const std::string& name) {
+  static const char* kPresets[] = {"deepseek-r1", "deepseek-v2-lite", "qwen3-30b-a3b", "olmoe-1b-7b", "mixtral-8x7b"};
+  std::string list;
+  for (const char* p : kPresets) {
+    list += std::string(list.empty() ? "" : ", ") + p;
+    if (name != p) continue;
+    for (const auto& root : resource_roots())
+      if (fs::exists(root / "presets" / (name + ".json"))) return root / "presets" / (name + ".json");
+    throw Error("preset " + name + " is not installed");
+  }
+  throw Error("unknown preset '" + name + "' (presets: " + list + ")");
+}
+
 BackendOptions backend_options(const Args& args) {
   BackendOptions o;
   o.kind = args.get_or("backend", "auto");

@@ -12,6 +12,8 @@ namespace moescope::cli {
 
 // --model DIR, else the bundled teaching model; Error when neither exists.
 std::filesystem::path model_dir(const Args& args);
+// resources/presets/NAME.json (installed share dir or source tree); Error listing the names.
+std::filesystem::path preset_path(const std::string& name);
 // Backend options from --backend, --context, --threads.
 BackendOptions backend_options(const Args& args);
 

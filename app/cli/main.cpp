@@ -24,10 +24,16 @@ struct Entry {
 
 // One line per subcommand; the usage text is what --help prints.
 const std::vector<Entry> kCommands = {
+    {"inspect", moescope::cli::cmd_inspect,
+     "inspect   --model DIR|config.json | --preset NAME [--context N]   (anatomy as JSON)"},
+    {"bench", moescope::cli::cmd_bench,
+     "bench     --shape NAME|--model DIR [--backend cpu|cuda] [--prompt-tokens N] [--decode-tokens N]\n"
+     "          [--layers N] [--json]   shapes: olmoe-1b-7b qwen3-30b-a3b deepseek-v2-lite mixtral-8x7b deepseek-v3"},
     {"forward", moescope::cli::cmd_forward,
      "forward   --model DIR --ids 1,2,3 [--backend cpu|cuda] --logits OUT.npy --trace OUT.json"},
     {"tokenize", moescope::cli::cmd_tokenize, "tokenize --model DIR (--text T | --file F) [--add-special]"},
     {"detokenize", moescope::cli::cmd_detokenize, "detokenize --model DIR --ids 1,2,3 [--skip-special]"},
+    {"template", moescope::cli::cmd_template, "template --model DIR --messages FILE.json [--no-generation-prompt]"},
 };
 
 void print_help() {

@@ -63,6 +63,17 @@ public:
   virtual void forward(std::span<const int32_t> tokens, const ForwardOptions& options, ForwardResult& out) = 0;
   virtual void truncate(int n_tokens) = 0;     // forget cached positions >= n_tokens
   virtual KvStats kv_stats() const = 0;
+
+  // Physical limits measured on this backend's memory and compute, for benchmark rooflines:
+  // read bandwidth of the memory the weights live in, and dense matmul throughput.
+  struct Calibration {
+    double bandwidth_gbs = 0.0;   // GB/s (1e9 bytes)
+    double matmul_tflops = 0.0;   // in the precision prefill uses (BF16 on CUDA, FP32 on CPU)
+    std::string method;           // how it was measured
+  };
+  virtual Calibration calibrate() = 0;
+  // Bytes of device memory in use by this backend (0 for the CPU backend).
+  virtual int64_t device_memory_used() const { return 0; }
 };
 
 // Creates the backend named in options (for "auto": CUDA when built and a device is usable).

@@ -1,6 +1,7 @@
 #pragma once
 // The weights of one model as views into its checkpoint, bound by name and checked against the
 // ModelSpec's shapes. Backends read (CPU) or upload (CUDA) from here.
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -49,16 +50,30 @@ struct ModelWeights {
 // fused `experts.gate_up_proj` / `experts.down_proj`. Throws Error naming the tensor on a missing
 // tensor or a wrong shape.
 ModelWeights bind_weights(const ModelSpec& spec, const Checkpoint& ck);
+// Same binding with tensors made by `make(name, shape)` (synthetic models).
+using TensorFactory = std::function<TensorView(const std::string& name, const std::vector<int64_t>& shape)>;
+ModelWeights bind_synthetic_weights(const ModelSpec& spec, const TensorFactory& make);
 
 // A loaded model: spec + mapped checkpoint + bound weights.
 struct Model {
   ModelSpec spec;
-  std::unique_ptr<Checkpoint> checkpoint;
+  std::unique_ptr<Checkpoint> checkpoint;  // null for synthetic models
   ModelWeights weights;
   std::filesystem::path dir;
+  // Synthetic models (benchmarks): random weights of a real shape, no file. With host storage the
+  // views point into `storage`; without, every view has data == nullptr and a device backend
+  // generates the weights itself from `seed`.
+  bool synthetic = false;
+  uint64_t seed = 0;
+  std::vector<std::unique_ptr<uint16_t[]>> storage;
 };
 
 // Reads config.json (+ generation_config.json), maps the safetensors and binds the weights.
 std::shared_ptr<const Model> load_model(const std::filesystem::path& dir);
+
+// A model of `spec`'s shape with random BF16 weights (norms 1, small uniform values elsewhere),
+// cut to its first `layers` layers when layers > 0. host_storage=false leaves every view's data
+// null (for backends that build the weights on the device).
+std::shared_ptr<const Model> make_synthetic_model(ModelSpec spec, int layers, uint64_t seed, bool host_storage);
 
 }  // namespace moescope

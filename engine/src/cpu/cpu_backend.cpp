@@ -6,6 +6,7 @@
 // W = FFN width, V = vocabulary, nh/nkv = query/key-value heads, hd = head dim,
 // C = kv_lora_rank (MLA latent), R = qk_rope_head_dim, N = qk_nope_head_dim, Dv = v_head_dim.
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -73,6 +74,39 @@ public:
   int n_cached() const override { return kv_.size(); }
   void truncate(int n) override { kv_.truncate(std::max(0, n)); }
   KvStats kv_stats() const override { return kv_.stats(s_.mha_kv_values_per_token()); }
+
+  Calibration calibrate() override {
+    Calibration c;
+    // Read bandwidth: every thread sums its share of a 1 GiB buffer; best of three passes.
+    const size_t n = (size_t(1) << 30) / sizeof(uint64_t);
+    std::vector<uint64_t> buf(n, 1);
+    std::vector<uint64_t> sums(size_t(pool_.size()));
+    double best = 0.0;
+    for (int pass = 0; pass < 3; ++pass) {
+      auto t0 = std::chrono::steady_clock::now();
+      pool_.parallel_for(int(n / 4096), [&](int b, int e, int th) {
+        uint64_t acc = 0;
+        for (size_t i = size_t(b) * 4096; i < size_t(e) * 4096; ++i) acc += buf[i];
+        sums[size_t(th)] += acc;
+      });
+      double sec = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      best = std::max(best, double(n * sizeof(uint64_t)) / sec / 1e9);
+    }
+    c.bandwidth_gbs = best;
+    // Matmul throughput of this backend's own kernel: 256 tokens x [2048, 2048] fp32.
+    const int T = 256, D = 2048;
+    std::vector<float> x(size_t(T) * D, 0.01f), w(size_t(D) * D, 0.02f), y(size_t(T) * D);
+    TensorView wv{DType::F32, {D, D}, w.data()};
+    for (int pass = 0; pass < 4; ++pass) {  // the first pass only warms up
+      auto t0 = std::chrono::steady_clock::now();
+      cpu::matmul(pool_, x.data(), T, wv, nullptr, y.data());
+      double sec = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      if (pass > 0) c.matmul_tflops = std::max(c.matmul_tflops, 2.0 * T * double(D) * D / sec / 1e12);
+    }
+    c.method = "host read of 1 GiB on " + std::to_string(pool_.size()) +
+               " threads (best of 3); fp32 matmul 256x2048x2048 with the backend's kernel (best of 3)";
+    return c;
+  }
 
   void forward(std::span<const int32_t> tokens, const ForwardOptions& opt, ForwardResult& out) override {
     const int n = int(tokens.size());

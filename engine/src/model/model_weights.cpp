@@ -2,25 +2,23 @@
 
 #include <spdlog/spdlog.h>
 
+#include <functional>
+
 #include "moescope/error.h"
 
 namespace moescope {
 
 namespace {
 
+
+// Hands out tensors by name and expected shape: from a checkpoint (checked), or made up
+// (synthetic models).
 class Binder {
 public:
-  Binder(const ModelSpec& spec, const Checkpoint& ck) : spec_(spec), ck_(ck) {}
+  Binder(const ModelSpec& spec, std::function<bool(const std::string&)> has, TensorFactory fetch)
+      : spec_(spec), has_(std::move(has)), fetch_(std::move(fetch)) {}
 
-  TensorView tensor(const std::string& name, std::vector<int64_t> shape) const {
-    const TensorView& t = ck_.get(name);
-    check_shape(name, t, shape);
-    return t;
-  }
-  TensorView optional(const std::string& name, std::vector<int64_t> shape) const {
-    if (!ck_.has(name)) return {};
-    return tensor(name, std::move(shape));
-  }
+  TensorView tensor(const std::string& name, std::vector<int64_t> shape) const { return fetch_(name, shape); }
   Linear linear(const std::string& prefix, int64_t out, int64_t in, bool bias) const {
     Linear l;
     l.w = tensor(prefix + ".weight", {out, in});
@@ -33,7 +31,7 @@ public:
     return {tensor(prefix + "." + g + ".weight", {width, h}), tensor(prefix + "." + u + ".weight", {width, h}),
             tensor(prefix + "." + d + ".weight", {h, width})};
   }
-  bool has(const std::string& name) const { return ck_.has(name); }
+  bool has(const std::string& name) const { return has_(name); }
 
   static void check_shape(const std::string& name, const TensorView& t, const std::vector<int64_t>& shape) {
     if (t.shape != shape) {
@@ -46,7 +44,8 @@ public:
 
 private:
   const ModelSpec& spec_;
-  const Checkpoint& ck_;
+  std::function<bool(const std::string&)> has_;
+  TensorFactory fetch_;
 };
 
 // A view of rows [row0, row0 + rows) of expert `e` in a fused [E, R, C] tensor.
@@ -88,15 +87,14 @@ void bind_experts(const Binder& b, const ModelSpec& s, const std::string& p, Lay
 
 }  // namespace
 
-ModelWeights bind_weights(const ModelSpec& s, const Checkpoint& ck) {
-  Binder b(s, ck);
+ModelWeights bind_with(const ModelSpec& s, const Binder& b) {
   const int64_t H = s.hidden, V = s.vocab_size;
   const auto& a = s.attn;
   ModelWeights w;
   w.embed = b.tensor("model.embed_tokens.weight", {V, H});
   w.dtype = w.embed.dtype;
   w.final_norm = b.tensor("model.norm.weight", {H});
-  if (s.tie_embeddings && !ck.has("lm_head.weight")) w.lm_head = w.embed;
+  if (s.tie_embeddings && !b.has("lm_head.weight")) w.lm_head = w.embed;
   else w.lm_head = b.tensor("lm_head.weight", {V, H});
 
   w.layers.resize(size_t(s.n_layers));
@@ -138,6 +136,22 @@ ModelWeights bind_weights(const ModelSpec& s, const Checkpoint& ck) {
     else L.dense = b.mlp(p + "mlp", s.dense_width);
   }
   return w;
+}
+
+ModelWeights bind_weights(const ModelSpec& s, const Checkpoint& ck) {
+  Binder b(
+      s, [&](const std::string& name) { return ck.has(name); },
+      [&](const std::string& name, const std::vector<int64_t>& shape) {
+        const TensorView& t = ck.get(name);
+        Binder::check_shape(name, t, shape);
+        return t;
+      });
+  return bind_with(s, b);
+}
+
+ModelWeights bind_synthetic_weights(const ModelSpec& s, const TensorFactory& make) {
+  Binder b(s, [](const std::string&) { return false; }, make);
+  return bind_with(s, b);
 }
 
 std::shared_ptr<const Model> load_model(const std::filesystem::path& dir) {

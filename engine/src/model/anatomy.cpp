@@ -1,0 +1,156 @@
+#include "moescope/anatomy.h"
+
+#include <nlohmann/json.hpp>
+
+namespace moescope {
+
+namespace {
+int64_t attention_params(const ModelSpec& s) {
+  const auto& a = s.attn;
+  const int64_t H = s.hidden;
+  if (a.kind == AttentionKind::GQA) {
+    const int64_t qd = int64_t(a.n_heads) * a.head_dim, kd = int64_t(a.n_kv_heads) * a.head_dim;
+    int64_t p = H * qd + 2 * H * kd + qd * H;
+    if (a.qkv_bias) p += qd + 2 * kd;
+    if (a.qk_norm == QKNorm::PerHead) p += 2 * a.head_dim;
+    if (a.qk_norm == QKNorm::Full) p += qd + kd;
+    return p;
+  }
+  const int64_t nh = a.n_heads, qh = a.q_head_dim();
+  int64_t p = 0;
+  if (a.q_lora_rank > 0) p += H * a.q_lora_rank + a.q_lora_rank + int64_t(a.q_lora_rank) * nh * qh;
+  else p += H * nh * qh;
+  p += H * (a.kv_lora_rank + a.qk_rope_head_dim) + a.kv_lora_rank;
+  p += int64_t(a.kv_lora_rank) * nh * (a.qk_nope_head_dim + a.v_head_dim);
+  p += nh * a.v_head_dim * H;
+  return p;
+}
+}  // namespace
+
+ParamCounts count_params(const ModelSpec& s) {
+  ParamCounts c;
+  const int64_t H = s.hidden, V = s.vocab_size;
+  const auto& m = s.moe;
+  c.embedding = V * H;
+  c.lm_head = s.tie_embeddings ? 0 : V * H;
+  c.norms = H;  // final norm
+  for (int l = 0; l < s.n_layers; ++l) {
+    c.attention += attention_params(s);
+    c.norms += 2 * H;
+    if (!s.moe_layer[size_t(l)]) {
+      c.dense_ffn += 3 * H * s.dense_width;
+      continue;
+    }
+    const int64_t expert = 3 * H * m.expert_width;
+    c.router += int64_t(m.router.n_experts) * H + (m.router.correction_bias ? m.router.n_experts : 0);
+    c.routed_experts += expert * m.router.n_experts;
+    c.routed_active += expert * m.router.top_k;
+    if (m.shared != SharedExperts::None) c.shared_experts += 3 * H * m.shared_width;
+    if (m.shared == SharedExperts::SigmoidGated) c.shared_experts += H;
+  }
+  const int64_t common = c.attention + c.norms + c.dense_ffn + c.router + c.shared_experts;
+  c.total = c.embedding + c.lm_head + common + c.routed_experts;
+  // A tied head is one matrix used twice per token; count it once in both figures.
+  c.active = c.embedding + c.lm_head + common + c.routed_active;
+  c.active_without_embedding = c.active - (s.tie_embeddings ? 0 : c.embedding);
+  return c;
+}
+
+double decode_weight_bytes(const ModelSpec& s, double bytes_per_param) {
+  ParamCounts c = count_params(s);
+  // One embedding row instead of the table; a tied head still streams the whole matrix once.
+  double params = double(c.active - c.embedding) + double(s.hidden);
+  if (s.tie_embeddings) params += double(c.embedding);
+  return params * bytes_per_param;
+}
+
+nlohmann::json anatomy_json(const ModelSpec& s, int64_t context) {
+  using nlohmann::json;
+  const ParamCounts c = count_params(s);
+  const auto& a = s.attn;
+  const auto& r = s.moe.router;
+  auto attn_kind = a.kind == AttentionKind::MLA ? "MLA" : (a.n_kv_heads == a.n_heads ? "MHA" : "GQA");
+  json attention = {{"kind", attn_kind}, {"heads", a.n_heads}};
+  if (a.kind == AttentionKind::MLA) {
+    attention["q_lora_rank"] = a.q_lora_rank;
+    attention["kv_lora_rank"] = a.kv_lora_rank;
+    attention["qk_nope_head_dim"] = a.qk_nope_head_dim;
+    attention["qk_rope_head_dim"] = a.qk_rope_head_dim;
+    attention["v_head_dim"] = a.v_head_dim;
+  } else {
+    attention["kv_heads"] = a.n_kv_heads;
+    attention["head_dim"] = a.head_dim;
+    attention["qk_norm"] = a.qk_norm == QKNorm::None ? "none" : (a.qk_norm == QKNorm::PerHead ? "per_head" : "full");
+  }
+  attention["rope"] = {{"theta", s.rope.theta}, {"dim", s.rope.dim}, {"interleaved", s.rope.interleaved},
+                       {"yarn", s.rope.yarn}};
+  if (s.rope.yarn) attention["rope"]["factor"] = s.rope.factor;
+
+  const char* scoring = r.scoring == ScoreFunc::Softmax ? "softmax" : "sigmoid";
+  const char* group = r.group_score == GroupScore::None ? "none" : (r.group_score == GroupScore::Max ? "max" : "sum_top2");
+  const char* shared = s.moe.shared == SharedExperts::None ? "none"
+                       : s.moe.shared == SharedExperts::Plain ? "plain" : "sigmoid_gated";
+  json experts = {{"moe_layers", s.n_moe_layers()},
+                  {"dense_layers", s.n_layers - s.n_moe_layers()},
+                  {"routed", r.n_experts},
+                  {"active", r.top_k},
+                  {"shared", shared},
+                  {"shared_width", s.moe.shared_width},
+                  {"expert_width", s.moe.expert_width},
+                  {"router", {{"scoring", scoring},
+                              {"correction_bias", r.correction_bias},
+                              {"group_selection", group},
+                              {"n_group", r.n_group},
+                              {"topk_group", r.topk_group},
+                              {"renormalize", r.renormalize},
+                              {"scaling", r.scaling}}}};
+
+  const int64_t kv_vals = s.kv_values_per_token(), mha_vals = s.mha_kv_values_per_token();
+  const int64_t kv_bf16_token = kv_vals * 2 * s.n_layers, mha_bf16_token = mha_vals * 2 * s.n_layers;
+  json kv = {{"values_per_token_layer", kv_vals},
+             {"bytes_per_token_bf16", kv_bf16_token},
+             {"mha_equivalent_bytes_per_token_bf16", mha_bf16_token},
+             {"compression_vs_mha", mha_vals ? 1.0 - double(kv_vals) / double(mha_vals) : 0.0}};
+
+  json memory = json::object();
+  for (auto [name, bpp] : {std::pair<const char*, double>{"bf16", 2.0}, {"fp8", 1.0}, {"int4", 0.5}}) {
+    const double weights = double(c.total) * bpp;
+    const double kv_bytes = double(kv_bf16_token) * double(context);
+    memory[name] = {{"weights_bytes", int64_t(weights)}, {"kv_bytes", int64_t(kv_bytes)},
+                    {"total_bytes", int64_t(weights + kv_bytes)}};
+  }
+
+  json j = {{"architecture", s.architecture},
+            {"model_type", s.model_type},
+            {"name", s.name},
+            {"layers", s.n_layers},
+            {"hidden_size", s.hidden},
+            {"vocab_size", s.vocab_size},
+            {"max_position_embeddings", s.max_position},
+            {"tied_embeddings", s.tie_embeddings},
+            {"attention", attention},
+            {"experts", experts},
+            {"total_params", c.total},
+            {"active_params", c.active},
+            {"active_params_without_embedding", c.active_without_embedding},
+            {"params", {{"embedding", c.embedding},
+                        {"lm_head", c.lm_head},
+                        {"attention", c.attention},
+                        {"norms", c.norms},
+                        {"dense_ffn", c.dense_ffn},
+                        {"router", c.router},
+                        {"routed_experts", c.routed_experts},
+                        {"routed_experts_active", c.routed_active},
+                        {"shared_experts", c.shared_experts}}},
+            {"counting_convention",
+             "all weights of the transformer layers + input embedding + output head (tied head counted once); "
+             "active = attention, norms, router, shared experts, top-k routed experts, dense layers, embedding and "
+             "head; active_params_without_embedding leaves the input embedding out"},
+            {"kv_cache", kv},
+            {"decode_weight_bytes_bf16", int64_t(decode_weight_bytes(s, 2.0))},
+            {"memory", memory},
+            {"memory_context_tokens", context}};
+  return j;
+}
+
+}  // namespace moescope

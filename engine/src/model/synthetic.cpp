@@ -1,0 +1,65 @@
+// Synthetic models for `moescope-cli bench --shape`: a real model's shapes, random BF16 weights,
+// bound through the same bind_weights() code as a checkpoint (via an in-memory tensor table).
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cmath>
+#include <thread>
+
+#include "moescope/error.h"
+#include "moescope/model_weights.h"
+
+namespace moescope {
+
+namespace {
+
+// Fills n BF16 values with uniform noise in ±scale (xorshift; fast, reproducible).
+void fill_random(uint16_t* p, size_t n, uint64_t seed, float scale) {
+  const unsigned threads = std::max(1u, std::thread::hardware_concurrency());
+  const size_t per = (n + threads - 1) / threads;
+  std::vector<std::thread> pool;
+  for (unsigned t = 0; t < threads; ++t)
+    pool.emplace_back([=] {
+      uint64_t x = seed * 0x9E3779B97F4A7C15ull + t + 1;
+      const size_t b = t * per, e = std::min(n, b + per);
+      for (size_t i = b; i < e; ++i) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        float u = float(x >> 40) * (1.0f / float(1 << 24)) * 2.0f - 1.0f;
+        p[i] = f32_to_bf16(u * scale);
+      }
+    });
+  for (auto& th : pool) th.join();
+}
+
+}  // namespace
+
+std::shared_ptr<const Model> make_synthetic_model(ModelSpec spec, int layers, uint64_t seed, bool host_storage) {
+  if (layers > 0 && layers < spec.n_layers) {
+    spec.n_layers = layers;
+    spec.moe_layer.resize(size_t(layers));
+  }
+  auto m = std::make_shared<Model>();
+  m->synthetic = true;
+  m->seed = seed;
+  m->spec = spec;
+  m->weights = bind_synthetic_weights(m->spec, [&](const std::string& name, const std::vector<int64_t>& shape) {
+    TensorView t;
+    t.dtype = DType::BF16;
+    t.shape = shape;
+    if (!host_storage) return t;
+    const size_t n = size_t(t.numel());
+    auto buf = std::make_unique<uint16_t[]>(n);
+    const bool is_norm = name.find("norm") != std::string::npos;
+    if (is_norm) std::fill(buf.get(), buf.get() + n, f32_to_bf16(1.0f));
+    else if (name.find("e_score_correction_bias") != std::string::npos) std::fill(buf.get(), buf.get() + n, 0);
+    else fill_random(buf.get(), n, seed + std::hash<std::string>{}(name), 0.5f / std::sqrt(float(shape.back())));
+    t.data = buf.get();
+    m->storage.push_back(std::move(buf));
+    return t;
+  });
+  spdlog::info("synthetic {}: {} layers ({} MoE), host weights: {}", spec.name, spec.n_layers, spec.n_moe_layers(),
+               host_storage);
+  return m;
+}
+
+}  // namespace moescope
