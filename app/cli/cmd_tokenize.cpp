@@ -1,5 +1,6 @@
 // moescope-cli tokenize / detokenize: text <-> token ids with a model directory's tokenizer
 // (tokenizer.json + tokenizer_config.json are enough; no weights needed).
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
@@ -46,10 +47,15 @@ int run_bench(const Tokenizer& tok, const std::string& text, bool add_special) {
   }
   const auto t0 = std::chrono::steady_clock::now();
   size_t tokens = 0;
-  for (const auto& c : chunks) tokens += tok.encode(c, add_special).size();
+  uint64_t hash = 0xcbf29ce484222325ull;  // FNV-1a over the ids, so the caller can check them
+  for (const auto& c : chunks) {
+    const auto ids = tok.encode(c, add_special);
+    tokens += ids.size();
+    for (const int32_t id : ids) hash = (hash ^ uint64_t(uint32_t(id))) * 0x100000001b3ull;
+  }
   const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   std::cout << "{\"bytes\": " << text.size() << ", \"chunks\": " << chunks.size()
-            << ", \"tokens\": " << tokens << ", \"seconds\": " << s
+            << ", \"tokens\": " << tokens << ", \"ids_hash\": " << hash << ", \"seconds\": " << s
             << ", \"mb_per_s\": " << double(text.size()) / 1e6 / s << "}\n";
   return 0;
 }

@@ -24,8 +24,10 @@ uint64_t pair_key(int32_t left, int32_t right) {
   return (uint64_t(uint32_t(left) + 1) << 32) | uint64_t(uint32_t(right) + 1);
 }
 
+// Fibonacci hashing: the top bits of key * 2^64/phi mix both ids of the pair.
 size_t slot_of(uint64_t key, size_t mask) {
-  return size_t((key * 0x9E3779B97F4A7C15ull) >> 17) & mask;
+  const uint64_t h = key * 0x9E3779B97F4A7C15ull;
+  return size_t(h >> (64 - std::popcount(mask))) & mask;
 }
 
 struct Symbol {

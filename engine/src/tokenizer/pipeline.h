@@ -85,6 +85,7 @@ public:
   void tokenize(std::string_view word, std::vector<int32_t>& out) const;
   std::optional<int32_t> token_to_id(std::string_view token) const;
   const std::vector<std::string>& id_to_token() const { return id_to_token_; }
+  size_t vocab_count() const { return vocab_.size(); }  // entries, not max id + 1
   void disable_unk() { unk_id_.reset(); }
 
 private:
@@ -137,6 +138,7 @@ std::unique_ptr<Decoder> make_llama_decoder(bool strip_leading_space);
 // ---- added tokens -------------------------------------------------------------------------------
 struct AddedToken {
   std::string content;
+  std::string text;  // what decode() and id_to_token() give: normalised content if `normalized`
   int32_t id;
   bool special, lstrip, rstrip, normalized, single_word;
 };

@@ -67,7 +67,7 @@ std::string Pipeline::decode(const int32_t* ids, size_t n, bool skip_special) co
       throw Error("token id " + std::to_string(id) + " is outside the vocabulary [0, " +
                   std::to_string(vocab_size) + ")");
     if (const auto it = added_by_id.find(id); it != added_by_id.end()) {
-      if (!(skip_special && added[it->second].special)) tokens.push_back(added[it->second].content);
+      if (!(skip_special && added[it->second].special)) tokens.push_back(added[it->second].text);
       continue;
     }
     if (size_t(id) >= vocab.size() || vocab[size_t(id)].empty()) continue;
@@ -205,7 +205,7 @@ std::optional<int32_t> Tokenizer::token_to_id(std::string_view token) const {
 
 std::string Tokenizer::id_to_token(int32_t id) const {
   if (const auto it = p_->added_by_id.find(id); it != p_->added_by_id.end())
-    return p_->added[it->second].content;
+    return p_->added[it->second].text;
   const auto& vocab = p_->model->id_to_token();
   return id >= 0 && size_t(id) < vocab.size() ? vocab[size_t(id)] : std::string();
 }
