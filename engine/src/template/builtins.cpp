@@ -985,7 +985,7 @@ Value apply_filter(const std::string& name, const Value& v, const List& args, co
     double x = to_double(v), scale = std::pow(10.0, static_cast<double>(prec));
     double r = method == "ceil" ? std::ceil(x * scale) / scale
                : method == "floor" ? std::floor(x * scale) / scale
-                                   : std::round(x * scale) / scale;
+                                   : std::nearbyint(x * scale) / scale;  // Python's round: half to even
     return Value::real(r);
   }
   if (name == "first" || name == "last") {

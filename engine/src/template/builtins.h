@@ -15,7 +15,7 @@ struct EvalError : std::runtime_error {
 
 // Safety limits against hostile templates; exceeding one is an EvalError naming the limit.
 constexpr size_t kMaxStringBytes = 64u << 20;        // any string, the output included
-constexpr int64_t kMaxLoopIterations = 5'000'000;    // loop iterations per render, all loops
+constexpr int64_t kMaxLoopIterations = 1'000'000;    // loop iterations per render, all loops
 constexpr size_t kMaxListItems = 5'000'000;          // range() and list repetition
 constexpr int kMaxCallDepth = 64;                    // nested macro calls
 constexpr int kMaxEvalDepth = 2000;                  // nested statements + expressions at runtime

@@ -1,0 +1,355 @@
+// Chat templates: byte-identical rendering against transformers' goldens
+// (tests/tools/gen_template_goldens.py), error reporting with template lines, the safety limits,
+// and the `moescope-cli template` command.
+#include <QProcess>
+#include <QTemporaryDir>
+#include <QtTest>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "moescope/chat_template.h"
+
+using nlohmann::ordered_json;
+namespace fs = std::filesystem;
+
+namespace {
+
+const fs::path kData = MOESCOPE_TEST_DATA;
+
+std::string read_file(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+ordered_json read_json(const fs::path& p) { return ordered_json::parse(read_file(p)); }
+
+// Where two renderings first differ, for a failure message that shows the problem.
+QString first_difference(const std::string& got, const std::string& want) {
+  size_t k = 0;
+  while (k < got.size() && k < want.size() && got[k] == want[k]) ++k;
+  auto around = [&](const std::string& s) {
+    size_t b = k > 40 ? k - 40 : 0;
+    return QString::fromStdString(s.substr(b, 100)).toHtmlEscaped().replace("\n", "\\n");
+  };
+  return QString("differs at byte %1 (got %2 bytes, want %3)\n  got:  %4\n  want: %5")
+      .arg(k).arg(got.size()).arg(want.size()).arg(around(got), around(want));
+}
+
+std::string render_snippet(const std::string& source, const ordered_json& vars) {
+  return moescope::ChatTemplate::parse(source).render(vars);
+}
+
+}  // namespace
+
+class TestTemplate : public QObject {
+  Q_OBJECT
+
+private slots:
+  void goldens_data();
+  void goldens();
+  void snippets_data();
+  void snippets();
+  void load_config();
+  void syntax_errors_carry_line();
+  void raise_exception_carries_line();
+  void unknown_filter_and_test();
+  void hostile_templates();
+  void plain_json_variables();
+  void cli_template();
+};
+
+void TestTemplate::goldens_data() {
+  QTest::addColumn<QString>("file");
+  QTest::addColumn<int>("index");
+  int files = 0;
+  for (const auto& entry : fs::directory_iterator(kData / "templates" / "goldens")) {
+    if (entry.path().filename() == "snippets.json" || entry.path().extension() != ".json") continue;
+    ++files;
+    ordered_json g = read_json(entry.path());
+    for (size_t k = 0; k < g["cases"].size(); ++k) {
+      std::string row = entry.path().stem().string() + "/" + g["cases"][k]["name"].get<std::string>();
+      QTest::newRow(row.c_str()) << QString::fromStdString(entry.path().string()) << static_cast<int>(k);
+    }
+  }
+  QVERIFY2(files >= 8, "expected goldens for 6 templates + 2 tokenizer configs");
+}
+
+void TestTemplate::goldens() {
+  QFETCH(QString, file);
+  QFETCH(int, index);
+  ordered_json g = read_json(file.toStdString());
+  const ordered_json& c = g["cases"][index];
+  moescope::ChatTemplateConfig config;
+  const std::string source = g["source"];
+  if (source.rfind("tokenizers/", 0) == 0) {
+    config = moescope::load_chat_template_config(kData / source);
+  } else {
+    config.source = read_file(kData / source);
+    config.bos_token = g["bos_token"];
+    config.eos_token = g["eos_token"];
+  }
+  QCOMPARE(config.bos_token, g["bos_token"].get<std::string>());
+  QCOMPARE(config.eos_token, g["eos_token"].get<std::string>());
+  if (c.contains("error")) {
+    try {
+      moescope::apply_chat_template(config, c["messages"], c["add_generation_prompt"].get<bool>(), c["extra"]);
+      QFAIL("expected a TemplateError");
+    } catch (const moescope::TemplateError& e) {
+      QCOMPARE(QString::fromStdString(e.detail()), QString::fromStdString(c["error"].get<std::string>()));
+      QVERIFY2(e.line() >= 1, e.what());
+      QVERIFY(std::string(e.what()).find("line " + std::to_string(e.line())) != std::string::npos);
+    }
+    return;
+  }
+  const std::string got =
+      moescope::apply_chat_template(config, c["messages"], c["add_generation_prompt"].get<bool>(), c["extra"]);
+  const std::string want = c["expected"];
+  QVERIFY2(got == want, qPrintable(first_difference(got, want)));
+}
+
+void TestTemplate::snippets_data() {
+  QTest::addColumn<int>("index");
+  ordered_json s = read_json(kData / "templates" / "goldens" / "snippets.json");
+  for (size_t k = 0; k < s["snippets"].size(); ++k) {
+    std::string src = s["snippets"][k]["template"];
+    std::string row = std::to_string(k) + ": " + src.substr(0, 50);
+    std::replace(row.begin(), row.end(), '\n', ' ');
+    std::replace(row.begin(), row.end(), '\r', ' ');
+    QTest::newRow(row.c_str()) << static_cast<int>(k);
+  }
+}
+
+void TestTemplate::snippets() {
+  QFETCH(int, index);
+  ordered_json s = read_json(kData / "templates" / "goldens" / "snippets.json");
+  const ordered_json& c = s["snippets"][index];
+  const std::string src = c["template"];
+  if (c.contains("error")) {
+    try {
+      render_snippet(src, c["variables"]);
+      QFAIL("expected a TemplateError");
+    } catch (const moescope::TemplateError& e) {
+      QCOMPARE(QString::fromStdString(e.detail()), QString::fromStdString(c["error"].get<std::string>()));
+      QVERIFY2(e.line() >= 1, e.what());
+    }
+    return;
+  }
+  const std::string got = render_snippet(src, c["variables"]);
+  const std::string want = c["expected"];
+  QVERIFY2(got == want, qPrintable(first_difference(got, want)));
+}
+
+void TestTemplate::load_config() {
+  auto ds = moescope::load_chat_template_config(kData / "tokenizers" / "deepseek-v3" / "tokenizer_config.json");
+  QCOMPARE(ds.bos_token, std::string("<｜begin▁of▁sentence｜>"));  // from {"content": ...}
+  QCOMPARE(ds.source, read_file(kData / "templates" / "deepseek-v3.jinja"));
+  auto qwen = moescope::load_chat_template_config(kData / "tokenizers" / "qwen3" / "tokenizer_config.json");
+  QCOMPARE(qwen.bos_token, std::string());  // null
+  QCOMPARE(qwen.eos_token, std::string("<|im_end|>"));
+
+  // llama2's config has no chat_template: a clear error naming the file.
+  try {
+    moescope::load_chat_template_config(kData / "tokenizers" / "llama2" / "tokenizer_config.json");
+    QFAIL("expected an error");
+  } catch (const moescope::Error& e) {
+    QVERIFY2(std::string(e.what()).find("no chat_template") != std::string::npos, e.what());
+  }
+
+  QTemporaryDir dir;
+  const fs::path cfg = dir.path().toStdString() + "/tokenizer_config.json";
+  std::ofstream(cfg) << R"({"bos_token": "<s>", "chat_template": [
+      {"name": "default", "template": "D{{ bos_token }}"}, {"name": "tool_use", "template": "T"}]})";
+  QCOMPARE(moescope::load_chat_template_config(cfg).source, std::string("D{{ bos_token }}"));
+  QCOMPARE(moescope::load_chat_template_config(cfg, "tool_use").source, std::string("T"));
+  QVERIFY_THROWS_EXCEPTION(moescope::Error, moescope::load_chat_template_config(cfg, "rag"));
+  std::ofstream(cfg) << R"({"chat_template": 5})";
+  QVERIFY_THROWS_EXCEPTION(moescope::Error, moescope::load_chat_template_config(cfg));
+  std::ofstream(cfg) << "{not json";
+  QVERIFY_THROWS_EXCEPTION(moescope::Error, moescope::load_chat_template_config(cfg));
+  QVERIFY_THROWS_EXCEPTION(moescope::Error, moescope::load_chat_template_config(dir.path().toStdString() + "/none.json"));
+
+  moescope::ChatTemplateConfig c{"{{ messages|length }}", "", ""};
+  QVERIFY_THROWS_EXCEPTION(moescope::Error, moescope::apply_chat_template(c, ordered_json::array(), true));
+  QVERIFY_THROWS_EXCEPTION(moescope::Error, moescope::apply_chat_template(c, ordered_json::object(), true));
+}
+
+void TestTemplate::syntax_errors_carry_line() {
+  struct Case {
+    const char* source;
+    int line;
+    const char* needle;
+  };
+  const Case cases[] = {
+      {"a\n\n{% if x %}\n{% endfor %}", 4, "Encountered unknown tag 'endfor'"},
+      {"{% for x in y %}\n{{ x }}", 2, "Unexpected end of template"},
+      {"line\n{{ 1 + }}", 2, "Expected an expression"},
+      {"{{ 'unterminated }}", 1, "string literal"},
+      {"ok\n{% frobnicate %}", 2, "Encountered unknown tag 'frobnicate'"},
+      {"{{ (1 }}", 1, "unexpected '}'"},
+      {"\n\n{# open comment", 3, "Missing end of comment tag"},
+      {"{% break %}", 1, "outside of a loop"},
+      {"x\n{{ a b }}", 2, "expected end of print statement"},
+  };
+  for (const auto& c : cases) {
+    try {
+      moescope::ChatTemplate::parse(c.source);
+      QFAIL(qPrintable(QString("no error for: %1").arg(c.source)));
+    } catch (const moescope::TemplateError& e) {
+      QVERIFY2(e.line() == c.line, qPrintable(QString("%1 -> %2").arg(c.source, e.what())));
+      QVERIFY2(std::string(e.what()).find(c.needle) != std::string::npos, e.what());
+      QVERIFY2(std::string(e.what()).find("line " + std::to_string(c.line)) != std::string::npos, e.what());
+    }
+  }
+}
+
+void TestTemplate::raise_exception_carries_line() {
+  auto t = moescope::ChatTemplate::parse("first\n{% for m in messages %}\n{% if m.role == 'bad' %}"
+                                         "{{ raise_exception('role ' ~ m.role ~ ' is not allowed') }}{% endif %}\n"
+                                         "{% endfor %}");
+  ordered_json vars = {{"messages", {{{"role", "user"}}, {{"role", "bad"}}}}};
+  try {
+    t.render(vars);
+    QFAIL("expected raise_exception");
+  } catch (const moescope::TemplateError& e) {
+    QCOMPARE(e.line(), 3);
+    QCOMPARE(e.detail(), std::string("role bad is not allowed"));
+    QCOMPARE(std::string(e.what()), std::string("chat template error at line 3: role bad is not allowed"));
+  }
+  // An undefined variable used where jinja2 raises, on line 2.
+  try {
+    moescope::ChatTemplate::parse("ok\n{{ nothing.here }}").render(ordered_json::object());
+    QFAIL("expected an undefined error");
+  } catch (const moescope::TemplateError& e) {
+    QCOMPARE(e.line(), 2);
+    QCOMPARE(e.detail(), std::string("'nothing' is undefined"));
+  }
+}
+
+void TestTemplate::unknown_filter_and_test() {
+  try {
+    moescope::ChatTemplate::parse("a\n{{ x | frobnicate }}");
+    QFAIL("expected an unknown filter error");
+  } catch (const moescope::TemplateError& e) {
+    QCOMPARE(e.line(), 2);
+    QCOMPARE(e.detail(), std::string("No filter named 'frobnicate'."));
+  }
+  try {
+    moescope::ChatTemplate::parse("{% if x is frobnicated %}{% endif %}");
+    QFAIL("expected an unknown test error");
+  } catch (const moescope::TemplateError& e) {
+    QCOMPARE(e.detail(), std::string("No test named 'frobnicated'."));
+  }
+}
+
+void TestTemplate::hostile_templates() {
+  const auto start = std::chrono::steady_clock::now();
+  struct Case {
+    std::string source;
+    const char* needle;
+  };
+  const Case cases[] = {
+      // Nested loops that would run 10^15 times.
+      {"{% for a in range(100000) %}{% for b in range(100000) %}{% for c in range(100000) %}"
+       "{% endfor %}{% endfor %}{% endfor %}",
+       "loop iterations"},
+      // A string that doubles every iteration.
+      {"{% set ns = namespace(s='x') %}{% for i in range(64) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}", "MiB"},
+      {"{{ 'x' * 10000000000 }}", "MiB"},
+      {"{% for i in range(1000000) %}{{ 'abcdefghijklmnopqrstuvwxyz' * 100 }}{% endfor %}", "MiB"},
+      {"{{ range(10000000000)|length }}", "range too big"},
+      // Unbounded recursion.
+      {"{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}", "nested deeper"},
+      {"{{ " + std::string(5000, '(') + "1" + std::string(5000, ')') + " }}", "nested too deeply"},
+      {"{{ " + std::string(3000, '[') + " }}", "unexpected"},
+      {"{{ 2 ** 5000 }}", "integer overflow"},
+  };
+  for (const auto& c : cases) {
+    try {
+      moescope::ChatTemplate::parse(c.source).render(ordered_json::object());
+      if (*c.needle) QFAIL(qPrintable(QString::fromStdString("no error for: " + c.source.substr(0, 80))));
+    } catch (const moescope::TemplateError& e) {
+      QVERIFY2(std::string(e.what()).find(c.needle) != std::string::npos, e.what());
+    }
+  }
+  const auto seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  QVERIFY2(seconds < 30, qPrintable(QString("hostile templates took %1 s").arg(seconds)));
+}
+
+void TestTemplate::plain_json_variables() {
+  // nlohmann::json (sorted keys) works too; key order follows the json type.
+  nlohmann::json vars = {{"x", {{"b", 1}, {"a", "é"}}}, {"add_generation_prompt", true}};
+  QCOMPARE(moescope::ChatTemplate::parse("{{ x|tojson }} {{ add_generation_prompt }}").render(vars),
+           std::string("{\"a\": \"é\", \"b\": 1} True"));
+  moescope::ChatTemplateConfig c{"{{ bos_token }}{% for m in messages %}[{{ m.role }}:{{ m.content }}]{% endfor %}"
+                                 "{% if add_generation_prompt %}>{% endif %}",
+                                 "<s>", "</s>"};
+  nlohmann::json msgs = nlohmann::json::array({{{"role", "user"}, {"content", "hi"}}});
+  QCOMPARE(moescope::apply_chat_template(c, msgs, true), std::string("<s>[user:hi]>"));
+}
+
+void TestTemplate::cli_template() {
+  const QString cli = MOESCOPE_CLI;
+  QVERIFY2(QFileInfo::exists(cli), qPrintable("moescope-cli not built: " + cli));
+  ordered_json g = read_json(kData / "templates" / "goldens" / "tokenizer-qwen3.json");
+  QTemporaryDir dir;
+  const QString model = QString::fromStdString((kData / "tokenizers" / "qwen3").string());
+  auto run = [&](const QStringList& args, QByteArray* out, QByteArray* err) {
+    QProcess p;
+    p.start(cli, args);
+    if (!p.waitForFinished(30000)) return -1;
+    *out = p.readAllStandardOutput();
+    *err = p.readAllStandardError();
+    return p.exitStatus() == QProcess::NormalExit ? p.exitCode() : -1;
+  };
+  int checked = 0;
+  for (const auto& c : g["cases"]) {
+    if (c.contains("error") || !c["extra"].empty()) continue;
+    const QString messages = dir.filePath(QString("m%1.json").arg(checked));
+    std::ofstream(messages.toStdString()) << c["messages"].dump();
+    QStringList args = {"template", "--model", model, "--messages", messages};
+    if (!c["add_generation_prompt"].get<bool>()) args << "--no-generation-prompt";
+    QByteArray out, err;
+    QCOMPARE(run(args, &out, &err), 0);
+    const std::string got = out.toStdString(), want = c["expected"];
+    QVERIFY2(got == want, qPrintable(QString::fromStdString(c["name"].get<std::string>()) + ": " + first_difference(got, want)));
+    ++checked;
+  }
+  QVERIFY(checked >= 4);
+
+  // Bad input: one line on stderr, exit status 1.
+  const QString bad = dir.filePath("bad.json");
+  std::ofstream(bad.toStdString()) << "[{\"role\": \"user\", ";
+  const QString empty = dir.filePath("empty.json");
+  std::ofstream(empty.toStdString()) << "[]";
+  const QString mixtral_dir = dir.filePath("mixtral");
+  QDir().mkpath(mixtral_dir);
+  std::ofstream((mixtral_dir + "/tokenizer_config.json").toStdString())
+      << ordered_json{{"bos_token", "<s>"}, {"eos_token", "</s>"},
+                      {"chat_template", read_file(kData / "templates" / "mixtral.jinja")}}.dump();
+  const QString two_users = dir.filePath("two_users.json");
+  std::ofstream(two_users.toStdString()) << R"([{"role": "user", "content": "a"}, {"role": "user", "content": "b"}])";
+  const QStringList bad_runs[] = {
+      {"template", "--model", model, "--messages", bad},
+      {"template", "--model", model, "--messages", empty},
+      {"template", "--model", model, "--messages", dir.filePath("missing.json")},
+      {"template", "--model", dir.filePath("nowhere"), "--messages", empty},
+      {"template", "--model", mixtral_dir, "--messages", two_users},
+      {"template", "--messages", two_users, "--bogus"},
+  };
+  for (const auto& args : bad_runs) {
+    QByteArray out, err;
+    QCOMPARE(run(args, &out, &err), 1);
+    QVERIFY2(out.isEmpty(), out.constData());
+    QVERIFY2(err.count('\n') == 1 && err.endsWith('\n'), err.constData());
+  }
+  QByteArray out, err;
+  run({"template", "--model", mixtral_dir, "--messages", two_users}, &out, &err);
+  QVERIFY2(err.contains("Conversation roles must alternate") && err.contains("line 1"), err.constData());
+}
+
+QTEST_GUILESS_MAIN(TestTemplate)
+#include "test_template.moc"
