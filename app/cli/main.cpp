@@ -24,6 +24,11 @@ struct Entry {
 
 // One line per subcommand; the usage text is what --help prints.
 const std::vector<Entry> kCommands = {
+    {"generate", moescope::cli::cmd_generate,
+     "generate  --model DIR (--prompt TEXT [--chat] [--system TEXT] | --ids 1,2,3) [--max-tokens N]\n"
+     "          [--temperature T] [--top-k K] [--top-p P] [--min-p P] [--repetition-penalty R] [--seed S]\n"
+     "          [--backend cpu|cuda] [--trace OUT.json] [--probs]\n"
+     "          [--disable-experts 'L:E,E;*:E'] [--force-expert [L:]E] [--top-k-experts K] [--ignore-bias]"},
     {"inspect", moescope::cli::cmd_inspect,
      "inspect   --model DIR|config.json | --preset NAME [--context N]   (anatomy as JSON)"},
     {"bench", moescope::cli::cmd_bench,

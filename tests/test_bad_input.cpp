@@ -1,0 +1,259 @@
+// Bad checkpoints and configs: every case must end in one clear moescope::Error naming the
+// problem (and, through the CLI, a non-zero exit with one line on stderr) — never a crash or a
+// giant allocation.
+#include <QProcess>
+#include <QTemporaryDir>
+#include <QtTest>
+
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "moescope/checkpoint.h"
+#include "moescope/error.h"
+#include "moescope/model_weights.h"
+
+using namespace moescope;
+namespace fs = std::filesystem;
+
+namespace {
+
+const fs::path kSource = fs::path(MOESCOPE_TEST_DATA) / "models/mixtral";
+
+std::string read_file(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+void write_file(const fs::path& p, const std::string& s) {
+  std::ofstream out(p, std::ios::binary | std::ios::trunc);
+  out << s;
+}
+
+// A writable copy of the mixtral test model.
+fs::path copy_model(const QTemporaryDir& tmp) {
+  fs::path dst = fs::path(tmp.path().toStdString()) / "model";
+  fs::create_directories(dst);
+  for (const auto& e : fs::directory_iterator(kSource)) fs::copy_file(e.path(), dst / e.path().filename());
+  return dst;
+}
+
+nlohmann::json config_of(const fs::path& dir) { return nlohmann::json::parse(read_file(dir / "config.json")); }
+void set_config(const fs::path& dir, const nlohmann::json& j) { write_file(dir / "config.json", j.dump(2)); }
+
+// Splits model.safetensors into (header JSON, data) and writes it back from modified parts.
+struct Safetensors {
+  nlohmann::json header;
+  std::string data;
+  static Safetensors read(const fs::path& file) {
+    std::string all = read_file(file);
+    uint64_t n;
+    std::memcpy(&n, all.data(), 8);
+    return {nlohmann::json::parse(all.substr(8, n)), all.substr(8 + n)};
+  }
+  void write(const fs::path& file) const {
+    std::string h = header.dump();
+    uint64_t n = h.size();
+    std::string out(reinterpret_cast<const char*>(&n), 8);
+    write_file(file, out + h + data);
+  }
+};
+
+// Expects load_model to throw an Error whose message contains `needle`.
+void expect_error(const fs::path& dir, const char* needle) {
+  try {
+    load_model(dir);
+  } catch (const Error& e) {
+    const std::string msg = e.what();
+    QVERIFY2(msg.find(needle) != std::string::npos, qPrintable(QString::fromStdString("unexpected message: " + msg)));
+    QVERIFY2(msg.find('\n') == std::string::npos, "message must be one line");
+    return;
+  }
+  QFAIL(qPrintable(QString("no error; expected one containing '%1'").arg(needle)));
+}
+
+}  // namespace
+
+class BadInputTest : public QObject {
+  Q_OBJECT
+
+private slots:
+  void config_errors_data() {
+    QTest::addColumn<QString>("field");
+    QTest::addColumn<QString>("value");  // JSON, or "<delete>"
+    QTest::addColumn<QString>("needle");
+    QTest::newRow("no architectures") << "architectures" << "<delete>" << "'architectures' is missing";
+    QTest::newRow("unknown architecture") << "architectures" << R"(["GPT2LMHeadModel"])"
+                                          << "architecture 'GPT2LMHeadModel' is not supported (supported: ";
+    QTest::newRow("missing hidden_size") << "hidden_size" << "<delete>" << "field 'hidden_size' is missing";
+    QTest::newRow("negative hidden_size") << "hidden_size" << "-48" << "field 'hidden_size' is -48, outside";
+    QTest::newRow("enormous vocab") << "vocab_size" << "1000000000000" << "field 'vocab_size'";
+    QTest::newRow("string layers") << "num_hidden_layers" << R"("three")" << "must be an integer";
+    QTest::newRow("top-k above experts") << "num_experts_per_tok" << "9" << "exceeds the number of experts";
+    QTest::newRow("heads not dividing") << "num_attention_heads" << "5" << "not divisible by num_attention_heads";
+    QTest::newRow("kv heads not dividing") << "num_key_value_heads" << "3" << "not a multiple of num_key_value_heads";
+    QTest::newRow("zero experts") << "num_local_experts" << "0" << "field 'num_local_experts' is 0";
+    QTest::newRow("unknown rope") << "rope_scaling" << R"({"type": "dynamic", "factor": 2})"
+                                  << "rope scaling type 'dynamic' is not supported";
+    QTest::newRow("bad activation") << "hidden_act" << R"("gelu")" << "hidden_act 'gelu' is not supported";
+    QTest::newRow("eos outside vocab") << "eos_token_id" << "99999" << "eos_token_id 99999 is outside";
+  }
+  void config_errors() {
+    QFETCH(QString, field);
+    QFETCH(QString, value);
+    QFETCH(QString, needle);
+    QTemporaryDir tmp;
+    fs::path dir = copy_model(tmp);
+    auto j = config_of(dir);
+    if (value == "<delete>") j.erase(field.toStdString());
+    else j[field.toStdString()] = nlohmann::json::parse(value.toStdString());
+    set_config(dir, j);
+    expect_error(dir, needle.toUtf8().constData());
+  }
+
+  void not_json() {
+    QTemporaryDir tmp;
+    fs::path dir = copy_model(tmp);
+    write_file(dir / "config.json", "{\"architectures\": [");
+    expect_error(dir, "config.json: invalid JSON");
+  }
+
+  void truncated_file() {
+    QTemporaryDir tmp;
+    fs::path dir = copy_model(tmp);
+    std::string all = read_file(dir / "model.safetensors");
+    write_file(dir / "model.safetensors", all.substr(0, all.size() / 2));
+    expect_error(dir, "(truncated file?)");
+  }
+
+  void tiny_file() {
+    QTemporaryDir tmp;
+    fs::path dir = copy_model(tmp);
+    write_file(dir / "model.safetensors", "abc");
+    expect_error(dir, "truncated safetensors file (3 bytes)");
+  }
+
+  void header_past_end() {
+    QTemporaryDir tmp;
+    fs::path dir = copy_model(tmp);
+    std::string all = read_file(dir / "model.safetensors");
+    uint64_t huge = uint64_t(1) << 40;
+    std::memcpy(all.data(), &huge, 8);
+    write_file(dir / "model.safetensors", all);
+    expect_error(dir, "runs past the end of the file");
+  }
+
+  void header_not_json() {
+    QTemporaryDir tmp;
+    fs::path dir = copy_model(tmp);
+    std::string all = read_file(dir / "model.safetensors");
+    all[8] = '#';
+    write_file(dir / "model.safetensors", all);
+    expect_error(dir, "header is not valid JSON");
+  }
+
+  void offsets_out_of_range() {
+    QTemporaryDir tmp;
+    fs::path dir = copy_model(tmp);
+    auto st = Safetensors::read(dir / "model.safetensors");
+    st.header["model.norm.weight"]["data_offsets"] = {st.data.size() - 4, st.data.size() + 188};
+    st.write(dir / "model.safetensors");
+    expect_error(dir, "tensor 'model.norm.weight' has data offsets");
+  }
+
+  void overlapping_tensors() {
+    QTemporaryDir tmp;
+    fs::path dir = copy_model(tmp);
+    auto st = Safetensors::read(dir / "model.safetensors");
+    auto a = st.header["model.norm.weight"]["data_offsets"];
+    st.header["model.layers.0.input_layernorm.weight"]["data_offsets"] = a;
+    st.write(dir / "model.safetensors");
+    expect_error(dir, "overlap");
+  }
+
+  void unsupported_dtype() {
+    QTemporaryDir tmp;
+    fs::path dir = copy_model(tmp);
+    auto st = Safetensors::read(dir / "model.safetensors");
+    st.header["model.norm.weight"]["dtype"] = "I8";
+    st.write(dir / "model.safetensors");
+    expect_error(dir, "dtype I8 is not supported");
+  }
+
+  void size_mismatch() {
+    QTemporaryDir tmp;
+    fs::path dir = copy_model(tmp);
+    auto st = Safetensors::read(dir / "model.safetensors");
+    st.header["model.norm.weight"]["dtype"] = "F16";  // half the bytes the offsets span
+    st.write(dir / "model.safetensors");
+    expect_error(dir, "holds 192 bytes but its shape [48] and dtype F16 need 96");
+  }
+
+  void wrong_shape() {
+    QTemporaryDir tmp;
+    fs::path dir = copy_model(tmp);
+    auto st = Safetensors::read(dir / "model.safetensors");
+    st.header["model.norm.weight"]["shape"] = {4, 12};
+    st.write(dir / "model.safetensors");
+    expect_error(dir, "tensor 'model.norm.weight' has shape [4, 12], expected [48]");
+  }
+
+  void missing_tensor() {
+    QTemporaryDir tmp;
+    fs::path dir = copy_model(tmp);
+    auto st = Safetensors::read(dir / "model.safetensors");
+    st.header.erase("model.layers.1.block_sparse_moe.experts.3.w2.weight");
+    st.write(dir / "model.safetensors");
+    expect_error(dir, "missing tensor 'model.layers.1.block_sparse_moe.experts.3.w2.weight'");
+  }
+
+  void no_weights() {
+    QTemporaryDir tmp;
+    fs::path dir = copy_model(tmp);
+    fs::remove(dir / "model.safetensors");
+    expect_error(dir, "no .safetensors files");
+  }
+
+  void malformed_index() {
+    QTemporaryDir tmp;
+    fs::path dir = copy_model(tmp);
+    write_file(dir / "model.safetensors.index.json", "{\"weight_map\": [1, 2");
+    expect_error(dir, "model.safetensors.index.json: invalid JSON");
+    write_file(dir / "model.safetensors.index.json", R"({"weight_map": {"model.norm.weight": "other.safetensors"}})");
+    expect_error(dir, "names other.safetensors, which does not exist");
+    write_file(dir / "model.safetensors.index.json", R"({"weight_map": {"model.norm.weight": "../x.safetensors"}})");
+    expect_error(dir, "must be a plain name");
+    write_file(dir / "model.safetensors.index.json", R"({"metadata": {}})");
+    expect_error(dir, "no 'weight_map' object");
+  }
+
+  // Through the CLI: non-zero exit and exactly one line on stderr.
+  void cli_reports_one_line() {
+    QTemporaryDir tmp;
+    fs::path dir = copy_model(tmp);
+    auto j = config_of(dir);
+    j["num_experts_per_tok"] = 100;
+    set_config(dir, j);
+    QProcess p;
+    p.start(MOESCOPE_CLI, {"forward", "--model", QString::fromStdString(dir.string()), "--ids", "1,2", "--logits",
+                           QString::fromStdString((dir / "x.npy").string())});
+    QVERIFY(p.waitForFinished(30000));
+    QCOMPARE(p.exitStatus(), QProcess::NormalExit);
+    QCOMPARE(p.exitCode(), 1);
+    const QString err = QString::fromUtf8(p.readAllStandardError()).trimmed();
+    QCOMPARE(err.count('\n'), 0);
+    QVERIFY2(err.contains("num_experts_per_tok 100 exceeds the number of experts 8"), qPrintable(err));
+  }
+
+  void cli_bad_ids() {
+    QProcess p;
+    p.start(MOESCOPE_CLI, {"forward", "--model", QString::fromStdString(kSource.string()), "--ids", "1,99999",
+                           "--logits", "/dev/null"});
+    QVERIFY(p.waitForFinished(30000));
+    QCOMPARE(p.exitCode(), 1);
+    QVERIFY(QString::fromUtf8(p.readAllStandardError()).contains("token id 99999 is outside the vocabulary"));
+  }
+};
+
+QTEST_GUILESS_MAIN(BadInputTest)
+#include "test_bad_input.moc"
