@@ -34,6 +34,8 @@ const std::vector<Entry> kCommands = {
     {"bench", moescope::cli::cmd_bench,
      "bench     --shape NAME|--model DIR [--backend cpu|cuda] [--prompt-tokens N] [--decode-tokens N]\n"
      "          [--layers N] [--json]   shapes: olmoe-1b-7b qwen3-30b-a3b deepseek-v2-lite mixtral-8x7b deepseek-v3"},
+    {"stats", moescope::cli::cmd_stats,
+     "stats     --trace FILE.json [--csv OUT]   (layer,tokens,cv,maxvio,entropy,dead,distinct per MoE layer)"},
     {"forward", moescope::cli::cmd_forward,
      "forward   --model DIR --ids 1,2,3 [--backend cpu|cuda] --logits OUT.npy --trace OUT.json"},
     {"tokenize", moescope::cli::cmd_tokenize, "tokenize --model DIR (--text T | --file F) [--add-special]"},
