@@ -6,10 +6,10 @@
 
 namespace moescope::cpu {
 
-// The hot loops are compiled twice, for AVX2+FMA and for baseline x86-64, and picked at run time.
+// The hot loops are compiled for AVX-512, AVX2+FMA and baseline x86-64, and picked at run time.
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__SANITIZE_ADDRESS__) && \
     !defined(__SANITIZE_THREAD__)
-#define MOESCOPE_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
+#define MOESCOPE_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #else
 #define MOESCOPE_CLONES
 #endif

@@ -26,16 +26,17 @@ inline void range_of(int n, int parts, int i, int& begin, int& end) {
 }
 }  // namespace
 
-void ThreadPool::parallel_for(int n, const std::function<void(int, int, int)>& fn) {
+void ThreadPool::run(int n, Trampoline fn, void* ctx) {
   if (n <= 0) return;
   const int parts = std::min(n, size());
   if (parts == 1) {
-    fn(0, n, 0);
+    fn(ctx, 0, n, 0);
     return;
   }
   {
     std::lock_guard<std::mutex> lock(mu_);
-    job_ = &fn;
+    job_ = fn;
+    job_ctx_ = ctx;
     job_n_ = n;
     pending_ = int(workers_.size());
     ++generation_;
@@ -43,7 +44,7 @@ void ThreadPool::parallel_for(int n, const std::function<void(int, int, int)>& f
   wake_.notify_all();
   int b, e;
   range_of(n, size(), 0, b, e);
-  if (b < e) fn(b, e, 0);
+  if (b < e) fn(ctx, b, e, 0);
   std::unique_lock<std::mutex> lock(mu_);
   done_cv_.wait(lock, [this] { return pending_ == 0; });
   job_ = nullptr;
@@ -52,7 +53,8 @@ void ThreadPool::parallel_for(int n, const std::function<void(int, int, int)>& f
 void ThreadPool::worker(int index) {
   uint64_t seen = 0;
   for (;;) {
-    const std::function<void(int, int, int)>* job;
+    Trampoline job;
+    void* ctx;
     int n;
     {
       std::unique_lock<std::mutex> lock(mu_);
@@ -60,11 +62,12 @@ void ThreadPool::worker(int index) {
       if (stop_) return;
       seen = generation_;
       job = job_;
+      ctx = job_ctx_;
       n = job_n_;
     }
     int b, e;
     range_of(n, size(), index, b, e);
-    if (b < e) (*job)(b, e, index);
+    if (b < e) job(ctx, b, e, index);
     {
       std::lock_guard<std::mutex> lock(mu_);
       if (--pending_ == 0) done_cv_.notify_one();
