@@ -9,4 +9,5 @@ int cmd_generate(int argc, char** argv);
 int cmd_inspect(int argc, char** argv);
 int cmd_bench(int argc, char** argv);
 int cmd_stats(int argc, char** argv);
+int cmd_analyze(int argc, char** argv);
 }  // namespace moescope::cli

@@ -36,6 +36,8 @@ const std::vector<Entry> kCommands = {
      "          [--layers N] [--json]   shapes: olmoe-1b-7b qwen3-30b-a3b deepseek-v2-lite mixtral-8x7b deepseek-v3"},
     {"stats", moescope::cli::cmd_stats,
      "stats     --trace FILE.json [--csv OUT]   (layer,tokens,cv,maxvio,entropy,dead,distinct per MoE layer)"},
+    {"analyze", moescope::cli::cmd_analyze,
+     "analyze   --model DIR --corpus FILE|FOLDER --out DIR [--window N]   (routing statistics per domain)"},
     {"forward", moescope::cli::cmd_forward,
      "forward   --model DIR --ids 1,2,3 [--backend cpu|cuda] --logits OUT.npy --trace OUT.json"},
     {"tokenize", moescope::cli::cmd_tokenize, "tokenize --model DIR (--text T | --file F) [--add-special]"},
