@@ -261,6 +261,16 @@ void TestTemplate::hostile_templates() {
       {"{{ 'x' * 10000000000 }}", "MiB"},
       {"{% for i in range(1000000) %}{{ 'abcdefghijklmnopqrstuvwxyz' * 100 }}{% endfor %}", "MiB"},
       {"{{ range(10000000000)|length }}", "range too big"},
+      // Quadratic building: each step copies everything built so far.
+      {"{% set ns = namespace(s='', l=[]) %}{% for i in range(1000000) %}{% set ns.s = ns.s ~ 'abcdefgh' %}{% endfor %}",
+       "quadratic"},
+      {"{% set big = 'ab ' * 10000000 %}{% for i in range(1000000) %}{% if big %}{% endif %}{% endfor %}", "quadratic"},
+      {"{% set ns = namespace(l=[]) %}{% for i in range(1000000) %}{% set ns.l = ns.l + [i, i] %}{% endfor %}",
+       "quadratic"},
+      {"{{ 'x'|indent(-5) }}", "indent width"},
+      // Linear work on a big string, a million times.
+      {"{% set big = 'ab ' * 10000000 %}{% for i in range(1000000) %}{{ big.strip()|length > 0 }}{% endfor %}",
+       "quadratic"},
       // Unbounded recursion.
       {"{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}", "nested deeper"},
       {"{{ " + std::string(5000, '(') + "1" + std::string(5000, ')') + " }}", "nested too deeply"},

@@ -218,6 +218,7 @@ std::string replace(const std::string& s, const std::string& old, const std::str
   }
   out.append(s, k, std::string::npos);
   check_size(out.size());
+  charge(out.size());
   return out;
 }
 
@@ -280,6 +281,7 @@ std::string format_str(const std::string& fmt, const List& args, const KwArgs& k
 }
 
 Value str_method(const std::string& s, const std::string& name, const List& args, const KwArgs& kwargs) {
+  charge(s.size());
   auto p = [&](std::vector<std::string> names) { return Params("str." + name, args, kwargs, std::move(names)); };
   if (name == "strip" || name == "lstrip" || name == "rstrip") {
     Params a = p({"chars"});
@@ -510,6 +512,8 @@ bool less(const Value& a, const Value& b, bool case_insensitive) {
 }
 
 bool contains(const Value& container, const Value& item) {
+  if (container.kind == Kind::String) charge(container.s.size());
+  if (container.kind == Kind::List) charge(container.list->size() * kItemWork);
   switch (container.kind) {
     case Kind::Undefined: return false;
     case Kind::String:
@@ -536,6 +540,7 @@ Value repeat(const Value& seq, int64_t n) {
   if (n <= 0) return seq.kind == Kind::String ? Value::string("") : Value::make_list({}, seq.tuple);
   if (seq.kind == Kind::String) {
     if (seq.s.size() * static_cast<double>(n) > kMaxStringBytes) check_size(kMaxStringBytes + 1);
+    charge(seq.s.size() * n);
     std::string out;
     out.reserve(seq.s.size() * n);
     for (int64_t k = 0; k < n; ++k) out += seq.s;
@@ -543,6 +548,7 @@ Value repeat(const Value& seq, int64_t n) {
   }
   if (seq.list->size() * static_cast<double>(n) > kMaxListItems)
     throw EvalError("list repetition longer than " + std::to_string(kMaxListItems) + " items");
+  charge(seq.list->size() * n * kItemWork);
   List out;
   for (int64_t k = 0; k < n; ++k) out.insert(out.end(), seq.list->begin(), seq.list->end());
   return Value::make_list(std::move(out), seq.tuple);
@@ -702,6 +708,19 @@ Value sort_items(List items, bool reverse, bool case_sensitive, const Value* att
 
 // ---- public -------------------------------------------------------------------------------------
 
+namespace {
+thread_local int64_t g_work = 0;
+}
+
+void reset_work() { g_work = 0; }
+
+void charge(size_t units) {
+  g_work += static_cast<int64_t>(units);
+  if (g_work > kMaxWork)
+    throw EvalError("template copied more than " + std::to_string(kMaxWork >> 20) +
+                    " MiB of strings and lists (quadratic string or list building?)");
+}
+
 void check_size(size_t bytes) {
   if (bytes > kMaxStringBytes)
     throw EvalError("template output or string longer than " + std::to_string(kMaxStringBytes >> 20) + " MiB");
@@ -718,7 +737,10 @@ Value get_attr(const Value& obj, const std::string& name) {
       if (name == "items" || name == "keys" || name == "values" || name == "get" || name == "copy") return bound(obj, name);
       if (name == "pop" || name == "popitem" || name == "setdefault" || name == "update" || name == "clear")
         return Value::undefined("access to attribute '" + name + "' of 'dict' object is unsafe.");
-      if (const Value* v = obj.find(name)) return *v;
+      if (const Value* v = obj.find(name)) {
+        charge(v->s.size());
+        return *v;
+      }
       return no_attribute(obj, name);
     case Kind::String:
       if (is_str_method(name)) return bound(obj, name);
@@ -728,7 +750,10 @@ Value get_attr(const Value& obj, const std::string& name) {
       return no_attribute(obj, name);
     case Kind::Namespace:
       for (const auto& [k, v] : obj.ns->attrs)
-        if (k == name) return v;
+        if (k == name) {
+          charge(v.s.size());
+          return v;
+        }
       return no_attribute(obj, name);
     default: return no_attribute(obj, name);
   }
@@ -739,7 +764,10 @@ Value get_item(const Value& obj, const Value& key) {
   if (key.kind == Kind::String && obj.kind != Kind::Dict) return get_attr(obj, key.s);
   if (obj.kind == Kind::Dict) {
     if (key.kind == Kind::String) {
-      if (const Value* v = obj.find(key.s)) return *v;
+      if (const Value* v = obj.find(key.s)) {
+        charge(v->s.size());
+        return *v;
+      }
       return get_attr(obj, key.s);
     }
     return Value::undefined("'dict object' has no element " + repr(key));
@@ -751,6 +779,7 @@ Value get_item(const Value& obj, const Value& key) {
       if (idx < 0) idx += n;
       if (idx >= 0 && idx < n) return (*obj.list)[idx];
     } else {
+      charge(obj.s.size());
       std::u32string u = utf8_decode(obj.s);
       int64_t n = static_cast<int64_t>(u.size());
       if (idx < 0) idx += n;
@@ -770,6 +799,7 @@ Value slice(const Value& obj, const Value& start, const Value& stop, const Value
     return Value::make_list(std::move(out), obj.tuple);
   }
   if (obj.kind == Kind::String) {
+    charge(obj.s.size());
     std::u32string u = utf8_decode(obj.s), out;
     for (size_t k : slice_positions(u.size(), start, stop, step)) out.push_back(u[k]);
     return Value::string(utf8_encode(out));
@@ -780,13 +810,15 @@ Value slice(const Value& obj, const Value& start, const Value& stop, const Value
 List iterate(const Value& v) {
   switch (v.kind) {
     case Kind::Undefined: return {};
-    case Kind::List: return *v.list;
+    case Kind::List: charge(v.list->size() * kItemWork); return *v.list;
     case Kind::Dict: {
+      charge(v.dict->size() * kItemWork);
       List keys;
       for (const auto& kv : *v.dict) keys.push_back(Value::string(kv.first));
       return keys;
     }
     case Kind::String: {
+      charge(v.s.size());
       List chars;
       for (char32_t c : utf8_decode(v.s)) chars.push_back(Value::string(utf8_encode(std::u32string(1, c))));
       return chars;
@@ -808,6 +840,7 @@ Value binary_op(const std::string& op, const Value& a, const Value& b) {
   if (op == "~") {
     std::string s = to_str(a) + to_str(b);
     check_size(s.size());
+    charge(s.size());
     return Value::string(std::move(s));
   }
   if (a.is_undefined()) fail_undefined(a);
@@ -869,10 +902,12 @@ Value binary_op(const std::string& op, const Value& a, const Value& b) {
   if (op == "+") {
     if (a.kind == Kind::String && b.kind == Kind::String) {
       check_size(a.s.size() + b.s.size());
+      charge(a.s.size() + b.s.size());
       return Value::string(a.s + b.s);
     }
     if (a.kind == Kind::List && b.kind == Kind::List && a.tuple == b.tuple) {
       if (a.list->size() + b.list->size() > kMaxListItems) throw EvalError("list too long");
+      charge((a.list->size() + b.list->size()) * kItemWork);
       List out = *a.list;
       out.insert(out.end(), b.list->begin(), b.list->end());
       return Value::make_list(std::move(out), a.tuple);
@@ -925,6 +960,7 @@ bool is_known_test(const std::string& n) {
 }
 
 Value apply_filter(const std::string& name, const Value& v, const List& args, const KwArgs& kwargs) {
+  charge(v.kind == Kind::String ? v.s.size() : v.kind == Kind::List ? v.list->size() : 1);
   auto p = [&](std::vector<std::string> names) { return Params(name, args, kwargs, std::move(names)); };
   if (name == "default" || name == "d") {
     Params a = p({"default_value", "boolean"});
@@ -1111,8 +1147,9 @@ Value apply_filter(const std::string& name, const Value& v, const List& args, co
   }
   if (name == "indent") {
     Params a = p({"width", "first", "blank"});
-    std::string pad = a.get(0) && a.get(0)->kind == Kind::String ? a.get(0)->s
-                                                                  : std::string(a.get(0) ? need_int(*a.get(0), "width") : 4, ' ');
+    int64_t width = a.get(0) && a.get(0)->kind != Kind::String ? need_int(*a.get(0), "width") : 4;
+    if (width < 0 || width > 4096) type_error("indent width must be between 0 and 4096");
+    std::string pad = a.get(0) && a.get(0)->kind == Kind::String ? a.get(0)->s : std::string(width, ' ');
     std::string s = to_str(v), out;
     std::vector<std::string> lines;
     size_t k = 0;

@@ -19,6 +19,14 @@ constexpr int64_t kMaxLoopIterations = 1'000'000;    // loop iterations per rend
 constexpr size_t kMaxListItems = 5'000'000;          // range() and list repetition
 constexpr int kMaxCallDepth = 64;                    // nested macro calls
 constexpr int kMaxEvalDepth = 2000;                  // nested statements + expressions at runtime
+// Bytes and items copied or scanned by string/list operations per render (values are copied on
+// access, so reading a string counts its size): stops quadratic loops such as
+// `{% set ns.s = ns.s ~ x %}` over a million iterations long before they hang.
+constexpr int64_t kMaxWork = int64_t(1) << 28;
+
+constexpr size_t kItemWork = 32;  // a list item copied costs about as much as 32 string bytes
+void reset_work();          // at the start of each render (the budget is per thread)
+void charge(size_t units);  // EvalError once the render has copied more than kMaxWork
 
 void check_size(size_t bytes);
 [[noreturn]] void fail_undefined(const Value& undefined);

@@ -26,7 +26,8 @@ using Frame = std::unordered_map<std::string, Value>;
 
 class Interpreter {
 public:
-  Interpreter(Dict variables) {
+  explicit Interpreter(Dict variables) {
+    reset_work();
     auto root = std::make_shared<Frame>();
     for (auto& [k, v] : variables) (*root)[k] = std::move(v);
     scopes_.push_back(std::move(root));
@@ -67,7 +68,10 @@ private:
   Value lookup(const std::string& name) const {
     for (auto it = scopes_.rbegin(); it != scopes_.rend(); ++it) {
       auto f = (*it)->find(name);
-      if (f != (*it)->end()) return f->second;
+      if (f != (*it)->end()) {
+        charge(f->second.s.size());  // the string is copied
+        return f->second;
+      }
     }
     auto g = globals_.find(name);
     if (g != globals_.end()) return g->second;
@@ -376,6 +380,8 @@ std::string render_program(const Program& program, Dict variables) {
     throw TemplateError(e.what(), 0);
   } catch (const std::bad_alloc&) {
     throw TemplateError("out of memory while rendering the template", 0);
+  } catch (const std::length_error&) {
+    throw TemplateError("string or list too long while rendering the template", 0);
   }
 }
 
