@@ -42,7 +42,7 @@ ChatPrompt ChatFormat::render(const nlohmann::ordered_json& messages, bool add_g
   if (config_) {
     try {
       p.text = apply_chat_template(*config_, messages, add_generation_prompt, extra);
-    } catch (const TemplateError& e) {
+    } catch (const Error& e) {  // TemplateError, or messages the template cannot take
       p.used_fallback = true;
       p.fallback_reason = std::string("chat template failed: ") + e.what();
     }
