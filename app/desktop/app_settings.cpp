@@ -1,0 +1,39 @@
+#include "app_settings.h"
+
+namespace moescope::desktop {
+
+AppSettings::AppSettings(const QString& ini_file)
+    : s_(ini_file.isEmpty() ? std::make_unique<QSettings>(QStringLiteral("moescope"), QStringLiteral("moescope"))
+                            : std::make_unique<QSettings>(ini_file, QSettings::IniFormat)) {}
+
+QString AppSettings::backend() const { return s_->value(QStringLiteral("engine/backend"), QStringLiteral("auto")).toString(); }
+void AppSettings::setBackend(const QString& kind) { s_->setValue(QStringLiteral("engine/backend"), kind); }
+int AppSettings::threads() const { return s_->value(QStringLiteral("engine/threads"), 0).toInt(); }
+
+QStringList AppSettings::recentModels() const { return s_->value(QStringLiteral("models/recent")).toStringList(); }
+
+void AppSettings::addRecentModel(const QString& dir) {
+  QStringList list = recentModels();
+  list.removeAll(dir);
+  list.prepend(dir);
+  while (list.size() > 8) list.removeLast();
+  s_->setValue(QStringLiteral("models/recent"), list);
+}
+
+QString AppSettings::lastModel() const {
+  const QStringList list = recentModels();
+  return list.isEmpty() ? QString() : list.front();
+}
+
+QByteArray AppSettings::windowGeometry() const { return s_->value(QStringLiteral("window/geometry")).toByteArray(); }
+QByteArray AppSettings::windowState() const { return s_->value(QStringLiteral("window/state")).toByteArray(); }
+QByteArray AppSettings::splitterState() const { return s_->value(QStringLiteral("window/splitter")).toByteArray(); }
+
+void AppSettings::saveWindow(const QByteArray& geometry, const QByteArray& state, const QByteArray& splitter) {
+  s_->setValue(QStringLiteral("window/geometry"), geometry);
+  s_->setValue(QStringLiteral("window/state"), state);
+  s_->setValue(QStringLiteral("window/splitter"), splitter);
+  s_->sync();
+}
+
+}  // namespace moescope::desktop

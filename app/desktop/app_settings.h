@@ -1,0 +1,29 @@
+#pragma once
+// The app's preferences and remembered state in QSettings: backend, recent models, window layout.
+#include <QByteArray>
+#include <QSettings>
+#include <QStringList>
+#include <memory>
+
+namespace moescope::desktop {
+
+class AppSettings {
+public:
+  explicit AppSettings(const QString& ini_file = {});  // empty: the platform's location
+
+  QString backend() const;  // "auto" | "cpu" | "cuda"
+  void setBackend(const QString& kind);
+  int threads() const;      // 0: all
+  QStringList recentModels() const;
+  void addRecentModel(const QString& dir);  // most recent first, at most 8
+  QString lastModel() const;
+  QByteArray windowGeometry() const;
+  QByteArray windowState() const;
+  QByteArray splitterState() const;
+  void saveWindow(const QByteArray& geometry, const QByteArray& state, const QByteArray& splitter);
+
+private:
+  std::unique_ptr<QSettings> s_;
+};
+
+}  // namespace moescope::desktop

@@ -1,0 +1,626 @@
+#include "main_window.h"
+
+#include <QAction>
+#include <QApplication>
+#include <QClipboard>
+#include <QCloseEvent>
+#include <QDir>
+#include <QDockWidget>
+#include <QFileDialog>
+#include <QFileInfo>
+#include <QInputDialog>
+#include <QLabel>
+#include <QMenuBar>
+#include <QMessageBox>
+#include <QPlainTextEdit>
+#include <QProgressBar>
+#include <QPushButton>
+#include <QRandomGenerator>
+#include <QRegularExpression>
+#include <QSaveFile>
+#include <QSplitter>
+#include <QStatusBar>
+#include <spdlog/spdlog.h>
+
+#include "app_settings.h"
+#include "engine_controller.h"
+#include "moescope/routing_trace.h"
+#include "ui/chat_panel.h"
+#include "ui/conversation_list.h"
+#include "ui/engine_feed.h"
+#include "ui/generation_defaults.h"
+#include "ui/message_widget.h"
+#include "ui/notice_bar.h"
+#include "ui/settings_dialog.h"
+#include "ui/view_registry.h"
+
+namespace moescope::desktop {
+
+using ui::NoticeBar;
+
+MainWindow::MainWindow(const AppOptions& options, QWidget* parent)
+    : QMainWindow(parent), options_(options) {
+  data_dir_ = options.data_dir.isEmpty() ? ui::default_data_dir() : options.data_dir;
+  settings_ = std::make_unique<AppSettings>(options.settings_file);
+  store_ = std::make_unique<ui::ConversationStore>(QDir(data_dir_).filePath(QStringLiteral("conversations")));
+  setWindowTitle(QStringLiteral("moescope"));
+  setObjectName(QStringLiteral("mainWindow"));
+  setDockOptions(QMainWindow::AnimatedDocks | QMainWindow::AllowTabbedDocks | QMainWindow::AllowNestedDocks);
+
+  feed_ = new ui::EngineFeed(this);
+  engine_ = new EngineController(feed_, this);
+
+  splitter_ = new QSplitter(Qt::Horizontal, this);
+  splitter_->setObjectName(QStringLiteral("mainSplitter"));
+  list_ = new ui::ConversationList(splitter_);
+  list_->setMinimumWidth(200);
+  chat_ = new ui::ChatPanel(splitter_);
+  splitter_->addWidget(list_);
+  splitter_->addWidget(chat_);
+  splitter_->setStretchFactor(0, 0);
+  splitter_->setStretchFactor(1, 1);
+  splitter_->setSizes({260, 1020});
+  splitter_->setStyleSheet(QStringLiteral("QSplitter::handle { background:#E1E4E8; width:1px; }"));
+  list_->setStyleSheet(list_->styleSheet() + QStringLiteral(" ConversationList { background:#F6F8FA; }"));
+  list_->setAutoFillBackground(true);
+  QPalette pal = list_->palette();
+  pal.setColor(QPalette::Window, QColor(0xF6, 0xF8, 0xFA));
+  list_->setPalette(pal);
+  setCentralWidget(splitter_);
+
+  buildMenus();
+  buildStatusBar();
+
+  connect(list_, &ui::ConversationList::currentChanged, this, &MainWindow::selectConversation);
+  connect(list_, &ui::ConversationList::newRequested, this, &MainWindow::newConversation);
+  connect(list_, &ui::ConversationList::renameRequested, this, [this](const QString& id) {
+    ui::Conversation* c = find(id);
+    if (!c) return;
+    bool ok = false;
+    const QString title = QInputDialog::getText(this, tr("Rename conversation"), tr("Title:"), QLineEdit::Normal, c->title, &ok);
+    if (ok && !title.trimmed().isEmpty()) renameConversation(id, title.trimmed());
+  });
+  connect(list_, &ui::ConversationList::deleteRequested, this, [this](const QString& id) {
+    ui::Conversation* c = find(id);
+    if (!c) return;
+    if (QMessageBox::question(this, tr("Delete conversation"), tr("Delete “%1”? This cannot be undone.").arg(c->title)) ==
+        QMessageBox::Yes)
+      deleteConversation(id);
+  });
+  connect(chat_, &ui::ChatPanel::sendRequested, this, [this](const QString& text, int edit) { send(text, edit); });
+  connect(chat_, &ui::ChatPanel::stopRequested, this, &MainWindow::stop);
+  connect(chat_, &ui::ChatPanel::regenerateRequested, this, &MainWindow::regenerate);
+  connect(chat_, &ui::ChatPanel::settingsRequested, this, &MainWindow::editSettings);
+
+  connect(engine_, &EngineController::loadProgress, this, [this](const QString& stage, int percent) {
+    load_label_->setText(stage);
+    load_bar_->setValue(percent);
+    load_bar_->setVisible(true);
+    load_label_->setVisible(true);
+    load_cancel_->setVisible(true);
+  });
+  auto hide_progress = [this] {
+    load_bar_->setVisible(false);
+    load_label_->setVisible(false);
+    load_cancel_->setVisible(false);
+  };
+  connect(engine_, &EngineController::modelLoaded, this, [this, hide_progress](const ui::ModelInfo& info) {
+    hide_progress();
+    onLoaded(info);
+  });
+  connect(engine_, &EngineController::modelLoadFailed, this, [this, hide_progress](const QString& dir, const QString& message) {
+    hide_progress();
+    showError(QStringLiteral("load"), tr("Could not load the model in %1").arg(dir), message);
+    if (!engine_->hasModel()) chat_->setModelReady(false, tr("No model loaded — use File ▸ Open model…"));
+    emit modelFailed(message);
+  });
+  connect(engine_, &EngineController::loadCancelled, this, [this, hide_progress] {
+    hide_progress();
+    chat_->notices()->show_notice(QStringLiteral("load"), NoticeBar::Level::Info, tr("Loading the model was cancelled."));
+    if (!engine_->hasModel()) chat_->setModelReady(false, tr("No model loaded — use File ▸ Open model…"));
+  });
+  connect(engine_, &EngineController::streamed, this, &MainWindow::onChunk);
+  connect(engine_, &EngineController::generationFinished, this, &MainWindow::onFinished);
+  connect(engine_, &EngineController::generationFailed, this, &MainWindow::onFailed);
+  connect(engine_, &EngineController::contextOverflow, this, &MainWindow::onContextOverflow);
+
+  for (const ui::ViewFactory& f : ui::ViewRegistry::instance().factories()) addView(f);
+
+  resize(1280, 800);
+  if (!settings_->windowGeometry().isEmpty()) restoreGeometry(settings_->windowGeometry());
+  if (!settings_->windowState().isEmpty()) restoreState(settings_->windowState());
+  if (!settings_->splitterState().isEmpty()) splitter_->restoreState(settings_->splitterState());
+
+  restoreConversations();
+  chat_->setModelReady(false, tr("No model loaded"));
+
+  if (options_.load_model) {
+    QString dir = options_.model_dir;
+    if (dir.isEmpty()) dir = settings_->lastModel();
+    if (dir.isEmpty() || !QFileInfo::exists(dir)) dir = bundled_model_dir();
+    if (dir.isEmpty()) {
+      chat_->setModelReady(false, tr("No model loaded — use File ▸ Open model…"));
+      QMetaObject::invokeMethod(this, [this] { emit modelFailed(tr("no model found")); }, Qt::QueuedConnection);
+    } else {
+      openModel(dir);
+    }
+  }
+}
+
+MainWindow::~MainWindow() = default;
+
+// ---- menus and status bar ------------------------------------------------------------------
+
+void MainWindow::buildMenus() {
+  QMenu* file = menuBar()->addMenu(tr("&File"));
+  file->addAction(tr("&Open model…"), QKeySequence::Open, this, &MainWindow::openModelDialog);
+  recent_menu_ = file->addMenu(tr("Recent models"));
+  rebuildRecentMenu();
+  file->addSeparator();
+  file->addAction(tr("Export conversation as &Markdown…"), this, [this] { exportTo(true); });
+  file->addAction(tr("Export conversation as &JSON…"), this, [this] { exportTo(false); });
+  file->addSeparator();
+  file->addAction(tr("&Backend…"), this, &MainWindow::chooseBackend);
+  file->addSeparator();
+  file->addAction(tr("&Quit"), QKeySequence::Quit, this, &QWidget::close);
+
+  QMenu* chat = menuBar()->addMenu(tr("&Chat"));
+  chat->addAction(tr("&New chat"), QKeySequence::New, this, &MainWindow::newConversation);
+  chat->addAction(tr("&Regenerate answer"), QKeySequence(Qt::CTRL | Qt::Key_R), this, &MainWindow::regenerate);
+  chat->addAction(tr("&Stop"), QKeySequence(Qt::Key_Escape), this, &MainWindow::stop);
+  chat->addSeparator();
+  chat->addAction(tr("&Copy conversation"), QKeySequence(Qt::CTRL | Qt::SHIFT | Qt::Key_C), this,
+                  [this] { QApplication::clipboard()->setText(exportMarkdown()); });
+  chat->addAction(tr("Chat &settings…"), this, &MainWindow::editSettings);
+
+  views_menu_ = menuBar()->addMenu(tr("&Views"));
+  views_menu_->setObjectName(QStringLiteral("viewsMenu"));
+  QAction* none = views_menu_->addAction(tr("(no views installed yet)"));
+  none->setObjectName(QStringLiteral("noViews"));
+  none->setEnabled(false);
+
+  QMenu* help = menuBar()->addMenu(tr("&Help"));
+  help->addAction(tr("&About moescope"), this, [this] {
+    QMessageBox::about(this, tr("About moescope"),
+                       tr("<b>moescope %1</b><p>Chat with a Mixture-of-Experts model while watching its experts work.</p>"
+                          "<p>Conversations and logs: %2</p>")
+                           .arg(QStringLiteral(MOESCOPE_VERSION), data_dir_.toHtmlEscaped()));
+  });
+}
+
+void MainWindow::buildStatusBar() {
+  auto* bar = statusBar();
+  bar->setStyleSheet(QStringLiteral("QStatusBar { border-top:1px solid #E1E4E8; } QStatusBar::item { border:none; }"
+                                    "QStatusBar QLabel { padding:0 8px; color:#444D56; }"));
+  load_label_ = new QLabel(this);
+  load_bar_ = new QProgressBar(this);
+  load_bar_->setRange(0, 100);
+  load_bar_->setFixedWidth(160);
+  load_bar_->setTextVisible(false);
+  load_cancel_ = new QPushButton(tr("Cancel"), this);
+  load_cancel_->setObjectName(QStringLiteral("cancelLoadButton"));
+  connect(load_cancel_, &QPushButton::clicked, engine_, &EngineController::cancelLoad);
+  for (QWidget* w : {static_cast<QWidget*>(load_label_), static_cast<QWidget*>(load_bar_), static_cast<QWidget*>(load_cancel_)}) {
+    bar->addWidget(w);
+    w->setVisible(false);
+  }
+  model_label_ = new QLabel(tr("No model"), this);
+  backend_label_ = new QLabel(this);
+  speed_label_ = new QLabel(this);
+  context_label_ = new QLabel(this);
+  model_label_->setObjectName(QStringLiteral("modelLabel"));
+  backend_label_->setObjectName(QStringLiteral("backendLabel"));
+  speed_label_->setObjectName(QStringLiteral("speedLabel"));
+  context_label_->setObjectName(QStringLiteral("contextLabel"));
+  bar->addPermanentWidget(model_label_);
+  bar->addPermanentWidget(backend_label_);
+  bar->addPermanentWidget(speed_label_);
+  bar->addPermanentWidget(context_label_);
+}
+
+QString MainWindow::statusText() const {
+  QStringList parts;
+  for (QLabel* l : {model_label_, backend_label_, speed_label_, context_label_})
+    if (!l->text().isEmpty()) parts << l->text();
+  return parts.join(QStringLiteral(" | "));
+}
+
+void MainWindow::updateContextLabel(int64_t used, int64_t capacity) {
+  if (capacity <= 0) {
+    context_label_->clear();
+    return;
+  }
+  context_label_->setText(tr("Context %1 / %2 tokens (%3%)").arg(used).arg(capacity).arg(double(used) * 100.0 / double(capacity), 0, 'f', 1));
+}
+
+void MainWindow::rebuildRecentMenu() {
+  recent_menu_->clear();
+  const QStringList recent = settings_->recentModels();
+  for (const QString& dir : recent) recent_menu_->addAction(dir, this, [this, dir] { openModel(dir); });
+  recent_menu_->setEnabled(!recent.isEmpty());
+}
+
+// ---- views -----------------------------------------------------------------------------------
+
+QDockWidget* MainWindow::addView(const ui::ViewFactory& factory) {
+  auto* dock = new QDockWidget(factory.title, this);
+  dock->setObjectName(QStringLiteral("view-") + factory.id);  // saveState/restoreState key
+  dock->setToolTip(factory.description);
+  dock->setWidget(factory.create ? factory.create(feed_, dock) : new QWidget(dock));
+  addDockWidget(factory.area, dock);
+  dock->setVisible(factory.visible_by_default);
+  if (QAction* none = views_menu_->findChild<QAction*>(QStringLiteral("noViews"))) {
+    views_menu_->removeAction(none);
+    none->deleteLater();
+  }
+  QAction* toggle = dock->toggleViewAction();
+  toggle->setStatusTip(factory.description);
+  views_menu_->addAction(toggle);
+  return dock;
+}
+
+bool MainWindow::showView(const QString& id) {
+  auto* dock = findChild<QDockWidget*>(QStringLiteral("view-") + id);
+  if (!dock) return false;
+  dock->show();
+  dock->raise();
+  return true;
+}
+
+// ---- conversations ---------------------------------------------------------------------------
+
+void MainWindow::restoreConversations() {
+  auto result = store_->load_all();
+  conversations_ = std::move(result.conversations);
+  spdlog::info("{} conversations restored from {}", conversations_.size(), store_->dir().toStdString());
+  if (!result.problems.isEmpty())
+    chat_->notices()->show_notice(QStringLiteral("corrupt"), NoticeBar::Level::Warning, result.problems.join(QStringLiteral("\n")));
+  if (conversations_.empty()) conversations_.push_back(ui::Conversation::create());
+  current_id_ = conversations_.front().id;
+  refreshList();
+  showCurrent();
+}
+
+ui::Conversation* MainWindow::find(const QString& id) {
+  for (auto& c : conversations_)
+    if (c.id == id) return &c;
+  return nullptr;
+}
+
+const ui::Conversation* MainWindow::current() const {
+  for (const auto& c : conversations_)
+    if (c.id == current_id_) return &c;
+  return nullptr;
+}
+
+void MainWindow::refreshList() { list_->setConversations(conversations_, current_id_); }
+
+void MainWindow::showCurrent() {
+  const ui::Conversation* c = current();
+  if (!c) return;
+  chat_->setConversation(*c);
+  if (c->id == answering_id_ && engine_->isGenerating()) chat_->setStreamingAnswer(streaming_text_);
+  chat_->setGenerating(engine_->isGenerating());
+  std::shared_ptr<const RoutingTrace> trace;
+  if (!c->trace.is_null()) {
+    try {
+      trace = std::make_shared<const RoutingTrace>(RoutingTrace::from_json(c->trace));
+    } catch (const std::exception& e) {
+      spdlog::warn("routing trace of conversation {} ignored: {}", c->id.toStdString(), e.what());
+    }
+  }
+  emit feed_->traceReplaced(trace);
+  setWindowTitle(QStringLiteral("%1 — moescope").arg(c->title));
+}
+
+void MainWindow::save(ui::Conversation& c) {
+  c.updated = QDateTime::currentDateTimeUtc();
+  const QString err = store_->save(c);
+  if (!err.isEmpty()) {
+    spdlog::error("saving conversation {} failed: {}", c.id.toStdString(), err.toStdString());
+    showError(QStringLiteral("save"), tr("Could not save the conversation"), err);
+  }
+}
+
+void MainWindow::newConversation() {
+  // Reuse an untouched empty conversation instead of stacking them up.
+  ui::Conversation* cur = find(current_id_);
+  if (cur && cur->messages.empty() && cur->title == QLatin1String("New chat")) {
+    chat_->input()->setFocus();
+    return;
+  }
+  ui::Conversation c = ui::Conversation::create();
+  c.sampling = defaults_;
+  current_id_ = c.id;
+  conversations_.insert(conversations_.begin(), std::move(c));
+  refreshList();
+  showCurrent();
+  chat_->input()->setFocus();
+}
+
+void MainWindow::selectConversation(const QString& id) {
+  if (id == current_id_ || !find(id)) return;
+  current_id_ = id;
+  chat_->setEditing(-1, {});
+  refreshList();
+  showCurrent();
+}
+
+void MainWindow::renameConversation(const QString& id, const QString& title) {
+  ui::Conversation* c = find(id);
+  if (!c) return;
+  c->title = title;
+  save(*c);
+  refreshList();
+  if (id == current_id_) setWindowTitle(QStringLiteral("%1 — moescope").arg(title));
+}
+
+void MainWindow::deleteConversation(const QString& id) {
+  if (id == answering_id_ && engine_->isGenerating()) stop();
+  store_->remove(id);
+  std::erase_if(conversations_, [&](const ui::Conversation& c) { return c.id == id; });
+  if (conversations_.empty()) {
+    ui::Conversation c = ui::Conversation::create();
+    c.sampling = defaults_;
+    conversations_.push_back(std::move(c));
+  }
+  if (id == current_id_) current_id_ = conversations_.front().id;
+  refreshList();
+  showCurrent();
+}
+
+void MainWindow::setConversationSettings(const QString& system_prompt, const ui::SamplingSettings& sampling) {
+  ui::Conversation* c = find(current_id_);
+  if (!c) return;
+  c->system_prompt = system_prompt;
+  c->sampling = sampling;
+  if (!c->messages.empty()) save(*c);
+}
+
+void MainWindow::editSettings() {
+  const ui::Conversation* c = current();
+  if (!c) return;
+  ui::ConversationSettingsDialog dialog(c->system_prompt, c->sampling, defaults_, this);
+  if (dialog.exec() == QDialog::Accepted) setConversationSettings(dialog.systemPrompt(), dialog.sampling());
+}
+
+// ---- chatting ---------------------------------------------------------------------------------
+
+void MainWindow::send(const QString& text, int edit_index) {
+  if (engine_->isGenerating() || !engine_->hasModel() || text.trimmed().isEmpty()) return;
+  ui::Conversation* c = find(current_id_);
+  if (!c) {
+    newConversation();
+    c = find(current_id_);
+  }
+  if (edit_index >= 0 && edit_index < int(c->messages.size())) c->messages.resize(size_t(edit_index));
+  ui::Message m;
+  m.role = QStringLiteral("user");
+  m.content = text;
+  c->messages.push_back(std::move(m));
+  if (c->title == QLatin1String("New chat")) {
+    QString title = text.simplified();
+    if (title.size() > 48) title = title.left(47) + QStringLiteral("…");
+    c->title = title;
+  }
+  save(*c);
+  startAnswer(*c);
+}
+
+void MainWindow::regenerate() {
+  if (engine_->isGenerating() || !engine_->hasModel()) return;
+  ui::Conversation* c = find(current_id_);
+  if (!c || c->messages.empty()) return;
+  if (c->messages.back().role == QLatin1String("assistant")) c->messages.pop_back();
+  if (c->messages.empty()) return;
+  save(*c);
+  startAnswer(*c);
+}
+
+void MainWindow::startAnswer(ui::Conversation& c) {
+  c.model_dir = engine_->model().dir;
+  c.model_name = engine_->model().name;
+  answering_id_ = c.id;
+  streaming_text_.clear();
+  answer_seed_ = c.sampling.random_seed ? QRandomGenerator::global()->generate64() : c.sampling.seed;
+  chat_->notices()->remove_notice(QStringLiteral("generate"));
+  chat_->notices()->remove_notice(QStringLiteral("context"));
+  // The list order follows the last activity.
+  std::stable_partition(conversations_.begin(), conversations_.end(), [&](const ui::Conversation& x) { return x.id == c.id; });
+  ui::Conversation& moved = *find(answering_id_);
+  refreshList();
+  if (!engine_->generate(moved.template_messages(), moved.sampling, answer_seed_)) return;
+  chat_->setConversation(moved);
+  chat_->setGenerating(true);
+  chat_->setStreamingAnswer(QString());
+  speed_label_->setText(tr("Reading the prompt…"));
+}
+
+void MainWindow::stop() { engine_->stop(); }
+
+void MainWindow::onChunk(const ui::StreamChunk& chunk) {
+  streaming_text_ += chunk.text;
+  if (answering_id_ == current_id_) chat_->setStreamingAnswer(streaming_text_);
+  if (chunk.total_tokens > 0) speed_label_->setText(tr("%1 tokens/s").arg(chunk.tokens_per_second, 0, 'f', 1));
+  if (chunk.has_kv) updateContextLabel(chunk.kv.tokens, chunk.kv.capacity);
+}
+
+void MainWindow::onFinished(const ui::GenerationSummary& summary) {
+  ui::Conversation* c = find(answering_id_);
+  if (c) {
+    ui::Message m;
+    m.role = QStringLiteral("assistant");
+    m.content = summary.text;
+    m.tokens = summary.generated_tokens;
+    m.tokens_per_second = summary.tokens_per_second;
+    m.stop_reason = summary.stop_reason;
+    c->messages.push_back(std::move(m));
+    try {
+      c->trace = nlohmann::json::parse(summary.trace_json.toStdString());
+    } catch (const std::exception& e) {
+      spdlog::warn("routing trace not kept: {}", e.what());
+    }
+    save(*c);
+  }
+  chat_->setGenerating(false);
+  if (c && c->id == current_id_) showCurrent();
+  speed_label_->setText(tr("%1 tokens/s").arg(summary.tokens_per_second, 0, 'f', 1));
+  updateContextLabel(summary.kv.tokens, summary.kv.capacity);
+  if (summary.used_fallback) showFallbackNotice(summary.fallback_reason);
+  if (summary.context_full)
+    onContextOverflow(int(summary.kv.tokens), int(summary.kv.capacity), -2);
+  answering_id_.clear();
+  emit answerFinished();
+}
+
+void MainWindow::onFailed(const QString& message) {
+  chat_->setGenerating(false);
+  answering_id_.clear();
+  showCurrent();
+  speed_label_->clear();
+  showError(QStringLiteral("generate"), tr("The answer failed"), message);
+  emit answerFailed(message);
+}
+
+void MainWindow::onContextOverflow(int prompt_tokens, int context, int drop) {
+  chat_->setGenerating(false);
+  const QString id = answering_id_.isEmpty() ? current_id_ : answering_id_;
+  answering_id_.clear();
+  showCurrent();
+  QString text;
+  if (drop == -2)
+    text = tr("The answer stopped because the context is full (%1 tokens). Start a new chat, or drop the oldest turns to continue.").arg(context);
+  else
+    text = tr("This conversation (%1 tokens) no longer fits the model's context of %2 tokens.").arg(prompt_tokens).arg(context);
+  QList<NoticeBar::Action> actions;
+  actions.append({tr("New chat"), [this, id] {
+                    // Carry the unanswered question over to the new chat.
+                    ui::Conversation* c = find(id);
+                    QString pending;
+                    if (c && !c->messages.empty() && c->messages.back().role == QLatin1String("user")) {
+                      pending = c->messages.back().content;
+                      c->messages.pop_back();
+                      save(*c);
+                    }
+                    newConversation();
+                    chat_->input()->setPlainText(pending);
+                  }});
+  if (drop != -1)
+    actions.append({tr("Drop oldest turns"), [this, drop] { dropOldestMessages(drop > 0 ? drop : 2); }});
+  chat_->notices()->show_notice(QStringLiteral("context"), NoticeBar::Level::Warning, text, actions);
+  emit answerFailed(text);
+}
+
+void MainWindow::dropOldestMessages(int n) {
+  ui::Conversation* c = find(current_id_);
+  if (!c || n <= 0) return;
+  n = std::min(n, int(c->messages.size()) - 1);
+  if (n <= 0) return;
+  c->messages.erase(c->messages.begin(), c->messages.begin() + n);
+  c->trace = nullptr;
+  save(*c);
+  if (c->messages.back().role == QLatin1String("user"))
+    startAnswer(*c);
+  else
+    showCurrent();
+}
+
+// ---- model -----------------------------------------------------------------------------------
+
+void MainWindow::openModel(const QString& dir) {
+  if (engine_->isGenerating()) {
+    showError(QStringLiteral("load"), tr("Stop the answer first"), tr("A model cannot be changed while it answers."));
+    return;
+  }
+  chat_->notices()->remove_notice(QStringLiteral("load"));
+  chat_->notices()->remove_notice(QStringLiteral("fallback"));
+  const QString backend = !options_.backend.isEmpty() ? options_.backend : settings_->backend();
+  spdlog::info("opening model {}", dir.toStdString());
+  engine_->loadModel(dir, backend, settings_->threads());
+}
+
+void MainWindow::onLoaded(const ui::ModelInfo& info) {
+  defaults_ = ui::sampling_defaults(info.generation_config_json);
+  // Conversations that never ran keep pace with the model's defaults.
+  for (auto& c : conversations_)
+    if (c.messages.empty()) c.sampling = defaults_;
+  model_label_->setText(tr("Model: %1").arg(info.name));
+  model_label_->setToolTip(tr("%1\n%2, %3 layers, %4 experts, top-%5").arg(info.dir, info.architecture).arg(info.n_layers).arg(info.n_experts).arg(info.top_k));
+  backend_label_->setText(info.backend);
+  speed_label_->clear();
+  updateContextLabel(0, info.context_length);
+  settings_->addRecentModel(info.dir);
+  rebuildRecentMenu();
+  chat_->setModelReady(true, tr("%1 · %2 · context %3 tokens").arg(info.name, info.backend).arg(info.context_length));
+  if (info.template_fallback) showFallbackNotice(info.template_problem);
+  emit modelReady();
+}
+
+void MainWindow::showFallbackNotice(const QString& reason) {
+  chat_->notices()->show_notice(
+      QStringLiteral("fallback"), NoticeBar::Level::Warning,
+      tr("This model's chat template is not used (%1). moescope writes the conversation in a plain "
+         "“role: text” format instead, so answers may be worse than with the model's own format.")
+          .arg(reason.isEmpty() ? tr("unknown reason") : reason));
+}
+
+void MainWindow::showError(const QString& id, const QString& title, const QString& message) {
+  spdlog::error("{}: {}", title.toStdString(), message.toStdString());
+  chat_->notices()->show_notice(id, NoticeBar::Level::Error, QStringLiteral("<b>%1</b><br>%2").arg(title.toHtmlEscaped(), message.toHtmlEscaped()));
+}
+
+void MainWindow::openModelDialog() {
+  const QString start = engine_->hasModel() ? QFileInfo(engine_->model().dir).path() : QString();
+  const QString dir = QFileDialog::getExistingDirectory(this, tr("Open a model directory (config.json, *.safetensors, tokenizer.json)"), start);
+  if (!dir.isEmpty()) openModel(dir);
+}
+
+void MainWindow::chooseBackend() {
+  const QStringList kinds = {QStringLiteral("auto"), QStringLiteral("cpu"), QStringLiteral("cuda")};
+  bool ok = false;
+  const QString kind = QInputDialog::getItem(this, tr("Backend"),
+                                             tr("Where the model runs (auto: CUDA when a GPU is usable). Applies when a model is opened."),
+                                             kinds, int(std::max<qsizetype>(0, kinds.indexOf(settings_->backend()))), false, &ok);
+  if (!ok) return;
+  settings_->setBackend(kind);
+  options_.backend.clear();
+  if (engine_->hasModel()) openModel(engine_->model().dir);
+}
+
+// ---- export ----------------------------------------------------------------------------------
+
+QString MainWindow::exportMarkdown() const {
+  const ui::Conversation* c = current();
+  return c ? c->to_markdown() : QString();
+}
+
+QString MainWindow::exportJson() const {
+  const ui::Conversation* c = current();
+  return c ? QString::fromStdString(c->to_json().dump(2)) : QString();
+}
+
+void MainWindow::exportTo(bool markdown) {
+  const ui::Conversation* c = current();
+  if (!c) return;
+  QString name = c->title;
+  name.replace(QRegularExpression(QStringLiteral("[^A-Za-z0-9 _-]")), QStringLiteral("_"));
+  const QString path = QFileDialog::getSaveFileName(this, tr("Export conversation"), name + (markdown ? QStringLiteral(".md") : QStringLiteral(".json")),
+                                                    markdown ? tr("Markdown (*.md)") : tr("JSON (*.json)"));
+  if (path.isEmpty()) return;
+  QSaveFile f(path);
+  const QByteArray bytes = (markdown ? exportMarkdown() : exportJson()).toUtf8();
+  if (!f.open(QIODevice::WriteOnly) || f.write(bytes) != bytes.size() || !f.commit())
+    showError(QStringLiteral("export"), tr("Could not export to %1").arg(path), f.errorString());
+}
+
+// ---- shutdown --------------------------------------------------------------------------------
+
+void MainWindow::saveWindowState() { settings_->saveWindow(saveGeometry(), saveState(), splitter_->saveState()); }
+
+void MainWindow::closeEvent(QCloseEvent* e) {
+  engine_->stop();
+  saveWindowState();
+  QMainWindow::closeEvent(e);
+}
+
+}  // namespace moescope::desktop

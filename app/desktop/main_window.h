@@ -1,0 +1,128 @@
+#pragma once
+// The composition root of the desktop app: conversations on the left, the chat in the centre,
+// views in dock widgets (from the ViewRegistry, listed in the Views menu), the status bar, and
+// the glue between the chat, the conversation store and the engine controller.
+#include <QMainWindow>
+#include <memory>
+#include <vector>
+
+#include "app_options.h"
+#include "ui/conversation.h"
+#include "ui/conversation_store.h"
+#include "ui/engine_types.h"
+
+class QDockWidget;
+class QLabel;
+class QMenu;
+class QProgressBar;
+class QPushButton;
+class QSplitter;
+
+namespace moescope::ui {
+class ChatPanel;
+class ConversationList;
+class EngineFeed;
+struct ViewFactory;
+}  // namespace moescope::ui
+
+namespace moescope::desktop {
+
+class AppSettings;
+class EngineController;
+
+class MainWindow : public QMainWindow {
+  Q_OBJECT
+public:
+  explicit MainWindow(const AppOptions& options, QWidget* parent = nullptr);
+  ~MainWindow() override;
+
+  // Commands (the menus and buttons call these; so do tests and the screenshot mode).
+  void openModel(const QString& dir);
+  void send(const QString& text, int edit_index = -1);
+  void regenerate();
+  void stop();
+  void newConversation();
+  void selectConversation(const QString& id);
+  void renameConversation(const QString& id, const QString& title);
+  void deleteConversation(const QString& id);
+  void setConversationSettings(const QString& system_prompt, const ui::SamplingSettings& sampling);
+  void dropOldestMessages(int n);  // then answer again
+  QString exportMarkdown() const;
+  QString exportJson() const;
+
+  // Views: a dock for each registered view; `addView` for one made elsewhere.
+  QDockWidget* addView(const ui::ViewFactory& factory);
+  bool showView(const QString& id);
+  QMenu* viewsMenu() const { return views_menu_; }
+
+  ui::ChatPanel* chat() const { return chat_; }
+  ui::ConversationList* conversationList() const { return list_; }
+  ui::EngineFeed* feed() const { return feed_; }
+  EngineController* engine() const { return engine_; }
+  const ui::Conversation* current() const;
+  const std::vector<ui::Conversation>& conversations() const { return conversations_; }
+  const ui::SamplingSettings& modelDefaults() const { return defaults_; }
+  QString statusText() const;  // the status bar's labels, for tests and logs
+  const QString& dataDir() const { return data_dir_; }
+
+signals:
+  void modelReady();
+  void modelFailed(const QString& message);
+  void answerFinished();
+  void answerFailed(const QString& message);
+
+protected:
+  void closeEvent(QCloseEvent* e) override;
+
+private:
+  void buildMenus();
+  void buildStatusBar();
+  void restoreConversations();
+  void refreshList();
+  void showCurrent();
+  ui::Conversation* find(const QString& id);
+  void save(ui::Conversation& c);
+  void startAnswer(ui::Conversation& c);
+  void onLoaded(const ui::ModelInfo& info);
+  void onChunk(const ui::StreamChunk& chunk);
+  void onFinished(const ui::GenerationSummary& summary);
+  void onFailed(const QString& message);
+  void onContextOverflow(int prompt_tokens, int context, int drop);
+  void showError(const QString& id, const QString& title, const QString& message);
+  void showFallbackNotice(const QString& reason);
+  void updateContextLabel(int64_t used, int64_t capacity);
+  void rebuildRecentMenu();
+  void openModelDialog();
+  void chooseBackend();
+  void editSettings();
+  void exportTo(bool markdown);
+  void saveWindowState();
+
+  AppOptions options_;
+  QString data_dir_;
+  std::unique_ptr<AppSettings> settings_;
+  std::unique_ptr<ui::ConversationStore> store_;
+  ui::EngineFeed* feed_;
+  EngineController* engine_;
+  QSplitter* splitter_;
+  ui::ConversationList* list_;
+  ui::ChatPanel* chat_;
+  QMenu* views_menu_ = nullptr;
+  QMenu* recent_menu_ = nullptr;
+  QLabel* backend_label_;
+  QLabel* model_label_;
+  QLabel* speed_label_;
+  QLabel* context_label_;
+  QProgressBar* load_bar_;
+  QLabel* load_label_;
+  QPushButton* load_cancel_;
+
+  std::vector<ui::Conversation> conversations_;  // most recently updated first
+  QString current_id_;
+  QString answering_id_;   // the conversation the engine is answering
+  QString streaming_text_;
+  quint64 answer_seed_ = 0;
+  ui::SamplingSettings defaults_;  // from the model's generation_config.json
+};
+
+}  // namespace moescope::desktop

@@ -1,0 +1,59 @@
+#include "screenshot.h"
+
+#include <QApplication>
+#include <QTimer>
+#include <spdlog/spdlog.h>
+
+#include "main_window.h"
+#include "ui/view_registry.h"
+
+namespace moescope::desktop {
+
+ScreenshotRun::ScreenshotRun(MainWindow* window, ScreenshotOptions options)
+    : QObject(window), window_(window), options_(std::move(options)) {
+  connect(window_, &MainWindow::modelReady, this, [this] { onModelSettled(true); });
+  connect(window_, &MainWindow::modelFailed, this, [this] { onModelSettled(false); });
+  connect(window_, &MainWindow::answerFinished, this, &ScreenshotRun::capture);
+  connect(window_, &MainWindow::answerFailed, this, &ScreenshotRun::capture);
+  QTimer::singleShot(options_.timeout_ms, this, [this] {
+    spdlog::warn("screenshot: timed out waiting for the window to settle; capturing anyway");
+    capture();
+  });
+}
+
+QString ScreenshotRun::validate() const {
+  QStringList unknown;
+  for (const QString& v : options_.views)
+    if (!ui::ViewRegistry::instance().find(v)) unknown << v;
+  if (unknown.isEmpty()) return {};
+  QStringList known;
+  for (const auto& f : ui::ViewRegistry::instance().factories()) known << f.id;
+  return QStringLiteral("unknown view(s) %1; available: %2")
+      .arg(unknown.join(QStringLiteral(", ")), known.isEmpty() ? QStringLiteral("none yet") : known.join(QStringLiteral(", ")));
+}
+
+void ScreenshotRun::onModelSettled(bool ok) {
+  if (settled_) return;
+  settled_ = true;
+  for (const QString& v : options_.views) window_->showView(v);
+  if (ok && !options_.prompt.isEmpty())
+    window_->send(options_.prompt);
+  else
+    capture();
+}
+
+void ScreenshotRun::capture() {
+  if (captured_) return;
+  captured_ = true;
+  // Let layouts and the last repaint settle before grabbing.
+  QTimer::singleShot(400, this, [this] {
+    const bool ok = window_->grab().save(options_.file);
+    if (ok)
+      spdlog::info("screenshot saved to {}", options_.file.toStdString());
+    else
+      spdlog::error("could not write the screenshot {}", options_.file.toStdString());
+    QApplication::exit(ok ? 0 : 1);
+  });
+}
+
+}  // namespace moescope::desktop

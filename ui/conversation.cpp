@@ -1,0 +1,140 @@
+#include "ui/conversation.h"
+
+#include <QUuid>
+
+#include "ui/thinking.h"
+
+namespace moescope::ui {
+
+using nlohmann::json;
+
+namespace {
+
+std::string s(const QString& q) { return q.toStdString(); }
+QString q(const json& j, const char* key, const QString& fallback = {}) {
+  auto it = j.find(key);
+  if (it == j.end() || it->is_null()) return fallback;
+  return QString::fromStdString(it->get<std::string>());
+}
+QDateTime time_of(const json& j, const char* key) {
+  QDateTime t = QDateTime::fromString(q(j, key), Qt::ISODateWithMs);
+  return t.isValid() ? t : QDateTime::currentDateTimeUtc();
+}
+
+}  // namespace
+
+json SamplingSettings::to_json() const {
+  return {{"temperature", temperature}, {"top_p", top_p}, {"top_k", top_k}, {"min_p", min_p},
+          {"repetition_penalty", repetition_penalty}, {"max_tokens", max_tokens}, {"seed", seed},
+          {"random_seed", random_seed}};
+}
+
+SamplingSettings SamplingSettings::from_json(const json& j) {
+  SamplingSettings d;
+  SamplingSettings r;
+  r.temperature = j.value("temperature", d.temperature);
+  r.top_p = j.value("top_p", d.top_p);
+  r.top_k = j.value("top_k", d.top_k);
+  r.min_p = j.value("min_p", d.min_p);
+  r.repetition_penalty = j.value("repetition_penalty", d.repetition_penalty);
+  r.max_tokens = j.value("max_tokens", d.max_tokens);
+  r.seed = j.value("seed", d.seed);
+  r.random_seed = j.value("random_seed", d.random_seed);
+  return r;
+}
+
+Conversation Conversation::create() {
+  Conversation c;
+  c.id = QUuid::createUuid().toString(QUuid::WithoutBraces);
+  c.title = QStringLiteral("New chat");
+  c.created = c.updated = QDateTime::currentDateTimeUtc();
+  return c;
+}
+
+json Conversation::to_json() const {
+  json msgs = json::array();
+  for (const auto& m : messages) {
+    json jm = {{"role", s(m.role)}, {"content", s(m.content)}};
+    if (m.role == QLatin1String("assistant")) {
+      jm["tokens"] = m.tokens;
+      jm["tokens_per_second"] = m.tokens_per_second;
+      jm["stop_reason"] = s(m.stop_reason);
+    }
+    msgs.push_back(std::move(jm));
+  }
+  return {{"version", 1},
+          {"id", s(id)},
+          {"title", s(title)},
+          {"created", s(created.toString(Qt::ISODateWithMs))},
+          {"updated", s(updated.toString(Qt::ISODateWithMs))},
+          {"model_dir", s(model_dir)},
+          {"model_name", s(model_name)},
+          {"system_prompt", s(system_prompt)},
+          {"sampling", sampling.to_json()},
+          {"messages", std::move(msgs)},
+          {"trace", trace}};
+}
+
+Conversation Conversation::from_json(const json& j) {
+  if (!j.is_object()) throw std::runtime_error("not a JSON object");
+  if (j.value("version", 0) != 1) throw std::runtime_error("unknown conversation format version");
+  Conversation c;
+  c.id = q(j, "id");
+  if (c.id.isEmpty()) throw std::runtime_error("conversation without an id");
+  c.title = q(j, "title", QStringLiteral("Untitled"));
+  c.created = time_of(j, "created");
+  c.updated = time_of(j, "updated");
+  c.model_dir = q(j, "model_dir");
+  c.model_name = q(j, "model_name");
+  c.system_prompt = q(j, "system_prompt");
+  if (j.contains("sampling")) c.sampling = SamplingSettings::from_json(j.at("sampling"));
+  for (const auto& jm : j.at("messages")) {
+    Message m;
+    m.role = q(jm, "role");
+    if (m.role != QLatin1String("user") && m.role != QLatin1String("assistant"))
+      throw std::runtime_error("message with unknown role '" + m.role.toStdString() + "'");
+    m.content = q(jm, "content");
+    m.tokens = jm.value("tokens", 0);
+    m.tokens_per_second = jm.value("tokens_per_second", 0.0);
+    m.stop_reason = q(jm, "stop_reason");
+    c.messages.push_back(std::move(m));
+  }
+  c.trace = j.value("trace", json());
+  return c;
+}
+
+nlohmann::ordered_json Conversation::template_messages() const {
+  nlohmann::ordered_json out = nlohmann::ordered_json::array();
+  if (!system_prompt.trimmed().isEmpty())
+    out.push_back({{"role", "system"}, {"content", s(system_prompt)}});
+  for (const auto& m : messages) {
+    QString content = m.content;
+    if (m.role == QLatin1String("assistant")) {
+      ThinkingSplit t = split_thinking(content);
+      if (t.has_thinking) content = t.answer;
+    }
+    out.push_back({{"role", s(m.role)}, {"content", s(content)}});
+  }
+  return out;
+}
+
+QString Conversation::to_markdown() const {
+  QString md = QStringLiteral("# %1\n\n").arg(title);
+  if (!model_name.isEmpty()) md += QStringLiteral("*Model: %1*\n\n").arg(model_name);
+  if (!system_prompt.trimmed().isEmpty())
+    md += QStringLiteral("**System:** %1\n\n").arg(system_prompt.trimmed());
+  for (const auto& m : messages) {
+    md += m.role == QLatin1String("user") ? QStringLiteral("## You\n\n") : QStringLiteral("## Assistant\n\n");
+    md += m.content.trimmed() + QStringLiteral("\n\n");
+  }
+  return md;
+}
+
+bool Conversation::matches(const QString& needle) const {
+  if (needle.isEmpty() || title.contains(needle, Qt::CaseInsensitive)) return true;
+  for (const auto& m : messages)
+    if (m.content.contains(needle, Qt::CaseInsensitive)) return true;
+  return false;
+}
+
+}  // namespace moescope::ui

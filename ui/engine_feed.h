@@ -1,0 +1,29 @@
+#pragma once
+// What views see of the engine: one QObject whose signals carry engine data as values on the UI
+// thread, already coalesced (~30 updates a second). The desktop app's engine controller emits
+// them; dock-widget views connect to them and never talk to the worker thread themselves.
+#include <QObject>
+#include <memory>
+
+#include "moescope/routing_trace.h"
+#include "ui/engine_types.h"
+
+namespace moescope::ui {
+
+class EngineFeed : public QObject {
+  Q_OBJECT
+public:
+  using QObject::QObject;
+
+signals:
+  void modelChanged(const moescope::ui::ModelInfo& info);
+  void modelUnloaded();
+  void generationStarted();
+  // New text, routes and KV figures since the last chunk.
+  void chunk(const moescope::ui::StreamChunk& chunk);
+  void generationFinished(const moescope::ui::GenerationSummary& summary);
+  // The conversation on screen changed; its whole routing trace (may be empty).
+  void traceReplaced(std::shared_ptr<const moescope::RoutingTrace> trace);
+};
+
+}  // namespace moescope::ui

@@ -1,0 +1,80 @@
+#include "ui/markdown_browser.h"
+
+#include <QFontDatabase>
+#include <cmath>
+#include <QScrollBar>
+#include <QTextBlock>
+#include <QTextCursor>
+
+namespace moescope::ui {
+
+MarkdownBrowser::MarkdownBrowser(QWidget* parent) : QTextBrowser(parent) {
+  setOpenExternalLinks(true);
+  setFrameShape(QFrame::NoFrame);
+  setHorizontalScrollBarPolicy(Qt::ScrollBarAlwaysOff);
+  setVerticalScrollBarPolicy(Qt::ScrollBarAlwaysOff);
+  setSizePolicy(QSizePolicy::Expanding, QSizePolicy::Fixed);
+  setTextInteractionFlags(Qt::TextBrowserInteraction | Qt::TextSelectableByKeyboard);
+  viewport()->setAutoFillBackground(false);
+  setStyleSheet(QStringLiteral("QTextBrowser { background: transparent; }"));
+  document()->setDocumentMargin(2);
+  connect(document(), &QTextDocument::contentsChanged, this, &MarkdownBrowser::fitHeight);
+}
+
+void MarkdownBrowser::setMarkdownText(const QString& markdown) {
+  if (markdown == markdown_) return;
+  markdown_ = markdown;
+  setMarkdown(markdown);
+  styleCode();
+  fitHeight();
+}
+
+// Qt's Markdown reader marks code with fixed-pitch formats but leaves the font family to the
+// platform; give code blocks and inline code a real monospaced font and fenced blocks a tint.
+void MarkdownBrowser::styleCode() {
+  const QFont mono = QFontDatabase::systemFont(QFontDatabase::FixedFont);
+  QTextCursor cursor(document());
+  for (QTextBlock b = document()->begin(); b.isValid(); b = b.next()) {
+    const bool fenced = b.blockFormat().hasProperty(QTextFormat::BlockCodeFence) ||
+                        b.blockFormat().nonBreakableLines();
+    if (fenced) {
+      QTextBlockFormat bf = b.blockFormat();
+      bf.setBackground(QColor(0xF2, 0xF3, 0xF5));
+      bf.setLeftMargin(6);
+      cursor.setPosition(b.position());
+      cursor.setBlockFormat(bf);
+    }
+    for (auto it = b.begin(); !it.atEnd(); ++it) {
+      const QTextFragment frag = it.fragment();
+      if (!fenced && !frag.charFormat().fontFixedPitch()) continue;
+      QTextCharFormat cf;
+      cf.setFontFamilies({mono.family()});
+      cf.setFontFixedPitch(true);
+      if (!fenced) cf.setBackground(QColor(0xEE, 0xEF, 0xF2));
+      cursor.setPosition(frag.position());
+      cursor.setPosition(frag.position() + frag.length(), QTextCursor::KeepAnchor);
+      cursor.mergeCharFormat(cf);
+    }
+  }
+}
+
+void MarkdownBrowser::fitHeight() {
+  const int w = viewport()->width() > 0 ? viewport()->width() : width();
+  document()->setTextWidth(w);
+  const int h = int(std::ceil(document()->size().height())) + frameWidth() * 2;
+  if (h != height()) setFixedHeight(std::max(h, fontMetrics().height() + 4));
+  updateGeometry();
+}
+
+QSize MarkdownBrowser::sizeHint() const {
+  return {QTextBrowser::sizeHint().width(), int(std::ceil(document()->size().height())) + frameWidth() * 2};
+}
+
+QSize MarkdownBrowser::minimumSizeHint() const { return {50, fontMetrics().height() + 4}; }
+
+void MarkdownBrowser::resizeEvent(QResizeEvent* e) {
+  QTextBrowser::resizeEvent(e);
+  fitHeight();
+}
+
+}  // namespace moescope::ui

@@ -1,0 +1,17 @@
+#pragma once
+// Reasoning models write `<think>…</think>` before the answer. Splits a (possibly still growing)
+// answer into its thinking and the answer proper.
+#include <QString>
+
+namespace moescope::ui {
+
+struct ThinkingSplit {
+  QString thinking;           // without the tags, trimmed
+  QString answer;             // the rest, trimmed at the start
+  bool has_thinking = false;
+  bool thinking_done = false; // the closing tag arrived (the answer has started)
+};
+
+ThinkingSplit split_thinking(const QString& text);
+
+}  // namespace moescope::ui

@@ -1,0 +1,230 @@
+#include "ui/views/inspector_view.h"
+
+#include <QHeaderView>
+#include <QLabel>
+#include <QSpinBox>
+#include <QTableWidget>
+#include <QVBoxLayout>
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+#include <qcustomplot.h>
+
+#include "ui/views/palette.h"
+#include "ui/views/trace_model.h"
+
+namespace moescope::ui {
+
+namespace {
+const char* kHelp =
+    "At every MoE layer the router scores all experts for the token and sends it to the top_k best; "
+    "their outputs are added with the weights shown (after renormalisation and scaling). Filled dots are "
+    "the chosen experts (bigger = larger weight, colour = expert), the grey line follows the top expert "
+    "from layer to layer, hollow dots are runners-up. Runners-up and confidence need the full router "
+    "scores, recorded only when asked for (generate with record_probs / --trace with probabilities): "
+    "entropy = −Σ p log p ÷ log(experts) of the scores normalised to sum 1 (0 = certain, 1 = no "
+    "preference); margin = k-th best score − (k+1)-th best (how close the last chosen expert came to "
+    "being replaced). DeepSeek-V3 selects with a bias added to the scores, so its margin is of the "
+    "recorded (unbiased) scores. A shared expert, when the model has one, processes every token at every "
+    "MoE layer in addition to the routed ones.";
+
+QTableWidgetItem* cell(const QString& text, Qt::Alignment align = Qt::AlignLeft | Qt::AlignVCenter) {
+  auto* it = new QTableWidgetItem(text);
+  it->setTextAlignment(align);
+  it->setFlags(Qt::ItemIsSelectable | Qt::ItemIsEnabled);
+  return it;
+}
+
+QString shared_expert_text(const TraceModel* m) {
+  const ModelSpec* spec = m->spec();
+  if (!spec) return QObject::tr("shared expert: unknown (no model config for this trace)");
+  switch (spec->moe.shared) {
+    case SharedExperts::None: return QObject::tr("no shared expert");
+    case SharedExperts::Plain: return QObject::tr("+ shared expert at every MoE layer (always on, width %1)").arg(spec->moe.shared_width);
+    case SharedExperts::SigmoidGated:
+      return QObject::tr("+ gated shared expert at every MoE layer (always on, sigmoid gate, width %1)").arg(spec->moe.shared_width);
+  }
+  return {};
+}
+}  // namespace
+
+LayerConfidence router_confidence(const RoutingTrace& trace, size_t t, int m, int n_runners) {
+  LayerConfidence c;
+  if (!trace.has_probs() || t >= trace.size() || m < 0 || m >= trace.n_moe_layers()) return c;
+  c.recorded = true;
+  const int E = trace.n_experts();
+  std::vector<float> p(size_t(E));
+  double sum = 0;
+  for (int e = 0; e < E; ++e) {
+    p[size_t(e)] = std::max(0.0f, trace.prob(t, m, e));
+    sum += p[size_t(e)];
+  }
+  if (sum > 0 && E > 1) {
+    double h = 0;
+    for (float v : p)
+      if (v > 0) h -= (v / sum) * std::log(v / sum);
+    c.entropy = h / std::log(double(E));
+  }
+  std::vector<int> order(size_t(E));
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return p[size_t(a)] > p[size_t(b)]; });
+  const int k = trace.top_k();
+  if (k > 0 && k < E) c.margin = double(p[size_t(order[size_t(k - 1)])]) - double(p[size_t(order[size_t(k)])]);
+  std::vector<int> chosen;
+  for (int s = 0; s < k; ++s) chosen.push_back(trace.expert(t, m, s));
+  for (int e : order) {
+    if (int(c.runners_up.size()) >= n_runners) break;
+    if (std::find(chosen.begin(), chosen.end(), e) == chosen.end()) c.runners_up.emplace_back(e, p[size_t(e)]);
+  }
+  return c;
+}
+
+InspectorView::InspectorView(TraceModel* model, QWidget* parent)
+    : ViewFrame(model, QStringLiteral("inspector"),
+                tr("One token's path through the model: at each MoE layer (left to right), the experts it was "
+                   "sent to and how much each counted. Click a token in the routing map or the coloured chat."),
+                tr(kHelp), parent) {
+  token_box_ = new QSpinBox(this);
+  token_box_->setRange(-1, 0);
+  token_box_->setSpecialValueText(tr("none"));
+  token_box_->setToolTip(tr("Token index in the trace"));
+  connect(token_box_, &QSpinBox::valueChanged, this, [this](int v) { traceModel()->selectToken(v); });
+  controls()->insertWidget(0, new QLabel(tr("Token"), this));
+  controls()->insertWidget(1, token_box_);
+  header_ = new QLabel(this);
+  header_->setObjectName(QStringLiteral("inspectorHeader"));
+  header_->setWordWrap(true);
+  header_->setTextFormat(Qt::RichText);
+  body()->addWidget(header_);
+
+  plot_ = makePlot(this);
+  path_ = plot_->addGraph();
+  path_->setPen(QPen(QColor(0x9A, 0xA0, 0xA6), 1.5));
+  plot_->xAxis->setLabel(tr("MoE layer"));
+  plot_->yAxis->setLabel(tr("expert"));
+  plot_->yAxis->setRangeReversed(true);
+  body()->addWidget(plot_, 3);
+
+  table_ = new QTableWidget(this);
+  table_->setColumnCount(5);
+  table_->setHorizontalHeaderLabels({tr("layer"), tr("experts (weight)"), tr("runners-up (score)"), tr("entropy"), tr("margin")});
+  table_->verticalHeader()->setVisible(false);
+  table_->horizontalHeader()->setSectionResizeMode(QHeaderView::ResizeToContents);
+  table_->horizontalHeader()->setSectionResizeMode(1, QHeaderView::Stretch);
+  table_->setEditTriggers(QAbstractItemView::NoEditTriggers);
+  body()->addWidget(table_, 2);
+
+  connect(traceModel(), &TraceModel::tokenSelected, this, [this](int t) {
+    QSignalBlocker block(token_box_);
+    token_box_->setValue(t);
+    markDirty();
+  });
+}
+
+int InspectorView::token() const { return traceModel()->selectedToken(); }
+
+QString InspectorView::headerText() const {
+  const TraceModel* m = traceModel();
+  const RoutingTrace& rt = m->trace();
+  const int t = token();
+  if (t < 0 || size_t(t) >= rt.size())
+    return tr("No token selected: click one in the routing map or the coloured chat, or pick an index above.");
+  const TraceToken& tok = rt.token(size_t(t));
+  return tr("<b>token %1</b> “%2” · id %3 · position %4 · %5 · %6 · router scores %7")
+      .arg(t)
+      .arg(visible_token_text(tok.text).toHtmlEscaped())
+      .arg(tok.id)
+      .arg(tok.pos)
+      .arg(tok.phase == Phase::Prefill ? tr("prompt (prefill)") : tr("generated (decode)"))
+      .arg(shared_expert_text(m).toHtmlEscaped())
+      .arg(rt.has_probs() ? tr("recorded") : tr("not recorded"));
+}
+
+void InspectorView::refresh() {
+  const TraceModel* m = traceModel();
+  const RoutingTrace& rt = m->trace();
+  {
+    QSignalBlocker block(token_box_);
+    token_box_->setRange(-1, std::max(0, int(rt.size()) - 1));
+    token_box_->setValue(m->selectedToken());
+  }
+  header_->setText(headerText());
+  plot_->clearItems();
+  const int t = token();
+  const int L = rt.n_moe_layers(), K = rt.top_k(), E = rt.n_experts();
+  QVector<double> px, py;
+  table_->setRowCount(t >= 0 ? L : 0);
+  double wmax = 1e-6;
+  if (t >= 0)
+    for (int l = 0; l < L; ++l)
+      for (int s = 0; s < K; ++s) wmax = std::max(wmax, double(rt.weight(size_t(t), l, s)));
+  for (int l = 0; t >= 0 && l < L; ++l) {
+    QStringList chosen;
+    for (int s = 0; s < K; ++s) {
+      const int e = rt.expert(size_t(t), l, s);
+      if (e < 0) continue;
+      const float w = rt.weight(size_t(t), l, s);
+      chosen << QStringLiteral("%1 (%2)").arg(e).arg(w, 0, 'f', 3);
+      if (s == 0) {
+        px.push_back(l);
+        py.push_back(e);
+      }
+      auto* dot = new QCPItemTracer(plot_);
+      dot->position->setCoords(l, e);
+      dot->setStyle(QCPItemTracer::tsCircle);
+      dot->setSize(5 + 13 * double(w) / wmax);
+      const QColor c = expert_colour(e, E);
+      dot->setPen(QPen(c.darker(140)));
+      dot->setBrush(c);
+    }
+    const LayerConfidence conf = router_confidence(rt, size_t(t), l);
+    QStringList runners;
+    for (const auto& [e, p] : conf.runners_up) {
+      runners << QStringLiteral("%1 (%2)").arg(e).arg(p, 0, 'f', 3);
+      auto* ring = new QCPItemTracer(plot_);
+      ring->position->setCoords(l, e);
+      ring->setStyle(QCPItemTracer::tsCircle);
+      ring->setSize(7);
+      ring->setPen(QPen(QColor(0x80, 0x86, 0x8C), 1.2));
+      ring->setBrush(Qt::NoBrush);
+    }
+    table_->setItem(l, 0, cell(QString::number(rt.moe_layers()[size_t(l)]), Qt::AlignRight | Qt::AlignVCenter));
+    table_->setItem(l, 1, cell(chosen.join(QStringLiteral(", "))));
+    table_->setItem(l, 2, cell(conf.recorded ? runners.join(QStringLiteral(", ")) : tr("not recorded")));
+    table_->setItem(l, 3, cell(conf.recorded ? QString::number(conf.entropy, 'f', 3) : tr("not recorded"), Qt::AlignRight | Qt::AlignVCenter));
+    table_->setItem(l, 4, cell(conf.recorded ? QString::number(conf.margin, 'f', 4) : tr("not recorded"), Qt::AlignRight | Qt::AlignVCenter));
+  }
+  path_->setData(px, py, true);
+  auto ticker = QSharedPointer<QCPAxisTickerText>::create();
+  const int stride = std::max(1, L / 16);
+  for (int l = 0; l < L; l += stride) ticker->addTick(l, QString::number(rt.moe_layers()[size_t(l)]));
+  plot_->xAxis->setTicker(ticker);
+  plot_->xAxis->setRange(-0.6, std::max(1, L) - 0.4);
+  plot_->yAxis->setRange(-0.8, std::max(1, E) - 0.2);
+  plot_->replot(QCustomPlot::rpQueuedReplot);
+  setStatus(rt.size() ? tr("%1 tokens in the trace · source: %2").arg(rt.size()).arg(m->source()) : tr("No trace yet."));
+}
+
+QString InspectorView::csv() const {
+  const RoutingTrace& rt = traceModel()->trace();
+  QString out = QStringLiteral("token,layer,rank,expert,weight,score,selected,entropy,margin\n");
+  const int t = token();
+  if (t < 0 || size_t(t) >= rt.size()) return out;
+  for (int l = 0; l < rt.n_moe_layers(); ++l) {
+    const LayerConfidence conf = router_confidence(rt, size_t(t), l);
+    const QString ent = conf.recorded ? QString::number(conf.entropy, 'g', 6) : QString();
+    const QString mar = conf.recorded ? QString::number(conf.margin, 'g', 6) : QString();
+    int rank = 0;
+    for (int s = 0; s < rt.top_k(); ++s) {
+      const int e = rt.expert(size_t(t), l, s);
+      if (e < 0) continue;
+      out += QStringLiteral("%1,%2,%3,%4,%5,%6,1,%7,%8\n").arg(t).arg(rt.moe_layers()[size_t(l)]).arg(rank++).arg(e)
+                 .arg(rt.weight(size_t(t), l, s), 0, 'g', 6).arg(conf.recorded ? QString::number(rt.prob(size_t(t), l, e), 'g', 6) : QString(), ent, mar);
+    }
+    for (const auto& [e, p] : conf.runners_up)
+      out += QStringLiteral("%1,%2,%3,%4,0,%5,0,%6,%7\n").arg(t).arg(rt.moe_layers()[size_t(l)]).arg(rank++).arg(e).arg(p, 0, 'g', 6).arg(ent, mar);
+  }
+  return out;
+}
+
+}  // namespace moescope::ui

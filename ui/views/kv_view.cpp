@@ -1,0 +1,268 @@
+#include "ui/views/kv_view.h"
+
+#include <QLabel>
+#include <QProgressBar>
+#include <QTabWidget>
+#include <QVBoxLayout>
+#include <algorithm>
+#include <cmath>
+#include <qcustomplot.h>
+
+#include "ui/views/palette.h"
+#include "ui/views/trace_model.h"
+
+namespace moescope::ui {
+
+namespace {
+constexpr int kMaxCells = 4096;  // block grid cells drawn; more blocks are grouped per cell
+const char* kHelp =
+    "The KV cache keeps, for every token already processed and every layer, what attention needs to "
+    "look back at (keys and values). It is allocated in fixed-size blocks ('pages') of tokens; a block "
+    "is used as soon as one token lands in it. Fill = tokens in the cache ÷ the context length it was "
+    "sized for. Prefill (reading your prompt) adds many tokens at once — the steep steps in 'Growth'; "
+    "decode adds one token per generated token. Multi-head Latent Attention (DeepSeek-V2/V3/R1) caches "
+    "one compressed latent vector (kv_lora_rank) plus a small RoPE key per token and layer instead of "
+    "full keys and values for every head; the ratio shows how much memory that saves against plain "
+    "multi-head attention with the same heads. Figures come from the engine while it runs; a saved "
+    "conversation or a trace file has none.";
+}  // namespace
+
+KvView::KvView(TraceModel* model, QWidget* parent)
+    : ViewFrame(model, QStringLiteral("kv"),
+                tr("How full the attention cache is and how it grew: steep steps are prompts read at once "
+                   "(prefill), gentle slopes are tokens generated one by one (decode)."),
+                tr(kHelp), parent) {
+  fill_ = new QProgressBar(this);
+  fill_->setRange(0, 1000);
+  fill_->setTextVisible(false);
+  fill_->setMaximumHeight(12);
+  fill_label_ = new QLabel(this);
+  fill_label_->setObjectName(QStringLiteral("kvFill"));
+  fill_label_->setWordWrap(true);
+  mla_label_ = new QLabel(this);
+  mla_label_->setObjectName(QStringLiteral("kvCompression"));
+  mla_label_->setWordWrap(true);
+  body()->addWidget(fill_label_);
+  body()->addWidget(fill_);
+  body()->addWidget(mla_label_);
+  tabs_ = new QTabWidget(this);
+  tabs_->setDocumentMode(true);
+  body()->addWidget(tabs_, 1);
+
+  growth_plot_ = makePlot(this);
+  growth_line_ = growth_plot_->addGraph();
+  growth_line_->setPen(QPen(QColor(0xB0, 0xB6, 0xBD), 1.2));
+  growth_line_->removeFromLegend();
+  prefill_graph_ = growth_plot_->addGraph();
+  prefill_graph_->setName(tr("prefill"));
+  prefill_graph_->setLineStyle(QCPGraph::lsNone);
+  prefill_graph_->setScatterStyle(QCPScatterStyle(QCPScatterStyle::ssDisc, QColor(0xff, 0x7f, 0x0e), 7));
+  decode_graph_ = growth_plot_->addGraph();
+  decode_graph_->setName(tr("decode"));
+  decode_graph_->setLineStyle(QCPGraph::lsNone);
+  decode_graph_->setScatterStyle(QCPScatterStyle(QCPScatterStyle::ssDisc, QColor(0x1f, 0x77, 0xb4), 4));
+  capacity_line_ = new QCPItemStraightLine(growth_plot_);
+  capacity_line_->setPen(QPen(QColor(0xD6, 0x27, 0x28), 1.2, Qt::DashLine));
+  growth_plot_->xAxis->setLabel(tr("generation time (s, idle time left out)"));
+  growth_plot_->yAxis->setLabel(tr("tokens in the cache"));
+  growth_plot_->legend->setVisible(true);
+  growth_plot_->legend->setBrush(QColor(255, 255, 255, 210));
+  growth_plot_->axisRect()->insetLayout()->setInsetAlignment(0, Qt::AlignTop | Qt::AlignLeft);
+  tabs_->addTab(growth_plot_, tr("Growth"));
+
+  bytes_plot_ = makePlot(this);
+  auto* group = new QCPBarsGroup(bytes_plot_);
+  bytes_bars_ = new QCPBars(bytes_plot_->xAxis, bytes_plot_->yAxis);
+  bytes_bars_->setName(tr("this cache"));
+  bytes_bars_->setBrush(QColor(0x41, 0x7B, 0xB8));
+  bytes_bars_->setPen(Qt::NoPen);
+  bytes_bars_->setBarsGroup(group);
+  mha_bars_ = new QCPBars(bytes_plot_->xAxis, bytes_plot_->yAxis);
+  mha_bars_->setName(tr("plain multi-head attention would need"));
+  mha_bars_->setBrush(QColor(0xC9, 0xCE, 0xD4));
+  mha_bars_->setPen(Qt::NoPen);
+  mha_bars_->setBarsGroup(group);
+  bytes_plot_->xAxis->setLabel(tr("layer"));
+  bytes_plot_->yAxis->setLabel(tr("MiB in use"));
+  bytes_plot_->legend->setVisible(true);
+  bytes_plot_->legend->setBrush(QColor(255, 255, 255, 210));
+  bytes_plot_->axisRect()->insetLayout()->setInsetAlignment(0, Qt::AlignTop | Qt::AlignRight);
+  tabs_->addTab(bytes_plot_, tr("Bytes per layer"));
+
+  blocks_plot_ = makePlot(this);
+  blocks_ = new QCPColorMap(blocks_plot_->xAxis, blocks_plot_->yAxis);
+  blocks_->setInterpolate(false);
+  QCPColorGradient g;
+  g.clearColorStops();
+  g.setColorStopAt(0, empty_cell_colour().darker(108));
+  g.setColorStopAt(0.001, weight_colour(0.25));
+  g.setColorStopAt(1, weight_colour(0.85));
+  g.setNanHandling(QCPColorGradient::nhTransparent);
+  blocks_->setGradient(g);
+  blocks_->setDataRange(QCPRange(0, 1));
+  blocks_plot_->yAxis->setRangeReversed(true);
+  blocks_plot_->xAxis->setLabel(tr("block (column)"));
+  blocks_plot_->yAxis->setLabel(tr("block row"));
+  blocks_plot_->xAxis->grid()->setVisible(false);
+  blocks_plot_->yAxis->grid()->setVisible(false);
+  tabs_->addTab(blocks_plot_, tr("Blocks"));
+  connect(tabs_, &QTabWidget::currentChanged, this, [this] { markDirty(); });
+}
+
+void KvView::setTab(Tab t) { tabs_->setCurrentIndex(int(t)); }
+
+QCustomPlot* KvView::currentPlot() const {
+  switch (tabs_->currentIndex()) {
+    case BytesPerLayer: return bytes_plot_;
+    case Blocks: return blocks_plot_;
+    default: return growth_plot_;
+  }
+}
+
+double KvView::compressionRatio() const {
+  const KvStats& kv = traceModel()->kv();
+  if (!traceModel()->hasKv() || kv.bytes_per_token_layer <= 0) return 0.0;
+  return kv.mha_bytes_per_token_layer > 0 ? double(kv.mha_bytes_per_token_layer) / double(kv.bytes_per_token_layer) : 1.0;
+}
+
+QString KvView::fillText() const {
+  const KvStats& kv = traceModel()->kv();
+  if (!traceModel()->hasKv())
+    return tr("No KV figures: they come from the engine while it runs (not from a saved conversation or a trace file).");
+  const double pct = kv.capacity > 0 ? 100.0 * double(kv.tokens) / double(kv.capacity) : 0.0;
+  return tr("%1 / %2 tokens (%3 %) · %4 in use, %5 reserved · %6 · %7 layers · %8 tokens per block, %9 / %10 blocks")
+      .arg(kv.tokens)
+      .arg(kv.capacity)
+      .arg(pct, 0, 'f', 1)
+      .arg(format_bytes(double(kv.bytes_used)))
+      .arg(format_bytes(double(kv.bytes_reserved)))
+      .arg(QString::fromStdString(kv.element_type))
+      .arg(kv.n_layers)
+      .arg(kv.block_tokens)
+      .arg(kv.blocks_used)
+      .arg(kv.blocks_total);
+}
+
+QString KvView::compressionText() const {
+  const KvStats& kv = traceModel()->kv();
+  const double ratio = compressionRatio();
+  if (ratio <= 0) return {};
+  if (ratio <= 1.0001)
+    return tr("%1 per token per layer (keys and values of the key/value heads; no latent compression).")
+        .arg(format_bytes(double(kv.bytes_per_token_layer)));
+  return tr("Multi-head Latent Attention: %1 per token per layer, plain multi-head attention would need %2 — "
+            "%3× smaller (%4 now instead of %5).")
+      .arg(format_bytes(double(kv.bytes_per_token_layer)))
+      .arg(format_bytes(double(kv.mha_bytes_per_token_layer)))
+      .arg(ratio, 0, 'f', 1)
+      .arg(format_bytes(double(kv.bytes_used)))
+      .arg(format_bytes(double(kv.mha_bytes_per_token_layer) * double(kv.tokens) * kv.n_layers));
+}
+
+void KvView::refresh() {
+  TraceModel* m = traceModel();
+  const KvStats& kv = m->kv();
+  fill_label_->setText(fillText());
+  fill_->setVisible(m->hasKv());
+  fill_->setValue(kv.capacity > 0 ? int(1000.0 * double(kv.tokens) / double(kv.capacity)) : 0);
+  const QString mla = compressionText();
+  mla_label_->setText(mla);
+  mla_label_->setVisible(!mla.isEmpty());
+  setStatus(m->hasModel() ? tr("Model: %1 · backend: %2").arg(m->model().name, m->model().backend) : QString());
+
+  switch (tabs_->currentIndex()) {
+    case Growth: {
+      QVector<double> x, y, px, py, dx, dy;
+      for (const KvPoint& p : m->kvHistory()) {
+        x.push_back(p.seconds);
+        y.push_back(p.tokens);
+        (p.prefill ? px : dx).push_back(p.seconds);
+        (p.prefill ? py : dy).push_back(p.tokens);
+      }
+      growth_line_->setData(x, y, true);
+      prefill_graph_->setData(px, py, true);
+      decode_graph_->setData(dx, dy, true);
+      capacity_line_->setVisible(false);
+      growth_plot_->rescaleAxes();
+      const double top = y.isEmpty() ? 1.0 : *std::max_element(y.begin(), y.end());
+      growth_plot_->yAxis->setRange(0, std::max(1.0, top) * 1.1);
+      if (x.isEmpty()) growth_plot_->xAxis->setRange(0, 1);
+      growth_plot_->yAxis->setLabel(kv.capacity > 0 ? tr("tokens in the cache (capacity %1)").arg(kv.capacity) : tr("tokens in the cache"));
+      growth_plot_->replot(QCustomPlot::rpQueuedReplot);
+      break;
+    }
+    case BytesPerLayer: {
+      QVector<double> keys, used, mha;
+      const double mib = 1024.0 * 1024.0;
+      for (int l = 0; l < kv.n_layers && m->hasKv(); ++l) {
+        keys.push_back(l);
+        used.push_back(double(kv.bytes_per_token_layer) * double(kv.tokens) / mib);
+        mha.push_back(double(kv.mha_bytes_per_token_layer) * double(kv.tokens) / mib);
+      }
+      const bool show_mha = compressionRatio() > 1.0001;
+      bytes_bars_->setData(keys, used, true);
+      mha_bars_->setData(show_mha ? keys : QVector<double>(), show_mha ? mha : QVector<double>(), true);
+      mha_bars_->setVisible(show_mha);
+      if (show_mha) mha_bars_->addToLegend(); else mha_bars_->removeFromLegend();
+      bytes_plot_->xAxis->setRange(-0.7, std::max(1, kv.n_layers) - 0.3);
+      double top = 1e-6;
+      for (double v : used) top = std::max(top, v);
+      if (show_mha) for (double v : mha) top = std::max(top, v);
+      bytes_plot_->yAxis->setRange(0, top * 1.25);
+      bytes_plot_->replot(QCustomPlot::rpQueuedReplot);
+      break;
+    }
+    case Blocks: {
+      const int64_t total = m->hasKv() ? std::max<int64_t>(1, kv.blocks_total) : 1;
+      blocks_per_cell_ = int((total + kMaxCells - 1) / kMaxCells);
+      const int64_t cells = (total + blocks_per_cell_ - 1) / blocks_per_cell_;
+      block_cols_ = int(std::clamp<int64_t>(int64_t(std::ceil(std::sqrt(double(cells) * 2.0))), 1, 64));
+      const int rows = int((cells + block_cols_ - 1) / block_cols_);
+      blocks_->data()->setSize(block_cols_, rows);
+      blocks_->data()->setRange(QCPRange(0, block_cols_ - 1), QCPRange(0, rows - 1));
+      const double bt = std::max(1, kv.block_tokens);
+      for (int64_t c = 0; c < int64_t(block_cols_) * rows; ++c) {
+        // Fraction of the cell's token slots in use (blocks fill in order).
+        const double first_token = double(c) * blocks_per_cell_ * bt;
+        const double cell_tokens = blocks_per_cell_ * bt;
+        double v = m->hasKv() ? std::clamp((double(kv.tokens) - first_token) / cell_tokens, 0.0, 1.0) : 0.0;
+        if (c >= cells) v = std::nan("");
+        blocks_->data()->setCell(int(c % block_cols_), int(c / block_cols_), v);
+      }
+      blocks_plot_->xAxis->setRange(-0.5, block_cols_ - 0.5);
+      blocks_plot_->yAxis->setRange(-0.5, rows - 0.5);
+      blocks_plot_->xAxis->setLabel(blocks_per_cell_ > 1 ? tr("each cell = %1 blocks of %2 tokens; colour = share of its slots in use").arg(blocks_per_cell_).arg(kv.block_tokens)
+                                                         : tr("each cell = one block of %1 tokens; colour = share of its slots in use").arg(kv.block_tokens));
+      blocks_plot_->replot(QCustomPlot::rpQueuedReplot);
+      break;
+    }
+  }
+}
+
+QString KvView::csv() const {
+  const TraceModel* m = traceModel();
+  const KvStats& kv = m->kv();
+  QString out;
+  switch (tabs_->currentIndex()) {
+    case BytesPerLayer:
+      out = QStringLiteral("layer,tokens,bytes,mha_bytes\n");
+      for (int l = 0; l < kv.n_layers && m->hasKv(); ++l)
+        out += QStringLiteral("%1,%2,%3,%4\n").arg(l).arg(kv.tokens).arg(kv.bytes_per_token_layer * kv.tokens).arg(kv.mha_bytes_per_token_layer * kv.tokens);
+      break;
+    case Blocks: {
+      out = QStringLiteral("block,tokens_used,block_tokens\n");
+      for (int64_t b = 0; m->hasKv() && b < kv.blocks_total; ++b) {
+        const int64_t used = std::clamp<int64_t>(kv.tokens - b * kv.block_tokens, 0, kv.block_tokens);
+        out += QStringLiteral("%1,%2,%3\n").arg(b).arg(used).arg(kv.block_tokens);
+      }
+      break;
+    }
+    default:
+      out = QStringLiteral("seconds,tokens,phase\n");
+      for (const KvPoint& p : m->kvHistory())
+        out += QStringLiteral("%1,%2,%3\n").arg(p.seconds, 0, 'f', 4).arg(p.tokens).arg(p.prefill ? QStringLiteral("prefill") : QStringLiteral("decode"));
+  }
+  return out;
+}
+
+}  // namespace moescope::ui

@@ -1,0 +1,50 @@
+#pragma once
+// A QCustomPlot plottable that draws a routing trace as a heatmap without copying it: tokens along
+// the key axis, and either the experts of one MoE layer (cell colour = routing weight) or the MoE
+// layers (cell colour = the token's top expert). Each replot renders only the visible tokens into
+// an image of at most one column per screen pixel, so 4,000 tokens × 256 experts pan and zoom
+// smoothly. Token t covers keys [t − ½, t + ½]; row r covers values [r − ½, r + ½].
+#include <QImage>
+#include <qcustomplot.h>
+
+#include "moescope/routing_trace.h"
+
+namespace moescope::ui {
+
+class RoutingMapPlottable : public QCPAbstractPlottable {
+  Q_OBJECT
+public:
+  enum class Mode { ExpertsOfLayer, LayersTopExpert };
+  RoutingMapPlottable(QCPAxis* keyAxis, QCPAxis* valueAxis);
+
+  void setTrace(const RoutingTrace* trace) { trace_ = trace; }
+  void setMode(Mode mode, int moe_index);
+  void setWeightRange(double top) { weight_top_ = top > 0 ? top : 1.0; }  // weight shown darkest
+  Mode mode() const { return mode_; }
+  int layer() const { return layer_; }
+  int rows() const;
+  // The colour of one cell as drawn (tests check known cells).
+  QColor cellColour(size_t token, int row) const;
+  // The last image drawn (one column per rendered token bucket) and how many tokens it covered.
+  const QImage& lastImage() const { return image_; }
+
+  double selectTest(const QPointF& pos, bool onlySelectable, QVariant* details = nullptr) const override;
+  QCPRange getKeyRange(bool& foundRange, QCP::SignDomain inSignDomain = QCP::sdBoth) const override;
+  QCPRange getValueRange(bool& foundRange, QCP::SignDomain inSignDomain = QCP::sdBoth,
+                         const QCPRange& inKeyRange = QCPRange()) const override;
+
+protected:
+  void draw(QCPPainter* painter) override;
+  void drawLegendIcon(QCPPainter* painter, const QRectF& rect) const override;
+
+private:
+  const RoutingTrace* trace_ = nullptr;
+  Mode mode_ = Mode::ExpertsOfLayer;
+  int layer_ = 0;
+  double weight_top_ = 1.0;
+  QImage image_;
+  std::vector<QRgb> weight_lut_;  // 256 levels
+  std::vector<QRgb> expert_lut_;  // [n_experts + 1], last: none
+};
+
+}  // namespace moescope::ui

@@ -1,0 +1,192 @@
+#include "ui/views/view_frame.h"
+
+#include <QFile>
+#include <QFileDialog>
+#include <QHBoxLayout>
+#include <QLabel>
+#include <QMessageBox>
+#include <QToolButton>
+#include <QVBoxLayout>
+#include <qcustomplot.h>
+
+#include "ui/views/trace_model.h"
+
+namespace moescope::ui {
+
+namespace {
+constexpr int kIdleInterval = 100;        // ms between checks when idle
+constexpr int kGeneratingInterval = 200;  // ms while the model generates (keeps the UI thread light)
+
+QToolButton* toolbar_button(const QString& text, const QString& tip, QWidget* parent) {
+  auto* b = new QToolButton(parent);
+  b->setText(text);
+  b->setToolTip(tip);
+  b->setAutoRaise(true);
+  return b;
+}
+}  // namespace
+
+ViewFrame::ViewFrame(TraceModel* model, const QString& id, const QString& sentence, const QString& learn_more,
+                     QWidget* parent)
+    : QWidget(parent), model_(model), id_(id) {
+  setObjectName(id + QStringLiteral("View"));
+  auto* col = new QVBoxLayout(this);
+  col->setContentsMargins(6, 4, 6, 4);
+  col->setSpacing(3);
+
+  auto* head = new QHBoxLayout;
+  auto* text = new QLabel(sentence, this);
+  text->setObjectName(QStringLiteral("viewSentence"));
+  text->setWordWrap(true);
+  text->setToolTip(learn_more);
+  text->setStyleSheet(QStringLiteral("color:#33383D;"));
+  head->addWidget(text, 1);
+  auto* more = new QLabel(tr("<a href=\"#\">learn more</a>"), this);
+  more->setObjectName(QStringLiteral("learnMore"));
+  more->setToolTip(learn_more);
+  more->setTextInteractionFlags(Qt::NoTextInteraction);
+  more->setCursor(Qt::WhatsThisCursor);
+  head->addWidget(more, 0, Qt::AlignTop);
+  col->addLayout(head);
+
+  controls_ = new QHBoxLayout;
+  controls_->setSpacing(6);
+  col->addLayout(controls_);
+  auto* tail = new QHBoxLayout;
+  tail->setSpacing(2);
+  auto* open = toolbar_button(tr("Open trace…"), tr("Show a routing trace JSON file (moescope-cli --trace) in every view"), this);
+  connect(open, &QToolButton::clicked, this, &ViewFrame::openTrace);
+  auto* png = toolbar_button(tr("PNG"), tr("Save the plot as a PNG image"), this);
+  connect(png, &QToolButton::clicked, this, [this] { exportWithDialog(QStringLiteral("png")); });
+  auto* pdf = toolbar_button(tr("PDF"), tr("Save the plot as a PDF (vector)"), this);
+  connect(pdf, &QToolButton::clicked, this, [this] { exportWithDialog(QStringLiteral("pdf")); });
+  auto* csvb = toolbar_button(tr("CSV"), tr("Save the data behind the plot as CSV"), this);
+  connect(csvb, &QToolButton::clicked, this, [this] { exportWithDialog(QStringLiteral("csv")); });
+  controls_->addStretch(1);
+  for (QWidget* w : {static_cast<QWidget*>(open), static_cast<QWidget*>(png), static_cast<QWidget*>(pdf), static_cast<QWidget*>(csvb)})
+    controls_->addWidget(w);
+
+  body_ = new QVBoxLayout;
+  body_->setSpacing(3);
+  col->addLayout(body_, 1);
+  status_ = new QLabel(this);
+  status_->setObjectName(QStringLiteral("viewStatus"));
+  status_->setStyleSheet(QStringLiteral("color:#6A737D;"));
+  status_->setWordWrap(true);
+  col->addWidget(status_);
+
+  connect(&timer_, &QTimer::timeout, this, &ViewFrame::tick);
+  timer_.start(kIdleInterval);
+  if (model_) connect(model_, &TraceModel::reset, this, [this] { dirty_ = true; });
+}
+
+void ViewFrame::tick() {
+  const int want = model_ && model_->generating() ? kGeneratingInterval : kIdleInterval;
+  if (timer_.interval() != want) timer_.setInterval(want);
+  if (!isVisible()) return;
+  if (!dirty_ && model_ && model_->version() == drawn_version_) return;
+  refreshNow();
+}
+
+void ViewFrame::refreshNow() {
+  dirty_ = false;
+  if (model_) drawn_version_ = model_->version();
+  ++refreshes_;
+  refresh();
+}
+
+void ViewFrame::setStatus(const QString& text) {
+  if (status_->text() != text) status_->setText(text);
+}
+
+QCustomPlot* ViewFrame::makePlot(QWidget* parent) {
+  auto* p = new QCustomPlot(parent);
+  p->setMinimumHeight(140);
+  p->setNoAntialiasingOnDrag(true);
+  p->setPlottingHint(QCP::phCacheLabels, true);
+  QFont f = p->font();
+  f.setPointSizeF(std::max(8.0, f.pointSizeF() - 0.5));
+  for (QCPAxis* a : {p->xAxis, p->yAxis}) {
+    a->setTickLabelFont(f);
+    a->setLabelFont(f);
+  }
+  p->axisRect()->setupFullAxesBox(false);
+  p->xAxis2->setVisible(false);
+  p->yAxis2->setVisible(false);
+  return p;
+}
+
+bool ViewFrame::exportPng(const QString& path, int width, int height) {
+  refreshNow();
+  QCustomPlot* p = currentPlot();
+  return p && p->savePng(path, width, height);
+}
+
+bool ViewFrame::exportPdf(const QString& path) {
+  refreshNow();
+  QCustomPlot* p = currentPlot();
+  return p && p->savePdf(path);
+}
+
+bool ViewFrame::exportCsv(const QString& path) const {
+  QFile f(path);
+  if (!f.open(QIODevice::WriteOnly | QIODevice::Truncate)) return false;
+  const QByteArray data = csv().toUtf8();
+  return f.write(data) == data.size();
+}
+
+void ViewFrame::exportWithDialog(const QString& kind) {
+  const QString filter = kind == QLatin1String("png") ? tr("PNG image (*.png)")
+                         : kind == QLatin1String("pdf") ? tr("PDF document (*.pdf)")
+                                                        : tr("CSV table (*.csv)");
+  const QString path = QFileDialog::getSaveFileName(this, tr("Export"), id_ + QLatin1Char('.') + kind, filter);
+  if (path.isEmpty()) return;
+  const bool ok = kind == QLatin1String("png") ? exportPng(path) : kind == QLatin1String("pdf") ? exportPdf(path) : exportCsv(path);
+  if (!ok) QMessageBox::warning(this, tr("Export"), tr("Could not write %1.").arg(path));
+}
+
+void ViewFrame::openTrace() {
+  if (!model_) return;
+  const QString path = QFileDialog::getOpenFileName(this, tr("Open routing trace"), {}, tr("Routing trace (*.json)"));
+  if (path.isEmpty()) return;
+  QString error;
+  if (!model_->openTraceFile(path, &error))
+    QMessageBox::warning(this, tr("Open trace"), tr("Could not open %1:\n%2").arg(path, error));
+}
+
+QString format_count(double v) {
+  const double a = std::abs(v);
+  if (a >= 1e9) return QString::number(v / 1e9, 'f', 2) + QStringLiteral(" G");
+  if (a >= 1e6) return QString::number(v / 1e6, 'f', 2) + QStringLiteral(" M");
+  if (a >= 1e4) return QString::number(v / 1e3, 'f', 1) + QStringLiteral(" k");
+  return QString::number(v, 'g', 4);
+}
+
+QString format_bytes(double b) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  int u = 0;
+  while (std::abs(b) >= 1024.0 && u < 4) {
+    b /= 1024.0;
+    ++u;
+  }
+  return QString::number(b, 'f', u == 0 ? 0 : (b < 10 ? 2 : 1)) + QLatin1Char(' ') + QLatin1String(units[u]);
+}
+
+QString csv_field(const QString& s) {
+  if (!s.contains(QLatin1Char(',')) && !s.contains(QLatin1Char('"')) && !s.contains(QLatin1Char('\n')) &&
+      !s.contains(QLatin1Char('\r')))
+    return s;
+  QString q = s;
+  q.replace(QLatin1String("\""), QLatin1String("\"\""));
+  return QLatin1Char('"') + q + QLatin1Char('"');
+}
+
+QString visible_token_text(const std::string& text) {
+  QString s = QString::fromStdString(text);
+  s.replace(QLatin1Char(' '), QChar(0x2423));
+  s.replace(QLatin1Char('\n'), QChar(0x23CE));
+  s.replace(QLatin1Char('\t'), QChar(0x21E5));
+  return s;
+}
+
+}  // namespace moescope::ui

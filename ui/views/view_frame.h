@@ -1,0 +1,72 @@
+#pragma once
+// What every view shares: the one-sentence explanation at the top (with a "learn more" tooltip),
+// a toolbar row for the view's own controls followed by Open trace… / PNG / PDF / CSV, and the
+// refresh timer: a view redraws at most every 100 ms (200 ms while the model generates), only
+// when it is visible and its data or settings changed (STYLE.md item 8).
+#include <QString>
+#include <QTimer>
+#include <QWidget>
+
+class QCustomPlot;
+class QHBoxLayout;
+class QLabel;
+class QVBoxLayout;
+
+namespace moescope::ui {
+
+class TraceModel;
+
+class ViewFrame : public QWidget {
+  Q_OBJECT
+public:
+  ViewFrame(TraceModel* model, const QString& id, const QString& sentence, const QString& learn_more,
+            QWidget* parent);
+  TraceModel* traceModel() const { return model_; }
+  QString viewId() const { return id_; }
+
+  // The plot the export buttons save (the visible one when a view has several).
+  virtual QCustomPlot* currentPlot() const = 0;
+  // The data behind currentPlot() as CSV, header first.
+  virtual QString csv() const = 0;
+  bool exportPng(const QString& path, int width = 0, int height = 0);
+  bool exportPdf(const QString& path);
+  bool exportCsv(const QString& path) const;
+  // Redraws now, visible or not (tests, screenshots).
+  void refreshNow();
+  int refreshCount() const { return refreshes_; }
+
+protected:
+  QVBoxLayout* body() const { return body_; }
+  QHBoxLayout* controls() const { return controls_; }
+  void setStatus(const QString& text);
+  virtual void refresh() = 0;
+  // A control changed: redraw on the next tick.
+  void markDirty() { dirty_ = true; }
+  // A plot with the views' common look (fonts, margins, drag/zoom off unless asked).
+  static QCustomPlot* makePlot(QWidget* parent);
+
+private:
+  void tick();
+  void openTrace();
+  void exportWithDialog(const QString& kind);
+
+  TraceModel* model_;
+  QString id_;
+  QVBoxLayout* body_;
+  QHBoxLayout* controls_;
+  QLabel* status_;
+  QTimer timer_;
+  quint64 drawn_version_ = ~quint64(0);
+  bool dirty_ = true;
+  int refreshes_ = 0;
+};
+
+// Numbers for labels: 1 234 567 → "1.23 M", bytes → "12.5 MiB".
+QString format_count(double v);
+QString format_bytes(double bytes);
+// One CSV field (quoted when it holds a comma, quote or newline).
+QString csv_field(const QString& s);
+// A token's text made visible: spaces as ␣, newlines as ⏎, tabs as ⇥.
+QString visible_token_text(const std::string& text);
+
+}  // namespace moescope::ui
