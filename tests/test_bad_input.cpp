@@ -5,30 +5,21 @@
 #include <QTemporaryDir>
 #include <QtTest>
 
-#include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "moescope/checkpoint.h"
 #include "moescope/error.h"
 #include "moescope/model_weights.h"
+#include "safetensors_edit.h"
 
 using namespace moescope;
+using namespace moescope::test;
 namespace fs = std::filesystem;
 
 namespace {
 
 const fs::path kSource = fs::path(MOESCOPE_TEST_DATA) / "models/mixtral";
-
-std::string read_file(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
-void write_file(const fs::path& p, const std::string& s) {
-  std::ofstream out(p, std::ios::binary | std::ios::trunc);
-  out << s;
-}
 
 // A writable copy of the mixtral test model.
 fs::path copy_model(const QTemporaryDir& tmp) {
@@ -40,24 +31,6 @@ fs::path copy_model(const QTemporaryDir& tmp) {
 
 nlohmann::json config_of(const fs::path& dir) { return nlohmann::json::parse(read_file(dir / "config.json")); }
 void set_config(const fs::path& dir, const nlohmann::json& j) { write_file(dir / "config.json", j.dump(2)); }
-
-// Splits model.safetensors into (header JSON, data) and writes it back from modified parts.
-struct Safetensors {
-  nlohmann::json header;
-  std::string data;
-  static Safetensors read(const fs::path& file) {
-    std::string all = read_file(file);
-    uint64_t n;
-    std::memcpy(&n, all.data(), 8);
-    return {nlohmann::json::parse(all.substr(8, n)), all.substr(8 + n)};
-  }
-  void write(const fs::path& file) const {
-    std::string h = header.dump();
-    uint64_t n = h.size();
-    std::string out(reinterpret_cast<const char*>(&n), 8);
-    write_file(file, out + h + data);
-  }
-};
 
 // Expects load_model to throw an Error whose message contains `needle`.
 void expect_error(const fs::path& dir, const char* needle) {

@@ -10,6 +10,10 @@
 #include "moescope/backend.h"
 #include "moescope/npy.h"
 #include "moescope/session.h"
+#include "safetensors_edit.h"
+
+#include <QTemporaryDir>
+#include <filesystem>
 
 using namespace moescope;
 
@@ -127,6 +131,43 @@ private slots:
     QCOMPARE(res.generated, want);
     QCOMPARE(int(session.trace().size()), int(prompt.size() + want.size() - 1));
     QCOMPARE(session.trace().token(prompt.size()).phase, Phase::Decode);
+  }
+
+  // transformers 5 can hold experts fused per layer (experts.gate_up_proj [E, 2W, H],
+  // experts.down_proj [E, H, W]); the engine accepts that layout too and must compute the same.
+  void fused_expert_layout() {
+    namespace fs = std::filesystem;
+    const fs::path src = dir_of("olmoe");
+    QTemporaryDir tmp;
+    const fs::path dst = fs::path(tmp.path().toStdString());
+    for (const char* f : {"config.json", "generation_config.json"}) fs::copy_file(src / f, dst / f);
+    auto st = test::Safetensors::read(src / "model.safetensors");
+    test::Safetensors out;
+    out.header = nlohmann::json::object();
+    const int E = 8, W = 16, H = 48;
+    for (auto it = st.header.begin(); it != st.header.end(); ++it)
+      if (it.key() != "__metadata__" && it.key().find(".experts.") == std::string::npos)
+        out.add(it.key(), it.value()["dtype"], it.value()["shape"].get<std::vector<int64_t>>(), st.bytes(it.key()));
+    for (int l = 0; l < 3; ++l) {
+      const std::string p = "model.layers." + std::to_string(l) + ".mlp.experts.";
+      std::string gate_up, down;
+      for (int e = 0; e < E; ++e) {
+        gate_up += st.bytes(p + std::to_string(e) + ".gate_proj.weight");
+        gate_up += st.bytes(p + std::to_string(e) + ".up_proj.weight");
+        down += st.bytes(p + std::to_string(e) + ".down_proj.weight");
+      }
+      out.add(p + "gate_up_proj", "F32", {E, 2 * W, H}, gate_up);
+      out.add(p + "down_proj", "F32", {E, H, W}, down);
+    }
+    out.write(dst / "model.safetensors");
+    auto model = load_model(dst);
+    Session session(model, make_backend(model, {"cpu", 64, 1}));
+    auto g = golden("olmoe");
+    ForwardResult r = session.prefill(ids_of(g["input_ids"]), true);
+    NpyArray ref = read_npy(src / "logits.npy");
+    const float err = max_abs_diff(ref.data.data(), r.logits.data(), ref.data.size());
+    qInfo("olmoe with fused experts: max logit error %.3g", err);
+    QVERIFY(err <= 1e-4f);
   }
 
 private:
