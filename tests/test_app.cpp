@@ -1,0 +1,412 @@
+// The desktop app, driven through its real main window, engine worker thread and conversation
+// store on the chat-tiny model (tests/data/models/chat-tiny). Offscreen; waits with QTRY_*.
+#include <QDir>
+#include <QFile>
+#include <QLabel>
+#include <QListWidget>
+#include <QMenu>
+#include <QPlainTextEdit>
+#include <QPushButton>
+#include <QSignalSpy>
+#include <QStandardPaths>
+#include <QTemporaryDir>
+#include <QTest>
+#include <memory>
+
+#include "engine_controller.h"
+#include "main_window.h"
+#include "moescope/routing_trace.h"
+#include "ui/chat_panel.h"
+#include "ui/conversation_list.h"
+#include "ui/engine_feed.h"
+#include "ui/generation_defaults.h"
+#include "ui/message_widget.h"
+#include "ui/notice_bar.h"
+#include "ui/thinking.h"
+#include "ui/view_registry.h"
+
+using moescope::desktop::AppOptions;
+using moescope::desktop::MainWindow;
+using moescope::ui::GenerationSummary;
+using moescope::ui::SamplingSettings;
+
+namespace {
+
+constexpr int kTimeout = 60000;
+const QString kModel = QStringLiteral(MOESCOPE_TEST_DATA "/models/chat-tiny");
+
+SamplingSettings sampling(double temperature, quint64 seed, int max_tokens) {
+  SamplingSettings s;
+  s.temperature = temperature;
+  s.top_p = 1.0;
+  s.top_k = 0;
+  s.seed = seed;
+  s.random_seed = false;
+  s.max_tokens = max_tokens;
+  return s;
+}
+
+}  // namespace
+
+class TestApp : public QObject {
+  Q_OBJECT
+
+private:
+  QTemporaryDir* dir_ = nullptr;
+
+  std::unique_ptr<MainWindow> open(const QString& model = kModel, bool expect_ready = true) {
+    AppOptions o;
+    o.model_dir = model;
+    o.backend = QStringLiteral("cpu");
+    o.data_dir = dir_->path();
+    o.settings_file = dir_->filePath(QStringLiteral("settings.ini"));
+    auto w = std::make_unique<MainWindow>(o);
+    QSignalSpy ready(w.get(), &MainWindow::modelReady);
+    QSignalSpy failed(w.get(), &MainWindow::modelFailed);
+    w->show();
+    if (!QTest::qWaitFor([&] { return ready.count() + failed.count() > 0; }, kTimeout)) return w;
+    if (expect_ready && ready.isEmpty()) qWarning("model failed: %s", qPrintable(failed.at(0).at(0).toString()));
+    return w;
+  }
+
+  // Sends and waits for the answer; returns its summary.
+  static GenerationSummary ask(MainWindow& w, const QString& text, int edit = -1) {
+    QSignalSpy done(w.engine(), &moescope::desktop::EngineController::generationFinished);
+    w.send(text, edit);
+    if (!QTest::qWaitFor([&] { return done.count() > 0; }, kTimeout)) return {};
+    return done.at(0).at(0).value<GenerationSummary>();
+  }
+  static GenerationSummary regenerate(MainWindow& w) {
+    QSignalSpy done(w.engine(), &moescope::desktop::EngineController::generationFinished);
+    w.regenerate();
+    if (!QTest::qWaitFor([&] { return done.count() > 0; }, kTimeout)) return {};
+    return done.at(0).at(0).value<GenerationSummary>();
+  }
+
+private slots:
+  void initTestCase() {
+    QStandardPaths::setTestModeEnabled(true);
+    QVERIFY2(QFile::exists(kModel + QStringLiteral("/tokenizer.json")), "run tests/tools/gen_chat_test_model.py");
+  }
+  void init() {
+    dir_ = new QTemporaryDir;
+    QVERIFY(dir_->isValid());
+  }
+  void cleanup() {
+    delete dir_;
+    dir_ = nullptr;
+  }
+
+  void loadsModelAndShowsStatus() {
+    auto w = open();
+    QVERIFY(w->engine()->hasModel());
+    const QString status = w->statusText();
+    QVERIFY2(status.contains(QStringLiteral("chat-tiny")), qPrintable(status));
+    QVERIFY2(status.contains(QStringLiteral("CPU")), qPrintable(status));
+    QVERIFY2(status.contains(QStringLiteral("Context 0 / 2048")), qPrintable(status));
+    QVERIFY(w->chat()->sendButton()->isEnabled());
+    // Defaults come from the checkpoint's generation_config.json.
+    QCOMPARE(w->modelDefaults().temperature, 0.7);
+    QCOMPARE(w->modelDefaults().top_k, 40);
+    QCOMPARE(w->modelDefaults().max_tokens, 200);
+    QCOMPARE(w->current()->sampling.max_tokens, 200);
+    QVERIFY(!w->chat()->notices()->has_notice(QStringLiteral("fallback")));
+  }
+
+  void promptStreamsIntoView() {
+    auto w = open();
+    w->setConversationSettings({}, sampling(0.8, 7, 1500));
+    QSignalSpy chunks(w->engine(), &moescope::desktop::EngineController::streamed);
+    QSignalSpy routes(w->feed(), &moescope::ui::EngineFeed::chunk);
+    QSignalSpy done(w.get(), &MainWindow::answerFinished);
+    QElapsedTimer timer;
+    timer.start();
+    w->chat()->input()->setPlainText(QStringLiteral("Tell me a story"));
+    QTest::mouseClick(w->chat()->sendButton(), Qt::LeftButton);
+    // Text appears in the view while the answer is still being written.
+    QTRY_VERIFY_WITH_TIMEOUT(chunks.count() > 0, kTimeout);
+    QVERIFY(w->engine()->isGenerating() || done.count() > 0);
+    QVERIFY(w->chat()->lastAnswer() != nullptr);
+    QTRY_VERIFY_WITH_TIMEOUT(done.count() == 1, kTimeout);
+    const qint64 ms = timer.elapsed();
+    // Coalesced: at most one flush per timer tick (+ the final one), however fast the engine.
+    QVERIFY2(chunks.count() <= ms / moescope::desktop::EngineController::kFlushIntervalMs + 3,
+             qPrintable(QStringLiteral("%1 chunks in %2 ms").arg(chunks.count()).arg(ms)));
+    QString streamed;
+    int routed = 0;
+    for (const auto& args : chunks) streamed += args.at(0).value<moescope::ui::StreamChunk>().text;
+    for (const auto& args : routes) routed += int(args.at(0).value<moescope::ui::StreamChunk>().routes.size());
+    const auto& msgs = w->current()->messages;
+    QCOMPARE(int(msgs.size()), 2);
+    QCOMPARE(msgs[1].role, QStringLiteral("assistant"));
+    QVERIFY(!msgs[1].content.isEmpty());
+    QCOMPARE(streamed, msgs[1].content);
+    QCOMPARE(w->chat()->lastAnswer()->rawContent(), msgs[1].content);
+    // Prefill and decode tokens' routes crossed as values (the last sampled token is not fed).
+    QVERIFY2(routed >= msgs[1].tokens, qPrintable(QString::number(routed)));
+    QVERIFY(w->statusText().contains(QStringLiteral("tokens/s")));
+  }
+
+  void stopEndsTheAnswer() {
+    auto w = open();
+    w->setConversationSettings({}, sampling(0.8, 3, 1900));
+    QSignalSpy chunks(w->engine(), &moescope::desktop::EngineController::streamed);
+    QSignalSpy finished(w->engine(), &moescope::desktop::EngineController::generationFinished);
+    w->send(QStringLiteral("Talk for a long time"));
+    QTRY_VERIFY_WITH_TIMEOUT(chunks.count() > 0 || finished.count() > 0, kTimeout);
+    QVERIFY2(finished.isEmpty(), "the answer ended before it could be stopped");
+    QVERIFY(w->chat()->stopButton()->isEnabled());
+    QTest::mouseClick(w->chat()->stopButton(), Qt::LeftButton);
+    QTRY_VERIFY_WITH_TIMEOUT(finished.count() == 1, kTimeout);
+    const auto s = finished.at(0).at(0).value<GenerationSummary>();
+    QVERIFY(s.cancelled);
+    QVERIFY2(s.generated_tokens < 1900, qPrintable(QString::number(s.generated_tokens)));
+    QCOMPARE(w->current()->messages.back().stop_reason, QStringLiteral("cancelled"));
+    QVERIFY(!w->engine()->isGenerating());
+    QVERIFY(w->chat()->sendButton()->isEnabled());
+    QVERIFY(!w->chat()->stopButton()->isEnabled());
+  }
+
+  void regenerateReplacesTheAnswer() {
+    auto w = open();
+    w->setConversationSettings({}, sampling(1.0, 1, 40));
+    ask(*w, QStringLiteral("Hello"));
+    QCOMPARE(int(w->current()->messages.size()), 2);
+    const QString first = w->current()->messages[1].content;
+    w->setConversationSettings({}, sampling(1.0, 2, 40));
+    const auto s = regenerate(*w);
+    QCOMPARE(int(w->current()->messages.size()), 2);
+    QVERIFY(w->current()->messages[1].content != first);
+    QCOMPARE(w->current()->messages[1].content, s.text);
+    QVERIFY2(s.reused_tokens > 0, "regenerate reuses the cached prompt");
+    // The regenerate button is offered on the last answer only.
+    auto* last = w->chat()->lastAnswer();
+    QVERIFY(last->findChild<QWidget*>(QStringLiteral("regenerateButton"))->isVisibleTo(last));
+  }
+
+  void editAndResendTruncates() {
+    auto w = open();
+    w->setConversationSettings({}, sampling(0.0, 0, 20));
+    ask(*w, QStringLiteral("First question"));
+    ask(*w, QStringLiteral("Second question"));
+    QCOMPARE(int(w->current()->messages.size()), 4);
+    // Edit through the message's Edit button: the input takes the text, send replaces from there.
+    auto* first = w->chat()->messageWidgets().at(2);
+    QVERIFY(first->isUser());
+    QTest::mouseClick(first->findChild<QWidget*>(QStringLiteral("editButton")), Qt::LeftButton);
+    QCOMPARE(w->chat()->editingIndex(), 2);
+    QCOMPARE(w->chat()->input()->toPlainText(), QStringLiteral("Second question"));
+    w->chat()->input()->setPlainText(QStringLiteral("Second question, edited"));
+    QSignalSpy done(w->engine(), &moescope::desktop::EngineController::generationFinished);
+    QTest::mouseClick(w->chat()->sendButton(), Qt::LeftButton);
+    QTRY_VERIFY_WITH_TIMEOUT(done.count() == 1, kTimeout);
+    const auto s = done.at(0).at(0).value<GenerationSummary>();
+    const auto& msgs = w->current()->messages;
+    QCOMPARE(int(msgs.size()), 4);
+    QCOMPARE(msgs[0].content, QStringLiteral("First question"));
+    QCOMPARE(msgs[2].content, QStringLiteral("Second question, edited"));
+    QCOMPARE(msgs[3].role, QStringLiteral("assistant"));
+    QVERIFY2(s.reused_tokens > 0, "the KV cache prefix is reused");
+    // Editing the very first message keeps nothing after it.
+    ask(*w, QStringLiteral("Replaced"), 0);
+    QCOMPARE(int(w->current()->messages.size()), 2);
+    QCOMPARE(w->current()->messages[0].content, QStringLiteral("Replaced"));
+  }
+
+  void samplingSettingsChangeTheOutput() {
+    auto w = open();
+    w->setConversationSettings({}, sampling(0.0, 1, 30));
+    const QString greedy1 = ask(*w, QStringLiteral("Same prompt")).text;
+    w->setConversationSettings({}, sampling(0.0, 99, 30));
+    const QString greedy2 = regenerate(*w).text;
+    QCOMPARE(greedy1, greedy2);  // temperature 0 is deterministic whatever the seed
+    w->setConversationSettings({}, sampling(1.2, 5, 30));
+    const QString a = regenerate(*w).text;
+    const QString a2 = regenerate(*w).text;
+    QCOMPARE(a, a2);  // same seed, same answer
+    w->setConversationSettings({}, sampling(1.2, 6, 30));
+    const QString b = regenerate(*w).text;
+    QVERIFY(a != b);
+    QVERIFY(a != greedy1);
+    auto s = sampling(0.0, 1, 5);
+    w->setConversationSettings(QStringLiteral("You are terse."), s);
+    QVERIFY(regenerate(*w).generated_tokens <= 5);
+    QCOMPARE(w->current()->system_prompt, QStringLiteral("You are terse."));
+  }
+
+  void persistenceRoundTrip() {
+    QString id;
+    QString answer;
+    {
+      auto w = open();
+      w->setConversationSettings(QStringLiteral("Be kind."), sampling(0.0, 0, 12));
+      answer = ask(*w, QStringLiteral("Remember me")).text;
+      id = w->current()->id;
+      w->renameConversation(id, QStringLiteral("Kept"));
+      w->newConversation();
+      ask(*w, QStringLiteral("Another one"));
+      w->close();
+    }
+    QVERIFY(QFile::exists(dir_->filePath(QStringLiteral("conversations/") + id + QStringLiteral(".json"))));
+    auto w = open();
+    QCOMPARE(int(w->conversations().size()), 2);
+    QCOMPARE(w->conversationList()->list()->count(), 2);
+    w->selectConversation(id);
+    const auto* c = w->current();
+    QCOMPARE(c->title, QStringLiteral("Kept"));
+    QCOMPARE(c->system_prompt, QStringLiteral("Be kind."));
+    QCOMPARE(c->sampling.max_tokens, 12);
+    QCOMPARE(int(c->messages.size()), 2);
+    QCOMPARE(c->messages[1].content, answer);
+    QVERIFY(c->model_dir.endsWith(QStringLiteral("chat-tiny")));
+    const auto trace = moescope::RoutingTrace::from_json(c->trace);
+    QVERIFY(trace.size() > 0);
+    QCOMPARE(trace.n_experts(), 16);
+    QCOMPARE(trace.top_k(), 4);
+    QCOMPARE(int(w->chat()->messageWidgets().size()), 2);
+    // Search filters the list; delete removes the file.
+    w->conversationList()->setFilter(QStringLiteral("Another"));
+    QCOMPARE(w->conversationList()->visibleCount(), 1);
+    w->conversationList()->setFilter({});
+    w->deleteConversation(id);
+    QCOMPARE(int(w->conversations().size()), 1);
+    QVERIFY(!QFile::exists(dir_->filePath(QStringLiteral("conversations/") + id + QStringLiteral(".json"))));
+  }
+
+  void corruptConversationIsSetAside() {
+    {
+      auto w = open();
+      ask(*w, QStringLiteral("A good conversation"));
+    }
+    {
+      QFile bad(dir_->filePath(QStringLiteral("conversations/broken.json")));
+      QVERIFY(bad.open(QIODevice::WriteOnly));
+      bad.write("{\"version\": 1, \"id\": \"x\", \"messages\": [ {\"role\": ");
+    }
+    auto w = open();
+    QVERIFY(w->chat()->notices()->has_notice(QStringLiteral("corrupt")));
+    QVERIFY(w->chat()->notices()->notice_text(QStringLiteral("corrupt")).contains(QStringLiteral("broken.json")));
+    QCOMPARE(int(w->conversations().size()), 1);
+    QCOMPARE(w->current()->messages[0].content, QStringLiteral("A good conversation"));
+    const QStringList aside = QDir(dir_->filePath(QStringLiteral("conversations"))).entryList({QStringLiteral("broken.json.corrupt-*")});
+    QCOMPARE(aside.size(), 1);
+    QVERIFY(!QFile::exists(dir_->filePath(QStringLiteral("conversations/broken.json"))));
+  }
+
+  void brokenCheckpointShowsErrorAndAppStaysUsable() {
+    const QString broken = dir_->filePath(QStringLiteral("broken-model"));
+    QDir().mkpath(broken);
+    {
+      QFile f(broken + QStringLiteral("/config.json"));
+      QVERIFY(f.open(QIODevice::WriteOnly));
+      f.write("{\"architectures\": [\"NotAMoeForCausalLM\"], \"vocab_size\": 10}");
+    }
+    AppOptions o;
+    o.model_dir = broken;
+    o.data_dir = dir_->path();
+    o.settings_file = dir_->filePath(QStringLiteral("settings.ini"));
+    MainWindow w(o);
+    QSignalSpy failed(&w, &MainWindow::modelFailed);
+    QSignalSpy ready(&w, &MainWindow::modelReady);
+    w.show();
+    QTRY_VERIFY_WITH_TIMEOUT(failed.count() == 1, kTimeout);
+    QVERIFY(w.chat()->notices()->has_notice(QStringLiteral("load")));
+    const QString text = w.chat()->notices()->notice_text(QStringLiteral("load"));
+    QVERIFY2(text.contains(QStringLiteral("NotAMoeForCausalLM")), qPrintable(text));
+    QVERIFY(!w.chat()->sendButton()->isEnabled());
+    QFile log(dir_->filePath(QStringLiteral("logs/moescope.log")));
+    // The app keeps running: open a good model and chat.
+    w.openModel(kModel);
+    QTRY_VERIFY_WITH_TIMEOUT(ready.count() == 1, kTimeout);
+    QVERIFY(w.chat()->sendButton()->isEnabled());
+    QVERIFY(!ask(w, QStringLiteral("Still here?")).text.isEmpty());
+    // A missing directory is reported the same way; the loaded model stays.
+    w.openModel(dir_->filePath(QStringLiteral("does-not-exist")));
+    QTRY_VERIFY_WITH_TIMEOUT(failed.count() == 2, kTimeout);
+    QVERIFY(w.chat()->notices()->notice_text(QStringLiteral("load")).contains(QStringLiteral("does not exist")));
+    QVERIFY(w.chat()->sendButton()->isEnabled());
+    QCOMPARE(int(w.current()->messages.size()), 2);
+  }
+
+  void contextOverflowOffersChoices() {
+    auto w = open();
+    w->setConversationSettings({}, sampling(0.0, 0, 8));
+    ask(*w, QStringLiteral("Short question"));
+    QString huge;
+    for (int i = 0; i < 3000; ++i) huge += QStringLiteral("zq%1 ").arg(i % 97);
+    QSignalSpy failed(w.get(), &MainWindow::answerFailed);
+    w->send(huge);
+    QTRY_VERIFY_WITH_TIMEOUT(failed.count() == 1, kTimeout);
+    QVERIFY(w->chat()->notices()->has_notice(QStringLiteral("context")));
+    QVERIFY(w->chat()->notices()->notice_text(QStringLiteral("context")).contains(QStringLiteral("context")));
+    auto* box = w->chat()->notices()->findChild<QPushButton*>(QStringLiteral("action-New chat"));
+    QVERIFY(box);
+    QCOMPARE(int(w->current()->messages.size()), 3);  // the conversation is kept
+    QTest::mouseClick(box, Qt::LeftButton);
+    QCOMPARE(int(w->current()->messages.size()), 0);
+    QCOMPARE(w->chat()->input()->toPlainText(), huge);
+    QCOMPARE(int(w->conversations().size()), 2);
+  }
+
+  void exportAndViews() {
+    auto w = open();
+    w->setConversationSettings({}, sampling(0.0, 0, 6));
+    ask(*w, QStringLiteral("Export me"));
+    const QString md = w->exportMarkdown();
+    QVERIFY(md.contains(QStringLiteral("## You")));
+    QVERIFY(md.contains(QStringLiteral("Export me")));
+    const auto j = nlohmann::json::parse(w->exportJson().toStdString());
+    QCOMPARE(j["messages"].size(), size_t(2));
+    // A view registered with the registry gets a dock and a Views menu entry.
+    moescope::ui::ViewFactory f;
+    f.id = QStringLiteral("test-view");
+    f.title = QStringLiteral("Test view");
+    f.create = [](moescope::ui::EngineFeed*, QWidget* parent) { return new QLabel(QStringLiteral("hi"), parent); };
+    QVERIFY(w->addView(f));
+    QVERIFY(w->showView(QStringLiteral("test-view")));
+    QVERIFY(!w->showView(QStringLiteral("nope")));
+    bool listed = false;
+    for (QAction* a : w->viewsMenu()->actions()) listed |= a->text() == QStringLiteral("Test view");
+    QVERIFY(listed);
+  }
+
+  void thinkingSections() {
+    using moescope::ui::split_thinking;
+    auto s = split_thinking(QStringLiteral("<think>\nweighing options"));
+    QVERIFY(s.has_thinking && !s.thinking_done);
+    QCOMPARE(s.thinking, QStringLiteral("weighing options"));
+    QVERIFY(s.answer.isEmpty());
+    s = split_thinking(QStringLiteral("<think>plan</think>\n\nThe answer."));
+    QVERIFY(s.thinking_done);
+    QCOMPARE(s.thinking, QStringLiteral("plan"));
+    QCOMPARE(s.answer, QStringLiteral("The answer."));
+    s = split_thinking(QStringLiteral("R1 opened it in the prompt</think>Done"));
+    QVERIFY(s.has_thinking);
+    QCOMPARE(s.answer, QStringLiteral("Done"));
+    s = split_thinking(QStringLiteral("Plain answer"));
+    QVERIFY(!s.has_thinking);
+    // The widget shows the section while thinking and collapses it when the answer starts.
+    moescope::ui::Message m;
+    m.role = QStringLiteral("assistant");
+    moescope::ui::MessageWidget mw(1, m);
+    mw.show();
+    mw.setContent(QStringLiteral("<think>hmm"), true);
+    QVERIFY(mw.hasThinking());
+    QVERIFY(mw.thinkingExpanded());
+    mw.setContent(QStringLiteral("<think>hmm</think>Yes"), true);
+    QVERIFY(!mw.thinkingExpanded());
+    QCOMPARE(mw.answerText(), QStringLiteral("Yes"));
+  }
+
+  void generationDefaults() {
+    auto s = moescope::ui::sampling_defaults(QStringLiteral(R"({"do_sample": false, "temperature": 0.6, "top_p": 0.9, "max_new_tokens": 77})"));
+    QCOMPARE(s.temperature, 0.0);
+    QCOMPARE(s.top_p, 0.9);
+    QCOMPARE(s.max_tokens, 77);
+    s = moescope::ui::sampling_defaults(QStringLiteral("not json"));
+    QCOMPARE(s, SamplingSettings{});
+  }
+};
+
+QTEST_MAIN(TestApp)
+#include "test_app.moc"
