@@ -8,6 +8,7 @@
 
 #include "moescope/anatomy.h"
 #include "moescope/backend.h"
+#include "moescope/compare.h"
 #include "moescope/error.h"
 #include "moescope/routing.h"
 #include "moescope/routing_stats.h"
@@ -292,6 +293,58 @@ private slots:
     GenerateResult r = s.generate(std::vector<int32_t>{1, 2, 3}, p, &obs, &cancel);
     QCOMPARE(r.reason, StopReason::Cancelled);
     QCOMPARE(int(r.generated.size()), 3);
+  }
+
+  // Interventions inside a real generation: disabled experts never appear, top-k is honoured.
+  void interventions_in_session() {
+    auto model = load_model(std::string(MOESCOPE_TEST_DATA) + "/models/deepseek-v3");
+    Session s(model, make_backend(model, {"cpu", 128, 1}));
+    GenerateParams p;
+    p.max_tokens = 8;
+    p.stop_at_eos = false;
+    p.control.disabled.assign(size_t(model->spec.n_layers), std::vector<uint8_t>(16, 0));
+    for (int e : {0, 3, 8, 9}) p.control.disabled[1][size_t(e)] = 1;  // model layer 1 = MoE index 0
+    p.control.top_k = 2;
+    s.generate(std::vector<int32_t>{1, 142, 110, 10, 226, 88}, p);
+    const RoutingTrace& t = s.trace();
+    QVERIFY(t.size() > 6);
+    for (size_t i = 0; i < t.size(); ++i) {
+      for (int k = 0; k < 2; ++k) {
+        const int e = t.expert(i, 0, k);
+        QVERIFY(e >= 0 && e != 0 && e != 3 && e != 8 && e != 9);
+      }
+      QCOMPARE(t.expert(i, 0, 2), -1);  // only two experts per token
+      QCOMPARE(t.expert(i, 1, 2), -1);
+    }
+  }
+
+  void compare_runs_reports_divergence() {
+    auto model = load_model(std::string(MOESCOPE_TEST_DATA) + "/models/deepseek-v3");
+    Session s(model, make_backend(model, {"cpu", 128, 1}));
+    GenerateParams p;
+    p.max_tokens = 8;
+    p.stop_at_eos = false;
+    const std::vector<int32_t> prompt = {1, 142, 110, 10, 226, 88, 28, 108};
+    // Disable token 0's favourite expert in the first MoE layer: routing must diverge there.
+    ForwardResult r = s.prefill(prompt, false);
+    RoutingControl c;
+    c.disabled.assign(size_t(model->spec.n_layers), {});
+    c.disabled[1].assign(16, 0);
+    c.disabled[1][size_t(r.expert_ids[0])] = 1;
+    RunComparison cmp = compare_runs(s, prompt, p, c);
+    QCOMPARE(cmp.original, (std::vector<int32_t>{159, 276, 232, 229, 207, 33, 273, 17}));  // the golden
+    QCOMPARE(cmp.first_route_divergence_pos, 0);
+    QCOMPARE(cmp.first_route_divergence_layer, 0);
+    QVERIFY(cmp.routed_overlap < 1.0);
+    QCOMPARE(cmp.changes.size(), cmp.original.size());
+    for (const auto& ch : cmp.changes) QVERIFY(ch.p_original > 0.0 && ch.p_original <= 1.0);
+    // A no-op intervention (top-k set to the model's own) changes nothing.
+    RoutingControl none;
+    none.top_k = model->spec.moe.router.top_k;
+    RunComparison same = compare_runs(s, prompt, p, none);
+    QCOMPARE(same.first_token_divergence, -1);
+    QCOMPARE(same.first_route_divergence_pos, -1);
+    for (const auto& ch : same.changes) QVERIFY(std::fabs(ch.p_original - ch.p_intervened) < 1e-9);
   }
 
   void kv_stats_mla() {

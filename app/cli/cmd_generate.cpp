@@ -16,44 +16,6 @@ namespace moescope::cli {
 
 namespace {
 
-// "*:3,5;2:7" -> experts 3 and 5 off in every MoE layer, expert 7 off in layer 2.
-void parse_disabled(const std::string& spec, const ModelSpec& s, RoutingControl& c) {
-  const int E = s.moe.router.n_experts;
-  c.disabled.assign(size_t(s.n_layers), {});
-  size_t start = 0;
-  while (start < spec.size()) {
-    size_t end = spec.find(';', start);
-    if (end == std::string::npos) end = spec.size();
-    std::string item = spec.substr(start, end - start);
-    start = end + 1;
-    if (item.empty()) continue;
-    size_t colon = item.find(':');
-    std::string layer_part = colon == std::string::npos ? "*" : item.substr(0, colon);
-    std::string experts = colon == std::string::npos ? item : item.substr(colon + 1);
-    std::vector<int> layers;
-    if (layer_part == "*") layers = s.moe_layer_indices();
-    else {
-      int l = std::stoi(layer_part);
-      if (l < 0 || l >= s.n_layers || !s.moe_layer[size_t(l)])
-        throw Error("--disable-experts: layer " + layer_part + " is not a MoE layer");
-      layers.push_back(l);
-    }
-    size_t p = 0;
-    while (p < experts.size()) {
-      size_t q = experts.find(',', p);
-      if (q == std::string::npos) q = experts.size();
-      int e = std::stoi(experts.substr(p, q - p));
-      if (e < 0 || e >= E) throw Error("--disable-experts: expert " + std::to_string(e) + " out of range 0.." + std::to_string(E - 1));
-      for (int l : layers) {
-        auto& row = c.disabled[size_t(l)];
-        row.resize(size_t(E), 0);
-        row[size_t(e)] = 1;
-      }
-      p = q + 1;
-    }
-  }
-}
-
 class StdoutStreamer : public GenerationObserver {
 public:
   explicit StdoutStreamer(const Tokenizer* tok) : tok_(tok) {
@@ -124,17 +86,7 @@ int cmd_generate(int argc, char** argv) {
     throw Error("sampling settings out of range (temperature >= 0, 0 < top-p <= 1, 0 <= min-p <= 1, repetition-penalty > 0)");
   if (chat) p.stop_ids = chat->stop_ids();
   p.record_probs = args.has("probs");
-  if (auto d = args.get("disable-experts")) parse_disabled(*d, s, p.control);
-  if (auto f = args.get("force-expert")) {
-    size_t colon = f->find(':');
-    p.control.forced_layer = colon == std::string::npos ? -1 : std::stoi(f->substr(0, colon));
-    p.control.forced_expert = std::stoi(colon == std::string::npos ? *f : f->substr(colon + 1));
-    if (p.control.forced_expert < 0 || p.control.forced_expert >= s.moe.router.n_experts)
-      throw Error("--force-expert: expert out of range");
-  }
-  p.control.top_k = int(args.get_int("top-k-experts", 0));
-  if (p.control.top_k < 0 || p.control.top_k > s.moe.router.n_experts) throw Error("--top-k-experts out of range");
-  p.control.ignore_bias = args.has("ignore-bias");
+  p.control = routing_control(args, s);
 
   Session session(model, make_backend(model, backend_options(args)));
   if (chat) {

@@ -10,4 +10,5 @@ int cmd_inspect(int argc, char** argv);
 int cmd_bench(int argc, char** argv);
 int cmd_stats(int argc, char** argv);
 int cmd_analyze(int argc, char** argv);
+int cmd_compare(int argc, char** argv);
 }  // namespace moescope::cli

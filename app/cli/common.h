@@ -7,6 +7,7 @@
 #include "args.h"
 #include "moescope/backend.h"
 #include "moescope/model_weights.h"
+#include "moescope/routing.h"
 
 namespace moescope::cli {
 
@@ -14,6 +15,9 @@ namespace moescope::cli {
 std::filesystem::path model_dir(const Args& args);
 // resources/presets/NAME.json (installed share dir or source tree); Error listing the names.
 std::filesystem::path preset_path(const std::string& name);
+// Interventions from --disable-experts 'L:E,E;*:E', --force-expert [L:]E, --top-k-experts K,
+// --ignore-bias (validated against the model).
+RoutingControl routing_control(const Args& args, const ModelSpec& spec);
 // Backend options from --backend, --context, --threads.
 BackendOptions backend_options(const Args& args);
 

@@ -29,6 +29,8 @@ const std::vector<Entry> kCommands = {
      "          [--temperature T] [--top-k K] [--top-p P] [--min-p P] [--repetition-penalty R] [--seed S]\n"
      "          [--backend cpu|cuda] [--trace OUT.json] [--probs]\n"
      "          [--disable-experts 'L:E,E;*:E'] [--force-expert [L:]E] [--top-k-experts K] [--ignore-bias]"},
+    {"compare", moescope::cli::cmd_compare,
+     "compare   --model DIR --prompt TEXT [--chat] <interventions as for generate>   (both answers, divergence)"},
     {"inspect", moescope::cli::cmd_inspect,
      "inspect   --model DIR|config.json | --preset NAME [--context N]   (anatomy as JSON)"},
     {"bench", moescope::cli::cmd_bench,
