@@ -1,0 +1,205 @@
+#include "cuda/cuda_weights.h"
+
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstring>
+
+#include "convert.cuh"
+#include "moescope/error.h"
+#include "random_init.cuh"
+
+namespace moescope::cuda {
+namespace {
+
+enum class Init { Random, One, Zero };  // synthetic models: what a tensor is filled with
+
+kernels::SrcType src_type(DType t) {
+  switch (t) {
+    case DType::F32: return kernels::SrcType::F32;
+    case DType::F16: return kernels::SrcType::F16;
+    case DType::BF16: return kernels::SrcType::BF16;
+  }
+  return kernels::SrcType::F32;
+}
+
+// Walks the model once, placing every tensor in the arena; with upload set it also copies or
+// generates the data. Plan and upload run the same code, so sizes agree by construction.
+class Placer {
+public:
+  Placer(const Context* ctx, const Model& model, void* base, size_t total)
+      : ctx_(ctx), model_(model), arena_(base), total_(total) {}
+
+  size_t used() const { return arena_.used(); }
+
+  // Concatenates views along their first dimension into one tensor of dtype BF16 or fp32.
+  const void* place(std::initializer_list<const TensorView*> parts, bool f32, Init init = Init::Random) {
+    size_t n = 0;
+    for (const TensorView* v : parts) n += size_t(v->numel());
+    void* dst = f32 ? static_cast<void*>(arena_.take<float>(n)) : static_cast<void*>(arena_.take<uint16_t>(n));
+    if (!ctx_) return nullptr;
+    char* at = static_cast<char*>(dst);
+    for (const TensorView* v : parts) {
+      fill(*v, at, f32, init);
+      at += size_t(v->numel()) * (f32 ? 4 : 2);
+    }
+    return dst;
+  }
+  const float* f32(const TensorView& v, Init init = Init::Random) {
+    return v.shape.empty() ? nullptr : static_cast<const float*>(place({&v}, true, init));
+  }
+  const uint16_t* bf16(std::initializer_list<const TensorView*> parts) {
+    return static_cast<const uint16_t*>(place(parts, false));
+  }
+  DeviceMatrix matrix(std::initializer_list<const TensorView*> parts, bool f32 = false) {
+    DeviceMatrix m;
+    m.in = int((*parts.begin())->dim(1));
+    for (const TensorView* v : parts) m.out += int(v->dim(0));
+    m.f32 = f32;
+    m.w = place(parts, f32);
+    return m;
+  }
+  // Stacks a family of equally shaped tensors (experts) one after the other.
+  const uint16_t* stack(const std::vector<MlpWeights>& experts, bool gate_up) {
+    size_t n = 0;
+    for (const auto& e : experts) n += gate_up ? size_t(e.gate.numel() + e.up.numel()) : size_t(e.down.numel());
+    uint16_t* dst = arena_.take<uint16_t>(n);
+    if (!ctx_) return nullptr;
+    char* at = reinterpret_cast<char*>(dst);
+    for (const auto& e : experts) {
+      const TensorView* parts[2] = {gate_up ? &e.gate : &e.down, gate_up ? &e.up : nullptr};
+      for (const TensorView* v : parts) {
+        if (!v) continue;
+        fill(*v, at, false, Init::Random);
+        at += size_t(v->numel()) * 2;
+      }
+    }
+    return dst;
+  }
+
+private:
+  void fill(const TensorView& v, void* dst, bool f32, Init init) {
+    const long long n = v.numel();
+    cudaStream_t s = ctx_->stream();
+    if (!v.data) {  // synthetic: generated on the device from the model's seed
+      if (init == Init::Random)
+        kernels::fill_uniform(dst, f32, n, model_.seed * 0x9E3779B97F4A7C15ull + ++tensor_index_ * 0xD1B54A32D192ED03ull,
+                              0.5f / std::sqrt(float(v.shape.back())), s);
+      else
+        kernels::fill_constant(dst, f32, n, init == Init::One ? 1.0f : 0.0f, s);
+      MOESCOPE_CUDA_LAUNCHED();
+    } else if ((v.dtype == DType::BF16 && !f32) || (v.dtype == DType::F32 && f32)) {
+      MOESCOPE_CUDA_CHECK(cudaMemcpyAsync(dst, v.data, v.nbytes(), cudaMemcpyHostToDevice, s));
+    } else {  // convert through a device staging buffer, in chunks
+      if (!staging_.get()) staging_ = DeviceBuffer(kStaging);
+      const size_t elt = dtype_size(v.dtype), per = kStaging / elt;
+      for (long long i = 0; i < n; i += static_cast<long long>(per)) {
+        const long long m = std::min<long long>(static_cast<long long>(per), n - i);
+        MOESCOPE_CUDA_CHECK(cudaMemcpyAsync(staging_.get(), static_cast<const char*>(v.data) + size_t(i) * elt,
+                                            size_t(m) * elt, cudaMemcpyHostToDevice, s));
+        kernels::convert(staging_.get(), src_type(v.dtype), static_cast<char*>(dst) + size_t(i) * (f32 ? 4 : 2), f32, m,
+                         s);
+        MOESCOPE_CUDA_LAUNCHED();
+        ctx_->sync();  // the staging buffer is reused by the next chunk
+      }
+    }
+    done_ += size_t(n) * (f32 ? 4 : 2);
+    if (total_ && done_ * 10 / total_ > reported_) {
+      reported_ = done_ * 10 / total_;
+      spdlog::info("CUDA: weights {}% ({:.2f} of {:.2f} GiB)", reported_ * 10, double(done_) / (1 << 30),
+                   double(total_) / (1 << 30));
+    }
+  }
+
+  static constexpr size_t kStaging = size_t(64) << 20;
+  const Context* ctx_;
+  const Model& model_;
+  Arena arena_;
+  size_t total_ = 0, done_ = 0, reported_ = 0;
+  uint64_t tensor_index_ = 0;
+  DeviceBuffer staging_;
+};
+
+DeviceWeights place_all(Placer& p, const Model& model) {
+  const ModelSpec& s = model.spec;
+  const ModelWeights& w = model.weights;
+  const auto& a = s.attn;
+  DeviceWeights d;
+  d.embed = p.bf16({&w.embed});
+  d.final_norm = p.f32(w.final_norm, Init::One);
+  if (s.tie_embeddings) {
+    d.lm_head.w = d.embed;
+    d.lm_head.out = int(w.embed.dim(0));
+    d.lm_head.in = int(w.embed.dim(1));
+  } else {
+    d.lm_head = p.matrix({&w.lm_head});
+  }
+  for (int l = 0; l < s.n_layers; ++l) {
+    const LayerWeights& L = w.layers[size_t(l)];
+    DeviceLayer dl;
+    dl.attn_norm = p.f32(L.attn_norm, Init::One);
+    dl.ffn_norm = p.f32(L.ffn_norm, Init::One);
+    if (a.kind == AttentionKind::GQA) {
+      dl.in_proj = p.matrix({&L.q.w, &L.k.w, &L.v.w});
+      if (a.qkv_bias && !L.q.b.shape.empty())
+        dl.in_proj.bias = static_cast<const float*>(p.place({&L.q.b, &L.k.b, &L.v.b}, true));
+      if (a.qk_norm != QKNorm::None) {
+        dl.q_norm = p.f32(L.q_norm, Init::One);
+        dl.k_norm = p.f32(L.k_norm, Init::One);
+      }
+    } else {
+      if (a.q_lora_rank > 0) {
+        dl.in_proj = p.matrix({&L.q_a.w, &L.kv_a.w});
+        dl.q_a_norm = p.f32(L.q_a_norm, Init::One);
+        dl.q_b = p.matrix({&L.q_b.w});
+      } else {
+        dl.in_proj = p.matrix({&L.q.w, &L.kv_a.w});
+      }
+      dl.kv_a_norm = p.f32(L.kv_a_norm, Init::One);
+      dl.kv_b = p.bf16({&L.kv_b.w});
+    }
+    dl.o = p.matrix({&L.o.w});
+    if (!s.moe_layer[size_t(l)]) {
+      dl.dense_gate_up = p.matrix({&L.dense.gate, &L.dense.up});
+      dl.dense_down = p.matrix({&L.dense.down});
+    } else {
+      dl.router = p.matrix({&L.router}, /*f32=*/true);
+      if (!L.router_bias.shape.empty()) dl.router_bias = p.f32(L.router_bias, Init::Zero);
+      dl.experts_gate_up = p.stack(L.experts, true);
+      dl.experts_down = p.stack(L.experts, false);
+      if (s.moe.shared != SharedExperts::None) {
+        dl.shared_gate_up = p.matrix({&L.shared.gate, &L.shared.up});
+        dl.shared_down = p.matrix({&L.shared.down});
+        if (s.moe.shared == SharedExperts::SigmoidGated) dl.shared_gate = p.f32(L.shared_gate);
+      }
+    }
+    d.layers.push_back(dl);
+  }
+  return d;
+}
+
+}  // namespace
+
+size_t device_weight_bytes(const Model& model) {
+  Placer p(nullptr, model, nullptr, 0);
+  place_all(p, model);
+  return p.used();
+}
+
+DeviceWeights upload_weights(const Context& ctx, const Model& model) {
+  const size_t total = device_weight_bytes(model);
+  const auto t0 = std::chrono::steady_clock::now();
+  DeviceBuffer arena(total);
+  Placer p(&ctx, model, arena.get(), total);
+  DeviceWeights d = place_all(p, model);
+  ctx.sync();
+  d.arena = std::move(arena);
+  const double sec = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  spdlog::info("CUDA: {} {:.2f} GiB of weights in {:.1f} s", model.synthetic && !model.weights.embed.data ? "generated"
+                                                                                                        : "uploaded",
+               double(total) / (1 << 30), sec);
+  return d;
+}
+
+}  // namespace moescope::cuda

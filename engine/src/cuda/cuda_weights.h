@@ -1,0 +1,52 @@
+#pragma once
+// The model's weights on the device, laid out for the CUDA forward:
+//   - big matrices in BF16 (F32/F16 checkpoints are converted on upload), fused where the
+//     forward reads them together: [q; k; v], MLA [q_a or q; kv_a], SwiGLU [gate; up];
+//   - routed experts stacked per layer: gate_up [E][2W][H], down [E][H][W], so the decode
+//     kernels find expert e at a fixed stride from the ids on the device;
+//   - the small, precision-sensitive tensors in fp32: norm weights, biases, router,
+//     correction bias, shared-expert gate.
+// Everything lives in one allocation (the arena); planning walks the same code without
+// allocating, so the memory check knows the exact size first.
+#include <cstdint>
+#include <vector>
+
+#include "cuda/cuda_context.h"
+#include "moescope/model_weights.h"
+
+namespace moescope::cuda {
+
+struct DeviceLayer {
+  const float* attn_norm = nullptr;
+  const float* ffn_norm = nullptr;
+  DeviceMatrix in_proj;  // GQA: [q; k; v] (+ bias); MLA: [q_a or q; kv_a]
+  DeviceMatrix q_b;      // MLA with q LoRA
+  DeviceMatrix o;
+  const float* q_norm = nullptr;     // GQA q/k norm ([head_dim] per head or full width)
+  const float* k_norm = nullptr;
+  const float* q_a_norm = nullptr;   // MLA
+  const float* kv_a_norm = nullptr;
+  const uint16_t* kv_b = nullptr;    // MLA [nh·(N+Dv), C]
+  DeviceMatrix dense_gate_up, dense_down;
+  DeviceMatrix router;               // fp32 [E, H]
+  const float* router_bias = nullptr;
+  const uint16_t* experts_gate_up = nullptr;  // [E][2W][H]
+  const uint16_t* experts_down = nullptr;     // [E][H][W]
+  DeviceMatrix shared_gate_up, shared_down;
+  const float* shared_gate = nullptr;         // fp32 [H]
+};
+
+struct DeviceWeights {
+  const uint16_t* embed = nullptr;  // [V, H]
+  const float* final_norm = nullptr;
+  DeviceMatrix lm_head;             // [V, H] (the embedding when tied)
+  std::vector<DeviceLayer> layers;
+  DeviceBuffer arena;
+};
+
+// Bytes the device layout of `model` takes.
+size_t device_weight_bytes(const Model& model);
+// Uploads (or, for synthetic models without host data, generates) the weights. Logs progress.
+DeviceWeights upload_weights(const Context& ctx, const Model& model);
+
+}  // namespace moescope::cuda
