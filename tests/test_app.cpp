@@ -328,6 +328,40 @@ private slots:
     QCOMPARE(int(w.current()->messages.size()), 2);
   }
 
+  void fallbackTemplateIsAnnounced() {
+    // chat-tiny without its chat_template: the plain fallback format is used and said so.
+    const QString copy = dir_->filePath(QStringLiteral("no-template"));
+    QDir().mkpath(copy);
+    for (const QString& f : QDir(kModel).entryList(QDir::Files)) QVERIFY(QFile::copy(kModel + QLatin1Char('/') + f, copy + QLatin1Char('/') + f));
+    QFile cfg(copy + QStringLiteral("/tokenizer_config.json"));
+    QVERIFY(cfg.open(QIODevice::ReadOnly));
+    auto j = nlohmann::json::parse(cfg.readAll().toStdString());
+    cfg.close();
+    j.erase("chat_template");
+    QVERIFY(cfg.open(QIODevice::WriteOnly | QIODevice::Truncate));
+    cfg.write(QByteArray::fromStdString(j.dump()));
+    cfg.close();
+    auto w = open(copy);
+    QVERIFY(w->engine()->hasModel());
+    QVERIFY(w->chat()->notices()->has_notice(QStringLiteral("fallback")));
+    QVERIFY(w->chat()->notices()->notice_text(QStringLiteral("fallback")).contains(QStringLiteral("fallback"), Qt::CaseInsensitive) ||
+            w->chat()->notices()->notice_text(QStringLiteral("fallback")).contains(QStringLiteral("plain")));
+    w->setConversationSettings({}, sampling(0.0, 0, 5));
+    QVERIFY(ask(*w, QStringLiteral("Hi")).used_fallback);
+  }
+
+  void cancellingALoadKeepsTheWindowUsable() {
+    auto w = open();
+    QSignalSpy cancelled(w->engine(), &moescope::desktop::EngineController::loadCancelled);
+    w->openModel(kModel);
+    w->engine()->cancelLoad();
+    QCOMPARE(cancelled.count(), 1);
+    QVERIFY(!w->engine()->isLoading());
+    QVERIFY(w->chat()->sendButton()->isEnabled());  // the previous model stays
+    w->setConversationSettings({}, sampling(0.0, 0, 5));
+    QVERIFY(!ask(*w, QStringLiteral("Still fine")).text.isEmpty());
+  }
+
   void contextOverflowOffersChoices() {
     auto w = open();
     w->setConversationSettings({}, sampling(0.0, 0, 8));

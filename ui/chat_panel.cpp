@@ -81,6 +81,7 @@ ChatPanel::ChatPanel(QWidget* parent) : QWidget(parent) {
   stop_ = new QPushButton(tr("Stop"), this);
   stop_->setObjectName(QStringLiteral("stopButton"));
   stop_->setMinimumWidth(96);
+  stop_->setStyleSheet(QStringLiteral("QPushButton { color:#9A1C1C; font-weight:600; }"));
   settings_ = new QPushButton(tr("Chat settings…"), this);
   settings_->setToolTip(tr("System prompt and sampling for this conversation"));
   buttons->addWidget(send_);
@@ -209,9 +210,11 @@ void ChatPanel::setEditing(int index, const QString& text) {
 }
 
 void ChatPanel::updateButtons() {
+  // One button place: Send while idle, Stop while the model answers.
   send_->setEnabled(ready_ && !generating_);
+  send_->setVisible(!generating_);
   stop_->setEnabled(generating_);
-  stop_->setVisible(true);
+  stop_->setVisible(generating_);
   const bool last_is_answer = !widgets_.empty() && !widgets_.back()->isUser();
   for (MessageWidget* w : widgets_) {
     w->setActionsEnabled(ready_ && !generating_);

@@ -110,7 +110,8 @@ MainWindow::MainWindow(const AppOptions& options, QWidget* parent)
   });
   connect(engine_, &EngineController::modelLoadFailed, this, [this, hide_progress](const QString& dir, const QString& message) {
     hide_progress();
-    showError(QStringLiteral("load"), tr("Could not load the model in %1").arg(dir), message);
+    showError(QStringLiteral("load"), tr("Could not load the model in %1").arg(dir), message,
+              {{tr("Open another model…"), [this] { openModelDialog(); }}});
     if (!engine_->hasModel()) chat_->setModelReady(false, tr("No model loaded — use File ▸ Open model…"));
     emit modelFailed(message);
   });
@@ -426,7 +427,8 @@ void MainWindow::startAnswer(ui::Conversation& c) {
   chat_->notices()->remove_notice(QStringLiteral("generate"));
   chat_->notices()->remove_notice(QStringLiteral("context"));
   // The list order follows the last activity.
-  std::stable_partition(conversations_.begin(), conversations_.end(), [&](const ui::Conversation& x) { return x.id == c.id; });
+  const QString id = c.id;  // `c` moves in the partition below
+  std::stable_partition(conversations_.begin(), conversations_.end(), [&](const ui::Conversation& x) { return x.id == id; });
   ui::Conversation& moved = *find(answering_id_);
   refreshList();
   if (!engine_->generate(moved.template_messages(), moved.sampling, answer_seed_)) return;
@@ -564,9 +566,11 @@ void MainWindow::showFallbackNotice(const QString& reason) {
           .arg(reason.isEmpty() ? tr("unknown reason") : reason));
 }
 
-void MainWindow::showError(const QString& id, const QString& title, const QString& message) {
+void MainWindow::showError(const QString& id, const QString& title, const QString& message,
+                           const QList<ui::NoticeBar::Action>& actions) {
   spdlog::error("{}: {}", title.toStdString(), message.toStdString());
-  chat_->notices()->show_notice(id, NoticeBar::Level::Error, QStringLiteral("<b>%1</b><br>%2").arg(title.toHtmlEscaped(), message.toHtmlEscaped()));
+  chat_->notices()->show_notice(id, NoticeBar::Level::Error,
+                                QStringLiteral("<b>%1</b><br>%2").arg(title.toHtmlEscaped(), message.toHtmlEscaped()), actions);
 }
 
 void MainWindow::openModelDialog() {

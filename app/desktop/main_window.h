@@ -10,6 +10,7 @@
 #include "ui/conversation.h"
 #include "ui/conversation_store.h"
 #include "ui/engine_types.h"
+#include "ui/notice_bar.h"
 
 class QDockWidget;
 class QLabel;
@@ -88,7 +89,8 @@ private:
   void onFinished(const ui::GenerationSummary& summary);
   void onFailed(const QString& message);
   void onContextOverflow(int prompt_tokens, int context, int drop);
-  void showError(const QString& id, const QString& title, const QString& message);
+  void showError(const QString& id, const QString& title, const QString& message,
+                 const QList<ui::NoticeBar::Action>& actions = {});
   void showFallbackNotice(const QString& reason);
   void updateContextLabel(int64_t used, int64_t capacity);
   void rebuildRecentMenu();
