@@ -1,6 +1,7 @@
 // The desktop app, driven through its real main window, engine worker thread and conversation
 // store on the chat-tiny model (tests/data/models/chat-tiny). Offscreen; waits with QTRY_*.
 #include <QDir>
+#include <QDockWidget>
 #include <QFile>
 #include <QLabel>
 #include <QListWidget>
@@ -13,7 +14,10 @@
 #include <QTest>
 #include <memory>
 
+#include <spdlog/spdlog.h>
+
 #include "engine_controller.h"
+#include "logging.h"
 #include "main_window.h"
 #include "moescope/routing_trace.h"
 #include "ui/chat_panel.h"
@@ -65,7 +69,7 @@ private:
     QSignalSpy failed(w.get(), &MainWindow::modelFailed);
     w->show();
     if (!QTest::qWaitFor([&] { return ready.count() + failed.count() > 0; }, kTimeout)) return w;
-    if (expect_ready && ready.isEmpty()) qWarning("model failed: %s", qPrintable(failed.at(0).at(0).toString()));
+    if (expect_ready && ready.isEmpty()) spdlog::warn("model failed: {}", failed.at(0).at(0).toString().toStdString());
     return w;
   }
 
@@ -305,6 +309,7 @@ private slots:
     o.model_dir = broken;
     o.data_dir = dir_->path();
     o.settings_file = dir_->filePath(QStringLiteral("settings.ini"));
+    moescope::desktop::setup_logging(dir_->path());
     MainWindow w(o);
     QSignalSpy failed(&w, &MainWindow::modelFailed);
     QSignalSpy ready(&w, &MainWindow::modelReady);
@@ -314,7 +319,10 @@ private slots:
     const QString text = w.chat()->notices()->notice_text(QStringLiteral("load"));
     QVERIFY2(text.contains(QStringLiteral("NotAMoeForCausalLM")), qPrintable(text));
     QVERIFY(!w.chat()->sendButton()->isEnabled());
+    // ...and in the log file.
     QFile log(dir_->filePath(QStringLiteral("logs/moescope.log")));
+    QVERIFY(log.open(QIODevice::ReadOnly));
+    QVERIFY(log.readAll().contains("NotAMoeForCausalLM"));
     // The app keeps running: open a good model and chat.
     w.openModel(kModel);
     QTRY_VERIFY_WITH_TIMEOUT(ready.count() == 1, kTimeout);
@@ -402,6 +410,30 @@ private slots:
     bool listed = false;
     for (QAction* a : w->viewsMenu()->actions()) listed |= a->text() == QStringLiteral("Test view");
     QVERIFY(listed);
+  }
+
+  void dockLayoutIsRemembered() {
+    moescope::ui::ViewFactory f;
+    f.id = QStringLiteral("remembered-view");
+    f.title = QStringLiteral("Remembered view");
+    f.area = Qt::BottomDockWidgetArea;
+    f.create = [](moescope::ui::EngineFeed*, QWidget* parent) { return new QLabel(QStringLiteral("view"), parent); };
+    moescope::ui::ViewRegistry::instance().add(f);
+    {
+      auto w = open();
+      auto* dock = w->findChild<QDockWidget*>(QStringLiteral("view-remembered-view"));
+      QVERIFY(dock);
+      QVERIFY(!dock->isVisible());  // hidden by default
+      QVERIFY(w->showView(f.id));
+      w->addDockWidget(Qt::LeftDockWidgetArea, dock);
+      QVERIFY(dock->isVisible());
+      w->close();
+    }
+    auto w = open();
+    auto* dock = w->findChild<QDockWidget*>(QStringLiteral("view-remembered-view"));
+    QVERIFY(dock);
+    QVERIFY(dock->isVisible());
+    QCOMPARE(w->dockWidgetArea(dock), Qt::LeftDockWidgetArea);
   }
 
   void thinkingSections() {

@@ -19,10 +19,14 @@ signals:
   void modelChanged(const moescope::ui::ModelInfo& info);
   void modelUnloaded();
   void generationStarted();
-  // New text, routes and KV figures since the last chunk.
+  // New text, routes and KV figures since the last chunk. Routes carry their position: the
+  // engine reuses the cached prefix of the conversation, so the first route of an answer may
+  // start anywhere (after an edit or a regenerate, earlier than the last known token): a route at
+  // position p replaces whatever a view holds from p on.
   void chunk(const moescope::ui::StreamChunk& chunk);
   void generationFinished(const moescope::ui::GenerationSummary& summary);
-  // The conversation on screen changed; its whole routing trace (may be empty).
+  // The conversation on screen changed, or an answer finished: its whole routing trace (null
+  // when it has none).
   void traceReplaced(std::shared_ptr<const moescope::RoutingTrace> trace);
 };
 
