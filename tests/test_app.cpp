@@ -394,6 +394,12 @@ private slots:
     auto w = open();
     w->setConversationSettings({}, sampling(0.0, 0, 6));
     ask(*w, QStringLiteral("Export me"));
+    // Copy one message: the button puts its text on the clipboard.
+    auto* answer = w->chat()->lastAnswer();
+    QSignalSpy copied(answer, &moescope::ui::MessageWidget::copied);
+    QTest::mouseClick(answer->findChild<QWidget*>(QStringLiteral("copyButton")), Qt::LeftButton);
+    QCOMPARE(copied.count(), 1);
+    QCOMPARE(copied.at(0).at(0).toString(), w->current()->messages[1].content);
     const QString md = w->exportMarkdown();
     QVERIFY(md.contains(QStringLiteral("## You")));
     QVERIFY(md.contains(QStringLiteral("Export me")));

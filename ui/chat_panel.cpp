@@ -196,6 +196,12 @@ void ChatPanel::setGenerating(bool on) {
 
 void ChatPanel::setModelReady(bool ready, const QString& why_not) {
   ready_ = ready;
+  empty_->setText(ready ? tr("<p style='font-size:20px; color:#24292E;'>Start a conversation</p>"
+                             "<p>Type a message below. While the model answers, its experts' routing "
+                             "appears in the views (menu <b>Views</b>).</p>")
+                        : tr("<p style='font-size:20px; color:#24292E;'>No model is loaded</p>"
+                             "<p>Open a model directory with <b>File ▸ Open model…</b> "
+                             "(a Hugging Face checkpoint: config.json, *.safetensors, tokenizer.json).</p>"));
   model_hint_->setText(why_not);
   updateButtons();
 }
