@@ -5,6 +5,7 @@
 #include <QHBoxLayout>
 #include <QLabel>
 #include <QTextBrowser>
+#include <QTextCursor>
 #include <QTextDocument>
 #include <QUrl>
 #include <QVBoxLayout>
@@ -28,6 +29,7 @@ const char* kHelp =
     "With 'Colour the chat' on, finished answers in the chat are shown as coloured tokens (raw text, "
     "Markdown off) and clicking a token opens it in the token inspector; turn it off for the normal view.";
 constexpr const char* kColouredRevision = "moescopeColouredRevision";
+constexpr size_t kLiveTokens = 300;
 }  // namespace
 
 QString expert_coloured_html(const RoutingTrace& trace, size_t first, size_t last, int m, bool links) {
@@ -172,8 +174,10 @@ std::pair<size_t, size_t> ExpertColouringView::shownRange() const {
 
 ChatPanel* ExpertColouringView::findChat() const {
   if (chat_) return chat_;
-  QWidget* top = window();
-  return top ? top->findChild<ChatPanel*>() : nullptr;
+  // The root of the parent chain is the main window even when the dock floats.
+  QWidget* root = const_cast<ExpertColouringView*>(this);
+  while (root->parentWidget()) root = root->parentWidget();
+  return root->findChild<ChatPanel*>();
 }
 
 // The k-th decode run of the trace is the k-th answer; runs and answers are matched from the end
@@ -236,9 +240,12 @@ void ExpertColouringView::restoreChat() {
 void ExpertColouringView::refresh() {
   syncLayers();
   const RoutingTrace& rt = traceModel()->trace();
-  const auto [first, last] = shownRange();
+  auto [first, last] = shownRange();
+  // While the model writes, only the newest tokens are re-rendered (rich text is the costly part).
+  if (traceModel()->generating() && last - first > kLiveTokens) first = last - kLiveTokens;
   html_ = expert_coloured_html(rt, first, last, layer_, true);
   preview_->setHtml(html_);
+  if (traceModel()->generating()) preview_->moveCursor(QTextCursor::End);
   const auto counts = top_expert_counts(rt, first, last, layer_);
   legend_->setCounts(counts, rt.n_experts(), tr("Experts:"));
 

@@ -53,7 +53,7 @@ LayerConfidence router_confidence(const RoutingTrace& trace, size_t t, int m, in
   if (!trace.has_probs() || t >= trace.size() || m < 0 || m >= trace.n_moe_layers()) return c;
   c.recorded = true;
   const int E = trace.n_experts();
-  std::vector<float> p(size_t(E));
+  std::vector<float> p(static_cast<size_t>(E));
   double sum = 0;
   for (int e = 0; e < E; ++e) {
     p[size_t(e)] = std::max(0.0f, trace.prob(t, m, e));
@@ -65,7 +65,7 @@ LayerConfidence router_confidence(const RoutingTrace& trace, size_t t, int m, in
       if (v > 0) h -= (v / sum) * std::log(v / sum);
     c.entropy = h / std::log(double(E));
   }
-  std::vector<int> order(size_t(E));
+  std::vector<int> order(static_cast<size_t>(E));
   std::iota(order.begin(), order.end(), 0);
   std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return p[size_t(a)] > p[size_t(b)]; });
   const int k = trace.top_k();

@@ -2,6 +2,10 @@
 // Token inspector: one token's path through every MoE layer — the experts it was sent to with
 // their weights, the runners-up and the router's confidence when full router scores were recorded,
 // and the always-active shared expert when the model has one.
+#include <utility>
+#include <vector>
+
+#include "moescope/routing_trace.h"
 #include "ui/views/view_frame.h"
 
 class QCPGraph;

@@ -1,0 +1,581 @@
+// The dock-widget views (ui/views/): each builds, shows the expected values for known traces,
+// exports PNG/PDF/CSV whose contents are checked, copes with an empty trace and with a
+// 256-expert × 61-layer × 4,000-token trace in a stated time, and follows live stream chunks.
+#include <QElapsedTimer>
+#include <QFile>
+#include <QImage>
+#include <QLabel>
+#include <QTableWidget>
+#include <QTemporaryDir>
+#include <QtTest>
+#include <cmath>
+#include <qcustomplot.h>
+#include <nlohmann/json.hpp>
+#include <random>
+
+#include "moescope/routing_stats.h"
+#include "moescope/routing_trace.h"
+#include "ui/engine_feed.h"
+#include "ui/view_registry.h"
+#include "ui/views/coactivation_view.h"
+#include "ui/views/expert_colouring.h"
+#include "ui/views/inspector_view.h"
+#include "ui/views/kv_view.h"
+#include "ui/views/load_view.h"
+#include "ui/views/palette.h"
+#include "ui/views/performance_view.h"
+#include "ui/views/register_views.h"
+#include "ui/views/routing_map_view.h"
+#include "ui/views/trace_model.h"
+
+using namespace moescope;
+using namespace moescope::ui;
+
+namespace {
+
+// 6 tokens (3 prompt, 3 generated), 8 experts, top-2, MoE layers 1 and 3.
+//   layer 1: t0 {0:.7, 1:.3} t1 {0:.6, 2:.4} t2 {1:.55, 0:.45} t3 {0:.7, 1:.3} t4 {3:.8, 0:.2} t5 {0:.5, 1:.5}
+//   layer 3: t0 {2,3} t1 {2,4} t2 {5,2} t3 {2,3} t4 {6,2} t5 {7,2}
+// Layer 1 load: e0 6, e1 4, e2 1, e3 1, e4..e7 0 → mean 1.5, MaxVio 3, dead 4.
+RoutingTrace small_trace(bool probs) {
+  RoutingTrace t("small", 8, 2, {1, 3});
+  const int ids[6][4] = {{0, 1, 2, 3}, {0, 2, 2, 4}, {1, 0, 5, 2}, {0, 1, 2, 3}, {3, 0, 6, 2}, {0, 1, 7, 2}};
+  const float w[6][4] = {{.7f, .3f, .6f, .4f}, {.6f, .4f, .5f, .5f}, {.55f, .45f, .9f, .1f},
+                         {.7f, .3f, .6f, .4f}, {.8f, .2f, .7f, .3f}, {.5f, .5f, .6f, .4f}};
+  const char* text[6] = {"Hello", " world", "\n", " The", " expert", "s"};
+  for (int i = 0; i < 6; ++i) {
+    TraceToken tok{i, 100 + i, text[i], i < 3 ? Phase::Prefill : Phase::Decode};
+    std::vector<float> p(16, 0.0f);
+    // Scores: chosen experts first, then 3 runners-up with falling scores.
+    for (int m = 0; m < 2; ++m) {
+      float* pm = p.data() + m * 8;
+      for (int e = 0; e < 8; ++e) pm[e] = 0.01f;
+      pm[ids[i][m * 2]] = 0.5f;
+      pm[ids[i][m * 2 + 1]] = 0.2f;
+      int r = 0;
+      for (int e = 0; e < 8 && r < 3; ++e)
+        if (e != ids[i][m * 2] && e != ids[i][m * 2 + 1]) pm[e] = 0.15f - 0.05f * float(r++);
+    }
+    int32_t id32[4];
+    for (int k = 0; k < 4; ++k) id32[k] = ids[i][k];
+    t.append(tok, id32, w[i], 2, probs ? p.data() : nullptr);
+  }
+  return t;
+}
+
+// Skewed random routing of a DeepSeek-R1-sized model: 256 experts, top-8, 61 layers (3 dense + 58
+// MoE would be real; all 61 here to be generous).
+RoutingTrace big_trace(size_t n_tokens) {
+  std::vector<int> layers(61);
+  for (int l = 0; l < 61; ++l) layers[size_t(l)] = l;
+  RoutingTrace t("big", 256, 8, layers);
+  std::mt19937 rng(7);
+  std::vector<double> weights(256);
+  for (int e = 0; e < 256; ++e) weights[size_t(e)] = 1.0 / (1.0 + e * 0.05);
+  std::discrete_distribution<int> pick(weights.begin(), weights.end());
+  std::vector<int32_t> ids(61 * 8);
+  std::vector<float> w(61 * 8);
+  for (size_t i = 0; i < n_tokens; ++i) {
+    for (int m = 0; m < 61; ++m) {
+      for (int s = 0; s < 8; ++s) {
+        int e;
+        do e = (pick(rng) + m * 37) % 256;
+        while (std::find(ids.begin() + m * 8, ids.begin() + m * 8 + s, e) != ids.begin() + m * 8 + s);
+        ids[size_t(m * 8 + s)] = e;
+        w[size_t(m * 8 + s)] = 0.3f / float(s + 1);
+      }
+    }
+    t.append({int32_t(i), int32_t(i % 1000), "tok", i < 200 ? Phase::Prefill : Phase::Decode}, ids.data(), w.data(), 8);
+  }
+  return t;
+}
+
+// RFC 4180: quoted fields may hold commas, quotes ("") and newlines.
+QList<QStringList> parse_csv(const QString& path) {
+  QFile f(path);
+  if (!f.open(QIODevice::ReadOnly)) return {};
+  const QString text = QString::fromUtf8(f.readAll());
+  QList<QStringList> rows;
+  QStringList row;
+  QString field;
+  bool quoted = false;
+  for (int i = 0; i < text.size(); ++i) {
+    const QChar c = text[i];
+    if (quoted) {
+      if (c == QLatin1Char('"') && i + 1 < text.size() && text[i + 1] == QLatin1Char('"')) field += c, ++i;
+      else if (c == QLatin1Char('"')) quoted = false;
+      else field += c;
+    } else if (c == QLatin1Char('"')) {
+      quoted = true;
+    } else if (c == QLatin1Char(',')) {
+      row << field;
+      field.clear();
+    } else if (c == QLatin1Char('\n')) {
+      row << field;
+      rows << row;
+      row.clear();
+      field.clear();
+    } else {
+      field += c;
+    }
+  }
+  if (!field.isEmpty() || !row.isEmpty()) rows << (row << field);
+  return rows;
+}
+
+ModelInfo info_for(const RoutingTrace& t) {
+  ModelInfo i;
+  i.name = QString::fromStdString(t.model());
+  i.n_experts = t.n_experts();
+  i.top_k = t.top_k();
+  i.moe_layers = t.moe_layers();
+  i.n_layers = t.moe_layers().empty() ? 0 : t.moe_layers().back() + 1;
+  i.backend = QStringLiteral("CPU (test)");
+  return i;
+}
+
+std::vector<TokenRoute> routes_of(const RoutingTrace& t, size_t first, size_t last) {
+  std::vector<TokenRoute> out;
+  for (size_t i = first; i < last; ++i) {
+    TokenRoute r;
+    r.pos = t.token(i).pos;
+    r.id = t.token(i).id;
+    r.text = QString::fromStdString(t.token(i).text);
+    r.prefill = t.token(i).phase == Phase::Prefill;
+    r.n_moe_layers = t.n_moe_layers();
+    r.top_k = t.top_k();
+    for (int m = 0; m < t.n_moe_layers(); ++m)
+      for (int s = 0; s < t.top_k(); ++s) {
+        r.experts.push_back(int16_t(t.expert(i, m, s)));
+        r.weights.push_back(t.weight(i, m, s));
+      }
+    out.push_back(std::move(r));
+  }
+  return out;
+}
+
+// Exports the view's current plot and data; checks PNG size, PDF header and the CSV header.
+void check_exports(ViewFrame* v, const QString& dir, const QString& csv_header) {
+  const QString png = dir + QLatin1Char('/') + v->viewId() + QStringLiteral(".png");
+  QVERIFY(v->exportPng(png, 640, 400));
+  QImage img(png);
+  QCOMPARE(img.size(), QSize(640, 400));
+  const QString pdf = dir + QLatin1Char('/') + v->viewId() + QStringLiteral(".pdf");
+  QVERIFY(v->exportPdf(pdf));
+  QFile f(pdf);
+  QVERIFY(f.open(QIODevice::ReadOnly));
+  QVERIFY(f.read(4) == "%PDF");
+  const QString csv = dir + QLatin1Char('/') + v->viewId() + QStringLiteral(".csv");
+  QVERIFY(v->exportCsv(csv));
+  const auto rows = parse_csv(csv);
+  QVERIFY(!rows.isEmpty());
+  QCOMPARE(rows[0].join(QLatin1Char(',')), csv_header);
+}
+
+}  // namespace
+
+class TestViews : public QObject {
+  Q_OBJECT
+private slots:
+  void initTestCase() { QVERIFY(dir_.isValid()); }
+
+  void registry_has_every_view() {
+    register_views();
+    QStringList ids;
+    for (const auto& f : ViewRegistry::instance().factories()) ids << f.id;
+    for (const QString& id : view_ids()) QVERIFY2(ids.contains(id), qPrintable(id));
+    EngineFeed feed;
+    QWidget parent;
+    for (const auto& f : ViewRegistry::instance().factories()) {
+      QWidget* w = f.create(&feed, &parent);
+      QVERIFY(w);
+      QVERIFY(!f.description.isEmpty());
+      auto* v = qobject_cast<ViewFrame*>(w);
+      QVERIFY(v);
+      // One sentence on top, with a "learn more" tooltip.
+      auto* sentence = v->findChild<QLabel*>(QStringLiteral("viewSentence"));
+      QVERIFY(sentence && sentence->text().endsWith(QLatin1Char('.')) && !sentence->toolTip().isEmpty());
+    }
+    // All views of one feed share one data model.
+    QCOMPARE(feed.findChildren<TraceModel*>().size(), 1);
+  }
+
+  void load_view_known_trace() {
+    TraceModel model;
+    model.replaceTrace(small_trace(false), QStringLiteral("test"));
+    LoadView v(&model);
+    v.resize(800, 500);
+    v.setWindow(StatsWindow::Conversation);
+    v.setLayer(0);
+    v.refreshNow();
+    const RoutingStats& s = v.shownStats();
+    QCOMPARE(s.tokens(), int64_t(6));
+    QCOMPARE(s.load(0)[0], int64_t(6));
+    QCOMPARE(s.load(0)[1], int64_t(4));
+    QCOMPARE(v.uniformLoad(), 1.5);
+    const LayerBalance b = s.layer(0);
+    QCOMPARE(b.maxvio, 3.0);
+    QCOMPARE(b.dead, 4);
+    QCOMPARE(b.distinct, 4);
+    QCOMPARE(v.bars()->data()->size(), 8);
+    QCOMPARE(v.bars()->data()->at(1)->value, 4.0);
+    // The answer window is the last answer: 3 prompt + 3 generated tokens here (one answer).
+    QCOMPARE(model.stats(StatsWindow::Answer).tokens(), int64_t(6));
+    check_exports(&v, dir_.path(), QStringLiteral("layer,expert,load,uniform"));
+    auto rows = parse_csv(dir_.path() + QStringLiteral("/load.csv"));
+    QCOMPARE(rows.size(), 9);
+    QCOMPARE(rows[1], (QStringList{"1", "0", "6", "1.5"}));
+
+    // Metrics tab: the table and its CSV are balance_csv's.
+    v.setTab(LoadView::Metrics);
+    v.refreshNow();
+    QCOMPARE(v.metricsTable()->rowCount(), 3);
+    QCOMPARE(v.metricsTable()->item(0, 3)->text(), QStringLiteral("3.000"));
+    QCOMPARE(v.metricsTable()->item(2, 0)->text(), QStringLiteral("all"));
+    QCOMPARE(v.csv(), QString::fromStdString(balance_csv(s)));
+
+    // Layer map: cell value = load ÷ uniform.
+    v.setTab(LoadView::LayerMap);
+    v.refreshNow();
+    QCOMPARE(v.layerMap()->data()->cell(0, 0), 4.0);  // 6 / 1.5
+    QCOMPARE(v.layerMap()->data()->cell(7, 0), 0.0);
+    check_exports(&v, dir_.path(), QStringLiteral("layer,expert,load"));
+
+    v.setTab(LoadView::OverTime);
+    v.refreshNow();
+    QVERIFY(!model.timeline(StatsWindow::Conversation).empty());
+    QCOMPARE(model.timeline(StatsWindow::Conversation).back().maxvio, s.overall().maxvio);
+    check_exports(&v, dir_.path(), QStringLiteral("tokens,cv,maxvio,entropy,maxvio_layer_1"));
+  }
+
+  void routing_map_known_cells() {
+    TraceModel model;
+    model.replaceTrace(small_trace(false), QStringLiteral("test"));
+    RoutingMapView v(&model);
+    v.resize(800, 500);
+    v.refreshNow();
+    v.setLayer(0);
+    v.refreshNow();
+    RoutingMapPlottable* map = v.map();
+    QCOMPARE(map->rows(), 8);
+    QCOMPARE(map->cellColour(0, 5), empty_cell_colour());  // expert 5 not chosen by token 0
+    QVERIFY(map->cellColour(0, 0) != empty_cell_colour());
+    // Darker for the larger weight (0.7 vs 0.3).
+    QVERIFY(map->cellColour(0, 0).lightness() < map->cellColour(0, 1).lightness());
+    QVERIFY(v.cellText(0, 0).contains(QStringLiteral("expert 0: weight 0.700")));
+    QVERIFY(v.cellText(0, 5).contains(QStringLiteral("not selected")));
+    check_exports(&v, dir_.path(), QStringLiteral("token,pos,text,phase,layer,slot,expert,weight"));
+    auto rows = parse_csv(dir_.path() + QStringLiteral("/routing.csv"));
+    QCOMPARE(rows.size(), 1 + 6 * 2);  // every visible token × top-2 at the shown layer
+    QCOMPARE(rows[5], (QStringList{"2", "2", "\n", "prefill", "1", "0", "1", "0.549805"}));  // a quoted newline
+
+    v.setMode(RoutingMapPlottable::Mode::LayersTopExpert);
+    v.refreshNow();
+    QCOMPARE(map->rows(), 2);
+    QCOMPARE(map->cellColour(4, 0), expert_colour(3, 8));  // token 4, layer 1: top expert 3
+    QCOMPARE(map->cellColour(4, 1), expert_colour(6, 8));
+    QVERIFY(expert_colour(3, 8) != expert_colour(6, 8));
+    // The drawn image holds the same colours.
+    QVERIFY(v.exportPng(dir_.path() + QStringLiteral("/routing-layers.png"), 600, 300));
+    const QImage& img = map->lastImage();
+    QCOMPARE(img.height(), 2);
+    QCOMPARE(QColor(img.pixel(4, 0)), expert_colour(3, 8));
+
+    // Clicking is selection: the model tells the inspector.
+    QSignalSpy spy(&model, &TraceModel::tokenSelected);
+    model.selectToken(4);
+    QCOMPARE(spy.count(), 1);
+  }
+
+  void inspector_with_and_without_scores() {
+    TraceModel model;
+    model.replaceTrace(small_trace(true), QStringLiteral("test"));
+    InspectorView v(&model);
+    v.resize(800, 600);
+    model.selectToken(0);
+    v.refreshNow();
+    QCOMPARE(v.table()->rowCount(), 2);
+    QCOMPARE(v.table()->item(0, 1)->text(), QStringLiteral("0 (0.700), 1 (0.300)"));
+    // Runners-up: the three next scores (0.15, 0.10, 0.05 → experts 2, 3, 4 for layer 1).
+    QVERIFY2(v.table()->item(0, 2)->text().startsWith(QStringLiteral("2 (0.150), 3 (0.100), 4 (0.050)")),
+             qPrintable(v.table()->item(0, 2)->text()));
+    const LayerConfidence c = router_confidence(model.trace(), 0, 0);
+    QVERIFY(c.recorded);
+    QVERIFY(std::abs(c.margin - 0.05) < 2e-3);  // 0.2 − 0.15 (half precision)
+    double sum = 0, h = 0;
+    for (int e = 0; e < 8; ++e) sum += model.trace().prob(0, 0, e);
+    for (int e = 0; e < 8; ++e) {
+      const double p = model.trace().prob(0, 0, e) / sum;
+      if (p > 0) h -= p * std::log(p);
+    }
+    QVERIFY(std::abs(c.entropy - h / std::log(8.0)) < 1e-9);
+    QVERIFY(v.headerText().contains(QStringLiteral("recorded")));
+    check_exports(&v, dir_.path(), QStringLiteral("token,layer,rank,expert,weight,score,selected,entropy,margin"));
+    QCOMPARE(parse_csv(dir_.path() + QStringLiteral("/inspector.csv")).size(), 1 + 2 * (2 + 3));
+
+    TraceModel plain;
+    plain.replaceTrace(small_trace(false), QStringLiteral("test"));
+    InspectorView w(&plain);
+    plain.selectToken(2);
+    w.refreshNow();
+    QCOMPARE(w.table()->item(0, 1)->text(), QStringLiteral("1 (0.550), 0 (0.450)"));
+    QCOMPARE(w.table()->item(0, 3)->text(), QStringLiteral("not recorded"));
+    QVERIFY(w.headerText().contains(QStringLiteral("not recorded")));
+  }
+
+  void expert_colouring_html_and_legend() {
+    const RoutingTrace t = small_trace(false);
+    const QString html = expert_coloured_html(t, 3, 6, 0, true);
+    // Tokens 3..5 at layer 1: top experts 0, 3, 0.
+    QCOMPARE(html.count(QStringLiteral("background-color:%1").arg(expert_colour(0, 8).name())), 2);
+    QCOMPARE(html.count(QStringLiteral("background-color:%1").arg(expert_colour(3, 8).name())), 1);
+    QVERIFY(html.contains(QStringLiteral("href=\"token:4\"")));
+    QVERIFY(html.contains(QStringLiteral(" expert")));
+    const auto counts = top_expert_counts(t, 3, 6, 0);
+    QCOMPARE(counts.size(), size_t(2));
+    QCOMPARE(counts[0], std::make_pair(0, 2));
+
+    TraceModel model;
+    model.replaceTrace(t, QStringLiteral("test"));
+    ExpertColouringView v(&model);
+    v.resize(700, 500);
+    v.refreshNow();
+    QCOMPARE(v.shownRange(), std::make_pair(size_t(3), size_t(6)));  // the generated tokens
+    QVERIFY(v.previewHtml().contains(QStringLiteral("token:5")));
+    QCOMPARE(v.applyToChat(), 0);  // no chat in this window: nothing to colour, no crash
+    check_exports(&v, dir_.path(), QStringLiteral("token,text,layer,top_expert,weight"));
+    auto rows = parse_csv(dir_.path() + QStringLiteral("/colouring.csv"));
+    QCOMPARE(rows.size(), 4);
+    QCOMPARE(rows[2], (QStringList{"4", " expert", "1", "3", "0.799805"}));
+  }
+
+  void coactivation_known_pairs() {
+    TraceModel model;
+    model.replaceTrace(small_trace(false), QStringLiteral("test"));
+    CoactivationView v(&model);
+    v.resize(800, 500);
+    v.setLayer(0);
+    v.refreshNow();
+    const auto& c = v.counts();
+    QCOMPARE(c[0 * 8 + 0], int64_t(6));
+    QCOMPARE(c[0 * 8 + 1], int64_t(4));
+    QCOMPARE(v.matrix()->data()->cell(1, 0), 4.0 / 6.0);  // column j = 1, row i = 0
+    QVERIFY(std::isnan(v.matrix()->data()->cell(0, 0)));
+    // min tokens 3: only experts 0 (6 tokens) and 1 (4) qualify; P(0|1) = 1 is the strongest pair.
+    QVERIFY(!v.pairs().empty());
+    QCOMPARE(v.pairs()[0].i, 1);
+    QCOMPARE(v.pairs()[0].j, 0);
+    QCOMPARE(v.pairs()[0].p, 1.0);
+    check_exports(&v, dir_.path(), QStringLiteral("i,j,both,given,p_j_given_i"));
+    auto rows = parse_csv(dir_.path() + QStringLiteral("/coactivation.csv"));
+    QVERIFY(rows.contains(QStringList{"0", "1", "4", "6", QString::number(4.0 / 6.0, 'g', 8)}));
+  }
+
+  void live_chunks_kv_and_speed() {
+    EngineFeed feed;
+    TraceModel* model = TraceModel::for_feed(&feed);
+    const RoutingTrace t = small_trace(false);
+    emit feed.modelChanged(info_for(t));
+    emit feed.generationStarted();
+    StreamChunk c1;
+    c1.routes = routes_of(t, 0, 3);  // the prompt
+    c1.has_kv = true;
+    c1.kv.tokens = 812;
+    c1.kv.capacity = 8192;
+    c1.kv.block_tokens = 16;
+    c1.kv.blocks_used = 51;
+    c1.kv.blocks_total = 512;
+    c1.kv.bytes_per_token_layer = 1152;      // MLA: (512 + 64) values × 2 bytes
+    c1.kv.mha_bytes_per_token_layer = 32768;  // 128 heads × (192 + 128)... any larger figure
+    c1.kv.n_layers = 4;
+    c1.kv.bytes_used = 1152LL * 812 * 4;
+    c1.kv.bytes_reserved = 1152LL * 8192 * 4;
+    c1.kv.element_type = "BF16";
+    emit feed.chunk(c1);
+    QTest::qWait(30);
+    StreamChunk c2;
+    c2.routes = routes_of(t, 3, 5);
+    c2.new_tokens = 2;
+    c2.total_tokens = 2;
+    c2.has_kv = true;
+    c2.kv = c1.kv;
+    c2.kv.tokens = 814;
+    emit feed.chunk(c2);
+    QTest::qWait(30);
+    StreamChunk c3;
+    c3.routes = routes_of(t, 5, 6);
+    c3.new_tokens = 1;
+    c3.total_tokens = 3;
+    c3.tokens_per_second = 42.0;
+    c3.has_kv = true;
+    c3.kv = c2.kv;
+    c3.kv.tokens = 815;
+    emit feed.chunk(c3);
+    QCOMPARE(model->trace().size(), size_t(6));
+    QCOMPARE(model->stats(StatsWindow::Answer).tokens(), int64_t(6));
+    RoutingStats direct = RoutingStats::for_trace(t);
+    direct.add_all(t);
+    QCOMPARE(model->stats(StatsWindow::Conversation).load(0), direct.load(0));
+    QCOMPARE(model->stats(StatsWindow::SinceLoad).tokens(), int64_t(6));
+    QCOMPARE(model->kvHistory().size(), size_t(3));
+    QVERIFY(model->kvHistory().front().prefill);
+    QVERIFY(!model->kvHistory().back().prefill);
+
+    GenerationSummary s;
+    s.prompt_tokens = 3;
+    s.prefill_seconds = 0.5;
+    s.generated_tokens = 3;
+    s.tokens_per_second = 42.0;
+    s.kv = c3.kv;
+    s.trace_json = QString::fromStdString(t.to_json().dump());
+    emit feed.generationFinished(s);
+    QVERIFY(!model->generating());
+    QCOMPARE(model->prefills().back().tps, 6.0);  // 3 tokens / 0.5 s
+    QVERIFY(model->prefills().back().exact);
+
+    KvView kv(model);
+    kv.resize(800, 500);
+    kv.refreshNow();
+    QVERIFY2(kv.fillText().startsWith(QStringLiteral("815 / 8192 tokens (9.9 %)")), qPrintable(kv.fillText()));
+    QVERIFY(std::abs(kv.compressionRatio() - 32768.0 / 1152.0) < 1e-9);
+    QVERIFY(kv.compressionText().contains(QStringLiteral("28.4× smaller")));
+    check_exports(&kv, dir_.path(), QStringLiteral("seconds,tokens,phase"));
+    kv.setTab(KvView::Blocks);
+    kv.refreshNow();
+    QCOMPARE(kv.blocksPerCell(), 1);
+    // Block 50 holds tokens 800..815: 15 of 16 used; block 51 is free.
+    QCOMPARE(kv.blockMap()->data()->cell(50 % kv.blockColumns(), 50 / kv.blockColumns()), 15.0 / 16.0);
+    QCOMPARE(kv.blockMap()->data()->cell(51 % kv.blockColumns(), 51 / kv.blockColumns()), 0.0);
+    check_exports(&kv, dir_.path(), QStringLiteral("block,tokens_used,block_tokens"));
+    auto rows = parse_csv(dir_.path() + QStringLiteral("/kv.csv"));
+    QCOMPARE(rows.size(), 1 + 512);
+    QCOMPARE(rows[51], (QStringList{"50", "15", "16"}));
+    kv.setTab(KvView::BytesPerLayer);
+    check_exports(&kv, dir_.path(), QStringLiteral("layer,tokens,bytes,mha_bytes"));
+    QCOMPARE(parse_csv(dir_.path() + QStringLiteral("/kv.csv"))[1], (QStringList{"0", "815", QString::number(1152 * 815), QString::number(32768 * 815)}));
+
+    PerformanceView perf(model);
+    perf.resize(800, 500);
+    perf.refreshNow();
+    QVERIFY2(perf.summaryText().contains(QStringLiteral("prefill 6.0 tokens/s (3 tokens)")), qPrintable(perf.summaryText()));
+    check_exports(&perf, dir_.path(), QStringLiteral("seconds,kind,tokens_per_second,average_tokens_per_second,ms_per_token,tokens"));
+    rows = parse_csv(dir_.path() + QStringLiteral("/performance.csv"));
+    QCOMPARE(rows[1][1], QStringLiteral("prefill"));
+    QCOMPARE(rows[1][2], QStringLiteral("6"));
+    // The decode rate over the last half second: 1 token between chunks 2 and 3.
+    QCOMPARE(model->speed().size(), size_t(1));
+    QVERIFY(model->speed().back().decode_tps > 0);
+    QCOMPARE(model->speed().back().average_tps, 42.0);
+
+    // A new answer re-using a shorter prefix: the trace is cut at the route's position.
+    emit feed.generationStarted();
+    StreamChunk c4;
+    c4.routes = routes_of(t, 4, 6);
+    c4.new_tokens = 2;
+    c4.total_tokens = 2;
+    emit feed.chunk(c4);
+    QCOMPARE(model->trace().size(), size_t(6));
+    QCOMPARE(model->stats(StatsWindow::Conversation).tokens(), int64_t(6));
+    QCOMPARE(model->stats(StatsWindow::Answer).tokens(), int64_t(2));
+    QCOMPARE(model->stats(StatsWindow::SinceLoad).tokens(), int64_t(8));
+  }
+
+  void recorded_trace_file() {
+    // Produced by: moescope-cli generate --model tests/data/models/deepseek-v3 --ids ... --probs --trace
+    const QString path = QStringLiteral(MOESCOPE_TEST_DATA "/traces/deepseek-v3-probs.json");
+    TraceModel model;
+    QString error;
+    QVERIFY2(model.openTraceFile(path, &error), qPrintable(error));
+    const RoutingTrace direct = RoutingTrace::load(path.toStdString());
+    QCOMPARE(model.trace().size(), direct.size());
+    QVERIFY(model.trace().has_probs());
+    RoutingStats s = RoutingStats::for_trace(direct);
+    s.add_all(direct);
+    LoadView load(&model);
+    load.setTab(LoadView::Metrics);
+    load.refreshNow();
+    QCOMPARE(load.csv(), QString::fromStdString(balance_csv(s)));
+    InspectorView insp(&model);
+    model.selectToken(int(direct.size()) - 1);
+    insp.refreshNow();
+    QCOMPARE(insp.table()->rowCount(), direct.n_moe_layers());
+    QVERIFY(insp.table()->item(0, 2)->text() != QStringLiteral("not recorded"));
+    // A bad file is an error message, not a crash, and leaves the trace alone.
+    QVERIFY(!model.openTraceFile(QStringLiteral(MOESCOPE_TEST_DATA "/traces/does-not-exist.json"), &error));
+    QVERIFY(!error.isEmpty());
+    QCOMPARE(model.trace().size(), direct.size());
+  }
+
+  void empty_trace_everywhere() {
+    EngineFeed feed;
+    register_views();
+    QWidget parent;
+    std::vector<ViewFrame*> views;
+    for (const auto& f : ViewRegistry::instance().factories()) views.push_back(qobject_cast<ViewFrame*>(f.create(&feed, &parent)));
+    emit feed.traceReplaced(std::make_shared<const RoutingTrace>());
+    emit feed.traceReplaced(nullptr);
+    for (ViewFrame* v : views) {
+      v->resize(600, 400);
+      v->refreshNow();
+      const QString png = dir_.path() + QStringLiteral("/empty-%1.png").arg(v->viewId());
+      QVERIFY2(v->exportPng(png, 300, 200), qPrintable(v->viewId()));
+      QCOMPARE(QImage(png).size(), QSize(300, 200));
+      QVERIFY(v->exportCsv(dir_.path() + QStringLiteral("/empty.csv")));
+      QVERIFY(!parse_csv(dir_.path() + QStringLiteral("/empty.csv")).isEmpty());  // at least the header
+    }
+  }
+
+  void big_trace_in_time() {
+    QElapsedTimer timer;
+    timer.start();
+    const RoutingTrace big = big_trace(4000);
+    const qint64 build_ms = timer.restart();
+    EngineFeed feed;
+    register_views();
+    QWidget parent;
+    std::vector<ViewFrame*> views;
+    for (const auto& f : ViewRegistry::instance().factories()) {
+      auto* v = qobject_cast<ViewFrame*>(f.create(&feed, &parent));
+      v->resize(1000, 700);
+      views.push_back(v);
+    }
+    emit feed.traceReplaced(std::make_shared<const RoutingTrace>(big));
+    const qint64 replace_ms = timer.restart();
+    TraceModel* model = TraceModel::for_feed(&feed);
+    QCOMPARE(model->trace().size(), size_t(4000));
+    model->selectToken(3999);
+    QStringList times;
+    qint64 total = 0;
+    for (ViewFrame* v : views) {
+      timer.restart();
+      v->refreshNow();
+      QVERIFY(v->exportPng(dir_.path() + QStringLiteral("/big-%1.png").arg(v->viewId()), 1000, 600));
+      const qint64 ms = timer.elapsed();
+      total += ms;
+      times << QStringLiteral("%1 %2 ms").arg(v->viewId()).arg(ms);
+    }
+    // The routing map with all 4,000 tokens in view, in both modes, and panned.
+    auto* map = qobject_cast<RoutingMapView*>(views[0]);
+    QVERIFY(map);
+    timer.restart();
+    map->showTokens(0, 4000);
+    for (int i = 0; i < 5; ++i) {
+      map->setMode(i % 2 ? RoutingMapPlottable::Mode::LayersTopExpert : RoutingMapPlottable::Mode::ExpertsOfLayer);
+      map->refreshNow();
+      map->currentPlot()->replot(QCustomPlot::rpImmediateRefresh);
+    }
+    const qint64 map_ms = timer.elapsed();
+    qInfo("256 experts × 61 layers × 4000 tokens: build %lld ms, replace (stats for 3 windows + timelines) %lld ms, "
+          "each view refresh + PNG: %s (total %lld ms), 5 full-range routing-map redraws %lld ms",
+          build_ms, replace_ms, qPrintable(times.join(QStringLiteral(", "))), total, map_ms);
+    QVERIFY2(replace_ms < 10000, "replacing the trace took over 10 s");
+    QVERIFY2(total < 20000, "refreshing every view took over 20 s");
+    QVERIFY2(map_ms < 10000, "five full-range routing-map redraws took over 10 s");
+  }
+
+private:
+  QTemporaryDir dir_;
+};
+
+QTEST_MAIN(TestViews)
+#include "test_views.moc"

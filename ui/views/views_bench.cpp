@@ -1,0 +1,251 @@
+// moescope-views-bench: what the views cost generation. Runs answers on a worker thread through the
+// path the desktop app uses (engine observer → chunks coalesced to ~30 a second → queued to the
+// EngineFeed on the UI thread), alternating rounds with every view open in a shown window and with
+// none, and prints decode tokens/s for both. With --screenshots DIR it also saves each view's
+// widget after the last answer.
+//
+//   moescope-views-bench --model tests/data/models/chat-tiny [--tokens 1500] [--rounds 3]
+//                        [--threads N] [--screenshots DIR]
+#include <QApplication>
+#include <QDir>
+#include <QDockWidget>
+#include <QMainWindow>
+#include <QMetaObject>
+#include <QPixmap>
+#include <QThread>
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "moescope/chat.h"
+#include "moescope/model_weights.h"
+#include "moescope/session.h"
+#include "moescope/tokenizer.h"
+#include "ui/engine_feed.h"
+#include "ui/view_registry.h"
+#include "ui/views/register_views.h"
+#include "ui/views/view_frame.h"
+
+using namespace moescope;
+using namespace moescope::ui;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+// The worker side: turns engine callbacks into coalesced StreamChunks, posted to the feed.
+class FeedObserver : public GenerationObserver {
+public:
+  FeedObserver(EngineFeed* feed, Session* session) : feed_(feed), session_(session) {}
+  void on_token(int32_t, double) override {
+    ++pending_.new_tokens;
+    ++total_;
+    flush_if_due();
+  }
+  void on_trace(const RoutingTrace& trace, size_t first) override {
+    const int L = trace.n_moe_layers(), K = trace.top_k();
+    for (size_t i = first; i < trace.size(); ++i) {
+      TokenRoute r;
+      const TraceToken& t = trace.token(i);
+      r.pos = t.pos;
+      r.id = t.id;
+      r.text = QString::fromStdString(t.text);
+      r.prefill = t.phase == Phase::Prefill;
+      r.n_moe_layers = L;
+      r.top_k = K;
+      r.experts.resize(size_t(L) * size_t(K));
+      r.weights.resize(size_t(L) * size_t(K));
+      for (int m = 0; m < L; ++m)
+        for (int s = 0; s < K; ++s) {
+          r.experts[size_t(m * K + s)] = int16_t(trace.expert(i, m, s));
+          r.weights[size_t(m * K + s)] = trace.weight(i, m, s);
+        }
+      pending_.routes.push_back(std::move(r));
+    }
+    flush_if_due();
+  }
+  void start() {
+    total_ = 0;
+    start_ = last_ = Clock::now();
+    pending_ = {};
+  }
+  void flush() {
+    if (pending_.routes.empty() && pending_.new_tokens == 0) return;
+    pending_.total_tokens = total_;
+    const double s = std::chrono::duration<double>(Clock::now() - start_).count();
+    pending_.tokens_per_second = s > 0 ? total_ / s : 0.0;
+    pending_.has_kv = true;
+    pending_.kv = session_->backend().kv_stats();
+    StreamChunk c = std::move(pending_);
+    pending_ = {};
+    QMetaObject::invokeMethod(feed_, [feed = feed_, c = std::move(c)] { emit feed->chunk(c); }, Qt::QueuedConnection);
+    last_ = Clock::now();
+  }
+
+private:
+  void flush_if_due() {
+    if (Clock::now() - last_ >= std::chrono::milliseconds(33)) flush();
+  }
+  EngineFeed* feed_;
+  Session* session_;
+  StreamChunk pending_;
+  int total_ = 0;
+  Clock::time_point start_, last_;
+};
+
+struct Options {
+  QString model = QStringLiteral("tests/data/models/chat-tiny");
+  int tokens = 1500;
+  int rounds = 3;
+  int threads = 0;
+  QString screenshots;
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (qEnvironmentVariableIsEmpty("QT_QPA_PLATFORM")) qputenv("QT_QPA_PLATFORM", "offscreen");
+  QApplication app(argc, argv);
+  Options o;
+  const QStringList a = app.arguments();
+  for (int i = 1; i + 1 < a.size(); i += 2) {
+    if (a[i] == QLatin1String("--model")) o.model = a[i + 1];
+    else if (a[i] == QLatin1String("--tokens")) o.tokens = a[i + 1].toInt();
+    else if (a[i] == QLatin1String("--rounds")) o.rounds = a[i + 1].toInt();
+    else if (a[i] == QLatin1String("--threads")) o.threads = a[i + 1].toInt();
+    else if (a[i] == QLatin1String("--screenshots")) o.screenshots = a[i + 1];
+    else {
+      std::fprintf(stderr, "moescope-views-bench: unknown option %s\n", qPrintable(a[i]));
+      return 2;
+    }
+  }
+
+  auto model = load_model(o.model.toStdString());
+  ChatFormat chat = ChatFormat::from_dir(o.model.toStdString());
+  BackendOptions bo;
+  bo.kind = "cpu";
+  bo.threads = o.threads;
+  Session session(model, make_backend(model, bo));
+  const Tokenizer* tok = &chat.tokenizer();
+  session.token_text = [tok](int32_t id) { return tok->decode(std::span<const int32_t>(&id, 1)); };
+
+  EngineFeed feed;
+  register_views();
+  ModelInfo info;
+  info.dir = o.model;
+  info.name = QDir(o.model).dirName();
+  info.architecture = QString::fromStdString(model->spec.architecture);
+  info.backend = QString::fromStdString(session.backend().name());
+  info.context_length = session.backend().context_length();
+  info.n_layers = model->spec.n_layers;
+  info.n_experts = model->spec.moe.router.n_experts;
+  info.top_k = model->spec.moe.router.top_k;
+  info.moe_layers = model->spec.moe_layer_indices();
+  emit feed.modelChanged(info);
+
+  nlohmann::ordered_json messages = nlohmann::ordered_json::array();
+  messages.push_back({{"role", "user"}, {"content", "Tell me a long story about experts who route tokens."}});
+  const std::vector<int32_t> prompt = chat.render(messages, true).ids;
+
+  // One answer on a worker thread; the UI thread keeps processing chunks meanwhile.
+  auto answer = [&](uint64_t seed) {
+    session.reset();
+    GenerateParams p;
+    p.max_tokens = o.tokens;
+    p.stop_at_eos = false;
+    p.sampling.temperature = 0.8f;
+    p.sampling.seed = seed;
+    emit feed.generationStarted();
+    FeedObserver obs(&feed, &session);
+    obs.start();
+    std::atomic<bool> done{false};
+    GenerateResult r;
+    std::thread worker([&] {
+      r = session.generate(prompt, p, &obs);
+      obs.flush();
+      done = true;
+    });
+    while (!done) {
+      app.processEvents(QEventLoop::WaitForMoreEvents | QEventLoop::AllEvents, 5);
+    }
+    worker.join();
+    app.processEvents();
+    GenerationSummary s;
+    s.prompt_tokens = r.prompt_tokens;
+    s.reused_tokens = r.reused_tokens;
+    s.generated_tokens = int(r.generated.size());
+    s.prefill_seconds = r.prefill_seconds;
+    s.tokens_per_second = r.decode_steps ? r.decode_steps / r.decode_seconds : 0.0;
+    s.kv = session.backend().kv_stats();
+    s.trace_json = QString::fromStdString(session.trace().to_json().dump());
+    emit feed.generationFinished(s);
+    app.processEvents();
+    return s.tokens_per_second;
+  };
+
+  // Every registered view in docks of one shown window, as in the app with all views open.
+  QMainWindow* window = nullptr;
+  std::vector<ViewFrame*> views;
+  auto open_views = [&] {
+    window = new QMainWindow;
+    window->resize(1600, 1000);
+    window->setCentralWidget(new QWidget);
+    for (const ViewFactory& f : ViewRegistry::instance().factories()) {
+      auto* dock = new QDockWidget(f.title, window);
+      dock->setObjectName(f.id);
+      QWidget* w = f.create(&feed, dock);
+      dock->setWidget(w);
+      window->addDockWidget(Qt::RightDockWidgetArea, dock);
+      if (auto* v = qobject_cast<ViewFrame*>(w)) views.push_back(v);
+    }
+    window->show();
+    app.processEvents();
+  };
+  auto close_views = [&] {
+    delete window;
+    window = nullptr;
+    views.clear();
+    app.processEvents();
+  };
+
+  std::vector<double> with, without;
+  answer(1);  // warm-up (page in weights, fill caches)
+  for (int r = 0; r < o.rounds; ++r) {
+    without.push_back(answer(100 + r));
+    open_views();
+    with.push_back(answer(100 + r));
+    int redraws = 0;
+    for (auto* v : views) redraws += v->refreshCount();
+    close_views();
+    std::printf("round %d: decode %.1f tokens/s without views, %.1f with all %d views open (%d redraws)\n", r + 1,
+                without.back(), with.back(), int(ViewRegistry::instance().factories().size()), redraws);
+    std::fflush(stdout);
+  }
+  auto median = [](std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    return v.empty() ? 0.0 : v[v.size() / 2];
+  };
+  const double a0 = median(without), a1 = median(with);
+  std::printf("median decode tokens/s: no views %.1f, all views %.1f, difference %+.2f %%\n", a0, a1,
+              a0 > 0 ? 100.0 * (a1 - a0) / a0 : 0.0);
+
+  if (!o.screenshots.isEmpty()) {
+    QDir().mkpath(o.screenshots);
+    open_views();
+    answer(7);
+    for (auto* v : views) {
+      auto* dock = qobject_cast<QDockWidget*>(v->parentWidget());
+      if (dock) dock->setFloating(true), dock->resize(900, 560);
+      app.processEvents();
+      v->refreshNow();
+      app.processEvents();
+      const QString path = o.screenshots + QStringLiteral("/view-%1.png").arg(v->viewId());
+      v->grab().save(path);
+      std::printf("saved %s\n", qPrintable(path));
+    }
+    close_views();
+  }
+  return 0;
+}
