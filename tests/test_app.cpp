@@ -362,6 +362,8 @@ private slots:
     auto w = open();
     QSignalSpy cancelled(w->engine(), &moescope::desktop::EngineController::loadCancelled);
     w->openModel(kModel);
+    QVERIFY(w->engine()->isLoading());
+    QVERIFY(!w->chat()->sendButton()->isEnabled());  // nothing is sent while a model loads
     w->engine()->cancelLoad();
     QCOMPARE(cancelled.count(), 1);
     QVERIFY(!w->engine()->isLoading());

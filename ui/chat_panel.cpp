@@ -206,6 +206,14 @@ void ChatPanel::setModelReady(bool ready, const QString& why_not) {
   updateButtons();
 }
 
+void ChatPanel::setLoading(const QString& model_name) {
+  ready_ = false;
+  model_hint_->setText(tr("Loading %1…").arg(model_name));
+  empty_->setText(tr("<p style='font-size:20px; color:#24292E;'>Loading %1…</p>"
+                     "<p>The progress is in the status bar below.</p>").arg(model_name.toHtmlEscaped()));
+  updateButtons();
+}
+
 void ChatPanel::setEditing(int index, const QString& text) {
   editing_ = index;
   edit_banner_->setVisible(index >= 0);

@@ -28,6 +28,7 @@ public:
   void setStreamingAnswer(const QString& raw);
   void setGenerating(bool on);
   void setModelReady(bool ready, const QString& why_not = {});
+  void setLoading(const QString& model_name);  // not ready until setModelReady(true)
   void setEditing(int index, const QString& text);  // -1: not editing
   int editingIndex() const { return editing_; }
 

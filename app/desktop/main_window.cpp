@@ -112,13 +112,13 @@ MainWindow::MainWindow(const AppOptions& options, QWidget* parent)
     hide_progress();
     showError(QStringLiteral("load"), tr("Could not load the model in %1").arg(dir), message,
               {{tr("Open another model…"), [this] { openModelDialog(); }}});
-    if (!engine_->hasModel()) chat_->setModelReady(false, tr("No model loaded — use File ▸ Open model…"));
+    restoreReadyState();
     emit modelFailed(message);
   });
   connect(engine_, &EngineController::loadCancelled, this, [this, hide_progress] {
     hide_progress();
     chat_->notices()->show_notice(QStringLiteral("load"), NoticeBar::Level::Info, tr("Loading the model was cancelled."));
-    if (!engine_->hasModel()) chat_->setModelReady(false, tr("No model loaded — use File ▸ Open model…"));
+    restoreReadyState();
   });
   connect(engine_, &EngineController::streamed, this, &MainWindow::onChunk);
   connect(engine_, &EngineController::generationFinished, this, &MainWindow::onFinished);
@@ -538,7 +538,18 @@ void MainWindow::openModel(const QString& dir) {
   chat_->notices()->remove_notice(QStringLiteral("fallback"));
   const QString backend = !options_.backend.isEmpty() ? options_.backend : settings_->backend();
   spdlog::info("opening model {}", dir.toStdString());
+  chat_->setLoading(QFileInfo(dir).fileName());
   engine_->loadModel(dir, backend, settings_->threads());
+}
+
+// After a failed or cancelled load: the model the engine still holds, if any, stays usable.
+void MainWindow::restoreReadyState() {
+  if (!engine_->hasModel()) {
+    chat_->setModelReady(false, tr("No model loaded — use File ▸ Open model…"));
+    return;
+  }
+  const ui::ModelInfo& info = engine_->model();
+  chat_->setModelReady(true, tr("%1 · %2 · context %3 tokens").arg(info.name, info.backend).arg(info.context_length));
 }
 
 void MainWindow::onLoaded(const ui::ModelInfo& info) {
@@ -553,7 +564,7 @@ void MainWindow::onLoaded(const ui::ModelInfo& info) {
   updateContextLabel(0, info.context_length);
   settings_->addRecentModel(info.dir);
   rebuildRecentMenu();
-  chat_->setModelReady(true, tr("%1 · %2 · context %3 tokens").arg(info.name, info.backend).arg(info.context_length));
+  restoreReadyState();
   if (info.template_fallback) showFallbackNotice(info.template_problem);
   emit modelReady();
 }

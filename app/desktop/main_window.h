@@ -85,6 +85,7 @@ private:
   void save(ui::Conversation& c);
   void startAnswer(ui::Conversation& c);
   void onLoaded(const ui::ModelInfo& info);
+  void restoreReadyState();
   void onChunk(const ui::StreamChunk& chunk);
   void onFinished(const ui::GenerationSummary& summary);
   void onFailed(const QString& message);
