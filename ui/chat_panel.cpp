@@ -67,7 +67,7 @@ ChatPanel::ChatPanel(QWidget* parent) : QWidget(parent) {
   input_row->setSpacing(8);
   input_ = new QPlainTextEdit(this);
   input_->setObjectName(QStringLiteral("chatInput"));
-  input_->setPlaceholderText(tr("Message the model  (Enter sends, Shift+Enter for a new line)"));
+  input_->setPlaceholderText(tr("Message the model (Shift+Enter: new line)"));
   input_->setFixedHeight(76);
   input_->setStyleSheet(QStringLiteral("QPlainTextEdit { border:1px solid #D0D7DE; border-radius:8px; padding:6px; background:white; }"));
   input_->installEventFilter(this);

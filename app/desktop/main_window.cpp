@@ -55,6 +55,7 @@ MainWindow::MainWindow(const AppOptions& options, QWidget* parent)
   list_ = new ui::ConversationList(splitter_);
   list_->setMinimumWidth(200);
   chat_ = new ui::ChatPanel(splitter_);
+  chat_->setMinimumWidth(480);  // docked views take the rest, never squeeze the chat below readable
   splitter_->addWidget(list_);
   splitter_->addWidget(chat_);
   splitter_->setStretchFactor(0, 0);
