@@ -26,28 +26,39 @@ void NoticeBar::show_notice(const QString& id, Level level, const QString& text,
   box->setObjectName(QStringLiteral("notice-") + id);
   box->setStyleSheet(QStringLiteral("QFrame#%1 { %2 } QLabel { border:none; background:transparent; }")
                          .arg(box->objectName(), QString::fromLatin1(styles[int(level)])));
-  auto* row = new QHBoxLayout(box);
-  row->setContentsMargins(10, 6, 6, 6);
+  // Text and the close button on top, the actions under the text: the text keeps the width
+  // even when docked views leave the chat narrow.
+  auto* col = new QVBoxLayout(box);
+  col->setContentsMargins(10, 6, 6, 6);
+  col->setSpacing(4);
+  auto* row = new QHBoxLayout;
   auto* label = new QLabel(text, box);
   label->setObjectName(QStringLiteral("text"));
   label->setWordWrap(true);
   label->setTextInteractionFlags(Qt::TextSelectableByMouse);
   row->addWidget(label, 1);
-  for (const Action& a : actions) {
-    auto* b = new QPushButton(a.label, box);
-    b->setObjectName(QStringLiteral("action-") + a.label);
-    connect(b, &QPushButton::clicked, this, [this, id, run = a.run] {
-      remove_notice(id);
-      if (run) run();
-    });
-    row->addWidget(b);
-  }
   auto* close = new QToolButton(box);
   close->setText(QStringLiteral("✕"));
   close->setToolTip(tr("Dismiss"));
   close->setAutoRaise(true);
   connect(close, &QToolButton::clicked, this, [this, id] { remove_notice(id); });
   row->addWidget(close, 0, Qt::AlignTop);
+  col->addLayout(row);
+  if (!actions.isEmpty()) {
+    auto* buttons = new QHBoxLayout;
+    buttons->addStretch(1);
+    for (const Action& a : actions) {
+      auto* b = new QPushButton(a.label, box);
+      b->setObjectName(QStringLiteral("action-") + a.label);
+      connect(b, &QPushButton::clicked, this, [this, id, run = a.run] {
+        remove_notice(id);
+        if (run) run();
+      });
+      buttons->addWidget(b);
+    }
+    buttons->addSpacing(24);
+    col->addLayout(buttons);
+  }
   layout_->addWidget(box);
   notices_.insert(id, box);
   setVisible(true);
