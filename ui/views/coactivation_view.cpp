@@ -105,7 +105,7 @@ CoactivationView::CoactivationView(TraceModel* model, QWidget* parent)
   table_->horizontalHeaderItem(3)->setToolTip(tr("tokens that chose both"));
   table_->horizontalHeaderItem(4)->setToolTip(tr("tokens that chose i"));
   table_->verticalHeader()->setVisible(false);
-  table_->horizontalHeader()->setSectionResizeMode(QHeaderView::ResizeToContents);
+  table_->horizontalHeader()->setSectionResizeMode(QHeaderView::Interactive);
   table_->setEditTriggers(QAbstractItemView::NoEditTriggers);
   split->addWidget(table_);
   split->setStretchFactor(0, 3);
@@ -163,15 +163,22 @@ void CoactivationView::refresh() {
   plot_->yAxis->setRange(-0.5, n - 0.5);
 
   pairs_ = ok ? strongest_pairs(counts_, n_, min_count_->value(), kPairsListed) : std::vector<ExpertPair>();
+  // Items are reused and only changed texts are set: rebuilding the table costs more than the matrix.
+  const int rows_before = table_->rowCount();
   table_->setRowCount(int(pairs_.size()));
   for (size_t r = 0; r < pairs_.size(); ++r) {
     const ExpertPair& p = pairs_[r];
-    table_->setItem(int(r), 0, cell(QString::number(p.i)));
-    table_->setItem(int(r), 1, cell(QString::number(p.j)));
-    table_->setItem(int(r), 2, cell(QString::number(p.p, 'f', 3)));
-    table_->setItem(int(r), 3, cell(QString::number(p.both)));
-    table_->setItem(int(r), 4, cell(QString::number(p.given)));
+    const QString texts[5] = {QString::number(p.i), QString::number(p.j), QString::number(p.p, 'f', 3),
+                              QString::number(p.both), QString::number(p.given)};
+    for (int c = 0; c < 5; ++c) {
+      QTableWidgetItem* it = table_->item(int(r), c);
+      if (!it)
+        table_->setItem(int(r), c, cell(texts[c]));
+      else if (it->text() != texts[c])
+        it->setText(texts[c]);
+    }
   }
+  if (rows_before != table_->rowCount()) table_->resizeColumnsToContents();
   const double independent = n_ > 1 ? double(std::max(0, rt.top_k() - 1)) / double(n_ - 1) : 0.0;
   setStatus(ok ? tr("Layer %1 · %2 · %3 tokens · independent choices would give P(j | i) ≈ %4")
                      .arg(rt.moe_layers()[size_t(layer_)])

@@ -29,7 +29,7 @@ const char* kHelp =
     "With 'Colour the chat' on, finished answers in the chat are shown as coloured tokens (raw text, "
     "Markdown off) and clicking a token opens it in the token inspector; turn it off for the normal view.";
 constexpr const char* kColouredRevision = "moescopeColouredRevision";
-constexpr size_t kLiveTokens = 300;
+constexpr size_t kLiveTokens = 200;
 }  // namespace
 
 QString expert_coloured_html(const RoutingTrace& trace, size_t first, size_t last, int m, bool links) {
@@ -238,6 +238,14 @@ void ExpertColouringView::restoreChat() {
 }
 
 void ExpertColouringView::refresh() {
+  // Rich text is the costly part of this view: while the model writes, at most once a second.
+  if (traceModel()->generating()) {
+    if (live_clock_.isValid() && live_clock_.elapsed() < 1000) {
+      markDirty();
+      return;
+    }
+    live_clock_.start();
+  }
   syncLayers();
   const RoutingTrace& rt = traceModel()->trace();
   auto [first, last] = shownRange();

@@ -3,6 +3,7 @@
 // the colour of its top expert at a chosen MoE layer. The pieces are reusable: the HTML for a span
 // of trace tokens, a legend, and a view with the toggle that also colours the chat's answers
 // (found in the main window by type; nothing in the chat code changes).
+#include <QElapsedTimer>
 #include <QPointer>
 #include <QWidget>
 #include <utility>
@@ -72,6 +73,7 @@ private:
   QString html_;
   int layer_ = 0;
   QTimer chat_timer_;
+  QElapsedTimer live_clock_;
   QPointer<ChatPanel> chat_;
   std::vector<QPointer<QTextBrowser>> coloured_;
 };

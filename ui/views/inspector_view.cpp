@@ -114,6 +114,7 @@ InspectorView::InspectorView(TraceModel* model, QWidget* parent)
   table_->setEditTriggers(QAbstractItemView::NoEditTriggers);
   body()->addWidget(table_, 2);
 
+  connect(traceModel(), &TraceModel::reset, this, [this] { path_stale_ = true; });
   connect(traceModel(), &TraceModel::tokenSelected, this, [this](int t) {
     QSignalBlocker block(token_box_);
     token_box_->setValue(t);
@@ -121,7 +122,11 @@ InspectorView::InspectorView(TraceModel* model, QWidget* parent)
   });
 }
 
-int InspectorView::token() const { return traceModel()->selectedToken(); }
+// The selected token, or the newest one while none is selected.
+int InspectorView::token() const {
+  const int t = traceModel()->selectedToken();
+  return t >= 0 ? t : int(traceModel()->trace().size()) - 1;
+}
 
 QString InspectorView::headerText() const {
   const TraceModel* m = traceModel();
@@ -130,14 +135,15 @@ QString InspectorView::headerText() const {
   if (t < 0 || size_t(t) >= rt.size())
     return tr("No token selected: click one in the routing map or the coloured chat, or pick an index above.");
   const TraceToken& tok = rt.token(size_t(t));
-  return tr("<b>token %1</b> “%2” · id %3 · position %4 · %5 · %6 · router scores %7")
+  return tr("<b>token %1</b>%8 “%2” · id %3 · position %4 · %5 · %6 · router scores %7")
       .arg(t)
       .arg(visible_token_text(tok.text).toHtmlEscaped())
       .arg(tok.id)
       .arg(tok.pos)
       .arg(tok.phase == Phase::Prefill ? tr("prompt (prefill)") : tr("generated (decode)"))
       .arg(shared_expert_text(m).toHtmlEscaped())
-      .arg(rt.has_probs() ? tr("recorded") : tr("not recorded"));
+      .arg(rt.has_probs() ? tr("recorded") : tr("not recorded"))
+      .arg(m->selectedToken() < 0 ? tr(" (the newest; click a token to pick another)") : QString());
 }
 
 void InspectorView::refresh() {
@@ -148,9 +154,16 @@ void InspectorView::refresh() {
     token_box_->setRange(-1, std::max(0, int(rt.size()) - 1));
     token_box_->setValue(m->selectedToken());
   }
-  header_->setText(headerText());
-  plot_->clearItems();
+  setStatus(rt.size() ? tr("%1 tokens in the trace · source: %2").arg(rt.size()).arg(m->source()) : tr("No trace yet."));
+  const QString header = headerText();
+  if (header_->text() != header) header_->setText(header);
   const int t = token();
+  // A token's routing never changes once recorded: redraw only for another token or another trace.
+  if (t == drawn_token_ && &rt == drawn_trace_ && !path_stale_) return;
+  drawn_token_ = t;
+  drawn_trace_ = &rt;
+  path_stale_ = false;
+  plot_->clearItems();
   const int L = rt.n_moe_layers(), K = rt.top_k(), E = rt.n_experts();
   QVector<double> px, py;
   table_->setRowCount(t >= 0 ? L : 0);
@@ -202,7 +215,6 @@ void InspectorView::refresh() {
   plot_->xAxis->setRange(-0.6, std::max(1, L) - 0.4);
   plot_->yAxis->setRange(-0.8, std::max(1, E) - 0.2);
   plot_->replot(QCustomPlot::rpQueuedReplot);
-  setStatus(rt.size() ? tr("%1 tokens in the trace · source: %2").arg(rt.size()).arg(m->source()) : tr("No trace yet."));
 }
 
 QString InspectorView::csv() const {

@@ -43,6 +43,9 @@ private:
   QCustomPlot* plot_;
   QCPGraph* path_;
   QTableWidget* table_;
+  int drawn_token_ = -2;
+  const moescope::RoutingTrace* drawn_trace_ = nullptr;
+  bool path_stale_ = true;
 };
 
 }  // namespace moescope::ui

@@ -38,7 +38,8 @@ KvView::KvView(TraceModel* model, QWidget* parent)
   fill_->setMaximumHeight(12);
   fill_label_ = new QLabel(this);
   fill_label_->setObjectName(QStringLiteral("kvFill"));
-  fill_label_->setWordWrap(true);
+  // Not word-wrapped: this text changes with every refresh, and a wrapped label re-lays out the dock.
+  fill_label_->setSizePolicy(QSizePolicy::Ignored, QSizePolicy::Preferred);
   mla_label_ = new QLabel(this);
   mla_label_->setObjectName(QStringLiteral("kvCompression"));
   mla_label_->setWordWrap(true);
@@ -130,7 +131,7 @@ QString KvView::fillText() const {
   if (!traceModel()->hasKv())
     return tr("No KV figures: they come from the engine while it runs (not from a saved conversation or a trace file).");
   const double pct = kv.capacity > 0 ? 100.0 * double(kv.tokens) / double(kv.capacity) : 0.0;
-  return tr("%1 / %2 tokens (%3 %) · %4 in use, %5 reserved · %6 · %7 layers · %8 tokens per block, %9 / %10 blocks")
+  return tr("%1 / %2 tokens (%3 %) · %4 in use, %5 reserved\n%6 · %7 layers · %8 tokens per block, %9 / %10 blocks")
       .arg(kv.tokens)
       .arg(kv.capacity)
       .arg(pct, 0, 'f', 1)
@@ -162,12 +163,18 @@ QString KvView::compressionText() const {
 void KvView::refresh() {
   TraceModel* m = traceModel();
   const KvStats& kv = m->kv();
-  fill_label_->setText(fillText());
-  fill_->setVisible(m->hasKv());
-  fill_->setValue(kv.capacity > 0 ? int(1000.0 * double(kv.tokens) / double(kv.capacity)) : 0);
+  // Labels are set only when their text changes (a word-wrapped label re-lays out the dock).
+  const QString fill = fillText();
+  if (fill_label_->text() != fill) {
+    fill_label_->setText(fill);
+    fill_label_->setToolTip(fill);
+  }
+  if (fill_->isVisible() != m->hasKv()) fill_->setVisible(m->hasKv());
+  const int permille = kv.capacity > 0 ? int(1000.0 * double(kv.tokens) / double(kv.capacity)) : 0;
+  if (fill_->value() != permille) fill_->setValue(permille);
   const QString mla = compressionText();
-  mla_label_->setText(mla);
-  mla_label_->setVisible(!mla.isEmpty());
+  if (mla_label_->text() != mla) mla_label_->setText(mla);
+  if (mla_label_->isVisible() == mla.isEmpty()) mla_label_->setVisible(!mla.isEmpty());
   setStatus(m->hasModel() ? tr("Model: %1 · backend: %2").arg(m->model().name, m->model().backend) : QString());
 
   switch (tabs_->currentIndex()) {

@@ -28,7 +28,7 @@ PerformanceView::PerformanceView(TraceModel* model, QWidget* parent)
                 tr(kHelp), parent) {
   summary_ = new QLabel(this);
   summary_->setObjectName(QStringLiteral("perfSummary"));
-  summary_->setWordWrap(true);
+  summary_->setSizePolicy(QSizePolicy::Ignored, QSizePolicy::Preferred);  // changes every refresh: no re-wrap
   body()->addWidget(summary_);
   tabs_ = new QTabWidget(this);
   tabs_->setDocumentMode(true);
@@ -81,12 +81,13 @@ QString PerformanceView::summaryText() const {
   if (parts.isEmpty()) return tr("No timings yet: they are measured live while the model generates (not stored with conversations).");
   QString backend = m->hasModel() ? m->model().backend : QString();
   if (!backend.isEmpty()) parts << tr("backend: %1").arg(backend);
-  return parts.join(QStringLiteral(" · "));
+  return parts.join(QStringLiteral("\n"));
 }
 
 void PerformanceView::refresh() {
   const TraceModel* m = traceModel();
-  summary_->setText(summaryText());
+  const QString summary = summaryText();
+  if (summary_->text() != summary) summary_->setText(summary);
   QVector<double> x, now, avg, ms, px, py;
   for (const SpeedPoint& s : m->speed()) {
     x.push_back(s.seconds);

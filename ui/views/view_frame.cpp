@@ -1,5 +1,6 @@
 #include "ui/views/view_frame.h"
 
+#include <QElapsedTimer>
 #include <QFile>
 #include <QFileDialog>
 #include <QHBoxLayout>
@@ -15,7 +16,7 @@ namespace moescope::ui {
 
 namespace {
 constexpr int kIdleInterval = 100;        // ms between checks when idle
-constexpr int kGeneratingInterval = 200;  // ms while the model generates (keeps the UI thread light)
+constexpr int kGeneratingInterval = 500;  // ms while the model generates: the UI thread shares the CPU with it
 
 QToolButton* toolbar_button(const QString& text, const QString& tip, QWidget* parent) {
   auto* b = new QToolButton(parent);
@@ -72,12 +73,26 @@ ViewFrame::ViewFrame(TraceModel* model, const QString& id, const QString& senten
   status_ = new QLabel(this);
   status_->setObjectName(QStringLiteral("viewStatus"));
   status_->setStyleSheet(QStringLiteral("color:#6A737D;"));
-  status_->setWordWrap(true);
+  // One line, elided by the layout: a status that changes every refresh must not re-lay out the dock.
+  status_->setSizePolicy(QSizePolicy::Ignored, QSizePolicy::Fixed);
+  status_->setTextInteractionFlags(Qt::TextSelectableByMouse);
   col->addWidget(status_);
 
   connect(&timer_, &QTimer::timeout, this, &ViewFrame::tick);
   timer_.start(kIdleInterval);
-  if (model_) connect(model_, &TraceModel::reset, this, [this] { dirty_ = true; });
+  if (model_) {
+    connect(model_, &TraceModel::reset, this, [this] { dirty_ = true; });
+    // Back to the quick interval as soon as an answer ends (not up to 500 ms later).
+    connect(model_, &TraceModel::changed, this, [this] {
+      if (!model_->generating() && timer_.interval() != kIdleInterval) timer_.start(kIdleInterval);
+    });
+  }
+}
+
+bool ViewFrame::event(QEvent* e) {
+  // Shown again (dock opened, floated, tab raised): draw the current data before the first paint.
+  if (e->type() == QEvent::Show && model_ && (dirty_ || model_->version() != drawn_version_)) refreshNow();
+  return QWidget::event(e);
 }
 
 void ViewFrame::tick() {
@@ -92,11 +107,25 @@ void ViewFrame::refreshNow() {
   dirty_ = false;
   if (model_) drawn_version_ = model_->version();
   ++refreshes_;
+  QElapsedTimer t;
+  t.start();
+  // While the model generates, plots are drawn without antialiasing (about half the painting time).
+  const bool live = model_ && model_->generating();
+  if (live != drawn_live_) {
+    drawn_live_ = live;
+    for (QCustomPlot* p : findChildren<QCustomPlot*>()) {
+      p->setNotAntialiasedElements(live ? QCP::aeAll : QCP::aeNone);
+      if (!live) p->replot(QCustomPlot::rpQueuedReplot);
+    }
+  }
   refresh();
+  refresh_seconds_ += t.nsecsElapsed() * 1e-9;
 }
 
 void ViewFrame::setStatus(const QString& text) {
-  if (status_->text() != text) status_->setText(text);
+  if (status_->text() == text) return;
+  status_->setText(text);
+  status_->setToolTip(text);
 }
 
 QCustomPlot* ViewFrame::makePlot(QWidget* parent) {

@@ -1,7 +1,7 @@
 #pragma once
 // What every view shares: the one-sentence explanation at the top (with a "learn more" tooltip),
 // a toolbar row for the view's own controls followed by Open trace… / PNG / PDF / CSV, and the
-// refresh timer: a view redraws at most every 100 ms (200 ms while the model generates), only
+// refresh timer: a view redraws at most every 100 ms (500 ms while the model generates), only
 // when it is visible and its data or settings changed (STYLE.md item 8).
 #include <QString>
 #include <QTimer>
@@ -34,12 +34,14 @@ public:
   // Redraws now, visible or not (tests, screenshots).
   void refreshNow();
   int refreshCount() const { return refreshes_; }
+  double refreshSeconds() const { return refresh_seconds_; }  // spent in refresh() so far
 
 protected:
   QVBoxLayout* body() const { return body_; }
   QHBoxLayout* controls() const { return controls_; }
   void setStatus(const QString& text);
   virtual void refresh() = 0;
+  bool event(QEvent* e) override;
   // A control changed: redraw on the next tick.
   void markDirty() { dirty_ = true; }
   // A plot with the views' common look (fonts, margins, drag/zoom off unless asked).
@@ -59,6 +61,8 @@ private:
   quint64 drawn_version_ = ~quint64(0);
   bool dirty_ = true;
   int refreshes_ = 0;
+  double refresh_seconds_ = 0.0;
+  bool drawn_live_ = false;
 };
 
 // Numbers for labels: 1 234 567 → "1.23 M", bytes → "12.5 MiB".

@@ -19,6 +19,9 @@
 #include <cstdio>
 #include <nlohmann/json.hpp>
 #include <thread>
+#include <ctime>
+
+#include <qcustomplot.h>
 
 #include "moescope/chat.h"
 #include "moescope/model_weights.h"
@@ -32,6 +35,13 @@
 using namespace moescope;
 using namespace moescope::ui;
 using Clock = std::chrono::steady_clock;
+
+// CPU time of the calling thread (the UI thread: what the views and the feed cost it).
+double thread_cpu_seconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return double(ts.tv_sec) + double(ts.tv_nsec) * 1e-9;
+}
 
 namespace {
 
@@ -150,7 +160,12 @@ int main(int argc, char** argv) {
   const std::vector<int32_t> prompt = chat.render(messages, true).ids;
 
   // One answer on a worker thread; the UI thread keeps processing chunks meanwhile.
+  struct Measure {
+    double decode_tokens = 0, decode_seconds = 0, ui_cpu = 0, wall = 0;
+  };
   auto answer = [&](uint64_t seed) {
+    const double cpu0 = thread_cpu_seconds();
+    const auto wall0 = Clock::now();
     session.reset();
     GenerateParams p;
     p.max_tokens = o.tokens;
@@ -182,11 +197,23 @@ int main(int argc, char** argv) {
     s.trace_json = QString::fromStdString(session.trace().to_json().dump());
     emit feed.generationFinished(s);
     app.processEvents();
-    return s.tokens_per_second;
+    Measure m;
+    m.decode_tokens = r.decode_steps;
+    m.decode_seconds = r.decode_seconds;
+    m.ui_cpu = thread_cpu_seconds() - cpu0;
+    m.wall = std::chrono::duration<double>(Clock::now() - wall0).count();
+    return m;
+  };
+  // Lets the UI settle (first layouts and paints) outside the measured answers.
+  auto settle = [&] {
+    const auto until = Clock::now() + std::chrono::milliseconds(300);
+    while (Clock::now() < until) app.processEvents(QEventLoop::AllEvents, 20);
   };
 
   // Every registered view in docks of one shown window, as in the app with all views open.
   QMainWindow* window = nullptr;
+  double replot_ms = 0;
+  int replots = 0;
   std::vector<ViewFrame*> views;
   auto open_views = [&] {
     window = new QMainWindow;
@@ -200,36 +227,72 @@ int main(int argc, char** argv) {
       window->addDockWidget(Qt::RightDockWidgetArea, dock);
       if (auto* v = qobject_cast<ViewFrame*>(w)) views.push_back(v);
     }
+    for (QCustomPlot* plot : window->findChildren<QCustomPlot*>())
+      QObject::connect(plot, &QCustomPlot::afterReplot, plot, [plot, &replot_ms, &replots] {
+        replot_ms += plot->replotTime();
+        ++replots;
+      });
     window->show();
-    app.processEvents();
+    emit feed.modelChanged(info);  // the views' data model is new: tell it the model
+    settle();
   };
+  // No views at all: the windows, the views and their shared data model are deleted.
   auto close_views = [&] {
     delete window;
     window = nullptr;
     views.clear();
-    app.processEvents();
+    qDeleteAll(feed.findChildren<QObject*>(QString(), Qt::FindDirectChildrenOnly));
+    settle();
   };
 
-  std::vector<double> with, without;
+  // Rounds in the order none, all, all, none so slow drifts of the machine's load cancel out.
+  Measure none_total, all_total;
+  std::vector<double> ratios, control;  // control: the two no-view answers of a round (the noise floor)
+  auto add = [](Measure& a, const Measure& b) {
+    a.decode_tokens += b.decode_tokens;
+    a.decode_seconds += b.decode_seconds;
+    a.ui_cpu += b.ui_cpu;
+    a.wall += b.wall;
+  };
   answer(1);  // warm-up (page in weights, fill caches)
   for (int r = 0; r < o.rounds; ++r) {
-    without.push_back(answer(100 + r));
+    Measure n1 = answer(100 + r);
     open_views();
-    with.push_back(answer(100 + r));
+    Measure a1 = answer(200 + r);
+    Measure a2 = answer(300 + r);
     int redraws = 0;
-    for (auto* v : views) redraws += v->refreshCount();
+    QStringList per_view;
+    for (auto* v : views) {
+      redraws += v->refreshCount();
+      per_view << QStringLiteral("%1 %2×/%3 ms").arg(v->viewId()).arg(v->refreshCount()).arg(1000 * v->refreshSeconds(), 0, 'f', 0);
+    }
+    std::printf("  refresh() per view: %s; %d replots, %.0f ms\n", qPrintable(per_view.join(QStringLiteral(", "))), replots, replot_ms);
+    replots = 0;
+    replot_ms = 0;
     close_views();
-    std::printf("round %d: decode %.1f tokens/s without views, %.1f with all %d views open (%d redraws)\n", r + 1,
-                without.back(), with.back(), int(ViewRegistry::instance().factories().size()), redraws);
+    Measure n2 = answer(400 + r);
+    Measure rn, ra;
+    add(rn, n1), add(rn, n2), add(ra, a1), add(ra, a2);
+    add(none_total, rn), add(all_total, ra);
+    const double tn = rn.decode_tokens / rn.decode_seconds, ta = ra.decode_tokens / ra.decode_seconds;
+    ratios.push_back(ta / tn);
+    control.push_back(std::abs((n2.decode_tokens / n2.decode_seconds) / (n1.decode_tokens / n1.decode_seconds) - 1.0));
+    std::printf("round %d: decode %.1f tokens/s without views, %.1f with all %d views open (%+.1f %%; %d redraws; "
+                "UI thread CPU %.0f ms vs %.0f ms)\n",
+                r + 1, tn, ta, int(ViewRegistry::instance().factories().size()), 100.0 * (ta / tn - 1.0), redraws,
+                1000 * ra.ui_cpu, 1000 * rn.ui_cpu);
     std::fflush(stdout);
   }
-  auto median = [](std::vector<double> v) {
-    std::sort(v.begin(), v.end());
-    return v.empty() ? 0.0 : v[v.size() / 2];
-  };
-  const double a0 = median(without), a1 = median(with);
-  std::printf("median decode tokens/s: no views %.1f, all views %.1f, difference %+.2f %%\n", a0, a1,
-              a0 > 0 ? 100.0 * (a1 - a0) / a0 : 0.0);
+  std::sort(ratios.begin(), ratios.end());
+  const double tn = none_total.decode_tokens / none_total.decode_seconds;
+  const double ta = all_total.decode_tokens / all_total.decode_seconds;
+  std::printf("all rounds: decode %.1f tokens/s without views, %.1f with all views (%+.2f %%); median of the rounds' "
+              "ratios %+.2f %%\n",
+              tn, ta, 100.0 * (ta / tn - 1.0), 100.0 * (ratios[ratios.size() / 2] - 1.0));
+  std::sort(control.begin(), control.end());
+  std::printf("noise floor: the two no-view answers of a round differ by %.1f %% (median)\n", 100.0 * control[control.size() / 2]);
+  std::printf("UI thread busy: %.2f %% of the wall time without views, %.2f %% with all views\n",
+              100.0 * none_total.ui_cpu / none_total.wall, 100.0 * all_total.ui_cpu / all_total.wall);
 
   if (!o.screenshots.isEmpty()) {
     QDir().mkpath(o.screenshots);
