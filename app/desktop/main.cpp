@@ -12,6 +12,7 @@
 #include "main_window.h"
 #include "screenshot.h"
 #include "ui/conversation_store.h"
+#include "ui/views/register_views.h"
 
 int main(int argc, char** argv) {
   QApplication app(argc, argv);
@@ -55,6 +56,7 @@ int main(int argc, char** argv) {
   const QString log_file = moescope::desktop::setup_logging(options.data_dir);
   spdlog::info("moescope {} starting; data in {}, log {}", MOESCOPE_VERSION, options.data_dir.toStdString(), log_file.toStdString());
 
+  moescope::ui::register_views();  // the dock-widget views of ui/views, before the window builds its docks
   moescope::desktop::MainWindow window(options);
   if (parser.isSet(screenshot)) {
     moescope::desktop::ScreenshotOptions so;

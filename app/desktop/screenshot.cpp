@@ -1,6 +1,7 @@
 #include "screenshot.h"
 
 #include <QApplication>
+#include <QDockWidget>
 #include <QTimer>
 #include <spdlog/spdlog.h>
 
@@ -46,8 +47,16 @@ void ScreenshotRun::capture() {
   if (captured_) return;
   captured_ = true;
   // Let layouts and the last repaint settle before grabbing.
-  QTimer::singleShot(400, this, [this] {
-    const bool ok = window_->grab().save(options_.file);
+  // With exactly one --view, the capture is that view's dock, floated at a readable size.
+  QWidget* target = window_;
+  if (options_.views.size() == 1)
+    if (auto* dock = window_->findChild<QDockWidget*>(QStringLiteral("view-") + options_.views.front())) {
+      dock->setFloating(true);
+      dock->resize(960, 600);
+      target = dock->widget();
+    }
+  QTimer::singleShot(400, this, [this, target] {
+    const bool ok = target->grab().save(options_.file);
     if (ok)
       spdlog::info("screenshot saved to {}", options_.file.toStdString());
     else
