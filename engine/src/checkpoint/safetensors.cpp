@@ -15,6 +15,7 @@
 
 #include "moescope/checkpoint.h"
 #include "moescope/error.h"
+#include "moescope/mapped_files.h"
 
 namespace fs = std::filesystem;
 
@@ -32,8 +33,10 @@ public:
     void* p = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd_, 0);
     if (p == MAP_FAILED) throw Error("cannot memory-map " + path.string() + ": " + std::strerror(errno));
     data_ = static_cast<const uint8_t*>(p);
+    register_mapped_file(data_, size_, fd_, path.string());  // truncation after this: mapped_files.h
   }
   ~MappedFile() {
+    if (data_) unregister_mapped_file(data_);
     if (data_) ::munmap(const_cast<uint8_t*>(data_), size_);
     if (fd_ >= 0) ::close(fd_);
   }

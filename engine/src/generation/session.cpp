@@ -5,6 +5,7 @@
 #include <spdlog/spdlog.h>
 
 #include "moescope/error.h"
+#include "moescope/mapped_files.h"
 
 namespace moescope {
 
@@ -76,6 +77,7 @@ ForwardResult Session::prefill(std::span<const int32_t> tokens, bool all_logits,
   static const RoutingControl kNone;
   const RoutingControl& c = control ? *control : kNone;
   if (tokens.empty()) throw Error("no tokens to run");
+  check_mapped_files();  // a checkpoint truncated since loading: a clear error, not SIGBUS
   int reused = reuse_prefix(tokens, c);
   if (all_logits && reused > 0) {  // logits of every token: run from scratch
     reset();
@@ -95,6 +97,7 @@ ForwardResult Session::prefill(std::span<const int32_t> tokens, bool all_logits,
 GenerateResult Session::generate(std::span<const int32_t> prompt, const GenerateParams& p,
                                  GenerationObserver* observer, const std::atomic<bool>* cancel) {
   if (prompt.empty()) throw Error("empty prompt");
+  check_mapped_files();  // a checkpoint truncated since loading: a clear error, not SIGBUS
   if (int(prompt.size()) >= backend_->context_length())
     throw Error("the prompt has " + std::to_string(prompt.size()) + " tokens but the context holds " +
                 std::to_string(backend_->context_length()) + " (start a new chat or drop the oldest turns)");
