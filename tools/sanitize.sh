@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Builds the test suite with sanitizers (CPU backend, no CUDA) and runs it.
+#
+#   tools/sanitize.sh asan [CTEST ARGS]   AddressSanitizer + UndefinedBehaviorSanitizer (build-asan/)
+#   tools/sanitize.sh tsan [CTEST ARGS]   ThreadSanitizer (build-tsan/)
+#
+# The presets of the same names configure the builds. The suite runs without the `slow`, `gpu` and
+# `fuzz` labels (the package test and the training smoke test build or train on their own; GPU
+# tests need a device; fuzzing has its own sanitized build). UI tests run offscreen.
+# Environment: MOESCOPE_SANITIZE_JOBS (build parallelism, default nproc).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+kind=${1:-}
+case "$kind" in
+  asan) build=build-asan ;;
+  tsan) build=build-tsan ;;
+  *) echo "usage: $0 asan|tsan [ctest args...]" >&2; exit 2 ;;
+esac
+shift
+tools/install-deps.sh >/dev/null
+[ -f "$build/build.ninja" ] || cmake --preset "$kind" >/dev/null
+cmake --build "$build" -j "${MOESCOPE_SANITIZE_JOBS:-$(nproc)}"
+
+# Fail on the first report, with symbolised stacks. Leak checking stays on (ASan's default).
+export ASAN_OPTIONS=${ASAN_OPTIONS:-abort_on_error=1:detect_leaks=1:strict_string_checks=1:detect_stack_use_after_return=1}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+export TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1:suppressions=$PWD/tools/tsan.supp}
+export QT_QPA_PLATFORM=offscreen
+ctest --test-dir "$build" --output-on-failure -j "$(nproc)" -LE 'slow|gpu|fuzz' --timeout 1800 "$@"
