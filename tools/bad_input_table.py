@@ -1,0 +1,259 @@
+#!/usr/bin/env python3
+"""Writes docs/bad-input.md: every bad input moescope is tested against, with the exact message
+moescope-cli prints (stderr) and its exit status, captured by running the CLI.
+
+    python3 tools/bad_input_table.py [--cli build/app/cli/moescope-cli] [--out docs/bad-input.md]
+
+Each case builds its input in a temporary copy of a committed test model (tests/data/models), so
+the table is regenerated from scratch and always shows what the current build says."""
+import argparse, json, os, shutil, struct, subprocess, tempfile
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+MODELS = os.path.join(ROOT, "tests", "data", "models")
+
+
+def model_copy(tmp, name="mixtral"):
+    d = tempfile.mkdtemp(dir=tmp)
+    for f in os.listdir(os.path.join(MODELS, name)):
+        shutil.copy(os.path.join(MODELS, name, f), d)
+    if not os.path.exists(os.path.join(d, "tokenizer.json")):  # borrow the chat model's tokenizer
+        for f in ("tokenizer.json", "tokenizer_config.json"):
+            shutil.copy(os.path.join(MODELS, "chat-tiny", f), d)
+    return d
+
+
+def edit_config(d, key, value):
+    p = os.path.join(d, "config.json")
+    c = json.load(open(p))
+    if value is DELETE:
+        c.pop(key, None)
+    else:
+        c[key] = value
+    json.dump(c, open(p, "w"))
+
+
+def read_st(path):
+    b = open(path, "rb").read()
+    n = struct.unpack("<Q", b[:8])[0]
+    return json.loads(b[8:8 + n]), b[8 + n:]
+
+
+def write_st(path, header, data):
+    h = json.dumps(header).encode()
+    open(path, "wb").write(struct.pack("<Q", len(h)) + h + data)
+
+
+def edit_st(d, fn):
+    p = os.path.join(d, "model.safetensors")
+    h, data = read_st(p)
+    data = fn(h, data) or data
+    write_st(p, h, data)
+
+
+DELETE = object()
+
+
+def cases(tmp):
+    """(area, description, argv builder) — argv builder returns the CLI arguments."""
+    out = []
+
+    def config_case(desc, key, value):
+        def run():
+            d = model_copy(tmp)
+            edit_config(d, key, value)
+            return ["generate", "--model", d, "--ids", "1,2", "--max-tokens", "1"]
+        out.append(("config.json", desc, run))
+
+    config_case("`architectures` missing", "architectures", DELETE)
+    config_case("unknown architecture", "architectures", ["GPT2LMHeadModel"])
+    config_case("`hidden_size` missing", "hidden_size", DELETE)
+    config_case("negative `hidden_size`", "hidden_size", -48)
+    config_case("enormous `vocab_size`", "vocab_size", 10**12)
+    config_case("`num_hidden_layers` a string", "num_hidden_layers", "three")
+    config_case("top-k above the number of experts", "num_experts_per_tok", 9)
+    config_case("heads not dividing hidden_size", "num_attention_heads", 5)
+    config_case("KV heads not dividing heads", "num_key_value_heads", 3)
+    config_case("zero experts", "num_local_experts", 0)
+    config_case("unsupported RoPE scaling", "rope_scaling", {"type": "dynamic", "factor": 2})
+    config_case("unsupported activation", "hidden_act", "gelu")
+    config_case("`eos_token_id` outside the vocabulary", "eos_token_id", 99999)
+
+    def file_case(area, desc, fn, argv=None):
+        def run():
+            d = model_copy(tmp)
+            fn(d)
+            return (argv or ["generate", "--model", "{d}", "--ids", "1,2", "--max-tokens", "1"]) and \
+                [a.replace("{d}", d) for a in (argv or ["generate", "--model", "{d}", "--ids", "1,2", "--max-tokens", "1"])]
+        out.append((area, desc, run))
+
+    def w(name, text):
+        return lambda d: open(os.path.join(d, name), "w" if isinstance(text, str) else "wb").write(text)
+
+    file_case("config.json", "not JSON", w("config.json", "{ not json"))
+    file_case("config.json", "missing", lambda d: os.remove(os.path.join(d, "config.json")))
+    st = "model.safetensors"
+    file_case("safetensors", "file of 3 bytes", w(st, b"abc"))
+    file_case("safetensors", "truncated (half the data gone)",
+              lambda d: os.truncate(os.path.join(d, st), os.path.getsize(os.path.join(d, st)) // 2))
+    file_case("safetensors", "header length past the end of the file",
+              w(st, struct.pack("<Q", 10**6) + b"{}"))
+    file_case("safetensors", "header not JSON", w(st, struct.pack("<Q", 8) + b"{notjson"))
+
+    def offsets(h, data):
+        h["model.norm.weight"]["data_offsets"] = [len(data) - 4, len(data) + 188]
+    file_case("safetensors", "data offsets out of range", lambda d: edit_st(d, offsets))
+
+    def overlap(h, data):
+        h["model.layers.0.input_layernorm.weight"]["data_offsets"] = h["model.norm.weight"]["data_offsets"]
+    file_case("safetensors", "overlapping tensors", lambda d: edit_st(d, overlap))
+
+    def dtype(h, data):
+        h["model.norm.weight"]["dtype"] = "I8"
+    file_case("safetensors", "unsupported dtype", lambda d: edit_st(d, dtype))
+
+    def mismatch(h, data):
+        h["model.norm.weight"]["dtype"] = "F16"
+    file_case("safetensors", "size not matching shape × dtype", lambda d: edit_st(d, mismatch))
+
+    def shape(h, data):
+        h["model.norm.weight"]["shape"] = [4, 12]
+    file_case("safetensors", "wrong tensor shape", lambda d: edit_st(d, shape))
+
+    def missing(h, data):
+        del h["model.layers.1.block_sparse_moe.experts.3.w2.weight"]
+    file_case("safetensors", "missing tensor", lambda d: edit_st(d, missing))
+    file_case("safetensors", "no .safetensors file", lambda d: os.remove(os.path.join(d, st)))
+    idx = "model.safetensors.index.json"
+    file_case("index", "index not JSON", w(idx, '{"weight_map": [1, 2'))
+    file_case("index", "index names a missing shard",
+              w(idx, json.dumps({"weight_map": {"model.norm.weight": "other.safetensors"}})))
+    file_case("index", "index names a path, not a file name",
+              w(idx, json.dumps({"weight_map": {"model.norm.weight": "../x.safetensors"}})))
+    file_case("index", "index without weight_map", w(idx, "{}"))
+
+    tok = ["tokenize", "--model", "{d}", "--text", "hello"]
+    file_case("tokenizer.json", "missing", lambda d: os.remove(os.path.join(d, "tokenizer.json")), tok)
+    file_case("tokenizer.json", "not JSON", w("tokenizer.json", "{"), tok)
+    file_case("tokenizer.json", "unsupported model type", w("tokenizer.json", json.dumps({"model": {"type": "Unigram", "vocab": []}})), tok)
+    file_case("tokenizer.json", "BPE without vocab", w("tokenizer.json", json.dumps({"model": {"type": "BPE"}})), tok)
+    file_case("tokenizer.json", "merge of unknown tokens",
+              w("tokenizer.json", json.dumps({"model": {"type": "BPE", "vocab": {"a": 0}, "merges": ["a b"]}})), tok)
+    file_case("tokenizer input", "text not valid UTF-8",
+              w("bad.txt", b"ok \xff\xfe"), ["tokenize", "--model", "{d}", "--file", "{d}/bad.txt"])
+    file_case("tokenizer input", "id outside the vocabulary", lambda d: None,
+              ["detokenize", "--model", "{d}", "--ids", "1,99999999"])
+
+    msgs = json.dumps([{"role": "user", "content": "hi"}])
+
+    def tpl(template):
+        def f(d):
+            p = os.path.join(d, "tokenizer_config.json")
+            c = json.load(open(p))
+            if template is DELETE:
+                c.pop("chat_template", None)
+            else:
+                c["chat_template"] = template
+            json.dump(c, open(p, "w"))
+            open(os.path.join(d, "m.json"), "w").write(msgs)
+        return f
+    targv = ["template", "--model", "{d}", "--messages", "{d}/m.json"]
+    file_case("chat template", "no chat_template", tpl(DELETE), targv)
+    file_case("chat template", "syntax error", tpl("{% for m in messages %}{{ m.content }"), targv)
+    file_case("chat template", "unclosed block", tpl("{% if true %}x"), targv)
+    file_case("chat template", "raise_exception", tpl("{{ raise_exception('Only user roles') }}"), targv)
+    file_case("chat template", "unknown filter", tpl("{{ messages | frobnicate }}"), targv)
+    file_case("chat template", "runaway loop (work limit)",
+              tpl("{% for i in range(100000) %}{% for j in range(100000) %}x{% endfor %}{% endfor %}"), targv)
+    file_case("chat template", "runaway recursion",
+              tpl("{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}"), targv)
+    file_case("messages file", "not JSON", w("m.json", "[{"), targv)
+    file_case("messages file", "not an array", w("m.json", '{"role": "user"}'), targv)
+
+    trace_argv = ["stats", "--trace", "{d}/t.json"]
+    file_case("routing trace", "not JSON", w("t.json", "{"), trace_argv)
+    file_case("routing trace", "wrong version", w("t.json", json.dumps({"version": 2})), trace_argv)
+    file_case("routing trace", "expert id ≥ n_experts",
+              w("t.json", json.dumps({"version": 1, "model": "m", "n_experts": 4, "top_k": 1, "moe_layers": [0],
+                                      "tokens": [{"pos": 0, "id": 1, "text": "a", "phase": "prefill",
+                                                  "routes": [{"layer": 0, "experts": [7], "weights": [1.0]}]}]})),
+              trace_argv)
+    file_case("routing trace", "experts and weights of different length",
+              w("t.json", json.dumps({"version": 1, "model": "m", "n_experts": 4, "top_k": 2, "moe_layers": [0],
+                                      "tokens": [{"pos": 0, "id": 1, "text": "a", "phase": "prefill",
+                                                  "routes": [{"layer": 0, "experts": [1, 2], "weights": [1.0]}]}]})),
+              trace_argv)
+    file_case("routing trace", "missing file", lambda d: None, trace_argv)
+
+    gen = ["generate", "--model", "{d}", "--ids"]
+    file_case("command line", "token id outside the vocabulary", lambda d: None, gen + ["1,99999"])
+    file_case("command line", "ids not numbers", lambda d: None, gen + ["1,x"])
+    file_case("command line", "unknown option", lambda d: None, ["generate", "--model", "{d}", "--bogus", "1"])
+    file_case("command line", "unknown command", lambda d: None, ["frobnicate"])
+    file_case("command line", "model folder does not exist", lambda d: None,
+              ["generate", "--model", "{d}/nowhere", "--ids", "1"])
+    file_case("command line", "negative --max-tokens", lambda d: None, gen + ["1,2", "--max-tokens", "-3"])
+    file_case("command line", "temperature not a number", lambda d: None, gen + ["1,2", "--temperature", "hot"])
+    file_case("command line", "unknown backend", lambda d: None, gen + ["1,2", "--backend", "tpu"])
+    file_case("command line", "expert out of range in --disable-experts", lambda d: None,
+              gen + ["1,2", "--disable-experts", "1:99"])
+    file_case("command line", "unknown preset", lambda d: None, ["inspect", "--preset", "gpt-5"])
+    file_case("command line", "prompt longer than the context", lambda d: None,
+              gen + [",".join(["5"] * 5000)])
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--cli", default=os.path.join(ROOT, "build", "app", "cli", "moescope-cli"))
+    ap.add_argument("--out", default=os.path.join(ROOT, "docs", "bad-input.md"))
+    a = ap.parse_args()
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for area, desc, build in cases(tmp):
+            argv = build()
+            p = subprocess.run([a.cli] + argv, capture_output=True, text=True, timeout=120,
+                               env=dict(os.environ, SPDLOG_LEVEL="off"))
+            msg = p.stderr.strip().replace(tmp, "$TMP")
+            lines = msg.count("\n") + 1 if msg else 0
+            rows.append((area, desc, p.returncode, msg, lines))
+    with open(a.out, "w") as f:
+        f.write("# Bad input and what moescope says\n\n")
+        f.write("Every bad input moescope is tested against, with the exact line `moescope-cli` prints on stderr\n"
+                "and its exit status. The desktop app shows the same messages (they are the engine's\n"
+                "`moescope::Error` texts). Generated by `python3 tools/bad_input_table.py` from a\n"
+                "temporary copy of `tests/data/models/mixtral` with one thing broken per row; `$TMP/…` is that\n"
+                "copy. The unit tests asserting these messages are `tests/test_bad_input.cpp`,\n"
+                "`test_tokenizer.cpp`, `test_template.cpp` and the fuzz regressions (`tests/fuzz/`).\n\n")
+        f.write("Faults while running (not input) are in the last section.\n\n")
+        f.write("| input | what is wrong | exit | message |\n|---|---|---|---|\n")
+        for area, desc, rc, msg, lines in rows:
+            shown = msg.replace("|", "\\|").replace("\n", "<br>")
+            flag = "" if (rc != 0 and lines == 1) else " **(!)**"
+            f.write(f"| {area} | {desc} | {rc}{flag} | `{shown}` |\n")
+        f.write(FAULTS)
+    bad = [r for r in rows if r[2] == 0 or r[4] != 1]
+    print(f"{len(rows)} cases, {len(bad)} not one line with a non-zero status")
+    for r in bad:
+        print("  ", r[0], "|", r[1], "| rc", r[2], "|", r[3][:200])
+
+
+FAULTS = """
+Rows marked **(!)** do not meet the contract (non-zero status with exactly one line on stderr).
+
+## Faults while running
+
+| fault | what happens | tested by |
+|---|---|---|
+| checkpoint file deleted while loaded | nothing: the mapping keeps the file's data; generation goes on | `test_faults` checkpoint_deleted_while_mapped |
+| checkpoint file truncated between answers | next generate/forward: `checkpoint file PATH changed on disk since it was loaded (N bytes, now M); reload the model` | `test_faults` checkpoint_truncated_between_answers |
+| checkpoint file truncated during a forward pass | the SIGBUS handler prints `moescope: the checkpoint file PATH was truncated or overwritten while the model was using it; reload the model` and exits with status 75 (no bare "Bus error") | `test_faults` checkpoint_truncated_during_read_exits_cleanly |
+| disk full while autosaving a conversation | the save reports the error; the previous file is unchanged (QSaveFile); no temporary file is left | `test_faults` disk_full_while_saving_keeps_previous_file |
+| conversation folder not writable | as disk full | `test_faults` unwritable_folder_while_saving_keeps_previous_file (non-root) |
+| app killed in the middle of a save | the file on disk is the old or the new conversation, never a torn one | `test_faults` killed_mid_save_leaves_a_complete_file |
+| unreadable conversation file | moved aside as `NAME.corrupt-TIMESTAMP`, reported, the others load | `test_app` (app engineer), fuzz target `conversation` |
+| GPU out of memory at load | the CUDA backend's pre-load memory check refuses with the bytes needed and free | `test_cuda_model` (CUDA engineer) |
+| no CUDA runtime / no GPU (installed package) | `--backend auto` uses the CPU backend and logs why; `--backend cuda` fails with `CUDA backend unavailable: REASON (use --backend cpu)` | `installer/test-package.sh` |
+"""
+
+if __name__ == "__main__":
+    main()
