@@ -97,6 +97,7 @@ bool EngineController::generate(const nlohmann::ordered_json& messages, const ui
   r.messages_json = messages.dump();
   r.sampling = sampling;
   r.seed = seed;
+  r.control = control_;
   generation_id_ = r.id;
   stop_ = false;
   buffer_.reset();

@@ -34,6 +34,9 @@ public:
   // Starts an answer to `messages` (template messages). Returns false when busy or no model.
   bool generate(const nlohmann::ordered_json& messages, const ui::SamplingSettings& sampling, quint64 seed);
   void stop();  // the engine ends the answer before its next token
+  // The routing intervention applied to the next answers (ui/experiments; empty: as trained).
+  void setRoutingControl(const RoutingControl& control) { control_ = control; }
+  const RoutingControl& routingControl() const { return control_; }
 
   bool isLoading() const { return loading_; }
   bool isGenerating() const { return generating_; }
@@ -73,6 +76,7 @@ private:
   bool generating_ = false;
   bool has_model_ = false;
   ui::ModelInfo model_;
+  RoutingControl control_;
 };
 
 }  // namespace moescope::desktop

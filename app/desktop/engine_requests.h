@@ -4,6 +4,7 @@
 #include <QString>
 #include <string>
 
+#include "moescope/routing.h"
 #include "ui/conversation.h"
 
 namespace moescope::desktop {
@@ -20,6 +21,7 @@ struct GenerationRequest {
   std::string messages_json;  // the template messages (ordered JSON array, dumped)
   ui::SamplingSettings sampling;
   quint64 seed = 0;           // the seed used for this answer
+  RoutingControl control;     // routing experiment applied to this answer (empty: as trained)
 };
 
 }  // namespace moescope::desktop

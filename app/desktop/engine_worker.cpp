@@ -182,6 +182,7 @@ void EngineWorker::run_generation(const GenerationRequest& request) {
   params.sampling.seed = request.seed;
   params.max_tokens = s.max_tokens;
   params.stop_ids = format_->stop_ids();
+  params.control = request.control;
 
   BufferObserver observer(*buffer_, format_->tokenizer(), session_->backend());
   const GenerateResult result = session_->generate(prompt.ids, params, &observer, stop_);

@@ -1,0 +1,327 @@
+#include "anatomy_view.h"
+
+#include <QComboBox>
+#include <QFile>
+#include <QFileDialog>
+#include <QFileInfo>
+#include <QHBoxLayout>
+#include <QHeaderView>
+#include <QLabel>
+#include <QPushButton>
+#include <QSlider>
+#include <QSpinBox>
+#include <QTableWidget>
+#include <QTextStream>
+#include <QVBoxLayout>
+#include <cmath>
+#include <nlohmann/json.hpp>
+#include <qcustomplot.h>
+
+#include "moescope/anatomy.h"
+#include "presets.h"
+#include "ui/engine_feed.h"
+
+namespace moescope::ui {
+
+namespace {
+
+// 671.0B, 37.5B, 1.8M: one decimal, the unit the published figures use.
+QString count_text(double n) {
+  if (n >= 1e9) return QString::number(n / 1e9, 'f', 1) + QLatin1Char('B');
+  if (n >= 1e6) return QString::number(n / 1e6, 'f', 1) + QLatin1Char('M');
+  if (n >= 1e3) return QString::number(n / 1e3, 'f', 1) + QLatin1Char('K');
+  return QString::number(qint64(n));
+}
+
+QString bytes_text(double b) {
+  if (b >= 1024.0 * 1024 * 1024) return QString::number(b / (1024.0 * 1024 * 1024), 'f', 1) + QStringLiteral(" GiB");
+  if (b >= 1024.0 * 1024) return QString::number(b / (1024.0 * 1024), 'f', 1) + QStringLiteral(" MiB");
+  if (b >= 1024.0) return QString::number(b / 1024.0, 'f', 1) + QStringLiteral(" KiB");
+  return QString::number(qint64(b)) + QStringLiteral(" B");
+}
+
+constexpr int kLoadedIndex = 0;  // combo: "Loaded model", then presets, then opened configs
+
+}  // namespace
+
+AnatomyView::AnatomyView(EngineFeed* feed, QWidget* parent) : QWidget(parent) {
+  auto* layout = new QVBoxLayout(this);
+  auto* intro = new QLabel(tr("What a model is made of: parameters per component, how many of them each token "
+                              "actually uses (active), the KV cache per token, and the memory it needs."),
+                           this);
+  intro->setWordWrap(true);
+  layout->addWidget(intro);
+
+  auto* row = new QHBoxLayout;
+  source_ = new QComboBox(this);
+  source_->setObjectName(QStringLiteral("anatomy-source"));
+  source_->addItem(tr("Loaded model"), QString());
+  for (const QString& p : preset_names()) source_->addItem(tr("Preset: %1").arg(p), QStringLiteral("preset:") + p);
+  auto* open = new QPushButton(tr("Inspect config.json…"), this);
+  auto* csv = new QPushButton(tr("Export CSV…"), this);
+  row->addWidget(source_, 1);
+  row->addWidget(open);
+  row->addWidget(csv);
+  layout->addLayout(row);
+
+  summary_ = new QLabel(this);
+  summary_->setObjectName(QStringLiteral("anatomy-summary"));
+  summary_->setWordWrap(true);
+  summary_->setTextFormat(Qt::RichText);
+  layout->addWidget(summary_);
+  error_ = new QLabel(this);
+  error_->setStyleSheet(QStringLiteral("color: #b00020"));
+  error_->setWordWrap(true);
+  error_->hide();
+  layout->addWidget(error_);
+
+  params_ = new QTableWidget(0, 4, this);
+  params_->setObjectName(QStringLiteral("anatomy-params"));
+  params_->setHorizontalHeaderLabels({tr("Component"), tr("Total"), tr("Active / token"), tr("% of total")});
+  params_->horizontalHeader()->setSectionResizeMode(QHeaderView::Stretch);
+  params_->verticalHeader()->hide();
+  params_->setEditTriggers(QAbstractItemView::NoEditTriggers);
+  params_->verticalHeader()->setDefaultSectionSize(params_->fontMetrics().height() + 6);
+  layout->addWidget(params_, 3);
+
+  plot_ = new QCustomPlot(this);
+  plot_->setMinimumHeight(170);
+  layout->addWidget(plot_, 2);
+
+  auto* mem_row = new QHBoxLayout;
+  mem_row->addWidget(new QLabel(tr("Context (tokens):"), this));
+  context_ = new QSpinBox(this);
+  context_->setObjectName(QStringLiteral("anatomy-context"));
+  context_->setRange(1, 1 << 20);
+  context_->setSingleStep(1024);
+  context_->setValue(4096);
+  slider_ = new QSlider(Qt::Horizontal, this);
+  slider_->setRange(0, 20);  // log2 of the context
+  slider_->setValue(12);
+  mem_row->addWidget(context_);
+  mem_row->addWidget(slider_, 1);
+  layout->addLayout(mem_row);
+
+  memory_ = new QTableWidget(3, 4, this);
+  memory_->setObjectName(QStringLiteral("anatomy-memory"));
+  memory_->setHorizontalHeaderLabels({tr("Weights as"), tr("Weights"), tr("KV cache (BF16)"), tr("Total")});
+  memory_->horizontalHeader()->setSectionResizeMode(QHeaderView::Stretch);
+  memory_->verticalHeader()->hide();
+  memory_->setEditTriggers(QAbstractItemView::NoEditTriggers);
+  memory_->verticalHeader()->setDefaultSectionSize(memory_->fontMetrics().height() + 6);
+  memory_->setFixedHeight(memory_->horizontalHeader()->sizeHint().height() + 3 * (memory_->fontMetrics().height() + 6) + 4);
+  layout->addWidget(memory_);
+
+  connect(source_, &QComboBox::currentIndexChanged, this, &AnatomyView::onSource);
+  connect(context_, &QSpinBox::valueChanged, this, [this](int v) {
+    const QSignalBlocker b(slider_);
+    slider_->setValue(int(std::lround(std::log2(std::max(1, v)))));
+    refreshMemory();
+  });
+  connect(slider_, &QSlider::valueChanged, this, [this](int v) { context_->setValue(1 << v); });
+  connect(open, &QPushButton::clicked, this, [this] {
+    const QString path = QFileDialog::getOpenFileName(this, tr("Inspect config.json"), QString(),
+                                                      tr("Model configuration (config.json *.json)"));
+    if (!path.isEmpty()) openConfig(path);
+  });
+  connect(csv, &QPushButton::clicked, this, [this] {
+    const QString path = QFileDialog::getSaveFileName(this, tr("Export anatomy"), QStringLiteral("anatomy.csv"),
+                                                      tr("CSV (*.csv)"));
+    if (!path.isEmpty()) exportCsv(path);
+  });
+  if (feed) {
+    connect(feed, &EngineFeed::modelChanged, this, [this](const ModelInfo& info) { setModelDir(info.dir); });
+  }
+  summary_->setText(tr("No model loaded yet: choose a preset or inspect a config.json."));
+  refreshMemory();
+}
+
+void AnatomyView::setModelDir(const QString& dir) {
+  loaded_dir_ = dir;
+  if (source_->currentIndex() == kLoadedIndex) onSource(kLoadedIndex);
+}
+
+void AnatomyView::onSource(int index) {
+  const QString data = source_->itemData(index).toString();
+  try {
+    error_->hide();
+    if (index == kLoadedIndex) {
+      if (loaded_dir_.isEmpty()) return;
+      showSpec(load_model_spec(loaded_dir_.toStdString()), tr("loaded model"));
+    } else if (data.startsWith(QStringLiteral("preset:"))) {
+      const QString name = data.mid(7), path = preset_path(name);
+      if (path.isEmpty()) throw std::runtime_error("preset " + name.toStdString() + " is not installed");
+      showSpec(load_model_spec(path.toStdString()), tr("preset %1").arg(name));
+    } else {
+      showSpec(load_model_spec(data.toStdString()), QFileInfo(data).fileName());
+    }
+  } catch (const std::exception& e) {
+    error_->setText(tr("Cannot read this configuration: %1").arg(QString::fromUtf8(e.what())));
+    error_->show();
+  }
+}
+
+bool AnatomyView::showPreset(const QString& name) {
+  const int i = source_->findData(QStringLiteral("preset:") + name);
+  if (i < 0) return false;
+  source_->setCurrentIndex(i);
+  onSource(i);  // also when it was already current
+  return error_->isHidden();
+}
+
+bool AnatomyView::openConfig(const QString& path) {
+  int i = source_->findData(path);
+  if (i < 0) {
+    source_->addItem(tr("File: %1").arg(QFileInfo(path).absoluteFilePath()), path);
+    i = source_->count() - 1;
+  }
+  source_->setCurrentIndex(i);
+  onSource(i);
+  return error_->isHidden();
+}
+
+void AnatomyView::setContext(int tokens) { context_->setValue(tokens); }
+
+void AnatomyView::showSpec(const ModelSpec& spec, const QString& source) {
+  spec_ = spec;
+  const nlohmann::json j = anatomy_json(spec, 1);
+  const ParamCounts c = count_params(spec);
+  const auto& e = j["experts"];
+  const auto& kv = j["kv_cache"];
+  const QString attn = QString::fromStdString(j["attention"]["kind"].get<std::string>());
+  const QString shared = QString::fromStdString(e["shared"].get<std::string>());
+  const int n_shared = spec.moe.shared == SharedExperts::None ? 0 : 1;
+  QString text = tr("<b>%1</b> (%2, %3)<br>%4 layers (%5 MoE, %6 dense) · attention %7 · experts: %8 routed, "
+                    "%9 shared, %10 active per token<br><b>%11</b> parameters in total, <b>%12</b> active per token")
+                     .arg(QString::fromStdString(spec.name.empty() ? spec.architecture : spec.name).toHtmlEscaped(),
+                          QString::fromStdString(spec.architecture), source)
+                     .arg(spec.n_layers)
+                     .arg(e["moe_layers"].get<int>())
+                     .arg(e["dense_layers"].get<int>())
+                     .arg(attn)
+                     .arg(e["routed"].get<int>())
+                     .arg(n_shared ? shared : QStringLiteral("0"))
+                     .arg(e["active"].get<int>())
+                     .arg(count_text(double(c.total)), count_text(double(c.active)));
+  const double kv_b = kv["bytes_per_token_bf16"].get<double>(), mha_b = kv["mha_equivalent_bytes_per_token_bf16"].get<double>();
+  text += attn == QLatin1String("MLA")
+              ? tr("<br>KV cache per token (BF16): %1 with MLA vs %2 for the multi-head equivalent (%3% smaller)")
+                    .arg(bytes_text(kv_b), bytes_text(mha_b))
+                    .arg(100.0 * kv["compression_vs_mha"].get<double>(), 0, 'f', 1)
+              : tr("<br>KV cache per token (BF16): %1 (%2; multi-head would need %3)")
+                    .arg(bytes_text(kv_b), attn, bytes_text(mha_b));
+  summary_->setText(text);
+
+  struct Row {
+    QString name;
+    int64_t total, active;
+  };
+  // Active per component follows count_params' convention (anatomy.h).
+  const std::vector<Row> rows = {
+      {tr("Embedding"), c.embedding, c.embedding},
+      {tr("Attention"), c.attention, c.attention},
+      {tr("Norms"), c.norms, c.norms},
+      {tr("Dense FFN"), c.dense_ffn, c.dense_ffn},
+      {tr("Router"), c.router, c.router},
+      {tr("Routed experts"), c.routed_experts, c.routed_active},
+      {tr("Shared experts"), c.shared_experts, c.shared_experts},
+      {tr("Output head"), c.lm_head, c.lm_head},
+      {tr("Total"), c.total, c.active},
+  };
+  params_->setRowCount(int(rows.size()));
+  for (int i = 0; i < int(rows.size()); ++i) {
+    const Row& r = rows[size_t(i)];
+    const QString cells[] = {r.name, count_text(double(r.total)), count_text(double(r.active)),
+                             QString::number(c.total ? 100.0 * double(r.total) / double(c.total) : 0.0, 'f', 1)};
+    for (int k = 0; k < 4; ++k) {
+      auto* item = new QTableWidgetItem(cells[k]);
+      if (k > 0) item->setTextAlignment(Qt::AlignRight | Qt::AlignVCenter);
+      if (i + 1 == int(rows.size())) {
+        QFont f = item->font();
+        f.setBold(true);
+        item->setFont(f);
+      }
+      item->setData(Qt::UserRole, k == 1 ? QVariant(qint64(r.total)) : k == 2 ? QVariant(qint64(r.active)) : QVariant());
+      params_->setItem(i, k, item);
+    }
+  }
+
+  // Bars: total beside active per component, in billions or millions.
+  plot_->clearPlottables();
+  const double unit = c.total >= 1e9 ? 1e9 : 1e6;
+  QVector<double> ticks, total, active;
+  QVector<QString> labels;
+  for (int i = 0; i + 1 < int(rows.size()); ++i) {
+    if (rows[size_t(i)].total == 0) continue;
+    ticks << ticks.size() + 1;
+    labels << rows[size_t(i)].name;
+    total << double(rows[size_t(i)].total) / unit;
+    active << double(rows[size_t(i)].active) / unit;
+  }
+  auto* group = new QCPBarsGroup(plot_);
+  auto* bt = new QCPBars(plot_->yAxis, plot_->xAxis);
+  bt->setName(tr("total"));
+  bt->setBrush(QColor(0x9e, 0xb9, 0xd4));
+  bt->setPen(Qt::NoPen);
+  bt->setData(ticks, total);
+  bt->setWidth(0.38);
+  bt->setBarsGroup(group);
+  auto* ba = new QCPBars(plot_->yAxis, plot_->xAxis);
+  ba->setName(tr("active per token"));
+  ba->setBrush(QColor(0xd9, 0x5f, 0x02));
+  ba->setPen(Qt::NoPen);
+  ba->setData(ticks, active);
+  ba->setWidth(0.38);
+  ba->setBarsGroup(group);
+  auto ticker = QSharedPointer<QCPAxisTickerText>::create();
+  ticker->addTicks(ticks, labels);
+  plot_->yAxis->setTicker(ticker);
+  plot_->yAxis->setRange(0.4, ticks.size() + 0.6);
+  plot_->yAxis->setRangeReversed(true);
+  plot_->xAxis->setLabel(unit == 1e9 ? tr("parameters (billions)") : tr("parameters (millions)"));
+  double max_total = 0;
+  for (double t : total) max_total = std::max(max_total, t);
+  plot_->xAxis->setRange(0, max_total * 1.05 + 1e-9);
+  plot_->legend->setVisible(true);
+  plot_->axisRect()->insetLayout()->setInsetAlignment(0, Qt::AlignBottom | Qt::AlignRight);
+  plot_->replot();
+  refreshMemory();
+}
+
+void AnatomyView::refreshMemory() {
+  if (!spec_) return;
+  const nlohmann::json j = anatomy_json(*spec_, context_->value());
+  int row = 0;
+  for (const char* name : {"bf16", "fp8", "int4"}) {
+    const auto& m = j["memory"][name];
+    const QString cells[] = {QString::fromLatin1(name).toUpper(), bytes_text(m["weights_bytes"].get<double>()),
+                             bytes_text(m["kv_bytes"].get<double>()), bytes_text(m["total_bytes"].get<double>())};
+    for (int k = 0; k < 4; ++k) {
+      auto* item = new QTableWidgetItem(cells[k]);
+      if (k > 0) item->setTextAlignment(Qt::AlignRight | Qt::AlignVCenter);
+      memory_->setItem(row, k, item);
+    }
+    ++row;
+  }
+}
+
+QString AnatomyView::summaryText() const { return summary_->text(); }
+
+bool AnatomyView::exportCsv(const QString& path) const {
+  QFile f(path);
+  if (!f.open(QIODevice::WriteOnly | QIODevice::Truncate | QIODevice::Text)) return false;
+  QTextStream out(&f);
+  out << "component,total_params,active_params\n";
+  for (int i = 0; i < params_->rowCount(); ++i)
+    out << params_->item(i, 0)->text().toLower().replace(QLatin1Char(' '), QLatin1Char('_')) << ','
+        << params_->item(i, 1)->data(Qt::UserRole).toLongLong() << ','
+        << params_->item(i, 2)->data(Qt::UserRole).toLongLong() << '\n';
+  out << "\ncontext_tokens," << context_->value() << "\nweights_as,weights,kv_cache,total\n";
+  for (int i = 0; i < memory_->rowCount(); ++i)
+    if (memory_->item(i, 0))
+      out << memory_->item(i, 0)->text() << ',' << memory_->item(i, 1)->text() << ',' << memory_->item(i, 2)->text()
+          << ',' << memory_->item(i, 3)->text() << '\n';
+  return out.status() == QTextStream::Ok;
+}
+
+}  // namespace moescope::ui

@@ -1,0 +1,55 @@
+#pragma once
+// Model anatomy: what a model is made of, from its config alone. Layers, attention kind, experts,
+// parameters total vs active per token by component (table + bars), KV bytes per token (MLA
+// beside the multi-head equivalent) and a memory calculator (weights at BF16/FP8/INT4 + the KV
+// cache of a chosen context). Shows the loaded model, a shipped preset or an opened config.json.
+#include <QWidget>
+#include <optional>
+
+#include "moescope/model_spec.h"
+#include "ui/engine_types.h"
+
+class QComboBox;
+class QLabel;
+class QSlider;
+class QSpinBox;
+class QTableWidget;
+class QCustomPlot;
+
+namespace moescope::ui {
+
+class EngineFeed;
+
+class AnatomyView : public QWidget {
+  Q_OBJECT
+public:
+  explicit AnatomyView(EngineFeed* feed, QWidget* parent = nullptr);
+
+  void showSpec(const ModelSpec& spec, const QString& source);  // adds/selects nothing in the combo
+  bool showPreset(const QString& name);
+  bool openConfig(const QString& path);  // a config.json (or a model directory)
+  void setContext(int tokens);
+  bool exportCsv(const QString& path) const;
+
+  QTableWidget* paramsTable() const { return params_; }
+  QTableWidget* memoryTable() const { return memory_; }
+  QString summaryText() const;
+
+private:
+  void onSource(int index);
+  void refreshMemory();
+  void setModelDir(const QString& dir);
+
+  std::optional<ModelSpec> spec_;
+  QString loaded_dir_;
+  QComboBox* source_;
+  QLabel* summary_;
+  QTableWidget* params_;
+  QCustomPlot* plot_;
+  QSpinBox* context_;
+  QSlider* slider_;
+  QTableWidget* memory_;
+  QLabel* error_;
+};
+
+}  // namespace moescope::ui
