@@ -81,19 +81,21 @@ CoactivationView::CoactivationView(TraceModel* model, QWidget* parent)
   plot_ = makePlot(split);
   map_ = new QCPColorMap(plot_->xAxis, plot_->yAxis);
   map_->setInterpolate(false);
-  QCPColorGradient g = weight_gradient();
-  g.setNanHandling(QCPColorGradient::nhTransparent);
-  map_->setGradient(g);
   scale_ = new QCPColorScale(plot_);
   scale_->setLabel(tr("P(j | i)"));
   scale_->setBarWidth(10);
   plot_->plotLayout()->addElement(0, 1, scale_);
-  map_->setColorScale(scale_);
+  map_->setColorScale(scale_);  // the map takes the scale's gradient: set it after linking
+  QCPColorGradient g = weight_gradient();
+  g.setNanHandling(QCPColorGradient::nhTransparent);
+  scale_->setGradient(g);
   auto* group = new QCPMarginGroup(plot_);
   plot_->axisRect()->setMarginGroup(QCP::msBottom | QCP::msTop, group);
   scale_->setMarginGroup(QCP::msBottom | QCP::msTop, group);
   plot_->xAxis->setLabel(tr("expert j (also chosen)"));
   plot_->yAxis->setLabel(tr("expert i (chosen)"));
+  useIntegerTicks(plot_->xAxis);
+  useIntegerTicks(plot_->yAxis);
   plot_->yAxis->setRangeReversed(true);
   plot_->xAxis->grid()->setVisible(false);
   plot_->yAxis->grid()->setVisible(false);
@@ -101,15 +103,17 @@ CoactivationView::CoactivationView(TraceModel* model, QWidget* parent)
   split->addWidget(plot_);
   table_ = new QTableWidget(split);
   table_->setColumnCount(5);
-  table_->setHorizontalHeaderLabels({tr("i"), tr("j"), tr("P(j|i)"), tr("both"), tr("i")});
+  table_->setHorizontalHeaderLabels({tr("i"), tr("j"), tr("P(j|i)"), tr("n(i,j)"), tr("n(i)")});
+  table_->setMaximumWidth(400);
   table_->horizontalHeaderItem(3)->setToolTip(tr("tokens that chose both"));
   table_->horizontalHeaderItem(4)->setToolTip(tr("tokens that chose i"));
   table_->verticalHeader()->setVisible(false);
   table_->horizontalHeader()->setSectionResizeMode(QHeaderView::Interactive);
   table_->setEditTriggers(QAbstractItemView::NoEditTriggers);
   split->addWidget(table_);
-  split->setStretchFactor(0, 3);
-  split->setStretchFactor(1, 2);
+  split->setStretchFactor(0, 1);
+  split->setStretchFactor(1, 0);
+  split->setSizes({600, 300});
   body()->addWidget(split, 1);
 }
 
@@ -178,7 +182,7 @@ void CoactivationView::refresh() {
         it->setText(texts[c]);
     }
   }
-  if (rows_before != table_->rowCount()) table_->resizeColumnsToContents();
+  if (rows_before != table_->rowCount() || !traceModel()->generating()) table_->resizeColumnsToContents();
   const double independent = n_ > 1 ? double(std::max(0, rt.top_k() - 1)) / double(n_ - 1) : 0.0;
   setStatus(ok ? tr("Layer %1 · %2 · %3 tokens · independent choices would give P(j | i) ≈ %4")
                      .arg(rt.moe_layers()[size_t(layer_)])

@@ -103,6 +103,7 @@ InspectorView::InspectorView(TraceModel* model, QWidget* parent)
   plot_->xAxis->setLabel(tr("MoE layer"));
   plot_->yAxis->setLabel(tr("expert"));
   plot_->yAxis->setRangeReversed(true);
+  useIntegerTicks(plot_->yAxis);
   body()->addWidget(plot_, 3);
 
   table_ = new QTableWidget(this);

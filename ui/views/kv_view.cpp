@@ -190,10 +190,9 @@ void KvView::refresh() {
       prefill_graph_->setData(px, py, true);
       decode_graph_->setData(dx, dy, true);
       capacity_line_->setVisible(false);
-      growth_plot_->rescaleAxes();
+      growth_plot_->xAxis->setRange(0, std::max(1.0, x.isEmpty() ? 1.0 : x.back() * 1.05));
       const double top = y.isEmpty() ? 1.0 : *std::max_element(y.begin(), y.end());
       growth_plot_->yAxis->setRange(0, std::max(1.0, top) * 1.1);
-      if (x.isEmpty()) growth_plot_->xAxis->setRange(0, 1);
       growth_plot_->yAxis->setLabel(kv.capacity > 0 ? tr("tokens in the cache (capacity %1)").arg(kv.capacity) : tr("tokens in the cache"));
       growth_plot_->replot(QCustomPlot::rpQueuedReplot);
       break;

@@ -74,6 +74,7 @@ LoadView::LoadView(TraceModel* model, QWidget* parent)
   dead_marks_->setName(tr("dead expert"));
   uniform_line_ = new QCPItemStraightLine(bars_plot_);
   uniform_line_->setPen(QPen(QColor(0xD6, 0x27, 0x28), 1.5, Qt::DashLine));
+  useIntegerTicks(bars_plot_->xAxis);
   bars_plot_->xAxis->setLabel(tr("expert"));
   bars_plot_->yAxis->setLabel(tr("tokens routed"));
   bars_plot_->legend->setVisible(false);
@@ -93,6 +94,7 @@ LoadView::LoadView(TraceModel* model, QWidget* parent)
   auto* group = new QCPMarginGroup(map_plot_);
   map_plot_->axisRect()->setMarginGroup(QCP::msBottom | QCP::msTop, group);
   map_scale_->setMarginGroup(QCP::msBottom | QCP::msTop, group);
+  useIntegerTicks(map_plot_->xAxis);
   map_plot_->xAxis->setLabel(tr("expert"));
   map_plot_->yAxis->setLabel(tr("layer"));
   map_plot_->yAxis->setRangeReversed(true);

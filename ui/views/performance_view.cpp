@@ -42,6 +42,7 @@ PerformanceView::PerformanceView(TraceModel* model, QWidget* parent)
   average_->setName(tr("decode, answer average"));
   average_->setPen(QPen(QColor(0x2c, 0xa0, 0x2c), 1.6, Qt::DashLine));
   speed_plot_->yAxis2->setVisible(true);
+  speed_plot_->yAxis2->setTickLabels(true);
   speed_plot_->yAxis2->setLabel(tr("prefill tokens/s"));
   prefill_ = speed_plot_->addGraph(speed_plot_->xAxis, speed_plot_->yAxis2);
   prefill_->setName(tr("prefill (right axis)"));
@@ -51,7 +52,7 @@ PerformanceView::PerformanceView(TraceModel* model, QWidget* parent)
   speed_plot_->yAxis->setLabel(tr("decode tokens/s"));
   speed_plot_->legend->setVisible(true);
   speed_plot_->legend->setBrush(QColor(255, 255, 255, 210));
-  speed_plot_->axisRect()->insetLayout()->setInsetAlignment(0, Qt::AlignBottom | Qt::AlignRight);
+  speed_plot_->axisRect()->insetLayout()->setInsetAlignment(0, Qt::AlignTop | Qt::AlignLeft);
   tabs_->addTab(speed_plot_, tr("Tokens/s"));
 
   time_plot_ = makePlot(this);

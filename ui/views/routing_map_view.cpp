@@ -223,9 +223,13 @@ void RoutingMapView::refresh() {
     fresh_ = false;
     plot_->xAxis->setRange(std::max(-0.5, n - kInitialTokens - 0.5), n - 0.5);
     plot_->yAxis->setRange(-0.5, std::max(1, map_->rows()) - 0.5);
-  } else if (follow_->isChecked() && rt.size() > last_size_ && m->generating()) {
-    const double span = plot_->xAxis->range().size();
-    plot_->xAxis->setRange(std::max(-0.5, n - 0.5 - span), std::max(n - 0.5, span - 0.5));
+  } else if (follow_->isChecked() && rt.size() > last_size_) {
+    // Following: a short trace is shown whole; a longer one slides with the span kept.
+    const QCPRange r = plot_->xAxis->range();
+    if (r.lower <= -0.5 + 1e-9 && n <= kInitialTokens)
+      plot_->xAxis->setRange(-0.5, n - 0.5);
+    else
+      plot_->xAxis->setRange(std::max(-0.5, n - 0.5 - r.size()), std::max(n - 0.5, r.size() - 0.5));
   }
   last_size_ = rt.size();
   clampRanges();

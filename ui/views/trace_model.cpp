@@ -196,6 +196,7 @@ void TraceModel::beginGeneration() {
   ensureTraceShape();
   generating_ = true;
   clock_.start();
+  answer_start_ = seconds_before_;
   recent_.clear();
   recent_.emplace_back(generationSeconds(), 0);
   answer_prefill_tokens_ = 0;
@@ -252,6 +253,9 @@ void TraceModel::addChunk(const StreamChunk& chunk) {
   if (chunk.has_kv) {
     has_kv_ = true;
     kv_ = chunk.kv;
+    // A chunk may hold the end of the prefill and the first sampled tokens: record both steps.
+    if (prefill_routes > 0 && chunk.new_tokens > 0)
+      kv_history_.push_back({now, double(std::max<int64_t>(0, chunk.kv.tokens - chunk.new_tokens)), true});
     kv_history_.push_back({now, double(chunk.kv.tokens), prefill_routes > 0 && chunk.new_tokens == 0});
     decimate(kv_history_);
   }
@@ -295,7 +299,8 @@ void TraceModel::finishGeneration(const GenerationSummary& summary) {
   const int prompt_new = summary.prompt_tokens - summary.reused_tokens;
   if (summary.prefill_seconds > 0 && prompt_new > 0) {
     if (!prefills_.empty() && !prefills_.back().exact) prefills_.pop_back();
-    prefills_.push_back({now, prompt_new, prompt_new / summary.prefill_seconds, true});
+    // Plotted where the prefill ended: the answer's start plus its prefill time.
+    prefills_.push_back({answer_start_ + summary.prefill_seconds, prompt_new, prompt_new / summary.prefill_seconds, true});
   }
   if (summary.kv.capacity > 0) {
     has_kv_ = true;

@@ -129,6 +129,7 @@ private:
   std::vector<PrefillPoint> prefills_;
   QElapsedTimer clock_;           // runs while generating
   double seconds_before_ = 0.0;   // generation time of earlier answers
+  double answer_start_ = 0.0;     // generation time when this answer started
   std::deque<std::pair<double, int>> recent_;  // (seconds, tokens of this answer) for the rate
   int answer_prefill_tokens_ = 0;
   bool answer_decoding_ = false;

@@ -145,6 +145,13 @@ QCustomPlot* ViewFrame::makePlot(QWidget* parent) {
   return p;
 }
 
+void ViewFrame::useIntegerTicks(QCPAxis* axis) {
+  auto ticker = QSharedPointer<QCPAxisTickerFixed>::create();
+  ticker->setTickStep(1);
+  ticker->setScaleStrategy(QCPAxisTickerFixed::ssMultiples);
+  axis->setTicker(ticker);
+}
+
 bool ViewFrame::exportPng(const QString& path, int width, int height) {
   refreshNow();
   QCustomPlot* p = currentPlot();

@@ -8,6 +8,7 @@
 #include <QWidget>
 
 class QCustomPlot;
+class QCPAxis;
 class QHBoxLayout;
 class QLabel;
 class QVBoxLayout;
@@ -46,6 +47,8 @@ protected:
   void markDirty() { dirty_ = true; }
   // A plot with the views' common look (fonts, margins, drag/zoom off unless asked).
   static QCustomPlot* makePlot(QWidget* parent);
+  // Ticks on whole numbers only (expert ids, layers), however far the axis is zoomed.
+  static void useIntegerTicks(QCPAxis* axis);
 
 private:
   void tick();

@@ -283,6 +283,7 @@ int main(int argc, char** argv) {
                 1000 * ra.ui_cpu, 1000 * rn.ui_cpu);
     std::fflush(stdout);
   }
+  if (o.rounds > 0) {
   std::sort(ratios.begin(), ratios.end());
   const double tn = none_total.decode_tokens / none_total.decode_seconds;
   const double ta = all_total.decode_tokens / all_total.decode_seconds;
@@ -293,14 +294,16 @@ int main(int argc, char** argv) {
   std::printf("noise floor: the two no-view answers of a round differ by %.1f %% (median)\n", 100.0 * control[control.size() / 2]);
   std::printf("UI thread busy: %.2f %% of the wall time without views, %.2f %% with all views\n",
               100.0 * none_total.ui_cpu / none_total.wall, 100.0 * all_total.ui_cpu / all_total.wall);
+  }
 
   if (!o.screenshots.isEmpty()) {
     QDir().mkpath(o.screenshots);
     open_views();
     answer(7);
+    settle();
     for (auto* v : views) {
       auto* dock = qobject_cast<QDockWidget*>(v->parentWidget());
-      if (dock) dock->setFloating(true), dock->resize(900, 560);
+      if (dock) dock->setFloating(true), dock->resize(960, 600);
       app.processEvents();
       v->refreshNow();
       app.processEvents();
