@@ -61,6 +61,12 @@ void TestExperimentsUi::anatomy_presets() {
   view.setContext(131072);
   QVERIFY(view.memoryTable()->item(0, 2)->text() != kv_4k);
   QVERIFY(view.memoryTable()->item(0, 3)->text() != total_4k);
+  if (const QString shots = qEnvironmentVariable("MOESCOPE_SHOTS"); !shots.isEmpty()) {
+    view.resize(960, 600);
+    view.show();
+    QVERIFY(QTest::qWaitForWindowExposed(&view));
+    QVERIFY(view.grab().save(QDir(shots).filePath(QStringLiteral("anatomy-r1.png"))));
+  }
   for (const char* p : {"deepseek-v2-lite", "qwen3-30b-a3b", "olmoe-1b-7b", "mixtral-8x7b"})
     QVERIFY2(view.showPreset(QString::fromLatin1(p)), p);
   // A bare config.json, and the CSV export.
@@ -141,6 +147,13 @@ void TestExperimentsUi::compare_with_without() {
   auto* status = panel.findChild<QLabel*>(QStringLiteral("compare-status"));
   QVERIFY(status->text().contains(QStringLiteral("first diverged")));
   QCOMPARE(panel.findChild<QTableWidget*>(QStringLiteral("compare-tokens"))->rowCount(), int(o.changes.size()));
+  // MOESCOPE_SHOTS=DIR: the result as docs/screenshots/compare.png shows it.
+  if (const QString shots = qEnvironmentVariable("MOESCOPE_SHOTS"); !shots.isEmpty()) {
+    panel.resize(960, 760);
+    panel.show();
+    QVERIFY(QTest::qWaitForWindowExposed(&panel));
+    QVERIFY(panel.grab().save(QDir(shots).filePath(QStringLiteral("compare.png"))));
+  }
   panel.reset();
 }
 

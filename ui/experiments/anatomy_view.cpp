@@ -79,14 +79,20 @@ AnatomyView::AnatomyView(EngineFeed* feed, QWidget* parent) : QWidget(parent) {
   params_->setObjectName(QStringLiteral("anatomy-params"));
   params_->setHorizontalHeaderLabels({tr("Component"), tr("Total"), tr("Active / token"), tr("% of total")});
   params_->horizontalHeader()->setSectionResizeMode(QHeaderView::Stretch);
+  params_->horizontalHeader()->setSectionResizeMode(0, QHeaderView::ResizeToContents);
   params_->verticalHeader()->hide();
   params_->setEditTriggers(QAbstractItemView::NoEditTriggers);
   params_->verticalHeader()->setDefaultSectionSize(params_->fontMetrics().height() + 6);
-  layout->addWidget(params_, 3);
+  // Nine rows (eight components + total), all visible without scrolling.
+  params_->setMinimumHeight(params_->horizontalHeader()->sizeHint().height() + 9 * (params_->fontMetrics().height() + 6) + 4);
+  params_->setVerticalScrollBarPolicy(Qt::ScrollBarAsNeeded);
 
   plot_ = new QCustomPlot(this);
-  plot_->setMinimumHeight(170);
-  layout->addWidget(plot_, 2);
+  plot_->setMinimumSize(260, 200);
+  auto* middle = new QHBoxLayout;
+  middle->addWidget(params_, 3);
+  middle->addWidget(plot_, 2);
+  layout->addLayout(middle, 1);
 
   auto* mem_row = new QHBoxLayout;
   mem_row->addWidget(new QLabel(tr("Context (tokens):"), this));
@@ -189,7 +195,6 @@ void AnatomyView::showSpec(const ModelSpec& spec, const QString& source) {
   const auto& e = j["experts"];
   const auto& kv = j["kv_cache"];
   const QString attn = QString::fromStdString(j["attention"]["kind"].get<std::string>());
-  const QString shared = QString::fromStdString(e["shared"].get<std::string>());
   const int n_shared = spec.moe.shared == SharedExperts::None ? 0 : 1;
   QString text = tr("<b>%1</b> (%2, %3)<br>%4 layers (%5 MoE, %6 dense) · attention %7 · experts: %8 routed, "
                     "%9 shared, %10 active per token<br><b>%11</b> parameters in total, <b>%12</b> active per token")
@@ -200,7 +205,9 @@ void AnatomyView::showSpec(const ModelSpec& spec, const QString& source) {
                      .arg(e["dense_layers"].get<int>())
                      .arg(attn)
                      .arg(e["routed"].get<int>())
-                     .arg(n_shared ? shared : QStringLiteral("0"))
+                     .arg(n_shared && spec.moe.expert_width > 0
+                              ? QString::number(std::max(1, spec.moe.shared_width / spec.moe.expert_width))
+                              : QStringLiteral("0"))
                      .arg(e["active"].get<int>())
                      .arg(count_text(double(c.total)), count_text(double(c.active)));
   const double kv_b = kv["bytes_per_token_bf16"].get<double>(), mha_b = kv["mha_equivalent_bytes_per_token_bf16"].get<double>();
@@ -276,14 +283,16 @@ void AnatomyView::showSpec(const ModelSpec& spec, const QString& source) {
   auto ticker = QSharedPointer<QCPAxisTickerText>::create();
   ticker->addTicks(ticks, labels);
   plot_->yAxis->setTicker(ticker);
-  plot_->yAxis->setRange(0.4, ticks.size() + 0.6);
   plot_->yAxis->setRangeReversed(true);
   plot_->xAxis->setLabel(unit == 1e9 ? tr("parameters (billions)") : tr("parameters (millions)"));
   double max_total = 0;
   for (double t : total) max_total = std::max(max_total, t);
-  plot_->xAxis->setRange(0, max_total * 1.05 + 1e-9);
+  // Headroom on the right for the legend above the longest bar.
+  plot_->xAxis->setRange(0, max_total * 1.15 + 1e-9);
+  plot_->yAxis->setRange(-1.0, ticks.size() + 0.6);  // a row of room for the legend
   plot_->legend->setVisible(true);
-  plot_->axisRect()->insetLayout()->setInsetAlignment(0, Qt::AlignBottom | Qt::AlignRight);
+  plot_->legend->setFillOrder(QCPLegend::foColumnsFirst);
+  plot_->axisRect()->insetLayout()->setInsetAlignment(0, Qt::AlignTop | Qt::AlignRight);
   plot_->replot();
   refreshMemory();
 }

@@ -67,7 +67,10 @@ void ExperimentsWorker::compare(const CompareRequest& request) {
     out.intervened_text = text(rc.intervened);
     out.first_token_divergence = rc.first_token_divergence;
     out.route_divergence_pos = rc.first_route_divergence_pos;
-    out.route_divergence_layer = rc.first_route_divergence_layer;
+    // compare_runs reports the MoE layer's index among the MoE layers; the UI speaks model layers.
+    const std::vector<int> moe_layers = session_->spec().moe_layer_indices();
+    const int m = rc.first_route_divergence_layer;
+    out.route_divergence_layer = m >= 0 && m < int(moe_layers.size()) ? moe_layers[size_t(m)] : m;
     out.prompt_tokens = int(prompt.ids.size());
     out.routed_overlap = rc.routed_overlap;
     for (const TokenProbChange& c : rc.changes)

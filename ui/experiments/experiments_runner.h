@@ -36,7 +36,7 @@ struct CompareOutcome {
   QString original_text, intervened_text;
   int first_token_divergence = -1;
   int route_divergence_pos = -1;    // position in prompt + original answer
-  int route_divergence_layer = -1;  // MoE layer index (model layer)
+  int route_divergence_layer = -1;  // model layer index
   int prompt_tokens = 0;
   double routed_overlap = 1.0;
   std::vector<Token> changes;  // one per original answer token
