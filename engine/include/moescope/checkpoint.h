@@ -2,6 +2,7 @@
 // A Hugging Face checkpoint directory: one or several memory-mapped .safetensors files (with or
 // without model.safetensors.index.json). Every header field, offset and size is checked when the
 // files are opened; tensors are then handed out as views into the mapping (no copies).
+#include <cstdint>
 #include <filesystem>
 #include <map>
 #include <memory>
@@ -36,6 +37,10 @@ private:
   std::vector<std::unique_ptr<MappedFile>> files_;
   std::map<std::string, TensorView> tensors_;
   std::map<std::string, std::string> origin_;  // tensor -> file name, for messages
+  // Copies of the few tensors whose offset in the file is not a multiple of their element size
+  // (safetensors does not require alignment): reading a float through a misaligned pointer is
+  // undefined behaviour, and vectorised kernels may assume alignment.
+  std::vector<std::unique_ptr<uint8_t[]>> aligned_copies_;
   std::filesystem::path dir_;
   size_t total_bytes_ = 0;
 };

@@ -123,6 +123,13 @@ void Checkpoint::add_file(const fs::path& file) {
       throw Error(where + " holds " + std::to_string(end - begin) + " bytes but its shape " + t.shape_string() +
                   " and dtype " + dtype_name(t.dtype) + " need " + std::to_string(numel * dtype_size(t.dtype)));
     t.data = base + begin;
+    if (reinterpret_cast<uintptr_t>(t.data) % dtype_size(t.dtype) != 0 && end > begin) {
+      auto copy = std::make_unique<uint8_t[]>(end - begin);  // new[] is aligned for any dtype
+      std::memcpy(copy.get(), base + begin, end - begin);
+      t.data = copy.get();
+      aligned_copies_.push_back(std::move(copy));
+      spdlog::debug("{}: misaligned in the file, copied ({} bytes)", where, end - begin);
+    }
     if (tensors_.count(name)) throw Error(where + " appears in more than one file");
     spans.push_back({begin, end, name});
     tensors_[name] = t;
