@@ -173,6 +173,12 @@ void TestExperimentsUi::corpus_analysis() {
   QCOMPARE(view.progress()->value(), 100);
   QCOMPARE(int(view.outcome().analysis->domains.size()), 2);
   QVERIFY(view.exportCsv(out.path()));
+  if (const QString shots = qEnvironmentVariable("MOESCOPE_SHOTS"); !shots.isEmpty()) {
+    view.resize(960, 640);
+    view.show();
+    QVERIFY(QTest::qWaitForWindowExposed(&view));
+    QVERIFY(view.grab().save(QDir(shots).filePath(QStringLiteral("corpus.png"))));
+  }
   for (const char* f : {"load.csv", "divergence.csv", "specialisation.csv"})
     QVERIFY2(QFile::exists(out.filePath(QString::fromLatin1(f))), f);
 }

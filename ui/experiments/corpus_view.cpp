@@ -141,6 +141,7 @@ CorpusView::CorpusView(EngineFeed* feed, ExperimentsRunner* runner, QWidget* par
         for (int m = 0; m < int(a.moe_layers.size()); ++m)
           divergence_->setItem(r, m + 1, new QTableWidgetItem(QString::number(a.js_divergence(i, j, m), 'f', 3)));
       }
+    divergence_->resizeColumnsToContents();
     showLayer(0);
     emit finished(o);
   });
@@ -203,14 +204,18 @@ void CorpusView::showLayer(int m) {
     for (int e = 0; e < ne; ++e) map_->data()->setCell(e, d, sum ? double(load[size_t(e)]) / double(sum) : 0.0);
   }
   map_->setGradient(QCPColorGradient::gpThermal);
-  map_->rescaleDataRange(true);
+  map_->setInterpolate(false);  // one cell per (domain, expert)
   auto ticker = QSharedPointer<QCPAxisTickerText>::create();
   for (int d = 0; d < nd; ++d) ticker->addTick(d, QString::fromStdString(a.domains[size_t(d)].name));
   rect->axis(QCPAxis::atLeft)->setTicker(ticker);
   rect->axis(QCPAxis::atBottom)->setLabel(tr("expert (colour: share of the domain's selections)"));
   auto* scale = new QCPColorScale(plot_);
   plot_->plotLayout()->addElement(0, 1, scale);
-  map_->setColorScale(scale);
+  map_->setColorScale(scale);  // before rescaling: attaching takes over the scale's range
+  map_->rescaleDataRange(true);
+  auto xticks = QSharedPointer<QCPAxisTickerFixed>::create();
+  xticks->setTickStep(ne > 32 ? 8.0 : ne > 16 ? 4.0 : 1.0);
+  rect->axis(QCPAxis::atBottom)->setTicker(xticks);
   rect->axis(QCPAxis::atBottom)->setRange(-0.5, ne - 0.5);
   rect->axis(QCPAxis::atLeft)->setRange(-0.5, nd - 0.5);
   plot_->replot();
