@@ -234,6 +234,9 @@ private slots:
             cpu, timer.elapsed());
       best = std::min(best, cpu);
     }
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+    QSKIP("load time is measured in optimised builds only (sanitizers slow everything 10-50x)");
+#endif
     QVERIFY2(best < 1000, "loading the Qwen3 tokenizer took a second or more");
   }
 
