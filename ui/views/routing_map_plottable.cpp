@@ -61,7 +61,8 @@ void RoutingMapPlottable::draw(QCPPainter* painter) {
   if (last <= first) return;
   const size_t visible = last - first;
   const int pixels = std::max(1, int(std::abs(key->coordToPixel(double(last) - 0.5) - key->coordToPixel(double(first) - 0.5))));
-  const int cols = int(std::min<size_t>(visible, size_t(pixels)));
+  // Never more columns than the plot has pixels (a guard against a degenerate axis layout).
+  const int cols = int(std::min<size_t>({visible, size_t(pixels), size_t(std::max(1, key->axisRect()->width())), 16384}));
 
   // Image rows follow the screen: row 0 of the image is whichever data row is at the top.
   const bool top_is_first = value->coordToPixel(0) < value->coordToPixel(R - 1);

@@ -1,4 +1,5 @@
 #pragma once
+#include <memory>
 // A QCustomPlot plottable that draws a routing trace as a heatmap without copying it: tokens along
 // the key axis, and either the experts of one MoE layer (cell colour = routing weight) or the MoE
 // layers (cell colour = the token's top expert). Each replot renders only the visible tokens into
@@ -17,7 +18,8 @@ public:
   enum class Mode { ExpertsOfLayer, LayersTopExpert };
   RoutingMapPlottable(QCPAxis* keyAxis, QCPAxis* valueAxis);
 
-  void setTrace(const RoutingTrace* trace) { trace_ = trace; }
+  // Shared, so a trace the model replaces stays alive until the view hands over the new one.
+  void setTrace(std::shared_ptr<const RoutingTrace> trace) { trace_ = std::move(trace); }
   void setMode(Mode mode, int moe_index);
   void setWeightRange(double top) { weight_top_ = top > 0 ? top : 1.0; }  // weight shown darkest
   Mode mode() const { return mode_; }
@@ -38,7 +40,7 @@ protected:
   void drawLegendIcon(QCPPainter* painter, const QRectF& rect) const override;
 
 private:
-  const RoutingTrace* trace_ = nullptr;
+  std::shared_ptr<const RoutingTrace> trace_;
   Mode mode_ = Mode::ExpertsOfLayer;
   int layer_ = 0;
   double weight_top_ = 1.0;

@@ -53,7 +53,7 @@ RoutingMapView::RoutingMapView(TraceModel* model, QWidget* parent)
   plot_ = makePlot(this);
   plot_->setObjectName(QStringLiteral("routingPlot"));
   map_ = new RoutingMapPlottable(plot_->xAxis, plot_->yAxis);
-  map_->setTrace(&traceModel()->trace());
+  map_->setTrace(traceModel()->tracePtr());
   plot_->yAxis->setRangeReversed(true);
   plot_->xAxis->setLabel(tr("token"));
   plot_->yAxis->setLabel(tr("expert"));
@@ -215,7 +215,7 @@ void RoutingMapView::refresh() {
   TraceModel* m = traceModel();
   const RoutingTrace& rt = m->trace();
   syncLayers();
-  map_->setTrace(&rt);
+  map_->setTrace(m->tracePtr());
   if (weight_scanned_ > rt.size()) weight_scanned_ = 0, weight_top_ = 0;
   updateWeightTop(false);
   const double n = double(rt.size());

@@ -66,6 +66,7 @@ public:
   void connectFeed(EngineFeed* feed);
 
   const RoutingTrace& trace() const { return *trace_; }
+  std::shared_ptr<const RoutingTrace> tracePtr() const { return trace_; }
   bool hasModel() const { return has_model_; }
   const ModelInfo& model() const { return model_; }
   const ModelSpec* spec() const { return spec_ ? &*spec_ : nullptr; }  // read from the model dir
