@@ -1,6 +1,7 @@
 #include "ui/conversation.h"
 
 #include <QUuid>
+#include <limits>
 
 #include "ui/thinking.h"
 
@@ -23,6 +24,21 @@ QDateTime time_of(const json& j, const char* key) {
 
 }  // namespace
 
+// An integer field read without undefined behaviour: floats outside the type's range, or
+// anything that is not a number, are an error instead of a silent cast.
+template <class T>
+T int_field(const json& j, const char* key, T fallback) {
+  if (!j.is_object() || !j.contains(key) || j.at(key).is_null()) return fallback;
+  const json& v = j.at(key);
+  if (!v.is_number()) throw std::runtime_error(std::string("field '") + key + "' is not a number");
+  const long double x = v.is_number_unsigned() ? (long double)v.get<uint64_t>()
+                        : v.is_number_integer() ? (long double)v.get<int64_t>()
+                                                : (long double)v.get<double>();
+  if (!(x >= (long double)std::numeric_limits<T>::lowest() && x <= (long double)std::numeric_limits<T>::max()))
+    throw std::runtime_error(std::string("field '") + key + "' is out of range");
+  return static_cast<T>(x);
+}
+
 json SamplingSettings::to_json() const {
   return {{"temperature", temperature}, {"top_p", top_p}, {"top_k", top_k}, {"min_p", min_p},
           {"repetition_penalty", repetition_penalty}, {"max_tokens", max_tokens}, {"seed", seed},
@@ -34,11 +50,11 @@ SamplingSettings SamplingSettings::from_json(const json& j) {
   SamplingSettings r;
   r.temperature = j.value("temperature", d.temperature);
   r.top_p = j.value("top_p", d.top_p);
-  r.top_k = j.value("top_k", d.top_k);
+  r.top_k = int_field(j, "top_k", d.top_k);
   r.min_p = j.value("min_p", d.min_p);
   r.repetition_penalty = j.value("repetition_penalty", d.repetition_penalty);
-  r.max_tokens = j.value("max_tokens", d.max_tokens);
-  r.seed = j.value("seed", d.seed);
+  r.max_tokens = int_field(j, "max_tokens", d.max_tokens);
+  r.seed = int_field(j, "seed", d.seed);
   r.random_seed = j.value("random_seed", d.random_seed);
   return r;
 }
@@ -77,7 +93,7 @@ json Conversation::to_json() const {
 
 Conversation Conversation::from_json(const json& j) {
   if (!j.is_object()) throw std::runtime_error("not a JSON object");
-  if (j.value("version", 0) != 1) throw std::runtime_error("unknown conversation format version");
+  if (int_field(j, "version", 0) != 1) throw std::runtime_error("unknown conversation format version");
   Conversation c;
   c.id = q(j, "id");
   if (c.id.isEmpty()) throw std::runtime_error("conversation without an id");
@@ -94,7 +110,7 @@ Conversation Conversation::from_json(const json& j) {
     if (m.role != QLatin1String("user") && m.role != QLatin1String("assistant"))
       throw std::runtime_error("message with unknown role '" + m.role.toStdString() + "'");
     m.content = q(jm, "content");
-    m.tokens = jm.value("tokens", 0);
+    m.tokens = int_field(jm, "tokens", 0);
     m.tokens_per_second = jm.value("tokens_per_second", 0.0);
     m.stop_reason = q(jm, "stop_reason");
     c.messages.push_back(std::move(m));

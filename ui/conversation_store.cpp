@@ -50,7 +50,13 @@ QString ConversationStore::save(const Conversation& c) const {
   QSaveFile f(path_of(c.id));
   if (!f.open(QIODevice::WriteOnly)) return f.errorString();
   const std::string text = c.to_json().dump(1);
-  f.write(text.data(), qint64(text.size()));
+  // A short write (disk full) must not replace the previous file: cancel, keep the old one.
+  if (f.write(text.data(), qint64(text.size())) != qint64(text.size()) || !f.flush()) {
+    const QString why = f.errorString().isEmpty() ? QStringLiteral("short write (disk full?)") : f.errorString();
+    f.cancelWriting();
+    f.commit();
+    return why;
+  }
   if (!f.commit()) return f.errorString();
   return {};
 }
