@@ -116,7 +116,6 @@ ExperimentsRunner::ExperimentsRunner(QObject* parent) : QObject(parent), worker_
   qRegisterMetaType<AnalysisRequest>();
   qRegisterMetaType<AnalysisOutcome>();
   worker_->moveToThread(&thread_);
-  connect(&thread_, &QThread::finished, worker_, &QObject::deleteLater);
   connect(this, &ExperimentsRunner::requestCompare, worker_, &ExperimentsWorker::compare, Qt::QueuedConnection);
   connect(this, &ExperimentsRunner::requestAnalysis, worker_, &ExperimentsWorker::analyze, Qt::QueuedConnection);
   connect(worker_, &ExperimentsWorker::compared, this, [this](const CompareOutcome& o) {
@@ -136,6 +135,7 @@ ExperimentsRunner::~ExperimentsRunner() {
   cancel_ = true;
   thread_.quit();
   thread_.wait();
+  delete worker_;  // its thread has finished: a deleteLater would never run
 }
 
 ExperimentsRunner* ExperimentsRunner::shared() {
