@@ -3,9 +3,11 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cmath>
 #include <thread>
 
+#include "moescope/anatomy.h"
 #include "moescope/error.h"
 #include "moescope/model_weights.h"
 
@@ -31,12 +33,35 @@ void fill_random(uint16_t* p, size_t n, uint64_t seed, float scale) {
   for (auto& th : pool) th.join();
 }
 
+// MemAvailable from /proc/meminfo in bytes (0 when unknown).
+double available_ram_bytes() {
+  std::FILE* f = std::fopen("/proc/meminfo", "r");
+  if (!f) return 0.0;
+  char line[256];
+  double kb = 0.0;
+  while (std::fgets(line, sizeof line, f))
+    if (std::sscanf(line, "MemAvailable: %lf kB", &kb) == 1) break;
+  std::fclose(f);
+  return kb * 1024.0;
+}
+
 }  // namespace
 
 std::shared_ptr<const Model> make_synthetic_model(ModelSpec spec, int layers, uint64_t seed, bool host_storage) {
   if (layers > 0 && layers < spec.n_layers) {
     spec.n_layers = layers;
     spec.moe_layer.resize(size_t(layers));
+  }
+  if (host_storage) {  // one clear message instead of the OOM killer
+    const double need = double(count_params(spec).total) * 2.0, have = available_ram_bytes();
+    if (have > 0 && need > 0.9 * have) {
+      char msg[256];
+      std::snprintf(msg, sizeof msg,
+                    "%s with %d layers needs %.1f GB of RAM for its BF16 weights, %.1f GB is available "
+                    "(use --layers with fewer layers)",
+                    spec.name.c_str(), spec.n_layers, need / 1e9, have / 1e9);
+      throw Error(msg);
+    }
   }
   auto m = std::make_shared<Model>();
   m->synthetic = true;
