@@ -18,17 +18,10 @@
 #include "moescope/cuda_ops.h"
 #endif
 
+#include "cuda_test_util.h"
+
 using namespace moescope;
 
-#ifdef MOESCOPE_HAVE_CUDA
-#define REQUIRE_CUDA()                                                                   \
-  do {                                                                                   \
-    std::string why_;                                                                    \
-    if (!cuda_available(&why_)) QSKIP(qPrintable(QString("no CUDA device: ") + why_.c_str())); \
-  } while (0)
-#else
-#define REQUIRE_CUDA() QSKIP("built without CUDA")
-#endif
 
 namespace {
 
