@@ -15,6 +15,7 @@
 #include "moescope/routing_trace.h"
 #include "moescope/sampler.h"
 #include "moescope/session.h"
+#include "moescope/thread_pool.h"
 
 using namespace moescope;
 
@@ -35,6 +36,29 @@ class EngineUnitTest : public QObject {
   Q_OBJECT
 
 private slots:
+  // parallel_for runs every index exactly once, with thread indices below size(), over many jobs
+  // of changing sizes back to back (a late thread must never run a newer job with an older one's
+  // parameters), and a thread may take several chunks.
+  void thread_pool_covers_every_index_once() {
+    for (int threads : {1, 2, 3, 5}) {
+      ThreadPool pool(threads);
+      std::vector<std::atomic<int>> hits(5000);
+      std::atomic<int> bad_thread{0};
+      for (int job = 0; job < 3000; ++job) {
+        const int n = (job * 7919) % 97 + (job % 5 == 0 ? 4000 : 1);
+        for (int i = 0; i < n; ++i) hits[size_t(i)].store(0, std::memory_order_relaxed);
+        pool.parallel_for(n, [&](int b, int e, int t) {
+          if (t < 0 || t >= pool.size()) bad_thread.fetch_add(1);
+          for (int i = b; i < e; ++i) hits[size_t(i)].fetch_add(1, std::memory_order_relaxed);
+        });
+        int wrong = 0;
+        for (int i = 0; i < n; ++i) wrong += hits[size_t(i)].load(std::memory_order_relaxed) != 1;
+        if (wrong) QFAIL(qPrintable(QStringLiteral("%1 threads, job %2 (n=%3): %4 indices not run exactly once").arg(threads).arg(job).arg(n).arg(wrong)));
+      }
+      QCOMPARE(bad_thread.load(), 0);
+    }
+  }
+
   void softmax_router_renormalises() {
     RouterSpec r;
     r.n_experts = 4, r.top_k = 2, r.renormalize = true;

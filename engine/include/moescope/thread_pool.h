@@ -1,9 +1,12 @@
 #pragma once
-// A fixed set of compute threads for the CPU backend. parallel_for splits [0, n) into one
-// contiguous range per thread; the calling thread takes a share too. Not reentrant: one
+// A fixed set of compute threads for the CPU backend. parallel_for splits [0, n) into contiguous
+// chunks that the threads claim as they go (a thread may get several; the calling thread works
+// too), so a thread the OS has descheduled does not hold up the others. Not reentrant: one
 // parallel_for at a time (the engine is single-threaded from its caller's point of view).
+// Waiting threads spin for a moment before they sleep (thread_pool.cpp says why).
 #include <atomic>
 #include <condition_variable>
+#include <cstdint>
 #include <type_traits>
 #include <mutex>
 #include <thread>
@@ -33,16 +36,20 @@ private:
   void run(int n, Trampoline fn, void* ctx);
   void worker(int index);
 
+  void work(uint32_t generation, int thread);
+
   std::vector<std::thread> workers_;
-  std::mutex mu_;
+  std::mutex mu_;  // only for sleeping and waking; the job itself is published through atomics
   std::condition_variable wake_;
   std::condition_variable done_cv_;
-  Trampoline job_ = nullptr;
-  void* job_ctx_ = nullptr;
-  int job_n_ = 0;
-  uint64_t generation_ = 0;
-  int pending_ = 0;
-  bool stop_ = false;
+  // The current job, written by run() before next_ is released.
+  std::atomic<Trampoline> job_fn_{nullptr};
+  std::atomic<void*> job_ctx_{nullptr};
+  std::atomic<int> job_n_{0};
+  std::atomic<int> job_chunk_{1};
+  std::atomic<uint64_t> next_{0};  // (generation << 32) | next unclaimed index
+  std::atomic<int> done_{0};       // items finished in the current job
+  std::atomic<bool> stop_{false};
 };
 
 }  // namespace moescope

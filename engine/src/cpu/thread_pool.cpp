@@ -1,8 +1,49 @@
 #include "moescope/thread_pool.h"
 
 #include <algorithm>
+#include <chrono>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#endif
 
 namespace moescope {
+
+namespace {
+
+// How long a thread spins before it sleeps on a condition variable. A decode step of a small
+// model is a few hundred parallel_for calls of some microseconds each; parking and waking a
+// thread through the kernel costs about as much as the work (more in a virtual machine, where an
+// idle vCPU is halted), so waiting threads first spin for a short while.
+constexpr auto kSpin = std::chrono::microseconds(100);
+
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  _mm_pause();
+#else
+  std::this_thread::yield();
+#endif
+}
+
+// Spins until ready() or kSpin has passed; true when ready.
+template <class Ready>
+bool spin_until(Ready&& ready) {
+  const auto until = std::chrono::steady_clock::now() + kSpin;
+  for (;;) {
+    for (int i = 0; i < 32; ++i) {
+      if (ready()) return true;
+      cpu_relax();
+    }
+    if (std::chrono::steady_clock::now() >= until) return ready();
+  }
+}
+
+constexpr uint64_t pack(uint32_t generation, uint32_t next) { return (uint64_t(generation) << 32) | next; }
+constexpr uint32_t generation_of(uint64_t v) { return uint32_t(v >> 32); }
+constexpr uint32_t next_of(uint64_t v) { return uint32_t(v); }
+constexpr uint32_t kClosed = 0xFFFFFFFFu;  // next index of a finished job
+
+}  // namespace
 
 ThreadPool::ThreadPool(int threads) {
   if (threads <= 0) threads = int(std::max(1u, std::thread::hardware_concurrency()));
@@ -12,66 +53,86 @@ ThreadPool::ThreadPool(int threads) {
 ThreadPool::~ThreadPool() {
   {
     std::lock_guard<std::mutex> lock(mu_);
-    stop_ = true;
+    stop_.store(true, std::memory_order_release);
   }
   wake_.notify_all();
   for (auto& t : workers_) t.join();
 }
 
-namespace {
-inline void range_of(int n, int parts, int i, int& begin, int& end) {
-  const int base = n / parts, extra = n % parts;
-  begin = i * base + std::min(i, extra);
-  end = begin + base + (i < extra ? 1 : 0);
+// Claims and runs chunks of job `generation` until none is left. A chunk is claimed by one
+// compare-exchange on (generation, next index), so a thread that is late (still on an older
+// generation) fails it and never runs a newer job with stale parameters. The job's parameters are
+// read between the load and the compare-exchange, seqlock-style: run() closes the finished job
+// (next index = kClosed) before it writes new parameters, so parameters read from a newer job
+// always make the compare-exchange fail.
+void ThreadPool::work(uint32_t generation, int thread) {
+  uint64_t cur = next_.load(std::memory_order_acquire);
+  for (;;) {
+    if (generation_of(cur) != generation || next_of(cur) == kClosed) return;
+    const Trampoline fn = job_fn_.load(std::memory_order_relaxed);
+    void* const ctx = job_ctx_.load(std::memory_order_relaxed);
+    const int n = job_n_.load(std::memory_order_relaxed), chunk = job_chunk_.load(std::memory_order_relaxed);
+    std::atomic_thread_fence(std::memory_order_acquire);
+    const int b = int(next_of(cur));
+    if (b >= n) return;
+    const int e = std::min(n, b + chunk);
+    if (!next_.compare_exchange_weak(cur, pack(generation, uint32_t(e)), std::memory_order_acq_rel,
+                                     std::memory_order_acquire))
+      continue;
+    fn(ctx, b, e, thread);
+    if (done_.fetch_add(e - b, std::memory_order_acq_rel) + (e - b) == n) {
+      // Taking the mutex orders this with a caller that checked done_ and is about to sleep.
+      std::lock_guard<std::mutex> lock(mu_);
+      done_cv_.notify_one();
+    }
+    cur = next_.load(std::memory_order_acquire);
+  }
 }
-}  // namespace
 
 void ThreadPool::run(int n, Trampoline fn, void* ctx) {
   if (n <= 0) return;
-  const int parts = std::min(n, size());
-  if (parts == 1) {
+  if (n == 1 || workers_.empty()) {
     fn(ctx, 0, n, 0);
     return;
   }
+  // Chunks small enough that a thread the OS has descheduled holds up little work (the others
+  // take the rest), large enough that claiming them costs nothing next to the work.
+  const int chunk = std::max(1, n / (4 * size()));
+  const uint32_t generation = generation_of(next_.load(std::memory_order_relaxed)) + 1;
+  next_.store(pack(generation - 1, kClosed), std::memory_order_relaxed);  // the previous job is over
+  std::atomic_thread_fence(std::memory_order_release);
+  job_fn_.store(fn, std::memory_order_relaxed);
+  job_ctx_.store(ctx, std::memory_order_relaxed);
+  job_n_.store(n, std::memory_order_relaxed);
+  job_chunk_.store(chunk, std::memory_order_relaxed);
+  done_.store(0, std::memory_order_relaxed);
   {
+    // Published under the mutex, so a worker about to sleep either sees the job or is woken.
     std::lock_guard<std::mutex> lock(mu_);
-    job_ = fn;
-    job_ctx_ = ctx;
-    job_n_ = n;
-    pending_ = int(workers_.size());
-    ++generation_;
+    next_.store(pack(generation, 0), std::memory_order_release);
   }
   wake_.notify_all();
-  int b, e;
-  range_of(n, size(), 0, b, e);
-  if (b < e) fn(ctx, b, e, 0);
-  std::unique_lock<std::mutex> lock(mu_);
-  done_cv_.wait(lock, [this] { return pending_ == 0; });
-  job_ = nullptr;
+  work(generation, 0);
+  auto finished = [&] { return done_.load(std::memory_order_acquire) == n; };
+  if (!spin_until(finished)) {
+    std::unique_lock<std::mutex> lock(mu_);
+    done_cv_.wait(lock, finished);
+  }
 }
 
 void ThreadPool::worker(int index) {
-  uint64_t seen = 0;
+  uint32_t seen = 0;
+  auto ready = [&] {
+    return stop_.load(std::memory_order_acquire) || generation_of(next_.load(std::memory_order_acquire)) != seen;
+  };
   for (;;) {
-    Trampoline job;
-    void* ctx;
-    int n;
-    {
+    if (!spin_until(ready)) {
       std::unique_lock<std::mutex> lock(mu_);
-      wake_.wait(lock, [&] { return stop_ || generation_ != seen; });
-      if (stop_) return;
-      seen = generation_;
-      job = job_;
-      ctx = job_ctx_;
-      n = job_n_;
+      wake_.wait(lock, ready);
     }
-    int b, e;
-    range_of(n, size(), index, b, e);
-    if (b < e) job(ctx, b, e, index);
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      if (--pending_ == 0) done_cv_.notify_one();
-    }
+    if (stop_.load(std::memory_order_acquire)) return;
+    seen = generation_of(next_.load(std::memory_order_acquire));
+    work(seen, index);
   }
 }
 
