@@ -83,8 +83,12 @@ ViewFrame::ViewFrame(TraceModel* model, const QString& id, const QString& senten
   if (model_) {
     connect(model_, &TraceModel::reset, this, [this] { dirty_ = true; });
     // Back to the quick interval as soon as an answer ends (not up to 500 ms later).
+    // When an answer starts, the first live redraw waits a whole generating interval: short
+    // answers are drawn once, when they end, and long ones every interval, never in a burst at
+    // the start when the prompt is being read.
     connect(model_, &TraceModel::changed, this, [this] {
-      if (!model_->generating() && timer_.interval() != kIdleInterval) timer_.start(kIdleInterval);
+      const int want = model_->generating() ? kGeneratingInterval : kIdleInterval;
+      if (timer_.interval() != want) timer_.start(want);
     });
   }
 }

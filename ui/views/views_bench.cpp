@@ -9,6 +9,7 @@
 #include <QApplication>
 #include <QDir>
 #include <QDockWidget>
+#include <QEventLoop>
 #include <QMainWindow>
 #include <QMetaObject>
 #include <QPixmap>
@@ -175,16 +176,16 @@ int main(int argc, char** argv) {
     emit feed.generationStarted();
     FeedObserver obs(&feed, &session);
     obs.start();
-    std::atomic<bool> done{false};
+    // The UI thread sleeps in its event loop as in the app (a processEvents polling loop would
+    // keep one of the cores busy and take it from the engine).
+    QEventLoop loop;
     GenerateResult r;
     std::thread worker([&] {
       r = session.generate(prompt, p, &obs);
       obs.flush();
-      done = true;
+      QMetaObject::invokeMethod(&loop, &QEventLoop::quit, Qt::QueuedConnection);
     });
-    while (!done) {
-      app.processEvents(QEventLoop::WaitForMoreEvents | QEventLoop::AllEvents, 5);
-    }
+    loop.exec();
     worker.join();
     app.processEvents();
     GenerationSummary s;
