@@ -1,5 +1,6 @@
 // The desktop app, driven through its real main window, engine worker thread and conversation
 // store on the chat-tiny model (tests/data/models/chat-tiny). Offscreen; waits with QTRY_*.
+#include <QAction>
 #include <QDir>
 #include <QDockWidget>
 #include <QFile>
@@ -13,6 +14,7 @@
 #include <QTemporaryDir>
 #include <QTest>
 #include <memory>
+#include <tuple>
 
 #include <spdlog/spdlog.h>
 
@@ -390,6 +392,41 @@ private slots:
     QCOMPARE(int(w->current()->messages.size()), 0);
     QCOMPARE(w->chat()->input()->toPlainText(), huge);
     QCOMPARE(int(w->conversations().size()), 2);
+  }
+
+  // The router's full scores travel with the live routes when the setting asks for them
+  // (Automatic: chat-tiny is small enough), and not at all with "Never".
+  void routerScoresFollowTheSetting() {
+    auto w = open();
+    w->setConversationSettings({}, sampling(0.0, 0, 4));
+    auto has_scores = [&](const QString& prompt) {
+      QSignalSpy routes(w->feed(), &moescope::ui::EngineFeed::chunk);
+      const GenerationSummary s = ask(*w, prompt);
+      int with = 0, without = 0;
+      for (const auto& args : routes)
+        for (const auto& r : args.at(0).value<moescope::ui::StreamChunk>().routes)
+          (r.probs.size() == size_t(r.n_moe_layers) * size_t(w->engine()->model().n_experts) && !r.probs.empty() ? with : without)++;
+      // The answer's last token in the session's trace: scores recorded (they sum to > 0) or not.
+      const auto trace = moescope::RoutingTrace::from_json(nlohmann::json::parse(s.trace_json.toStdString()));
+      float sum = 0;
+      for (int e = 0; e < trace.n_experts() && trace.size() > 0; ++e) sum += trace.prob(trace.size() - 1, 0, e);
+      return std::make_tuple(with, without, sum > 0);
+    };
+    auto [with, without, traced] = has_scores(QStringLiteral("Hello"));
+    QVERIFY2(with > 0 && without == 0, qPrintable(QStringLiteral("%1 with, %2 without").arg(with).arg(without)));
+    QVERIFY(traced);
+    auto* never = w->findChild<QAction*>(QStringLiteral("routerScores2"));
+    QVERIFY(never);
+    never->trigger();
+    QCOMPARE(int(w->engine()->routerScores()), 2);
+    w->newConversation();
+    std::tie(with, without, traced) = has_scores(QStringLiteral("Hello again"));
+    QVERIFY2(with == 0 && without > 0, qPrintable(QStringLiteral("%1 with, %2 without").arg(with).arg(without)));
+    QVERIFY(!traced);
+    // Remembered in the settings for the next start.
+    w.reset();
+    auto again = open();
+    QCOMPARE(int(again->engine()->routerScores()), 2);
   }
 
   void exportAndViews() {

@@ -8,6 +8,7 @@
 #include <QTableWidget>
 #include <QTemporaryDir>
 #include <QtTest>
+#include <QTabWidget>
 #include <cmath>
 #include <qcustomplot.h>
 #include <nlohmann/json.hpp>
@@ -478,6 +479,54 @@ private slots:
     QCOMPARE(model->stats(StatsWindow::Conversation).tokens(), int64_t(6));
     QCOMPARE(model->stats(StatsWindow::Answer).tokens(), int64_t(2));
     QCOMPARE(model->stats(StatsWindow::SinceLoad).tokens(), int64_t(8));
+  }
+
+  // Router scores carried by live chunks land in the trace (the inspector's runners-up), and a
+  // backend's device memory reaches the performance view's own tab, summary and CSV.
+  void live_router_scores_and_device_memory() {
+    EngineFeed feed;
+    TraceModel* model = TraceModel::for_feed(&feed);
+    const RoutingTrace t = small_trace(false);
+    ModelInfo info = info_for(t);
+    info.backend = QStringLiteral("CUDA: test device");
+    info.device_bytes = int64_t(3) << 29;  // 1.5 GiB after loading
+    emit feed.modelChanged(info);
+    emit feed.generationStarted();
+    StreamChunk c;
+    c.routes = routes_of(t, 0, 2);
+    const int E = t.n_experts(), L = t.n_moe_layers();
+    for (size_t i = 0; i < c.routes.size(); ++i) {
+      c.routes[i].n_experts = E;
+      for (int m = 0; m < L; ++m)
+        for (int e = 0; e < E; ++e) c.routes[i].probs.push_back(e == 1 ? 0.75f : 0.25f / float(E - 1));
+    }
+    c.device_bytes = (int64_t(3) << 29) + (int64_t(1) << 28);  // + 256 MiB
+    emit feed.chunk(c);
+    QVERIFY(model->trace().has_probs());
+    QCOMPARE(model->trace().prob(1, 0, 1), 0.75f);
+    QCOMPARE(model->deviceBytes(), (int64_t(3) << 29) + (int64_t(1) << 28));
+    QCOMPARE(model->deviceMemory().size(), size_t(2));  // at load, then the chunk's figure
+
+    PerformanceView perf(model);
+    perf.resize(800, 500);
+    perf.refreshNow();
+    QVERIFY2(perf.summaryText().contains(QStringLiteral("device memory in use: 1.75 GiB")), qPrintable(perf.summaryText()));
+    perf.setTab(PerformanceView::DeviceMemory);
+    perf.refreshNow();
+    check_exports(&perf, dir_.path(), QStringLiteral("seconds,device_bytes"));
+    const auto rows = parse_csv(dir_.path() + QStringLiteral("/performance.csv"));
+    QCOMPARE(rows.size(), 3);
+    QCOMPARE(rows[1][1], QString::number(int64_t(3) << 29));
+    QCOMPARE(rows[2][1], QString::number((int64_t(3) << 29) + (int64_t(1) << 28)));
+
+    // The CPU backend reports none: the tab stays hidden.
+    EngineFeed cpu_feed;
+    TraceModel* cpu_model = TraceModel::for_feed(&cpu_feed);
+    emit cpu_feed.modelChanged(info_for(t));
+    PerformanceView cpu_perf(cpu_model);
+    cpu_perf.refreshNow();
+    QCOMPARE(cpu_model->deviceBytes(), int64_t(-1));
+    QVERIFY(!cpu_perf.findChild<QTabWidget*>()->isTabVisible(PerformanceView::DeviceMemory));
   }
 
   void recorded_trace_file() {

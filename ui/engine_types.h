@@ -21,6 +21,10 @@ struct TokenRoute {
   int top_k = 0;
   std::vector<int16_t> experts;  // -1: none
   std::vector<float> weights;
+  // The router's full scores, [n_moe_layers][n_experts], when the engine recorded them (the
+  // token inspector's runners-up); empty otherwise.
+  int n_experts = 0;
+  std::vector<float> probs;
 };
 
 // What arrived since the last flush (the UI repaints once per chunk, ~30 times a second).
@@ -31,6 +35,7 @@ struct StreamChunk {
   double tokens_per_second = 0.0;   // decode speed of this answer so far
   bool has_kv = false;
   KvStats kv;
+  int64_t device_bytes = -1;        // device memory the backend holds (CUDA), -1 when it has none
   std::vector<TokenRoute> routes;   // prefill and decode tokens, in order
 };
 
@@ -47,6 +52,7 @@ struct ModelInfo {
   bool template_fallback = false;
   QString template_problem;
   QString generation_config_json;  // generation_config.json as read, or empty
+  int64_t device_bytes = -1;       // device memory in use after loading (CUDA), -1 when none
 };
 
 struct GenerationSummary {
@@ -63,6 +69,7 @@ struct GenerationSummary {
   bool used_fallback = false;
   QString fallback_reason;
   KvStats kv;
+  int64_t device_bytes = -1;  // as in StreamChunk
   QString trace_json;     // the session's routing trace (whole conversation) as JSON text
 };
 

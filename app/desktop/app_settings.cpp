@@ -10,6 +10,12 @@ QString AppSettings::backend() const { return s_->value(QStringLiteral("engine/b
 void AppSettings::setBackend(const QString& kind) { s_->setValue(QStringLiteral("engine/backend"), kind); }
 int AppSettings::threads() const { return s_->value(QStringLiteral("engine/threads"), 0).toInt(); }
 
+int AppSettings::routerScores() const {
+  const int v = s_->value(QStringLiteral("engine/router_scores"), 0).toInt();
+  return v >= 0 && v <= 2 ? v : 0;
+}
+void AppSettings::setRouterScores(int mode) { s_->setValue(QStringLiteral("engine/router_scores"), mode); }
+
 QStringList AppSettings::recentModels() const { return s_->value(QStringLiteral("models/recent")).toStringList(); }
 
 void AppSettings::addRecentModel(const QString& dir) {

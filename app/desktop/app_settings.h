@@ -14,6 +14,8 @@ public:
   QString backend() const;  // "auto" | "cpu" | "cuda"
   void setBackend(const QString& kind);
   int threads() const;      // 0: all
+  int routerScores() const;  // RouterScores as int: 0 automatic, 1 always, 2 never
+  void setRouterScores(int mode);
   QStringList recentModels() const;
   void addRecentModel(const QString& dir);  // most recent first, at most 8
   QString lastModel() const;

@@ -98,6 +98,7 @@ bool EngineController::generate(const nlohmann::ordered_json& messages, const ui
   r.sampling = sampling;
   r.seed = seed;
   r.control = control_;
+  r.router_scores = router_scores_;
   generation_id_ = r.id;
   stop_ = false;
   buffer_.reset();

@@ -37,6 +37,9 @@ public:
   // The routing intervention applied to the next answers (ui/experiments; empty: as trained).
   void setRoutingControl(const RoutingControl& control) { control_ = control; }
   const RoutingControl& routingControl() const { return control_; }
+  // Whether the next answers record the router's full scores (see RouterScores).
+  void setRouterScores(RouterScores mode) { router_scores_ = mode; }
+  RouterScores routerScores() const { return router_scores_; }
 
   bool isLoading() const { return loading_; }
   bool isGenerating() const { return generating_; }
@@ -77,6 +80,7 @@ private:
   bool has_model_ = false;
   ui::ModelInfo model_;
   RoutingControl control_;
+  RouterScores router_scores_ = RouterScores::Automatic;
 };
 
 }  // namespace moescope::desktop

@@ -9,6 +9,14 @@
 
 namespace moescope::desktop {
 
+// Whether answers record the router's full scores (every expert's, not only the chosen ones) in
+// the routing trace, for the token inspector's runners-up. They cost n_moe_layers × n_experts
+// half floats per token (DeepSeek-R1: 29 KB), so Automatic records them for models where that
+// is at most kAutomaticRouterScores values (8 KB per token).
+enum class RouterScores { Automatic = 0, Always = 1, Never = 2 };
+constexpr int kAutomaticRouterScores = 4096;
+bool records_router_scores(RouterScores mode, int n_moe_layers, int n_experts);
+
 struct LoadRequest {
   quint64 id = 0;
   QString dir;
@@ -22,6 +30,7 @@ struct GenerationRequest {
   ui::SamplingSettings sampling;
   quint64 seed = 0;           // the seed used for this answer
   RoutingControl control;     // routing experiment applied to this answer (empty: as trained)
+  RouterScores router_scores = RouterScores::Automatic;  // record the router's full scores?
 };
 
 }  // namespace moescope::desktop

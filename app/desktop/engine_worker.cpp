@@ -20,8 +20,10 @@ QString qs(const std::string& s) { return QString::fromStdString(s); }
 // Copies what the engine reports during generate() into the stream buffer, by value.
 class BufferObserver : public GenerationObserver {
 public:
-  BufferObserver(StreamBuffer& buffer, const Tokenizer& tokenizer, const Backend& backend)
-      : buffer_(buffer), decoder_(tokenizer, /*skip_special_tokens=*/true), backend_(backend) {}
+  // probs: this answer records the router's full scores (earlier tokens of the trace may have
+  // them while this answer's do not: the trace pads those with zeros).
+  BufferObserver(StreamBuffer& buffer, const Tokenizer& tokenizer, const Backend& backend, bool probs)
+      : buffer_(buffer), decoder_(tokenizer, /*skip_special_tokens=*/true), backend_(backend), probs_(probs) {}
 
   void on_token(int32_t id, double step_seconds) override {
     ++tokens_;
@@ -30,12 +32,14 @@ public:
     text_ += piece;
     buffer_.add_text(qs(piece), 1, decode_seconds_ > 0 ? tokens_ / decode_seconds_ : 0.0);
     buffer_.set_kv(backend_.kv_stats());
+    if (const int64_t device = backend_.device_memory_used(); device > 0) buffer_.set_device_bytes(device);
   }
 
   void on_trace(const RoutingTrace& trace, size_t first) override {
     std::vector<ui::TokenRoute> routes;
     routes.reserve(trace.size() - first);
-    const int n_moe = trace.n_moe_layers(), k = trace.top_k();
+    const int n_moe = trace.n_moe_layers(), k = trace.top_k(), n_experts = trace.n_experts();
+    const bool probs = probs_ && trace.has_probs();
     for (size_t i = first; i < trace.size(); ++i) {
       const TraceToken& t = trace.token(i);
       ui::TokenRoute r;
@@ -52,6 +56,12 @@ public:
           r.experts[size_t(m * k + s)] = int16_t(trace.expert(i, m, s));
           r.weights[size_t(m * k + s)] = trace.weight(i, m, s);
         }
+      if (probs) {
+        r.n_experts = n_experts;
+        r.probs.resize(size_t(n_moe) * size_t(n_experts));
+        for (int m = 0; m < n_moe; ++m)
+          for (int e = 0; e < n_experts; ++e) r.probs[size_t(m) * size_t(n_experts) + size_t(e)] = trace.prob(i, m, e);
+      }
       routes.push_back(std::move(r));
     }
     buffer_.add_routes(std::move(routes));
@@ -71,6 +81,7 @@ private:
   StreamBuffer& buffer_;
   StreamingDecoder decoder_;
   const Backend& backend_;
+  const bool probs_;
   std::string text_;
   int tokens_ = 0;
   double decode_seconds_ = 0.0;
@@ -83,6 +94,15 @@ QString read_text(const std::filesystem::path& p) {
 }
 
 }  // namespace
+
+bool records_router_scores(RouterScores mode, int n_moe_layers, int n_experts) {
+  switch (mode) {
+    case RouterScores::Always: return true;
+    case RouterScores::Never: return false;
+    case RouterScores::Automatic: return int64_t(n_moe_layers) * n_experts <= kAutomaticRouterScores;
+  }
+  return false;
+}
 
 EngineWorker::EngineWorker(StreamBuffer* buffer, const std::atomic<bool>* stop, const std::atomic<quint64>* load_cancel)
     : buffer_(buffer), stop_(stop), load_cancel_(load_cancel) {}
@@ -124,6 +144,7 @@ void EngineWorker::load(const LoadRequest& request) {
     info.template_fallback = probe.used_fallback;
     info.template_problem = qs(probe.used_fallback ? probe.fallback_reason : format.template_problem());
     info.generation_config_json = read_text(dir / "generation_config.json");
+    if (const int64_t device = session->backend().device_memory_used(); device > 0) info.device_bytes = device;
 
     session_ = std::move(session);
     format_.emplace(std::move(format));
@@ -183,8 +204,10 @@ void EngineWorker::run_generation(const GenerationRequest& request) {
   params.max_tokens = s.max_tokens;
   params.stop_ids = format_->stop_ids();
   params.control = request.control;
+  params.record_probs = records_router_scores(request.router_scores, int(session_->spec().moe_layer_indices().size()),
+                                              session_->spec().moe.router.n_experts);
 
-  BufferObserver observer(*buffer_, format_->tokenizer(), session_->backend());
+  BufferObserver observer(*buffer_, format_->tokenizer(), session_->backend(), params.record_probs);
   const GenerateResult result = session_->generate(prompt.ids, params, &observer, stop_);
   const std::string text = observer.finish();
 
@@ -203,6 +226,7 @@ void EngineWorker::run_generation(const GenerationRequest& request) {
   summary.used_fallback = prompt.used_fallback;
   summary.fallback_reason = qs(prompt.fallback_reason);
   summary.kv = session_->backend().kv_stats();
+  if (const int64_t device = session_->backend().device_memory_used(); device > 0) summary.device_bytes = device;
   summary.trace_json = qs(session_->trace().to_json().dump());
   spdlog::info("answer: {} tokens ({}), prompt {} ({} reused), {:.1f} tokens/s", summary.generated_tokens,
                summary.stop_reason.toStdString(), summary.prompt_tokens, summary.reused_tokens,

@@ -1,6 +1,7 @@
 #include "main_window.h"
 
 #include <QAction>
+#include <QActionGroup>
 #include <QApplication>
 #include <QClipboard>
 #include <QCloseEvent>
@@ -49,6 +50,7 @@ MainWindow::MainWindow(const AppOptions& options, QWidget* parent)
 
   feed_ = new ui::EngineFeed(this);
   engine_ = new EngineController(feed_, this);
+  engine_->setRouterScores(RouterScores(settings_->routerScores()));
 
   splitter_ = new QSplitter(Qt::Horizontal, this);
   splitter_->setObjectName(QStringLiteral("mainSplitter"));
@@ -174,6 +176,29 @@ void MainWindow::buildMenus() {
   chat->addAction(tr("&Copy conversation"), QKeySequence(Qt::CTRL | Qt::SHIFT | Qt::Key_C), this,
                   [this] { QApplication::clipboard()->setText(exportMarkdown()); });
   chat->addAction(tr("Chat &settings…"), this, &MainWindow::editSettings);
+
+  // The router's full scores (every expert's) feed the token inspector's runners-up; they cost
+  // memory per token, so by default only small models record them.
+  QMenu* scores = chat->addMenu(tr("Record full router &scores"));
+  scores->setObjectName(QStringLiteral("routerScoresMenu"));
+  scores->setToolTipsVisible(true);
+  auto* group = new QActionGroup(scores);
+  const int current = settings_->routerScores();
+  const QString names[] = {tr("Automatic (models with at most %1 router scores per token)").arg(kAutomaticRouterScores),
+                           tr("Always"), tr("Never")};
+  for (int mode = 0; mode < 3; ++mode) {
+    QAction* a = scores->addAction(names[mode]);
+    a->setObjectName(QStringLiteral("routerScores%1").arg(mode));
+    a->setCheckable(true);
+    a->setChecked(mode == current);
+    a->setToolTip(tr("Every expert's router score for every token and MoE layer, shown as runners-up in the token "
+                     "inspector; costs 2 bytes × MoE layers × experts per token (DeepSeek-R1: 29 KB)."));
+    group->addAction(a);
+    connect(a, &QAction::triggered, this, [this, mode] {
+      settings_->setRouterScores(mode);
+      engine_->setRouterScores(RouterScores(mode));
+    });
+  }
 
   views_menu_ = menuBar()->addMenu(tr("&Views"));
   views_menu_->setObjectName(QStringLiteral("viewsMenu"));

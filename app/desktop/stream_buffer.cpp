@@ -32,6 +32,11 @@ void StreamBuffer::set_kv(const KvStats& kv) {
   dirty_ = true;
 }
 
+void StreamBuffer::set_device_bytes(int64_t bytes) {
+  std::lock_guard lock(mutex_);
+  pending_.device_bytes = bytes;
+}
+
 ui::StreamChunk StreamBuffer::take(bool* empty) {
   std::lock_guard lock(mutex_);
   *empty = !dirty_;

@@ -14,6 +14,7 @@ public:
   void add_text(const QString& text, int tokens, double tokens_per_second);
   void add_routes(std::vector<ui::TokenRoute> routes);
   void set_kv(const KvStats& kv);
+  void set_device_bytes(int64_t bytes);
   // Everything since the last take; `empty` when nothing arrived.
   ui::StreamChunk take(bool* empty);
 

@@ -18,7 +18,9 @@ const char* kHelp =
     "from memory: a MoE model reads only its top-k experts per token, which is why it decodes like a "
     "much smaller dense model. 'now' is measured over the last half second of generated tokens; "
     "'average' is the answer's decode speed so far. Time per token = 1000 ÷ decode tokens/s. The x axis "
-    "is generation time, with idle time between answers left out.";
+    "is generation time, with idle time between answers left out. With the CUDA backend, 'Device memory' "
+    "shows what the engine holds on the GPU: weights, KV cache, scratch buffers and the cuBLAS workspace "
+    "(the CPU backend memory-maps the weights in host RAM and holds no device memory).";
 }  // namespace
 
 PerformanceView::PerformanceView(TraceModel* model, QWidget* parent)
@@ -61,12 +63,28 @@ PerformanceView::PerformanceView(TraceModel* model, QWidget* parent)
   time_plot_->xAxis->setLabel(tr("generation time (s)"));
   time_plot_->yAxis->setLabel(tr("ms per generated token"));
   tabs_->addTab(time_plot_, tr("Time per token"));
+
+  memory_plot_ = makePlot(this);
+  memory_ = memory_plot_->addGraph();
+  memory_->setLineStyle(QCPGraph::lsStepLeft);
+  memory_->setPen(QPen(QColor(0xd6, 0x27, 0x28), 1.6));
+  memory_->setBrush(QColor(0xd6, 0x27, 0x28, 40));
+  memory_plot_->xAxis->setLabel(tr("generation time (s)"));
+  memory_plot_->yAxis->setLabel(tr("device memory in use (GiB)"));
+  tabs_->addTab(memory_plot_, tr("Device memory"));
+  tabs_->setTabVisible(DeviceMemory, false);  // shown once the backend reports device memory
   connect(tabs_, &QTabWidget::currentChanged, this, [this] { markDirty(); });
 }
 
 void PerformanceView::setTab(Tab t) { tabs_->setCurrentIndex(int(t)); }
 
-QCustomPlot* PerformanceView::currentPlot() const { return tabs_->currentIndex() == TimePerToken ? time_plot_ : speed_plot_; }
+QCustomPlot* PerformanceView::currentPlot() const {
+  switch (tabs_->currentIndex()) {
+    case TimePerToken: return time_plot_;
+    case DeviceMemory: return memory_plot_;
+    default: return speed_plot_;
+  }
+}
 
 QString PerformanceView::summaryText() const {
   const TraceModel* m = traceModel();
@@ -79,9 +97,10 @@ QString PerformanceView::summaryText() const {
     const SpeedPoint& s = m->speed().back();
     parts << tr("decode %1 tokens/s now, %2 average · %3 ms per token").arg(s.decode_tps, 0, 'f', 1).arg(s.average_tps, 0, 'f', 1).arg(s.ms_per_token, 0, 'f', 1);
   }
-  if (parts.isEmpty()) return tr("No timings yet: they are measured live while the model generates (not stored with conversations).");
+  if (parts.isEmpty() && m->deviceBytes() < 0) return tr("No timings yet: they are measured live while the model generates (not stored with conversations).");
   QString backend = m->hasModel() ? m->model().backend : QString();
   if (!backend.isEmpty()) parts << tr("backend: %1").arg(backend);
+  if (m->deviceBytes() >= 0) parts << tr("device memory in use: %1 GiB").arg(double(m->deviceBytes()) / double(1 << 30), 0, 'f', 2);
   return parts.join(QStringLiteral("\n"));
 }
 
@@ -103,7 +122,25 @@ void PerformanceView::refresh() {
   double x_hi = 1.0;
   if (!x.isEmpty()) x_hi = std::max(x_hi, x.back());
   if (!px.isEmpty()) x_hi = std::max(x_hi, px.back());
-  if (tabs_->currentIndex() == Speed) {
+  const bool device = m->deviceBytes() >= 0;
+  if (tabs_->isTabVisible(DeviceMemory) != device) tabs_->setTabVisible(DeviceMemory, device);
+  if (tabs_->currentIndex() == DeviceMemory) {
+    QVector<double> mx, my;
+    double top = 0.0;
+    for (const MemoryPoint& p : m->deviceMemory()) {
+      mx.push_back(p.seconds);
+      my.push_back(double(p.bytes) / double(1 << 30));
+      top = std::max(top, my.back());
+    }
+    if (!mx.isEmpty()) {  // hold the last figure up to now
+      mx.push_back(std::max(x_hi, mx.back()));
+      my.push_back(my.back());
+    }
+    memory_->setData(mx, my, true);
+    memory_plot_->xAxis->setRange(0, (mx.isEmpty() ? x_hi : mx.back()) * 1.02);
+    memory_plot_->yAxis->setRange(0, std::max(0.001, top) * 1.15);
+    memory_plot_->replot(QCustomPlot::rpQueuedReplot);
+  } else if (tabs_->currentIndex() == Speed) {
     decode_->setData(x, now, true);
     average_->setData(x, avg, true);
     prefill_->setData(px, py, false);
@@ -123,11 +160,17 @@ void PerformanceView::refresh() {
     time_plot_->yAxis->setRange(0, top * 1.15);
     time_plot_->replot(QCustomPlot::rpQueuedReplot);
   }
-  setStatus(tr("Device memory: not shown — the engine feed carries no device-memory figure yet (the CPU backend uses none)."));
+  setStatus(device ? tr("Device memory: %1 GiB in use (weights, KV cache, scratch)").arg(double(m->deviceBytes()) / double(1 << 30), 0, 'f', 2)
+                  : tr("Device memory: none — the CPU backend memory-maps the weights in host RAM."));
 }
 
 QString PerformanceView::csv() const {
   const TraceModel* m = traceModel();
+  if (tabs_->currentIndex() == DeviceMemory) {  // the data of the plot on screen
+    QString out = QStringLiteral("seconds,device_bytes\n");
+    for (const MemoryPoint& p : m->deviceMemory()) out += QStringLiteral("%1,%2\n").arg(p.seconds, 0, 'f', 4).arg(p.bytes);
+    return out;
+  }
   QString out = QStringLiteral("seconds,kind,tokens_per_second,average_tokens_per_second,ms_per_token,tokens\n");
   for (const PrefillPoint& p : m->prefills())
     out += QStringLiteral("%1,prefill,%2,,,%3\n").arg(p.seconds, 0, 'f', 4).arg(p.tps, 0, 'g', 8).arg(p.tokens);

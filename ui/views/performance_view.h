@@ -1,5 +1,6 @@
 #pragma once
-// Performance: prefill and decode speed over generation time and the time per generated token.
+// Performance: prefill and decode speed over generation time, the time per generated token and
+// (CUDA backend) the device memory the engine holds.
 #include "ui/views/view_frame.h"
 
 class QCPGraph;
@@ -11,7 +12,7 @@ namespace moescope::ui {
 class PerformanceView : public ViewFrame {
   Q_OBJECT
 public:
-  enum Tab { Speed = 0, TimePerToken = 1 };
+  enum Tab { Speed = 0, TimePerToken = 1, DeviceMemory = 2 };
   explicit PerformanceView(TraceModel* model, QWidget* parent = nullptr);
   QCustomPlot* currentPlot() const override;
   QString csv() const override;
@@ -30,6 +31,8 @@ private:
   QCPGraph* prefill_;
   QCustomPlot* time_plot_;
   QCPGraph* ms_;
+  QCustomPlot* memory_plot_;
+  QCPGraph* memory_;
 };
 
 }  // namespace moescope::ui

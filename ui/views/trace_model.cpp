@@ -161,6 +161,9 @@ void TraceModel::setModel(const ModelInfo& info) {
   kv_history_.clear();
   speed_.clear();
   prefills_.clear();
+  device_bytes_ = info.device_bytes;
+  memory_.clear();
+  if (info.device_bytes >= 0) memory_.push_back({0.0, info.device_bytes});
   seconds_before_ = 0.0;
   source_ = tr("live");
   selected_ = -1;
@@ -228,7 +231,9 @@ void TraceModel::addChunk(const StreamChunk& chunk) {
     }
     ids.assign(r.experts.begin(), r.experts.end());
     TraceToken tok{r.pos, r.id, r.text.toStdString(), r.prefill ? Phase::Prefill : Phase::Decode};
-    trace_->append(tok, ids.data(), r.weights.data(), r.top_k);
+    const bool probs = r.n_experts == trace_->n_experts() &&
+                       r.probs.size() == size_t(r.n_moe_layers) * size_t(r.n_experts);
+    trace_->append(tok, ids.data(), r.weights.data(), r.top_k, probs ? r.probs.data() : nullptr);
     if (r.prefill) ++prefill_routes;
   }
   const size_t after = trace_->size();
@@ -258,6 +263,15 @@ void TraceModel::addChunk(const StreamChunk& chunk) {
       kv_history_.push_back({now, double(std::max<int64_t>(0, chunk.kv.tokens - chunk.new_tokens)), true});
     kv_history_.push_back({now, double(chunk.kv.tokens), prefill_routes > 0 && chunk.new_tokens == 0});
     decimate(kv_history_);
+  }
+
+  // Device memory (CUDA): one point per chunk while it changes.
+  if (chunk.device_bytes >= 0) {
+    device_bytes_ = chunk.device_bytes;
+    if (memory_.empty() || memory_.back().bytes != chunk.device_bytes || now - memory_.back().seconds > 1.0) {
+      memory_.push_back({now, chunk.device_bytes});
+      decimate(memory_);
+    }
   }
 
   // Speed: prefill estimated when its routes arrive (corrected by the summary at the end), decode
@@ -305,6 +319,11 @@ void TraceModel::finishGeneration(const GenerationSummary& summary) {
   if (summary.kv.capacity > 0) {
     has_kv_ = true;
     kv_ = summary.kv;
+  }
+  if (summary.device_bytes >= 0) {
+    device_bytes_ = summary.device_bytes;
+    memory_.push_back({now, summary.device_bytes});
+    decimate(memory_);
   }
   // The session's own trace is authoritative (it carries router probabilities when recorded).
   if (!summary.trace_json.isEmpty()) {

@@ -45,6 +45,10 @@ struct SpeedPoint {
   double average_tps = 0;   // this answer so far (the engine's figure)
   double ms_per_token = 0;  // 1000 / decode_tps
 };
+struct MemoryPoint {
+  double seconds = 0;  // generation time, as KvPoint
+  int64_t bytes = 0;   // device memory the backend holds
+};
 struct PrefillPoint {
   double seconds = 0;
   int tokens = 0;
@@ -84,6 +88,9 @@ public:
   const std::vector<KvPoint>& kvHistory() const { return kv_history_; }
   const std::vector<SpeedPoint>& speed() const { return speed_; }
   const std::vector<PrefillPoint>& prefills() const { return prefills_; }
+  // Device memory in use (CUDA backend): the latest figure (-1: the backend has none) and its history.
+  int64_t deviceBytes() const { return device_bytes_; }
+  const std::vector<MemoryPoint>& deviceMemory() const { return memory_; }
   double generationSeconds() const;
 
   int selectedToken() const { return selected_; }
@@ -128,6 +135,8 @@ private:
   std::vector<KvPoint> kv_history_;
   std::vector<SpeedPoint> speed_;
   std::vector<PrefillPoint> prefills_;
+  int64_t device_bytes_ = -1;
+  std::vector<MemoryPoint> memory_;
   QElapsedTimer clock_;           // runs while generating
   double seconds_before_ = 0.0;   // generation time of earlier answers
   double answer_start_ = 0.0;     // generation time when this answer started
