@@ -463,9 +463,11 @@ private slots:
     rows = parse_csv(dir_.path() + QStringLiteral("/performance.csv"));
     QCOMPARE(rows[1][1], QStringLiteral("prefill"));
     QCOMPARE(rows[1][2], QStringLiteral("6"));
-    // The decode rate over the last half second: 1 token between chunks 2 and 3.
-    QCOMPARE(model->speed().size(), size_t(1));
-    QVERIFY(model->speed().back().decode_tps > 0);
+    // The decode rate over the last half second (1 token between chunks 2 and 3), then the
+    // finished answer's exact average, carrying the last live rate.
+    QCOMPARE(model->speed().size(), size_t(2));
+    QVERIFY(model->speed().front().decode_tps > 0);
+    QCOMPARE(model->speed().back().decode_tps, model->speed().front().decode_tps);
     QCOMPARE(model->speed().back().average_tps, 42.0);
 
     // A new answer re-using a shorter prefix: the trace is cut at the route's position.

@@ -40,9 +40,12 @@ PerformanceView::PerformanceView(TraceModel* model, QWidget* parent)
   decode_ = speed_plot_->addGraph();
   decode_->setName(tr("decode, now"));
   decode_->setPen(QPen(QColor(0x1f, 0x77, 0xb4), 1.4));
+  // Small dots as well as lines: a short answer has a single point, which a line alone hides.
+  decode_->setScatterStyle(QCPScatterStyle(QCPScatterStyle::ssDisc, 4));
   average_ = speed_plot_->addGraph();
   average_->setName(tr("decode, answer average"));
   average_->setPen(QPen(QColor(0x2c, 0xa0, 0x2c), 1.6, Qt::DashLine));
+  average_->setScatterStyle(QCPScatterStyle(QCPScatterStyle::ssSquare, QPen(QColor(0x2c, 0xa0, 0x2c), 1.4), Qt::NoBrush, 6));
   speed_plot_->yAxis2->setVisible(true);
   speed_plot_->yAxis2->setTickLabels(true);
   speed_plot_->yAxis2->setLabel(tr("prefill tokens/s"));
@@ -60,6 +63,7 @@ PerformanceView::PerformanceView(TraceModel* model, QWidget* parent)
   time_plot_ = makePlot(this);
   ms_ = time_plot_->addGraph();
   ms_->setPen(QPen(QColor(0x94, 0x67, 0xbd), 1.4));
+  ms_->setScatterStyle(QCPScatterStyle(QCPScatterStyle::ssDisc, 4));
   time_plot_->xAxis->setLabel(tr("generation time (s)"));
   time_plot_->yAxis->setLabel(tr("ms per generated token"));
   tabs_->addTab(time_plot_, tr("Time per token"));
@@ -119,7 +123,7 @@ void PerformanceView::refresh() {
     px.push_back(p.seconds);
     py.push_back(p.tps);
   }
-  double x_hi = 1.0;
+  double x_hi = 0.01;  // the axis follows the data: a whole answer may take a few milliseconds
   if (!x.isEmpty()) x_hi = std::max(x_hi, x.back());
   if (!px.isEmpty()) x_hi = std::max(x_hi, px.back());
   const bool device = m->deviceBytes() >= 0;

@@ -204,6 +204,7 @@ void TraceModel::beginGeneration() {
   recent_.emplace_back(generationSeconds(), 0);
   answer_prefill_tokens_ = 0;
   answer_decoding_ = false;
+  answer_has_speed_ = false;
   answer_first_ = trace_->size();
   resetStats(StatsWindow::Answer);
   source_ = tr("live");
@@ -299,6 +300,7 @@ void TraceModel::addChunk(const StreamChunk& chunk) {
       if (dt > 0 && dn > 0) {
         const double tps = dn / dt;
         speed_.push_back({now, tps, chunk.tokens_per_second, 1000.0 / tps});
+        answer_has_speed_ = true;
         decimate(speed_);
       }
     }
@@ -315,6 +317,14 @@ void TraceModel::finishGeneration(const GenerationSummary& summary) {
     if (!prefills_.empty() && !prefills_.back().exact) prefills_.pop_back();
     // Plotted where the prefill ended: the answer's start plus its prefill time.
     prefills_.push_back({answer_start_ + summary.prefill_seconds, prompt_new, prompt_new / summary.prefill_seconds, true});
+  }
+  // The answer's exact decode speed closes its speed curve (an answer shorter than two chunks
+  // would have no point at all otherwise).
+  if (summary.generated_tokens > 1 && summary.tokens_per_second > 0) {
+    const double tps = summary.tokens_per_second;
+    const double current = answer_has_speed_ ? speed_.back().decode_tps : tps;
+    speed_.push_back({now, current, tps, 1000.0 / current});
+    decimate(speed_);
   }
   if (summary.kv.capacity > 0) {
     has_kv_ = true;

@@ -143,6 +143,7 @@ private:
   std::deque<std::pair<double, int>> recent_;  // (seconds, tokens of this answer) for the rate
   int answer_prefill_tokens_ = 0;
   bool answer_decoding_ = false;
+  bool answer_has_speed_ = false;  // a live speed point was taken during this answer
 
   int selected_ = -1;
 };
