@@ -2,8 +2,10 @@
 // interventions, load-balance statistics, the routing trace format, the sampler, presets and the
 // session's KV-prefix reuse.
 #include <QtTest>
+#include <QTemporaryDir>
 
 #include <cmath>
+#include <filesystem>
 #include <nlohmann/json.hpp>
 
 #include "moescope/anatomy.h"
@@ -274,6 +276,25 @@ private slots:
     QVERIFY(std::fabs(t - total) / total < 0.005);
     // The published active figure matches one of the two conventions within rounding.
     QVERIFY(std::min(std::fabs(a - active), std::fabs(a0 - active)) / active < 0.05);
+  }
+
+  // One model per checkpoint while it is held; a changed checkpoint or a released model loads anew.
+  void shared_models() {
+    namespace fs = std::filesystem;
+    QTemporaryDir tmp;
+    const fs::path dir = fs::path(tmp.path().toStdString()) / "m";
+    fs::copy(std::string(MOESCOPE_TEST_DATA) + "/models/olmoe", dir, fs::copy_options::recursive);
+    auto a = load_model_shared(dir);
+    auto b = load_model_shared(dir / ".");  // the same directory, spelt otherwise
+    QCOMPARE(a.get(), b.get());
+    QVERIFY(load_model(dir).get() != a.get());  // plain load_model always loads
+    // Rewritten config.json (newer time stamp): a new model.
+    fs::last_write_time(dir / "config.json", fs::last_write_time(dir / "config.json") + std::chrono::seconds(5));
+    auto c = load_model_shared(dir);
+    QVERIFY(c.get() != a.get());
+    c.reset();
+    auto d = load_model_shared(dir);  // nobody held it: loaded again
+    QVERIFY(d.get() != nullptr);
   }
 
   // A second generate() on a longer prompt reuses the cached prefix and gives the same result as

@@ -116,7 +116,7 @@ void EngineWorker::load(const LoadRequest& request) {
     spdlog::info("loading model {} (backend {})", dir.string(), request.backend.toStdString());
     if (!std::filesystem::is_directory(dir)) throw Error("model directory " + dir.string() + " does not exist");
     emit loadProgress(request.id, tr("Reading the checkpoint…"), 10);
-    std::shared_ptr<const Model> model = load_model(dir);
+    std::shared_ptr<const Model> model = load_model_shared(dir);
     if (cancelled()) return;
     emit loadProgress(request.id, tr("Reading the tokenizer and chat template…"), 55);
     ChatFormat format = ChatFormat::from_dir(dir);

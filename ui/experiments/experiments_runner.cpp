@@ -43,7 +43,7 @@ void ExperimentsWorker::ensure_session(const QString& dir) {
   format_.reset();
   const std::filesystem::path p = dir.toStdString();
   spdlog::info("experiments: loading {}", p.string());
-  std::shared_ptr<const Model> model = load_model(p);
+  std::shared_ptr<const Model> model = load_model_shared(p);  // the chat's model when it is the same
   format_.emplace(ChatFormat::from_dir(p));
   session_ = std::make_unique<Session>(model, make_backend(model, BackendOptions{}));
   dir_ = dir;

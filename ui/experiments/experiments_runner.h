@@ -2,8 +2,9 @@
 // Runs routing experiments off the UI thread (STYLE.md item 7): an ExperimentsWorker QObject in a
 // QThread member, explicitly queued connections both ways, an atomic cancel flag, shutdown by
 // cancel → quit() → wait(). The worker keeps its own Session on the model directory it was last
-// asked about (loaded on first use), so a comparison or an analysis never disturbs the chat's
-// KV cache. Results come back as values (immutable analysis data behind a shared_ptr<const>).
+// asked about (made on first use), so a comparison or an analysis never disturbs the chat's KV
+// cache; the weights are the chat's own when it is the same model (load_model_shared: one
+// memory map). A CUDA backend still uploads its own copy of the weights to the device. Results come back as values (immutable analysis data behind a shared_ptr<const>).
 #include <QObject>
 #include <QString>
 #include <QThread>

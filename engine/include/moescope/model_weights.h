@@ -70,6 +70,11 @@ struct Model {
 
 // Reads config.json (+ generation_config.json), maps the safetensors and binds the weights.
 std::shared_ptr<const Model> load_model(const std::filesystem::path& dir);
+// load_model, once per process: while anyone holds the model of `dir`, later calls get the same
+// one (one memory map, one set of bound weights) as long as the checkpoint's files are unchanged
+// (same config.json and safetensors sizes and modification times). Thread-safe. The app's chat
+// worker and its experiments worker share a model this way, each with its own backend and KV cache.
+std::shared_ptr<const Model> load_model_shared(const std::filesystem::path& dir);
 
 // A model of `spec`'s shape with random BF16 weights (norms 1, small uniform values elsewhere),
 // cut to its first `layers` layers when layers > 0. host_storage=false leaves every view's data

@@ -3,6 +3,8 @@
 #include <spdlog/spdlog.h>
 
 #include <functional>
+#include <map>
+#include <mutex>
 
 #include "moescope/error.h"
 
@@ -163,6 +165,44 @@ std::shared_ptr<const Model> load_model(const std::filesystem::path& dir) {
   spdlog::info("loaded {} ({}, {} layers, {} MoE) from {}", m->spec.name, m->spec.architecture, m->spec.n_layers,
                m->spec.n_moe_layers(), dir.string());
   return m;
+}
+
+namespace {
+// What identifies a checkpoint's contents cheaply: its directory and the sizes and modification
+// times of config.json and the safetensors files.
+std::string checkpoint_key(const std::filesystem::path& dir) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  const fs::path canonical = fs::weakly_canonical(dir, ec);
+  std::map<std::string, std::string> files;
+  for (const auto& entry : fs::directory_iterator(ec ? dir : canonical, ec)) {
+    const std::string name = entry.path().filename().string();
+    if (name != "config.json" && !name.ends_with(".safetensors") && !name.ends_with(".safetensors.index.json")) continue;
+    std::error_code e1, e2;
+    const auto size = entry.file_size(e1);
+    const auto time = entry.last_write_time(e2).time_since_epoch().count();
+    files[name] = std::to_string(e1 ? 0 : size) + "@" + std::to_string(e2 ? 0 : time);
+  }
+  std::string key = (ec ? dir : canonical).string();
+  for (const auto& [name, stamp] : files) key += "|" + name + "=" + stamp;
+  return key;
+}
+}  // namespace
+
+std::shared_ptr<const Model> load_model_shared(const std::filesystem::path& dir) {
+  static std::mutex mu;
+  static std::map<std::string, std::weak_ptr<const Model>> cache;
+  const std::string key = checkpoint_key(dir);
+  std::lock_guard<std::mutex> lock(mu);  // one load at a time: a second caller waits for the first
+  for (auto it = cache.begin(); it != cache.end();) it = it->second.expired() ? cache.erase(it) : std::next(it);
+  if (auto it = cache.find(key); it != cache.end())
+    if (auto model = it->second.lock()) {
+      spdlog::info("sharing the loaded model of {}", dir.string());
+      return model;
+    }
+  auto model = load_model(dir);
+  cache[key] = model;
+  return model;
 }
 
 }  // namespace moescope
