@@ -6,12 +6,20 @@
 # crashes, reports an error, or its RSS at the end exceeds the start by more than
 # MOESCOPE_SOAK_MAX_GROWTH_KB (default 65536).
 #
-#   tools/soak.sh [SECONDS] [MODEL_DIR]
+#   tools/soak.sh [--app] [SECONDS] [MODEL_DIR]
+#
+# --app runs the real main window instead (tests/soak/soak_app.cpp, offscreen): every view docked
+# and shown, conversations started, answered, autosaved, re-opened and deleted, the model reloaded.
 #
 # MODEL_DIR defaults to the bundled model (resources/models/moescope-tiny), else the chat test model.
 # Environment: MOESCOPE_BUILD_DIR (default build), MOESCOPE_SOAK_THREADS (default 2).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+driver=moescope-soak
+if [ "${1:-}" = --app ]; then
+  driver=moescope-soak-app
+  shift
+fi
 seconds=${1:-1800}
 model=${2:-}
 if [ -z "$model" ]; then
@@ -20,16 +28,20 @@ if [ -z "$model" ]; then
 fi
 build=${MOESCOPE_BUILD_DIR:-build}
 [ -f "$build/build.ninja" ] || tools/build.sh
-cmake --build "$build" --target moescope-soak
-exe=$build/tests/soak/moescope-soak
+cmake --build "$build" --target "$driver"
+exe=$build/tests/soak/$driver
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 csv=${MOESCOPE_SOAK_CSV:-$work/rss.csv}
 echo "elapsed_s,rss_kb" > "$csv"
-echo "soak: ${seconds}s on $model (CPU backend), data in $work"
-"$exe" --model "$model" --seconds "$seconds" --data-dir "$work/data" --threads "${MOESCOPE_SOAK_THREADS:-2}" \
-  > "$work/out.log" 2>&1 &
+echo "soak: ${seconds}s on $model (CPU backend, $driver), data in $work"
+if [ "$driver" = moescope-soak-app ]; then
+  QT_QPA_PLATFORM=offscreen "$exe" --model "$model" --seconds "$seconds" --data-dir "$work/data" > "$work/out.log" 2>&1 &
+else
+  "$exe" --model "$model" --seconds "$seconds" --data-dir "$work/data" --threads "${MOESCOPE_SOAK_THREADS:-2}" \
+    > "$work/out.log" 2>&1 &
+fi
 pid=$!
 start=$(date +%s)
 rss_of() { awk '/^VmRSS:/ {print $2}' "/proc/$pid/status" 2>/dev/null || true; }
