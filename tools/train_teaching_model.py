@@ -1,8 +1,11 @@
 #!/usr/bin/env python3
 """Train the bundled teaching model resources/models/moescope-tiny (DeepSeek-V3 architecture,
-scaled down) on the corpus of tools/make_teaching_corpus.py. CPU, fixed seed.
+scaled down) on the corpus of tools/make_teaching_corpus.py. CPU, fixed seed, reproducible:
+the same command with the same torch/transformers versions on the same kind of CPU writes the
+same weights, bit for bit (one torch thread, a step-based schedule; --max-minutes trades that
+for a wall-time budget).
 
-  python3 tools/train_teaching_model.py --out resources/models/moescope-tiny     # full run
+  python3 tools/train_teaching_model.py --out resources/models/moescope-tiny     # full run, 3,800 steps
   python3 tools/train_teaching_model.py --smoke --out /tmp/tiny-smoke             # seconds
 
 Steps:
@@ -239,7 +242,7 @@ def train(args):
     n_params = sum(p.numel() for p in model.parameters())
     print(f"model: {n_params / 1e6:.2f}M parameters, MoE layers {meter.layers}", flush=True)
 
-    steps = args.steps if args.steps else (30 if args.smoke else 7000)
+    steps = args.steps if args.steps else (30 if args.smoke else 3800)
     bs = args.batch if args.batch else (8 if args.smoke else 64)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.95), weight_decay=0.01)
     warm = max(1, min(200, steps // 10))
@@ -315,7 +318,7 @@ def train(args):
     hubify_config(out / "config.json",
                   {"scoring_func": "sigmoid", "topk_method": "noaux_tc", "moe_layer_freq": 1}, "float32")
     (out / "eval_prompts.json").write_text(json.dumps(ev, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
-    summary = {"steps": step + 1, "batch": bs, "lr": args.lr, "gamma": args.gamma, "seed": args.seed,
+    summary = {"steps": step + 1, "planned_steps": steps, "max_minutes": args.max_minutes, "batch": bs, "lr": args.lr, "gamma": args.gamma, "seed": args.seed,
                "parameters": n_params, "train_seconds": round(train_s, 1),
                "final_loss_ema": round(ema, 4), "torch": torch.__version__,
                "transformers": transformers.__version__, "threads": torch.get_num_threads(), "log": log}
@@ -351,7 +354,8 @@ def main():
     ap.add_argument("--threads", type=int, default=1, help="torch intra-op threads (2 = both cores of an idle machine)")
     ap.add_argument("--log-every", type=int, default=50)
     ap.add_argument("--max-minutes", type=float, default=0,
-                    help="wall-time budget: the lr schedule follows max(step/steps, time/budget) and ends at 1")
+                    help="wall-time budget: the lr schedule follows max(step/steps, time/budget) and ends at 1 "
+                         "(the run is then no longer reproducible)")
     train(ap.parse_args())
 
 

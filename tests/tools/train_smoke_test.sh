@@ -1,6 +1,7 @@
 #!/bin/sh
 # CTest driver: tools/train_teaching_model.py --smoke writes a checkpoint that the engine loads
-# (moescope-cli inspect) and generates from (moescope-cli generate --ids).
+# (moescope-cli inspect) and generates from (moescope-cli generate --ids), and a second run with
+# the same seed writes identical files.
 # Exit 77 (skipped) when python3 or its ML stack (torch, transformers, tokenizers, safetensors)
 # is not available, as on CI.
 # Usage: train_smoke_test.sh SOURCE_DIR MOESCOPE_CLI
@@ -24,4 +25,9 @@ grep -q '"DeepseekV3ForCausalLM"' "$out/inspect.json" || { echo "FAIL: inspect d
 "$cli" generate --model "$out" --ids 1,2,3 --max-tokens 4 || { echo "FAIL: moescope-cli generate --ids"; exit 1; }
 "$cli" generate --model "$out" --chat --prompt "What is 2+3?" --max-tokens 4 --temperature 0 \
   || { echo "FAIL: moescope-cli generate --chat"; exit 1; }
-echo "OK: smoke checkpoint trains, loads and generates"
+# Reproducible: the same command again writes the same weights and tokenizer, byte for byte.
+python3 "$src/tools/train_teaching_model.py" --smoke --out "$out/again" > /dev/null || { echo "FAIL: second training smoke run"; exit 1; }
+for f in model.safetensors tokenizer.json config.json; do
+  cmp -s "$out/$f" "$out/again/$f" || { echo "FAIL: $f differs between two runs with the same seed"; exit 1; }
+done
+echo "OK: smoke checkpoint trains, loads and generates; a second run gives identical files"
