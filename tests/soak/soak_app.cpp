@@ -14,8 +14,9 @@
 #include <QTimer>
 #include <chrono>
 #include <cstdio>
-#include <fstream>
 #include <string>
+
+#include "soak_common.h"
 
 #include "main_window.h"
 #include "ui/view_registry.h"
@@ -23,26 +24,12 @@
 #include "ui/views/register_views.h"
 
 using namespace moescope;
+using moescope::soak::kQuestions;
+using moescope::soak::rss_kb;
 using Clock = std::chrono::steady_clock;
 
 namespace {
 
-long rss_kb() {
-  std::ifstream f("/proc/self/status");
-  std::string line;
-  while (std::getline(f, line))
-    if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
-  return -1;
-}
-
-const char* const kQuestions[] = {
-    "What is a mixture of experts?",
-    "What is 23 + 58?",
-    "Why do some experts get more tokens than others?",
-    "Reverse the word router.",
-    "What does the KV cache store?",
-    "Hello!",
-};
 
 struct Soak {
   desktop::MainWindow* window = nullptr;
@@ -55,7 +42,7 @@ struct Soak {
   double elapsed() const { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
   void ask() {
-    window->send(QString::fromUtf8(kQuestions[(rounds + turn) % 6]));
+    window->send(QString::fromUtf8(kQuestions[(rounds + turn) % soak::kQuestionCount]));
   }
 
   void finish() {

@@ -14,8 +14,9 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
-#include <fstream>
 #include <string>
+
+#include "soak_common.h"
 
 #include "moescope/backend.h"
 #include "moescope/chat.h"
@@ -25,28 +26,9 @@
 #include "ui/conversation_store.h"
 
 using namespace moescope;
+using moescope::soak::kQuestions;
+using moescope::soak::rss_kb;
 using Clock = std::chrono::steady_clock;
-
-namespace {
-
-long rss_kb() {
-  std::ifstream f("/proc/self/status");
-  std::string line;
-  while (std::getline(f, line))
-    if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
-  return -1;
-}
-
-const char* const kQuestions[] = {
-    "What is a mixture of experts?",
-    "Explain routing in two sentences.",
-    "Why do some experts get more tokens than others?",
-    "Write a short poem about a router.",
-    "What does the KV cache store?",
-    "Hello!",
-};
-
-}  // namespace
 
 int main(int argc, char** argv) {
   QCoreApplication app(argc, argv);
@@ -82,7 +64,7 @@ int main(int argc, char** argv) {
       Session session(model, make_backend(model, {"cpu", 0, threads}));
       const int turns = 1 + int(rounds % 3);
       for (int t = 0; t < turns; ++t) {
-        c.messages.push_back({QStringLiteral("user"), QString::fromUtf8(kQuestions[(rounds + t) % 6])});
+        c.messages.push_back({QStringLiteral("user"), QString::fromUtf8(kQuestions[(rounds + t) % soak::kQuestionCount])});
         const ChatPrompt prompt = chat.render(c.template_messages());
         GenerateParams p;
         p.max_tokens = 48;
