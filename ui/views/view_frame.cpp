@@ -53,8 +53,6 @@ ViewFrame::ViewFrame(TraceModel* model, const QString& id, const QString& senten
   controls_ = new QHBoxLayout;
   controls_->setSpacing(6);
   col->addLayout(controls_);
-  auto* tail = new QHBoxLayout;
-  tail->setSpacing(2);
   auto* open = toolbar_button(tr("Open trace…"), tr("Show a routing trace JSON file (moescope-cli --trace) in every view"), this);
   connect(open, &QToolButton::clicked, this, &ViewFrame::openTrace);
   auto* png = toolbar_button(tr("PNG"), tr("Save the plot as a PNG image"), this);
