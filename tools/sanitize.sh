@@ -18,8 +18,25 @@ case "$kind" in
 esac
 shift
 tools/install-deps.sh >/dev/null
-[ -f "$build/build.ninja" ] || cmake --preset "$kind" >/dev/null
-cmake --build "$build" -j "${MOESCOPE_SANITIZE_JOBS:-$(nproc)}"
+cmake --preset "$kind" >/dev/null  # every time, so that a changed preset reaches an existing build
+
+# A source edited while the build runs (another editor in the same checkout) leaves objects built
+# from two versions of a header linked together: the sanitizers then report the mixed class
+# layouts as new-delete-type-mismatch or UB. Build until no source changed during a pass; files
+# that did are touched so that objects compiled from their old version, which ninja sees as
+# newer, are rebuilt too. A clean checkout (CI) builds once.
+stamp=$(mktemp)
+trap 'rm -f "$stamp"' EXIT
+for pass in 1 2 3; do
+  touch "$stamp"
+  cmake --build "$build" -j "${MOESCOPE_SANITIZE_JOBS:-$(nproc)}"
+  mapfile -t changed < <(find CMakeLists.txt cmake engine app ui kernels tests installer -newer "$stamp" -type f \
+    \( -name '*.h' -o -name '*.cpp' -o -name '*.cu' -o -name '*.cmake' -o -name CMakeLists.txt \))
+  [ ${#changed[@]} -eq 0 ] && break
+  echo "sanitize: ${#changed[@]} source files changed during the build (${changed[0]} ...); building again" >&2
+  [ "$pass" = 3 ] && echo "sanitize: sources still changing; the build may mix versions" >&2
+  touch "${changed[@]}"
+done
 
 # Fail on the first report, with symbolised stacks. Leak checking stays on (ASan's default).
 export ASAN_OPTIONS=${ASAN_OPTIONS:-abort_on_error=1:detect_leaks=1:strict_string_checks=1:detect_stack_use_after_return=1}
