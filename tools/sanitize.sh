@@ -4,9 +4,10 @@
 #   tools/sanitize.sh asan [CTEST ARGS]   AddressSanitizer + UndefinedBehaviorSanitizer (build-asan/)
 #   tools/sanitize.sh tsan [CTEST ARGS]   ThreadSanitizer (build-tsan/)
 #
-# The presets of the same names configure the builds. The suite runs without the `slow`, `gpu` and
-# `fuzz` labels (the package test and the training smoke test build or train on their own; GPU
-# tests need a device; fuzzing has its own sanitized build). UI tests run offscreen.
+# The presets of the same names configure the builds (-O1 -g1: optimised enough that the slow tests
+# are not, line tables for symbolised stacks; assertions stay on). The suite runs without the
+# `slow`, `gpu` and `fuzz` labels (the package test and the training smoke test build or train on
+# their own; GPU tests need a device; fuzzing has its own sanitized build). UI tests run offscreen.
 # Environment: MOESCOPE_SANITIZE_JOBS (build parallelism, default nproc).
 set -euo pipefail
 cd "$(dirname "$0")/.."
