@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Builds the Debian package, installs it on this machine, runs what was installed, and removes it
 # again, checking that nothing is left behind. Needs root and dpkg/apt (exit 77 = skipped, for
-# CTest, otherwise). Registered with CTest as `package` (label slow); it runs only in CI
-# (MOESCOPE_CI_EXTRA=1) or when asked (MOESCOPE_PACKAGE_TEST=1), never by surprise.
+# CTest, otherwise). Registered with CTest as `package` (label slow); it runs only with
+# tools/test.sh's extra checks (MOESCOPE_CI_EXTRA=1) or when asked (MOESCOPE_PACKAGE_TEST=1),
+# never by surprise (CI does not run it: it installs a package on the machine).
 #
 # Environment: MOESCOPE_PKG_BUILD_DIR (default build-pkg), MOESCOPE_CUDA_ARCHITECTURES (default 90,
 # as in CI; a release sets the full list), MOESCOPE_PKG_JOBS (build parallelism, default nproc).
@@ -16,7 +17,7 @@ fail() { echo "test-package: FAILED: $*" >&2; exit 1; }
 step() { echo "== $*"; }
 
 if [ "${MOESCOPE_CI_EXTRA:-0}" != 1 ] && [ "${MOESCOPE_PACKAGE_TEST:-0}" != 1 ]; then
-  skip "installs a package on this machine: runs in CI (MOESCOPE_CI_EXTRA=1) or with MOESCOPE_PACKAGE_TEST=1"
+  skip "installs a package on this machine: runs with MOESCOPE_CI_EXTRA=1 or MOESCOPE_PACKAGE_TEST=1"
 fi
 [ "$(id -u)" -eq 0 ] || skip "needs root (installs a package)"
 command -v dpkg >/dev/null && command -v apt-get >/dev/null || skip "no dpkg/apt-get on this machine"

@@ -6,7 +6,8 @@
 #                                         conversation)
 #   tests/fuzz/run.sh --all SECONDS       each target in turn
 #   tests/fuzz/run.sh --ci SECONDS        the same, as the CTest case fuzz_brief: skipped (77)
-#                                         unless MOESCOPE_CI_EXTRA=1 (.ci/run sets it)
+#                                         unless MOESCOPE_CI_EXTRA=1 (tools/test.sh's extra
+#                                         checks; not in CI: random inputs, no fixed verdict)
 #
 # The committed seeds (corpus/TARGET, regressions/TARGET) are copied into the build dir's working
 # corpus, which keeps what the fuzzer finds between runs. A crash leaves its input in
@@ -20,7 +21,7 @@ all_targets=(safetensors config tokenizer template trace conversation)
 
 [ $# -eq 2 ] || { echo "usage: $0 TARGET|--all SECONDS" >&2; exit 2; }
 if [ "$1" = "--ci" ] && [ "${MOESCOPE_CI_EXTRA:-0}" != 1 ]; then
-  echo "fuzz: brief fuzzing runs in CI only (MOESCOPE_CI_EXTRA=1), skipping" >&2; exit 77
+  echo "fuzz: brief fuzzing runs with MOESCOPE_CI_EXTRA=1 only, skipping" >&2; exit 77
 fi
 if [ "$1" = "--all" ] || [ "$1" = "--ci" ]; then targets=("${all_targets[@]}"); else targets=("$1"); fi
 seconds=$2
