@@ -64,6 +64,9 @@ Bpe::Bpe(const json& model) {
   vocab_.reserve(vocab.size());
   int32_t max_id = -1;
   for (auto it = vocab.begin(); it != vocab.end(); ++it) {
+    // An integer: get<int64_t>() of a float outside int64's range is undefined behaviour (fuzz
+    // finding: an id of 2.6e56).
+    if (!it.value().is_number_integer()) throw Error("model.vocab: the id of '" + it.key() + "' is not an integer");
     const auto id = it.value().get<int64_t>();
     if (id < 0 || id > 0x7FFFFFF) throw Error("model.vocab: id " + std::to_string(id) + " out of range");
     vocab_.emplace(it.key(), int32_t(id));

@@ -11,6 +11,15 @@ namespace {
 
 using json = nlohmann::json;
 
+// A token id from the file: an integer in the vocabulary's id range (a float such as 1e300 would
+// make the conversion to int undefined behaviour; fuzz finding).
+int32_t token_id(const json& v, const char* what) {
+  if (!v.is_number_integer()) throw Error(std::string(what) + ": token id " + v.dump() + " is not an integer");
+  const int64_t id = v.get<int64_t>();
+  if (id < 0 || id > 0x7FFFFFF) throw Error(std::string(what) + ": token id " + std::to_string(id) + " out of range");
+  return int32_t(id);
+}
+
 // Ids before and after the sequence ($A): TemplateProcessing's `single`, Roberta/Bert's cls/sep.
 class WrapProcessor : public PostProcessor {
 public:
@@ -57,7 +66,7 @@ std::unique_ptr<PostProcessor> make_template(const json& j) {
       if (!specials.contains(name))
         throw Error("TemplateProcessing: special token '" + name + "' is not in special_tokens");
       for (const auto& id : specials.at(name).at("ids"))
-        (seen_sequence ? after : before).push_back(id.get<int32_t>());
+        (seen_sequence ? after : before).push_back(token_id(id, "TemplateProcessing"));
     } else {
       throw Error("TemplateProcessing: unsupported template item " + item.dump());
     }
@@ -82,8 +91,8 @@ std::unique_ptr<PostProcessor> make_post_processor(const json& j) {
   if (type == "ByteLevel") return std::make_unique<NoopProcessor>();
   if (type == "RobertaProcessing" || type == "BertProcessing") {
     // "cls": ["<s>", 0], "sep": ["</s>", 2]
-    return std::make_unique<WrapProcessor>(std::vector<int32_t>{j.at("cls").at(1).get<int32_t>()},
-                                           std::vector<int32_t>{j.at("sep").at(1).get<int32_t>()});
+    return std::make_unique<WrapProcessor>(std::vector<int32_t>{token_id(j.at("cls").at(1), type.c_str())},
+                                           std::vector<int32_t>{token_id(j.at("sep").at(1), type.c_str())});
   }
   if (type == "Sequence") {
     std::vector<std::unique_ptr<PostProcessor>> parts;
