@@ -4,7 +4,7 @@
 # MOESCOPE_CI_EXTRA=1 adds the heavy checks, for a run by hand: the brief fuzz runs (CTest label
 # fuzz, own clang build), the Debian package test (label slow, root only, installs the package)
 # and, after the suite, the whole suite again under ASan+UBSan (tools/sanitize.sh asan). Without it
-# those CTest cases skip. CI (.ci/run) runs this script and then the ASan+UBSan suite only.
+# those CTest cases skip. CI (.ci/run) runs this script alone.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tools/build.sh
