@@ -4,9 +4,12 @@
 #include <QtTest>
 #include <QTemporaryDir>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <nlohmann/json.hpp>
+#include <numeric>
+#include <random>
 
 #include "moescope/anatomy.h"
 #include "moescope/backend.h"
@@ -242,6 +245,61 @@ private slots:
       ++seen[size_t(run(hot))];
     }
     QVERIFY(seen[0] > 0 && seen[1] > seen[0]);  // every token possible, likelier ones more often
+  }
+
+  // The sampler sorts only the prefix of candidates its walks reach; it must draw what a sampler
+  // that sorts the whole vocabulary draws (written out plainly here, transformers' order).
+  void sampler_matches_full_sort() {
+    const int V = 50304;
+    std::mt19937 gen(5);
+    std::normal_distribution<float> normal(0.0f, 3.0f);
+    auto reference = [&](const SamplingParams& p, std::vector<float> l) {
+      std::mt19937_64 rng(p.seed);
+      std::vector<int32_t> order(static_cast<size_t>(V));
+      std::iota(order.begin(), order.end(), 0);
+      std::sort(order.begin(), order.end(), [&](int32_t a, int32_t b) { return l[size_t(a)] > l[size_t(b)]; });
+      int n = p.top_k > 0 ? std::min(p.top_k, V) : V;
+      std::vector<double> pr(static_cast<size_t>(n));
+      double sum = 0;
+      for (int i = 0; i < n; ++i) sum += pr[size_t(i)] = std::exp(double(l[size_t(order[size_t(i)])] - l[size_t(order[0])]) / p.temperature);
+      for (auto& x : pr) x /= sum;
+      if (p.top_p < 1.0f) {
+        double cum = 0;
+        for (int i = 0; i < n; ++i)
+          if ((cum += pr[size_t(i)]) >= p.top_p) { n = i + 1; break; }
+      }
+      if (p.min_p > 0.0f) {
+        int keep = 1;
+        while (keep < n && pr[size_t(keep)] >= p.min_p * pr[0]) ++keep;
+        n = keep;
+      }
+      double mass = 0;
+      for (int i = 0; i < n; ++i) mass += pr[size_t(i)];
+      double r = std::uniform_real_distribution<double>(0.0, mass)(rng);
+      for (int i = 0; i < n; ++i)
+        if ((r -= pr[size_t(i)]) <= 0) return order[size_t(i)];
+      return order[size_t(n - 1)];
+    };
+    int draws = 0, differ = 0;
+    for (float t : {0.3f, 1.0f, 4.0f})       // 4.0: nearly flat, the walks sort far
+      for (int k : {0, 40})
+        for (float top_p : {1.0f, 0.9f})
+          for (float min_p : {0.0f, 0.05f})
+            for (uint64_t seed = 0; seed < 4; ++seed) {
+              std::vector<float> l(static_cast<size_t>(V));
+              for (auto& x : l) x = normal(gen);
+              SamplingParams p;
+              p.temperature = t, p.top_k = k, p.top_p = top_p, p.min_p = min_p, p.seed = seed;
+              Sampler s(p, V);
+              std::vector<float> mine = l;
+              const int32_t got = s.sample(mine.data(), {});
+              ++draws;
+              // A different token is only acceptable on a rounding boundary: both must be candidates
+              // with nearly the same cumulative position, which never happens with these seeds.
+              if (got != reference(p, l)) ++differ;
+            }
+    QCOMPARE(differ, 0);
+    QCOMPARE(draws, 3 * 2 * 2 * 2 * 4);
   }
 
   void presets_parse() {

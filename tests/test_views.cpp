@@ -438,6 +438,7 @@ private slots:
     kv.resize(800, 500);
     kv.refreshNow();
     QVERIFY2(kv.fillText().startsWith(QStringLiteral("815 / 8192 tokens (9.9 %)")), qPrintable(kv.fillText()));
+    QCOMPARE(kv.fillPermille(), 99);  // the bar: 815 / 8192 in thousandths
     QVERIFY(std::abs(kv.compressionRatio() - 32768.0 / 1152.0) < 1e-9);
     QVERIFY(kv.compressionText().contains(QStringLiteral("28.4× smaller")));
     check_exports(&kv, dir_.path(), QStringLiteral("seconds,tokens,phase"));

@@ -8,10 +8,11 @@ class QCPColorMap;
 class QCPGraph;
 class QCPItemStraightLine;
 class QLabel;
-class QProgressBar;
 class QTabWidget;
 
 namespace moescope::ui {
+
+class KvFillBar;
 
 class KvView : public ViewFrame {
   Q_OBJECT
@@ -22,6 +23,7 @@ public:
   QString csv() const override;
   void setTab(Tab t);
   QString fillText() const;
+  int fillPermille() const;  // what the fill bar shows, in thousandths of the capacity
   QString compressionText() const;
   double compressionRatio() const;  // MHA bytes ÷ cache bytes (1 for GQA, 0 without figures)
   QCPColorMap* blockMap() const { return blocks_; }
@@ -32,7 +34,7 @@ protected:
   void refresh() override;
 
 private:
-  QProgressBar* fill_;
+  KvFillBar* fill_;
   QLabel* fill_label_;
   QLabel* mla_label_;
   QTabWidget* tabs_;

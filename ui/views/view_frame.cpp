@@ -135,6 +135,10 @@ QCustomPlot* ViewFrame::makePlot(QWidget* parent) {
   p->setMinimumHeight(140);
   p->setNoAntialiasingOnDrag(true);
   p->setPlottingHint(QCP::phCacheLabels, true);
+  // replot() then schedules a paint instead of repainting at once (QCustomPlot's default): a
+  // synchronous repaint flushes the window's backing store for every plot, ~2 ms each, while
+  // scheduled paints of all views are merged into one.
+  p->setPlottingHint(QCP::phImmediateRefresh, false);
   QFont f = p->font();
   f.setPointSizeF(std::max(8.0, f.pointSizeF() - 0.5));
   for (QCPAxis* a : {p->xAxis, p->yAxis}) {

@@ -6,9 +6,16 @@
 //
 //   moescope-views-bench --model tests/data/models/chat-tiny [--tokens 1500] [--rounds 3]
 //                        [--threads N] [--screenshots DIR]
+//   moescope-views-bench --shape resources/presets/olmoe-1b-7b.json [--layers 1] [--tokens 200]
+//
+// --shape takes a published config.json and builds random BF16 weights of that shape (no
+// tokenizer: a fixed random prompt, tokens shown as "<id>"). Its answers last seconds, as a real
+// model's do, so the views redraw live many times in each; the tiny test models answer 2,000
+// tokens in a fraction of a second, before the first live redraw is due.
 #include <QApplication>
 #include <QDir>
 #include <QDockWidget>
+#include <QFileInfo>
 #include <QEventLoop>
 #include <QMainWindow>
 #include <QMetaObject>
@@ -19,6 +26,8 @@
 #include <chrono>
 #include <cstdio>
 #include <nlohmann/json.hpp>
+#include <optional>
+#include <random>
 #include <thread>
 #include <ctime>
 
@@ -112,6 +121,8 @@ struct Options {
   int rounds = 3;
   int threads = 0;
   QString screenshots;
+  QString shape;    // config.json of a synthetic model
+  int layers = 1;   // its layers (--shape only)
 };
 
 }  // namespace
@@ -127,26 +138,40 @@ int main(int argc, char** argv) {
     else if (a[i] == QLatin1String("--rounds")) o.rounds = a[i + 1].toInt();
     else if (a[i] == QLatin1String("--threads")) o.threads = a[i + 1].toInt();
     else if (a[i] == QLatin1String("--screenshots")) o.screenshots = a[i + 1];
+    else if (a[i] == QLatin1String("--shape")) o.shape = a[i + 1];
+    else if (a[i] == QLatin1String("--layers")) o.layers = a[i + 1].toInt();
     else {
       std::fprintf(stderr, "moescope-views-bench: unknown option %s\n", qPrintable(a[i]));
       return 2;
     }
   }
 
-  auto model = load_model(o.model.toStdString());
-  ChatFormat chat = ChatFormat::from_dir(o.model.toStdString());
+  std::shared_ptr<const Model> model;
+  std::optional<ChatFormat> chat;
+  if (o.shape.isEmpty()) {
+    model = load_model(o.model.toStdString());
+    chat.emplace(ChatFormat::from_dir(o.model.toStdString()));
+  } else {
+    model = make_synthetic_model(load_model_spec(o.shape.toStdString()), o.layers, 1, /*host_storage=*/true);
+    o.model = QFileInfo(o.shape).completeBaseName() + QStringLiteral(" shape");
+  }
   BackendOptions bo;
   bo.kind = "cpu";
   bo.threads = o.threads;
+  if (!chat) bo.context = 64 + o.tokens + 1;
   Session session(model, make_backend(model, bo));
-  const Tokenizer* tok = &chat.tokenizer();
-  session.token_text = [tok](int32_t id) { return tok->decode(std::span<const int32_t>(&id, 1)); };
+  if (chat) {
+    const Tokenizer* tok = &chat->tokenizer();
+    session.token_text = [tok](int32_t id) { return tok->decode(std::span<const int32_t>(&id, 1)); };
+  } else {
+    session.token_text = [](int32_t id) { return "<" + std::to_string(id) + ">"; };
+  }
 
   EngineFeed feed;
   register_views();
   ModelInfo info;
-  info.dir = o.model;
-  info.name = QDir(o.model).dirName();
+  info.dir = o.shape.isEmpty() ? o.model : o.shape;  // load_model_spec takes a directory or a config file
+  info.name = o.shape.isEmpty() ? QDir(o.model).dirName() : o.model;
   info.architecture = QString::fromStdString(model->spec.architecture);
   info.backend = QString::fromStdString(session.backend().name());
   info.context_length = session.backend().context_length();
@@ -156,9 +181,15 @@ int main(int argc, char** argv) {
   info.moe_layers = model->spec.moe_layer_indices();
   emit feed.modelChanged(info);
 
-  nlohmann::ordered_json messages = nlohmann::ordered_json::array();
-  messages.push_back({{"role", "user"}, {"content", "Tell me a long story about experts who route tokens."}});
-  const std::vector<int32_t> prompt = chat.render(messages, true).ids;
+  std::vector<int32_t> prompt;
+  if (chat) {
+    nlohmann::ordered_json messages = nlohmann::ordered_json::array();
+    messages.push_back({{"role", "user"}, {"content", "Tell me a long story about experts who route tokens."}});
+    prompt = chat->render(messages, true).ids;
+  } else {
+    std::mt19937 rng(7);
+    for (int i = 0; i < 64; ++i) prompt.push_back(int32_t(rng() % uint32_t(model->spec.vocab_size)));
+  }
 
   // One answer on a worker thread; the UI thread keeps processing chunks meanwhile.
   struct Measure {
@@ -173,6 +204,9 @@ int main(int argc, char** argv) {
     p.stop_at_eos = false;
     p.sampling.temperature = 0.8f;
     p.sampling.seed = seed;
+    // A random model's next-token distribution is flat: without a top-k the sampler would sort
+    // most of the vocabulary on one thread every token, leaving the other core free for the UI.
+    if (!chat) p.sampling.top_k = 50;
     emit feed.generationStarted();
     FeedObserver obs(&feed, &session);
     obs.start();

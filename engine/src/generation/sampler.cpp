@@ -29,48 +29,69 @@ int32_t Sampler::sample(float* logits, std::span<const int32_t> history) {
   }
   if (p_.temperature <= 0.0f) return argmax(logits, V);
 
-  // Candidates sorted by logit, descending; truncated by top-k.
+  // Candidates in descending logit order, sorted lazily: the walks below (top-p, min-p, the draw)
+  // usually stop within the first few dozen tokens, so only the prefix they reach is sorted
+  // (growing 4× when a walk needs more). A full sort of a 50k–150k vocabulary cost more than the
+  // forward of a small model. Draws are the same as with a full sort (up to ties between equal
+  // logits, whose order a sort leaves unspecified anyway).
   std::iota(order_.begin(), order_.end(), 0);
-  int n = V;
-  if (p_.top_k > 0 && p_.top_k < V) {
-    n = p_.top_k;
-    std::partial_sort(order_.begin(), order_.begin() + n, order_.end(),
-                      [&](int32_t a, int32_t b) { return logits[a] > logits[b]; });
-  } else {
-    std::sort(order_.begin(), order_.end(), [&](int32_t a, int32_t b) { return logits[a] > logits[b]; });
-  }
+  const auto by_logit = [logits](int32_t a, int32_t b) { return logits[a] > logits[b]; };
+  int n = V;       // candidates (top-k cuts them)
+  int sorted = 0;  // order_[0, sorted) is final
   const float inv_t = 1.0f / p_.temperature;
-  const float mx = logits[order_[0]] * inv_t;
+  float mx = 0.0f;
   double sum = 0.0;
-  for (int i = 0; i < n; ++i) sum += (probs_[size_t(i)] = std::exp(logits[order_[size_t(i)]] * inv_t - mx));
-  for (int i = 0; i < n; ++i) probs_[size_t(i)] = float(probs_[size_t(i)] / sum);
+  if (p_.top_k > 0 && p_.top_k < V) {
+    n = sorted = p_.top_k;
+    std::partial_sort(order_.begin(), order_.begin() + n, order_.end(), by_logit);
+    mx = logits[order_[0]] * inv_t;
+    for (int i = 0; i < n; ++i) sum += std::exp(double(logits[order_[size_t(i)]] * inv_t - mx));
+  } else {
+    mx = logits[argmax(logits, V)] * inv_t;
+    for (int i = 0; i < V; ++i) sum += std::exp(double(logits[i] * inv_t - mx));
+  }
+  // Probability of the i-th candidate, sorting further first when i is beyond the sorted prefix.
+  const auto prob = [&](int i) {
+    if (i >= sorted) {
+      const int to = std::min(n, std::max({i + 1, 4 * sorted, 64}));
+      std::partial_sort(order_.begin() + sorted, order_.begin() + to, order_.begin() + n, by_logit);
+      for (int j = sorted; j < to; ++j)
+        probs_[size_t(j)] = float(std::exp(double(logits[order_[size_t(j)]] * inv_t - mx)) / sum);
+      sorted = to;
+    }
+    return probs_[size_t(i)];
+  };
+  if (sorted > 0)
+    for (int j = 0; j < sorted; ++j) probs_[size_t(j)] = float(std::exp(double(logits[order_[size_t(j)]] * inv_t - mx)) / sum);
 
+  double mass = -1.0;  // mass of the kept candidates; unknown while every candidate is kept
   if (p_.top_p < 1.0f) {  // smallest prefix whose mass reaches top_p (at least one token)
     double cum = 0.0;
-    int keep = n;
     for (int i = 0; i < n; ++i) {
-      cum += probs_[size_t(i)];
+      cum += prob(i);
       if (cum >= p_.top_p) {
-        keep = i + 1;
+        n = i + 1;
+        mass = cum;
         break;
       }
     }
-    n = std::max(1, keep);
   }
   if (p_.min_p > 0.0f) {  // drop tokens below min_p × the top probability
-    const float floor = p_.min_p * probs_[0];
+    const float floor = p_.min_p * prob(0);
     int keep = 1;
-    while (keep < n && probs_[size_t(keep)] >= floor) ++keep;
+    double kept = prob(0);
+    while (keep < n && prob(keep) >= floor) kept += prob(keep++);
+    mass = kept;
     n = keep;
   }
-  double mass = 0.0;
-  for (int i = 0; i < n; ++i) mass += probs_[size_t(i)];
+  if (mass < 0) mass = 1.0;  // nothing cut: the probabilities are normalised over all candidates
   std::uniform_real_distribution<double> u(0.0, mass);
   double r = u(rng_);
   for (int i = 0; i < n; ++i) {
-    r -= probs_[size_t(i)];
+    r -= prob(i);
     if (r <= 0.0) return order_[size_t(i)];
   }
+  prob(n - 1);
   return order_[size_t(n - 1)];
 }
 
