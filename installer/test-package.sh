@@ -3,7 +3,7 @@
 # again, checking that nothing is left behind. Needs root and dpkg/apt (exit 77 = skipped, for
 # CTest, otherwise). Registered with CTest as `package` (label slow); it runs only with
 # tools/test.sh's extra checks (MOESCOPE_CI_EXTRA=1) or when asked (MOESCOPE_PACKAGE_TEST=1),
-# never by surprise (CI does not run it: it installs a package on the machine).
+# never by surprise: it installs a package on the machine (CI sets MOESCOPE_CI_EXTRA=1).
 #
 # Environment: MOESCOPE_PKG_BUILD_DIR (default build-pkg), MOESCOPE_CUDA_ARCHITECTURES (default 90,
 # as in CI; a release sets the full list), MOESCOPE_PKG_JOBS (build parallelism, default nproc).

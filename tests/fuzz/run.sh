@@ -7,7 +7,7 @@
 #   tests/fuzz/run.sh --all SECONDS       each target in turn
 #   tests/fuzz/run.sh --ci SECONDS        the same, as the CTest case fuzz_brief: skipped (77)
 #                                         unless MOESCOPE_CI_EXTRA=1 (tools/test.sh's extra
-#                                         checks; not in CI: random inputs, no fixed verdict)
+#                                         checks, which CI runs)
 #
 # The committed seeds (corpus/TARGET, regressions/TARGET) are copied into the build dir's working
 # corpus, which keeps what the fuzzer finds between runs. A crash leaves its input in
