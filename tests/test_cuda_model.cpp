@@ -14,6 +14,9 @@
 #include <nlohmann/json.hpp>
 
 #include "moescope/backend.h"
+#ifdef MOESCOPE_HAVE_CUDA
+#include "moescope/cuda_ops.h"
+#endif
 #include "moescope/error.h"
 #include "moescope/npy.h"
 #include "moescope/session.h"
@@ -241,6 +244,35 @@ private slots:
     QVERIFY(msg.find("not enough GPU memory") != std::string::npos);
     QVERIFY(msg.find("GiB are free") != std::string::npos || msg.find(" are free") != std::string::npos);
     QVERIFY(msg.find("--backend cpu") != std::string::npos);
+  }
+
+  // "Out of memory during a long generation" cannot happen by construction: the KV cache for the
+  // whole context and every scratch buffer are reserved at load. A generation that runs the cache
+  // full ends with ContextFull, and neither the backend's device memory nor the GPU's free memory
+  // changes on the way.
+  void long_generation_allocates_nothing() {
+    REQUIRE_CUDA();
+#ifdef MOESCOPE_HAVE_CUDA
+    ModelSpec spec = load_model_spec(std::string(MOESCOPE_SOURCE_DIR) + "/resources/presets/olmoe-1b-7b.json");
+    auto model = make_synthetic_model(spec, 2, 3, /*host_storage=*/false);
+    Session s(model, make_backend(model, {"cuda", 2048, 0}));
+    const int64_t used0 = s.backend().device_memory_used();
+    size_t free0 = 0, free1 = 0, total = 0;
+    cuda_ops::memory_info(&free0, &total);
+    GenerateParams p;
+    p.max_tokens = 4096;  // more than the context holds
+    p.stop_at_eos = false;
+    p.sampling.temperature = 1.0f;
+    p.sampling.top_k = 50;
+    std::vector<int32_t> prompt(1000, 17);
+    const GenerateResult r = s.generate(prompt, p);
+    QCOMPARE(int(r.reason), int(StopReason::ContextFull));
+    QCOMPARE(r.prompt_tokens + int(r.generated.size()), 2048 + 1);  // the last token sampled has no room
+    QCOMPARE(s.backend().device_memory_used(), used0);
+    cuda_ops::memory_info(&free1, &total);
+    qInfo("device memory: %lld bytes for the backend; free before %zu, after %zu", (long long)used0, free0, free1);
+    QCOMPARE(free1, free0);
+#endif
   }
 
   // Synthetic weights generated on the device (bench --shape): a small cut of a real shape runs.

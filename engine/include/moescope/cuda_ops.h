@@ -11,6 +11,9 @@
 
 namespace moescope::cuda_ops {
 
+// Free and total memory of the current device (cudaMemGetInfo).
+void memory_info(size_t* free_bytes, size_t* total_bytes);
+
 // y[rows, d] = rmsnorm(x) · w
 std::vector<float> rmsnorm(const std::vector<float>& x, const std::vector<float>& w, float eps, int rows, int d);
 // y[n, out] = x[n, in] · Wᵀ (+ b) with W (any dtype) rounded to BF16 as the backend uploads it;

@@ -48,6 +48,10 @@ std::vector<uint16_t> bf16_bits(const TensorView& w) {
 
 }  // namespace
 
+void memory_info(size_t* free_bytes, size_t* total_bytes) {
+  MOESCOPE_CUDA_CHECK(cudaMemGetInfo(free_bytes, total_bytes));
+}
+
 std::vector<float> rmsnorm(const std::vector<float>& x, const std::vector<float>& w, float eps, int rows, int d) {
   Context ctx;
   auto dx = upload(ctx, x), dw = upload(ctx, w);
