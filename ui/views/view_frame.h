@@ -52,6 +52,7 @@ protected:
 
 private:
   void tick();
+  int wantedInterval() const;  // the timer's interval now (idle, or live on the CPU / a device)
   void openTrace();
   void exportWithDialog(const QString& kind);
 
