@@ -1,8 +1,9 @@
 #pragma once
 // What every view shares: the one-sentence explanation at the top (with a "learn more" tooltip),
 // a toolbar row for the view's own controls followed by Open trace… / PNG / PDF / CSV, and the
-// refresh timer: a view redraws at most every 100 ms (500 ms while the model generates), only
-// when it is visible and its data or settings changed (STYLE.md item 8).
+// refresh timer: a view redraws at most every 100 ms (while the model generates: every second on
+// the CPU backend, every 500 ms on a GPU), only when it is visible and its data or settings
+// changed (STYLE.md item 8).
 #include <QString>
 #include <QTimer>
 #include <QWidget>
