@@ -27,6 +27,9 @@ float dot(const float* x, const void* w, DType dt, int len);
 // y[len] += a · w[len], w in any dtype.
 void axpy(float a, const void* w, DType dt, float* y, int len);
 
+// Sum of x[n]: the bandwidth calibration's read loop (vectorised, several loads in flight).
+float read_sum(const float* x, size_t n);
+
 // Rotary embedding of one head vector x[dim] in place with cos/sin[dim/2] for its position.
 // interleaved: pairs (x[2i], x[2i+1]) (DeepSeek); otherwise halves (x[i], x[i + dim/2]).
 void rope(float* x, const float* cos, const float* sin, int dim, bool interleaved);
