@@ -99,6 +99,7 @@ uint16_t f32_to_f16(float f) {
 }
 
 void to_f32(DType t, const void* src, float* dst, int64_t n) {
+  if (n <= 0) return;  // an empty tensor may have null pointers (memcpy must not see them)
   switch (t) {
     case DType::F32:
       std::memcpy(dst, src, size_t(n) * 4);
