@@ -11,7 +11,7 @@ namespace fs = std::filesystem;
 
 fs::path model_dir(const Args& args) {
   if (auto m = args.get("model")) {
-    if (!fs::exists(*m)) throw Error("model directory " + *m + " does not exist");
+    if (!fs::exists(*m)) throw Error("model " + *m + " does not exist (a checkpoint directory or a GGUF file)");
     return *m;
   }
   // The bundled teaching model: installed beside the binary's share dir, or in the source tree.

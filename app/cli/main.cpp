@@ -52,7 +52,11 @@ void print_help() {
                " - run and inspect Mixture-of-Experts models\n\n"
                "Usage: moescope-cli COMMAND [options]\n\nCommands:\n";
   for (const auto& e : kCommands) std::cout << "  " << e.usage << "\n";
-  std::cout << "\nWithout --model, commands use the bundled teaching model.\n"
+  std::cout << "\nWithout --model, commands use the bundled teaching model. --model takes a checkpoint directory\n"
+               "(config.json, *.safetensors, tokenizer.json) or a GGUF file (.gguf, the first part of a split set\n"
+               "NAME-00001-of-0000N.gguf, or an Ollama blob); a GGUF model's tokenizer is read from tokenizer.json\n"
+               "beside the file (the GGUF tokenizer metadata is not read yet). Quantised GGUF weights are widened\n"
+               "to F32 at load time until the backends have kernels for them.\n"
                "Exit status 0 on success; on bad input one line on stderr and status 1.\n"
                "Log verbosity: SPDLOG_LEVEL=debug|info|warn (default warn), on stderr.\n";
 }

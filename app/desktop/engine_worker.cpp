@@ -114,7 +114,9 @@ void EngineWorker::load(const LoadRequest& request) {
   auto cancelled = [&] { return load_cancel_->load() >= request.id; };
   try {
     spdlog::info("loading model {} (backend {})", dir.string(), request.backend.toStdString());
-    if (!std::filesystem::is_directory(dir)) throw Error("model directory " + dir.string() + " does not exist");
+    if (!std::filesystem::exists(dir)) throw Error("model " + dir.string() + " does not exist");
+    if (!std::filesystem::is_directory(dir) && !is_gguf_path(dir))
+      throw Error(dir.string() + " is neither a checkpoint directory nor a GGUF file");
     emit loadProgress(request.id, tr("Reading the checkpoint…"), 10);
     std::shared_ptr<const Model> model = load_model_shared(dir);
     if (cancelled()) return;
@@ -143,7 +145,8 @@ void EngineWorker::load(const LoadRequest& request) {
     const ChatPrompt probe = format.render(nlohmann::ordered_json::array({{{"role", "user"}, {"content", "Hello"}}}));
     info.template_fallback = probe.used_fallback;
     info.template_problem = qs(probe.used_fallback ? probe.fallback_reason : format.template_problem());
-    info.generation_config_json = read_text(dir / "generation_config.json");
+    info.generation_config_json =
+        read_text((std::filesystem::is_directory(dir) ? dir : dir.parent_path()) / "generation_config.json");
     if (const int64_t device = session->backend().device_memory_used(); device > 0) info.device_bytes = device;
 
     session_ = std::move(session);

@@ -612,8 +612,14 @@ void MainWindow::showError(const QString& id, const QString& title, const QStrin
 
 void MainWindow::openModelDialog() {
   const QString start = engine_->hasModel() ? QFileInfo(engine_->model().dir).path() : QString();
-  const QString dir = QFileDialog::getExistingDirectory(this, tr("Open a model directory (config.json, *.safetensors, tokenizer.json)"), start);
-  if (!dir.isEmpty()) openModel(dir);
+  // One dialog for both kinds: a checkpoint directory is opened by choosing its config.json, a GGUF
+  // model by choosing the file (.gguf, the first part of a split set, or an Ollama blob).
+  const QString file = QFileDialog::getOpenFileName(
+      this, tr("Open a model: a checkpoint's config.json or a GGUF file"), start,
+      tr("Models (config.json *.gguf);;GGUF files (*.gguf);;Hugging Face checkpoints (config.json);;All files (*)"));
+  if (file.isEmpty()) return;
+  const QFileInfo fi(file);
+  openModel(fi.fileName() == QStringLiteral("config.json") ? fi.absolutePath() : file);
 }
 
 void MainWindow::chooseBackend() {

@@ -2,24 +2,61 @@
 
 #include <cmath>
 
+#include "moescope/error.h"
+
 namespace moescope {
 
-size_t dtype_size(DType t) {
+namespace {
+
+struct DTypeInfo {
+  const char* name;
+  int64_t block_elems;
+  size_t block_bytes;
+};
+
+// Block sizes as ggml defines them (ggml.c type_traits; gguf's GGML_QUANT_SIZES).
+DTypeInfo info(DType t) {
   switch (t) {
-    case DType::F32: return 4;
-    case DType::F16: return 2;
-    case DType::BF16: return 2;
+    case DType::F32: return {"F32", 1, 4};
+    case DType::F16: return {"F16", 1, 2};
+    case DType::BF16: return {"BF16", 1, 2};
+    case DType::Q8_0: return {"Q8_0", 32, 34};
+    case DType::Q4_0: return {"Q4_0", 32, 18};
+    case DType::Q4_1: return {"Q4_1", 32, 20};
+    case DType::Q5_0: return {"Q5_0", 32, 22};
+    case DType::Q5_1: return {"Q5_1", 32, 24};
+    case DType::Q2_K: return {"Q2_K", 256, 84};
+    case DType::Q3_K: return {"Q3_K", 256, 110};
+    case DType::Q4_K: return {"Q4_K", 256, 144};
+    case DType::Q5_K: return {"Q5_K", 256, 176};
+    case DType::Q6_K: return {"Q6_K", 256, 210};
+    case DType::IQ4_NL: return {"IQ4_NL", 32, 18};
+    case DType::IQ4_XS: return {"IQ4_XS", 256, 136};
+    case DType::MXFP4: return {"MXFP4", 32, 17};
   }
-  return 0;
+  return {"?", 1, 1};
 }
 
-const char* dtype_name(DType t) {
-  switch (t) {
-    case DType::F32: return "F32";
-    case DType::F16: return "F16";
-    case DType::BF16: return "BF16";
-  }
-  return "?";
+}  // namespace
+
+bool dtype_is_quantized(DType t) { return info(t).block_elems > 1; }
+int64_t dtype_block_elems(DType t) { return info(t).block_elems; }
+size_t dtype_block_bytes(DType t) { return info(t).block_bytes; }
+const char* dtype_name(DType t) { return info(t).name; }
+
+size_t dtype_size(DType t) {
+  if (dtype_is_quantized(t))
+    throw Error(std::string("tensors of type ") + dtype_name(t) +
+                " (block-quantised) are not supported by this operation yet");
+  return info(t).block_bytes;
+}
+
+size_t dtype_bytes(DType t, int64_t n) {
+  const DTypeInfo i = info(t);
+  if (n < 0 || n % i.block_elems != 0)
+    throw Error(std::string(i.name) + ": " + std::to_string(n) + " elements are not a whole number of " +
+                std::to_string(i.block_elems) + "-element blocks");
+  return size_t(n / i.block_elems) * i.block_bytes;
 }
 
 std::string TensorView::shape_string() const {
@@ -62,6 +99,7 @@ uint16_t f32_to_f16(float f) {
 }
 
 void to_f32(DType t, const void* src, float* dst, int64_t n) {
+  if (n <= 0) return;  // an empty tensor may have null pointers (memcpy must not see them)
   switch (t) {
     case DType::F32:
       std::memcpy(dst, src, size_t(n) * 4);
@@ -76,6 +114,9 @@ void to_f32(DType t, const void* src, float* dst, int64_t n) {
       for (int64_t i = 0; i < n; ++i) dst[i] = f16_to_f32(s[i]);
       return;
     }
+    default:
+      dequantize_blocks(t, src, dst, int64_t(dtype_bytes(t, n) / dtype_block_bytes(t)));
+      return;
   }
 }
 

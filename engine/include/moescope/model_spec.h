@@ -109,8 +109,13 @@ struct ModelSpec {
 // absurd or inconsistent, and lists the supported architectures for an unknown one.
 ModelSpec spec_from_config(const nlohmann::json& config);
 // Reads and normalises DIR/config.json or a config.json path; also reads generation_config.json
-// beside it for bos/eos ids when present.
+// beside it for bos/eos ids when present. A GGUF file (moescope/gguf.h) is read with spec_from_gguf.
 ModelSpec load_model_spec(const std::filesystem::path& dir_or_file);
+// The spec of a GGUF model (deepseek2, qwen3moe, qwen2moe, olmoe, llama with experts), equal to
+// the one of the config.json it was converted from (engine/src/model/gguf_model.cpp says where
+// GGUF lacks a field and what llama.cpp assumes instead).
+class GgufFile;
+ModelSpec spec_from_gguf(const GgufFile& gguf);
 // The architectures[0] values that spec_from_config accepts.
 std::vector<std::string> supported_architectures();
 

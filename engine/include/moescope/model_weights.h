@@ -53,13 +53,28 @@ ModelWeights bind_weights(const ModelSpec& spec, const Checkpoint& ck);
 // Same binding with tensors made by `make(name, shape)` (synthetic models).
 using TensorFactory = std::function<TensorView(const std::string& name, const std::vector<int64_t>& shape)>;
 ModelWeights bind_synthetic_weights(const ModelSpec& spec, const TensorFactory& make);
+// Same binding over any source of named tensors: `has(name)` and `fetch(name, shape)`, which
+// checks the shape itself.
+ModelWeights bind_weights(const ModelSpec& spec, const std::function<bool(const std::string&)>& has,
+                          const TensorFactory& fetch);
+
+class GgufFile;
+// Binds a GGUF file's tensors under the Hugging Face names (3-D stacked experts become one view
+// per expert). Tensors the binding has to build (q/k rows of llama files un-permuted, DeepSeek's
+// kv_b joined from attn_k_b and attn_v_b) go into `owned`.
+ModelWeights bind_gguf_weights(const ModelSpec& spec, const GgufFile& gguf, std::vector<std::unique_ptr<uint8_t[]>>& owned);
+// The stopgap until the backends have block-type kernels: every quantised view is replaced by an
+// F32 copy in `owned`, logged with spdlog (count, types, bytes).
+void dequantize_weights_for_backends(ModelWeights& weights, std::vector<std::unique_ptr<uint8_t[]>>& owned);
 
 // A loaded model: spec + mapped checkpoint + bound weights.
 struct Model {
   ModelSpec spec;
-  std::unique_ptr<Checkpoint> checkpoint;  // null for synthetic models
+  std::unique_ptr<Checkpoint> checkpoint;  // safetensors; null for GGUF and synthetic models
+  std::shared_ptr<const GgufFile> gguf;    // GGUF models (shared_ptr: GgufFile is incomplete here)
+  std::vector<std::unique_ptr<uint8_t[]>> owned;  // tensors built at load (see bind_gguf_weights)
   ModelWeights weights;
-  std::filesystem::path dir;
+  std::filesystem::path dir;  // the checkpoint directory, or the GGUF file
   // Synthetic models (benchmarks): random weights of a real shape, no file. With host storage the
   // views point into `storage`; without, every view has data == nullptr and a device backend
   // generates the weights itself from `seed`.
@@ -68,8 +83,12 @@ struct Model {
   std::vector<std::unique_ptr<uint16_t[]>> storage;
 };
 
-// Reads config.json (+ generation_config.json), maps the safetensors and binds the weights.
+// Reads config.json (+ generation_config.json), maps the safetensors and binds the weights; or,
+// for a GGUF file (.gguf, a split set's part, an Ollama blob), reads its metadata and maps it.
 std::shared_ptr<const Model> load_model(const std::filesystem::path& dir);
+// True for a path load_model reads as GGUF: a regular file ending in .gguf or starting with the
+// GGUF magic.
+bool is_gguf_path(const std::filesystem::path& path);
 // load_model, once per process: while anyone holds the model of `dir`, later calls get the same
 // one (one memory map, one set of bound weights) as long as the checkpoint's files are unchanged
 // (same config.json and safetensors sizes and modification times). Thread-safe. The app's chat

@@ -18,11 +18,17 @@ namespace tok {
 struct Pipeline;  // normaliser, pre-tokenizer, model, post-processor, decoder (tokenizer/pipeline.h)
 }
 
+// Where a model's tokenizer files are: the checkpoint directory itself, or for a GGUF file the
+// directory beside it. moescope does not read tokenizer.ggml.* metadata yet, so a GGUF file without
+// tokenizer.json beside it is an Error that says so.
+std::filesystem::path tokenizer_dir_of(const std::filesystem::path& model);
+
 class Tokenizer {
 public:
   // Both throw moescope::Error naming the file and the problem.
   static Tokenizer from_file(const std::filesystem::path& tokenizer_json);
-  // tokenizer.json plus, if present, tokenizer_config.json.
+  // tokenizer.json plus, if present, tokenizer_config.json. For a GGUF model file, the directory
+  // that holds it (see tokenizer_dir_of).
   static Tokenizer from_dir(const std::filesystem::path& dir);
 
   Tokenizer(Tokenizer&&) noexcept;

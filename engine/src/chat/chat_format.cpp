@@ -8,7 +8,8 @@ namespace moescope {
 
 namespace fs = std::filesystem;
 
-ChatFormat ChatFormat::from_dir(const fs::path& dir) {
+ChatFormat ChatFormat::from_dir(const fs::path& model) {
+  const fs::path dir = tokenizer_dir_of(model);
   ChatFormat f;
   if (!fs::exists(dir / "tokenizer.json")) throw Error("no tokenizer.json in " + dir.string());
   f.tokenizer_ = std::make_shared<const Tokenizer>(Tokenizer::from_dir(dir));

@@ -1,11 +1,6 @@
 // safetensors reader. Format: 8-byte little-endian header length N, N bytes of JSON mapping
 // tensor name -> {dtype, shape, data_offsets: [begin, end)} relative to the byte after the
 // header, then the data. Nothing in the header is trusted.
-#include <fcntl.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <cstring>
 #include <fstream>
@@ -15,44 +10,11 @@
 
 #include "moescope/checkpoint.h"
 #include "moescope/error.h"
-#include "moescope/mapped_files.h"
+#include "checkpoint/mapped_file.h"
 
 namespace fs = std::filesystem;
 
 namespace moescope {
-
-class MappedFile {
-public:
-  explicit MappedFile(const fs::path& path) : path_(path) {
-    fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd_ < 0) throw Error("cannot open " + path.string() + ": " + std::strerror(errno));
-    struct stat st {};
-    if (::fstat(fd_, &st) != 0) throw Error("cannot stat " + path.string());
-    size_ = size_t(st.st_size);
-    if (size_ == 0) return;
-    void* p = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd_, 0);
-    if (p == MAP_FAILED) throw Error("cannot memory-map " + path.string() + ": " + std::strerror(errno));
-    data_ = static_cast<const uint8_t*>(p);
-    register_mapped_file(data_, size_, fd_, path.string());  // truncation after this: mapped_files.h
-  }
-  ~MappedFile() {
-    if (data_) unregister_mapped_file(data_);
-    if (data_) ::munmap(const_cast<uint8_t*>(data_), size_);
-    if (fd_ >= 0) ::close(fd_);
-  }
-  MappedFile(const MappedFile&) = delete;
-  MappedFile& operator=(const MappedFile&) = delete;
-
-  const uint8_t* data() const { return data_; }
-  size_t size() const { return size_; }
-  const fs::path& path() const { return path_; }
-
-private:
-  fs::path path_;
-  int fd_ = -1;
-  const uint8_t* data_ = nullptr;
-  size_t size_ = 0;
-};
 
 namespace {
 

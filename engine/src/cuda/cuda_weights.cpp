@@ -20,8 +20,9 @@ kernels::SrcType src_type(DType t) {
     case DType::F32: return kernels::SrcType::F32;
     case DType::F16: return kernels::SrcType::F16;
     case DType::BF16: return kernels::SrcType::BF16;
+    default: break;
   }
-  return kernels::SrcType::F32;
+  throw Error(std::string("the CUDA backend does not read ") + dtype_name(t) + " tensors yet");
 }
 
 // Walks the model once, placing every tensor in the arena; with upload set it also copies or

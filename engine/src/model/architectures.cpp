@@ -8,6 +8,7 @@
 
 #include "model/config_reader.h"
 #include "moescope/error.h"
+#include "moescope/gguf.h"
 #include "moescope/model_spec.h"
 
 namespace moescope {
@@ -351,6 +352,9 @@ nlohmann::json read_json_file(const std::filesystem::path& p) {
 
 ModelSpec load_model_spec(const std::filesystem::path& dir_or_file) {
   namespace fs = std::filesystem;
+  if (std::error_code ec; fs::is_regular_file(dir_or_file, ec) &&
+                          (dir_or_file.extension() == ".gguf" || GgufFile::looks_like_gguf(dir_or_file)))
+    return spec_from_gguf(*GgufFile::open(dir_or_file));
   fs::path file = fs::is_directory(dir_or_file) ? dir_or_file / "config.json" : dir_or_file;
   if (!fs::exists(file)) throw Error("no config.json in " + dir_or_file.string());
   ModelSpec s = spec_from_config(read_json_file(file));

@@ -7,6 +7,7 @@
 #include <mutex>
 
 #include "moescope/error.h"
+#include "moescope/gguf.h"
 
 namespace moescope {
 
@@ -151,12 +152,35 @@ ModelWeights bind_weights(const ModelSpec& s, const Checkpoint& ck) {
   return bind_with(s, b);
 }
 
+ModelWeights bind_weights(const ModelSpec& s, const std::function<bool(const std::string&)>& has,
+                          const TensorFactory& fetch) {
+  Binder b(s, has, fetch);
+  return bind_with(s, b);
+}
+
 ModelWeights bind_synthetic_weights(const ModelSpec& s, const TensorFactory& make) {
   Binder b(s, [](const std::string&) { return false; }, make);
   return bind_with(s, b);
 }
 
+bool is_gguf_path(const std::filesystem::path& path) {
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec)) return false;
+  return path.extension() == ".gguf" || GgufFile::looks_like_gguf(path);
+}
+
 std::shared_ptr<const Model> load_model(const std::filesystem::path& dir) {
+  if (is_gguf_path(dir)) {
+    auto m = std::make_shared<Model>();
+    m->dir = dir;
+    m->gguf = GgufFile::open(dir);
+    m->spec = spec_from_gguf(*m->gguf);
+    m->weights = bind_gguf_weights(m->spec, *m->gguf, m->owned);
+    dequantize_weights_for_backends(m->weights, m->owned);
+    spdlog::info("loaded {} ({}, {} layers, {} MoE) from {}", m->spec.name, m->spec.architecture, m->spec.n_layers,
+                 m->spec.n_moe_layers(), m->gguf->describe());
+    return m;
+  }
   auto m = std::make_shared<Model>();
   m->dir = dir;
   m->spec = load_model_spec(dir);
@@ -184,6 +208,11 @@ std::string checkpoint_key(const std::filesystem::path& dir) {
     files[name] = std::to_string(e1 ? 0 : size) + "@" + std::to_string(e2 ? 0 : time);
   }
   std::string key = (ec ? dir : canonical).string();
+  if (std::error_code e1, e2; fs::is_regular_file(dir, e1)) {  // a GGUF file
+    key += "=" + std::to_string(fs::file_size(dir, e1)) + "@" +
+           std::to_string(fs::last_write_time(dir, e2).time_since_epoch().count());
+    return key;
+  }
   for (const auto& [name, stamp] : files) key += "|" + name + "=" + stamp;
   return key;
 }

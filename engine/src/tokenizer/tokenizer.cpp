@@ -140,7 +140,19 @@ Tokenizer Tokenizer::from_file(const std::filesystem::path& tokenizer_json) {
 //    per add_bos_token (default true) / add_eos_token (default false).
 //  - anything else (byte-level files, including DeepSeek's that claim LlamaTokenizerFast) is
 //    used as tokenizer.json says; add_bos_token is not applied there (AutoTokenizer doesn't).
-Tokenizer Tokenizer::from_dir(const std::filesystem::path& dir) {
+std::filesystem::path tokenizer_dir_of(const std::filesystem::path& model) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (!fs::is_regular_file(model, ec)) return model;
+  const fs::path dir = model.has_parent_path() ? model.parent_path() : fs::path(".");
+  if (!fs::exists(dir / "tokenizer.json", ec))
+    throw Error(model.filename().string() + ": moescope does not read the tokenizer from GGUF metadata yet; put the "
+                "model's tokenizer.json (and tokenizer_config.json) beside the file");
+  return dir;
+}
+
+Tokenizer Tokenizer::from_dir(const std::filesystem::path& model_path) {
+  const std::filesystem::path dir = tokenizer_dir_of(model_path);
   const auto json_path = dir / "tokenizer.json";
   if (!std::filesystem::exists(json_path))
     throw Error(dir.string() + ": no tokenizer.json in this directory");

@@ -1,0 +1,570 @@
+// GGUF support: the block types' reference dequantisers against the PyPI gguf package
+// (tests/data/quant/, tests/tools/gen_quant_goldens.py), the GGUF reader on good and bad files,
+// and GGUF models against the safetensors checkpoints they were converted from
+// (tests/data/gguf/, tests/tools/gen_gguf_goldens.py).
+#include <QtTest>
+#include <QTemporaryDir>
+
+#include <bit>
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+
+#include <nlohmann/json.hpp>
+
+#include "moescope/backend.h"
+#include "moescope/chat.h"
+#include "moescope/tokenizer.h"
+#include "moescope/error.h"
+#include "moescope/gguf.h"
+#include "moescope/model_weights.h"
+#include "moescope/npy.h"
+#include "moescope/session.h"
+#include "moescope/tensor.h"
+#include "gguf_write.h"
+
+using namespace moescope;
+using namespace moescope::test;
+namespace fs = std::filesystem;
+
+namespace {
+
+const fs::path kData = MOESCOPE_TEST_DATA;
+
+std::vector<uint8_t> read_bytes(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  return std::vector<uint8_t>(std::istreambuf_iterator<char>(in), {});
+}
+
+std::vector<uint8_t> f32_bytes(const std::vector<float>& v) {
+  std::vector<uint8_t> b(v.size() * 4);
+  std::memcpy(b.data(), v.data(), b.size());
+  return b;
+}
+
+using Kv = std::vector<std::pair<std::string, GgufValue>>;
+
+// A small valid file: metadata of every type, an F32 matrix, a Q8_0 row and an F16 vector.
+Kv sample_kv() {
+  return {{"general.architecture", gv_str("test")},
+          {"general.alignment", gv_u32(32)},
+          {"test.u8s", gv_ints(GgufType::UInt8, {0, 255})},
+          {"test.i8s", gv_ints(GgufType::Int8, {-128, 127})},
+          {"test.u16s", gv_ints(GgufType::UInt16, {65535})},
+          {"test.i16s", gv_ints(GgufType::Int16, {-32768})},
+          {"test.i32", gv_i32(-7)},
+          {"test.i64s", gv_ints(GgufType::Int64, {-(int64_t(1) << 40)})},
+          {"test.u64s", gv_ints(GgufType::UInt64, {int64_t(1) << 50})},
+          {"test.bools", gv_ints(GgufType::Bool, {1, 0})},
+          {"test.f32", gv_f32(0.5f)},
+          {"test.f32s", gv_floats({1.5, -2.0})},
+          {"test.strings", gv_strs({"a", "", "ünïcode"})},
+          {"test.empty", gv_strs({})}};
+}
+std::vector<GgufOut> sample_tensors() {
+  std::vector<uint8_t> q8(34, 0);
+  q8[0] = 0x00, q8[1] = 0x3c;  // d = 1.0
+  for (int j = 0; j < 32; ++j) q8[2 + j] = uint8_t(int8_t(j - 16));
+  std::vector<uint8_t> f16 = {0x00, 0x3c, 0x00, 0xc0, 0x00, 0x00, 0x00, 0x7c};  // 1, -2, 0, inf
+  std::vector<float> a(16);
+  for (int i = 0; i < 16; ++i) a[size_t(i)] = float(i);
+  return {{"a", 0, {8, 2}, f32_bytes(a)}, {"b", 8, {32}, q8}, {"c", 1, {4}, f16}};
+}
+
+struct TempFile {
+  QTemporaryDir dir;
+  fs::path path(const std::string& name = "model.gguf") const { return fs::path(dir.path().toStdString()) / name; }
+};
+
+// Opening `bytes` fails with an Error whose message contains `expect`.
+void expect_bad(const std::vector<uint8_t>& bytes, const std::string& expect) {
+  TempFile t;
+  write_file(t.path(), bytes);
+  try {
+    GgufFile::open(t.path());
+  } catch (const Error& e) {
+    const std::string msg = e.what();
+    qInfo("  %s", msg.c_str());
+    QVERIFY2(msg.find(expect) != std::string::npos && msg.find('\n') == std::string::npos,
+             qPrintable(QString::fromStdString("message '" + msg + "' lacks '" + expect + "'")));
+    return;
+  }
+  QFAIL(qPrintable(QString::fromStdString("no error, expected one containing '" + expect + "'")));
+}
+
+// Every ModelSpec field that differs between a and b, as "field: a vs b" (floats within 1e-6
+// relative: GGUF stores them as float32, some as a product, e.g. 0.1·mscale_all_dim).
+std::vector<std::string> spec_differences(const ModelSpec& a, const ModelSpec& b) {
+  std::vector<std::string> d;
+  auto cmp = [&](const char* name, auto x, auto y) {
+    bool same;
+    if constexpr (std::is_floating_point_v<decltype(x)>)
+      same = std::fabs(double(x) - double(y)) <= 1e-6 * std::max(1.0, std::fabs(double(y)));
+    else
+      same = x == y;
+    if (!same) {
+      std::string sx, sy;
+      if constexpr (std::is_enum_v<decltype(x)>) sx = std::to_string(int(x)), sy = std::to_string(int(y));
+      else if constexpr (std::is_same_v<decltype(x), std::string>) sx = x, sy = y;
+      else if constexpr (std::is_arithmetic_v<decltype(x)>) sx = std::to_string(x), sy = std::to_string(y);
+      else sx = "(list)", sy = "(list)";
+      d.push_back(std::string(name) + ": " + sx + " vs " + sy);
+    }
+  };
+#define F(field) cmp(#field, a.field, b.field)
+  F(architecture); F(model_type); F(name); F(naming); F(vocab_size); F(hidden); F(n_layers); F(max_position);
+  F(rms_eps); F(tie_embeddings); F(dense_width); F(moe_layer); F(bos_ids); F(eos_ids);
+  F(attn.kind); F(attn.n_heads); F(attn.n_kv_heads); F(attn.head_dim); F(attn.qk_norm); F(attn.qkv_bias);
+  F(attn.clip_qkv); F(attn.sliding_window); F(attn.q_lora_rank); F(attn.kv_lora_rank); F(attn.qk_nope_head_dim);
+  F(attn.qk_rope_head_dim); F(attn.v_head_dim); F(attn.softmax_scale);
+  F(rope.theta); F(rope.dim); F(rope.interleaved); F(rope.yarn); F(rope.factor); F(rope.beta_fast);
+  F(rope.beta_slow); F(rope.mscale); F(rope.mscale_all_dim); F(rope.original_max_position); F(rope.truncate);
+  F(rope.attention_factor);
+  F(moe.router.n_experts); F(moe.router.top_k); F(moe.router.scoring); F(moe.router.correction_bias);
+  F(moe.router.group_score); F(moe.router.n_group); F(moe.router.topk_group); F(moe.router.renormalize);
+  F(moe.router.scaling); F(moe.router.scale_after_renorm); F(moe.expert_width); F(moe.shared); F(moe.shared_width);
+#undef F
+  return d;
+}
+
+const char* kGoldenModels[] = {"mixtral", "qwen2-moe", "qwen3-moe", "olmoe", "olmoe-f16", "deepseek-v2-lite",
+                               "deepseek-v2-group", "deepseek-v3", "deepseek-v3-bf16"};
+
+// deepseek-v2-group has YaRN mscale 1.0 != mscale_all_dim 0.707; GGUF stores only the latter
+// (yarn_log_multiplier) and llama.cpp takes mscale to equal it, so these two fields differ and the
+// forward is not that of transformers (nor is llama.cpp's).
+const std::vector<std::string> kUnrepresentable = {"rope.mscale", "rope.attention_factor"};
+
+void model_rows() {
+  QTest::addColumn<QString>("name");
+  for (const char* m : kGoldenModels) QTest::newRow(m) << QString(m);
+}
+
+}  // namespace
+
+class GgufTest : public QObject {
+  Q_OBJECT
+
+private slots:
+  void block_sizes() {
+    QCOMPARE(dtype_block_elems(DType::Q4_K), int64_t(256));
+    QCOMPARE(dtype_block_bytes(DType::Q4_K), size_t(144));
+    QCOMPARE(dtype_bytes(DType::Q8_0, 64), size_t(68));
+    QCOMPARE(dtype_bytes(DType::BF16, 3), size_t(6));
+    QVERIFY(!dtype_is_quantized(DType::F16));
+    QVERIFY(dtype_is_quantized(DType::MXFP4));
+    QVERIFY_THROWS_EXCEPTION(Error, dtype_bytes(DType::Q4_0, 33));
+    QVERIFY_THROWS_EXCEPTION(Error, dtype_size(DType::Q6_K));  // element-wise code refuses blocks
+    TensorView t{DType::Q6_K, {4, 512}, nullptr};
+    QCOMPARE(t.nbytes(), size_t(4 * 2 * 210));
+  }
+
+  // Every block of every golden, every value, bit for bit (NaN scales give NaN on both sides).
+  void dequantize_matches_gguf_reference_data() {
+    QTest::addColumn<QString>("type");
+    for (const char* t : {"Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K", "IQ4_NL",
+                          "IQ4_XS", "MXFP4"})
+      QTest::newRow(t) << QString(t);
+  }
+  void dequantize_matches_gguf_reference() {
+    QFETCH(QString, type);
+    const std::vector<DType> all = {DType::Q8_0, DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q5_1,
+                                    DType::Q2_K, DType::Q3_K, DType::Q4_K, DType::Q5_K, DType::Q6_K,
+                                    DType::IQ4_NL, DType::IQ4_XS, DType::MXFP4};
+    DType dt = DType::F32;
+    for (DType d : all)
+      if (type == dtype_name(d)) dt = d;
+    QVERIFY(dtype_is_quantized(dt));
+    const fs::path dir = kData / "quant";
+    const std::vector<uint8_t> blocks = read_bytes(dir / (type.toStdString() + ".blocks"));
+    const NpyArray ref = read_npy(dir / (type.toStdString() + ".npy"));
+    QCOMPARE(ref.shape.size(), size_t(2));
+    const int64_t n_blocks = ref.shape[0];
+    QCOMPARE(ref.shape[1], dtype_block_elems(dt));
+    QCOMPARE(blocks.size(), size_t(n_blocks) * dtype_block_bytes(dt));
+    std::vector<float> got(ref.data.size());
+    dequantize_blocks(dt, blocks.data(), got.data(), n_blocks);
+    int finite = 0;
+    for (size_t i = 0; i < got.size(); ++i) {
+      const float a = got[i], b = ref.data[i];
+      if (std::isnan(b)) {
+        if (!std::isnan(a)) QFAIL(qPrintable(QString("%1 value %2: %3, reference NaN").arg(type).arg(i).arg(a)));
+        continue;
+      }
+      ++finite;
+      if (std::bit_cast<uint32_t>(a) != std::bit_cast<uint32_t>(b))
+        QFAIL(qPrintable(QString("%1 block %2 element %3: %4, reference %5")
+                             .arg(type).arg(i / size_t(ref.shape[1])).arg(i % size_t(ref.shape[1]))
+                             .arg(double(a), 0, 'g', 9).arg(double(b), 0, 'g', 9)));
+    }
+    QVERIFY(finite > int(got.size()) / 2);
+    // to_f32 takes the same path for whole blocks.
+    std::vector<float> via(got.size());
+    to_f32(dt, blocks.data(), via.data(), int64_t(via.size()));
+    QVERIFY(std::memcmp(via.data(), got.data(), via.size() * 4) == 0);
+  }
+
+  // ---- the reader ------------------------------------------------------------------------------
+  void reads_metadata_of_every_type_and_tensors() {
+    for (uint32_t version : {2u, 3u}) {
+      TempFile t;
+      write_file(t.path(), gguf_file(sample_kv(), sample_tensors(), 32, version));
+      auto g = GgufFile::open(t.path());
+      QCOMPARE(g->version(), version);
+      QCOMPARE(g->get_string("general.architecture"), std::string("test"));
+      QCOMPARE(g->find("test.u8s")->ints, (std::vector<int64_t>{0, 255}));
+      QCOMPARE(g->find("test.i8s")->ints, (std::vector<int64_t>{-128, 127}));
+      QCOMPARE(g->find("test.u16s")->ints, (std::vector<int64_t>{65535}));
+      QCOMPARE(g->find("test.i16s")->ints, (std::vector<int64_t>{-32768}));
+      QCOMPARE(g->get_int("test.i32", -10, 10), int64_t(-7));
+      QCOMPARE(g->find("test.i64s")->ints, (std::vector<int64_t>{-(int64_t(1) << 40)}));
+      QCOMPARE(g->find("test.u64s")->ints, (std::vector<int64_t>{int64_t(1) << 50}));
+      QCOMPARE(g->find("test.bools")->ints, (std::vector<int64_t>{1, 0}));
+      QCOMPARE(g->get_float_or("test.f32", 0, -1, 1), 0.5);
+      QCOMPARE(g->find("test.f32s")->floats, (std::vector<double>{1.5, -2.0}));
+      QCOMPARE(g->find("test.strings")->strings, (std::vector<std::string>{"a", "", "ünïcode"}));
+      QCOMPARE(g->find("test.empty")->size(), size_t(0));
+      QVERIFY_THROWS_EXCEPTION(Error, g->get_int("test.i32", 0, 10));      // out of range
+      QVERIFY_THROWS_EXCEPTION(Error, g->get_string("test.i32"));          // wrong type
+      QVERIFY_THROWS_EXCEPTION(Error, g->get_int("no.such.key", 0, 10));   // missing
+      const TensorView a = g->tensor("a").view();
+      QCOMPARE(a.shape, (std::vector<int64_t>{2, 8}));  // ne [8, 2] is 2 rows of 8
+      QCOMPARE(static_cast<const float*>(a.data)[9], 9.0f);
+      QCOMPARE(g->tensor("b").view().dtype, DType::Q8_0);
+      float row[32];
+      to_f32(DType::Q8_0, g->tensor("b").data, row, 32);
+      QCOMPARE(row[0], -16.0f);
+      QCOMPARE(row[31], 15.0f);
+      float c[4];
+      to_f32(DType::F16, g->tensor("c").data, c, 4);
+      QCOMPARE(c[1], -2.0f);
+      QVERIFY(std::isinf(c[3]));
+      QCOMPARE(g->tensor_names(), (std::vector<std::string>{"a", "b", "c"}));
+      QVERIFY_THROWS_EXCEPTION(Error, g->tensor("d"));
+    }
+  }
+
+  // Alignment below 4 (legal): misaligned F32 data is copied, values intact.
+  void small_alignment_is_read() {
+    TempFile t;
+    Kv kv = sample_kv();
+    kv[1].second = gv_u32(1);
+    std::vector<GgufOut> ts = sample_tensors();
+    std::swap(ts[0], ts[1]);  // the 34-byte Q8_0 block first: the F32 tensor lands at offset 34
+    write_file(t.path(), gguf_file(kv, ts, 1));
+    auto g = GgufFile::open(t.path());
+    QCOMPARE(static_cast<const float*>(g->tensor("a").data)[15], 15.0f);
+    QVERIFY(reinterpret_cast<uintptr_t>(g->tensor("a").data) % 4 == 0);
+  }
+
+  // An Ollama blob: a GGUF file named by its digest, no extension.
+  void ollama_blob_without_extension() {
+    TempFile t;
+    const fs::path blob = t.path("sha256-6a0746a1ec1aef3e7ec53868f220ff6e389f6f8ef87a01d77c96807de94ca2aa");
+    write_file(blob, gguf_file(sample_kv(), sample_tensors()));
+    QVERIFY(GgufFile::looks_like_gguf(blob));
+    QVERIFY(is_gguf_path(blob));
+    QCOMPARE(GgufFile::open(blob)->tensor_names().size(), size_t(3));
+    write_file(t.path("notes"), {'n', 'o', 't', 'e'});
+    QVERIFY(!is_gguf_path(t.path("notes")));
+  }
+
+  void split_sets() {
+    TempFile t;
+    auto part = [&](int no, int count, std::vector<GgufOut> ts) {
+      Kv kv = no == 0 ? sample_kv() : Kv{};
+      kv.emplace_back("split.no", GgufValue{GgufType::UInt16, GgufType::UInt8, no});
+      kv.emplace_back("split.count", GgufValue{GgufType::UInt16, GgufType::UInt8, count});
+      kv.emplace_back("split.tensors.count", gv_i32(3));
+      return gguf_file(kv, ts);
+    };
+    auto ts = sample_tensors();
+    write_file(t.path("m-00001-of-00003.gguf"), part(0, 3, {ts[0]}));
+    write_file(t.path("m-00002-of-00003.gguf"), part(1, 3, {ts[1]}));
+    write_file(t.path("m-00003-of-00003.gguf"), part(2, 3, {ts[2]}));
+    for (const char* open_as : {"m-00001-of-00003.gguf", "m-00003-of-00003.gguf"}) {
+      auto g = GgufFile::open(t.path(open_as));
+      QCOMPARE(g->file_count(), size_t(3));
+      QCOMPARE(g->tensor("c").file_index, size_t(2));
+      QCOMPARE(g->get_string("general.architecture"), std::string("test"));
+    }
+    fs::remove(t.path("m-00002-of-00003.gguf"));
+    try {
+      GgufFile::open(t.path("m-00001-of-00003.gguf"));
+      QFAIL("a split set with a missing part opened");
+    } catch (const Error& e) {
+      qInfo("  %s", e.what());
+      QVERIFY(std::string(e.what()).find("part 2 of 3 (m-00002-of-00003.gguf) is missing") != std::string::npos);
+    }
+  }
+
+  void bad_files_data() {
+    QTest::addColumn<int>("which");
+    const char* names[] = {"empty file", "bad magic", "GGUF v1", "unknown version", "big-endian", "absurd tensor count",
+                           "absurd metadata count", "array longer than the file", "nested array", "duplicate key",
+                           "unknown value type", "alignment not a power of two", "alignment of the wrong type",
+                           "too many dimensions", "dimensions overflow", "unsupported type", "unknown type id",
+                           "row not a whole block", "offset out of range", "overlapping tensors",
+                           "misaligned offset", "duplicate tensor", "truncated data", "bool not 0/1"};
+    for (int i = 0; i < int(std::size(names)); ++i) QTest::newRow(names[i]) << i;
+  }
+  void bad_files() {
+    QFETCH(int, which);
+    const Kv kv = sample_kv();
+    std::vector<GgufOut> ts = sample_tensors();
+    std::vector<uint8_t> good = gguf_file(kv, ts);
+    auto with = [&](size_t at, auto value) {
+      std::vector<uint8_t> b = good;
+      std::memcpy(b.data() + at, &value, sizeof value);
+      return b;
+    };
+    switch (which) {
+      case 0: return expect_bad({}, "not a GGUF file (0 bytes)");
+      case 1: return expect_bad(with(0, uint32_t(0x46554746)), "does not start with the bytes \"GGUF\"");
+      case 2: return expect_bad(with(4, uint32_t(1)), "GGUF version 1 files are not supported");
+      case 3: return expect_bad(with(4, uint32_t(7)), "unknown GGUF version 7 (supported: 2, 3)");
+      case 4: return expect_bad(with(4, uint32_t(0x03000000)), "big-endian GGUF files are not supported");
+      case 5: return expect_bad(with(8, uint64_t(1) << 60), "tensors, more than the file can hold");
+      case 6: return expect_bad(with(16, uint64_t(1) << 60), "metadata entries, more than the file can hold");
+      case 7: {
+        GgufBytes o;
+        o.put<uint32_t>(0x46554747), o.put<uint32_t>(3), o.put<uint64_t>(0), o.put<uint64_t>(1);
+        o.str("x"), o.put<uint32_t>(9), o.put<uint32_t>(4), o.put<uint64_t>(uint64_t(1) << 40);
+        return expect_bad(o.b, "metadata 'x' claims 1099511627776 elements");
+      }
+      case 8: {
+        GgufBytes o;
+        o.put<uint32_t>(0x46554747), o.put<uint32_t>(3), o.put<uint64_t>(0), o.put<uint64_t>(1);
+        o.str("x"), o.put<uint32_t>(9), o.put<uint32_t>(9), o.put<uint64_t>(0);
+        o.b.resize(o.b.size() + 16);
+        return expect_bad(o.b, "metadata 'x' is an array of arrays");
+      }
+      case 9: {
+        Kv k = kv;
+        k.push_back(kv[0]);
+        return expect_bad(gguf_file(k, ts), "metadata key 'general.architecture' appears twice");
+      }
+      case 10: {
+        GgufBytes o;
+        o.put<uint32_t>(0x46554747), o.put<uint32_t>(3), o.put<uint64_t>(0), o.put<uint64_t>(1);
+        o.str("x"), o.put<uint32_t>(13), o.put<uint64_t>(0);
+        return expect_bad(o.b, "metadata 'x' has unknown value type 13");
+      }
+      case 11: {
+        Kv k = kv;
+        k[1].second = gv_u32(24);
+        return expect_bad(gguf_file(k, ts, 8), "metadata 'general.alignment' is 24, not a power of two");
+      }
+      case 12: {
+        Kv k = kv;
+        k[1].second = gv_i32(32);
+        return expect_bad(gguf_file(k, ts), "metadata 'general.alignment' must be a uint32, is a int32");
+      }
+      case 13: ts[0].ne = {8, 1, 1, 1, 2}; return expect_bad(gguf_file(kv, ts), "tensor 'a' has 5 dimensions (1 to 4 allowed)");
+      case 14: ts[0].ne = {int64_t(1) << 32, int64_t(1) << 32}; return expect_bad(gguf_file(kv, ts), "tensor 'a' has dimensions whose product overflows");
+      case 15: ts[1].type = 16; return expect_bad(gguf_file(kv, ts), "tensor 'b' has type IQ2_XXS, which moescope does not read (supported: F32, F16, BF16, Q8_0");
+      case 16: ts[1].type = 99; return expect_bad(gguf_file(kv, ts), "tensor 'b' has unknown type id 99 (supported: F32");
+      case 17: ts[1].ne = {16}; return expect_bad(gguf_file(kv, ts), "tensor 'b' has rows of 16 elements, not a multiple of the Q8_0 block size 32");
+      case 18: ts[2].offset = 1 << 20; return expect_bad(gguf_file(kv, ts), "tensor 'c' lies at data bytes [1048576, 1048584) beyond the file's");
+      case 19: ts[2].offset = 32; return expect_bad(gguf_file(kv, ts), "tensors 'a' and 'c' overlap in the file");
+      case 20: ts[2].offset = 100; return expect_bad(gguf_file(kv, ts), "tensor 'c' has data offset 100, not a multiple of the alignment 32");
+      case 21: ts[2].name = "a"; return expect_bad(gguf_file(kv, ts), "tensor 'a' appears twice");
+      case 22: good.resize(good.size() - 40); return expect_bad(good, "tensor 'c' lies at data bytes [128, 136) beyond the file's");
+      case 23: {
+        Kv k = kv;
+        k.emplace_back("flag", gv_bool(true));
+        std::vector<uint8_t> b = gguf_file(k, ts);
+        // "flag" is the last key: its one value byte follows the key and the type.
+        const std::string key = "flag";
+        auto it = std::search(b.begin(), b.end(), key.begin(), key.end());
+        *(it + 4 + 4) = 2;
+        return expect_bad(b, "a boolean metadata value is 2, not 0 or 1");
+      }
+    }
+  }
+
+  // Every prefix of a valid file is a clean Error (or, cut only in the last padding, still opens),
+  // never a crash or a read past the end (the fuzz target checks the same under ASan).
+  void every_truncation_is_an_error() {
+    const std::vector<uint8_t> good = gguf_file(sample_kv(), sample_tensors());
+    TempFile t;
+    int errors = 0;
+    for (size_t n = 0; n < good.size(); ++n) {
+      write_file(t.path(), std::vector<uint8_t>(good.begin(), good.begin() + long(n)));
+      try {
+        GgufFile::open(t.path());
+        QVERIFY2(n >= good.size() - 32 + 8, qPrintable(QString("a %1-byte prefix opened").arg(n)));
+      } catch (const Error&) {
+        ++errors;
+      }
+    }
+    QVERIFY(errors >= int(good.size()) - 32);
+  }
+
+  // Model-level checks: metadata that contradicts the tensors, an unknown architecture, a type
+  // rejected before any weight is touched.
+  void bad_models() {
+    auto g = GgufFile::open(kData / "gguf" / "mixtral.gguf");
+    std::vector<GgufOut> ts;
+    for (const auto& n : g->tensor_names()) {
+      const GgufTensor& t = g->tensor(n);
+      const auto* p = static_cast<const uint8_t*>(t.data);
+      ts.push_back({n, t.ggml_type, t.ne, std::vector<uint8_t>(p, p + t.nbytes)});
+    }
+    auto expect = [&](Kv kv, const std::vector<GgufOut>& tensors, const std::string& want) {
+      TempFile t;
+      write_file(t.path("bad.gguf"), gguf_file(kv, tensors));
+      try {
+        load_model(t.path("bad.gguf"));
+      } catch (const Error& e) {
+        qInfo("  %s", e.what());
+        QVERIFY2(std::string(e.what()).find(want) != std::string::npos, e.what());
+        return;
+      }
+      QFAIL("loaded");
+    };
+    auto set = [](Kv kv, const std::string& key, GgufValue v) {
+      for (auto& [k, x] : kv)
+        if (k == key) x = v;
+      return kv;
+    };
+    const Kv kv = metadata_of(*g);
+    expect(set(kv, "llama.embedding_length", gv_u32(64)), ts,
+           "bad.gguf: tensor for 'model.embed_tokens.weight' has shape [256, 48], the metadata implies [256, 64]");
+    expect(set(kv, "llama.expert_used_count", gv_u32(9)), ts, "bad.gguf: expert_used_count 9 exceeds expert_count 8");
+    expect(set(kv, "general.architecture", gv_str("gpt2")), ts,
+           "bad.gguf: GGUF architecture 'gpt2' is not supported (supported: deepseek2, qwen3moe, qwen2moe, olmoe, llama)");
+    std::vector<GgufOut> missing = ts;
+    missing.erase(std::find_if(missing.begin(), missing.end(), [](const GgufOut& t) { return t.name == "blk.1.attn_v.weight"; }));
+    expect(kv, missing, "bad.gguf: no tensor for 'model.layers.1.self_attn.v_proj.weight' (the GGUF file lacks it)");
+  }
+
+  // A quantised file runs: Q8_0 blocks for every matrix whose rows allow it (the tiny models'
+  // rows are mostly 48 wide; DeepSeek-V3's q_b, o_proj and dense down_proj rows are 32 or 64), the
+  // loader's dequantising fallback widens them, and the forward equals that of an F32 file holding
+  // the dequantised values.
+  void quantised_file_loads_and_runs() {
+    auto g = GgufFile::open(kData / "gguf" / "deepseek-v3.gguf");
+    std::vector<GgufOut> ts;
+    int quantised = 0;
+    for (const auto& n : g->tensor_names()) {
+      const GgufTensor& t = g->tensor(n);
+      const auto* p = static_cast<const uint8_t*>(t.data);
+      GgufOut o{n, t.ggml_type, t.ne, std::vector<uint8_t>(p, p + t.nbytes)};
+      if (t.ne.size() >= 2 && t.ne[0] % 32 == 0 && t.dtype == DType::F32) {  // plain Q8_0 rounding
+        const auto* x = static_cast<const float*>(t.data);
+        const size_t blocks = t.nbytes / 4 / 32;
+        o.type = 8;
+        o.data.assign(blocks * 34, 0);
+        for (size_t b = 0; b < blocks; ++b) {
+          float amax = 0;
+          for (int j = 0; j < 32; ++j) amax = std::max(amax, std::fabs(x[b * 32 + size_t(j)]));
+          const uint16_t dh = f32_to_f16(amax / 127.0f);
+          const float d = f16_to_f32(dh);
+          std::memcpy(&o.data[b * 34], &dh, 2);
+          for (int j = 0; j < 32; ++j)
+            o.data[b * 34 + 2 + size_t(j)] = uint8_t(int8_t(d > 0 ? std::clamp(std::lround(x[b * 32 + size_t(j)] / d), -127L, 127L) : 0));
+        }
+        ++quantised;
+      }
+      ts.push_back(std::move(o));
+    }
+    QVERIFY(quantised >= 6);
+    std::vector<GgufOut> widened = ts;
+    for (auto& o : widened)
+      if (o.type == 8) {
+        std::vector<float> x(o.data.size() / 34 * 32);
+        dequantize_blocks(DType::Q8_0, o.data.data(), x.data(), int64_t(o.data.size() / 34));
+        o.type = 0, o.data = f32_bytes(x);
+      }
+    TempFile t;
+    write_file(t.path("q8.gguf"), gguf_file(metadata_of(*g), ts));
+    write_file(t.path("q8-widened.gguf"), gguf_file(metadata_of(*g), widened));
+    auto model = load_model(t.path("q8.gguf"));
+    QCOMPARE(model->weights.layers[0].o.w.dtype, DType::F32);  // widened by the fallback
+    QCOMPARE(model->gguf->tensor("blk.0.attn_output.weight").dtype, DType::Q8_0);
+    std::ifstream in(kData / "models" / "deepseek-v3" / "golden.json");
+    const auto ids = nlohmann::json::parse(in)["input_ids"].get<std::vector<int32_t>>();
+    auto run = [&](std::shared_ptr<const Model> m) {
+      Session session(m, make_backend(m, {"cpu", 256, 2}));
+      return session.prefill(ids, true);
+    };
+    const ForwardResult q = run(model), w = run(load_model(t.path("q8-widened.gguf")));
+    const ForwardResult f = run(load_model(kData / "gguf" / "deepseek-v3.gguf"));
+    QVERIFY(q.logits == w.logits);
+    QVERIFY(q.expert_ids == w.expert_ids);
+    float err = 0.0f;
+    for (size_t i = 0; i < f.logits.size(); ++i) err = std::max(err, std::fabs(q.logits[i] - f.logits[i]));
+    qInfo("Q8_0 (%d matrices) vs the F32 file: max |logit difference| = %.3g (random tiny model)", quantised, double(err));
+    QVERIFY(err > 0.0f);  // the quantised weights were used
+  }
+
+  // A GGUF model's tokenizer and chat template come from tokenizer.json / tokenizer_config.json
+  // beside the file (the tokenizer.ggml.* metadata is not read yet): without them, one clear line.
+  void tokenizer_beside_the_file() {
+    TempFile t;
+    fs::copy_file(kData / "gguf" / "mixtral.gguf", t.path("m.gguf"));
+    try {
+      ChatFormat::from_dir(t.path("m.gguf"));
+      QFAIL("no error without tokenizer.json");
+    } catch (const Error& e) {
+      QVERIFY(std::string(e.what()).starts_with("m.gguf: moescope does not read the tokenizer from GGUF metadata yet"));
+    }
+    for (const char* f : {"tokenizer.json", "tokenizer_config.json"})
+      fs::copy_file(kData / "models" / "chat-tiny" / f, t.path(f));
+    const ChatFormat chat = ChatFormat::from_dir(t.path("m.gguf"));
+    const Tokenizer direct = Tokenizer::from_dir(kData / "models" / "chat-tiny");
+    QVERIFY(chat.tokenizer().encode("What is 23+58?") == direct.encode("What is 23+58?"));
+  }
+
+  // ---- models: the golden checkpoints, converted by llama.cpp (tests/tools/gen_gguf_goldens.py)
+  void spec_equals_config_json_data() { model_rows(); }
+  void spec_equals_config_json() {
+    QFETCH(QString, name);
+    const std::string n = name.toStdString();
+    const ModelSpec hf = load_model_spec(kData / "models" / n);
+    const ModelSpec gg = load_model_spec(kData / "gguf" / (n + ".gguf"));
+    std::vector<std::string> diff = spec_differences(gg, hf);
+    for (const auto& d : diff) qInfo("%s: %s (GGUF vs config.json)", n.c_str(), d.c_str());
+    if (n == "deepseek-v2-group") {
+      QCOMPARE(int(diff.size()), int(kUnrepresentable.size()));
+      for (size_t i = 0; i < diff.size(); ++i) QVERIFY(diff[i].starts_with(kUnrepresentable[i] + ":"));
+    } else {
+      QVERIFY2(diff.empty(), qPrintable(QString::fromStdString(diff.empty() ? "" : diff[0])));
+    }
+  }
+
+  // The GGUF file's forward on the CPU backend equals the safetensors checkpoint's: logits within
+  // 1e-5 and the same experts in the same order for every token and MoE layer.
+  void forward_matches_safetensors_data() { model_rows(); }
+  void forward_matches_safetensors() {
+    QFETCH(QString, name);
+    const std::string n = name.toStdString();
+    if (n == "deepseek-v2-group") QSKIP("YaRN mscale != mscale_all_dim cannot be stored in GGUF (see spec_equals_config_json)");
+    std::ifstream in(kData / "models" / n / "golden.json");
+    const auto g = nlohmann::json::parse(in);
+    const auto ids = g["input_ids"].get<std::vector<int32_t>>();
+    auto run = [&](const fs::path& p) {
+      auto model = load_model(p);
+      Session session(model, make_backend(model, {"cpu", 256, 2}));
+      return session.prefill(ids, true);
+    };
+    const ForwardResult st = run(kData / "models" / n);
+    const ForwardResult gg = run(kData / "gguf" / (n + ".gguf"));
+    QCOMPARE(gg.logits.size(), st.logits.size());
+    float err = 0.0f;
+    for (size_t i = 0; i < st.logits.size(); ++i) err = std::max(err, std::fabs(gg.logits[i] - st.logits[i]));
+    qInfo("%s: max |logit(GGUF) - logit(safetensors)| = %.3g over %zu logits", n.c_str(), double(err), st.logits.size());
+    QVERIFY2(err <= 1e-5f, qPrintable(QString("logit difference %1").arg(double(err))));
+    QVERIFY(gg.expert_ids == st.expert_ids);
+    float werr = 0.0f;
+    for (size_t i = 0; i < st.expert_weights.size(); ++i)
+      werr = std::max(werr, std::fabs(gg.expert_weights[i] - st.expert_weights[i]));
+    QVERIFY(werr <= 1e-6f);
+  }
+};
+
+QTEST_GUILESS_MAIN(GgufTest)
+#include "test_gguf.moc"
