@@ -21,10 +21,12 @@
 # them, to test that path on a machine that has them).
 #
 # Time (10 minutes at most per device command, 15 minutes of device time per task, machine start
-# included). Measured here, on 2 shared cores without ccache, the build (configure + 3 targets:
-# moescope-cli, test_cuda_ops, test_cuda_model, sm_90 only) took BUILD_MEASURED; from its CPU
-# time, 16 cores need about BUILD_ESTIMATE (C++ and nvcc compiles are independent; the longest
-# single compile sets the floor). The GPU steps are estimated from the work they do, on an H200:
+# included). Measured here (Debian 12, 2 cores shared with other jobs, no ccache, dry run in a
+# clean clone): configure 3 s, build of the 3 targets (moescope-cli, test_cuda_ops,
+# test_cuda_model; 80 jobs, sm_90 only) 160 s wall, 5 min 14 s CPU (user+sys), the longest single
+# compile 15.5 s (safetensors.cpp). On 16 cores that is about 314/16 = 20 s of compiling, floored
+# by the longest compile plus the library and link steps: under a minute, with CMake's CUDA
+# detection at configure (~10 s) on top. The GPU steps are estimated from the work they do, on an H200:
 # gpu tests ~1-2 min (9 tiny golden models, CPU references on 2 threads, eager module loading),
 # kernel table ~20 s, five benches ~10-20 s each (weights generated on the device, 512-token
 # prefill, 256 decode steps, calibration). Every step has its own timeout, so an overrun costs
@@ -62,7 +64,7 @@ if [ "${1:-}" = "--fetch-deps" ]; then
   for f in "$tmp"/*.deb; do dpkg -x "$f" "$tmp/root"; done
   find "$tmp/root" -name '*.a' -delete
   rm -rf "$tmp/root/usr/share/doc" "$tmp/root/usr/share/man" "$tmp/root/usr/share/lintian"
-  (cd "$tmp" && for f in *.deb; do dpkg-deb -f "$f" Package Version | paste -sd' '; done) >"$tmp/root/PACKAGES"
+  (cd "$tmp" && for f in *.deb; do dpkg-deb --show --showformat='${Package} ${Version}\n' "$f"; done) >"$tmp/root/PACKAGES"
   mkdir -p "$ROOT/.gpu-deps"
   tar -C "$tmp/root" -czf "$DEPS_TARBALL" .
   echo "wrote $DEPS_TARBALL ($(du -h "$DEPS_TARBALL" | cut -f1)):"
@@ -259,9 +261,11 @@ ARCH=${MOESCOPE_CUDA_ARCHITECTURES:-native}
 if [ $HAVE_GPU = 0 ] && [ "$ARCH" = native ]; then ARCH=90; fi  # dry run: nothing to detect
 GEN=()
 command -v ninja >/dev/null && GEN=(-G Ninja)
-LAUNCH=()
+NVCC=$(command -v nvcc || ls -d /usr/local/cuda/bin/nvcc /usr/local/cuda-*/bin/nvcc 2>/dev/null | head -1)
+[ -n "$NVCC" ] || { say "no nvcc on PATH or under /usr/local/cuda*"; finish 2; }
+LAUNCH=(-DCMAKE_CUDA_COMPILER="$NVCC")
 if [ "${MOESCOPE_GPU_CCACHE:-0}" = 1 ] && command -v ccache >/dev/null; then
-  LAUNCH=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DCMAKE_C_COMPILER_LAUNCHER=ccache -DCMAKE_CUDA_COMPILER_LAUNCHER=ccache)
+  LAUNCH+=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DCMAKE_C_COMPILER_LAUNCHER=ccache -DCMAKE_CUDA_COMPILER_LAUNCHER=ccache)
 fi
 step configure "$LOGS/build.log" 120 cmake -S . -B "$BUILD" "${GEN[@]}" -DCMAKE_BUILD_TYPE=Release \
   -DMOESCOPE_CUDA=ON -DMOESCOPE_CUDA_ARCHITECTURES="$ARCH" -DMOESCOPE_BUILD_UI=OFF -DMOESCOPE_BUILD_TESTS=ON \
@@ -271,7 +275,9 @@ step build "$LOGS/build.log" 420 cmake --build "$BUILD" -j "$JOBS" --target moes
   finish 1
 say "build: $(( $(date +%s) - bs ))s wall on $JOBS jobs"
 CLI=$BUILD/app/cli/moescope-cli
-SHAPES=("olmoe-1b-7b" "qwen3-30b-a3b" "deepseek-v2-lite" "mixtral-8x7b --layers 8" "deepseek-v3 --layers 5")
+# BF16 weights on the device: 14, 61, 31, 46 (16 of 32 layers) and ~76 GB (3 dense + 3 MoE layers
+# of 61), each alone on the 141 GB card (docs/cuda-backend.md).
+SHAPES=("olmoe-1b-7b" "qwen3-30b-a3b" "deepseek-v2-lite" "mixtral-8x7b --layers 16" "deepseek-v3 --layers 6")
 
 if [ "$DRY" = 1 ]; then
   say "DRY RUN: built $CLI, $BUILD/tests/test_cuda_ops, $BUILD/tests/test_cuda_model for sm_$ARCH"
