@@ -44,4 +44,11 @@ std::vector<float> attention(const std::vector<float>& q, const std::vector<floa
 // Index of the largest value of each row (lowest on ties).
 std::vector<int32_t> argmax(const std::vector<float>& logits, int rows, int vocab);
 
+// Kernel timing, for the performance table of tests/test_cuda_ops.cpp (MOESCOPE_CUDA_PERF=1):
+// with reps > 0, each op above, after its checked run, launches its kernel(s) once more to warm
+// up and then `reps` times between two CUDA events; last_kernel_ms() is the mean time of one
+// launch (0 when timing is off). Host-device copies are not timed.
+void set_timing_reps(int reps);
+double last_kernel_ms();
+
 }  // namespace moescope::cuda_ops

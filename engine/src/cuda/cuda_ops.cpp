@@ -37,6 +37,30 @@ std::vector<T> download(const Context& ctx, const DeviceBuffer& b, size_t n) {
   return v;
 }
 
+int g_timing_reps = 0;
+double g_last_ms = 0.0;
+
+// The perf mode: after the checked run (whose result is already downloaded), `launch` again
+// between events. Ops that work in place only disturb their own buffer.
+template <class F>
+void time_launches(const Context& ctx, F&& launch) {
+  g_last_ms = 0.0;
+  if (g_timing_reps <= 0) return;
+  launch();  // warm-up
+  cudaEvent_t a = nullptr, b = nullptr;
+  MOESCOPE_CUDA_CHECK(cudaEventCreate(&a));
+  MOESCOPE_CUDA_CHECK(cudaEventCreate(&b));
+  MOESCOPE_CUDA_CHECK(cudaEventRecord(a, ctx.stream()));
+  for (int i = 0; i < g_timing_reps; ++i) launch();
+  MOESCOPE_CUDA_CHECK(cudaEventRecord(b, ctx.stream()));
+  MOESCOPE_CUDA_CHECK(cudaEventSynchronize(b));
+  float ms = 0.0f;
+  MOESCOPE_CUDA_CHECK(cudaEventElapsedTime(&ms, a, b));
+  cudaEventDestroy(a);
+  cudaEventDestroy(b);
+  g_last_ms = double(ms) / g_timing_reps;
+}
+
 // A view's values rounded to BF16 bits, as upload_weights stores them.
 std::vector<uint16_t> bf16_bits(const TensorView& w) {
   std::vector<float> f(size_t(w.numel()));
@@ -48,6 +72,9 @@ std::vector<uint16_t> bf16_bits(const TensorView& w) {
 
 }  // namespace
 
+void set_timing_reps(int reps) { g_timing_reps = reps; }
+double last_kernel_ms() { return g_last_ms; }
+
 void memory_info(size_t* free_bytes, size_t* total_bytes) {
   MOESCOPE_CUDA_CHECK(cudaMemGetInfo(free_bytes, total_bytes));
 }
@@ -56,9 +83,14 @@ std::vector<float> rmsnorm(const std::vector<float>& x, const std::vector<float>
   Context ctx;
   auto dx = upload(ctx, x), dw = upload(ctx, w);
   DeviceBuffer dy(x.size() * sizeof(float));
-  kernels::rmsnorm(dx.as<float>(), d, 0, 1, dw.as<float>(), eps, dy.as<float>(), d, rows, d, ctx.stream());
-  MOESCOPE_CUDA_LAUNCHED();
-  return download<float>(ctx, dy, x.size());
+  auto launch = [&] {
+    kernels::rmsnorm(dx.as<float>(), d, 0, 1, dw.as<float>(), eps, dy.as<float>(), d, rows, d, ctx.stream());
+    MOESCOPE_CUDA_LAUNCHED();
+  };
+  launch();
+  auto y = download<float>(ctx, dy, x.size());
+  time_launches(ctx, launch);
+  return y;
 }
 
 std::vector<float> matmul(const std::vector<float>& x, int n, const TensorView& w, const std::vector<float>* bias) {
@@ -68,27 +100,40 @@ std::vector<float> matmul(const std::vector<float>& x, int n, const TensorView& 
   DeviceBuffer db = bias ? upload(ctx, *bias) : DeviceBuffer();
   DeviceBuffer dy(size_t(n) * out * sizeof(float)), xbf(size_t(n) * in * sizeof(uint16_t));
   cuda::DeviceMatrix m{dw.get(), false, out, in, bias ? db.as<float>() : nullptr};
-  cuda::linear(ctx, m, dx.as<float>(), in, n, dy.as<float>(), out, xbf.as<uint16_t>());
-  return download<float>(ctx, dy, size_t(n) * out);
+  auto launch = [&] { cuda::linear(ctx, m, dx.as<float>(), in, n, dy.as<float>(), out, xbf.as<uint16_t>()); };
+  launch();
+  auto y = download<float>(ctx, dy, size_t(n) * out);
+  time_launches(ctx, launch);
+  return y;
 }
 
 std::vector<float> rope(const std::vector<float>& x, int n_tokens, int heads, int dim, bool interleaved,
                         const std::vector<float>& inv_freq, float attention_factor, int pos0) {
   Context ctx;
   auto dx = upload(ctx, x), df = upload(ctx, inv_freq), dp = upload(ctx, std::vector<int32_t>{pos0});
-  kernels::rope(dx.as<float>(), heads * dim, 0, dim, heads, dim, interleaved, df.as<float>(), attention_factor,
-                dp.as<int32_t>(), n_tokens, ctx.stream());
-  MOESCOPE_CUDA_LAUNCHED();
-  return download<float>(ctx, dx, x.size());
+  auto launch = [&] {
+    kernels::rope(dx.as<float>(), heads * dim, 0, dim, heads, dim, interleaved, df.as<float>(), attention_factor,
+                  dp.as<int32_t>(), n_tokens, ctx.stream());
+    MOESCOPE_CUDA_LAUNCHED();
+  };
+  launch();
+  auto y = download<float>(ctx, dx, x.size());
+  time_launches(ctx, launch);  // rotates the device copy further; the result is already here
+  return y;
 }
 
 std::vector<float> swiglu(const std::vector<float>& gate_up, int n, int width) {
   Context ctx;
   auto dx = upload(ctx, gate_up);
   DeviceBuffer dy(size_t(n) * width * sizeof(float));
-  kernels::swiglu(dx.as<float>(), dy.get(), false, n, width, ctx.stream());
-  MOESCOPE_CUDA_LAUNCHED();
-  return download<float>(ctx, dy, size_t(n) * width);
+  auto launch = [&] {
+    kernels::swiglu(dx.as<float>(), dy.get(), false, n, width, ctx.stream());
+    MOESCOPE_CUDA_LAUNCHED();
+  };
+  launch();
+  auto y = download<float>(ctx, dy, size_t(n) * width);
+  time_launches(ctx, launch);
+  return y;
 }
 
 std::vector<float> embed(const TensorView& table, const std::vector<int32_t>& ids) {
@@ -96,9 +141,14 @@ std::vector<float> embed(const TensorView& table, const std::vector<int32_t>& id
   const int hidden = int(table.dim(1));
   auto dt = upload(ctx, bf16_bits(table)), di = upload(ctx, ids);
   DeviceBuffer dy(ids.size() * hidden * sizeof(float));
-  kernels::embed(dt.as<uint16_t>(), di.as<int32_t>(), dy.as<float>(), int(ids.size()), hidden, ctx.stream());
-  MOESCOPE_CUDA_LAUNCHED();
-  return download<float>(ctx, dy, ids.size() * hidden);
+  auto launch = [&] {
+    kernels::embed(dt.as<uint16_t>(), di.as<int32_t>(), dy.as<float>(), int(ids.size()), hidden, ctx.stream());
+    MOESCOPE_CUDA_LAUNCHED();
+  };
+  launch();
+  auto y = download<float>(ctx, dy, ids.size() * hidden);
+  time_launches(ctx, launch);
+  return y;
 }
 
 Routes route(const RouterSpec& r, const std::vector<float>& logits, int n_tokens, const std::vector<float>* bias,
@@ -120,13 +170,17 @@ Routes route(const RouterSpec& r, const std::vector<float>& logits, int n_tokens
                         ? control.forced_expert
                         : -1;
   const bool use_bias = bias && r.correction_bias && !control.ignore_bias;
-  kernels::route(p, dl.as<float>(), use_bias ? db.as<float>() : nullptr, n_tokens, di.as<int32_t>(), dw.as<float>(),
-                 K, dp.as<float>(), E, ctx.stream());
-  MOESCOPE_CUDA_LAUNCHED();
+  auto launch = [&] {
+    kernels::route(p, dl.as<float>(), use_bias ? db.as<float>() : nullptr, n_tokens, di.as<int32_t>(),
+                   dw.as<float>(), K, dp.as<float>(), E, ctx.stream());
+    MOESCOPE_CUDA_LAUNCHED();
+  };
+  launch();
   Routes out;
   out.ids = download<int32_t>(ctx, di, size_t(n_tokens) * K);
   out.weights = download<float>(ctx, dw, size_t(n_tokens) * K);
   out.probs = download<float>(ctx, dp, size_t(n_tokens) * E);
+  time_launches(ctx, launch);
   return out;
 }
 
@@ -159,18 +213,28 @@ std::vector<float> attention(const std::vector<float>& q, const std::vector<floa
   const int visible = window > 0 ? std::min(window, len) : len;
   const int splits = (visible + span - 1) / span;
   DeviceBuffer partial(size_t(kernels::attention_partial_floats(a, splits)) * sizeof(float));
-  kernels::attention(a, span, splits, partial.as<float>(), ctx.stream());
-  MOESCOPE_CUDA_LAUNCHED();
-  return download<float>(ctx, dout, size_t(n_tokens) * n_heads * head_dim);
+  auto launch = [&] {
+    kernels::attention(a, span, splits, partial.as<float>(), ctx.stream());
+    MOESCOPE_CUDA_LAUNCHED();
+  };
+  launch();
+  auto y = download<float>(ctx, dout, size_t(n_tokens) * n_heads * head_dim);
+  time_launches(ctx, launch);
+  return y;
 }
 
 std::vector<int32_t> argmax(const std::vector<float>& logits, int rows, int vocab) {
   Context ctx;
   auto dl = upload(ctx, logits);
   DeviceBuffer di(size_t(rows) * sizeof(int32_t));
-  kernels::argmax(dl.as<float>(), vocab, rows, di.as<int32_t>(), ctx.stream());
-  MOESCOPE_CUDA_LAUNCHED();
-  return download<int32_t>(ctx, di, size_t(rows));
+  auto launch = [&] {
+    kernels::argmax(dl.as<float>(), vocab, rows, di.as<int32_t>(), ctx.stream());
+    MOESCOPE_CUDA_LAUNCHED();
+  };
+  launch();
+  auto y = download<int32_t>(ctx, di, size_t(rows));
+  time_launches(ctx, launch);
+  return y;
 }
 
 }  // namespace moescope::cuda_ops
