@@ -7,6 +7,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "cpu/gemm.h"
 #include "moescope/backend.h"
 #include "moescope/npy.h"
 #include "moescope/session.h"
@@ -48,6 +49,20 @@ class ModelGoldenTest : public QObject {
   Q_OBJECT
 
 private slots:
+  // Run once per CPU kernel level by CTest (test_model_golden_<level>, MOESCOPE_CPU_ISA): a
+  // level this CPU lacks is skipped rather than silently replaced by another.
+  void initTestCase() {
+    const QByteArray want = qgetenv("MOESCOPE_CPU_ISA");
+    if (want.isEmpty() || want == "auto") return;
+    for (cpu::Isa isa : {cpu::Isa::Generic, cpu::Isa::Avx2, cpu::Isa::Avx512, cpu::Isa::Amx})
+      if (want == cpu::isa_name(isa)) {
+        if (!cpu::isa_supported(isa)) QSKIP(qPrintable("this CPU lacks the kernel level " + want));
+        QCOMPARE(cpu::isa_name(cpu::active_isa()), cpu::isa_name(isa));
+        return;
+      }
+    QFAIL(qPrintable("MOESCOPE_CPU_ISA=" + want + " names no kernel level"));
+  }
+
   void forward_data() { rows(); }
   void forward() {
     QFETCH(QString, name);

@@ -82,8 +82,11 @@ int cmd_bench(int argc, char** argv) {
   const double decode_tps = decode / decode_s, prefill_tps = prompt / prefill_s;
   const double roofline_tps = cal.bandwidth_gbs * 1e9 / (weight_bytes + kv_bytes);
   const ParamCounts pc = count_params(s);
-  const double flops_per_token = 2.0 * double(pc.active - pc.embedding);  // matmuls, attention scores aside
-  const double prefill_tflops = flops_per_token * prefill_tps / 1e12;
+  // Matmul work of the prompt (attention scores aside): every token through the layers, the LM
+  // head for the last one only (bench asks for no other logits).
+  const double layer_flops = 2.0 * double(pc.active - pc.embedding - pc.lm_head);
+  const double head_flops = 2.0 * double(pc.lm_head ? pc.lm_head : pc.embedding);
+  const double prefill_tflops = (layer_flops * prompt + head_flops) / prefill_s / 1e12;
 
   nlohmann::json j = {{"what", what},
                       {"backend", backend->name()},

@@ -14,13 +14,19 @@
 
 #include "cpu/kv_cache.h"
 #include "moescope/backend.h"
+#include "cpu/gemm.h"
 #include "moescope/cpu_ops.h"
 #include "moescope/error.h"
 
 namespace moescope {
 namespace {
 
-constexpr int kChunk = 64;  // tokens per forward pass over the layers (bounds scratch memory)
+using cpu::kGemmRowBlock;
+
+// Tokens per pass over the layers: a prompt's chunk reads each expert's weights once for all its
+// tokens, so larger is faster up to where the scratch (sized for the largest chunk seen, grown on
+// demand: decode never allocates) costs more memory than it saves time.
+constexpr int kChunk = 512;
 // MLA's q_a_layernorm and kv_a_layernorm are built without an eps argument in both DeepSeek's
 // model.py and transformers' DeepseekV3Attention, so they use 1e-6 whatever rms_norm_eps says.
 constexpr float kMlaNormEps = 1e-6f;
@@ -32,37 +38,9 @@ public:
         capacity_(opt.context > 0 ? std::min(opt.context, s_.max_position) : std::min(s_.max_position, 8192)),
         kv_(s_.n_layers, s_.kv_values_per_token(), capacity_) {
     inv_freq_ = s_.rope.inverse_frequencies();
-    const auto& a = s_.attn;
-    const int T = kChunk, H = s_.hidden;
-    const int E = std::max(1, s_.moe.router.n_experts);
-    const int W = std::max({s_.dense_width, s_.moe.expert_width, s_.moe.shared_width, 1});
-    x_.resize(size_t(T) * H);
-    xn_.resize(size_t(T) * H);
-    attn_out_.resize(size_t(T) * H);
-    ffn_out_.resize(size_t(T) * H);
-    q_.resize(size_t(T) * a.n_heads * a.q_head_dim());
-    heads_out_.resize(size_t(T) * a.n_heads * a.out_head_dim());
-    if (a.kind == AttentionKind::GQA) {
-      k_.resize(size_t(T) * a.n_kv_heads * a.head_dim);
-      v_.resize(size_t(T) * a.n_kv_heads * a.head_dim);
-    } else {
-      q_a_.resize(size_t(T) * std::max(a.q_lora_rank, 1));
-      kv_a_.resize(size_t(T) * (a.kv_lora_rank + a.qk_rope_head_dim));
-    }
-    cos_.resize(size_t(T) * s_.rope.dim / 2);
-    sin_.resize(size_t(T) * s_.rope.dim / 2);
-    gate_.resize(size_t(T) * W);
-    up_.resize(size_t(T) * W);
-    gathered_.resize(size_t(T) * H);
-    expert_out_.resize(size_t(T) * H);
-    router_logits_.resize(size_t(T) * E);
-    route_ids_.resize(size_t(T) * E);
-    route_w_.resize(size_t(T) * E);
-    route_scratch_.resize(size_t(3) * E + 1024);
-    tok_of_.resize(size_t(T) * E);
-    slot_of_.resize(size_t(T) * E);
+    route_scratch_.resize(size_t(3) * std::max(1, s_.moe.router.n_experts) + 1024);
     // Per-thread attention scratch: scores over the context, MLA latent query and output.
-    const int per_thread = capacity_ + 2 * std::max(a.kv_lora_rank, 1);
+    const int per_thread = capacity_ + 2 * std::max(s_.attn.kv_lora_rank, 1);
     thread_scratch_.resize(size_t(pool_.size()) * per_thread);
     thread_stride_ = per_thread;
     name_ = "CPU (" + std::to_string(pool_.size()) + " threads)";
@@ -95,10 +73,14 @@ public:
     }
     if (sums[0] < 0.0f) spdlog::debug("calibration sum {}", sums[0]);  // keeps the reads alive
     c.bandwidth_gbs = best;
-    // Matmul throughput of this backend's own kernel: 256 tokens x [2048, 2048] fp32.
+    // Matmul throughput of this backend's own kernel on BF16 weights (what checkpoints hold):
+    // 256 tokens x [2048, 2048].
     const int T = 256, D = 2048;
-    std::vector<float> x(size_t(T) * D, 0.01f), w(size_t(D) * D, 0.02f), y(size_t(T) * D);
-    TensorView wv{DType::F32, {D, D}, w.data()};
+    std::vector<float> x(size_t(T) * D), y(size_t(T) * D);
+    std::vector<uint16_t> w(size_t(D) * D);
+    for (size_t i = 0; i < x.size(); ++i) x[i] = float(int(i * 2654435761u % 2001) - 1000) * 1e-3f;
+    for (size_t i = 0; i < w.size(); ++i) w[i] = uint16_t(0x3c00 + (i * 40503u) % 512);  // ~0.008..0.03
+    TensorView wv{DType::BF16, {D, D}, w.data()};
     for (int pass = 0; pass < 4; ++pass) {  // the first pass only warms up
       auto t0 = std::chrono::steady_clock::now();
       cpu::matmul(pool_, x.data(), T, wv, nullptr, y.data());
@@ -106,7 +88,8 @@ public:
       if (pass > 0) c.matmul_tflops = std::max(c.matmul_tflops, 2.0 * T * double(D) * D / sec / 1e12);
     }
     c.method = "vectorised host read of 1 GiB on " + std::to_string(pool_.size()) +
-               " threads (best of 5); fp32 matmul 256x2048x2048 with the backend's kernel (best of 3)";
+               " threads (best of 5); BF16-weight matmul 256x2048x2048 with the backend's kernel (" +
+               cpu::isa_name(cpu::active_isa()) + ", best of 3)";
     return c;
   }
 
@@ -149,10 +132,42 @@ public:
   }
 
 private:
+  // Scratch for chunks of up to T tokens (grown, never shrunk).
+  void reserve_chunk(int T) {
+    if (T <= reserved_) return;
+    const auto& a = s_.attn;
+    const int H = s_.hidden, E = std::max(1, s_.moe.router.n_experts);
+    const int W = std::max({s_.dense_width, s_.moe.expert_width, s_.moe.shared_width, 1});
+    auto grow = [](auto& v, size_t n) { v.resize(n); };
+    grow(x_, size_t(T) * H), grow(xn_, size_t(T) * H), grow(attn_out_, size_t(T) * H), grow(ffn_out_, size_t(T) * H);
+    grow(q_, size_t(T) * a.n_heads * a.q_head_dim());
+    grow(heads_out_, size_t(T) * a.n_heads * a.out_head_dim());
+    if (a.kind == AttentionKind::GQA) {
+      grow(k_, size_t(T) * a.n_kv_heads * a.head_dim), grow(v_, size_t(T) * a.n_kv_heads * a.head_dim);
+    } else {
+      grow(q_a_, size_t(T) * std::max(a.q_lora_rank, 1));
+      grow(kv_a_, size_t(T) * (a.kv_lora_rank + a.qk_rope_head_dim));
+    }
+    grow(cos_, size_t(T) * s_.rope.dim / 2), grow(sin_, size_t(T) * s_.rope.dim / 2);
+    grow(router_logits_, size_t(T) * E), grow(route_ids_, size_t(T) * E), grow(route_w_, size_t(T) * E);
+    grow(ffn_tmp_, size_t(pool_.size()) * 2 * size_t(T) * kGemmRowBlock);
+    groups_.reserve(size_t(E) + 2);
+    items_.reserve(size_t(E + 2) * size_t((std::max(W, H) + kGemmRowBlock - 1) / kGemmRowBlock));
+    reserved_ = T;
+  }
+
+  // Room for n FFN pairs (grown, never shrunk): every (token, routed expert) of a chunk plus one
+  // per token for the shared or dense FFN.
+  void reserve_pairs(int n) {
+    if (size_t(n) <= pair_tok_.size()) return;
+    pair_tok_.resize(size_t(n)), pair_w_.resize(size_t(n)), pair_x_.resize(size_t(n)), pair_h_.resize(size_t(n));
+  }
+
   // ---- one chunk of T tokens at positions [pos0, pos0 + T) --------------------------------
   void run_chunk(std::span<const int32_t> tokens, int pos0, int out_row0, const ForwardOptions& opt,
                  ForwardResult& out) {
     const int T = int(tokens.size()), H = s_.hidden;
+    reserve_chunk(T);
     float* x = x_.data();  // [T, H] residual stream
 
     // Rotary tables for this chunk's positions: [T, rope_dim / 2].
@@ -175,7 +190,7 @@ private:
       // ---- feed-forward block: x += ffn(rmsnorm(x)) ----
       cpu::rmsnorm(x, L.ffn_norm, s_.rms_eps, xn_.data(), T, H);
       if (s_.moe_layer[size_t(l)]) moe(l, L, T, moe_index++, out_row0, opt, out);
-      else mlp(L.dense, xn_.data(), T, ffn_out_.data());
+      else dense_ffn(L.dense, T);
       for (size_t i = 0; i < size_t(T) * H; ++i) x[i] += ffn_out_[i];
     }
 
@@ -305,13 +320,119 @@ private:
     cpu::linear(pool_, heads_out_.data(), T, L.o, attn_out_.data());
   }
 
-  // ---- dense SwiGLU: y = down(silu(gate(x)) * up(x)) ---------------------------------------
-  void mlp(const MlpWeights& m, const float* x, int T, float* y) {
-    const int W = int(m.gate.shape[0]);
-    cpu::matmul(pool_, x, T, m.gate, nullptr, gate_.data());  // [T, W]
-    cpu::matmul(pool_, x, T, m.up, nullptr, up_.data());      // [T, W]
-    cpu::silu_mul(gate_.data(), up_.data(), T * W);
-    cpu::matmul(pool_, gate_.data(), T, m.down, nullptr, y);  // [T, H]
+  // ---- SwiGLU FFNs over groups of tokens: y[t] = Σ_groups w · down(silu(gate(x)) * up(x)) ----
+  // A group is one FFN (a routed expert, the shared expert, a dense FFN) and the pairs (token,
+  // weight) it runs over, numbered contiguously from `first`. Every group's gate and up
+  // projections run in one parallel_for (a work item: one group, kGemmRowBlock rows of its width)
+  // and every down projection in a second (a group, rows of H), each over its tokens' rows in
+  // place (gemm.h reads them by pointer: nothing is gathered). So a layer wakes the threads
+  // twice whatever its number of experts, and each expert's weights are read once per chunk.
+  struct FfnGroup {
+    const MlpWeights* m;
+    int first, count;
+  };
+
+  // Adds a group over the pairs [n_pairs_, n_pairs_ + count) that the caller filled in.
+  void add_group(const MlpWeights& m, int count) {
+    if (count == 0) return;
+    groups_.push_back({&m, n_pairs_, count});
+    n_pairs_ += count;
+  }
+
+  void add_pair(int t, float w) {
+    pair_tok_[size_t(n_pairs_ + pending_)] = t;
+    pair_w_[size_t(n_pairs_ + pending_)] = w;
+    ++pending_;
+  }
+
+  void close_group(const MlpWeights& m) {
+    add_group(m, pending_);
+    pending_ = 0;
+  }
+
+  void run_groups(int T, float* y) {
+    const int H = s_.hidden;
+    size_t h_size = 0;  // each pair's hidden row, as wide as its group's FFN
+    for (const FfnGroup& g : groups_) h_size += size_t(g.count) * size_t(g.m->gate.shape[0]);
+    if (h_.size() < h_size) h_.resize(h_size);
+    if (pair_out_.size() < size_t(n_pairs_) * H) pair_out_.resize(size_t(n_pairs_) * H);
+    size_t off = 0;
+    for (const FfnGroup& g : groups_)
+      for (int c = 0; c < g.count; ++c, off += size_t(g.m->gate.shape[0])) {
+        const int p = g.first + c;
+        pair_x_[size_t(p)] = xn_.data() + size_t(pair_tok_[size_t(p)]) * H;
+        pair_h_[size_t(p)] = h_.data() + off;
+      }
+    auto blocks = [](int rows) { return (rows + kGemmRowBlock - 1) / kGemmRowBlock; };
+    // gate and up: work items (group, row block of the group's width)
+    items_.clear();
+    for (int g = 0; g < int(groups_.size()); ++g)
+      for (int b = 0; b < blocks(int(groups_[size_t(g)].m->gate.shape[0])); ++b) items_.push_back({g, b});
+    // x rows packed once per thread and group (gemm.h XPack): tags [tag0, tag0 + groups) for the
+    // gate/up inputs, [tag0 + groups, tag0 + 2·groups) for the down inputs.
+    const int n_groups = int(groups_.size());
+    const uint64_t tag0 = cpu::new_pack_tags(2 * n_groups);
+    pool_.parallel_for(int(items_.size()), [&](int i0, int i1, int thread) {
+      thread_local cpu::XPack pack;
+      float* gt = ffn_tmp_.data() + size_t(thread) * 2 * size_t(reserved_) * kGemmRowBlock;
+      float* ut = gt + size_t(reserved_) * kGemmRowBlock;
+      for (int i = i0; i < i1; ++i) {
+        const int gi = items_[size_t(i)].first;
+        const FfnGroup& g = groups_[size_t(gi)];
+        const int width = int(g.m->gate.shape[0]);
+        const int r0 = items_[size_t(i)].second * kGemmRowBlock, r1 = std::min(width, r0 + kGemmRowBlock);
+        const cpu::RowsIn x{pair_x_.data() + g.first};
+        pack.tag = tag0 + uint64_t(gi);
+        cpu::gemm_rows(x, g.count, g.m->gate, r0, r1, gt, kGemmRowBlock, &pack);
+        cpu::gemm_rows(x, g.count, g.m->up, r0, r1, ut, kGemmRowBlock, &pack);
+        for (int c = 0; c < g.count; ++c) {
+          float* gc = gt + size_t(c) * kGemmRowBlock;
+          cpu::silu_mul(gc, ut + size_t(c) * kGemmRowBlock, r1 - r0);
+          std::memcpy(pair_h_[size_t(g.first + c)] + r0, gc, sizeof(float) * size_t(r1 - r0));
+        }
+      }
+    });
+    // down: work items (group, row block of H), into each pair's output row
+    items_.clear();
+    for (int g = 0; g < int(groups_.size()); ++g)
+      for (int b = 0; b < blocks(H); ++b) items_.push_back({g, b});
+    pool_.parallel_for(int(items_.size()), [&](int i0, int i1, int) {
+      thread_local cpu::XPack pack;
+      for (int i = i0; i < i1; ++i) {
+        const int gi = items_[size_t(i)].first;
+        const FfnGroup& g = groups_[size_t(gi)];
+        const int r0 = items_[size_t(i)].second * kGemmRowBlock, r1 = std::min(H, r0 + kGemmRowBlock);
+        pack.tag = tag0 + uint64_t(n_groups + gi);
+        cpu::gemm_rows(cpu::RowsIn{pair_h_.data() + g.first}, g.count, g.m->down, r0, r1,
+                       pair_out_.data() + size_t(g.first) * H + r0, size_t(H), &pack);
+      }
+    });
+    // combine, in group order (the order transformers adds the experts in), split over columns
+    std::fill(y, y + size_t(T) * H, 0.0f);
+    auto combine = [&](int c0, int c1) {
+      for (int p = 0; p < n_pairs_; ++p) {
+        const float w = pair_w_[size_t(p)];
+        const float* src = pair_out_.data() + size_t(p) * H;
+        float* dst = y + size_t(pair_tok_[size_t(p)]) * H;
+        for (int d = c0; d < c1; ++d) dst[d] += w * src[d];
+      }
+    };
+    if (size_t(n_pairs_) * H < (size_t(1) << 18)) {
+      combine(0, H);
+    } else {
+      pool_.parallel_for(blocks(H), [&](int b0, int b1, int) {
+        combine(b0 * kGemmRowBlock, std::min(H, b1 * kGemmRowBlock));
+      });
+    }
+    groups_.clear();
+    n_pairs_ = 0;
+  }
+
+  void dense_ffn(const MlpWeights& m, int T) {
+    reserve_pairs(T);
+    for (int t = 0; t < T; ++t) add_pair(t, 1.0f);
+    close_group(m);
+    run_groups(T, ffn_out_.data());
   }
 
   // ---- MoE: router → top-k → weights → experts → combine ------------------------------------
@@ -341,42 +462,27 @@ private:
       std::copy(wts + size_t(t) * K, wts + size_t(t + 1) * K, out.expert_weights.data() + row * K);
     }
 
-    // Group (token, slot) pairs by expert so each expert runs once over all its tokens.
-    std::fill(y, y + size_t(T) * H, 0.0f);
+    // Group (token, slot) pairs by expert, experts in ascending order, each over all its tokens.
+    reserve_pairs(T * (K + 1));
     for (int e = 0; e < E; ++e) {
-      int count = 0;
       for (int t = 0; t < T; ++t)
         for (int k = 0; k < K; ++k)
-          if (ids[t * K + k] == e && wts[t * K + k] != 0.0f) {
-            tok_of_[size_t(count)] = t;
-            slot_of_[size_t(count)] = k;
-            ++count;
-          }
-      if (count == 0) continue;
-      for (int i = 0; i < count; ++i)  // gathered [count, H]
-        std::memcpy(gathered_.data() + size_t(i) * H, xn_.data() + size_t(tok_of_[size_t(i)]) * H, sizeof(float) * H);
-      mlp(L.experts[size_t(e)], gathered_.data(), count, expert_out_.data());
-      for (int i = 0; i < count; ++i) {  // scatter back, weighted
-        const int t = tok_of_[size_t(i)];
-        const float wt = wts[t * K + slot_of_[size_t(i)]];
-        const float* src = expert_out_.data() + size_t(i) * H;
-        float* dst = y + size_t(t) * H;
-        for (int d = 0; d < H; ++d) dst[d] += wt * src[d];
-      }
+          if (ids[t * K + k] == e && wts[t * K + k] != 0.0f) add_pair(t, wts[t * K + k]);
+      close_group(L.experts[size_t(e)]);
     }
-
     // Shared expert(s): every token, plain (DeepSeek) or behind a sigmoid gate (Qwen2-MoE).
     if (s_.moe.shared != SharedExperts::None) {
-      mlp(L.shared, xn_.data(), T, expert_out_.data());
       for (int t = 0; t < T; ++t) {
         float g = 1.0f;
         if (s_.moe.shared == SharedExperts::SigmoidGated) {
           const float z = cpu::dot(xn_.data() + size_t(t) * H, L.shared_gate.data, L.shared_gate.dtype, H);
           g = 1.0f / (1.0f + std::exp(-z));
         }
-        for (int d = 0; d < H; ++d) y[size_t(t) * H + d] += g * expert_out_[size_t(t) * H + d];
+        add_pair(t, g);
       }
+      close_group(L.shared);
     }
+    run_groups(T, y);
   }
 
   std::shared_ptr<const Model> model_;
@@ -389,11 +495,20 @@ private:
   const RoutingControl* control_ = nullptr;
   std::string name_;
 
-  // Scratch, sized once for kChunk tokens: no allocation per token.
+  // Scratch, sized for the largest chunk so far (reserve_chunk): no allocation per token.
+  int reserved_ = 0;
   std::vector<float> x_, xn_, attn_out_, ffn_out_, q_, k_, v_, heads_out_, q_a_, kv_a_, cos_, sin_;
-  std::vector<float> gate_, up_, gathered_, expert_out_, router_logits_, route_w_, route_scratch_;
+  std::vector<float> router_logits_, route_w_, route_scratch_;
   std::vector<int32_t> route_ids_;
-  std::vector<int> tok_of_, slot_of_;
+  // FFN groups and their pairs (run_groups).
+  std::vector<FfnGroup> groups_;
+  std::vector<std::pair<int, int>> items_;
+  int n_pairs_ = 0, pending_ = 0;
+  std::vector<int> pair_tok_;
+  std::vector<float> pair_w_;
+  std::vector<const float*> pair_x_;
+  std::vector<float*> pair_h_;
+  std::vector<float> h_, pair_out_, ffn_tmp_;
   std::vector<float> thread_scratch_;
   size_t thread_stride_ = 0;
 };

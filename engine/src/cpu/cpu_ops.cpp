@@ -2,7 +2,10 @@
 
 #include <algorithm>
 #include <cmath>
-#include <vector>
+#include <string>
+
+#include "cpu/gemm.h"
+#include "moescope/error.h"
 
 namespace moescope::cpu {
 
@@ -36,43 +39,10 @@ float dot_f16(const float* x, const uint16_t* w, int n) {
   return s;
 }
 
-// Four rows of W against one x: x is loaded once per element for four outputs.
-MOESCOPE_CLONES void dot4_bf16(const float* x, const uint16_t* w, int n, int ld, float* out) {
-  float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-  const uint16_t *w0 = w, *w1 = w + ld, *w2 = w + 2 * ld, *w3 = w + 3 * ld;
-#pragma omp simd reduction(+ : s0, s1, s2, s3)
-  for (int i = 0; i < n; ++i) {
-    const float xi = x[i];
-    s0 += xi * std::bit_cast<float>(uint32_t(w0[i]) << 16);
-    s1 += xi * std::bit_cast<float>(uint32_t(w1[i]) << 16);
-    s2 += xi * std::bit_cast<float>(uint32_t(w2[i]) << 16);
-    s3 += xi * std::bit_cast<float>(uint32_t(w3[i]) << 16);
-  }
-  out[0] = s0, out[1] = s1, out[2] = s2, out[3] = s3;
+MOESCOPE_CLONES void axpy_f32(float a, const float* w, float* y, int n) {
+#pragma omp simd
+  for (int i = 0; i < n; ++i) y[i] += a * w[i];
 }
-
-MOESCOPE_CLONES void dot4_f32(const float* x, const float* w, int n, int ld, float* out) {
-  float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-  const float *w0 = w, *w1 = w + ld, *w2 = w + 2 * ld, *w3 = w + 3 * ld;
-#pragma omp simd reduction(+ : s0, s1, s2, s3)
-  for (int i = 0; i < n; ++i) {
-    const float xi = x[i];
-    s0 += xi * w0[i];
-    s1 += xi * w1[i];
-    s2 += xi * w2[i];
-    s3 += xi * w3[i];
-  }
-  out[0] = s0, out[1] = s1, out[2] = s2, out[3] = s3;
-}
-
-// Widens `rows` rows of W (any dtype) into dst[rows, in] fp32.
-void widen_rows(const TensorView& w, int row0, int rows, int in, float* dst) {
-  const size_t elt = dtype_size(w.dtype);
-  to_f32(w.dtype, static_cast<const uint8_t*>(w.data) + size_t(row0) * size_t(in) * elt, dst,
-         int64_t(rows) * in);
-}
-
-thread_local std::vector<float> tls_rows;
 
 }  // namespace
 
@@ -98,17 +68,13 @@ float dot(const float* x, const void* w, DType dt, int len) {
     case DType::F32: return dot_f32(x, static_cast<const float*>(w), len);
     case DType::BF16: return dot_bf16(x, static_cast<const uint16_t*>(w), len);
     case DType::F16: return dot_f16(x, static_cast<const uint16_t*>(w), len);
+    default: throw Error(std::string("dot: weights of type ") + dtype_name(dt) + " need dequantising first");
   }
-  return 0.0f;
 }
 
 void axpy(float a, const void* w, DType dt, float* y, int len) {
   switch (dt) {
-    case DType::F32: {
-      const float* p = static_cast<const float*>(w);
-      for (int i = 0; i < len; ++i) y[i] += a * p[i];
-      return;
-    }
+    case DType::F32: axpy_f32(a, static_cast<const float*>(w), y, len); return;
     case DType::BF16: {
       const uint16_t* p = static_cast<const uint16_t*>(w);
       for (int i = 0; i < len; ++i) y[i] += a * bf16_to_f32(p[i]);
@@ -119,6 +85,7 @@ void axpy(float a, const void* w, DType dt, float* y, int len) {
       for (int i = 0; i < len; ++i) y[i] += a * f16_to_f32(p[i]);
       return;
     }
+    default: throw Error(std::string("axpy: weights of type ") + dtype_name(dt) + " need dequantising first");
   }
 }
 
@@ -127,50 +94,24 @@ void matmul(ThreadPool& pool, const float* x, int n, const TensorView& w, const 
   const int out = int(w.shape[0]), in = int(w.shape[1]);
   if (x_stride == 0) x_stride = in;
   if (y_stride == 0) y_stride = out;
-  const size_t elt = dtype_size(w.dtype);
-  const auto* wbytes = static_cast<const uint8_t*>(w.data);
-  // Work unit: a block of kRows output rows. One token (decode) streams W once, four rows at a
-  // time; several tokens (prefill) widen a block of rows to fp32 once and reuse it per token.
-  constexpr int kRows = 16;
-  const int blocks = (out + kRows - 1) / kRows;
+  // Work unit: a block of kGemmRowBlock rows of W for all n rows of x (gemm.h tiles it).
+  const RowsIn xr{nullptr, x, size_t(x_stride)};
+  const int blocks = (out + kGemmRowBlock - 1) / kGemmRowBlock;
+  const uint64_t tag = new_pack_tags();  // x is packed once per thread for all its blocks
   pool.parallel_for(blocks, [&](int b0, int b1, int) {
-    for (int b = b0; b < b1; ++b) {
-      const int r0 = b * kRows, r1 = std::min(out, r0 + kRows);
-      if (n == 1 && w.dtype != DType::F16) {
-        int r = r0;
-        for (; r + 4 <= r1; r += 4) {
-          if (w.dtype == DType::BF16)
-            dot4_bf16(x, reinterpret_cast<const uint16_t*>(wbytes + size_t(r) * in * elt), in, in, y + r);
-          else
-            dot4_f32(x, reinterpret_cast<const float*>(wbytes + size_t(r) * in * elt), in, in, y + r);
-        }
-        for (; r < r1; ++r) y[r] = dot(x, wbytes + size_t(r) * in * elt, w.dtype, in);
-      } else {
-        const int rows = r1 - r0;
-        const float* wf;
-        if (w.dtype == DType::F32) {
-          wf = reinterpret_cast<const float*>(wbytes) + size_t(r0) * in;
-        } else {
-          if (tls_rows.size() < size_t(kRows) * in) tls_rows.resize(size_t(kRows) * in);
-          widen_rows(w, r0, rows, in, tls_rows.data());
-          wf = tls_rows.data();
-        }
-        for (int t = 0; t < n; ++t) {
-          const float* xt = x + size_t(t) * x_stride;
-          float* yt = y + size_t(t) * y_stride;
-          int r = 0;
-          for (; r + 4 <= rows; r += 4) dot4_f32(xt, wf + size_t(r) * in, in, in, yt + r0 + r);
-          for (; r < rows; ++r) yt[r0 + r] = dot_f32(xt, wf + size_t(r) * in, in);
-        }
-      }
-      if (bias) {
-        for (int t = 0; t < n; ++t) {
-          float* yt = y + size_t(t) * y_stride;
-          for (int r = r0; r < r1; ++r) {
-            float bv;
-            to_f32(bias->dtype, static_cast<const uint8_t*>(bias->data) + size_t(r) * dtype_size(bias->dtype), &bv, 1);
-            yt[r] += bv;
-          }
+    thread_local XPack pack;
+    pack.tag = tag;
+    const int r0 = b0 * kGemmRowBlock, r1 = std::min(out, b1 * kGemmRowBlock);
+    // One block at a time, so that its rows stay in cache while every x row passes over them.
+    for (int r = r0; r < r1; r += kGemmRowBlock)
+      gemm_rows(xr, n, w, r, std::min(r1, r + kGemmRowBlock), y + r, size_t(y_stride), &pack);
+    if (bias) {
+      for (int t = 0; t < n; ++t) {
+        float* yt = y + size_t(t) * y_stride;
+        for (int r = r0; r < r1; ++r) {
+          float bv;
+          to_f32(bias->dtype, static_cast<const uint8_t*>(bias->data) + size_t(r) * dtype_size(bias->dtype), &bv, 1);
+          yt[r] += bv;
         }
       }
     }

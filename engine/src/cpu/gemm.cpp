@@ -1,0 +1,122 @@
+// gemm.h: the portable level of the tile kernel and the choice of level at run time.
+#include "cpu/gemm.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cstdlib>
+#include <spdlog/spdlog.h>
+#include <string_view>
+
+#include "cpu/gemm_tile.h"
+#include "moescope/error.h"
+
+namespace moescope::cpu {
+namespace {
+
+// One lane of plain fp32 code: CPUs without AVX2, and builds for other processors.
+struct Generic {
+  static constexpr int L = 1, MR = 4, NR = 3, NR1 = 4;
+  using reg = float;
+  static reg zero() { return 0.0f; }
+  static reg load(const float* p) { return *p; }
+  static reg fma(reg a, reg b, reg c) { return a * b + c; }
+  static float hsum(reg v) { return v; }
+  template <DType D>
+  static float widen_one(const uint8_t* w, int k) {
+    if constexpr (D == DType::F32) return reinterpret_cast<const float*>(w)[k];
+    else if constexpr (D == DType::BF16) return bf16_to_f32(reinterpret_cast<const uint16_t*>(w)[k]);
+    else return f16_to_f32(reinterpret_cast<const uint16_t*>(w)[k]);
+  }
+  template <DType D>
+  static reg widen(const uint8_t* w, int k) { return widen_one<D>(w, k); }
+};
+
+bool cpu_has(Isa isa) {
+  switch (isa) {
+    case Isa::Generic: return true;
+#if defined(__x86_64__) && defined(__GNUC__)
+    case Isa::Avx2:
+      return detail::gemm_avx2() && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+             __builtin_cpu_supports("f16c");
+    case Isa::Avx512:
+      return detail::gemm_avx512() && cpu_has(Isa::Avx2) && __builtin_cpu_supports("avx512f");
+    case Isa::Amx:
+      return detail::gemm_amx() && cpu_has(Isa::Avx512) && __builtin_cpu_supports("avx512bf16") &&
+             detail::amx_available();
+#endif
+    default: return false;
+  }
+}
+
+Isa best_isa() {
+  for (Isa isa : {Isa::Amx, Isa::Avx512, Isa::Avx2})
+    if (cpu_has(isa)) return isa;
+  return Isa::Generic;
+}
+
+Isa chosen_at_start() {
+  Isa isa = best_isa();
+  if (const char* env = std::getenv("MOESCOPE_CPU_ISA"); env && *env && std::string_view(env) != "auto") {
+    bool known = false;
+    for (Isa cand : {Isa::Generic, Isa::Avx2, Isa::Avx512, Isa::Amx})
+      if (std::string_view(env) == isa_name(cand)) {
+        known = true;
+        if (cpu_has(cand)) isa = cand;
+        else spdlog::warn("MOESCOPE_CPU_ISA={}: this CPU lacks it; using {}", env, isa_name(isa));
+      }
+    if (!known) spdlog::warn("MOESCOPE_CPU_ISA={}: not one of generic, avx2, avx512, amx, auto; using {}", env, isa_name(isa));
+  }
+  spdlog::debug("CPU kernels: {}", isa_name(isa));
+  return isa;
+}
+
+std::atomic<Isa>& current() {
+  static std::atomic<Isa> isa{chosen_at_start()};
+  return isa;
+}
+
+detail::GemmFn level_fn(Isa isa) {
+  switch (isa) {
+    case Isa::Amx: return detail::gemm_amx();
+    case Isa::Avx512: return detail::gemm_avx512();
+    case Isa::Avx2: return detail::gemm_avx2();
+    default: return detail::gemm_generic();
+  }
+}
+
+}  // namespace
+
+const char* isa_name(Isa isa) {
+  switch (isa) {
+    case Isa::Avx2: return "avx2";
+    case Isa::Avx512: return "avx512";
+    case Isa::Amx: return "amx";
+    default: return "generic";
+  }
+}
+
+bool isa_supported(Isa isa) { return cpu_has(isa); }
+Isa active_isa() { return current().load(std::memory_order_relaxed); }
+
+bool force_isa(Isa isa) {
+  if (!cpu_has(isa)) return false;
+  current().store(isa, std::memory_order_relaxed);
+  return true;
+}
+
+detail::GemmFn detail::gemm_generic() { return &gemm_level<Generic>; }
+
+uint64_t new_pack_tags(int n) {
+  static std::atomic<uint64_t> next{1};
+  return next.fetch_add(uint64_t(std::max(n, 1)), std::memory_order_relaxed);
+}
+
+void gemm_rows(const RowsIn& x, int m, const TensorView& w, int row0, int row1, float* y, size_t y_stride,
+               XPack* pack) {
+  if (w.dtype != DType::F32 && w.dtype != DType::BF16 && w.dtype != DType::F16)
+    throw Error(std::string("matmul: weights of type ") + dtype_name(w.dtype) + " need dequantising first");
+  if (m <= 0 || row1 <= row0) return;
+  level_fn(active_isa())(x, m, w.dtype, w.data, int(w.shape[1]), int(w.shape[0]), row0, row1, y, y_stride, pack);
+}
+
+}  // namespace moescope::cpu

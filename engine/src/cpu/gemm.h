@@ -1,0 +1,65 @@
+#pragma once
+// The CPU backend's matrix kernels: y = x · Wᵀ over a block of W's rows, for any number of x rows
+// given as pointers (so that the MoE runs an expert over its tokens without gathering them).
+// Weights are F32, BF16 or F16 rows, widened to fp32 in registers; every sum accumulates in fp32.
+//
+// One tile kernel (gemm_tile.h) is compiled once per instruction-set level (gemm_avx2.cpp,
+// gemm_avx512.cpp, and the portable gemm.cpp), BF16 weights have a kernel of their own on AMX's
+// bf16 tile products (gemm_amx.cpp), and the best level this CPU has is chosen at run time. MOESCOPE_CPU_ISA=generic|avx2|avx512|amx forces one (a level this CPU lacks is refused with
+// a warning); tests force each in turn (force_isa) and compare it with the plain loops.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "moescope/tensor.h"
+
+namespace moescope::cpu {
+
+enum class Isa : uint8_t { Generic, Avx2, Avx512, Amx };
+const char* isa_name(Isa isa);
+bool isa_supported(Isa isa);
+// The level in use: MOESCOPE_CPU_ISA where it names a supported level, else the best supported.
+Isa active_isa();
+// For tests: uses `isa` from now on; false (and no change) when this CPU lacks it.
+bool force_isa(Isa isa);
+
+// The rows of x: x_list[i] when x_list is set, else x + i * x_stride.
+struct RowsIn {
+  const float* const* list = nullptr;
+  const float* base = nullptr;
+  size_t stride = 0;
+  const float* operator[](int i) const { return list ? list[i] : base + size_t(i) * stride; }
+};
+
+// x rows prepared once for several products (the AMX level packs them into its tile layout; the
+// other levels need nothing). A caller that runs several weights, or several row blocks, over the
+// same x rows on one thread gives each such run a new tag (new_pack_tags) and passes the same
+// XPack: the rows are packed on the first call with that tag and reused after.
+struct XPack {
+  uint64_t tag = 0;  // 0: pack on every call
+  uint64_t packed_tag = 0;
+  int m = 0, K = 0;
+  std::vector<uint32_t> data;
+};
+uint64_t new_pack_tags(int n = 1);  // the first of n fresh tags
+
+// For i < m and r in [row0, row1): y[i * y_stride + (r - row0)] = Σ_k x_i[k] · W[r, k], with
+// K = w.shape[1] and W in F32, BF16 or F16 (anything else throws).
+void gemm_rows(const RowsIn& x, int m, const TensorView& w, int row0, int row1, float* y, size_t y_stride,
+               XPack* pack = nullptr);
+
+// Rows of W per work item a caller hands to one thread (a multiple of every level's tile height).
+inline constexpr int kGemmRowBlock = 48;
+
+namespace detail {
+// One level's entry point (same contract as gemm_rows, W's dtype already checked).
+using GemmFn = void (*)(const RowsIn& x, int m, DType dt, const void* w, int K, int n_rows, int row0, int row1,
+                        float* y, size_t y_stride, XPack* pack);
+GemmFn gemm_generic();
+GemmFn gemm_avx2();    // nullptr where not compiled (not x86-64)
+GemmFn gemm_avx512();  // nullptr where not compiled
+GemmFn gemm_amx();     // nullptr where not compiled; what it does not take goes to gemm_avx512
+bool amx_available();  // the CPU has AMX-BF16 and the OS let this process use it
+}  // namespace detail
+
+}  // namespace moescope::cpu

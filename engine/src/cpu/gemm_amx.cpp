@@ -1,0 +1,190 @@
+// gemm.h's BF16-weight kernel on AMX (Intel's tile unit: one TDPBF16PS multiplies a 16 × 32
+// bf16 tile by a 32 × 16 one into 16 × 16 fp32 sums, 8192 products per instruction).
+//
+// W is the left operand, so its tiles load straight from the checkpoint's rows (16 rows × 32
+// weights, the row length as stride): nothing is packed per call but the x rows, which become the
+// right operand in AMX's pair layout (B[k/2][token][2]) for blocks of 16 tokens.
+//
+// Precision: rounding x to bf16 (what llama.cpp does) would cost three decimal digits and move
+// the logits by ~1e-3, past the golden tolerances. So each x value is split into three bf16 parts,
+// hi = bf16(x), mid = bf16(x − hi), lo = bf16(x − hi − mid), whose sum is x exactly (8 + 8 + 8
+// significand bits), and every W tile is multiplied by all three: products of bf16 values are
+// exact in fp32, sums round as the fp32 kernels' do. Three tile products instead of one, which
+// AMX can afford: the AVX-512 FMA path does 32 products a cycle, this ~170.
+//
+// Used for BF16 weights with at least kMinRows x rows and K a multiple of 32; everything else, and
+// the rows of a block past its last multiple of 16, go to the AVX-512 level. Built with -mamx-tile
+// -mamx-bf16 -mavx512bf16 (engine/CMakeLists.txt); used only where the CPU has AMX and Linux grants the tile
+// state to this process (gemm.cpp, amx_available()).
+#include "cpu/gemm.h"
+
+#if defined(__x86_64__) && defined(__AMX_TILE__) && defined(__AMX_BF16__) && defined(__AVX512BF16__) && defined(__linux__)
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <cpuid.h>
+#include <immintrin.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <bit>
+#include <vector>
+
+namespace moescope::cpu {
+namespace {
+
+constexpr int kMinRows = 4;    // fewer x rows: the AVX-512 FMA kernel is as fast
+constexpr int kTok = 16;       // tokens per right-hand tile (its 16 columns)
+constexpr int kParts = 3;      // hi, mid, lo
+constexpr int kRowTiles = 3;   // 48 W rows in flight (tiles 0-2 accumulate)
+constexpr int kPrefetch = 256; // weights ahead (8 steps) that each row's next line is fetched
+
+struct TileConfig {
+  uint8_t palette = 1, start_row = 0;
+  uint8_t reserved[14] = {};
+  uint16_t colsb[16] = {};
+  uint8_t rows[16] = {};
+};
+
+void configure_tiles() {
+  TileConfig c;
+  for (int t = 0; t < 8; ++t) c.colsb[t] = 64, c.rows[t] = 16;
+  _tile_loadconfig(&c);
+}
+
+// x rows [i0, i0 + n) of the call, n ≤ 16, as kParts right-hand operands: pairs[p][k/2][16]
+// (one uint32 = two bf16 of consecutive k per token). Columns of missing tokens keep whatever
+// they held: a column of the product depends only on its own column.
+void pack_block(const RowsIn& x, int i0, int n, int K, uint32_t* pairs) {
+  const size_t part_stride = size_t(K / 2) * kTok;
+  const __m512i cols = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+                                          _mm512_set1_epi32(kTok));
+  auto widen = [](__m256i h) { return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16)); };
+  for (int t = 0; t < n; ++t) {
+    const float* xr = x[i0 + t];
+    for (int k = 0; k < K; k += 32) {
+      __m512 r0 = _mm512_loadu_ps(xr + k), r1 = _mm512_loadu_ps(xr + k + 16);
+      uint32_t* dst = pairs + size_t(k / 2) * kTok + size_t(t);
+      for (int p = 0; p < kParts; ++p, dst += part_stride) {
+        const __m512i part = std::bit_cast<__m512i>(_mm512_cvtne2ps_pbh(r1, r0));
+        _mm512_i32scatter_epi32(dst, cols, part, 4);
+        r0 = _mm512_sub_ps(r0, widen(_mm512_castsi512_si256(part)));
+        r1 = _mm512_sub_ps(r1, widen(_mm512_extracti64x4_epi64(part, 1)));
+      }
+    }
+  }
+}
+
+// 48 rows of W from `w` (row stride K) against the packed block: out[48][16] fp32.
+void rows48(const uint16_t* w, int K, const uint32_t* pairs, float* out) {
+  const size_t part_stride = size_t(K / 2) * kTok;
+  const size_t w_stride = size_t(K) * 2;
+  _tile_zero(0);
+  _tile_zero(1);
+  _tile_zero(2);
+  for (int k = 0; k < K; k += 32) {
+    // The 48 rows are 48 streams one 64-byte line apart per step, too many for the hardware
+    // prefetchers: fetch each row's line kPrefetch weights ahead.
+    if (k + kPrefetch < K)
+      for (int i = 0; i < 48; ++i) _mm_prefetch(reinterpret_cast<const char*>(w + size_t(i) * K + k + kPrefetch), _MM_HINT_T0);
+    const uint32_t* b = pairs + size_t(k / 2) * kTok;
+    _tile_loadd(4, b, 64);
+    _tile_loadd(5, b + part_stride, 64);
+    _tile_loadd(6, b + 2 * part_stride, 64);
+    _tile_loadd(3, w + k, w_stride);
+    _tile_dpbf16ps(0, 3, 6);
+    _tile_dpbf16ps(0, 3, 5);
+    _tile_dpbf16ps(0, 3, 4);
+    _tile_loadd(3, w + size_t(16) * K + k, w_stride);
+    _tile_dpbf16ps(1, 3, 6);
+    _tile_dpbf16ps(1, 3, 5);
+    _tile_dpbf16ps(1, 3, 4);
+    _tile_loadd(3, w + size_t(32) * K + k, w_stride);
+    _tile_dpbf16ps(2, 3, 6);
+    _tile_dpbf16ps(2, 3, 5);
+    _tile_dpbf16ps(2, 3, 4);
+  }
+  _tile_stored(0, out, 64);
+  _tile_stored(1, out + 256, 64);
+  _tile_stored(2, out + 512, 64);
+}
+
+// 16 rows, the same way (a block's last rows).
+void rows16(const uint16_t* w, int K, const uint32_t* pairs, float* out) {
+  const size_t part_stride = size_t(K / 2) * kTok;
+  _tile_zero(0);
+  for (int k = 0; k < K; k += 32) {
+    if (k + kPrefetch < K)
+      for (int i = 0; i < 16; ++i) _mm_prefetch(reinterpret_cast<const char*>(w + size_t(i) * K + k + kPrefetch), _MM_HINT_T0);
+    const uint32_t* b = pairs + size_t(k / 2) * kTok;
+    _tile_loadd(4, b, 64);
+    _tile_loadd(5, b + part_stride, 64);
+    _tile_loadd(6, b + 2 * part_stride, 64);
+    _tile_loadd(3, w + k, size_t(K) * 2);
+    _tile_dpbf16ps(0, 3, 6);
+    _tile_dpbf16ps(0, 3, 5);
+    _tile_dpbf16ps(0, 3, 4);
+  }
+  _tile_stored(0, out, 64);
+}
+
+void amx_gemm(const RowsIn& x, int m, DType dt, const void* w, int K, int n_rows, int row0, int row1, float* y,
+              size_t ys, XPack* pack) {
+  const detail::GemmFn fallback = detail::gemm_avx512();
+  if (dt != DType::BF16 || m < kMinRows || K % 32 != 0) {
+    fallback(x, m, dt, w, K, n_rows, row0, row1, y, ys, nullptr);
+    return;
+  }
+  const int full = row0 + (row1 - row0) / 16 * 16;  // rows [row0, full) in tiles of 16
+  if (full > row0) {
+    // All m rows packed once per pack tag: a caller that runs several weights (or row blocks)
+    // over the same x passes the same tag and packs once.
+    thread_local XPack own;
+    XPack& pk = pack ? *pack : own;
+    const size_t block = size_t(K / 2) * kTok * kParts;
+    const size_t blocks = size_t((m + kTok - 1) / kTok);
+    if (!pack || pk.tag == 0 || pk.tag != pk.packed_tag || pk.m != m || pk.K != K) {
+      if (pk.data.size() < blocks * block) pk.data.resize(blocks * block);
+      for (size_t bi = 0; bi < blocks; ++bi)
+        pack_block(x, int(bi) * kTok, std::min(kTok, m - int(bi) * kTok), K, pk.data.data() + bi * block);
+      pk.packed_tag = pk.tag, pk.m = m, pk.K = K;
+    }
+    configure_tiles();
+    alignas(64) float out[kRowTiles * 16 * 16];
+    const auto* wb = static_cast<const uint16_t*>(w);
+    // Rows outer, token blocks inner: a 48-row strip of W (96 KB at K = 1024) stays in L2
+    // while every token block passes over it.
+    for (int r = row0; r < full;) {
+      const int rows = full - r >= 48 ? 48 : 16;
+      for (size_t bi = 0; bi < blocks; ++bi) {
+        const int t0 = int(bi) * kTok, nt = std::min(kTok, m - t0);
+        if (rows == 48) rows48(wb + size_t(r) * K, K, pk.data.data() + bi * block, out);
+        else rows16(wb + size_t(r) * K, K, pk.data.data() + bi * block, out);
+        for (int i = 0; i < rows; ++i)
+          for (int t = 0; t < nt; ++t) y[size_t(t0 + t) * ys + size_t(r - row0 + i)] = out[i * 16 + t];
+      }
+      r += rows;
+    }
+    _tile_release();
+  }
+  if (full < row1) fallback(x, m, dt, w, K, n_rows, full, row1, y + (full - row0), ys, nullptr);
+}
+
+}  // namespace
+
+bool detail::amx_available() {
+  unsigned a, b, c, d;
+  if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return false;
+  if (!((d >> 22) & 1u) || !((d >> 24) & 1u)) return false;  // AMX-BF16, AMX-TILE
+  // Linux hands out the tile data state only on request (ARCH_REQ_XCOMP_PERM, XTILEDATA).
+  static const bool granted = syscall(SYS_arch_prctl, 0x1023, 18) == 0;
+  return granted;
+}
+
+detail::GemmFn detail::gemm_amx() { return &amx_gemm; }
+
+}  // namespace moescope::cpu
+#else
+bool moescope::cpu::detail::amx_available() { return false; }
+moescope::cpu::detail::GemmFn moescope::cpu::detail::gemm_amx() { return nullptr; }
+#endif

@@ -1,0 +1,192 @@
+// The CPU backend's matrix kernels (engine/src/cpu/gemm.h) at every instruction-set level this
+// CPU has, against plain double-precision loops. A level the CPU lacks is skipped with a reason.
+//
+// Tolerance: |y − ref| ≤ 1e-5 · Σ_k |x_k · w_k| (+1e-30), where ref sums the same fp32 products
+// in double. The levels differ from each other and from ref only in the order of their fp32 sums
+// (AMX: in the three-way bf16 split of x, which is exact); a kernel that drops a tail, reads the
+// wrong row or mixes up tokens misses by the size of a whole product.
+#include <QtTest>
+
+#include <cmath>
+#include <random>
+#include <vector>
+
+#include "cpu/gemm.h"
+#include "moescope/cpu_ops.h"
+#include "moescope/thread_pool.h"
+
+using namespace moescope;
+using cpu::Isa;
+
+namespace {
+
+const Isa kLevels[] = {Isa::Generic, Isa::Avx2, Isa::Avx512, Isa::Amx};
+
+struct Weights {
+  DType dt;
+  int rows, K;
+  std::vector<float> f32;      // the values (as the kernel must read them)
+  std::vector<uint16_t> half;  // BF16 or F16 storage
+  TensorView view() const {
+    return {dt, {rows, K}, dt == DType::F32 ? static_cast<const void*>(f32.data()) : half.data()};
+  }
+};
+
+Weights make_weights(DType dt, int rows, int K, std::mt19937& rng) {
+  std::normal_distribution<float> nd(0.0f, 0.05f);
+  Weights w{dt, rows, K, std::vector<float>(size_t(rows) * K), {}};
+  if (dt != DType::F32) w.half.resize(w.f32.size());
+  for (size_t i = 0; i < w.f32.size(); ++i) {
+    const float v = nd(rng);
+    if (dt == DType::BF16) {
+      w.half[i] = uint16_t(std::bit_cast<uint32_t>(v) >> 16);
+      w.f32[i] = bf16_to_f32(w.half[i]);
+    } else if (dt == DType::F16) {
+      w.half[i] = f32_to_f16(v);
+      w.f32[i] = f16_to_f32(w.half[i]);
+    } else {
+      w.f32[i] = v;
+    }
+  }
+  return w;
+}
+
+std::vector<float> make_x(int m, int K, std::mt19937& rng) {
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  std::vector<float> x(size_t(m) * K);
+  for (auto& v : x) v = nd(rng);
+  return x;
+}
+
+// Checks y[i * ys + (r - row0)] against the double-precision reference for rows [row0, row1).
+void check(const std::vector<const float*>& xr, const Weights& w, int row0, int row1, const float* y, size_t ys) {
+  for (size_t i = 0; i < xr.size(); ++i)
+    for (int r = row0; r < row1; ++r) {
+      double ref = 0.0, mag = 0.0;
+      for (int k = 0; k < w.K; ++k) {
+        const double p = double(xr[i][k]) * w.f32[size_t(r) * w.K + k];
+        ref += p, mag += std::abs(p);
+      }
+      const double got = y[i * ys + size_t(r - row0)];
+      if (std::abs(got - ref) > 1e-5 * mag + 1e-30)
+        QFAIL(qPrintable(QString("token %1 row %2: %3, expected %4 (K %5)").arg(i).arg(r).arg(got).arg(ref).arg(w.K)));
+    }
+}
+
+}  // namespace
+
+class CpuKernelsTest : public QObject {
+  Q_OBJECT
+
+  void levels_data() {
+    QTest::addColumn<int>("level");
+    for (Isa isa : kLevels) QTest::newRow(cpu::isa_name(isa)) << int(isa);
+  }
+  // Forces the row's level, or skips when this CPU lacks it.
+  bool use_level() {
+    QFETCH(int, level);
+    const Isa isa = Isa(level);
+    if (!cpu::isa_supported(isa)) return false;
+    return cpu::force_isa(isa);
+  }
+
+private slots:
+  void initTestCase() { initial_ = cpu::active_isa(); }
+  void cleanupTestCase() { cpu::force_isa(initial_); }
+
+  // Every shape class: one x row (decode), tails in m, rows and K, exact tiles, AMX-sized
+  // blocks (K a multiple of 32, m ≥ 4, rows past a multiple of 16), row offsets and strides.
+  void gemm_rows_matches_reference_data() { levels_data(); }
+  void gemm_rows_matches_reference() {
+    if (!use_level()) QSKIP("this CPU (or this build) lacks the level");
+    std::mt19937 rng(11);
+    struct Shape { int m, rows, K, row0, row1; };
+    const Shape shapes[] = {{1, 53, 2048, 0, 53},  {1, 7, 37, 2, 7},     {3, 7, 37, 0, 7},
+                            {4, 48, 64, 0, 48},    {5, 100, 96, 16, 85}, {17, 50, 1024, 0, 50},
+                            {33, 64, 256, 0, 64},  {64, 96, 128, 48, 96}, {2, 31, 33, 1, 30}};
+    for (DType dt : {DType::F32, DType::BF16, DType::F16})
+      for (const Shape& s : shapes) {
+        const Weights w = make_weights(dt, s.rows, s.K, rng);
+        const std::vector<float> x = make_x(s.m, s.K, rng);
+        const size_t ys = size_t(s.row1 - s.row0) + 3;  // a stride wider than the block
+        std::vector<float> y(size_t(s.m) * ys, -1.0f);
+        cpu::gemm_rows(cpu::RowsIn{nullptr, x.data(), size_t(s.K)}, s.m, w.view(), s.row0, s.row1, y.data(), ys);
+        std::vector<const float*> xr;
+        for (int i = 0; i < s.m; ++i) xr.push_back(x.data() + size_t(i) * s.K);
+        check(xr, w, s.row0, s.row1, y.data(), ys);
+        if (QTest::currentTestFailed()) {
+          qWarning("dtype %s, m %d, rows %d, K %d", dtype_name(dt), s.m, s.rows, s.K);
+          return;
+        }
+      }
+  }
+
+  // x rows by pointer, out of order and repeated (the MoE's tokens of one expert), and one
+  // packed x reused for two weights under one tag, then repacked under a new tag.
+  void gemm_rows_by_pointer_and_pack_data() { levels_data(); }
+  void gemm_rows_by_pointer_and_pack() {
+    if (!use_level()) QSKIP("this CPU (or this build) lacks the level");
+    std::mt19937 rng(5);
+    const int K = 512, rows = 96, m = 9;
+    const std::vector<float> pool = make_x(20, K, rng);
+    std::vector<const float*> xr;
+    for (int i : {7, 3, 3, 19, 0, 12, 5, 8, 1}) xr.push_back(pool.data() + size_t(i) * K);
+    const Weights a = make_weights(DType::BF16, rows, K, rng), b = make_weights(DType::BF16, rows, K, rng);
+    std::vector<float> y(size_t(m) * rows);
+    cpu::XPack pack;
+    pack.tag = cpu::new_pack_tags();
+    cpu::gemm_rows(cpu::RowsIn{xr.data()}, m, a.view(), 0, rows, y.data(), rows, &pack);
+    check(xr, a, 0, rows, y.data(), rows);
+    cpu::gemm_rows(cpu::RowsIn{xr.data()}, m, b.view(), 0, rows, y.data(), rows, &pack);
+    check(xr, b, 0, rows, y.data(), rows);
+    std::vector<const float*> other(xr.rbegin(), xr.rend());
+    pack.tag = cpu::new_pack_tags();
+    cpu::gemm_rows(cpu::RowsIn{other.data()}, m, a.view(), 0, rows, y.data(), rows, &pack);
+    check(other, a, 0, rows, y.data(), rows);
+  }
+
+  // matmul(): the row blocks split over two threads, a bias, the strides of x and y.
+  void matmul_over_threads_data() { levels_data(); }
+  void matmul_over_threads() {
+    if (!use_level()) QSKIP("this CPU (or this build) lacks the level");
+    std::mt19937 rng(3);
+    ThreadPool pool(2);
+    for (int m : {1, 6, 40}) {
+      const int K = 256, rows = 1000;
+      const Weights w = make_weights(DType::BF16, rows, K, rng);
+      std::vector<float> bias(rows);
+      for (int r = 0; r < rows; ++r) bias[size_t(r)] = 0.01f * float(r % 17);
+      const TensorView bv{DType::F32, {rows}, bias.data()};
+      const std::vector<float> x = make_x(m, K + 8, rng);
+      std::vector<float> y(size_t(m) * (rows + 5));
+      cpu::matmul(pool, x.data(), m, w.view(), &bv, y.data(), K + 8, rows + 5);
+      std::vector<const float*> xr;
+      for (int i = 0; i < m; ++i) xr.push_back(x.data() + size_t(i) * (K + 8));
+      for (int i = 0; i < m; ++i)
+        for (int r = 0; r < rows; ++r) y[size_t(i) * (rows + 5) + r] -= bias[size_t(r)];
+      check(xr, w, 0, rows, y.data(), rows + 5);
+    }
+  }
+
+  // Quantised block types are for the dequantiser, not these kernels: a clear error.
+  void block_types_are_refused() {
+    std::vector<uint8_t> block(34, 0);
+    const TensorView w{DType::Q8_0, {1, 32}, block.data()};
+    std::vector<float> x(32, 1.0f), y(1);
+    QVERIFY_THROWS_EXCEPTION(std::exception,
+                             cpu::gemm_rows(cpu::RowsIn{nullptr, x.data(), 32}, 1, w, 0, 1, y.data(), 1));
+  }
+
+  // The choice at start: MOESCOPE_CPU_ISA is honoured where the CPU has the level.
+  void level_names_round_trip() {
+    for (Isa isa : kLevels) QVERIFY(QString(cpu::isa_name(isa)).size() > 0);
+    QVERIFY(cpu::isa_supported(Isa::Generic));
+    QVERIFY(cpu::isa_supported(initial_));
+  }
+
+private:
+  Isa initial_ = Isa::Generic;
+};
+
+QTEST_GUILESS_MAIN(CpuKernelsTest)
+#include "test_cpu_kernels.moc"
