@@ -3,6 +3,9 @@
 
 #include <algorithm>
 #include <atomic>
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <cpuid.h>
+#endif
 #include <cstdlib>
 #include <spdlog/spdlog.h>
 #include <string_view>
@@ -31,18 +34,38 @@ struct Generic {
   static reg widen(const uint8_t* w, int k) { return widen_one<D>(w, k); }
 };
 
+#if defined(__x86_64__) && defined(__GNUC__)
+// The CPU's features and whether the OS saves the registers they use (XCR0), from cpuid.
+struct X86 {
+  bool avx2 = false, fma = false, f16c = false, avx512f = false, avx512bw = false;
+  X86() {
+    unsigned a, b, c, d;
+    if (!__get_cpuid(1, &a, &b, &c, &d) || !((c >> 27) & 1u)) return;  // OSXSAVE
+    const bool fma_ = (c >> 12) & 1u, f16c_ = (c >> 29) & 1u;
+    uint32_t lo, hi;
+    __asm__("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    const bool ymm = (lo & 0x6u) == 0x6u, zmm = ymm && (lo & 0xE0u) == 0xE0u;
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return;
+    avx2 = ymm && ((b >> 5) & 1u);
+    fma = ymm && fma_;
+    f16c = ymm && f16c_;
+    avx512f = zmm && ((b >> 16) & 1u);
+    avx512bw = zmm && ((b >> 30) & 1u);
+  }
+};
+const X86& x86() {
+  static const X86 f;
+  return f;
+}
+#endif
+
 bool cpu_has(Isa isa) {
   switch (isa) {
     case Isa::Generic: return true;
 #if defined(__x86_64__) && defined(__GNUC__)
-    case Isa::Avx2:
-      return detail::gemm_avx2() && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-             __builtin_cpu_supports("f16c");
-    case Isa::Avx512:
-      return detail::gemm_avx512() && cpu_has(Isa::Avx2) && __builtin_cpu_supports("avx512f");
-    case Isa::Amx:
-      return detail::gemm_amx() && cpu_has(Isa::Avx512) && __builtin_cpu_supports("avx512bf16") &&
-             detail::amx_available();
+    case Isa::Avx2: return detail::gemm_avx2() && x86().avx2 && x86().fma && x86().f16c;
+    case Isa::Avx512: return detail::gemm_avx512() && cpu_has(Isa::Avx2) && x86().avx512f;
+    case Isa::Amx: return detail::gemm_amx() && cpu_has(Isa::Avx512) && x86().avx512bw && detail::amx_available();
 #endif
     default: return false;
   }

@@ -19,8 +19,10 @@
 #include "cpu/gemm.h"
 
 #if defined(__x86_64__) && defined(__AMX_TILE__) && defined(__AMX_BF16__) && defined(__AVX512BF16__) && defined(__linux__)
+#if defined(__GNUC__) && !defined(__clang__)  // GCC 12's intrinsics: see gemm_avx512.cpp
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 #include <cpuid.h>
 #include <immintrin.h>
 #include <sys/syscall.h>
@@ -176,6 +178,7 @@ bool detail::amx_available() {
   unsigned a, b, c, d;
   if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return false;
   if (!((d >> 22) & 1u) || !((d >> 24) & 1u)) return false;  // AMX-BF16, AMX-TILE
+  if (!__get_cpuid_count(7, 1, &a, &b, &c, &d) || !((a >> 5) & 1u)) return false;  // AVX512_BF16 (x's split)
   // Linux hands out the tile data state only on request (ARCH_REQ_XCOMP_PERM, XTILEDATA).
   static const bool granted = syscall(SYS_arch_prctl, 0x1023, 18) == 0;
   return granted;

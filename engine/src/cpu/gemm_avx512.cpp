@@ -6,8 +6,10 @@
 #if defined(__x86_64__) && defined(__AVX512F__) && defined(__F16C__)
 // GCC 12's avx512fintrin.h starts some conversions from a deliberately undefined vector, which
 // -Wuninitialized reports at every use.
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 #include <immintrin.h>
 
 #include "cpu/gemm_tile.h"

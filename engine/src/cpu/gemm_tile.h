@@ -64,6 +64,7 @@ struct TileKernels {
   }
 
   using Tile = void (*)(const float* const*, const uint8_t*, size_t, int, float*, size_t, const uint8_t*);
+  static constexpr int NRmax = std::max(V::NR, V::NR1);
 
   template <int MR, int... NRs>
   static void fill_row(Tile* row, std::integer_sequence<int, NRs...>) {
@@ -76,7 +77,6 @@ struct TileKernels {
 
   static void run(const RowsIn& x, int m, const void* w, int K, int n_rows, int row0, int row1, float* y, size_t ys) {
     constexpr int kTokenBlock = 32;
-    constexpr int NRmax = std::max(V::NR, V::NR1);
     static const auto table = [] {
       struct T { Tile t[V::MR][NRmax]; } tb{};
       fill<NRmax>(tb.t, std::make_integer_sequence<int, V::MR>{});
