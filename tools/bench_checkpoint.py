@@ -69,10 +69,20 @@ def placeholder_vocab(self):
     self.gguf_writer.add_bos_token_id(1)
     self.gguf_writer.add_eos_token_id(2)
 
+# llama.cpp recognises DeepSeek-V2-Lite (no q_lora_rank) by its 26 or 27 layers and otherwise
+# demands the key; with fewer layers, say 0, which its loader reads as "no query LoRA".
+def with_q_lora_rank(set_params):
+    def wrapped(self):
+        set_params(self)
+        if "q_lora_rank" in self.hparams and self.hparams["q_lora_rank"] is None:
+            self.gguf_writer.add_q_lora_rank(0)
+    return wrapped
+
 original = conv.get_model_class
 def get_model_class(*args, **kwargs):
     cls = original(*args, **kwargs)
     cls.set_vocab = placeholder_vocab
+    cls.set_gguf_parameters = with_q_lora_rank(cls.set_gguf_parameters)
     return cls
 conv.get_model_class = get_model_class
 conv.main()

@@ -21,7 +21,7 @@ struct LoadRequest {
   quint64 id = 0;
   QString dir;
   QString backend = QStringLiteral("auto");  // "auto" | "cpu" | "cuda"
-  int threads = 0;                           // 0: all hardware threads
+  int threads = 0;                           // 0: one per physical core
 };
 
 struct GenerationRequest {

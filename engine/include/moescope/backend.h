@@ -48,7 +48,7 @@ struct KvStats {
 struct BackendOptions {
   std::string kind = "auto";  // "cpu", "cuda" or "auto" (CUDA when a device is usable)
   int context = 0;            // KV capacity in tokens; 0: min(max_position_embeddings, 8192)
-  int threads = 0;            // CPU threads; 0: all hardware threads
+  int threads = 0;            // CPU threads; 0: one per physical core
 };
 
 class Backend {

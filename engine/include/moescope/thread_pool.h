@@ -14,9 +14,13 @@
 
 namespace moescope {
 
+// Physical cores this process may run on (hyperthread siblings counted once): the default
+// number of compute threads.
+int physical_cores();
+
 class ThreadPool {
 public:
-  explicit ThreadPool(int threads = 0);  // 0: one per hardware thread
+  explicit ThreadPool(int threads = 0);  // 0: one per physical core (physical_cores())
   ~ThreadPool();
   ThreadPool(const ThreadPool&) = delete;
   ThreadPool& operator=(const ThreadPool&) = delete;

@@ -30,6 +30,7 @@ constexpr int kChunk = 512;
 // MLA's q_a_layernorm and kv_a_layernorm are built without an eps argument in both DeepSeek's
 // model.py and transformers' DeepseekV3Attention, so they use 1e-6 whatever rms_norm_eps says.
 constexpr float kMlaNormEps = 1e-6f;
+constexpr int kMlaHeads = 8;  // MLA heads per attention work item (they share the latent cache)
 
 class CpuBackend final : public Backend {
 public:
@@ -39,8 +40,11 @@ public:
         kv_(s_.n_layers, s_.kv_values_per_token(), capacity_) {
     inv_freq_ = s_.rope.inverse_frequencies();
     route_scratch_.resize(size_t(3) * std::max(1, s_.moe.router.n_experts) + 1024);
-    // Per-thread attention scratch: scores over the context, MLA latent query and output.
-    const int per_thread = capacity_ + 2 * std::max(s_.attn.kv_lora_rank, 1);
+    // Per-thread attention scratch: scores over the context for a group of query heads (GQA's
+    // heads of one key-value head, or a block of MLA heads), MLA's latent queries and outputs.
+    const auto& at = s_.attn;
+    const int group = at.kind == AttentionKind::GQA ? at.n_heads / std::max(1, at.n_kv_heads) : kMlaHeads;
+    const int per_thread = group * capacity_ + 2 * kMlaHeads * std::max(at.kv_lora_rank, 1);
     thread_scratch_.resize(size_t(pool_.size()) * per_thread);
     thread_stride_ = per_thread;
     name_ = "CPU (" + std::to_string(pool_.size()) + " threads)";
@@ -241,21 +245,26 @@ private:
       std::memcpy(slot + kd, v + size_t(t) * kd, sizeof(float) * kd);
     }
 
-    // One (token, head) pair per work item: scores over the visible keys, softmax, weighted V.
+    // One (token, key-value head) per work item, for all the query heads that share it: scores
+    // over the visible keys, softmax, weighted values; each cached row is read once per group.
     const int group = nh / nkv;
-    pool_.parallel_for(T * nh, [&](int b, int e, int thread) {
-      float* scores = thread_scratch_.data() + size_t(thread) * thread_stride_;  // [context]
+    const size_t vpt = size_t(kv_.values_per_token()), ss = size_t(capacity_);
+    pool_.parallel_for(T * nkv, [&](int b, int e, int thread) {
+      float* scores = thread_scratch_.data() + size_t(thread) * thread_stride_;  // [group][context]
       for (int item = b; item < e; ++item) {
-        const int t = item / nh, h = item % nh, kvh = h / group;
+        const int t = item / nkv, g = item % nkv;
         const int p = pos0 + t;
         const int lo = a.sliding_window > 0 ? std::max(0, p - a.sliding_window + 1) : 0;
-        const float* qh = q + size_t(t) * qd + h * hd;
-        for (int j = lo; j <= p; ++j)
-          scores[j - lo] = cpu::dot(qh, kv_.at(l, j) + kvh * hd, DType::F32, hd) * a.softmax_scale;
-        cpu::softmax(scores, p - lo + 1);
-        float* o = heads_out_.data() + size_t(t) * qd + h * hd;
-        std::fill(o, o + hd, 0.0f);
-        for (int j = lo; j <= p; ++j) cpu::axpy(scores[j - lo], kv_.at(l, j) + kd + kvh * hd, DType::F32, o, hd);
+        const float* qg = q + size_t(t) * qd + size_t(g) * group * hd;  // the group's heads, hd apart
+        kv_.for_runs(l, lo, p + 1, [&](int j0, int n, const float* row) {
+          cpu::attn_scores(qg, group, hd, row + g * hd, n, vpt, hd, a.softmax_scale, false, scores + (j0 - lo), ss);
+        });
+        for (int i = 0; i < group; ++i) cpu::softmax(scores + size_t(i) * ss, p - lo + 1);
+        float* o = heads_out_.data() + size_t(t) * qd + size_t(g) * group * hd;
+        std::fill(o, o + size_t(group) * hd, 0.0f);
+        kv_.for_runs(l, lo, p + 1, [&](int j0, int n, const float* row) {
+          cpu::attn_values(scores + (j0 - lo), group, ss, row + kd + g * hd, n, vpt, hd, o, hd);
+        });
       }
     });
     cpu::linear(pool_, heads_out_.data(), T, L.o, attn_out_.data());
@@ -294,27 +303,41 @@ private:
     const TensorView& wkv = L.kv_b.w;  // [nh·(N+Dv), C]
     const size_t row_bytes = size_t(C) * dtype_size(wkv.dtype);
     const auto* wkv_bytes = static_cast<const uint8_t*>(wkv.data);
-    pool_.parallel_for(T * nh, [&](int b, int e, int thread) {
-      float* scores = thread_scratch_.data() + size_t(thread) * thread_stride_;  // [context]
-      float* q_lat = scores + capacity_;                                         // [C]
-      float* o_lat = q_lat + C;                                                  // [C]
+    // One (token, block of kMlaHeads heads) per work item: all heads share the latent cache, so
+    // each cached row is read once per block.
+    const int nhb = (nh + kMlaHeads - 1) / kMlaHeads;
+    const size_t vpt = size_t(kv_.values_per_token()), ss = size_t(capacity_);
+    pool_.parallel_for(T * nhb, [&](int b, int e, int thread) {
+      float* scores = thread_scratch_.data() + size_t(thread) * thread_stride_;  // [kMlaHeads][context]
+      float* q_lat = scores + size_t(kMlaHeads) * ss;                              // [kMlaHeads][C]
+      float* o_lat = q_lat + size_t(kMlaHeads) * C;                                // [kMlaHeads][C]
       for (int item = b; item < e; ++item) {
-        const int t = item / nh, h = item % nh, p = pos0 + t;
-        const float* q_nope = q + size_t(t) * nh * qh + h * qh;
-        const float* q_rope = q_nope + N;
-        const uint8_t* w_head = wkv_bytes + size_t(h) * (N + Dv) * row_bytes;
-        std::fill(q_lat, q_lat + C, 0.0f);  // q_lat = W_ukᵀ q_nope
-        for (int d = 0; d < N; ++d) cpu::axpy(q_nope[d], w_head + size_t(d) * row_bytes, wkv.dtype, q_lat, C);
-        for (int j = 0; j <= p; ++j) {
-          const float* slot = kv_.at(l, j);
-          scores[j] = (cpu::dot(q_lat, slot, DType::F32, C) + cpu::dot(q_rope, slot + C, DType::F32, R)) *
-                      a.softmax_scale;
+        const int t = item / nhb, h0 = (item % nhb) * kMlaHeads, p = pos0 + t;
+        const int nb = std::min(kMlaHeads, nh - h0);
+        const float* q_t = q + size_t(t) * nh * qh;
+        std::fill(q_lat, q_lat + size_t(nb) * C, 0.0f);  // q_lat = W_ukᵀ q_nope, per head
+        for (int i = 0; i < nb; ++i) {
+          const float* q_nope = q_t + size_t(h0 + i) * qh;
+          const uint8_t* w_head = wkv_bytes + size_t(h0 + i) * (N + Dv) * row_bytes;
+          for (int d = 0; d < N; ++d)
+            cpu::axpy(q_nope[d], w_head + size_t(d) * row_bytes, wkv.dtype, q_lat + size_t(i) * C, C);
         }
-        cpu::softmax(scores, p + 1);
-        std::fill(o_lat, o_lat + C, 0.0f);
-        for (int j = 0; j <= p; ++j) cpu::axpy(scores[j], kv_.at(l, j), DType::F32, o_lat, C);
-        float* o = heads_out_.data() + size_t(t) * nh * Dv + h * Dv;  // out = W_uv o_lat
-        for (int d = 0; d < Dv; ++d) o[d] = cpu::dot(o_lat, w_head + size_t(N + d) * row_bytes, wkv.dtype, C);
+        const float* q_rope = q_t + size_t(h0) * qh + N;  // the block's rope parts, qh apart
+        kv_.for_runs(l, 0, p + 1, [&](int j0, int n, const float* row) {
+          cpu::attn_scores(q_lat, nb, C, row, n, vpt, C, a.softmax_scale, false, scores + j0, ss);
+          cpu::attn_scores(q_rope, nb, qh, row + C, n, vpt, R, a.softmax_scale, true, scores + j0, ss);
+        });
+        for (int i = 0; i < nb; ++i) cpu::softmax(scores + size_t(i) * ss, p + 1);
+        std::fill(o_lat, o_lat + size_t(nb) * C, 0.0f);
+        kv_.for_runs(l, 0, p + 1, [&](int j0, int n, const float* row) {
+          cpu::attn_values(scores + j0, nb, ss, row, n, vpt, C, o_lat, C);
+        });
+        for (int i = 0; i < nb; ++i) {  // out = W_uv o_lat
+          const uint8_t* w_head = wkv_bytes + size_t(h0 + i) * (N + Dv) * row_bytes;
+          float* o = heads_out_.data() + size_t(t) * nh * Dv + size_t(h0 + i) * Dv;
+          for (int d = 0; d < Dv; ++d)
+            o[d] = cpu::dot(o_lat + size_t(i) * C, w_head + size_t(N + d) * row_bytes, wkv.dtype, C);
+        }
       }
     });
     cpu::linear(pool_, heads_out_.data(), T, L.o, attn_out_.data());

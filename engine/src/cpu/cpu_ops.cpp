@@ -44,6 +44,11 @@ MOESCOPE_CLONES void axpy_f32(float a, const float* w, float* y, int n) {
   for (int i = 0; i < n; ++i) y[i] += a * w[i];
 }
 
+MOESCOPE_CLONES void axpy_bf16(float a, const uint16_t* w, float* y, int n) {
+#pragma omp simd
+  for (int i = 0; i < n; ++i) y[i] += a * std::bit_cast<float>(uint32_t(w[i]) << 16);
+}
+
 }  // namespace
 
 // Sum of x[n] with 32 independent lanes (four vector accumulators at AVX2 width, two at
@@ -75,11 +80,7 @@ float dot(const float* x, const void* w, DType dt, int len) {
 void axpy(float a, const void* w, DType dt, float* y, int len) {
   switch (dt) {
     case DType::F32: axpy_f32(a, static_cast<const float*>(w), y, len); return;
-    case DType::BF16: {
-      const uint16_t* p = static_cast<const uint16_t*>(w);
-      for (int i = 0; i < len; ++i) y[i] += a * bf16_to_f32(p[i]);
-      return;
-    }
+    case DType::BF16: axpy_bf16(a, static_cast<const uint16_t*>(w), y, len); return;
     case DType::F16: {
       const uint16_t* p = static_cast<const uint16_t*>(w);
       for (int i = 0; i < len; ++i) y[i] += a * f16_to_f32(p[i]);
@@ -116,6 +117,34 @@ void matmul(ThreadPool& pool, const float* x, int n, const TensorView& w, const 
       }
     }
   });
+}
+
+MOESCOPE_CLONES void attn_scores(const float* q, int nq, size_t q_stride, const float* k, int n, size_t k_stride,
+                                 int d, float scale, bool add, float* s, size_t s_stride) {
+  for (int j = 0; j < n; ++j) {
+    const float* kj = k + size_t(j) * k_stride;
+    for (int i = 0; i < nq; ++i) {
+      const float* qi = q + size_t(i) * q_stride;
+      float acc = 0.0f;
+#pragma omp simd reduction(+ : acc)
+      for (int e = 0; e < d; ++e) acc += qi[e] * kj[e];
+      float& out = s[size_t(i) * s_stride + size_t(j)];
+      out = add ? out + acc * scale : acc * scale;
+    }
+  }
+}
+
+MOESCOPE_CLONES void attn_values(const float* p, int nq, size_t p_stride, const float* v, int n, size_t v_stride,
+                                 int d, float* o, size_t o_stride) {
+  for (int j = 0; j < n; ++j) {
+    const float* vj = v + size_t(j) * v_stride;
+    for (int i = 0; i < nq; ++i) {
+      const float pij = p[size_t(i) * p_stride + size_t(j)];
+      float* oi = o + size_t(i) * o_stride;
+#pragma omp simd
+      for (int e = 0; e < d; ++e) oi[e] += pij * vj[e];
+    }
+  }
 }
 
 void rmsnorm(const float* x, const TensorView& w, float eps, float* y, int n, int d) {

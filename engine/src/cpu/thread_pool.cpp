@@ -2,6 +2,14 @@
 
 #include <algorithm>
 #include <chrono>
+#include <fstream>
+#include <set>
+#include <string>
+#include <utility>
+
+#if defined(__linux__)
+#include <sched.h>
+#endif
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -45,8 +53,33 @@ constexpr uint32_t kClosed = 0xFFFFFFFFu;  // next index of a finished job
 
 }  // namespace
 
+int physical_cores() {
+  static const int n = [] {
+    unsigned fallback = std::max(1u, std::thread::hardware_concurrency());
+#if defined(__linux__)
+    // The cores (package, core id) of the CPUs this process may run on: a hyperthread sibling
+    // shares its core's FMA units and caches, so a second compute thread on it only contends.
+    cpu_set_t allowed;
+    CPU_ZERO(&allowed);
+    if (sched_getaffinity(0, sizeof allowed, &allowed) != 0) return int(fallback);
+    std::set<std::pair<int, int>> cores;
+    for (int cpu = 0; cpu < CPU_SETSIZE; ++cpu) {
+      if (!CPU_ISSET(cpu, &allowed)) continue;
+      const std::string dir = "/sys/devices/system/cpu/cpu" + std::to_string(cpu) + "/topology/";
+      std::ifstream core(dir + "core_id"), package(dir + "physical_package_id");
+      int c = -1, p = -1;
+      if (!(core >> c) || !(package >> p)) return std::min(int(fallback), CPU_COUNT(&allowed));
+      cores.insert({p, c});
+    }
+    if (!cores.empty()) return int(cores.size());
+#endif
+    return int(fallback);
+  }();
+  return n;
+}
+
 ThreadPool::ThreadPool(int threads) {
-  if (threads <= 0) threads = int(std::max(1u, std::thread::hardware_concurrency()));
+  if (threads <= 0) threads = physical_cores();
   for (int i = 1; i < threads; ++i) workers_.emplace_back([this, i] { worker(i); });
 }
 
