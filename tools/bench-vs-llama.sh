@@ -12,7 +12,9 @@
 # Usage: tools/bench-vs-llama.sh [--shapes "qwen3-30b-a3b deepseek-v2-lite olmoe-1b-7b mixtral-8x7b"]
 #          [--layers 4] [--threads N] [--prompt "64 512"] [--decode 32] [--reps 3] [--quant TYPE]
 #          [--work DIR] [--moescope BIN]
-# Output: a table on stdout and DIR/results.json. --quant (Q8_0, Q4_K_M, ...) runs both engines
+# Output: a table on stdout (decode rows also give both engines' share of the decode roofline
+# that moescope measured in that run: measured read bandwidth / bytes per token) and
+# DIR/results-DATE.json. --quant (Q8_0, Q4_K_M, ...) runs both engines
 # on the quantised GGUF file.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -72,10 +74,10 @@ if [ ! -x "$cli" ]; then
   tools/build.sh >&2
 fi
 
-results="$work/results.json"
+results="$work/results-$(date +%Y%m%d-%H%M%S).json"
 echo "[" > "$results.tmp"
 first=1
-printf '%-18s %-10s %12s %12s %8s\n' "shape" "test" "moescope" "llama.cpp" "ratio"
+printf '%-18s %-10s %12s %12s %8s %10s\n' "shape" "test" "moescope" "llama.cpp" "ratio" "roofline"
 for shape in $shapes; do
   ckpt="$work/models/$shape-L$layers"
   gguf="$work/models/$shape-L$layers-bf16.gguf"
@@ -97,7 +99,7 @@ for shape in $shapes; do
     ms=() lc=()
     for r in $(seq "$reps"); do
       ms+=("$("$cli" bench --model "$model_ms" --threads "$threads" --prompt-tokens "$p" --decode-tokens "$decode" --json \
-              | "$py" -c 'import json,sys; j=json.load(sys.stdin); print(j["prefill_tokens_per_s"], j["decode_tokens_per_s"], j["bandwidth_gbs"])')")
+              | "$py" -c 'import json,sys; j=json.load(sys.stdin); print(j["prefill_tokens_per_s"], j["decode_tokens_per_s"], j["bandwidth_gbs"], j["decode_roofline_tokens_per_s"])')")
       lc+=("$("$lcpp_build/bin/llama-bench" -m "$model_lc" -t "$threads" -p "$p" -n "$decode" -r 1 -o json 2>/dev/null \
               | "$py" -c 'import json,sys; j=json.load(sys.stdin); d={("p" if x["n_prompt"] else "n"): x["avg_ts"] for x in j}; print(d["p"], d["n"])')")
     done
@@ -113,7 +115,8 @@ out = {"shape": shape, "model": model, "threads": int(threads), "prompt": int(p)
        "llama_cpp_python": ver,
        "moescope_prefill": med([r[0] for r in ms]), "llama_prefill": med([r[0] for r in lc]),
        "moescope_decode": med([r[1] for r in ms]), "llama_decode": med([r[1] for r in lc]),
-       "bandwidth_gbs": med([r[2] for r in ms]), "runs": {"moescope": ms, "llama.cpp": lc}}
+       "bandwidth_gbs": med([r[2] for r in ms]), "decode_roofline": med([r[3] for r in ms]),
+       "runs": {"moescope": ms, "llama.cpp": lc}}
 print(json.dumps(out))
 PY
 )
@@ -123,8 +126,12 @@ PY
     "$py" -c '
 import json, sys
 j = json.loads(sys.argv[1])
-for t, a, b in (("pp%d" % j["prompt"], j["moescope_prefill"], j["llama_prefill"]), ("tg%d" % j["decode"], j["moescope_decode"], j["llama_decode"])):
-    print("%-18s %-10s %12.2f %12.2f %7.2fx" % (j["shape"], t, a, b, a / b))
+print("%-18s %-10s %12.2f %12.2f %7.2fx" % (j["shape"], "pp%d" % j["prompt"], j["moescope_prefill"], j["llama_prefill"],
+                                              j["moescope_prefill"] / j["llama_prefill"]))
+# decode: also both engines against the bandwidth roofline moescope measured in the same run
+r = j["decode_roofline"]
+print("%-18s %-10s %12.2f %12.2f %7.2fx %4.0f%%/%.0f%%" % (j["shape"], "tg%d@%d" % (j["decode"], j["prompt"]), j["moescope_decode"],
+      j["llama_decode"], j["moescope_decode"] / j["llama_decode"], 100 * j["moescope_decode"] / r, 100 * j["llama_decode"] / r))
 ' "$line"
   done
 done
