@@ -27,16 +27,6 @@ float dot(const float* x, const void* w, DType dt, int len);
 // y[len] += a · w[len], w in any dtype.
 void axpy(float a, const void* w, DType dt, float* y, int len);
 
-// Attention over a run of cached positions, for nq query vectors at once (the query heads that
-// share one key-value head, or MLA's heads that all share the latent cache): every key and value
-// row is loaded once for all of them.
-//   s[i·s_stride + j] (+)= scale · (q_i · k_j)   for q_i = q + i·q_stride, k_j = k + j·k_stride
-void attn_scores(const float* q, int nq, size_t q_stride, const float* k, int n, size_t k_stride, int d, float scale,
-                 bool add, float* s, size_t s_stride);
-//   o_i += Σ_j p[i·p_stride + j] · v_j            for v_j = v + j·v_stride, o_i = o + i·o_stride
-void attn_values(const float* p, int nq, size_t p_stride, const float* v, int n, size_t v_stride, int d, float* o,
-                 size_t o_stride);
-
 // Sum of x[n]: the bandwidth calibration's read loop (vectorised, several loads in flight).
 float read_sum(const float* x, size_t n);
 

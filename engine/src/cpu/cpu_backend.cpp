@@ -14,6 +14,7 @@
 
 #include "cpu/kv_cache.h"
 #include "moescope/backend.h"
+#include "cpu/attention.h"
 #include "cpu/gemm.h"
 #include "moescope/cpu_ops.h"
 #include "moescope/error.h"
@@ -31,6 +32,21 @@ constexpr int kChunk = 512;
 // model.py and transformers' DeepseekV3Attention, so they use 1e-6 whatever rms_norm_eps says.
 constexpr float kMlaNormEps = 1e-6f;
 constexpr int kMlaHeads = 8;  // MLA heads per attention work item (they share the latent cache)
+constexpr int kQTokens = 16;  // GQA tokens per attention work item
+
+// One attention work item's queries, outputs, visible ranges and cached runs (cpu::attend).
+struct AttnLists {
+  std::vector<const float*> q;
+  std::vector<float*> o;
+  std::vector<int> lo, hi;
+  std::vector<cpu::KvRun> runs;
+  void reserve(size_t n, size_t n_runs) {
+    q.reserve(n), o.reserve(n), lo.reserve(n), hi.reserve(n), runs.reserve(n_runs);
+  }
+  void clear() { q.clear(), o.clear(), lo.clear(), hi.clear(), runs.clear(); }
+  void add(const float* qi, float* oi, int l, int h) { q.push_back(qi), o.push_back(oi), lo.push_back(l), hi.push_back(h); }
+  cpu::AttnQueries queries() const { return {q.data(), o.data(), lo.data(), hi.data(), int(q.size())}; }
+};
 
 class CpuBackend final : public Backend {
 public:
@@ -40,11 +56,17 @@ public:
         kv_(s_.n_layers, s_.kv_values_per_token(), capacity_) {
     inv_freq_ = s_.rope.inverse_frequencies();
     route_scratch_.resize(size_t(3) * std::max(1, s_.moe.router.n_experts) + 1024);
-    // Per-thread attention scratch: scores over the context for a group of query heads (GQA's
-    // heads of one key-value head, or a block of MLA heads), MLA's latent queries and outputs.
+    // Per-thread attention scratch (cpu/attention.h) and, for MLA, the latent queries and outputs.
     const auto& at = s_.attn;
     const int group = at.kind == AttentionKind::GQA ? at.n_heads / std::max(1, at.n_kv_heads) : kMlaHeads;
-    const int per_thread = group * capacity_ + 2 * kMlaHeads * std::max(at.kv_lora_rank, 1);
+    const int C = std::max(at.kv_lora_rank, 1), R = at.qk_rope_head_dim;
+    const size_t per_thread =
+        at.kind == AttentionKind::GQA
+            ? cpu::attend_scratch(kQTokens * group, at.head_dim)
+            : size_t(kMlaHeads) * (2 * C + R) + cpu::attend_scratch(kMlaHeads, C + R);
+    attn_lists_.resize(size_t(pool_.size()));
+    for (auto& al : attn_lists_)  // runs: one per 16-position cache block
+      al.reserve(size_t(kQTokens) * size_t(std::max(group, kMlaHeads)), size_t(capacity_) / 16 + 2);
     thread_scratch_.resize(size_t(pool_.size()) * per_thread);
     thread_stride_ = per_thread;
     name_ = "CPU (" + std::to_string(pool_.size()) + " threads)";
@@ -59,21 +81,34 @@ public:
 
   Calibration calibrate() override {
     Calibration c;
-    // Read bandwidth: every thread sums its contiguous slices of a 1 GiB buffer with a vectorised
-    // read loop (cpu::read_sum); best of five passes. The earlier scalar-chain loop read ~10 %
-    // below what the decode loop itself reached, so the roofline could be exceeded.
+    // Read bandwidth, the better of two readers over a 1 GiB buffer, best of five passes each:
+    // every thread summing its contiguous 4 MiB slices with a vectorised loop (cpu::read_sum),
+    // and the decode kernel itself (a one-token matmul over the buffer as BF16 rows, software
+    // prefetch included). The decode loop then cannot read faster than the roofline says.
     const size_t n = (size_t(1) << 30) / sizeof(float);
     constexpr size_t kSlice = size_t(1) << 20;  // 4 MiB per work item
     std::vector<float> buf(n, 1.0f);
     std::vector<float> sums(size_t(pool_.size()));
     double best = 0.0;
-    for (int pass = 0; pass < 5; ++pass) {
-      auto t0 = std::chrono::steady_clock::now();
+    auto timed = [&](auto&& read) {
+      for (int pass = 0; pass < 5; ++pass) {
+        auto t0 = std::chrono::steady_clock::now();
+        read();
+        double sec = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        best = std::max(best, double(n * sizeof(float)) / sec / 1e9);
+      }
+    };
+    timed([&] {
       pool_.parallel_for(int(n / kSlice), [&](int b, int e, int th) {
         sums[size_t(th)] += cpu::read_sum(buf.data() + size_t(b) * kSlice, size_t(e - b) * kSlice);
       });
-      double sec = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-      best = std::max(best, double(n * sizeof(float)) / sec / 1e9);
+    });
+    {
+      const int cols = 2048, rows = int(n * 2 / size_t(cols));
+      const TensorView wv{DType::BF16, {rows, cols}, buf.data()};
+      std::vector<float> xv(static_cast<size_t>(cols), 1e-3f), yv(static_cast<size_t>(rows));
+      timed([&] { cpu::matmul(pool_, xv.data(), 1, wv, nullptr, yv.data()); });
+      sums[0] += yv[0];
     }
     if (sums[0] < 0.0f) spdlog::debug("calibration sum {}", sums[0]);  // keeps the reads alive
     c.bandwidth_gbs = best;
@@ -91,8 +126,8 @@ public:
       double sec = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       if (pass > 0) c.matmul_tflops = std::max(c.matmul_tflops, 2.0 * T * double(D) * D / sec / 1e12);
     }
-    c.method = "vectorised host read of 1 GiB on " + std::to_string(pool_.size()) +
-               " threads (best of 5); BF16-weight matmul 256x2048x2048 with the backend's kernel (" +
+    c.method = "host read of 1 GiB on " + std::to_string(pool_.size()) +
+               " threads (vectorised sum and one-token BF16 matmul, best of 5 each); BF16-weight matmul 256x2048x2048 with the backend's kernel (" +
                cpu::isa_name(cpu::active_isa()) + ", best of 3)";
     return c;
   }
@@ -245,26 +280,35 @@ private:
       std::memcpy(slot + kd, v + size_t(t) * kd, sizeof(float) * kd);
     }
 
-    // One (token, key-value head) per work item, for all the query heads that share it: scores
-    // over the visible keys, softmax, weighted values; each cached row is read once per group.
+    // One (block of kQTokens tokens, key-value head) per work item: every query head of the
+    // group, for every token of the block, attends at once (cpu/attention.h), so each cached row
+    // is read once per item.
     const int group = nh / nkv;
-    const size_t vpt = size_t(kv_.values_per_token()), ss = size_t(capacity_);
-    pool_.parallel_for(T * nkv, [&](int b, int e, int thread) {
-      float* scores = thread_scratch_.data() + size_t(thread) * thread_stride_;  // [group][context]
+    const int nqb = (T + kQTokens - 1) / kQTokens;
+    const size_t vpt = size_t(kv_.values_per_token());
+    pool_.parallel_for(nqb * nkv, [&](int b, int e, int thread) {
+      float* scratch = thread_scratch_.data() + size_t(thread) * thread_stride_;
+      AttnLists& al = attn_lists_[size_t(thread)];
       for (int item = b; item < e; ++item) {
-        const int t = item / nkv, g = item % nkv;
-        const int p = pos0 + t;
-        const int lo = a.sliding_window > 0 ? std::max(0, p - a.sliding_window + 1) : 0;
-        const float* qg = q + size_t(t) * qd + size_t(g) * group * hd;  // the group's heads, hd apart
-        kv_.for_runs(l, lo, p + 1, [&](int j0, int n, const float* row) {
-          cpu::attn_scores(qg, group, hd, row + g * hd, n, vpt, hd, a.softmax_scale, false, scores + (j0 - lo), ss);
+        const int tb = item / nkv, g = item % nkv;
+        const int t0 = tb * kQTokens, t1 = std::min(T, t0 + kQTokens);
+        al.clear();
+        int lo_all = pos0 + t0;
+        for (int t = t0; t < t1; ++t) {
+          const int p = pos0 + t;
+          const int lo = a.sliding_window > 0 ? std::max(0, p - a.sliding_window + 1) : 0;
+          lo_all = std::min(lo_all, lo);
+          for (int i = 0; i < group; ++i) {
+            const size_t off = size_t(t) * qd + size_t(g * group + i) * hd;
+            al.add(q + off, heads_out_.data() + off, lo, p);
+          }
+        }
+        // keys of head g at g·hd in each row, its values kd further on
+        kv_.for_runs(l, lo_all, pos0 + t1, [&](int j0, int n, const float* row) {
+          al.runs.push_back({j0, n, row + size_t(g) * hd});
         });
-        for (int i = 0; i < group; ++i) cpu::softmax(scores + size_t(i) * ss, p - lo + 1);
-        float* o = heads_out_.data() + size_t(t) * qd + size_t(g) * group * hd;
-        std::fill(o, o + size_t(group) * hd, 0.0f);
-        kv_.for_runs(l, lo, p + 1, [&](int j0, int n, const float* row) {
-          cpu::attn_values(scores + (j0 - lo), group, ss, row + kd + g * hd, n, vpt, hd, o, hd);
-        });
+        cpu::attend(al.queries(), hd, hd, size_t(kd), a.softmax_scale, al.runs.data(), int(al.runs.size()), vpt,
+                    scratch);
       }
     });
     cpu::linear(pool_, heads_out_.data(), T, L.o, attn_out_.data());
@@ -303,35 +347,31 @@ private:
     const TensorView& wkv = L.kv_b.w;  // [nh·(N+Dv), C]
     const size_t row_bytes = size_t(C) * dtype_size(wkv.dtype);
     const auto* wkv_bytes = static_cast<const uint8_t*>(wkv.data);
-    // One (token, block of kMlaHeads heads) per work item: all heads share the latent cache, so
-    // each cached row is read once per block.
+    // One (token, block of kMlaHeads heads) per work item: all heads share the latent cache,
+    // which is the key ([latent ‖ rotated key], C + R) and the value (the latent, C) at once.
     const int nhb = (nh + kMlaHeads - 1) / kMlaHeads;
-    const size_t vpt = size_t(kv_.values_per_token()), ss = size_t(capacity_);
+    const size_t vpt = size_t(kv_.values_per_token());
     pool_.parallel_for(T * nhb, [&](int b, int e, int thread) {
-      float* scores = thread_scratch_.data() + size_t(thread) * thread_stride_;  // [kMlaHeads][context]
-      float* q_lat = scores + size_t(kMlaHeads) * ss;                              // [kMlaHeads][C]
-      float* o_lat = q_lat + size_t(kMlaHeads) * C;                                // [kMlaHeads][C]
+      float* q_cat = thread_scratch_.data() + size_t(thread) * thread_stride_;  // [kMlaHeads][C + R]
+      float* o_lat = q_cat + size_t(kMlaHeads) * (C + R);                        // [kMlaHeads][C]
+      float* scratch = o_lat + size_t(kMlaHeads) * C;
+      AttnLists& al = attn_lists_[size_t(thread)];
       for (int item = b; item < e; ++item) {
         const int t = item / nhb, h0 = (item % nhb) * kMlaHeads, p = pos0 + t;
         const int nb = std::min(kMlaHeads, nh - h0);
         const float* q_t = q + size_t(t) * nh * qh;
-        std::fill(q_lat, q_lat + size_t(nb) * C, 0.0f);  // q_lat = W_ukᵀ q_nope, per head
-        for (int i = 0; i < nb; ++i) {
+        al.clear();
+        for (int i = 0; i < nb; ++i) {  // q_cat = [W_ukᵀ q_nope ‖ q_rope]
+          float* qc = q_cat + size_t(i) * (C + R);
           const float* q_nope = q_t + size_t(h0 + i) * qh;
           const uint8_t* w_head = wkv_bytes + size_t(h0 + i) * (N + Dv) * row_bytes;
-          for (int d = 0; d < N; ++d)
-            cpu::axpy(q_nope[d], w_head + size_t(d) * row_bytes, wkv.dtype, q_lat + size_t(i) * C, C);
+          std::fill(qc, qc + C, 0.0f);
+          for (int d = 0; d < N; ++d) cpu::axpy(q_nope[d], w_head + size_t(d) * row_bytes, wkv.dtype, qc, C);
+          std::memcpy(qc + C, q_nope + N, sizeof(float) * R);
+          al.add(qc, o_lat + size_t(i) * C, 0, p);
         }
-        const float* q_rope = q_t + size_t(h0) * qh + N;  // the block's rope parts, qh apart
-        kv_.for_runs(l, 0, p + 1, [&](int j0, int n, const float* row) {
-          cpu::attn_scores(q_lat, nb, C, row, n, vpt, C, a.softmax_scale, false, scores + j0, ss);
-          cpu::attn_scores(q_rope, nb, qh, row + C, n, vpt, R, a.softmax_scale, true, scores + j0, ss);
-        });
-        for (int i = 0; i < nb; ++i) cpu::softmax(scores + size_t(i) * ss, p + 1);
-        std::fill(o_lat, o_lat + size_t(nb) * C, 0.0f);
-        kv_.for_runs(l, 0, p + 1, [&](int j0, int n, const float* row) {
-          cpu::attn_values(scores + j0, nb, ss, row, n, vpt, C, o_lat, C);
-        });
+        kv_.for_runs(l, 0, p + 1, [&](int j0, int n, const float* row) { al.runs.push_back({j0, n, row}); });
+        cpu::attend(al.queries(), C + R, C, 0, a.softmax_scale, al.runs.data(), int(al.runs.size()), vpt, scratch);
         for (int i = 0; i < nb; ++i) {  // out = W_uv o_lat
           const uint8_t* w_head = wkv_bytes + size_t(h0 + i) * (N + Dv) * row_bytes;
           float* o = heads_out_.data() + size_t(t) * nh * Dv + size_t(h0 + i) * Dv;
@@ -534,6 +574,7 @@ private:
   std::vector<float> h_, pair_out_, ffn_tmp_;
   std::vector<float> thread_scratch_;
   size_t thread_stride_ = 0;
+  std::vector<AttnLists> attn_lists_;  // one per thread
 };
 
 }  // namespace

@@ -4,18 +4,11 @@
 #include <cmath>
 #include <string>
 
+#include "cpu/clones.h"
 #include "cpu/gemm.h"
 #include "moescope/error.h"
 
 namespace moescope::cpu {
-
-// The hot loops are compiled for AVX-512, AVX2+FMA and baseline x86-64, and picked at run time.
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__SANITIZE_ADDRESS__) && \
-    !defined(__SANITIZE_THREAD__)
-#define MOESCOPE_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define MOESCOPE_CLONES
-#endif
 
 namespace {
 
@@ -117,34 +110,6 @@ void matmul(ThreadPool& pool, const float* x, int n, const TensorView& w, const 
       }
     }
   });
-}
-
-MOESCOPE_CLONES void attn_scores(const float* q, int nq, size_t q_stride, const float* k, int n, size_t k_stride,
-                                 int d, float scale, bool add, float* s, size_t s_stride) {
-  for (int j = 0; j < n; ++j) {
-    const float* kj = k + size_t(j) * k_stride;
-    for (int i = 0; i < nq; ++i) {
-      const float* qi = q + size_t(i) * q_stride;
-      float acc = 0.0f;
-#pragma omp simd reduction(+ : acc)
-      for (int e = 0; e < d; ++e) acc += qi[e] * kj[e];
-      float& out = s[size_t(i) * s_stride + size_t(j)];
-      out = add ? out + acc * scale : acc * scale;
-    }
-  }
-}
-
-MOESCOPE_CLONES void attn_values(const float* p, int nq, size_t p_stride, const float* v, int n, size_t v_stride,
-                                 int d, float* o, size_t o_stride) {
-  for (int j = 0; j < n; ++j) {
-    const float* vj = v + size_t(j) * v_stride;
-    for (int i = 0; i < nq; ++i) {
-      const float pij = p[size_t(i) * p_stride + size_t(j)];
-      float* oi = o + size_t(i) * o_stride;
-#pragma omp simd
-      for (int e = 0; e < d; ++e) oi[e] += pij * vj[e];
-    }
-  }
 }
 
 void rmsnorm(const float* x, const TensorView& w, float eps, float* y, int n, int d) {

@@ -1,0 +1,35 @@
+#pragma once
+// Attention on the CPU, flash style: queries against the cached keys and values of one head in
+// blocks of 16 positions, with a running maximum and sum per query (online softmax), so no
+// score row is ever kept and each cached row is read once for every query of the call (all the
+// query heads that share a key-value head, for a block of tokens).
+//
+// Per block: the 16 keys are transposed so that a query's 16 scores are one vector of FMAs (no
+// horizontal sums), and each value chunk accumulates in registers over the 16 positions.
+#include <cstddef>
+
+namespace moescope::cpu {
+
+// Positions [first, first + n) of one layer's cache, rows `row_stride` floats apart from `row`.
+struct KvRun {
+  int first, n;
+  const float* row;
+};
+
+struct AttnQueries {
+  const float* const* q;  // query i: dk floats
+  float* const* o;        // its output: dv floats
+  const int* lo;          // query i sees positions [lo[i], hi[i]]
+  const int* hi;
+  int nq;
+};
+
+// Floats of scratch attend() needs for nq queries of width dk.
+inline size_t attend_scratch(int nq, int dk) { return size_t(2) * size_t(nq) + size_t(16) * size_t(dk); }
+
+// o_i = softmax_j(scale · q_i · k_j) · v_j over the visible positions of `runs` (in order, each
+// position once): k_j is the first dk floats of row j, v_j the dv floats from v_offset on.
+void attend(const AttnQueries& a, int dk, int dv, size_t v_offset, float scale, const KvRun* runs, int n_runs,
+            size_t row_stride, float* scratch);
+
+}  // namespace moescope::cpu
