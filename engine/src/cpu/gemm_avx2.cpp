@@ -12,7 +12,7 @@ namespace moescope::cpu {
 namespace {
 
 struct Avx2 {
-  static constexpr int L = 8, MR = 4, NR = 3, NR1 = 4;
+  static constexpr int L = 8, MR = 4, NR = 3, NR1 = 6;
   using reg = __m256;
   static reg zero() { return _mm256_setzero_ps(); }
   static reg load(const float* p) { return _mm256_loadu_ps(p); }

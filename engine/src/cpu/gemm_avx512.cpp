@@ -18,7 +18,7 @@ namespace moescope::cpu {
 namespace {
 
 struct Avx512 {
-  static constexpr int L = 16, MR = 4, NR = 4, NR1 = 6;
+  static constexpr int L = 16, MR = 4, NR = 4, NR1 = 8;
   using reg = __m512;
   static reg zero() { return _mm512_setzero_ps(); }
   static reg load(const float* p) { return _mm512_loadu_ps(p); }
