@@ -11,6 +11,7 @@
 #include <random>
 #include <vector>
 
+#include "cpu/attention.h"
 #include "cpu/gemm.h"
 #include "moescope/cpu_ops.h"
 #include "moescope/thread_pool.h"
@@ -165,6 +166,68 @@ private slots:
       for (int i = 0; i < m; ++i)
         for (int r = 0; r < rows; ++r) y[size_t(i) * (rows + 5) + r] -= bias[size_t(r)];
       check(xr, w, 0, rows, y.data(), rows + 5);
+    }
+  }
+
+  // Flash attention (cpu/attention.h) against a plain two-pass softmax in double: runs that end
+  // mid-block, queries with different visible ranges (causal and sliding window), key and value
+  // widths that are not multiples of the vector width, values stored after the keys.
+  // Tolerance: 1e-5 · max |v| per output element.
+  void attention_matches_reference_data() { levels_data(); }
+  void attention_matches_reference() {
+    if (!use_level()) QSKIP("this CPU (or this build) lacks the level");
+    std::mt19937 rng(9);
+    std::normal_distribution<float> nd(0.0f, 1.0f);
+    for (auto [dk, dv] : {std::pair{40, 24}, std::pair{128, 128}, std::pair{576, 512}}) {
+      const int n_pos = 53, stride = dk + dv + 5;
+      const size_t v_off = size_t(dk) + 3;
+      std::vector<float> rows(size_t(n_pos) * stride);
+      for (auto& v : rows) v = nd(rng);
+      // runs of 7, 16, 16, 14 positions (cache blocks need not start at a multiple of 16)
+      std::vector<cpu::KvRun> runs;
+      int first = 0;
+      for (int len : {7, 16, 16, 14}) {
+        runs.push_back({first, len, rows.data() + size_t(first) * stride});
+        first += len;
+      }
+      const int nq = 9;
+      std::vector<std::vector<float>> q(nq, std::vector<float>(size_t(dk))), o(nq, std::vector<float>(size_t(dv)));
+      std::vector<const float*> qp;
+      std::vector<float*> op;
+      std::vector<int> lo, hi;
+      for (int i = 0; i < nq; ++i) {
+        for (auto& v : q[size_t(i)]) v = nd(rng);
+        qp.push_back(q[size_t(i)].data()), op.push_back(o[size_t(i)].data());
+        hi.push_back(std::min(n_pos - 1, 5 + 6 * i));
+        lo.push_back(i % 3 == 0 ? 0 : std::max(0, hi.back() - 20));  // some with a sliding window
+      }
+      std::vector<float> scratch(cpu::attend_scratch(nq, dk));
+      const float scale = 1.0f / std::sqrt(float(dk));
+      cpu::attend({qp.data(), op.data(), lo.data(), hi.data(), nq}, dk, dv, v_off, scale, runs.data(), int(runs.size()),
+                  size_t(stride), scratch.data());
+      for (int i = 0; i < nq; ++i) {
+        std::vector<double> sc;
+        double mx = -1e300, sum = 0.0, vmax = 0.0;
+        for (int j = lo[size_t(i)]; j <= hi[size_t(i)]; ++j) {
+          double d = 0.0;
+          for (int e = 0; e < dk; ++e) d += double(q[size_t(i)][size_t(e)]) * rows[size_t(j) * stride + size_t(e)];
+          sc.push_back(d * scale);
+          mx = std::max(mx, sc.back());
+        }
+        for (auto& v : sc) sum += (v = std::exp(v - mx));
+        for (int e = 0; e < dv; ++e) {
+          double ref = 0.0;
+          for (int j = lo[size_t(i)]; j <= hi[size_t(i)]; ++j) {
+            const double v = rows[size_t(j) * stride + v_off + size_t(e)];
+            ref += sc[size_t(j - lo[size_t(i)])] / sum * v;
+            vmax = std::max(vmax, std::abs(v));
+          }
+          const double got = o[size_t(i)][size_t(e)];
+          if (std::abs(got - ref) > 1e-5 * vmax)
+            QFAIL(qPrintable(QString("dk %1 dv %2 query %3 value %4: %5, expected %6").arg(dk).arg(dv).arg(i).arg(e)
+                                 .arg(got).arg(ref)));
+        }
+      }
     }
   }
 

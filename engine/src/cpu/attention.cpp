@@ -1,98 +1,31 @@
+// cpu/attention.h: the portable level of attend() and the dispatch to the level gemm.h chose
+// (MOESCOPE_CPU_ISA forces both).
 #include "cpu/attention.h"
 
-#include <algorithm>
-#include <cmath>
-#include <limits>
+#include "cpu/gemm.h"
 
-#include "cpu/clones.h"
+#define MOESCOPE_ATTN_LEVEL generic
+#include "cpu/attention_impl.h"
+#undef MOESCOPE_ATTN_LEVEL
 
 namespace moescope::cpu {
 
-namespace {
-constexpr int kKeys = 16;  // positions per block (a vector of scores at AVX-512 width)
-constexpr int kChunk = 16; // value floats accumulated in registers at a time
-}  // namespace
+namespace detail {
+AttendFn attend_avx2();    // nullptr where not compiled (not x86-64)
+AttendFn attend_avx512();  // nullptr where not compiled
+}  // namespace detail
 
-MOESCOPE_CLONES void attend(const AttnQueries& a, int dk, int dv, size_t v_offset, float scale, const KvRun* runs,
-                            int n_runs, size_t row_stride, float* scratch) {
-  constexpr float kNegInf = -std::numeric_limits<float>::infinity();
-  float* m = scratch;       // running maximum per query
-  float* l = m + a.nq;      // running sum of exp(score - m)
-  float* kT = l + a.nq;     // [dk][kKeys]: the block's keys, transposed
-  for (int i = 0; i < a.nq; ++i) {
-    m[i] = kNegInf, l[i] = 0.0f;
-    std::fill(a.o[i], a.o[i] + dv, 0.0f);
+void attend(const AttnQueries& a, int dk, int dv, size_t v_offset, float scale, const KvRun* runs, int n_runs,
+            size_t row_stride, float* scratch) {
+  static const detail::AttendFn avx2 = detail::attend_avx2(), avx512 = detail::attend_avx512();
+  detail::AttendFn fn = &generic::attend_impl;
+  switch (active_isa()) {
+    case Isa::Amx:
+    case Isa::Avx512: fn = avx512 ? avx512 : fn; break;
+    case Isa::Avx2: fn = avx2 ? avx2 : fn; break;
+    default: break;
   }
-  int lo_all = a.lo[0], hi_all = a.hi[0];
-  for (int i = 1; i < a.nq; ++i) lo_all = std::min(lo_all, a.lo[i]), hi_all = std::max(hi_all, a.hi[i]);
-
-  for (int r = 0; r < n_runs; ++r) {
-    const KvRun& run = runs[r];
-    for (int j0 = run.first; j0 < run.first + run.n; j0 += kKeys) {
-      const int nk = std::min(kKeys, run.first + run.n - j0);
-      if (j0 > hi_all || j0 + nk <= lo_all) continue;
-      const float* rows = run.row + size_t(j0 - run.first) * row_stride;
-      for (int d = 0; d < dk; ++d) {
-        float* t = kT + size_t(d) * kKeys;
-        for (int k = 0; k < nk; ++k) t[k] = rows[size_t(k) * row_stride + size_t(d)];
-        for (int k = nk; k < kKeys; ++k) t[k] = 0.0f;
-      }
-      for (int i = 0; i < a.nq; ++i) {
-        if (a.hi[i] < j0 || a.lo[i] >= j0 + nk) continue;  // nothing visible to this query here
-        const float* q = a.q[i];
-        float s[kKeys] = {};
-        for (int d = 0; d < dk; ++d) {
-          const float qd = q[d];
-          const float* t = kT + size_t(d) * kKeys;
-#pragma omp simd
-          for (int k = 0; k < kKeys; ++k) s[k] += qd * t[k];
-        }
-        float mb = kNegInf;
-        for (int k = 0; k < kKeys; ++k) {
-          const int j = j0 + k;
-          s[k] = k < nk && j >= a.lo[i] && j <= a.hi[i] ? s[k] * scale : kNegInf;
-          mb = std::max(mb, s[k]);
-        }
-        float* o = a.o[i];
-        if (mb > m[i]) {  // a new maximum: rescale what was summed so far
-          const float alpha = m[i] == kNegInf ? 0.0f : std::exp(m[i] - mb);
-          l[i] *= alpha;
-#pragma omp simd
-          for (int e = 0; e < dv; ++e) o[e] *= alpha;
-          m[i] = mb;
-        }
-        float sum = 0.0f;
-        for (int k = 0; k < kKeys; ++k) {
-          s[k] = s[k] == kNegInf ? 0.0f : std::exp(s[k] - m[i]);
-          sum += s[k];
-        }
-        l[i] += sum;
-        const float* v = rows + v_offset;
-        int e0 = 0;
-        for (; e0 + kChunk <= dv; e0 += kChunk) {
-          float acc[kChunk];
-#pragma omp simd
-          for (int e = 0; e < kChunk; ++e) acc[e] = o[e0 + e];
-          for (int k = 0; k < nk; ++k) {
-            const float p = s[k];
-            const float* vk = v + size_t(k) * row_stride + size_t(e0);
-#pragma omp simd
-            for (int e = 0; e < kChunk; ++e) acc[e] += p * vk[e];
-          }
-#pragma omp simd
-          for (int e = 0; e < kChunk; ++e) o[e0 + e] = acc[e];
-        }
-        for (int k = 0; k < nk; ++k)
-          for (int e = e0; e < dv; ++e) o[e] += s[k] * v[size_t(k) * row_stride + size_t(e)];
-      }
-    }
-  }
-  for (int i = 0; i < a.nq; ++i) {
-    const float inv = 1.0f / l[i];
-    float* o = a.o[i];
-#pragma omp simd
-    for (int e = 0; e < dv; ++e) o[e] *= inv;
-  }
+  fn(a, dk, dv, v_offset, scale, runs, n_runs, row_stride, scratch);
 }
 
 }  // namespace moescope::cpu

@@ -29,7 +29,14 @@ inline size_t attend_scratch(int nq, int dk) { return size_t(2) * size_t(nq) + s
 
 // o_i = softmax_j(scale · q_i · k_j) · v_j over the visible positions of `runs` (in order, each
 // position once): k_j is the first dk floats of row j, v_j the dv floats from v_offset on.
+// Runs at the instruction-set level gemm.h chose (active_isa()).
 void attend(const AttnQueries& a, int dk, int dv, size_t v_offset, float scale, const KvRun* runs, int n_runs,
             size_t row_stride, float* scratch);
+
+namespace detail {
+using AttendFn = void (*)(const AttnQueries&, int, int, size_t, float, const KvRun*, int, size_t, float*);
+AttendFn attend_avx2();
+AttendFn attend_avx512();
+}  // namespace detail
 
 }  // namespace moescope::cpu

@@ -134,6 +134,13 @@ uint64_t new_pack_tags(int n) {
   return next.fetch_add(uint64_t(std::max(n, 1)), std::memory_order_relaxed);
 }
 
+XPack::~XPack() = default;
+
+uint32_t* xpack_reserve(XPack& pack, size_t n) {
+  if (pack.data.size() < n) pack.data.resize(n);
+  return pack.data.data();
+}
+
 void gemm_rows(const RowsIn& x, int m, const TensorView& w, int row0, int row1, float* y, size_t y_stride,
                XPack* pack) {
   if (w.dtype != DType::F32 && w.dtype != DType::BF16 && w.dtype != DType::F16)

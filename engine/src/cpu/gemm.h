@@ -36,12 +36,19 @@ struct RowsIn {
 // same x rows on one thread gives each such run a new tag (new_pack_tags) and passes the same
 // XPack: the rows are packed on the first call with that tag and reused after.
 struct XPack {
+  XPack() = default;
+  ~XPack();  // out of line (gemm.cpp), like xpack_reserve
+  XPack(const XPack&) = delete;
+  XPack& operator=(const XPack&) = delete;
   uint64_t tag = 0;  // 0: pack on every call
   uint64_t packed_tag = 0;
   int m = 0, K = 0;
   std::vector<uint32_t> data;
 };
 uint64_t new_pack_tags(int n = 1);  // the first of n fresh tags
+// pack.data grown to at least n values. Defined in gemm.cpp, built for the baseline: the level
+// files must not emit library code (vector growth) that the linker could hand to other callers.
+uint32_t* xpack_reserve(XPack& pack, size_t n);
 
 // For i < m and r in [row0, row1): y[i * y_stride + (r - row0)] = Σ_k x_i[k] · W[r, k], with
 // K = w.shape[1] and W in F32, BF16 or F16 (anything else throws).

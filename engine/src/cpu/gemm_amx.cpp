@@ -30,7 +30,6 @@
 
 #include <algorithm>
 #include <bit>
-#include <vector>
 
 namespace moescope::cpu {
 namespace {
@@ -146,9 +145,9 @@ void amx_gemm(const RowsIn& x, int m, DType dt, const void* w, int K, int n_rows
     const size_t block = size_t(K / 2) * kTok * kParts;
     const size_t blocks = size_t((m + kTok - 1) / kTok);
     if (!pack || pk.tag == 0 || pk.tag != pk.packed_tag || pk.m != m || pk.K != K) {
-      if (pk.data.size() < blocks * block) pk.data.resize(blocks * block);
+      uint32_t* data = xpack_reserve(pk, blocks * block);
       for (size_t bi = 0; bi < blocks; ++bi)
-        pack_block(x, int(bi) * kTok, std::min(kTok, m - int(bi) * kTok), K, pk.data.data() + bi * block);
+        pack_block(x, int(bi) * kTok, std::min(kTok, m - int(bi) * kTok), K, data + bi * block);
       pk.packed_tag = pk.tag, pk.m = m, pk.K = K;
     }
     configure_tiles();
