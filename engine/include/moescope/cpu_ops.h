@@ -2,6 +2,7 @@
 // The CPU backend's operations: the reference the CUDA kernels are tested against. Activations
 // are fp32; weights are read in their checkpoint dtype and widened inside the loops; every sum
 // accumulates in fp32.
+#include <cstddef>
 #include <cstdint>
 
 #include "moescope/model_weights.h"
@@ -26,6 +27,9 @@ inline void linear(ThreadPool& pool, const float* x, int n, const Linear& l, flo
 float dot(const float* x, const void* w, DType dt, int len);
 // y[len] += a · w[len], w in any dtype.
 void axpy(float a, const void* w, DType dt, float* y, int len);
+
+// Asks for [p, p + bytes) in L2 ahead of use (a hint: no effect on results).
+void prefetch(const void* p, size_t bytes);
 
 // Sum of x[n]: the bandwidth calibration's read loop (vectorised, several loads in flight).
 float read_sum(const float* x, size_t n);

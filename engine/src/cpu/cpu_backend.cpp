@@ -446,6 +446,11 @@ private:
         const int r0 = items_[size_t(i)].second * kGemmRowBlock, r1 = std::min(width, r0 + kGemmRowBlock);
         const cpu::RowsIn x{pair_x_.data() + g.first};
         pack.tag = tag0 + uint64_t(gi);
+        // The up rows come right after these gate rows but live elsewhere: fetch their first
+        // rows into L2 now (the kernel prefetches each later strip during the one before).
+        const size_t up_row = size_t(g.m->up.shape[1]) * dtype_size(g.m->up.dtype);
+        cpu::prefetch(static_cast<const uint8_t*>(g.m->up.data) + size_t(r0) * up_row,
+                      size_t(std::min(r1 - r0, 8)) * up_row);
         cpu::gemm_rows(x, g.count, g.m->gate, r0, r1, gt, kGemmRowBlock, &pack);
         cpu::gemm_rows(x, g.count, g.m->up, r0, r1, ut, kGemmRowBlock, &pack);
         for (int c = 0; c < g.count; ++c) {

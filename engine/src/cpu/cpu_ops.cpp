@@ -61,6 +61,11 @@ MOESCOPE_CLONES float read_sum(const float* x, size_t n) {
   return s;
 }
 
+void prefetch(const void* p, size_t bytes) {
+  const auto* b = static_cast<const char*>(p);
+  for (size_t i = 0; i < bytes; i += 64) __builtin_prefetch(b + i, 0, 2);
+}
+
 float dot(const float* x, const void* w, DType dt, int len) {
   switch (dt) {
     case DType::F32: return dot_f32(x, static_cast<const float*>(w), len);
