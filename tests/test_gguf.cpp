@@ -3,6 +3,8 @@
 // and GGUF models against the safetensors checkpoints they were converted from
 // (tests/data/gguf/, tests/tools/gen_gguf_goldens.py).
 #include <QtTest>
+
+#include <set>
 #include <QTemporaryDir>
 
 #include <bit>
@@ -501,8 +503,8 @@ private slots:
     QVERIFY(err > 0.0f);  // the quantised weights were used
   }
 
-  // A GGUF model's tokenizer and chat template come from tokenizer.json / tokenizer_config.json
-  // beside the file (the tokenizer.ggml.* metadata is not read yet): without them, one clear line.
+  // A GGUF file without a tokenizer of its own (these goldens have placeholder vocabularies) takes
+  // tokenizer.json / tokenizer_config.json from beside it; without them, one clear line.
   void tokenizer_beside_the_file() {
     TempFile t;
     fs::copy_file(kData / "gguf" / "mixtral.gguf", t.path("m.gguf"));
@@ -510,13 +512,98 @@ private slots:
       ChatFormat::from_dir(t.path("m.gguf"));
       QFAIL("no error without tokenizer.json");
     } catch (const Error& e) {
-      QVERIFY(std::string(e.what()).starts_with("m.gguf: moescope does not read the tokenizer from GGUF metadata yet"));
+      QVERIFY2(std::string(e.what()).find("m.gguf: the file carries no tokenizer (tokenizer.ggml.model 'none'); put the "
+                                          "model's tokenizer.json") != std::string::npos, e.what());
     }
     for (const char* f : {"tokenizer.json", "tokenizer_config.json"})
       fs::copy_file(kData / "models" / "chat-tiny" / f, t.path(f));
     const ChatFormat chat = ChatFormat::from_dir(t.path("m.gguf"));
     const Tokenizer direct = Tokenizer::from_dir(kData / "models" / "chat-tiny");
     QVERIFY(chat.tokenizer().encode("What is 23+58?") == direct.encode("What is 23+58?"));
+  }
+
+  // A GGUF file's own tokenizer (tokenizer.ggml.* metadata written by llama.cpp's converter,
+  // --vocab-only, from the real tokenizer files) encodes and decodes every tokenizer golden case
+  // exactly as transformers' AutoTokenizer does with tokenizer.json, and carries the same chat
+  // template. Decoding with skip_special_tokens may differ only where GGUF cannot say what
+  // Hugging Face said: tokens the converter marked CONTROL because they look special
+  // (<|fim_prefix|> in Qwen3) while tokenizer.json calls them not special.
+  void tokenizer_from_metadata_data() {
+    QTest::addColumn<QString>("vocab");
+    QTest::addColumn<QString>("tokenizer");
+    QTest::newRow("qwen3") << "vocab-qwen3" << "qwen3";
+    QTest::newRow("deepseek-v3") << "vocab-deepseek-v3" << "deepseek-v3";
+  }
+  void tokenizer_from_metadata() {
+    QFETCH(QString, vocab);
+    QFETCH(QString, tokenizer);
+    const fs::path file = kData / "gguf" / (vocab.toStdString() + ".gguf");
+    const fs::path dir = kData / "tokenizers" / tokenizer.toStdString();
+    const Tokenizer g = Tokenizer::from_gguf(file);
+    const Tokenizer hf = Tokenizer::from_dir(dir);
+    std::set<int32_t> flag_differs;  // special in one, not in the other
+    for (int32_t id = 0; id < std::min(g.vocab_size(), hf.vocab_size()); ++id)
+      if (g.is_special(id) != hf.is_special(id)) flag_differs.insert(id);
+    qInfo("%d ids (tokenizer.json: %d); special flag differs for %zu", g.vocab_size(), hf.vocab_size(), flag_differs.size());
+    std::ifstream golden_file(kData / "tokenizers" / "goldens" / (tokenizer.toStdString() + ".json"));
+    const nlohmann::json goldens = nlohmann::json::parse(golden_file);
+    int cases = 0, skip_compared = 0;
+    for (const auto& c : goldens.at("cases")) {
+      const std::string text = c.at("text");
+      auto ids_of = [](const nlohmann::json& j) {
+        const nlohmann::json a = j.is_string() ? nlohmann::json::parse(j.get<std::string>()) : j;
+        return a.get<std::vector<int32_t>>();
+      };
+      const auto ids = ids_of(c.at("auto_ids")), ids_special = ids_of(c.at("auto_ids_special"));
+      QVERIFY2(g.encode(text, false) == ids, text.c_str());
+      QVERIFY2(g.encode(text, true) == ids_special, text.c_str());
+      QCOMPARE(g.decode(ids_special, false), c.at("auto_decode").get<std::string>());
+      if (std::none_of(ids_special.begin(), ids_special.end(), [&](int32_t id) { return flag_differs.count(id); })) {
+        QCOMPARE(g.decode(ids_special, true), c.at("auto_decode_skip").get<std::string>());
+        ++skip_compared;
+      }
+      ++cases;
+    }
+    qInfo("%d golden cases encode and decode as transformers (%d also with skip_special_tokens)", cases, skip_compared);
+    QVERIFY(cases > 10 && skip_compared > cases / 2);
+
+    // the chat template and its bos/eos: a conversation renders as from tokenizer_config.json
+    const ChatFormat from_file = ChatFormat::from_dir(file), from_hf = ChatFormat::from_dir(dir);
+    QVERIFY2(from_file.has_template(), from_file.template_problem().c_str());
+    const nlohmann::ordered_json messages = nlohmann::ordered_json::parse(
+        R"([{"role":"system","content":"Be brief."},{"role":"user","content":"What is 23+58?"},)"
+        R"({"role":"assistant","content":"81"},{"role":"user","content":"And 2+2?"}])");
+    const ChatPrompt a = from_file.render(messages), b = from_hf.render(messages);
+    QCOMPARE(a.text, b.text);
+    QVERIFY(a.ids == b.ids);
+  }
+
+  // A GGUF tokenizer moescope cannot rebuild: one clear line naming the file and the key (and,
+  // for an unsupported kind, the way out: a tokenizer.json beside the file).
+  void tokenizer_metadata_unsupported() {
+    auto g = GgufFile::open(kData / "gguf" / "vocab-qwen3.gguf");
+    const Kv kv = metadata_of(*g);
+    auto expect = [&](const std::string& key, GgufValue v, const std::string& want) {
+      Kv changed = kv;
+      for (auto& [k, x] : changed)
+        if (k == key) x = v;
+      TempFile t;
+      write_file(t.path("v.gguf"), gguf_file(changed, {}));
+      try {
+        ChatFormat::from_dir(t.path("v.gguf"));
+      } catch (const Error& e) {
+        qInfo("  %s", e.what());
+        QVERIFY2(std::string(e.what()).find(want) != std::string::npos, e.what());
+        return;
+      }
+      QFAIL("no error");
+    };
+    expect("tokenizer.ggml.model", gv_str("llama"),
+           "v.gguf: its tokenizer (tokenizer.ggml.model 'llama') cannot be read from GGUF metadata yet");
+    expect("tokenizer.ggml.pre", gv_str("llama-bpe"),
+           "v.gguf: its pre-tokenizer (tokenizer.ggml.pre 'llama-bpe') is not one moescope knows");
+    expect("tokenizer.ggml.token_type", gv_ints(GgufType::Int32, {1, 1}),
+           "v.gguf: metadata 'tokenizer.ggml.token_type' does not have one integer per token");
   }
 
   // ---- models: the golden checkpoints, converted by llama.cpp (tests/tools/gen_gguf_goldens.py)

@@ -216,7 +216,8 @@ def cases(tmp):
             o += struct.pack("<Q", len(key)) + key.encode() + struct.pack("<I", t) + struct.pack(fmt, v)
         return o
     gguf_case("split set with a missing part", gguf_split, name="m-00001-of-00002.gguf")
-    gguf_case("no tokenizer.json beside the file", None, ["tokenize", "--model", "{f}", "--text", "hello"])
+    gguf_case("no tokenizer in the file (placeholder vocabulary) and no tokenizer.json beside it", None,
+              ["tokenize", "--model", "{f}", "--text", "hello"])
 
     tok = ["tokenize", "--model", "{d}", "--text", "hello"]
     file_case("tokenizer.json", "missing", lambda d: os.remove(os.path.join(d, "tokenizer.json")), tok)

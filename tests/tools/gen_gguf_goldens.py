@@ -25,6 +25,7 @@ README.json saying which converter made them.
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -43,6 +44,15 @@ VARIANTS = {
     "deepseek-v2-group": "f32",
     "deepseek-v3": "f32",
     "deepseek-v3-bf16": "bf16",
+}
+
+# Vocabulary-only files (convert_hf_to_gguf.py --vocab-only, the converter's own set_vocab) of the
+# real tokenizers in tests/data/tokenizers, with the published config of a model that uses them:
+# test_gguf checks that the tokenizer rebuilt from their metadata encodes and decodes as the
+# tokenizer.json it came from.
+VOCABS = {
+    "vocab-qwen3": ("qwen3", "qwen3-30b-a3b"),
+    "vocab-deepseek-v3": ("deepseek-v3", "deepseek-r1"),
 }
 
 # Runs inside a child process: the converter's main() with set_vocab replaced.
@@ -89,6 +99,9 @@ def main():
     os.makedirs(args.out, exist_ok=True)
     info = {"converter": "llama.cpp convert_hf_to_gguf.py (vendor/llama.cpp of the llama-cpp-python sdist)",
             "files": {}}
+    readme = os.path.join(args.out, "README.json")
+    if args.only and os.path.exists(readme):  # regenerating some: keep the others' entries
+        info["files"] = json.load(open(readme)).get("files", {})
     try:
         from importlib.metadata import version
         info["versions"] = {p: version(p) for p in ("torch", "transformers", "numpy")}
@@ -115,6 +128,25 @@ def main():
         info["files"][name + ".gguf"] = {"from": f"tests/data/models/{name}", "outtype": outtype,
                                         "bytes": os.path.getsize(out)}
         print(f"{name}.gguf: {os.path.getsize(out)} bytes ({outtype})")
+    for name, (tok, preset) in VOCABS.items():
+        if args.only and name not in args.only:
+            continue
+        out = os.path.join(args.out, name + ".gguf")
+        with tempfile.TemporaryDirectory() as tmp:
+            for f in ("tokenizer.json", "tokenizer_config.json"):
+                shutil.copy(os.path.join(HERE, "..", "data", "tokenizers", tok, f), tmp)
+            cfg = json.load(open(os.path.join(HERE, "..", "..", "resources", "presets", preset + ".json")))
+            cfg.pop("auto_map", None)
+            cfg.pop("quantization_config", None)
+            json.dump(cfg, open(os.path.join(tmp, "config.json"), "w"))
+            r = subprocess.run([sys.executable, os.path.join(args.llama_cpp, "convert_hf_to_gguf.py"), tmp,
+                                "--vocab-only", "--outfile", out], capture_output=True, text=True)
+            if r.returncode != 0:
+                sys.stdout.write(r.stdout + r.stderr)
+                sys.exit(f"{name}: the converter failed")
+        info["files"][name + ".gguf"] = {"from": f"tests/data/tokenizers/{tok} + resources/presets/{preset}.json",
+                                        "vocab_only": True, "bytes": os.path.getsize(out)}
+        print(f"{name}.gguf: {os.path.getsize(out)} bytes (vocabulary only)")
     with open(os.path.join(args.out, "README.json"), "w") as f:
         json.dump(info, f, indent=1)
         f.write("\n")

@@ -18,9 +18,10 @@ namespace tok {
 struct Pipeline;  // normaliser, pre-tokenizer, model, post-processor, decoder (tokenizer/pipeline.h)
 }
 
-// Where a model's tokenizer files are: the checkpoint directory itself, or for a GGUF file the
-// directory beside it. moescope does not read tokenizer.ggml.* metadata yet, so a GGUF file without
-// tokenizer.json beside it is an Error that says so.
+// Where a model's tokenizer files are: the checkpoint directory itself; for a model file, the
+// directory beside it when it holds a tokenizer.json (it wins: a way to override what a file
+// carries), else an empty path for a GGUF file, whose own tokenizer metadata is then used
+// (Tokenizer::from_gguf); Error for any other file.
 std::filesystem::path tokenizer_dir_of(const std::filesystem::path& model);
 
 class Tokenizer {
@@ -28,8 +29,11 @@ public:
   // Both throw moescope::Error naming the file and the problem.
   static Tokenizer from_file(const std::filesystem::path& tokenizer_json);
   // tokenizer.json plus, if present, tokenizer_config.json. For a GGUF model file, the directory
-  // that holds it (see tokenizer_dir_of).
+  // that holds it or the file's own metadata (see tokenizer_dir_of).
   static Tokenizer from_dir(const std::filesystem::path& dir);
+  // A GGUF file's tokenizer.ggml.* metadata (tokenizer/gguf_vocab.h says which vocabularies),
+  // with its bos/eos ids. Encodes and decodes as the Hugging Face tokenizer it was converted from.
+  static Tokenizer from_gguf(const std::filesystem::path& gguf);
 
   Tokenizer(Tokenizer&&) noexcept;
   Tokenizer& operator=(Tokenizer&&) noexcept;

@@ -3,6 +3,8 @@
 #include <spdlog/spdlog.h>
 
 #include "moescope/error.h"
+#include "moescope/gguf.h"
+#include "tokenizer/gguf_vocab.h"
 
 namespace moescope {
 
@@ -11,6 +13,20 @@ namespace fs = std::filesystem;
 ChatFormat ChatFormat::from_dir(const fs::path& model) {
   const fs::path dir = tokenizer_dir_of(model);
   ChatFormat f;
+  if (dir.empty()) {  // a GGUF file with its own tokenizer and template
+    f.tokenizer_ = std::make_shared<const Tokenizer>(Tokenizer::from_gguf(model));
+    const auto g = GgufFile::open(model);
+    try {
+      ChatTemplateConfig c = tok::chat_config_from_gguf(*g);
+      if (c.source.empty()) throw Error("the file has no tokenizer.chat_template");
+      ChatTemplate::parse(c.source);
+      f.config_ = std::move(c);
+    } catch (const Error& e) {
+      f.template_problem_ = std::string("chat template unusable: ") + e.what();
+      spdlog::warn("{} ({}); using the plain fallback format", f.template_problem_, model.string());
+    }
+    return f;
+  }
   if (!fs::exists(dir / "tokenizer.json")) throw Error("no tokenizer.json in " + dir.string());
   f.tokenizer_ = std::make_shared<const Tokenizer>(Tokenizer::from_dir(dir));
   const fs::path cfg = dir / "tokenizer_config.json";

@@ -9,6 +9,8 @@
 #include <sstream>
 
 #include "moescope/error.h"
+#include "moescope/gguf.h"
+#include "tokenizer/gguf_vocab.h"
 #include "tokenizer/pipeline.h"
 #include "tokenizer/unicode.h"
 
@@ -145,14 +147,30 @@ std::filesystem::path tokenizer_dir_of(const std::filesystem::path& model) {
   std::error_code ec;
   if (!fs::is_regular_file(model, ec)) return model;
   const fs::path dir = model.has_parent_path() ? model.parent_path() : fs::path(".");
-  if (!fs::exists(dir / "tokenizer.json", ec))
-    throw Error(model.filename().string() + ": moescope does not read the tokenizer from GGUF metadata yet; put the "
-                "model's tokenizer.json (and tokenizer_config.json) beside the file");
-  return dir;
+  if (fs::exists(dir / "tokenizer.json", ec)) return dir;
+  if (GgufFile::looks_like_gguf(model)) return {};  // the file's own tokenizer metadata
+  throw Error(model.string() + ": no tokenizer.json beside the file");
+}
+
+Tokenizer Tokenizer::from_gguf(const std::filesystem::path& gguf) {
+  const auto t0 = std::chrono::steady_clock::now();
+  const auto g = GgufFile::open(gguf);
+  auto p = tok::load_tokenizer_json(tok::tokenizer_json_from_gguf(*g), gguf.string() + " (tokenizer metadata)");
+  auto id = [&](const char* key) -> std::optional<int32_t> {
+    const GgufValue* v = g->find(key);
+    if (!v || !v->is_integer() || v->i < 0 || v->i >= p->vocab_size) return std::nullopt;
+    return int32_t(v->i);
+  };
+  p->bos = id("tokenizer.ggml.bos_token_id");
+  p->eos = id("tokenizer.ggml.eos_token_id");
+  spdlog::debug("tokenizer: from the metadata of {} ({} ids) in {:.0f} ms", gguf.string(), p->vocab_size,
+                std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+  return Tokenizer(std::move(p));
 }
 
 Tokenizer Tokenizer::from_dir(const std::filesystem::path& model_path) {
   const std::filesystem::path dir = tokenizer_dir_of(model_path);
+  if (dir.empty()) return from_gguf(model_path);
   const auto json_path = dir / "tokenizer.json";
   if (!std::filesystem::exists(json_path))
     throw Error(dir.string() + ": no tokenizer.json in this directory");

@@ -1,0 +1,144 @@
+#include "tokenizer/gguf_vocab.h"
+
+#include <nlohmann/json.hpp>
+
+#include "moescope/error.h"
+
+namespace moescope::tok {
+
+namespace {
+
+using ojson = nlohmann::json;  // not ordered_json: its objects search linearly (150k tokens)
+
+// llama.cpp's token types (llama_token_type / gguf.TokenType).
+enum TokenType : int64_t { kUndefined = 0, kNormal = 1, kUnknown = 2, kControl = 3, kUserDefined = 4, kUnused = 5, kByte = 6 };
+
+ojson byte_level(bool use_regex) {
+  return {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", false}, {"use_regex", use_regex}};
+}
+
+ojson split(const char* regex) {
+  return {{"type", "Split"}, {"pattern", {{"Regex", regex}}}, {"behavior", "Isolated"}, {"invert", false}};
+}
+
+// The normaliser and pre-tokenizer of the Hugging Face tokenizer behind each tokenizer.ggml.pre
+// name (the regular expressions are those of the models' own tokenizer.json files).
+bool pre_tokenizer_of(const std::string& pre, ojson& normalizer, ojson& pre_tokenizer) {
+  if (pre == "qwen2") {  // Qwen2, Qwen2.5, Qwen3 and their MoE models
+    normalizer = {{"type", "NFC"}};
+    pre_tokenizer = {{"type", "Sequence"},
+                     {"pretokenizers",
+                      {split("(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|"
+                             "\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"),
+                       byte_level(false)}}};
+    return true;
+  }
+  // DeepSeek-V3, R1; llama.cpp's converter names the same tokenizer "joyai-llm" when it
+  // recognises it by its hash (the two share the definition in llama.cpp too)
+  if (pre == "deepseek-v3" || pre == "joyai-llm") {
+    normalizer = nullptr;
+    pre_tokenizer = {{"type", "Sequence"},
+                     {"pretokenizers",
+                      {split("\\p{N}{1,3}"), split("[\xE4\xB8\x80-\xE9\xBE\xA5\xE3\x81\x80-\xE3\x82\x9F\xE3\x82\xA0-\xE3\x83\xBF]+"),
+                       split("[!\"#$%&'()*+,\\-./:;<=>?@\\[\\\\\\]^_`{|}~][A-Za-z]+|[^\r\n\\p{L}\\p{P}\\p{S}]?[\\p{L}\\p{M}]+|"
+                             " ?[\\p{P}\\p{S}]+[\r\n]*|\\s*[\r\n]+|\\s+(?!\\S)|\\s+"),
+                       byte_level(false)}}};
+    return true;
+  }
+  return false;
+}
+
+const GgufValue& array_of(const GgufFile& g, const std::string& key, GgufType elem) {
+  const GgufValue* v = g.find(key);
+  if (!v) throw Error(g.path().string() + ": no " + key + " in the metadata, so the file has no usable tokenizer");
+  if (v->type != GgufType::Array || v->elem != elem)
+    throw Error(g.path().string() + ": metadata '" + key + "' is not an array of " + gguf_type_name(elem));
+  return *v;
+}
+
+}  // namespace
+
+std::string tokenizer_json_from_gguf(const GgufFile& g) {
+  const std::string file = g.path().string();
+  const std::string model = g.get_string_or("tokenizer.ggml.model", "");
+  const std::string pre = g.get_string_or("tokenizer.ggml.pre", "default");
+  const std::string beside = "; put the model's tokenizer.json (and tokenizer_config.json) beside the file";
+  if (model.empty() || model == "none")
+    throw Error(file + ": the file carries no tokenizer (tokenizer.ggml.model " + (model.empty() ? "absent" : "'none'") +
+                ")" + beside);
+  if (model != "gpt2")
+    throw Error(file + ": its tokenizer (tokenizer.ggml.model '" + model +
+                "') cannot be read from GGUF metadata yet (byte-level BPE, 'gpt2', can)" + beside);
+  ojson normalizer, pre_tokenizer;
+  if (!pre_tokenizer_of(pre, normalizer, pre_tokenizer))
+    throw Error(file + ": its pre-tokenizer (tokenizer.ggml.pre '" + pre +
+                "') is not one moescope knows (qwen2, deepseek-v3)" + beside);
+
+  const auto& tokens = array_of(g, "tokenizer.ggml.tokens", GgufType::String).strings;
+  const auto& merges = array_of(g, "tokenizer.ggml.merges", GgufType::String).strings;
+  const GgufValue* types_v = g.find("tokenizer.ggml.token_type");
+  if (types_v && (types_v->type != GgufType::Array || types_v->ints.size() != tokens.size()))
+    throw Error(file + ": metadata 'tokenizer.ggml.token_type' does not have one integer per token (" +
+                std::to_string(tokens.size()) + " tokens)");
+
+  ojson vocab = ojson::object(), added = ojson::array();
+  for (size_t id = 0; id < tokens.size(); ++id) {
+    const int64_t type = types_v ? types_v->ints[id] : kNormal;
+    switch (type) {
+      case kUnused: break;  // the converter's [PADn] fillers up to the model's vocabulary size
+      case kControl:
+      case kUnknown:
+      case kUserDefined:
+        added.push_back({{"id", id},
+                         {"content", tokens[id]},
+                         {"single_word", false},
+                         {"lstrip", false},
+                         {"rstrip", false},
+                         {"normalized", false},
+                         {"special", type != kUserDefined}});
+        // also in the vocabulary, as in the Hugging Face files: the tokenizer keeps an added
+        // token's id only when the vocabulary has it (else it numbers it after the vocabulary)
+        vocab.emplace(tokens[id], id);
+        break;
+      default:
+        if (!vocab.emplace(tokens[id], id).second)
+          throw Error(file + ": token " + std::to_string(id) + " repeats an earlier token of the vocabulary");
+    }
+  }
+  ojson doc = {{"version", "1.0"},
+               {"truncation", nullptr},
+               {"padding", nullptr},
+               {"added_tokens", std::move(added)},
+               {"normalizer", normalizer},
+               {"pre_tokenizer", pre_tokenizer},
+               {"post_processor", byte_level(false)},
+               {"decoder", byte_level(false)},
+               {"model",
+                {{"type", "BPE"},
+                 {"dropout", nullptr},
+                 {"unk_token", nullptr},
+                 {"continuing_subword_prefix", nullptr},
+                 {"end_of_word_suffix", nullptr},
+                 {"fuse_unk", false},
+                 {"byte_fallback", false},
+                 {"ignore_merges", false},
+                 {"vocab", std::move(vocab)},
+                 {"merges", merges}}}};
+  return doc.dump();
+}
+
+ChatTemplateConfig chat_config_from_gguf(const GgufFile& g) {
+  ChatTemplateConfig c;
+  c.source = g.get_string_or("tokenizer.chat_template", "");
+  const GgufValue* tokens = g.find("tokenizer.ggml.tokens");
+  auto token = [&](const char* key) -> std::string {
+    const GgufValue* id = g.find(key);
+    if (!id || !id->is_integer() || !tokens || id->i < 0 || size_t(id->i) >= tokens->strings.size()) return "";
+    return tokens->strings[size_t(id->i)];
+  };
+  c.bos_token = token("tokenizer.ggml.bos_token_id");
+  c.eos_token = token("tokenizer.ggml.eos_token_id");
+  return c;
+}
+
+}  // namespace moescope::tok
