@@ -8,6 +8,7 @@
 #include <QtTest>
 
 #include <cmath>
+#include <cstring>
 #include <random>
 #include <vector>
 
@@ -28,14 +29,35 @@ struct Weights {
   int rows, K;
   std::vector<float> f32;      // the values (as the kernel must read them)
   std::vector<uint16_t> half;  // BF16 or F16 storage
+  std::vector<uint8_t> blocks; // Q8_0 storage
   TensorView view() const {
-    return {dt, {rows, K}, dt == DType::F32 ? static_cast<const void*>(f32.data()) : half.data()};
+    const void* data = dt == DType::F32 ? static_cast<const void*>(f32.data())
+                       : dt == DType::Q8_0 ? static_cast<const void*>(blocks.data())
+                                           : half.data();
+    return {dt, {rows, K}, data};
   }
 };
 
 Weights make_weights(DType dt, int rows, int K, std::mt19937& rng) {
   std::normal_distribution<float> nd(0.0f, 0.05f);
   Weights w{dt, rows, K, std::vector<float>(size_t(rows) * K), {}};
+  if (dt == DType::Q8_0) {  // blocks of 32: d = max|v| / 127 (as fp16), q = round(v / d); values d · q
+    w.blocks.resize(w.f32.size() / 32 * 34);
+    for (size_t b = 0; b < w.f32.size() / 32; ++b) {
+      float v[32], amax = 0.0f;
+      for (int j = 0; j < 32; ++j) amax = std::max(amax, std::abs(v[j] = nd(rng)));
+      const uint16_t dh = f32_to_f16(amax / 127.0f);
+      const float d = f16_to_f32(dh);
+      uint8_t* blk = w.blocks.data() + b * 34;
+      std::memcpy(blk, &dh, 2);
+      for (int j = 0; j < 32; ++j) {
+        const int8_t q = int8_t(std::lround(d > 0 ? v[j] / d : 0.0f));
+        blk[2 + j] = uint8_t(q);
+        w.f32[b * 32 + size_t(j)] = d * float(q);
+      }
+    }
+    return w;
+  }
   if (dt != DType::F32) w.half.resize(w.f32.size());
   for (size_t i = 0; i < w.f32.size(); ++i) {
     const float v = nd(rng);
@@ -105,8 +127,9 @@ private slots:
     const Shape shapes[] = {{1, 53, 2048, 0, 53},  {1, 7, 37, 2, 7},     {3, 7, 37, 0, 7},
                             {4, 48, 64, 0, 48},    {5, 100, 96, 16, 85}, {17, 50, 1024, 0, 50},
                             {33, 64, 256, 0, 64},  {64, 96, 128, 48, 96}, {2, 31, 33, 1, 30}};
-    for (DType dt : {DType::F32, DType::BF16, DType::F16})
+    for (DType dt : {DType::F32, DType::BF16, DType::F16, DType::Q8_0})
       for (const Shape& s : shapes) {
+        if (dt == DType::Q8_0 && s.K % 32 != 0) continue;  // Q8_0 rows are whole blocks
         const Weights w = make_weights(dt, s.rows, s.K, rng);
         const std::vector<float> x = make_x(s.m, s.K, rng);
         const size_t ys = size_t(s.row1 - s.row0) + 3;  // a stride wider than the block
@@ -231,13 +254,17 @@ private slots:
     }
   }
 
-  // Quantised block types are for the dequantiser, not these kernels: a clear error.
+  // Block types other than Q8_0 are for the dequantiser, not these kernels, and Q8_0 rows must
+  // be whole blocks: clear errors.
   void block_types_are_refused() {
-    std::vector<uint8_t> block(34, 0);
-    const TensorView w{DType::Q8_0, {1, 32}, block.data()};
-    std::vector<float> x(32, 1.0f), y(1);
+    std::vector<uint8_t> block(256, 0);
+    std::vector<float> x(256, 1.0f), y(1);
+    const TensorView q4k{DType::Q4_K, {1, 256}, block.data()};
     QVERIFY_THROWS_EXCEPTION(std::exception,
-                             cpu::gemm_rows(cpu::RowsIn{nullptr, x.data(), 32}, 1, w, 0, 1, y.data(), 1));
+                             cpu::gemm_rows(cpu::RowsIn{nullptr, x.data(), 256}, 1, q4k, 0, 1, y.data(), 1));
+    const TensorView q8{DType::Q8_0, {1, 48}, block.data()};
+    QVERIFY_THROWS_EXCEPTION(std::exception, cpu::gemm_rows(cpu::RowsIn{nullptr, x.data(), 48}, 1, q8, 0, 1, y.data(), 1));
+    QVERIFY(cpu::gemm_supports(DType::Q8_0) && !cpu::gemm_supports(DType::Q4_K));
   }
 
   // The choice at start: MOESCOPE_CPU_ISA is honoured where the CPU has the level.

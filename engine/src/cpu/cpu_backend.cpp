@@ -448,7 +448,7 @@ private:
         pack.tag = tag0 + uint64_t(gi);
         // The up rows come right after these gate rows but live elsewhere: fetch their first
         // rows into L2 now (the kernel prefetches each later strip during the one before).
-        const size_t up_row = size_t(g.m->up.shape[1]) * dtype_size(g.m->up.dtype);
+        const size_t up_row = dtype_bytes(g.m->up.dtype, g.m->up.shape[1]);
         cpu::prefetch(static_cast<const uint8_t*>(g.m->up.data) + size_t(r0) * up_row,
                       size_t(std::min(r1 - r0, 8)) * up_row);
         cpu::gemm_rows(x, g.count, g.m->gate, r0, r1, gt, kGemmRowBlock, &pack);

@@ -28,6 +28,7 @@ struct Generic {
   static float widen_one(const uint8_t* w, int k) {
     if constexpr (D == DType::F32) return reinterpret_cast<const float*>(w)[k];
     else if constexpr (D == DType::BF16) return bf16_to_f32(reinterpret_cast<const uint16_t*>(w)[k]);
+    else if constexpr (D == DType::Q8_0) return float(int8_t(w[weight_offset<D>(k)])) * q8_scale(w, k);
     else return f16_to_f32(reinterpret_cast<const uint16_t*>(w)[k]);
   }
   template <DType D>
@@ -129,6 +130,10 @@ bool force_isa(Isa isa) {
 
 detail::GemmFn detail::gemm_generic() { return &gemm_level<Generic>; }
 
+bool gemm_supports(DType dt) {
+  return dt == DType::F32 || dt == DType::BF16 || dt == DType::F16 || dt == DType::Q8_0;
+}
+
 uint64_t new_pack_tags(int n) {
   static std::atomic<uint64_t> next{1};
   return next.fetch_add(uint64_t(std::max(n, 1)), std::memory_order_relaxed);
@@ -143,8 +148,10 @@ uint32_t* xpack_reserve(XPack& pack, size_t n) {
 
 void gemm_rows(const RowsIn& x, int m, const TensorView& w, int row0, int row1, float* y, size_t y_stride,
                XPack* pack) {
-  if (w.dtype != DType::F32 && w.dtype != DType::BF16 && w.dtype != DType::F16)
+  if (!gemm_supports(w.dtype))
     throw Error(std::string("matmul: weights of type ") + dtype_name(w.dtype) + " need dequantising first");
+  if (w.dtype == DType::Q8_0 && w.shape[1] % 32 != 0)
+    throw Error("matmul: Q8_0 rows of " + std::to_string(w.shape[1]) + " weights are not whole blocks");
   if (m <= 0 || row1 <= row0) return;
   level_fn(active_isa())(x, m, w.dtype, w.data, int(w.shape[1]), int(w.shape[0]), row0, row1, y, y_stride, pack);
 }

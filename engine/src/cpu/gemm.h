@@ -1,7 +1,8 @@
 #pragma once
 // The CPU backend's matrix kernels: y = x · Wᵀ over a block of W's rows, for any number of x rows
 // given as pointers (so that the MoE runs an expert over its tokens without gathering them).
-// Weights are F32, BF16 or F16 rows, widened to fp32 in registers; every sum accumulates in fp32.
+// Weights are F32, BF16, F16 or Q8_0 rows, widened to fp32 in registers; every sum accumulates in
+// fp32.
 //
 // One tile kernel (gemm_tile.h) is compiled once per instruction-set level (gemm_avx2.cpp,
 // gemm_avx512.cpp, and the portable gemm.cpp), BF16 weights have a kernel of their own on AMX's
@@ -50,8 +51,12 @@ uint64_t new_pack_tags(int n = 1);  // the first of n fresh tags
 // files must not emit library code (vector growth) that the linker could hand to other callers.
 uint32_t* xpack_reserve(XPack& pack, size_t n);
 
+// The weight types the kernels read directly: F32, BF16, F16 and Q8_0 (d · q widened in registers,
+// the same values the dequantiser gives). Other block types are dequantised at load.
+bool gemm_supports(DType dt);
+
 // For i < m and r in [row0, row1): y[i * y_stride + (r - row0)] = Σ_k x_i[k] · W[r, k], with
-// K = w.shape[1] and W in F32, BF16 or F16 (anything else throws).
+// K = w.shape[1] and W of a type gemm_supports (anything else throws).
 void gemm_rows(const RowsIn& x, int m, const TensorView& w, int row0, int row1, float* y, size_t y_stride,
                XPack* pack = nullptr);
 

@@ -28,6 +28,9 @@ struct Avx512 {
   static reg widen(const uint8_t* w, int k) {
     if constexpr (D == DType::F32) {
       return _mm512_loadu_ps(reinterpret_cast<const float*>(w) + k);
+    } else if constexpr (D == DType::Q8_0) {
+      const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w + weight_offset<D>(k)));
+      return _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(q)), _mm512_set1_ps(q8_scale(w, k)));
     } else {
       const __m256i h =
           _mm256_loadu_si256(reinterpret_cast<const __m256i*>(reinterpret_cast<const uint16_t*>(w) + k));
@@ -39,6 +42,7 @@ struct Avx512 {
   static float widen_one(const uint8_t* w, int k) {
     if constexpr (D == DType::F32) return reinterpret_cast<const float*>(w)[k];
     else if constexpr (D == DType::BF16) return bf16_to_f32(reinterpret_cast<const uint16_t*>(w)[k]);
+    else if constexpr (D == DType::Q8_0) return float(int8_t(w[weight_offset<D>(k)])) * q8_scale(w, k);
     else return _cvtsh_ss(reinterpret_cast<const uint16_t*>(w)[k]);
   }
 };

@@ -2,7 +2,7 @@
 // The tile kernel of gemm.h, written once over a vector-traits type V and included by each
 // instruction-set level's file, which compiles it with its own flags.
 //
-// V provides: L (fp32 lanes), reg, zero(), load(const float*), widen<D>(w, k) (L
+// V provides: L (fp32 lanes, a divisor of 32), reg, zero(), load(const float*), widen<D>(w, k) (L
 // weights of row w from element k on, as fp32), widen_one<D>(w, k), fma(a, b, c) = a·b + c, hsum(reg); and the tile shape MR
 // (x rows) × NR (W rows), with NR1 the W rows per tile when there is a single x row (decode,
 // where more rows in flight help the loads and the FMAs have time to spare).
@@ -20,12 +20,32 @@
 #include "cpu/gemm.h"
 
 // Each including file defines its V in an anonymous namespace, so every instantiation below is
-// its own (internal linkage): the levels' copies never merge at link time.
+// its own (internal linkage), and the helpers are static: the levels' copies never merge at link
+// time (the CTest case cpu_level_objects checks it).
 namespace moescope::cpu {
+
+// Where weight k of a row starts, in bytes: F32/BF16/F16 elements, or Q8_0 blocks (32 weights:
+// an fp16 scale, then 32 int8, 34 bytes) whose weights are d · q, exactly as the dequantiser
+// computes them.
+template <DType D>
+static constexpr size_t weight_offset(int k) {
+  if constexpr (D == DType::Q8_0) return size_t(k / 32) * 34 + 2 + size_t(k % 32);
+  else return size_t(k) * (D == DType::F32 ? 4 : 2);
+}
+template <DType D>
+static constexpr size_t row_bytes_of(int K) {
+  if constexpr (D == DType::Q8_0) return size_t(K / 32) * 34;
+  else return size_t(K) * (D == DType::F32 ? 4 : 2);
+}
+// The scale of the Q8_0 block that holds weight k.
+static inline float q8_scale(const uint8_t* w, int k) {
+  uint16_t h;
+  __builtin_memcpy(&h, w + size_t(k / 32) * 34, 2);
+  return f16_to_f32(h);
+}
 
 template <class V, DType D>
 struct TileKernels {
-  static constexpr size_t kElt = D == DType::F32 ? 4 : 2;
   // acc over k in [0, K) of MR' x rows against NR' W rows; y[i * ys + j].
   template <int MR, int NR>
   // pf: the next strip's first row (prefetched alongside, row for row), or nullptr.
@@ -46,7 +66,7 @@ struct TileKernels {
       for (int j = 0; j < NR; ++j) wv[j] = V::template widen<D>(wr[j], k);
       if (pf) {
 #pragma GCC unroll 8
-        for (int j = 0; j < NR; ++j) __builtin_prefetch(pf + size_t(j) * w_row_bytes + size_t(k) * kElt, 0, 2);
+        for (int j = 0; j < NR; ++j) __builtin_prefetch(pf + size_t(j) * w_row_bytes + weight_offset<D>(k), 0, 2);
       }
 #pragma GCC unroll 8
       for (int i = 0; i < MR; ++i) {
@@ -82,7 +102,7 @@ struct TileKernels {
       fill<NRmax>(tb.t, std::make_integer_sequence<int, V::MR>{});
       return tb;
     }();
-    const size_t row_bytes = size_t(K) * kElt;
+    const size_t row_bytes = row_bytes_of<D>(K);
     const auto* wb = static_cast<const uint8_t*>(w);
     const int NR = m == 1 ? V::NR1 : V::NR;
     for (int t0 = 0; t0 < m; t0 += kTokenBlock) {
@@ -113,6 +133,7 @@ void gemm_level(const RowsIn& x, int m, DType dt, const void* w, int K, int n_ro
     case DType::F32: TileKernels<V, DType::F32>::run(x, m, w, K, n_rows, row0, row1, y, ys); return;
     case DType::BF16: TileKernels<V, DType::BF16>::run(x, m, w, K, n_rows, row0, row1, y, ys); return;
     case DType::F16: TileKernels<V, DType::F16>::run(x, m, w, K, n_rows, row0, row1, y, ys); return;
+    case DType::Q8_0: TileKernels<V, DType::Q8_0>::run(x, m, w, K, n_rows, row0, row1, y, ys); return;
     default: return;  // gemm_rows checked the dtype
   }
 }

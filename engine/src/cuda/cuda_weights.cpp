@@ -92,6 +92,23 @@ private:
       MOESCOPE_CUDA_LAUNCHED();
     } else if ((v.dtype == DType::BF16 && !f32) || (v.dtype == DType::F32 && f32)) {
       MOESCOPE_CUDA_CHECK(cudaMemcpyAsync(dst, v.data, v.nbytes(), cudaMemcpyHostToDevice, s));
+    } else if (dtype_is_quantized(v.dtype)) {
+      // Block types (Q8_0 projections, which the CPU kernels read in place): dequantised on the
+      // host a chunk of whole blocks at a time, then converted from F32 on the device.
+      if (!staging_.get()) staging_ = DeviceBuffer(kStaging);
+      const int64_t be = dtype_block_elems(v.dtype);
+      const size_t bb = dtype_block_bytes(v.dtype);
+      const long long per = static_cast<long long>(kStaging / 4 / size_t(be) * size_t(be));
+      host_f32_.resize(size_t(per));
+      for (long long i = 0; i < n; i += per) {
+        const long long m = std::min<long long>(per, n - i);
+        dequantize_blocks(v.dtype, static_cast<const char*>(v.data) + size_t(i / be) * bb, host_f32_.data(), m / be);
+        MOESCOPE_CUDA_CHECK(cudaMemcpyAsync(staging_.get(), host_f32_.data(), size_t(m) * 4, cudaMemcpyHostToDevice, s));
+        kernels::convert(staging_.get(), kernels::SrcType::F32, static_cast<char*>(dst) + size_t(i) * (f32 ? 4 : 2), f32,
+                         m, s);
+        MOESCOPE_CUDA_LAUNCHED();
+        ctx_->sync();  // the staging buffer and host_f32_ are reused by the next chunk
+      }
     } else {  // convert through a device staging buffer, in chunks
       if (!staging_.get()) staging_ = DeviceBuffer(kStaging);
       const size_t elt = dtype_size(v.dtype), per = kStaging / elt;
@@ -120,6 +137,7 @@ private:
   size_t total_ = 0, done_ = 0, reported_ = 0;
   uint64_t tensor_index_ = 0;
   DeviceBuffer staging_;
+  std::vector<float> host_f32_;  // block types, dequantised on the host before upload
 };
 
 DeviceWeights place_all(Placer& p, const Model& model) {

@@ -22,6 +22,7 @@
 #include <cmath>
 #include <cstring>
 #include <map>
+#include <set>
 #include <regex>
 
 #include "moescope/error.h"
@@ -448,15 +449,30 @@ void for_each_view(ModelWeights& w, F&& f) {
 
 }  // namespace
 
-// Until the backends have kernels for the block types, quantised weights are widened to F32
-// copies at load time (a model then needs 4 bytes a weight, not its file size). One function, so
-// that the day the kernels exist it is deleted and nothing else changes.
+// Until the backends have kernels for every block type, quantised weights without one are widened
+// to F32 copies at load time (they then need 4 bytes a weight, not their file size). Q8_0
+// projections stay as they are in the file (cpu/gemm.h reads them). One function, so that as the
+// kernels arrive it shrinks and nothing else changes.
 void dequantize_weights_for_backends(ModelWeights& w, std::vector<std::unique_ptr<uint8_t[]>>& owned) {
+  // The projections the CPU kernels read in place when their type allows (Q8_0: cpu/gemm.h; the
+  // CUDA backend widens them as it uploads them). Everything else that is block-quantised (the
+  // embedding, MLA's kv_b, routers, other block types) is widened here.
+  std::set<const TensorView*> direct;
+  if (w.lm_head.data != w.embed.data) direct.insert(&w.lm_head);
+  for (auto& L : w.layers) {
+    for (Linear* l : {&L.q, &L.k, &L.v, &L.o, &L.q_a, &L.q_b, &L.kv_a}) direct.insert(&l->w);
+    for (MlpWeights* m : {&L.dense, &L.shared}) direct.insert(&m->gate), direct.insert(&m->up), direct.insert(&m->down);
+    for (auto& m : L.experts) direct.insert(&m.gate), direct.insert(&m.up), direct.insert(&m.down);
+  }
   std::map<const void*, TensorView> done;  // the tied lm_head is the embedding
-  size_t tensors = 0, bytes = 0;
+  size_t tensors = 0, bytes = 0, kept = 0;
   std::map<std::string, int> types;
   for_each_view(w, [&](TensorView& t) {
     if (!t.data || !dtype_is_quantized(t.dtype)) return;
+    if (t.dtype == DType::Q8_0 && t.shape.size() == 2 && t.shape[1] % 32 == 0 && direct.count(&t)) {
+      ++kept;
+      return;
+    }
     if (auto it = done.find(t.data); it != done.end() && it->second.shape == t.shape) {
       t = it->second;
       return;
@@ -471,11 +487,12 @@ void dequantize_weights_for_backends(ModelWeights& w, std::vector<std::unique_pt
     bytes += size_t(t.numel()) * 4;
     owned.push_back(std::move(buf));
   });
+  if (kept) spdlog::info("gguf: {} Q8_0 projection tensors are read in place by the CPU kernels", kept);
   if (tensors == 0) return;
   std::string list;
   for (const auto& [name, n] : types) list += (list.empty() ? "" : ", ") + std::to_string(n) + " " + name;
-  spdlog::warn("gguf: dequantised {} quantised weight tensors ({}) to F32 at load time, {:.1f} MB: the CPU and CUDA "
-               "backends have no kernels for block types yet",
+  spdlog::warn("gguf: dequantised {} quantised weight tensors ({}) to F32 at load time, {:.1f} MB: the backends have "
+               "no kernels for these types yet",
                tensors, list, double(bytes) / 1e6);
 }
 
