@@ -53,6 +53,9 @@ VARIANTS = {
 VOCABS = {
     "vocab-qwen3": ("qwen3", "qwen3-30b-a3b"),
     "vocab-deepseek-v3": ("deepseek-v3", "deepseek-r1"),
+    # SentencePiece: converted from tokenizer.json (no tokenizer.model here), so every score is
+    # the converter's placeholder -1000 and the pieces' order carries the merge ranks
+    "vocab-llama2": ("llama2", "mixtral-8x7b"),
 }
 
 # Runs inside a child process: the converter's main() with set_vocab replaced.

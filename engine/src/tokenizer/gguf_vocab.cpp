@@ -1,6 +1,9 @@
 #include "tokenizer/gguf_vocab.h"
 
+#include <algorithm>
 #include <nlohmann/json.hpp>
+#include <unordered_map>
+#include <vector>
 
 #include "moescope/error.h"
 
@@ -58,32 +61,22 @@ const GgufValue& array_of(const GgufFile& g, const std::string& key, GgufType el
 
 }  // namespace
 
-std::string tokenizer_json_from_gguf(const GgufFile& g) {
+namespace {
+
+// Byte-level BPE ("gpt2"): the vocabulary, the merges and the pre-tokenizer named by
+// tokenizer.ggml.pre.
+ojson gpt2_document(const GgufFile& g, const std::vector<std::string>& tokens, const std::vector<int64_t>* types,
+                    const std::string& beside) {
   const std::string file = g.path().string();
-  const std::string model = g.get_string_or("tokenizer.ggml.model", "");
   const std::string pre = g.get_string_or("tokenizer.ggml.pre", "default");
-  const std::string beside = "; put the model's tokenizer.json (and tokenizer_config.json) beside the file";
-  if (model.empty() || model == "none")
-    throw Error(file + ": the file carries no tokenizer (tokenizer.ggml.model " + (model.empty() ? "absent" : "'none'") +
-                ")" + beside);
-  if (model != "gpt2")
-    throw Error(file + ": its tokenizer (tokenizer.ggml.model '" + model +
-                "') cannot be read from GGUF metadata yet (byte-level BPE, 'gpt2', can)" + beside);
   ojson normalizer, pre_tokenizer;
   if (!pre_tokenizer_of(pre, normalizer, pre_tokenizer))
     throw Error(file + ": its pre-tokenizer (tokenizer.ggml.pre '" + pre +
                 "') is not one moescope knows (qwen2, deepseek-v3)" + beside);
-
-  const auto& tokens = array_of(g, "tokenizer.ggml.tokens", GgufType::String).strings;
   const auto& merges = array_of(g, "tokenizer.ggml.merges", GgufType::String).strings;
-  const GgufValue* types_v = g.find("tokenizer.ggml.token_type");
-  if (types_v && (types_v->type != GgufType::Array || types_v->ints.size() != tokens.size()))
-    throw Error(file + ": metadata 'tokenizer.ggml.token_type' does not have one integer per token (" +
-                std::to_string(tokens.size()) + " tokens)");
-
   ojson vocab = ojson::object(), added = ojson::array();
   for (size_t id = 0; id < tokens.size(); ++id) {
-    const int64_t type = types_v ? types_v->ints[id] : kNormal;
+    const int64_t type = types ? (*types)[id] : kNormal;
     switch (type) {
       case kUnused: break;  // the converter's [PADn] fillers up to the model's vocabulary size
       case kControl:
@@ -105,26 +98,133 @@ std::string tokenizer_json_from_gguf(const GgufFile& g) {
           throw Error(file + ": token " + std::to_string(id) + " repeats an earlier token of the vocabulary");
     }
   }
-  ojson doc = {{"version", "1.0"},
-               {"truncation", nullptr},
-               {"padding", nullptr},
-               {"added_tokens", std::move(added)},
-               {"normalizer", normalizer},
-               {"pre_tokenizer", pre_tokenizer},
-               {"post_processor", byte_level(false)},
-               {"decoder", byte_level(false)},
-               {"model",
-                {{"type", "BPE"},
-                 {"dropout", nullptr},
-                 {"unk_token", nullptr},
-                 {"continuing_subword_prefix", nullptr},
-                 {"end_of_word_suffix", nullptr},
-                 {"fuse_unk", false},
-                 {"byte_fallback", false},
-                 {"ignore_merges", false},
-                 {"vocab", std::move(vocab)},
-                 {"merges", merges}}}};
-  return doc.dump();
+  return {{"version", "1.0"},
+          {"truncation", nullptr},
+          {"padding", nullptr},
+          {"added_tokens", std::move(added)},
+          {"normalizer", normalizer},
+          {"pre_tokenizer", pre_tokenizer},
+          {"post_processor", byte_level(false)},
+          {"decoder", byte_level(false)},
+          {"model",
+           {{"type", "BPE"},
+            {"dropout", nullptr},
+            {"unk_token", nullptr},
+            {"continuing_subword_prefix", nullptr},
+            {"end_of_word_suffix", nullptr},
+            {"fuse_unk", false},
+            {"byte_fallback", false},
+            {"ignore_merges", false},
+            {"vocab", std::move(vocab)},
+            {"merges", merges}}}};
+}
+
+// Where the UTF-8 characters of s start (and s.size() at the end).
+std::vector<size_t> char_starts(const std::string& s) {
+  std::vector<size_t> at;
+  for (size_t i = 0; i < s.size(); ++i)
+    if ((uint8_t(s[i]) & 0xC0) != 0x80) at.push_back(i);
+  at.push_back(s.size());
+  return at;
+}
+
+// SentencePiece BPE ("llama"): GGUF keeps the pieces and their scores but not the merges, so they
+// are rebuilt as transformers' converter builds them from a SentencePiece model: for every piece,
+// every split into two pieces of the vocabulary is a merge (ordered within the piece by the two
+// halves' ids), and the merges are ordered by the merged piece's score, highest first, ties in
+// vocabulary order (with every score equal, which convert_hf_to_gguf.py writes when it converted
+// from tokenizer.json, that is the order of the ids, SentencePiece's own order). The Llama
+// tokenizer's pipeline (prefix space, byte fallback, BOS) is set by Tokenizer::from_gguf.
+ojson llama_document(const GgufFile& g, const std::vector<std::string>& tokens, const std::vector<int64_t>* types) {
+  const std::string file = g.path().string();
+  const GgufValue* scores_v = g.find("tokenizer.ggml.scores");
+  std::vector<double> scores(tokens.size(), 0.0);
+  if (scores_v) {
+    if (scores_v->type != GgufType::Array || scores_v->floats.size() != tokens.size())
+      throw Error(file + ": metadata 'tokenizer.ggml.scores' does not have one number per token (" +
+                  std::to_string(tokens.size()) + " tokens)");
+    scores = scores_v->floats;
+  }
+  std::unordered_map<std::string, int64_t> ids;
+  ojson vocab = ojson::object(), added = ojson::array();
+  for (size_t id = 0; id < tokens.size(); ++id) {
+    const int64_t type = types ? (*types)[id] : kNormal;
+    if (type == kUnused) continue;
+    ids.emplace(tokens[id], int64_t(id));
+    vocab.emplace(tokens[id], id);
+    if (type == kControl || type == kUnknown || type == kUserDefined)
+      added.push_back({{"id", id},
+                       {"content", tokens[id]},
+                       {"single_word", false},
+                       {"lstrip", false},
+                       {"rstrip", false},
+                       {"normalized", false},
+                       {"special", type != kUserDefined}});
+  }
+  struct Merge {
+    int64_t l, r;
+    double score;
+    size_t order;
+  };
+  std::vector<Merge> merges;
+  for (size_t id = 0; id < tokens.size(); ++id) {
+    const int64_t type = types ? (*types)[id] : kNormal;
+    if (type != kNormal && type != kUndefined) continue;
+    const std::string& piece = tokens[id];
+    const std::vector<size_t> at = char_starts(piece);
+    std::vector<Merge> local;
+    for (size_t c = 1; c + 1 < at.size(); ++c) {
+      auto l = ids.find(piece.substr(0, at[c])), r = ids.find(piece.substr(at[c]));
+      if (l != ids.end() && r != ids.end()) local.push_back({l->second, r->second, scores[id], 0});
+    }
+    std::sort(local.begin(), local.end(), [](const Merge& a, const Merge& b) { return std::pair(a.l, a.r) < std::pair(b.l, b.r); });
+    for (Merge& m : local) m.order = merges.size(), merges.push_back(m);
+  }
+  std::stable_sort(merges.begin(), merges.end(), [](const Merge& a, const Merge& b) { return a.score > b.score; });
+  ojson merge_list = ojson::array();
+  for (const Merge& m : merges) merge_list.push_back(ojson::array({tokens[size_t(m.l)], tokens[size_t(m.r)]}));
+  const GgufValue* unk = g.find("tokenizer.ggml.unknown_token_id");
+  const bool has_unk = unk && unk->is_integer() && unk->i >= 0 && size_t(unk->i) < tokens.size();
+  return {{"version", "1.0"},
+          {"truncation", nullptr},
+          {"padding", nullptr},
+          {"added_tokens", std::move(added)},
+          {"normalizer", nullptr},
+          {"pre_tokenizer", nullptr},
+          {"post_processor", nullptr},
+          {"decoder", nullptr},
+          {"model",
+           {{"type", "BPE"},
+            {"dropout", nullptr},
+            {"unk_token", has_unk ? ojson(tokens[size_t(unk->i)]) : ojson(nullptr)},
+            {"continuing_subword_prefix", nullptr},
+            {"end_of_word_suffix", nullptr},
+            {"fuse_unk", true},
+            {"byte_fallback", true},
+            {"vocab", std::move(vocab)},
+            {"merges", std::move(merge_list)}}}};
+}
+
+}  // namespace
+
+std::string tokenizer_json_from_gguf(const GgufFile& g) {
+  const std::string file = g.path().string();
+  const std::string model = g.get_string_or("tokenizer.ggml.model", "");
+  const std::string beside = "; put the model's tokenizer.json (and tokenizer_config.json) beside the file";
+  if (model.empty() || model == "none")
+    throw Error(file + ": the file carries no tokenizer (tokenizer.ggml.model " + (model.empty() ? "absent" : "'none'") +
+                ")" + beside);
+  if (model != "gpt2" && model != "llama")
+    throw Error(file + ": its tokenizer (tokenizer.ggml.model '" + model +
+                "') cannot be read from GGUF metadata yet (byte-level BPE 'gpt2' and SentencePiece 'llama' can)" +
+                beside);
+  const auto& tokens = array_of(g, "tokenizer.ggml.tokens", GgufType::String).strings;
+  const GgufValue* types_v = g.find("tokenizer.ggml.token_type");
+  if (types_v && (types_v->type != GgufType::Array || types_v->ints.size() != tokens.size()))
+    throw Error(file + ": metadata 'tokenizer.ggml.token_type' does not have one integer per token (" +
+                std::to_string(tokens.size()) + " tokens)");
+  const std::vector<int64_t>* types = types_v ? &types_v->ints : nullptr;
+  return (model == "gpt2" ? gpt2_document(g, tokens, types, beside) : llama_document(g, tokens, types)).dump();
 }
 
 ChatTemplateConfig chat_config_from_gguf(const GgufFile& g) {

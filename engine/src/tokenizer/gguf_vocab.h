@@ -6,8 +6,10 @@
 //
 // Supported: byte-level BPE vocabularies (tokenizer.ggml.model "gpt2") with the pre-tokenizers
 // whose Hugging Face definition is known here (tokenizer.ggml.pre "qwen2": Qwen2/Qwen3 and their
-// MoE models; "deepseek-v3", also written "joyai-llm": DeepSeek-V3/R1). Anything else is an Error that says what is missing
-// and that a tokenizer.json beside the file is used instead.
+// MoE models; "deepseek-v3", also written "joyai-llm": DeepSeek-V3/R1), and SentencePiece BPE
+// vocabularies ("llama": Llama-2, Mixtral), whose merges are rebuilt from the pieces' scores.
+// Anything else is an Error that says what is missing and that a tokenizer.json beside the file
+// is used instead.
 //
 // What GGUF does not keep: Hugging Face's "special" flag. The converter marks a token CONTROL when
 // it is special or looks special (<|...|>, <｜...｜>); those count as special here, as in

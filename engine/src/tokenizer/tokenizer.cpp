@@ -163,6 +163,20 @@ Tokenizer Tokenizer::from_gguf(const std::filesystem::path& gguf) {
   };
   p->bos = id("tokenizer.ggml.bos_token_id");
   p->eos = id("tokenizer.ggml.eos_token_id");
+  if (g->get_string_or("tokenizer.ggml.model", "") == "llama") {
+    // What AutoTokenizer makes of a Llama tokenizer (see from_dir): Metaspace with the prefix
+    // space on every segment (legacy, the setting of the Llama-2 and Mixtral files; GGUF does not
+    // record it), byte fallback, BOS/EOS as the file says (llama.cpp's defaults: BOS, no EOS).
+    const bool prefix_space = g->get_bool_or("tokenizer.ggml.add_space_prefix", true);
+    p->normalizer.reset();
+    p->pre_tokenizer =
+        tok::make_metaspace("\xE2\x96\x81", prefix_space ? tok::PrependScheme::Always : tok::PrependScheme::Never, false);
+    p->decoder = tok::make_llama_decoder(prefix_space);
+    p->post_processor =
+        tok::make_bos_eos_processor(g->get_bool_or("tokenizer.ggml.add_bos_token", true) ? p->bos : std::nullopt,
+                                    g->get_bool_or("tokenizer.ggml.add_eos_token", false) ? p->eos : std::nullopt);
+    p->build_matchers();
+  }
   spdlog::debug("tokenizer: from the metadata of {} ({} ids) in {:.0f} ms", gguf.string(), p->vocab_size,
                 std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
   return Tokenizer(std::move(p));
