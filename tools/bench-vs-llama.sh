@@ -74,6 +74,18 @@ if [ ! -x "$cli" ]; then
   tools/build.sh >&2
 fi
 
+# llama-bench's tokens/s for one test (-p N -n 0 or -p 0 -n N), or nan (with the reason on stderr).
+lcpp_rate() {
+  local out rc
+  out=$("$lcpp_build/bin/llama-bench" -m "$model_lc" -t "$threads" "$@" -r 1 -o json 2>/dev/null) && rc=0 || rc=$?
+  if [ "$rc" != 0 ] || [ -z "$out" ]; then
+    log "llama-bench $* on $model_lc failed (exit $rc)"
+    echo nan
+    return
+  fi
+  echo "$out" | "$py" -c 'import json,sys; print(json.load(sys.stdin)[0]["avg_ts"])'
+}
+
 results="$work/results-$(date +%Y%m%d-%H%M%S).json"
 echo "[" > "$results.tmp"
 first=1
@@ -100,8 +112,10 @@ for shape in $shapes; do
     for r in $(seq "$reps"); do
       ms+=("$("$cli" bench --model "$model_ms" --threads "$threads" --prompt-tokens "$p" --decode-tokens "$decode" --json \
               | "$py" -c 'import json,sys; j=json.load(sys.stdin); print(j["prefill_tokens_per_s"], j["decode_tokens_per_s"], j["bandwidth_gbs"], j["decode_roofline_tokens_per_s"])')")
-      lc+=("$("$lcpp_build/bin/llama-bench" -m "$model_lc" -t "$threads" -p "$p" -n "$decode" -r 1 -o json 2>/dev/null \
-              | "$py" -c 'import json,sys; j=json.load(sys.stdin); d={("p" if x["n_prompt"] else "n"): x["avg_ts"] for x in j}; print(d["p"], d["n"])')")
+      # prefill and decode as two runs, so that a crash in one (llama.cpp dies with SIGILL in
+      # its Q8_0 prompt path on some CPUs) still leaves the other; nan marks the one that failed
+      lc_p=$(lcpp_rate -p "$p" -n 0) lc_n=$(lcpp_rate -p 0 -n "$decode")
+      lc+=("$lc_p $lc_n")
     done
     line=$("$py" - "$shape" "$p" "$decode" "$threads" "$lcpp_ver" "$model_ms" "${ms[@]}" -- "${lc[@]}" <<'PY'
 import json, statistics, sys
@@ -110,7 +124,9 @@ rest = sys.argv[7:]
 cut = rest.index("--")
 ms = [list(map(float, r.split())) for r in rest[:cut]]
 lc = [list(map(float, r.split())) for r in rest[cut + 1:]]
-med = lambda v: statistics.median(v)
+def med(v):
+    v = [x for x in v if x == x]  # runs that failed are nan
+    return statistics.median(v) if v else float("nan")
 out = {"shape": shape, "model": model, "threads": int(threads), "prompt": int(p), "decode": int(n),
        "llama_cpp_python": ver,
        "moescope_prefill": med([r[0] for r in ms]), "llama_prefill": med([r[0] for r in lc]),
@@ -127,7 +143,7 @@ PY
 import json, sys
 j = json.loads(sys.argv[1])
 print("%-18s %-10s %12.2f %12.2f %7.2fx" % (j["shape"], "pp%d" % j["prompt"], j["moescope_prefill"], j["llama_prefill"],
-                                              j["moescope_prefill"] / j["llama_prefill"]))
+                                              j["moescope_prefill"] / j["llama_prefill"] if j["llama_prefill"] == j["llama_prefill"] else float("nan")))
 # decode: also both engines against the bandwidth roofline moescope measured in the same run
 r = j["decode_roofline"]
 print("%-18s %-10s %12.2f %12.2f %7.2fx %4.0f%%/%.0f%%" % (j["shape"], "tg%d@%d" % (j["decode"], j["prompt"]), j["moescope_decode"],

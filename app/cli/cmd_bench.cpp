@@ -77,7 +77,17 @@ int cmd_bench(int argc, char** argv) {
   const double decode_s = now_s() - t0;
 
   const Backend::Calibration cal = backend->calibrate();
-  const double weight_bytes = decode_weight_bytes(s, 2.0);  // BF16 weights
+  // Bytes a weight: BF16 for --shape; for a checkpoint, the routed experts' type (most of what
+  // decode reads: Q8_0 is 34 bytes a 32 weights), else that of the first dense FFN.
+  double bytes_per_weight = 2.0;
+  for (const LayerWeights& L : model->weights.layers) {
+    const TensorView& t = !L.experts.empty() ? L.experts[0].gate : L.dense.gate;
+    if (t.data && t.shape.size() == 2) {
+      bytes_per_weight = double(dtype_bytes(t.dtype, t.shape[1])) / double(t.shape[1]);
+      if (!L.experts.empty()) break;
+    }
+  }
+  const double weight_bytes = decode_weight_bytes(s, bytes_per_weight);
   const KvStats kv = backend->kv_stats();
   const double avg_ctx = prompt + decode / 2.0;
   const double kv_bytes = double(kv.bytes_per_token_layer) * s.n_layers * avg_ctx;
@@ -101,6 +111,7 @@ int cmd_bench(int argc, char** argv) {
                       {"decode_tokens_per_s", decode_tps},
                       {"ms_per_token", 1000.0 * decode_s / decode},
                       {"weight_bytes_per_token", int64_t(weight_bytes)},
+                      {"bytes_per_weight", bytes_per_weight},
                       {"kv_bytes_per_token_avg", int64_t(kv_bytes)},
                       {"bandwidth_gbs", cal.bandwidth_gbs},
                       {"decode_roofline_tokens_per_s", roofline_tps},

@@ -25,14 +25,7 @@ struct Generic {
   static reg fma(reg a, reg b, reg c) { return a * b + c; }
   static float hsum(reg v) { return v; }
   template <DType D>
-  static float widen_one(const uint8_t* w, int k) {
-    if constexpr (D == DType::F32) return reinterpret_cast<const float*>(w)[k];
-    else if constexpr (D == DType::BF16) return bf16_to_f32(reinterpret_cast<const uint16_t*>(w)[k]);
-    else if constexpr (D == DType::Q8_0) return float(int8_t(w[weight_offset<D>(k)])) * q8_scale(w, k);
-    else return f16_to_f32(reinterpret_cast<const uint16_t*>(w)[k]);
-  }
-  template <DType D>
-  static reg widen(const uint8_t* w, int k) { return widen_one<D>(w, k); }
+  static reg widen(const uint8_t* w, int k) { return scalar_weight<D>(w, k); }
 };
 
 #if defined(__x86_64__) && defined(__GNUC__)

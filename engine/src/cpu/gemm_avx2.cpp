@@ -29,19 +29,12 @@ struct Avx2 {
       return _mm256_loadu_ps(reinterpret_cast<const float*>(w) + k);
     } else if constexpr (D == DType::Q8_0) {
       const __m128i q = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(w + weight_offset<D>(k)));
-      return _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q)), _mm256_set1_ps(q8_scale(w, k)));
+      return _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q)), _mm256_set1_ps(_cvtsh_ss(q8_scale_bits(w, k))));
     } else {
       const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(reinterpret_cast<const uint16_t*>(w) + k));
       if constexpr (D == DType::BF16) return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
       else return _mm256_cvtph_ps(h);
     }
-  }
-  template <DType D>
-  static float widen_one(const uint8_t* w, int k) {
-    if constexpr (D == DType::F32) return reinterpret_cast<const float*>(w)[k];
-    else if constexpr (D == DType::BF16) return bf16_to_f32(reinterpret_cast<const uint16_t*>(w)[k]);
-    else if constexpr (D == DType::Q8_0) return float(int8_t(w[weight_offset<D>(k)])) * q8_scale(w, k);
-    else return _cvtsh_ss(reinterpret_cast<const uint16_t*>(w)[k]);
   }
 };
 

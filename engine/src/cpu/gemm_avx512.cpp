@@ -30,20 +30,13 @@ struct Avx512 {
       return _mm512_loadu_ps(reinterpret_cast<const float*>(w) + k);
     } else if constexpr (D == DType::Q8_0) {
       const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w + weight_offset<D>(k)));
-      return _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(q)), _mm512_set1_ps(q8_scale(w, k)));
+      return _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(q)), _mm512_set1_ps(_cvtsh_ss(q8_scale_bits(w, k))));
     } else {
       const __m256i h =
           _mm256_loadu_si256(reinterpret_cast<const __m256i*>(reinterpret_cast<const uint16_t*>(w) + k));
       if constexpr (D == DType::BF16) return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
       else return _mm512_cvtph_ps(h);
     }
-  }
-  template <DType D>
-  static float widen_one(const uint8_t* w, int k) {
-    if constexpr (D == DType::F32) return reinterpret_cast<const float*>(w)[k];
-    else if constexpr (D == DType::BF16) return bf16_to_f32(reinterpret_cast<const uint16_t*>(w)[k]);
-    else if constexpr (D == DType::Q8_0) return float(int8_t(w[weight_offset<D>(k)])) * q8_scale(w, k);
-    else return _cvtsh_ss(reinterpret_cast<const uint16_t*>(w)[k]);
   }
 };
 

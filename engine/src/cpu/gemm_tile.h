@@ -3,7 +3,7 @@
 // instruction-set level's file, which compiles it with its own flags.
 //
 // V provides: L (fp32 lanes, a divisor of 32), reg, zero(), load(const float*), widen<D>(w, k) (L
-// weights of row w from element k on, as fp32), widen_one<D>(w, k), fma(a, b, c) = a·b + c, hsum(reg); and the tile shape MR
+// weights of row w from element k on, as fp32), fma(a, b, c) = a·b + c, hsum(reg); and the tile shape MR
 // (x rows) × NR (W rows), with NR1 the W rows per tile when there is a single x row (decode,
 // where more rows in flight help the loads and the FMAs have time to spare).
 //
@@ -37,11 +37,21 @@ static constexpr size_t row_bytes_of(int K) {
   if constexpr (D == DType::Q8_0) return size_t(K / 32) * 34;
   else return size_t(K) * (D == DType::F32 ? 4 : 2);
 }
-// The scale of the Q8_0 block that holds weight k.
-static inline float q8_scale(const uint8_t* w, int k) {
+// The fp16 scale of the Q8_0 block that holds weight k (the vector levels widen it with F16C).
+static inline uint16_t q8_scale_bits(const uint8_t* w, int k) {
   uint16_t h;
   __builtin_memcpy(&h, w + size_t(k / 32) * 34, 2);
-  return f16_to_f32(h);
+  return h;
+}
+static inline float q8_scale(const uint8_t* w, int k) { return f16_to_f32(q8_scale_bits(w, k)); }
+
+// One weight as fp32, for the tails of K and the portable level.
+template <DType D>
+static inline float scalar_weight(const uint8_t* w, int k) {
+  if constexpr (D == DType::F32) return reinterpret_cast<const float*>(w)[k];
+  else if constexpr (D == DType::BF16) return bf16_to_f32(reinterpret_cast<const uint16_t*>(w)[k]);
+  else if constexpr (D == DType::Q8_0) return float(int8_t(w[weight_offset<D>(k)])) * q8_scale(w, k);
+  else return f16_to_f32(reinterpret_cast<const uint16_t*>(w)[k]);
 }
 
 template <class V, DType D>
@@ -78,7 +88,7 @@ struct TileKernels {
     for (int i = 0; i < MR; ++i)
       for (int j = 0; j < NR; ++j) {
         float s = V::hsum(acc[i][j]);
-        for (int kk = k; kk < K; ++kk) s += x[i][kk] * V::template widen_one<D>(wr[j], kk);
+        for (int kk = k; kk < K; ++kk) s += x[i][kk] * scalar_weight<D>(wr[j], kk);
         y[size_t(i) * ys + size_t(j)] = s;
       }
   }

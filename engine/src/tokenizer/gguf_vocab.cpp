@@ -51,6 +51,13 @@ bool pre_tokenizer_of(const std::string& pre, ojson& normalizer, ojson& pre_toke
   return false;
 }
 
+// An added_tokens entry: matched on the raw text (llama.cpp does); special unless the converter
+// called it USER_DEFINED.
+ojson added_token(size_t id, const std::string& content, int64_t type) {
+  return {{"id", id},       {"content", content}, {"single_word", false}, {"lstrip", false},
+          {"rstrip", false}, {"normalized", false}, {"special", type != kUserDefined}};
+}
+
 const GgufValue& array_of(const GgufFile& g, const std::string& key, GgufType elem) {
   const GgufValue* v = g.find(key);
   if (!v) throw Error(g.path().string() + ": no " + key + " in the metadata, so the file has no usable tokenizer");
@@ -82,13 +89,7 @@ ojson gpt2_document(const GgufFile& g, const std::vector<std::string>& tokens, c
       case kControl:
       case kUnknown:
       case kUserDefined:
-        added.push_back({{"id", id},
-                         {"content", tokens[id]},
-                         {"single_word", false},
-                         {"lstrip", false},
-                         {"rstrip", false},
-                         {"normalized", false},
-                         {"special", type != kUserDefined}});
+        added.push_back(added_token(id, tokens[id], type));
         // also in the vocabulary, as in the Hugging Face files: the tokenizer keeps an added
         // token's id only when the vocabulary has it (else it numbers it after the vocabulary)
         vocab.emplace(tokens[id], id);
@@ -153,13 +154,7 @@ ojson llama_document(const GgufFile& g, const std::vector<std::string>& tokens, 
     ids.emplace(tokens[id], int64_t(id));
     vocab.emplace(tokens[id], id);
     if (type == kControl || type == kUnknown || type == kUserDefined)
-      added.push_back({{"id", id},
-                       {"content", tokens[id]},
-                       {"single_word", false},
-                       {"lstrip", false},
-                       {"rstrip", false},
-                       {"normalized", false},
-                       {"special", type != kUserDefined}});
+      added.push_back(added_token(id, tokens[id], type));
   }
   struct Merge {
     int64_t l, r;
