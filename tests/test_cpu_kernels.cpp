@@ -213,42 +213,43 @@ private slots:
         runs.push_back({first, len, rows.data() + size_t(first) * stride});
         first += len;
       }
-      const int nq = 9;
-      std::vector<std::vector<float>> q(nq, std::vector<float>(size_t(dk))), o(nq, std::vector<float>(size_t(dv)));
-      std::vector<const float*> qp;
-      std::vector<float*> op;
-      std::vector<int> lo, hi;
-      for (int i = 0; i < nq; ++i) {
-        for (auto& v : q[size_t(i)]) v = nd(rng);
-        qp.push_back(q[size_t(i)].data()), op.push_back(o[size_t(i)].data());
-        hi.push_back(std::min(n_pos - 1, 5 + 6 * i));
-        lo.push_back(i % 3 == 0 ? 0 : std::max(0, hi.back() - 20));  // some with a sliding window
-      }
-      std::vector<float> scratch(cpu::attend_scratch(nq, dk));
-      const float scale = 1.0f / std::sqrt(float(dk));
-      cpu::attend({qp.data(), op.data(), lo.data(), hi.data(), nq}, dk, dv, v_off, scale, runs.data(), int(runs.size()),
-                  size_t(stride), scratch.data());
-      for (int i = 0; i < nq; ++i) {
-        std::vector<double> sc;
-        double mx = -1e300, sum = 0.0, vmax = 0.0;
-        for (int j = lo[size_t(i)]; j <= hi[size_t(i)]; ++j) {
-          double d = 0.0;
-          for (int e = 0; e < dk; ++e) d += double(q[size_t(i)][size_t(e)]) * rows[size_t(j) * stride + size_t(e)];
-          sc.push_back(d * scale);
-          mx = std::max(mx, sc.back());
+      for (const int nq : {9, 16, 3}) {  // 3: the few-query (decode) path
+        std::vector<std::vector<float>> q(nq, std::vector<float>(size_t(dk))), o(nq, std::vector<float>(size_t(dv)));
+        std::vector<const float*> qp;
+        std::vector<float*> op;
+        std::vector<int> lo, hi;
+        for (int i = 0; i < nq; ++i) {
+          for (auto& v : q[size_t(i)]) v = nd(rng);
+          qp.push_back(q[size_t(i)].data()), op.push_back(o[size_t(i)].data());
+          hi.push_back(std::min(n_pos - 1, 5 + 6 * i));
+          lo.push_back(i % 3 == 0 ? 0 : std::max(0, hi.back() - 20));  // some with a sliding window
         }
-        for (auto& v : sc) sum += (v = std::exp(v - mx));
-        for (int e = 0; e < dv; ++e) {
-          double ref = 0.0;
+        std::vector<float> scratch(cpu::attend_scratch(nq, dk));
+        const float scale = 1.0f / std::sqrt(float(dk));
+        cpu::attend({qp.data(), op.data(), lo.data(), hi.data(), nq}, dk, dv, v_off, scale, runs.data(), int(runs.size()),
+                    size_t(stride), scratch.data());
+        for (int i = 0; i < nq; ++i) {
+          std::vector<double> sc;
+          double mx = -1e300, sum = 0.0, vmax = 0.0;
           for (int j = lo[size_t(i)]; j <= hi[size_t(i)]; ++j) {
-            const double v = rows[size_t(j) * stride + v_off + size_t(e)];
-            ref += sc[size_t(j - lo[size_t(i)])] / sum * v;
-            vmax = std::max(vmax, std::abs(v));
+            double d = 0.0;
+            for (int e = 0; e < dk; ++e) d += double(q[size_t(i)][size_t(e)]) * rows[size_t(j) * stride + size_t(e)];
+            sc.push_back(d * scale);
+            mx = std::max(mx, sc.back());
           }
-          const double got = o[size_t(i)][size_t(e)];
-          if (std::abs(got - ref) > 1e-5 * vmax)
-            QFAIL(qPrintable(QString("dk %1 dv %2 query %3 value %4: %5, expected %6").arg(dk).arg(dv).arg(i).arg(e)
-                                 .arg(got).arg(ref)));
+          for (auto& v : sc) sum += (v = std::exp(v - mx));
+          for (int e = 0; e < dv; ++e) {
+            double ref = 0.0;
+            for (int j = lo[size_t(i)]; j <= hi[size_t(i)]; ++j) {
+              const double v = rows[size_t(j) * stride + v_off + size_t(e)];
+              ref += sc[size_t(j - lo[size_t(i)])] / sum * v;
+              vmax = std::max(vmax, std::abs(v));
+            }
+            const double got = o[size_t(i)][size_t(e)];
+            if (std::abs(got - ref) > 1e-5 * vmax)
+              QFAIL(qPrintable(QString("dk %1 dv %2 nq %3 query %4 value %5: %6, expected %7").arg(dk).arg(dv).arg(nq)
+                                   .arg(i).arg(e).arg(got).arg(ref)));
+          }
         }
       }
     }

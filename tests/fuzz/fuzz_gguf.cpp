@@ -1,5 +1,6 @@
 // libFuzzer target: a GGUF file (header, metadata, tensor infos, data) opened with GgufFile::open,
-// every accepted tensor read end to end (quantised ones dequantised), then mapped onto a model
+// every accepted tensor read end to end (quantised ones dequantised), its tokenizer rebuilt from
+// the tokenizer.ggml.* metadata and run on a short text, then mapped onto a model
 // (spec_from_gguf + the weight binding). An offset, count or size that the validation let through
 // shows up as an out-of-bounds read under ASan.
 #include <cstdint>
@@ -9,6 +10,7 @@
 #include "moescope/error.h"
 #include "moescope/gguf.h"
 #include "moescope/model_weights.h"
+#include "moescope/tokenizer.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   moescope::fuzz::MemFile file(data, size);
@@ -27,6 +29,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       }
     }
     for (const auto& [key, value] : g->metadata()) sum += unsigned(value.size());
+    try {
+      const moescope::Tokenizer tok = moescope::Tokenizer::from_gguf(file.path());
+      const auto ids = tok.encode("Hi <|im_start|> 23+58 ünï\n", true);
+      sum += unsigned(tok.decode(ids).size());
+    } catch (const moescope::Error&) {
+    }
     volatile unsigned sink = sum;
     (void)sink;
     auto model = moescope::load_model(file.path());

@@ -5,6 +5,9 @@ GGUFWriter: small files that the reader accepts, so that the fuzzer starts from 
   metadata.gguf     metadata of every value type (arrays included) and tensors of several types
   mixtral-tiny.gguf a complete 1-layer llama-with-experts model (Q8_0 experts), so that mutations
                     reach the architecture mapping and the weight binding
+  vocab-gpt2.gguf   a small byte-level BPE vocabulary (tokenizer.ggml.*, pre qwen2) and a chat
+                    template, so that mutations reach the tokenizer rebuilt from GGUF metadata
+  vocab-spm.gguf    the same for a SentencePiece vocabulary (scores, byte tokens)
 
     pip install gguf numpy
     python3 tests/tools/gen_gguf_fuzz_seeds.py
@@ -64,9 +67,37 @@ def mixtral_tiny():
     write(w)
 
 
+def vocab_gpt2():
+    w = gguf.GGUFWriter(os.path.join(OUT, "vocab-gpt2.gguf"), "qwen3moe")
+    # byte-level alphabet for ASCII letters, digits, space (Ġ) and newline (Ċ), a few merges
+    base = [chr(c) for c in range(33, 127)] + ["Ġ", "Ċ"]
+    merges = ["Ġ a", "Ġ t", "h e", "i n", "Ġt he", "2 3", "5 8"]
+    tokens = base + [m.replace(" ", "") for m in merges] + ["<|im_start|>", "<|im_end|>", "<think>", "[PAD0]"]
+    types = [1] * (len(base) + len(merges)) + [3, 3, 4, 5]
+    w.add_tokenizer_model("gpt2"); w.add_tokenizer_pre("qwen2")
+    w.add_token_list(tokens); w.add_token_types(types); w.add_token_merges(merges)
+    w.add_bos_token_id(len(tokens) - 4); w.add_eos_token_id(len(tokens) - 3)
+    w.add_chat_template("{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}")
+    write(w)
+
+
+def vocab_spm():
+    w = gguf.GGUFWriter(os.path.join(OUT, "vocab-spm.gguf"), "llama")
+    pieces = ["▁", "a", "b", "c", "▁a", "ab", "▁ab", "▁b", "1", "2", "▁1"]
+    tokens = ["<unk>", "<s>", "</s>"] + ["<0x%02X>" % b for b in range(256)] + pieces
+    types = [2, 3, 3] + [6] * 256 + [1] * len(pieces)
+    w.add_tokenizer_model("llama"); w.add_tokenizer_pre("default")
+    w.add_token_list(tokens); w.add_token_types(types)
+    w.add_token_scores([0.0] * 259 + [-float(i) for i in range(len(pieces))])
+    w.add_bos_token_id(1); w.add_eos_token_id(2); w.add_unk_token_id(0); w.add_add_bos_token(True)
+    write(w)
+
+
 if __name__ == "__main__":
     os.makedirs(OUT, exist_ok=True)
     metadata()
     mixtral_tiny()
+    vocab_gpt2()
+    vocab_spm()
     for f in sorted(os.listdir(OUT)):
         print(f, os.path.getsize(os.path.join(OUT, f)))

@@ -4,8 +4,9 @@
 // score row is ever kept and each cached row is read once for every query of the call (all the
 // query heads that share a key-value head, for a block of tokens).
 //
-// Per block: the 16 keys are transposed so that a query's 16 scores are one vector of FMAs (no
-// horizontal sums), and each value chunk accumulates in registers over the 16 positions.
+// Per block: with many queries the 16 keys are transposed so that a query's 16 scores are one
+// vector of FMAs (no horizontal sums); with few (decode) each score is a plain dot product, which
+// is cheaper than the transposition. Each value chunk accumulates in registers over the block.
 #include <cstddef>
 
 namespace moescope::cpu {

@@ -15,6 +15,7 @@ namespace moescope::cpu::MOESCOPE_ATTN_LEVEL {
 namespace {
 constexpr int kKeys = 16;  // positions per block (a vector of scores at AVX-512 width)
 constexpr int kChunk = 16; // value floats accumulated in registers at a time
+constexpr int kDirectBelow = 12;  // fewer queries than this: scores by plain dot products
 }  // namespace
 
 void attend_impl(const AttnQueries& a, int dk, int dv, size_t v_offset, float scale, const KvRun* runs, int n_runs,
@@ -36,20 +37,33 @@ void attend_impl(const AttnQueries& a, int dk, int dv, size_t v_offset, float sc
       const int nk = std::min(kKeys, run.first + run.n - j0);
       if (j0 > hi_all || j0 + nk <= lo_all) continue;
       const float* rows = run.row + size_t(j0 - run.first) * row_stride;
-      for (int d = 0; d < dk; ++d) {
-        float* t = kT + size_t(d) * kKeys;
-        for (int k = 0; k < nk; ++k) t[k] = rows[size_t(k) * row_stride + size_t(d)];
-        for (int k = nk; k < kKeys; ++k) t[k] = 0.0f;
-      }
+      // Few queries (decode): a dot product per (query, key) costs less than transposing the keys.
+      const bool direct = a.nq < kDirectBelow;
+      if (!direct)
+        for (int d = 0; d < dk; ++d) {
+          float* t = kT + size_t(d) * kKeys;
+          for (int k = 0; k < nk; ++k) t[k] = rows[size_t(k) * row_stride + size_t(d)];
+          for (int k = nk; k < kKeys; ++k) t[k] = 0.0f;
+        }
       for (int i = 0; i < a.nq; ++i) {
         if (a.hi[i] < j0 || a.lo[i] >= j0 + nk) continue;  // nothing visible to this query here
         const float* q = a.q[i];
         float s[kKeys] = {};
-        for (int d = 0; d < dk; ++d) {
-          const float qd = q[d];
-          const float* t = kT + size_t(d) * kKeys;
+        if (direct) {
+          for (int k = 0; k < nk; ++k) {
+            const float* kr = rows + size_t(k) * row_stride;
+            float acc = 0.0f;
+#pragma omp simd reduction(+ : acc)
+            for (int d = 0; d < dk; ++d) acc += q[d] * kr[d];
+            s[k] = acc;
+          }
+        } else {
+          for (int d = 0; d < dk; ++d) {
+            const float qd = q[d];
+            const float* t = kT + size_t(d) * kKeys;
 #pragma omp simd
-          for (int k = 0; k < kKeys; ++k) s[k] += qd * t[k];
+            for (int k = 0; k < kKeys; ++k) s[k] += qd * t[k];
+          }
         }
         float mb = kNegInf;
         for (int k = 0; k < kKeys; ++k) {

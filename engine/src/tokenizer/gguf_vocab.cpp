@@ -219,7 +219,12 @@ std::string tokenizer_json_from_gguf(const GgufFile& g) {
     throw Error(file + ": metadata 'tokenizer.ggml.token_type' does not have one integer per token (" +
                 std::to_string(tokens.size()) + " tokens)");
   const std::vector<int64_t>* types = types_v ? &types_v->ints : nullptr;
-  return (model == "gpt2" ? gpt2_document(g, tokens, types, beside) : llama_document(g, tokens, types)).dump();
+  const ojson doc = model == "gpt2" ? gpt2_document(g, tokens, types, beside) : llama_document(g, tokens, types);
+  try {
+    return doc.dump();
+  } catch (const nlohmann::json::exception&) {  // type_error 316: a string that is not UTF-8
+    throw Error(file + ": the tokenizer metadata holds a token or merge that is not valid UTF-8");
+  }
 }
 
 ChatTemplateConfig chat_config_from_gguf(const GgufFile& g) {
