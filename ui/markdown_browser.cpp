@@ -1,5 +1,6 @@
 #include "ui/markdown_browser.h"
 
+#include <QDesktopServices>
 #include <QFontDatabase>
 #include <cmath>
 #include <QScrollBar>
@@ -9,7 +10,12 @@
 namespace moescope::ui {
 
 MarkdownBrowser::MarkdownBrowser(QWidget* parent) : QTextBrowser(parent) {
-  setOpenExternalLinks(true);
+  // Links open only when the user clicks one, and only web links, in the system browser: the view
+  // itself never follows a link a model wrote (setOpenLinks) nor loads a resource (loadResource).
+  setOpenLinks(false);
+  connect(this, &QTextBrowser::anchorClicked, this, [](const QUrl& url) {
+    if (url.scheme() == QLatin1String("http") || url.scheme() == QLatin1String("https")) QDesktopServices::openUrl(url);
+  });
   setFrameShape(QFrame::NoFrame);
   setHorizontalScrollBarPolicy(Qt::ScrollBarAlwaysOff);
   setVerticalScrollBarPolicy(Qt::ScrollBarAlwaysOff);
@@ -18,14 +24,24 @@ MarkdownBrowser::MarkdownBrowser(QWidget* parent) : QTextBrowser(parent) {
   viewport()->setAutoFillBackground(false);
   setStyleSheet(QStringLiteral("QTextBrowser { background: transparent; }"));
   document()->setDocumentMargin(2);
-  connect(document(), &QTextDocument::contentsChanged, this, &MarkdownBrowser::fitHeight);
+  // Refit on edits from outside; setMarkdownText fits once at the end (the importer and the code
+  // styling change the document block by block, and a fit per change lays out the whole document
+  // each time: minutes for a 5,000-line answer).
+  connect(document(), &QTextDocument::contentsChanged, this, [this] {
+    if (!updating_) fitHeight();
+  });
 }
 
 void MarkdownBrowser::setMarkdownText(const QString& markdown) {
   if (markdown == markdown_) return;
   markdown_ = markdown;
-  setMarkdown(markdown);
+  updating_ = true;
+  // Model text is Markdown without raw HTML: a "<tag>" in an answer is shown as its characters,
+  // never interpreted (Qt's default dialect would hide it and whatever follows it).
+  document()->setMarkdown(markdown, QTextDocument::MarkdownFeatures(QTextDocument::MarkdownDialectGitHub |
+                                                                    QTextDocument::MarkdownNoHTML));
   styleCode();
+  updating_ = false;
   fitHeight();
 }
 
@@ -65,6 +81,8 @@ void MarkdownBrowser::fitHeight() {
   if (h != height()) setFixedHeight(std::max(h, fontMetrics().height() + 4));
   updateGeometry();
 }
+
+QVariant MarkdownBrowser::loadResource(int, const QUrl&) { return {}; }  // no images, files or URLs
 
 QSize MarkdownBrowser::sizeHint() const {
   return {QTextBrowser::sizeHint().width(), int(std::ceil(document()->size().height())) + frameWidth() * 2};

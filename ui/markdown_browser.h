@@ -1,6 +1,8 @@
 #pragma once
 // A read-only QTextBrowser that shows Markdown at the height of its content (no scroll bar of its
-// own: the chat scrolls as a whole), with code in a monospaced font on a tinted background.
+// own: the chat scrolls as a whole), with code in a monospaced font on a tinted background. Raw
+// HTML in the text is shown as text; no resource (image, file, URL) is ever loaded, and only a
+// click on a web link opens it, in the system browser (tests/test_chat_text.cpp).
 #include <QTextBrowser>
 
 namespace moescope::ui {
@@ -13,6 +15,7 @@ public:
   const QString& markdownText() const { return markdown_; }
   QSize sizeHint() const override;
   QSize minimumSizeHint() const override;
+  QVariant loadResource(int type, const QUrl& name) override;
 
 protected:
   void resizeEvent(QResizeEvent* e) override;
@@ -21,6 +24,7 @@ private:
   void fitHeight();
   void styleCode();
   QString markdown_;
+  bool updating_ = false;  // inside setMarkdownText: no refit per change
 };
 
 }  // namespace moescope::ui
