@@ -218,6 +218,20 @@ private slots:
     QVERIFY2(err.contains("num_experts_per_tok 100 exceeds the number of experts 8"), qPrintable(err));
   }
 
+  // Numeric options take finite numbers only: nan and inf are one clear line, not a garbage answer.
+  void cli_rejects_non_finite_numbers() {
+    for (const char* v : {"nan", "inf", "-inf", "1e999"}) {
+      QProcess p;
+      p.start(MOESCOPE_CLI, {"generate", "--model", QString::fromStdString(kSource.string()), "--ids", "1,2",
+                             "--max-tokens", "2", "--temperature", v});
+      QVERIFY(p.waitForFinished(30000));
+      QCOMPARE(p.exitCode(), 1);
+      const QString err = QString::fromUtf8(p.readAllStandardError()).trimmed();
+      QVERIFY2(err.endsWith(QString("option --temperature expects a finite number, got '%1'").arg(v)), qPrintable(err));
+      QCOMPARE(err.count('\n'), 0);
+    }
+  }
+
   void cli_bad_ids() {
     QProcess p;
     p.start(MOESCOPE_CLI, {"forward", "--model", QString::fromStdString(kSource.string()), "--ids", "1,99999",

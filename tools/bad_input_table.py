@@ -281,6 +281,7 @@ def cases(tmp):
               ["generate", "--model", "{d}/nowhere", "--ids", "1"])
     file_case("command line", "negative --max-tokens", lambda d: None, gen + ["1,2", "--max-tokens", "-3"])
     file_case("command line", "temperature not a number", lambda d: None, gen + ["1,2", "--temperature", "hot"])
+    file_case("command line", "temperature not finite (nan)", lambda d: None, gen + ["1,2", "--temperature", "nan"])
     file_case("command line", "unknown backend", lambda d: None, gen + ["1,2", "--backend", "tpu"])
     file_case("command line", "expert out of range in --disable-experts", lambda d: None,
               gen + ["1,2", "--disable-experts", "1:99"])

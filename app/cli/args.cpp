@@ -1,6 +1,7 @@
 #include "args.h"
 
 #include <charconv>
+#include <cmath>
 
 #include "moescope/error.h"
 
@@ -65,9 +66,10 @@ double Args::get_double(const std::string& name, double fallback) const {
     size_t used = 0;
     double out = std::stod(*v, &used);
     if (used != v->size()) throw std::invalid_argument("trailing");
+    if (!std::isfinite(out)) throw std::out_of_range("not finite");  // nan, inf: never meant
     return out;
   } catch (const std::exception&) {
-    throw Error("option --" + name + " expects a number, got '" + *v + "'");
+    throw Error("option --" + name + " expects a finite number, got '" + *v + "'");
   }
 }
 
