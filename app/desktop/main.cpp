@@ -5,6 +5,7 @@
 #include <QDir>
 #include <QTemporaryDir>
 #include <memory>
+#include <string_view>
 #include <spdlog/spdlog.h>
 
 #include "app_options.h"
@@ -16,26 +17,59 @@
 #include "ui/experiments/register_experiments.h"
 #include "ui/views/register_views.h"
 
-int main(int argc, char** argv) {
-  QApplication app(argc, argv);
-  QApplication::setApplicationName(QStringLiteral("moescope"));
-  QApplication::setOrganizationName(QStringLiteral("moescope"));
-  QApplication::setApplicationVersion(QStringLiteral(MOESCOPE_VERSION));
+namespace {
 
-  QCommandLineParser parser;
+struct Options {
+  QCommandLineOption model{{QStringLiteral("m"), QStringLiteral("model")}, QStringLiteral("Model directory or GGUF file to open."),
+                           QStringLiteral("PATH")};
+  QCommandLineOption backend{QStringLiteral("backend"), QStringLiteral("Backend: auto (default), cpu or cuda."),
+                             QStringLiteral("KIND")};
+  QCommandLineOption screenshot{QStringLiteral("screenshot"),
+                                QStringLiteral("Save a screenshot of the window to FILE.png once it has settled, then exit. "
+                                               "Uses a fresh data folder unless MOESCOPE_DATA_DIR is set."),
+                                QStringLiteral("FILE")};
+  QCommandLineOption prompt{QStringLiteral("prompt"), QStringLiteral("With --screenshot: send TEXT and wait for the answer first."),
+                            QStringLiteral("TEXT")};
+  QCommandLineOption view{QStringLiteral("view"), QStringLiteral("With --screenshot: show the view NAME (repeatable)."),
+                          QStringLiteral("NAME")};
+};
+
+void describe(QCoreApplication& app, QCommandLineParser& parser, const Options& o) {
+  QCoreApplication::setApplicationName(QStringLiteral("moescope"));
+  QCoreApplication::setOrganizationName(QStringLiteral("moescope"));
+  QCoreApplication::setApplicationVersion(QStringLiteral(MOESCOPE_VERSION));
   parser.setApplicationDescription(QStringLiteral("Chat with a Mixture-of-Experts model while watching its experts work."));
   parser.addHelpOption();
   parser.addVersionOption();
-  const QCommandLineOption model({QStringLiteral("m"), QStringLiteral("model")}, QStringLiteral("Model directory to open."), QStringLiteral("DIR"));
-  const QCommandLineOption backend(QStringLiteral("backend"), QStringLiteral("Backend: auto (default), cpu or cuda."), QStringLiteral("KIND"));
-  const QCommandLineOption screenshot(QStringLiteral("screenshot"),
-                                      QStringLiteral("Save a screenshot of the window to FILE.png once it has settled, then exit. "
-                                                     "Uses a fresh data folder unless MOESCOPE_DATA_DIR is set."),
-                                      QStringLiteral("FILE"));
-  const QCommandLineOption prompt(QStringLiteral("prompt"), QStringLiteral("With --screenshot: send TEXT and wait for the answer first."), QStringLiteral("TEXT"));
-  const QCommandLineOption view(QStringLiteral("view"), QStringLiteral("With --screenshot: show the view NAME (repeatable)."), QStringLiteral("NAME"));
-  parser.addOptions({model, backend, screenshot, prompt, view});
+  parser.addOptions({o.model, o.backend, o.screenshot, o.prompt, o.view});
   parser.process(app);
+}
+
+// --help and --version only print: they must work without a display, so they are answered
+// before the QApplication (which needs one) exists.
+bool prints_and_exits(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    const std::string_view a = argv[i];
+    if (a == "-h" || a == "--help" || a == "--help-all" || a == "-v" || a == "--version" || a == "-?") return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const Options o;
+  if (prints_and_exits(argc, argv)) {
+    QCoreApplication core(argc, argv);
+    QCommandLineParser parser;
+    describe(core, parser, o);  // prints and exits
+    return 0;
+  }
+  QApplication app(argc, argv);
+  QCommandLineParser parser;
+  describe(app, parser, o);
+  const QCommandLineOption &model = o.model, &backend = o.backend, &screenshot = o.screenshot, &prompt = o.prompt,
+                           &view = o.view;
 
   moescope::desktop::AppOptions options;
   options.model_dir = parser.value(model);
