@@ -232,6 +232,23 @@ private slots:
     }
   }
 
+  // tokenize without --model uses the bundled model, as --help says every command does.
+  void cli_tokenize_uses_the_bundled_model() {
+    auto run = [](QStringList args) {
+      QProcess p;
+      p.start(MOESCOPE_CLI, args);
+      p.waitForFinished(30000);
+      return std::pair(p.exitCode(), QString::fromUtf8(p.readAllStandardOutput()).trimmed());
+    };
+    const auto [rc, ids] = run({"tokenize", "--text", "What is 23+58?"});
+    const auto [rc2, ids2] = run({"tokenize", "--model", QString(MOESCOPE_SOURCE_DIR) + "/resources/models/moescope-tiny",
+                                  "--text", "What is 23+58?"});
+    QCOMPARE(rc, 0);
+    QCOMPARE(rc2, 0);
+    QVERIFY(!ids.isEmpty());
+    QCOMPARE(ids, ids2);
+  }
+
   void cli_bad_ids() {
     QProcess p;
     p.start(MOESCOPE_CLI, {"forward", "--model", QString::fromStdString(kSource.string()), "--ids", "1,99999",

@@ -1,5 +1,6 @@
-// moescope-cli tokenize / detokenize: text <-> token ids with a model directory's tokenizer
-// (tokenizer.json + tokenizer_config.json are enough; no weights needed).
+// moescope-cli tokenize / detokenize: text <-> token ids with a model's tokenizer (a directory's
+// tokenizer.json + tokenizer_config.json are enough, no weights needed; a GGUF file's metadata;
+// without --model, the bundled teaching model's).
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
@@ -12,6 +13,7 @@
 
 #include "args.h"
 #include "commands.h"
+#include "common.h"
 #include "moescope/error.h"
 #include "moescope/tokenizer.h"
 
@@ -19,13 +21,8 @@ namespace moescope::cli {
 
 namespace {
 
-Tokenizer load_model_tokenizer(const Args& args) {
-  const auto model = args.get("model");
-  if (!model)
-    throw Error("--model DIR is required (a directory with tokenizer.json; the bundled model is "
-                "not available yet)");
-  return Tokenizer::from_dir(*model);
-}
+// --model DIR or FILE.gguf, else the bundled teaching model (as every other command).
+Tokenizer load_model_tokenizer(const Args& args) { return Tokenizer::from_dir(model_dir(args)); }
 
 std::string read_text_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);

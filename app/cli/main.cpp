@@ -42,8 +42,8 @@ const std::vector<Entry> kCommands = {
      "analyze   --model DIR --corpus FILE|FOLDER --out DIR [--window N]   (routing statistics per domain)"},
     {"forward", moescope::cli::cmd_forward,
      "forward   --model DIR --ids 1,2,3 [--backend cpu|cuda] --logits OUT.npy --trace OUT.json"},
-    {"tokenize", moescope::cli::cmd_tokenize, "tokenize --model DIR (--text T | --file F) [--add-special]"},
-    {"detokenize", moescope::cli::cmd_detokenize, "detokenize --model DIR --ids 1,2,3 [--skip-special]"},
+    {"tokenize", moescope::cli::cmd_tokenize, "tokenize [--model DIR|FILE.gguf] (--text T | --file F) [--add-special]"},
+    {"detokenize", moescope::cli::cmd_detokenize, "detokenize [--model DIR|FILE.gguf] --ids 1,2,3 [--skip-special]"},
     {"template", moescope::cli::cmd_template, "template --model DIR --messages FILE.json [--no-generation-prompt]"},
 };
 
@@ -54,9 +54,9 @@ void print_help() {
   for (const auto& e : kCommands) std::cout << "  " << e.usage << "\n";
   std::cout << "\nWithout --model, commands use the bundled teaching model. --model takes a checkpoint directory\n"
                "(config.json, *.safetensors, tokenizer.json) or a GGUF file (.gguf, the first part of a split set\n"
-               "NAME-00001-of-0000N.gguf, or an Ollama blob); a GGUF model's tokenizer is read from tokenizer.json\n"
-               "beside the file (the GGUF tokenizer metadata is not read yet). Quantised GGUF weights are widened\n"
-               "to F32 at load time until the backends have kernels for them.\n"
+               "NAME-00001-of-0000N.gguf, or an Ollama blob); a GGUF model's tokenizer and chat template come from\n"
+               "its metadata (or from tokenizer.json / tokenizer_config.json beside the file, which win). Q8_0\n"
+               "GGUF weights are read in place; other quantised types are widened to F32 at load time for now.\n"
                "Exit status 0 on success; on bad input one line on stderr and status 1.\n"
                "Log verbosity: SPDLOG_LEVEL=debug|info|warn (default warn), on stderr.\n";
 }
