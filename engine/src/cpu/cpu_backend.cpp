@@ -395,22 +395,12 @@ private:
     int first, count;
   };
 
-  // Adds a group over the pairs [n_pairs_, n_pairs_ + count) that the caller filled in.
-  void add_group(const MlpWeights& m, int count) {
-    if (count == 0) return;
-    groups_.push_back({&m, n_pairs_, count});
-    n_pairs_ += count;
-  }
-
-  void add_pair(int t, float w) {
-    pair_tok_[size_t(n_pairs_ + pending_)] = t;
-    pair_w_[size_t(n_pairs_ + pending_)] = w;
-    ++pending_;
-  }
-
-  void close_group(const MlpWeights& m) {
-    add_group(m, pending_);
-    pending_ = 0;
+  // A group of FFN m over all T tokens with weights w(t) (a dense FFN, the shared expert).
+  template <class Weight>
+  void add_all_tokens(const MlpWeights& m, int T, Weight&& w) {
+    for (int t = 0; t < T; ++t) pair_tok_[size_t(n_pairs_ + t)] = t, pair_w_[size_t(n_pairs_ + t)] = w(t);
+    groups_.push_back({&m, n_pairs_, T});
+    n_pairs_ += T;
   }
 
   void run_groups(int T, float* y) {
@@ -498,8 +488,7 @@ private:
 
   void dense_ffn(const MlpWeights& m, int T) {
     reserve_pairs(T);
-    for (int t = 0; t < T; ++t) add_pair(t, 1.0f);
-    close_group(m);
+    add_all_tokens(m, T, [](int) { return 1.0f; });
     run_groups(T, ffn_out_.data());
   }
 
@@ -530,26 +519,31 @@ private:
       std::copy(wts + size_t(t) * K, wts + size_t(t + 1) * K, out.expert_weights.data() + row * K);
     }
 
-    // Group (token, slot) pairs by expert, experts in ascending order, each over all its tokens.
+    // Group (token, slot) pairs by expert with a counting sort: experts in ascending order, each
+    // over its tokens in order; slots an intervention zeroed are left out.
     reserve_pairs(T * (K + 1));
-    for (int e = 0; e < E; ++e) {
-      for (int t = 0; t < T; ++t)
-        for (int k = 0; k < K; ++k)
-          if (ids[t * K + k] == e && wts[t * K + k] != 0.0f) add_pair(t, wts[t * K + k]);
-      close_group(L.experts[size_t(e)]);
-    }
-    // Shared expert(s): every token, plain (DeepSeek) or behind a sigmoid gate (Qwen2-MoE).
-    if (s_.moe.shared != SharedExperts::None) {
-      for (int t = 0; t < T; ++t) {
-        float g = 1.0f;
-        if (s_.moe.shared == SharedExperts::SigmoidGated) {
-          const float z = cpu::dot(xn_.data() + size_t(t) * H, L.shared_gate.data, L.shared_gate.dtype, H);
-          g = 1.0f / (1.0f + std::exp(-z));
-        }
-        add_pair(t, g);
+    std::vector<int>& start = expert_start_;  // [E + 1]: where each expert's pairs begin
+    start.assign(size_t(E) + 1, 0);
+    for (int i = 0; i < T * K; ++i)
+      if (wts[i] != 0.0f) ++start[size_t(ids[i]) + 1];
+    for (int e = 0; e < E; ++e) start[size_t(e) + 1] += start[size_t(e)];
+    for (int i = 0; i < T * K; ++i)
+      if (wts[i] != 0.0f) {
+        const int at = start[size_t(ids[i])]++;  // start[e] walks to the end of expert e
+        pair_tok_[size_t(at)] = i / K, pair_w_[size_t(at)] = wts[i];
       }
-      close_group(L.shared);
+    for (int e = 0, first = 0; e < E; ++e) {  // start[e] is now where expert e + 1 begins
+      if (start[size_t(e)] > first) groups_.push_back({&L.experts[size_t(e)], first, start[size_t(e)] - first});
+      first = start[size_t(e)];
     }
+    n_pairs_ = start[size_t(E)];
+    // Shared expert(s): every token, plain (DeepSeek) or behind a sigmoid gate (Qwen2-MoE).
+    if (s_.moe.shared != SharedExperts::None)
+      add_all_tokens(L.shared, T, [&](int t) {
+        if (s_.moe.shared != SharedExperts::SigmoidGated) return 1.0f;
+        const float z = cpu::dot(xn_.data() + size_t(t) * H, L.shared_gate.data, L.shared_gate.dtype, H);
+        return 1.0f / (1.0f + std::exp(-z));
+      });
     run_groups(T, y);
   }
 
@@ -571,7 +565,8 @@ private:
   // FFN groups and their pairs (run_groups).
   std::vector<FfnGroup> groups_;
   std::vector<std::pair<int, int>> items_;
-  int n_pairs_ = 0, pending_ = 0;
+  int n_pairs_ = 0;
+  std::vector<int> expert_start_;  // moe(): the counting sort of pairs by expert
   std::vector<int> pair_tok_;
   std::vector<float> pair_w_;
   std::vector<const float*> pair_x_;
