@@ -14,6 +14,8 @@
 
 namespace moescope {
 
+class GgufFile;
+
 namespace tok {
 struct Pipeline;  // normaliser, pre-tokenizer, model, post-processor, decoder (tokenizer/pipeline.h)
 }
@@ -34,6 +36,7 @@ public:
   // A GGUF file's tokenizer.ggml.* metadata (tokenizer/gguf_vocab.h says which vocabularies),
   // with its bos/eos ids. Encodes and decodes as the Hugging Face tokenizer it was converted from.
   static Tokenizer from_gguf(const std::filesystem::path& gguf);
+  static Tokenizer from_gguf(const GgufFile& gguf);  // an already opened file
 
   Tokenizer(Tokenizer&&) noexcept;
   Tokenizer& operator=(Tokenizer&&) noexcept;

@@ -14,8 +14,8 @@ ChatFormat ChatFormat::from_dir(const fs::path& model) {
   const fs::path dir = tokenizer_dir_of(model);
   ChatFormat f;
   if (dir.empty()) {  // a GGUF file with its own tokenizer and template
-    f.tokenizer_ = std::make_shared<const Tokenizer>(Tokenizer::from_gguf(model));
-    const auto g = GgufFile::open(model);
+    const auto g = GgufFile::open(model);  // opened once for the tokenizer and the template
+    f.tokenizer_ = std::make_shared<const Tokenizer>(Tokenizer::from_gguf(*g));
     try {
       ChatTemplateConfig c = tok::chat_config_from_gguf(*g);
       if (c.source.empty()) throw Error("the file has no tokenizer.chat_template");

@@ -58,6 +58,22 @@ ojson added_token(size_t id, const std::string& content, int64_t type) {
           {"rstrip", false}, {"normalized", false}, {"special", type != kUserDefined}};
 }
 
+// A BPE model section: byte_fallback and fuse_unk for SentencePiece vocabularies.
+ojson bpe_model(ojson unk, bool sentencepiece, ojson vocab, ojson merges) {
+  return {{"type", "BPE"},           {"dropout", nullptr},         {"unk_token", std::move(unk)},
+          {"continuing_subword_prefix", nullptr}, {"end_of_word_suffix", nullptr},
+          {"fuse_unk", sentencepiece}, {"byte_fallback", sentencepiece}, {"ignore_merges", false},
+          {"vocab", std::move(vocab)}, {"merges", std::move(merges)}};
+}
+
+// A tokenizer.json document around its parts.
+ojson document(ojson added, ojson normalizer, ojson pre_tokenizer, ojson post_processor, ojson decoder, ojson model) {
+  return {{"version", "1.0"},          {"truncation", nullptr},        {"padding", nullptr},
+          {"added_tokens", std::move(added)}, {"normalizer", std::move(normalizer)},
+          {"pre_tokenizer", std::move(pre_tokenizer)}, {"post_processor", std::move(post_processor)},
+          {"decoder", std::move(decoder)}, {"model", std::move(model)}};
+}
+
 const GgufValue& array_of(const GgufFile& g, const std::string& key, GgufType elem) {
   const GgufValue* v = g.find(key);
   if (!v) throw Error(g.path().string() + ": no " + key + " in the metadata, so the file has no usable tokenizer");
@@ -99,25 +115,8 @@ ojson gpt2_document(const GgufFile& g, const std::vector<std::string>& tokens, c
           throw Error(file + ": token " + std::to_string(id) + " repeats an earlier token of the vocabulary");
     }
   }
-  return {{"version", "1.0"},
-          {"truncation", nullptr},
-          {"padding", nullptr},
-          {"added_tokens", std::move(added)},
-          {"normalizer", normalizer},
-          {"pre_tokenizer", pre_tokenizer},
-          {"post_processor", byte_level(false)},
-          {"decoder", byte_level(false)},
-          {"model",
-           {{"type", "BPE"},
-            {"dropout", nullptr},
-            {"unk_token", nullptr},
-            {"continuing_subword_prefix", nullptr},
-            {"end_of_word_suffix", nullptr},
-            {"fuse_unk", false},
-            {"byte_fallback", false},
-            {"ignore_merges", false},
-            {"vocab", std::move(vocab)},
-            {"merges", merges}}}};
+  return document(std::move(added), normalizer, pre_tokenizer, byte_level(false), byte_level(false),
+                  bpe_model(nullptr, false, std::move(vocab), merges));
 }
 
 // Where the UTF-8 characters of s start (and s.size() at the end).
@@ -180,24 +179,9 @@ ojson llama_document(const GgufFile& g, const std::vector<std::string>& tokens, 
   for (const Merge& m : merges) merge_list.push_back(ojson::array({tokens[size_t(m.l)], tokens[size_t(m.r)]}));
   const GgufValue* unk = g.find("tokenizer.ggml.unknown_token_id");
   const bool has_unk = unk && unk->is_integer() && unk->i >= 0 && size_t(unk->i) < tokens.size();
-  return {{"version", "1.0"},
-          {"truncation", nullptr},
-          {"padding", nullptr},
-          {"added_tokens", std::move(added)},
-          {"normalizer", nullptr},
-          {"pre_tokenizer", nullptr},
-          {"post_processor", nullptr},
-          {"decoder", nullptr},
-          {"model",
-           {{"type", "BPE"},
-            {"dropout", nullptr},
-            {"unk_token", has_unk ? ojson(tokens[size_t(unk->i)]) : ojson(nullptr)},
-            {"continuing_subword_prefix", nullptr},
-            {"end_of_word_suffix", nullptr},
-            {"fuse_unk", true},
-            {"byte_fallback", true},
-            {"vocab", std::move(vocab)},
-            {"merges", std::move(merge_list)}}}};
+  return document(std::move(added), nullptr, nullptr, nullptr, nullptr,
+                  bpe_model(has_unk ? ojson(tokens[size_t(unk->i)]) : ojson(nullptr), true, std::move(vocab),
+                            std::move(merge_list)));
 }
 
 }  // namespace

@@ -152,29 +152,31 @@ std::filesystem::path tokenizer_dir_of(const std::filesystem::path& model) {
   throw Error(model.string() + ": no tokenizer.json beside the file");
 }
 
-Tokenizer Tokenizer::from_gguf(const std::filesystem::path& gguf) {
+Tokenizer Tokenizer::from_gguf(const std::filesystem::path& gguf) { return from_gguf(*GgufFile::open(gguf)); }
+
+Tokenizer Tokenizer::from_gguf(const GgufFile& file) {
   const auto t0 = std::chrono::steady_clock::now();
-  const auto g = GgufFile::open(gguf);
-  auto p = tok::load_tokenizer_json(tok::tokenizer_json_from_gguf(*g), gguf.string() + " (tokenizer metadata)");
+  const std::filesystem::path& gguf = file.path();
+  auto p = tok::load_tokenizer_json(tok::tokenizer_json_from_gguf(file), gguf.string() + " (tokenizer metadata)");
   auto id = [&](const char* key) -> std::optional<int32_t> {
-    const GgufValue* v = g->find(key);
+    const GgufValue* v = file.find(key);
     if (!v || !v->is_integer() || v->i < 0 || v->i >= p->vocab_size) return std::nullopt;
     return int32_t(v->i);
   };
   p->bos = id("tokenizer.ggml.bos_token_id");
   p->eos = id("tokenizer.ggml.eos_token_id");
-  if (g->get_string_or("tokenizer.ggml.model", "") == "llama") {
+  if (file.get_string_or("tokenizer.ggml.model", "") == "llama") {
     // What AutoTokenizer makes of a Llama tokenizer (see from_dir): Metaspace with the prefix
     // space on every segment (legacy, the setting of the Llama-2 and Mixtral files; GGUF does not
     // record it), byte fallback, BOS/EOS as the file says (llama.cpp's defaults: BOS, no EOS).
-    const bool prefix_space = g->get_bool_or("tokenizer.ggml.add_space_prefix", true);
+    const bool prefix_space = file.get_bool_or("tokenizer.ggml.add_space_prefix", true);
     p->normalizer.reset();
     p->pre_tokenizer =
         tok::make_metaspace("\xE2\x96\x81", prefix_space ? tok::PrependScheme::Always : tok::PrependScheme::Never, false);
     p->decoder = tok::make_llama_decoder(prefix_space);
     p->post_processor =
-        tok::make_bos_eos_processor(g->get_bool_or("tokenizer.ggml.add_bos_token", true) ? p->bos : std::nullopt,
-                                    g->get_bool_or("tokenizer.ggml.add_eos_token", false) ? p->eos : std::nullopt);
+        tok::make_bos_eos_processor(file.get_bool_or("tokenizer.ggml.add_bos_token", true) ? p->bos : std::nullopt,
+                                    file.get_bool_or("tokenizer.ggml.add_eos_token", false) ? p->eos : std::nullopt);
     p->build_matchers();
   }
   spdlog::debug("tokenizer: from the metadata of {} ({} ids) in {:.0f} ms", gguf.string(), p->vocab_size,
