@@ -76,57 +76,43 @@ void pack_block(const RowsIn& x, int i0, int n, int K, uint32_t* pairs) {
   }
 }
 
-// 48 rows of W from `w` (row stride K) against the packed block: out[48][16] fp32.
-void rows48(const uint16_t* w, int K, const uint32_t* pairs, float* out) {
+// One 16-row tile of W (rows 16·T.. of `w`) times the three parts of the packed x, into
+// accumulator tile T (tile numbers must be constants, hence the template).
+template <int T>
+inline void tile_step(const uint16_t* w, int K, int k, size_t w_stride) {
+  _tile_loadd(3, w + size_t(16 * T) * K + k, w_stride);
+  _tile_dpbf16ps(T, 3, 6);
+  _tile_dpbf16ps(T, 3, 5);
+  _tile_dpbf16ps(T, 3, 4);
+}
+
+// 16·NT rows of W from `w` (row stride K) against the packed block: out[16·NT][16] fp32. NT = 3
+// (48 rows in flight) for whole blocks, 1 for a block's last 16.
+template <int NT>
+void row_tiles(const uint16_t* w, int K, const uint32_t* pairs, float* out) {
+  static_assert(NT >= 1 && NT <= kRowTiles);
   const size_t part_stride = size_t(K / 2) * kTok;
   const size_t w_stride = size_t(K) * 2;
   _tile_zero(0);
-  _tile_zero(1);
-  _tile_zero(2);
+  if constexpr (NT > 1) _tile_zero(1);
+  if constexpr (NT > 2) _tile_zero(2);
   for (int k = 0; k < K; k += 32) {
-    // The 48 rows are 48 streams one 64-byte line apart per step, too many for the hardware
+    // The rows are 16·NT streams one 64-byte line apart per step, too many for the hardware
     // prefetchers: fetch each row's line kPrefetch weights ahead.
     if (k + kPrefetch < K)
-      for (int i = 0; i < 48; ++i) _mm_prefetch(reinterpret_cast<const char*>(w + size_t(i) * K + k + kPrefetch), _MM_HINT_T0);
+      for (int i = 0; i < 16 * NT; ++i)
+        _mm_prefetch(reinterpret_cast<const char*>(w + size_t(i) * K + k + kPrefetch), _MM_HINT_T0);
     const uint32_t* b = pairs + size_t(k / 2) * kTok;
     _tile_loadd(4, b, 64);
     _tile_loadd(5, b + part_stride, 64);
     _tile_loadd(6, b + 2 * part_stride, 64);
-    _tile_loadd(3, w + k, w_stride);
-    _tile_dpbf16ps(0, 3, 6);
-    _tile_dpbf16ps(0, 3, 5);
-    _tile_dpbf16ps(0, 3, 4);
-    _tile_loadd(3, w + size_t(16) * K + k, w_stride);
-    _tile_dpbf16ps(1, 3, 6);
-    _tile_dpbf16ps(1, 3, 5);
-    _tile_dpbf16ps(1, 3, 4);
-    _tile_loadd(3, w + size_t(32) * K + k, w_stride);
-    _tile_dpbf16ps(2, 3, 6);
-    _tile_dpbf16ps(2, 3, 5);
-    _tile_dpbf16ps(2, 3, 4);
+    tile_step<0>(w, K, k, w_stride);
+    if constexpr (NT > 1) tile_step<1>(w, K, k, w_stride);
+    if constexpr (NT > 2) tile_step<2>(w, K, k, w_stride);
   }
   _tile_stored(0, out, 64);
-  _tile_stored(1, out + 256, 64);
-  _tile_stored(2, out + 512, 64);
-}
-
-// 16 rows, the same way (a block's last rows).
-void rows16(const uint16_t* w, int K, const uint32_t* pairs, float* out) {
-  const size_t part_stride = size_t(K / 2) * kTok;
-  _tile_zero(0);
-  for (int k = 0; k < K; k += 32) {
-    if (k + kPrefetch < K)
-      for (int i = 0; i < 16; ++i) _mm_prefetch(reinterpret_cast<const char*>(w + size_t(i) * K + k + kPrefetch), _MM_HINT_T0);
-    const uint32_t* b = pairs + size_t(k / 2) * kTok;
-    _tile_loadd(4, b, 64);
-    _tile_loadd(5, b + part_stride, 64);
-    _tile_loadd(6, b + 2 * part_stride, 64);
-    _tile_loadd(3, w + k, size_t(K) * 2);
-    _tile_dpbf16ps(0, 3, 6);
-    _tile_dpbf16ps(0, 3, 5);
-    _tile_dpbf16ps(0, 3, 4);
-  }
-  _tile_stored(0, out, 64);
+  if constexpr (NT > 1) _tile_stored(1, out + 256, 64);
+  if constexpr (NT > 2) _tile_stored(2, out + 512, 64);
 }
 
 void amx_gemm(const RowsIn& x, int m, DType dt, const void* w, int K, int n_rows, int row0, int row1, float* y,
@@ -159,8 +145,8 @@ void amx_gemm(const RowsIn& x, int m, DType dt, const void* w, int K, int n_rows
       const int rows = full - r >= 48 ? 48 : 16;
       for (size_t bi = 0; bi < blocks; ++bi) {
         const int t0 = int(bi) * kTok, nt = std::min(kTok, m - t0);
-        if (rows == 48) rows48(wb + size_t(r) * K, K, pk.data.data() + bi * block, out);
-        else rows16(wb + size_t(r) * K, K, pk.data.data() + bi * block, out);
+        if (rows == 48) row_tiles<3>(wb + size_t(r) * K, K, pk.data.data() + bi * block, out);
+        else row_tiles<1>(wb + size_t(r) * K, K, pk.data.data() + bi * block, out);
         for (int i = 0; i < rows; ++i)
           for (int t = 0; t < nt; ++t) y[size_t(t0 + t) * ys + size_t(r - row0 + i)] = out[i * 16 + t];
       }
