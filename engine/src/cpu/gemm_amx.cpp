@@ -77,14 +77,14 @@ void pack_block(const RowsIn& x, int i0, int n, int K, uint32_t* pairs) {
 }
 
 // One 16-row tile of W (rows 16·T.. of `w`) times the three parts of the packed x, into
-// accumulator tile T (tile numbers must be constants, hence the template).
-template <int T>
-inline void tile_step(const uint16_t* w, int K, int k, size_t w_stride) {
-  _tile_loadd(3, w + size_t(16 * T) * K + k, w_stride);
-  _tile_dpbf16ps(T, 3, 6);
-  _tile_dpbf16ps(T, 3, 5);
-  _tile_dpbf16ps(T, 3, 4);
-}
+// accumulator tile T. A macro: GCC's tile intrinsics take the tile numbers as literal text.
+#define MOESCOPE_AMX_TILE_STEP(T)                                   \
+  do {                                                              \
+    _tile_loadd(3, w + size_t(16 * (T)) * size_t(K) + k, w_stride); \
+    _tile_dpbf16ps(T, 3, 6);                                        \
+    _tile_dpbf16ps(T, 3, 5);                                        \
+    _tile_dpbf16ps(T, 3, 4);                                        \
+  } while (0)
 
 // 16·NT rows of W from `w` (row stride K) against the packed block: out[16·NT][16] fp32. NT = 3
 // (48 rows in flight) for whole blocks, 1 for a block's last 16.
@@ -106,14 +106,16 @@ void row_tiles(const uint16_t* w, int K, const uint32_t* pairs, float* out) {
     _tile_loadd(4, b, 64);
     _tile_loadd(5, b + part_stride, 64);
     _tile_loadd(6, b + 2 * part_stride, 64);
-    tile_step<0>(w, K, k, w_stride);
-    if constexpr (NT > 1) tile_step<1>(w, K, k, w_stride);
-    if constexpr (NT > 2) tile_step<2>(w, K, k, w_stride);
+    MOESCOPE_AMX_TILE_STEP(0);
+    if constexpr (NT > 1) MOESCOPE_AMX_TILE_STEP(1);
+    if constexpr (NT > 2) MOESCOPE_AMX_TILE_STEP(2);
   }
   _tile_stored(0, out, 64);
   if constexpr (NT > 1) _tile_stored(1, out + 256, 64);
   if constexpr (NT > 2) _tile_stored(2, out + 512, 64);
 }
+
+#undef MOESCOPE_AMX_TILE_STEP
 
 void amx_gemm(const RowsIn& x, int m, DType dt, const void* w, int K, int n_rows, int row0, int row1, float* y,
               size_t ys, XPack* pack) {
