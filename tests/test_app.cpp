@@ -18,18 +18,19 @@
 
 #include <spdlog/spdlog.h>
 
-#include "engine_controller.h"
 #include "logging.h"
 #include "main_window.h"
 #include "moescope/routing_trace.h"
 #include "ui/chat_panel.h"
 #include "ui/conversation_list.h"
 #include "ui/engine_feed.h"
+#include "ui/engine_host.h"
 #include "ui/generation_defaults.h"
 #include "ui/message_widget.h"
 #include "ui/notice_bar.h"
 #include "ui/thinking.h"
 #include "ui/view_registry.h"
+#include "ui/views/trace_model.h"
 
 using moescope::desktop::AppOptions;
 using moescope::desktop::MainWindow;
@@ -59,6 +60,7 @@ class TestApp : public QObject {
 
 private:
   QTemporaryDir* dir_ = nullptr;
+  moescope::ui::ViewRegistry views_;  // what the windows of this test build (some tests add a view)
 
   std::unique_ptr<MainWindow> open(const QString& model = kModel, bool expect_ready = true) {
     AppOptions o;
@@ -66,7 +68,7 @@ private:
     o.backend = QStringLiteral("cpu");
     o.data_dir = dir_->path();
     o.settings_file = dir_->filePath(QStringLiteral("settings.ini"));
-    auto w = std::make_unique<MainWindow>(o);
+    auto w = std::make_unique<MainWindow>(o, views_);
     QSignalSpy ready(w.get(), &MainWindow::modelReady);
     QSignalSpy failed(w.get(), &MainWindow::modelFailed);
     w->show();
@@ -77,13 +79,13 @@ private:
 
   // Sends and waits for the answer; returns its summary.
   static GenerationSummary ask(MainWindow& w, const QString& text, int edit = -1) {
-    QSignalSpy done(w.engine(), &moescope::desktop::EngineController::generationFinished);
+    QSignalSpy done(w.engine(), &moescope::ui::EngineHost::generationFinished);
     w.send(text, edit);
     if (!QTest::qWaitFor([&] { return done.count() > 0; }, kTimeout)) return {};
     return done.at(0).at(0).value<GenerationSummary>();
   }
   static GenerationSummary regenerate(MainWindow& w) {
-    QSignalSpy done(w.engine(), &moescope::desktop::EngineController::generationFinished);
+    QSignalSpy done(w.engine(), &moescope::ui::EngineHost::generationFinished);
     w.regenerate();
     if (!QTest::qWaitFor([&] { return done.count() > 0; }, kTimeout)) return {};
     return done.at(0).at(0).value<GenerationSummary>();
@@ -122,7 +124,7 @@ private slots:
   void promptStreamsIntoView() {
     auto w = open();
     w->setConversationSettings({}, sampling(0.8, 7, 1500));
-    QSignalSpy chunks(w->engine(), &moescope::desktop::EngineController::streamed);
+    QSignalSpy chunks(w->engine(), &moescope::ui::EngineHost::streamed);
     QSignalSpy routes(w->feed(), &moescope::ui::EngineFeed::chunk);
     QSignalSpy done(w.get(), &MainWindow::answerFinished);
     QElapsedTimer timer;
@@ -136,19 +138,20 @@ private slots:
     QTRY_VERIFY_WITH_TIMEOUT(done.count() == 1, kTimeout);
     const qint64 ms = timer.elapsed();
     // Coalesced: at most one flush per timer tick (+ the final one), however fast the engine.
-    QVERIFY2(chunks.count() <= ms / moescope::desktop::EngineController::kFlushIntervalMs + 3,
+    QVERIFY2(chunks.count() <= ms / moescope::ui::EngineHost::kFlushIntervalMs + 3,
              qPrintable(QStringLiteral("%1 chunks in %2 ms").arg(chunks.count()).arg(ms)));
     QString streamed;
     int routed = 0;
     for (const auto& args : chunks) streamed += args.at(0).value<moescope::ui::StreamChunk>().text;
-    for (const auto& args : routes) routed += int(args.at(0).value<moescope::ui::StreamChunk>().routes.size());
+    for (const auto& args : routes)
+      if (const auto& seg = args.at(0).value<moescope::ui::StreamChunk>().trace) routed += int(seg->size());
     const auto& msgs = w->current()->messages;
     QCOMPARE(int(msgs.size()), 2);
     QCOMPARE(msgs[1].role, QStringLiteral("assistant"));
     QVERIFY(!msgs[1].content.isEmpty());
     QCOMPARE(streamed, msgs[1].content);
     QCOMPARE(w->chat()->lastAnswer()->rawContent(), msgs[1].content);
-    // Prefill and decode tokens' routes crossed as values (the last sampled token is not fed).
+    // Prefill and decode tokens' routes crossed as trace segments (the last sampled token is not fed).
     QVERIFY2(routed >= msgs[1].tokens, qPrintable(QString::number(routed)));
     QVERIFY(w->statusText().contains(QStringLiteral("tokens/s")));
   }
@@ -156,8 +159,8 @@ private slots:
   void stopEndsTheAnswer() {
     auto w = open();
     w->setConversationSettings({}, sampling(0.8, 3, 1900));
-    QSignalSpy chunks(w->engine(), &moescope::desktop::EngineController::streamed);
-    QSignalSpy finished(w->engine(), &moescope::desktop::EngineController::generationFinished);
+    QSignalSpy chunks(w->engine(), &moescope::ui::EngineHost::streamed);
+    QSignalSpy finished(w->engine(), &moescope::ui::EngineHost::generationFinished);
     w->send(QStringLiteral("Talk for a long time"));
     QTRY_VERIFY_WITH_TIMEOUT(chunks.count() > 0 || finished.count() > 0, kTimeout);
     QVERIFY2(finished.isEmpty(), "the answer ended before it could be stopped");
@@ -203,7 +206,7 @@ private slots:
     QCOMPARE(w->chat()->editingIndex(), 2);
     QCOMPARE(w->chat()->input()->toPlainText(), QStringLiteral("Second question"));
     w->chat()->input()->setPlainText(QStringLiteral("Second question, edited"));
-    QSignalSpy done(w->engine(), &moescope::desktop::EngineController::generationFinished);
+    QSignalSpy done(w->engine(), &moescope::ui::EngineHost::generationFinished);
     QTest::mouseClick(w->chat()->sendButton(), Qt::LeftButton);
     QTRY_VERIFY_WITH_TIMEOUT(done.count() == 1, kTimeout);
     const auto s = done.at(0).at(0).value<GenerationSummary>();
@@ -265,8 +268,10 @@ private slots:
     QCOMPARE(int(c->messages.size()), 2);
     QCOMPARE(c->messages[1].content, answer);
     QVERIFY(c->model_dir.endsWith(QStringLiteral("chat-tiny")));
-    const auto trace = moescope::RoutingTrace::from_json(c->trace);
+    QVERIFY(c->trace);
+    const moescope::RoutingTrace& trace = *c->trace;
     QVERIFY(trace.size() > 0);
+    QVERIFY(w->traces()->trace() == trace);  // the views show the reopened conversation's trace
     QCOMPARE(trace.n_experts(), 16);
     QCOMPARE(trace.top_k(), 4);
     QCOMPARE(int(w->chat()->messageWidgets().size()), 2);
@@ -312,7 +317,7 @@ private slots:
     o.data_dir = dir_->path();
     o.settings_file = dir_->filePath(QStringLiteral("settings.ini"));
     moescope::desktop::setup_logging(dir_->path());
-    MainWindow w(o);
+    MainWindow w(o, views_);
     QSignalSpy failed(&w, &MainWindow::modelFailed);
     QSignalSpy ready(&w, &MainWindow::modelReady);
     w.show();
@@ -362,7 +367,7 @@ private slots:
 
   void cancellingALoadKeepsTheWindowUsable() {
     auto w = open();
-    QSignalSpy cancelled(w->engine(), &moescope::desktop::EngineController::loadCancelled);
+    QSignalSpy cancelled(w->engine(), &moescope::ui::EngineHost::loadCancelled);
     w->openModel(kModel);
     QVERIFY(w->engine()->isLoading());
     QVERIFY(!w->chat()->sendButton()->isEnabled());  // nothing is sent while a model loads
@@ -403,11 +408,18 @@ private slots:
       QSignalSpy routes(w->feed(), &moescope::ui::EngineFeed::chunk);
       const GenerationSummary s = ask(*w, prompt);
       int with = 0, without = 0;
+      // Tokens whose segment carries scores (a trace that once had them pads later tokens with
+      // zeros: those count as without).
       for (const auto& args : routes)
-        for (const auto& r : args.at(0).value<moescope::ui::StreamChunk>().routes)
-          (r.probs.size() == size_t(r.n_moe_layers) * size_t(w->engine()->model().n_experts) && !r.probs.empty() ? with : without)++;
+        if (const auto& seg = args.at(0).value<moescope::ui::StreamChunk>().trace)
+          for (size_t i = 0; i < seg->size(); ++i) {
+            float sum = 0;
+            for (int e = 0; e < seg->n_experts(); ++e) sum += seg->prob(i, 0, e);
+            (sum > 0 ? with : without)++;
+          }
       // The answer's last token in the session's trace: scores recorded (they sum to > 0) or not.
-      const auto trace = moescope::RoutingTrace::from_json(nlohmann::json::parse(s.trace_json.toStdString()));
+      if (!s.trace) return std::make_tuple(with, without, false);
+      const moescope::RoutingTrace& trace = *s.trace;
       float sum = 0;
       for (int e = 0; e < trace.n_experts() && trace.size() > 0; ++e) sum += trace.prob(trace.size() - 1, 0, e);
       return std::make_tuple(with, without, sum > 0);
@@ -448,7 +460,7 @@ private slots:
     moescope::ui::ViewFactory f;
     f.id = QStringLiteral("test-view");
     f.title = QStringLiteral("Test view");
-    f.create = [](moescope::ui::EngineFeed*, QWidget* parent) { return new QLabel(QStringLiteral("hi"), parent); };
+    f.create = [](const moescope::ui::ViewContext&, QWidget* parent) { return new QLabel(QStringLiteral("hi"), parent); };
     QVERIFY(w->addView(f));
     QVERIFY(w->showView(QStringLiteral("test-view")));
     QVERIFY(!w->showView(QStringLiteral("nope")));
@@ -462,11 +474,11 @@ private slots:
     f.id = QStringLiteral("remembered-view");
     f.title = QStringLiteral("Remembered view");
     f.area = Qt::BottomDockWidgetArea;
-    f.create = [](moescope::ui::EngineFeed*, QWidget* parent) { return new QLabel(QStringLiteral("view"), parent); };
-    moescope::ui::ViewRegistry::instance().add(f);
+    f.create = [](const moescope::ui::ViewContext&, QWidget* parent) { return new QLabel(QStringLiteral("view"), parent); };
+    views_.add(f);
     {
       auto w = open();
-      auto* dock = w->findChild<QDockWidget*>(QStringLiteral("view-remembered-view"));
+      auto* dock = w->viewDock(QStringLiteral("remembered-view"));
       QVERIFY(dock);
       QVERIFY(!dock->isVisible());  // hidden by default
       QVERIFY(w->showView(f.id));
@@ -475,7 +487,7 @@ private slots:
       w->close();
     }
     auto w = open();
-    auto* dock = w->findChild<QDockWidget*>(QStringLiteral("view-remembered-view"));
+    auto* dock = w->viewDock(QStringLiteral("remembered-view"));
     QVERIFY(dock);
     QVERIFY(dock->isVisible());
     QCOMPARE(w->dockWidgetArea(dock), Qt::LeftDockWidgetArea);

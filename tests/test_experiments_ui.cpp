@@ -1,7 +1,8 @@
 // Routing experiments in the desktop app (ui/experiments): the anatomy view on the shipped
 // presets, an intervention set in the panel reaching the chat's generation through the real main
-// window and engine worker, compare with/without end to end, and corpus analysis with progress,
-// CSV export and cancel, on the bundled teaching model. Offscreen; waits with QTRY_*.
+// window and engine host, compare with/without end to end, corpus analysis with progress, CSV
+// export and cancel, and the chat and the experiments sharing one loaded model, on the bundled
+// teaching model. Offscreen; waits with QTRY_*.
 #include <QDir>
 #include <QFile>
 #include <QLabel>
@@ -12,15 +13,17 @@
 #include <QTest>
 #include <nlohmann/json.hpp>
 
-#include "engine_controller.h"
 #include "main_window.h"
 #include "moescope/model_spec.h"
 #include "ui/experiments/active_intervention.h"
 #include "ui/experiments/anatomy_view.h"
 #include "ui/experiments/corpus_view.h"
-#include "ui/experiments/experiments_runner.h"
+#include "ui/engine_feed.h"
+#include "ui/engine_host.h"
 #include "ui/experiments/register_experiments.h"
 #include "ui/experiments/routing_panel.h"
+#include "ui/view_registry.h"
+#include "ui/views/trace_model.h"
 
 using namespace moescope::ui;
 
@@ -35,6 +38,17 @@ void write_file(const QString& path, const QString& text) {
   f.write(text.toUtf8());
 }
 
+// A host with the teaching model loaded on the CPU, as the app's window makes it.
+struct LoadedHost {
+  EngineFeed feed;
+  EngineHost host{&feed};
+  LoadedHost() {
+    QSignalSpy loaded(&host, &EngineHost::modelLoaded);
+    host.loadModel(kModel, QStringLiteral("cpu"));
+    [&] { QTRY_VERIFY_WITH_TIMEOUT(loaded.count() > 0, kTimeout); }();
+  }
+};
+
 }  // namespace
 
 class TestExperimentsUi : public QObject {
@@ -46,6 +60,7 @@ private slots:
   void compare_with_without();
   void corpus_analysis();
   void corpus_cancel();
+  void one_load_for_chat_and_experiments();
 };
 
 void TestExperimentsUi::anatomy_presets() {
@@ -80,18 +95,18 @@ void TestExperimentsUi::anatomy_presets() {
 
 void TestExperimentsUi::intervention_reaches_generation() {
   QTemporaryDir dir;
-  register_experiments();
+  ViewRegistry views;
+  register_experiments(views);
   moescope::desktop::AppOptions o;
   o.model_dir = kModel;
   o.backend = QStringLiteral("cpu");
   o.data_dir = dir.path();
   o.settings_file = dir.filePath(QStringLiteral("settings.ini"));
-  moescope::desktop::MainWindow w(o);
-  attach_experiments(w, [&w](const moescope::RoutingControl& c) { w.engine()->setRoutingControl(c); });
+  moescope::desktop::MainWindow w(o, views);
   QSignalSpy ready(&w, &moescope::desktop::MainWindow::modelReady);
   w.show();
   QTRY_VERIFY_WITH_TIMEOUT(ready.count() > 0, kTimeout);
-  auto* panel = w.findChild<RoutingPanel*>();
+  auto* panel = qobject_cast<RoutingPanel*>(w.viewWidget(QStringLiteral("experiments")));
   QVERIFY(panel);
   const moescope::ModelSpec spec = moescope::load_model_spec(kModel.toStdString());
   const int n = spec.moe.router.n_experts;
@@ -99,34 +114,38 @@ void TestExperimentsUi::intervention_reaches_generation() {
   std::vector<int> off;
   for (int e = 0; e < n / 2; ++e) off.push_back(e);
   panel->disableExperts(-1, off);
-  QVERIFY(ActiveIntervention::instance().active());
-  QVERIFY(!w.engine()->routingControl().empty());
+  QVERIFY(w.intervention()->active());
   auto* indicator = w.findChild<QLabel*>(QStringLiteral("intervention-status"));
   QVERIFY(indicator && !indicator->isHidden());
 
-  QSignalSpy done(w.engine(), &moescope::desktop::EngineController::generationFinished);
+  QSignalSpy done(w.engine(), &EngineHost::generationFinished);
   w.send(QStringLiteral("Hello"));
   QTRY_VERIFY_WITH_TIMEOUT(done.count() > 0, kTimeout);
   const auto summary = done.at(0).at(0).value<GenerationSummary>();
-  const auto trace = nlohmann::json::parse(summary.trace_json.toStdString());
+  QVERIFY(summary.trace);
+  const moescope::RoutingTrace& trace = *summary.trace;
   int routes = 0;
-  for (const auto& t : trace["tokens"])
-    for (const auto& r : t["routes"])
-      for (int e : r["experts"]) {
-        ++routes;
-        QVERIFY2(e >= n / 2, "a disabled expert was selected");
-      }
+  for (size_t t = 0; t < trace.size(); ++t)
+    for (int m = 0; m < trace.n_moe_layers(); ++m)
+      for (int slot = 0; slot < trace.top_k(); ++slot)
+        if (const int e = trace.expert(t, m, slot); e >= 0) {
+          ++routes;
+          QVERIFY2(e >= n / 2, "a disabled expert was selected");
+        }
   QVERIFY(routes > 0);
+  // The views' trace grew from the same segments: the same routing, token for token.
+  QCOMPARE(w.traces()->trace().size(), trace.size());
+  QVERIFY(w.traces()->trace() == trace);
 
   panel->reset();  // one click: nothing active any more
-  QVERIFY(!ActiveIntervention::instance().active());
-  QVERIFY(w.engine()->routingControl().empty());
+  QVERIFY(!w.intervention()->active());
   QVERIFY(indicator->isHidden());
 }
 
 void TestExperimentsUi::compare_with_without() {
-  ExperimentsRunner runner;
-  RoutingPanel panel(nullptr, &runner);
+  LoadedHost h;
+  ActiveIntervention intervention;
+  RoutingPanel panel(&h.feed, &h.host, &intervention);
   const moescope::ModelSpec spec = moescope::load_model_spec(kModel.toStdString());
   panel.setModel(kModel, spec.moe_layer_indices(), spec.moe.router.n_experts, spec.moe.router.top_k,
                  spec.moe.router.correction_bias);
@@ -162,8 +181,8 @@ void TestExperimentsUi::corpus_analysis() {
   write_file(corpus.filePath(QStringLiteral("code.txt")), QStringLiteral("int main() { return 0; }\n").repeated(20));
   write_file(corpus.filePath(QStringLiteral("prose.txt")),
              QStringLiteral("The experts of a mixture share the work of every token. ").repeated(20));
-  ExperimentsRunner runner;
-  CorpusView view(nullptr, &runner);
+  LoadedHost h;
+  CorpusView view(&h.feed, &h.host);
   view.setModelDir(kModel);
   view.setCorpus(corpus.path());
   QSignalSpy finished(&view, &CorpusView::finished);
@@ -187,8 +206,8 @@ void TestExperimentsUi::corpus_cancel() {
   QTemporaryDir corpus;
   write_file(corpus.filePath(QStringLiteral("long.txt")),
              QStringLiteral("A long text that takes a while to analyse, window after window. ").repeated(2000));
-  ExperimentsRunner runner;
-  CorpusView view(nullptr, &runner);
+  LoadedHost h;
+  CorpusView view(&h.feed, &h.host);
   view.setModelDir(kModel);
   view.setCorpus(corpus.filePath(QStringLiteral("long.txt")));
   QSignalSpy finished(&view, &CorpusView::finished);
@@ -197,6 +216,53 @@ void TestExperimentsUi::corpus_cancel() {
   QTRY_VERIFY_WITH_TIMEOUT(finished.count() > 0, kTimeout);
   QVERIFY(view.outcome().cancelled);
   QVERIFY(!view.outcome().analysis);
+}
+
+// The chat, a comparison and a corpus analysis all run on the one model the host loaded: one
+// checkpoint read, two sessions (the chat's and the experiments', on the same weights), and the
+// chat's cache untouched by the experiments (its next answer re-uses the whole conversation).
+void TestExperimentsUi::one_load_for_chat_and_experiments() {
+  LoadedHost h;
+  QCOMPARE(h.host.modelLoads(), 1);
+  QCOMPARE(h.host.sessions(), 1);
+  QSignalSpy done(&h.host, &EngineHost::generationFinished);
+  SamplingSettings greedy;
+  greedy.temperature = 0.0;
+  greedy.max_tokens = 6;
+  nlohmann::ordered_json messages = nlohmann::ordered_json::array({{{"role", "user"}, {"content", "Hello"}}});
+  QVERIFY(h.host.generate(messages, greedy, 1));
+  QTRY_VERIFY_WITH_TIMEOUT(done.count() == 1, kTimeout);
+  const auto first = done.at(0).at(0).value<GenerationSummary>();
+
+  QSignalSpy compared(&h.host, &EngineHost::compared);
+  CompareRequest c;
+  c.prompt = QStringLiteral("What is 23+58?");
+  c.control.top_k = 1;
+  c.max_tokens = 4;
+  h.host.compare(c);
+  QTRY_VERIFY_WITH_TIMEOUT(compared.count() == 1, kTimeout);
+  QVERIFY2(compared.at(0).at(0).value<CompareOutcome>().error.isEmpty(),
+           qPrintable(compared.at(0).at(0).value<CompareOutcome>().error));
+
+  QTemporaryDir corpus;
+  write_file(corpus.filePath(QStringLiteral("a.txt")), QStringLiteral("Experts share the work. ").repeated(10));
+  QSignalSpy analysed(&h.host, &EngineHost::analysed);
+  AnalysisRequest a;
+  a.corpus = corpus.path();
+  h.host.analyze(a);
+  QTRY_VERIFY_WITH_TIMEOUT(analysed.count() == 1, kTimeout);
+  QVERIFY(analysed.at(0).at(0).value<AnalysisOutcome>().error.isEmpty());
+
+  QCOMPARE(h.host.modelLoads(), 1);
+  QCOMPARE(h.host.sessions(), 2);
+  // The chat's session kept its cache: the follow-up re-uses the first answer's whole prompt.
+  messages.push_back({{"role", "assistant"}, {"content", first.text.toStdString()}});
+  messages.push_back({{"role", "user"}, {"content", "And then?"}});
+  QVERIFY(h.host.generate(messages, greedy, 1));
+  QTRY_VERIFY_WITH_TIMEOUT(done.count() == 2, kTimeout);
+  const auto second = done.at(1).at(0).value<GenerationSummary>();
+  QVERIFY2(second.reused_tokens >= first.prompt_tokens,
+           qPrintable(QStringLiteral("%1 reused of a first prompt of %2").arg(second.reused_tokens).arg(first.prompt_tokens)));
 }
 
 QTEST_MAIN(TestExperimentsUi)

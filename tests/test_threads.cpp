@@ -11,7 +11,7 @@
 
 #include "moescope/model_weights.h"
 #include "moescope/session.h"
-#include "stream_buffer.h"
+#include "ui/stream_buffer.h"
 
 using namespace moescope;
 
@@ -24,7 +24,7 @@ constexpr int kTokensBeforeStop = 5;
 // however fast the engine is (the stop is then seen before the next token).
 class BufferObserver : public GenerationObserver {
 public:
-  BufferObserver(desktop::StreamBuffer& buffer, const std::atomic<bool>& stop) : buffer_(buffer), stop_(stop) {}
+  BufferObserver(ui::StreamBuffer& buffer, const std::atomic<bool>& stop) : buffer_(buffer), stop_(stop) {}
   void on_token(int32_t id, double) override {
     buffer_.add_text(QString::number(id) + QLatin1Char(' '), 1, 1.0);
     if (tokens_.fetch_add(1, std::memory_order_relaxed) + 1 == kTokensBeforeStop) {
@@ -34,16 +34,7 @@ public:
     }
   }
   void on_trace(const RoutingTrace& trace, size_t first) override {
-    std::vector<ui::TokenRoute> routes;
-    for (size_t i = first; i < trace.size(); ++i) {
-      ui::TokenRoute r;
-      r.pos = trace.token(i).pos;
-      r.id = trace.token(i).id;
-      r.n_moe_layers = trace.n_moe_layers();
-      r.top_k = trace.top_k();
-      routes.push_back(std::move(r));
-    }
-    buffer_.add_routes(std::move(routes));
+    buffer_.add_trace(trace, first);
     KvStats kv;
     kv.tokens = int64_t(trace.size());
     buffer_.set_kv(kv);
@@ -51,7 +42,7 @@ public:
   int tokens() const { return tokens_.load(std::memory_order_relaxed); }
 
 private:
-  desktop::StreamBuffer& buffer_;
+  ui::StreamBuffer& buffer_;
   const std::atomic<bool>& stop_;
   std::atomic<int> tokens_{0};
 };
@@ -64,7 +55,7 @@ private slots:
   void generate_drain_and_stop_across_threads() {
     auto model = load_model(std::string(MOESCOPE_TEST_DATA) + "/models/deepseek-v3");
     Session session(model, make_backend(model, {"cpu", 128, 2}));  // the pool's own threads too
-    desktop::StreamBuffer buffer;
+    ui::StreamBuffer buffer;
     buffer.reset();
     std::atomic<bool> stop{false};
     BufferObserver observer(buffer, stop);
@@ -82,7 +73,11 @@ private slots:
       if (empty) return;
       ++chunks;
       taken_tokens += c.new_tokens;
-      taken_routes += int(c.routes.size());
+      if (c.trace) {
+        // Segments arrive in order, each starting where the previous one ended.
+        QCOMPARE(size_t(c.trace->token(0).pos), size_t(taken_routes));
+        taken_routes += int(c.trace->size());
+      }
       QVERIFY(c.total_tokens >= taken_tokens);
     };
     QElapsedTimer timer;

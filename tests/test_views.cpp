@@ -16,6 +16,8 @@
 
 #include "moescope/routing_stats.h"
 #include "moescope/routing_trace.h"
+#include "ui/conversation.h"
+#include "ui/conversation_store.h"
 #include "ui/engine_feed.h"
 #include "ui/view_registry.h"
 #include "ui/views/coactivation_view.h"
@@ -135,24 +137,23 @@ ModelInfo info_for(const RoutingTrace& t) {
   return i;
 }
 
-std::vector<TokenRoute> routes_of(const RoutingTrace& t, size_t first, size_t last) {
-  std::vector<TokenRoute> out;
-  for (size_t i = first; i < last; ++i) {
-    TokenRoute r;
-    r.pos = t.token(i).pos;
-    r.id = t.token(i).id;
-    r.text = QString::fromStdString(t.token(i).text);
-    r.prefill = t.token(i).phase == Phase::Prefill;
-    r.n_moe_layers = t.n_moe_layers();
-    r.top_k = t.top_k();
-    for (int m = 0; m < t.n_moe_layers(); ++m)
-      for (int s = 0; s < t.top_k(); ++s) {
-        r.experts.push_back(int16_t(t.expert(i, m, s)));
-        r.weights.push_back(t.weight(i, m, s));
-      }
-    out.push_back(std::move(r));
-  }
-  return out;
+// Tokens [first, last) of `t` as the engine host publishes them: one immutable trace segment.
+std::shared_ptr<const RoutingTrace> segment_of(const RoutingTrace& t, size_t first, size_t last) {
+  return std::make_shared<const RoutingTrace>(t.slice(first, last));
+}
+
+// The trace model of a feed, as the composition root makes it.
+TraceModel* traces_of(EngineFeed& feed) {
+  auto* m = new TraceModel(&feed);
+  m->connectFeed(&feed);
+  return m;
+}
+
+ViewContext context_of(EngineFeed& feed, TraceModel* traces) {
+  ViewContext c;
+  c.feed = &feed;
+  c.traces = traces;
+  return c;
 }
 
 // Exports the view's current plot and data; checks PNG size, PDF header and the CSV header.
@@ -181,14 +182,16 @@ private slots:
   void initTestCase() { QVERIFY(dir_.isValid()); }
 
   void registry_has_every_view() {
-    register_views();
-    QStringList ids;
-    for (const auto& f : ViewRegistry::instance().factories()) ids << f.id;
-    for (const QString& id : view_ids()) QVERIFY2(ids.contains(id), qPrintable(id));
+    ViewRegistry registry;
+    register_views(registry);
+    const QStringList ids = registry.ids();
+    for (const char* id : {"routing", "inspector", "colouring", "load", "coactivation", "kv", "performance"})
+      QVERIFY2(ids.contains(QLatin1String(id)), id);
     EngineFeed feed;
+    TraceModel* traces = traces_of(feed);
     QWidget parent;
-    for (const auto& f : ViewRegistry::instance().factories()) {
-      QWidget* w = f.create(&feed, &parent);
+    for (const auto& f : registry.factories()) {
+      QWidget* w = f.create(context_of(feed, traces), &parent);
       QVERIFY(w);
       QVERIFY(!f.description.isEmpty());
       auto* v = qobject_cast<ViewFrame*>(w);
@@ -197,8 +200,8 @@ private slots:
       auto* sentence = v->findChild<QLabel*>(QStringLiteral("viewSentence"));
       QVERIFY(sentence && sentence->text().endsWith(QLatin1Char('.')) && !sentence->toolTip().isEmpty());
     }
-    // All views of one feed share one data model.
-    QCOMPARE(feed.findChildren<TraceModel*>().size(), 1);
+    // Every view reads the one data model it was handed.
+    for (ViewFrame* v : parent.findChildren<ViewFrame*>()) QCOMPARE(v->traceModel(), traces);
   }
 
   void load_view_known_trace() {
@@ -374,12 +377,12 @@ private slots:
 
   void live_chunks_kv_and_speed() {
     EngineFeed feed;
-    TraceModel* model = TraceModel::for_feed(&feed);
+    TraceModel* model = traces_of(feed);
     const RoutingTrace t = small_trace(false);
     emit feed.modelChanged(info_for(t));
     emit feed.generationStarted();
     StreamChunk c1;
-    c1.routes = routes_of(t, 0, 3);  // the prompt
+    c1.trace = segment_of(t, 0, 3);  // the prompt
     c1.has_kv = true;
     c1.kv.tokens = 812;
     c1.kv.capacity = 8192;
@@ -395,7 +398,7 @@ private slots:
     emit feed.chunk(c1);
     QTest::qWait(30);
     StreamChunk c2;
-    c2.routes = routes_of(t, 3, 5);
+    c2.trace = segment_of(t, 3, 5);
     c2.new_tokens = 2;
     c2.total_tokens = 2;
     c2.has_kv = true;
@@ -404,7 +407,7 @@ private slots:
     emit feed.chunk(c2);
     QTest::qWait(30);
     StreamChunk c3;
-    c3.routes = routes_of(t, 5, 6);
+    c3.trace = segment_of(t, 5, 6);
     c3.new_tokens = 1;
     c3.total_tokens = 3;
     c3.tokens_per_second = 42.0;
@@ -428,7 +431,7 @@ private slots:
     s.generated_tokens = 3;
     s.tokens_per_second = 42.0;
     s.kv = c3.kv;
-    s.trace_json = QString::fromStdString(t.to_json().dump());
+    s.trace = std::make_shared<const RoutingTrace>(t);
     emit feed.generationFinished(s);
     QVERIFY(!model->generating());
     QCOMPARE(model->prefills().back().tps, 6.0);  // 3 tokens / 0.5 s
@@ -474,7 +477,7 @@ private slots:
     // A new answer re-using a shorter prefix: the trace is cut at the route's position.
     emit feed.generationStarted();
     StreamChunk c4;
-    c4.routes = routes_of(t, 4, 6);
+    c4.trace = segment_of(t, 4, 6);
     c4.new_tokens = 2;
     c4.total_tokens = 2;
     emit feed.chunk(c4);
@@ -488,7 +491,7 @@ private slots:
   // backend's device memory reaches the performance view's own tab, summary and CSV.
   void live_router_scores_and_device_memory() {
     EngineFeed feed;
-    TraceModel* model = TraceModel::for_feed(&feed);
+    TraceModel* model = traces_of(feed);
     const RoutingTrace t = small_trace(false);
     ModelInfo info = info_for(t);
     info.backend = QStringLiteral("CUDA: test device");
@@ -496,12 +499,23 @@ private slots:
     emit feed.modelChanged(info);
     emit feed.generationStarted();
     StreamChunk c;
-    c.routes = routes_of(t, 0, 2);
-    const int E = t.n_experts(), L = t.n_moe_layers();
-    for (size_t i = 0; i < c.routes.size(); ++i) {
-      c.routes[i].n_experts = E;
+    const int E = t.n_experts(), L = t.n_moe_layers(), K = t.top_k();
+    {
+      RoutingTrace seg(t.model(), E, K, t.moe_layers());
+      std::vector<float> probs;
       for (int m = 0; m < L; ++m)
-        for (int e = 0; e < E; ++e) c.routes[i].probs.push_back(e == 1 ? 0.75f : 0.25f / float(E - 1));
+        for (int e = 0; e < E; ++e) probs.push_back(e == 1 ? 0.75f : 0.25f / float(E - 1));
+      std::vector<int32_t> ids(size_t(L) * size_t(K));
+      std::vector<float> w(ids.size());
+      for (size_t i = 0; i < 2; ++i) {
+        for (int m = 0; m < L; ++m)
+          for (int k = 0; k < K; ++k) {
+            ids[size_t(m * K + k)] = t.expert(i, m, k);
+            w[size_t(m * K + k)] = t.weight(i, m, k);
+          }
+        seg.append(t.token(i), ids.data(), w.data(), K, probs.data());
+      }
+      c.trace = std::make_shared<const RoutingTrace>(std::move(seg));
     }
     c.device_bytes = (int64_t(3) << 29) + (int64_t(1) << 28);  // + 256 MiB
     emit feed.chunk(c);
@@ -524,7 +538,7 @@ private slots:
 
     // The CPU backend reports none: the tab stays hidden.
     EngineFeed cpu_feed;
-    TraceModel* cpu_model = TraceModel::for_feed(&cpu_feed);
+    TraceModel* cpu_model = traces_of(cpu_feed);
     emit cpu_feed.modelChanged(info_for(t));
     PerformanceView cpu_perf(cpu_model);
     cpu_perf.refreshNow();
@@ -560,10 +574,13 @@ private slots:
 
   void empty_trace_everywhere() {
     EngineFeed feed;
-    register_views();
+    ViewRegistry registry;
+    register_views(registry);
+    TraceModel* traces = traces_of(feed);
     QWidget parent;
     std::vector<ViewFrame*> views;
-    for (const auto& f : ViewRegistry::instance().factories()) views.push_back(qobject_cast<ViewFrame*>(f.create(&feed, &parent)));
+    for (const auto& f : registry.factories())
+      views.push_back(qobject_cast<ViewFrame*>(f.create(context_of(feed, traces), &parent)));
     emit feed.traceReplaced(std::make_shared<const RoutingTrace>());
     emit feed.traceReplaced(nullptr);
     for (ViewFrame* v : views) {
@@ -583,17 +600,18 @@ private slots:
     const RoutingTrace big = big_trace(4000);
     const qint64 build_ms = timer.restart();
     EngineFeed feed;
-    register_views();
+    ViewRegistry registry;
+    register_views(registry);
+    TraceModel* model = traces_of(feed);
     QWidget parent;
     std::vector<ViewFrame*> views;
-    for (const auto& f : ViewRegistry::instance().factories()) {
-      auto* v = qobject_cast<ViewFrame*>(f.create(&feed, &parent));
+    for (const auto& f : registry.factories()) {
+      auto* v = qobject_cast<ViewFrame*>(f.create(context_of(feed, model), &parent));
       v->resize(1000, 700);
       views.push_back(v);
     }
     emit feed.traceReplaced(std::make_shared<const RoutingTrace>(big));
     const qint64 replace_ms = timer.restart();
-    TraceModel* model = TraceModel::for_feed(&feed);
     QCOMPARE(model->trace().size(), size_t(4000));
     model->selectToken(3999);
     QStringList times;
@@ -623,6 +641,78 @@ private slots:
     QVERIFY2(replace_ms < 10000, "replacing the trace took over 10 s");
     QVERIFY2(total < 20000, "refreshing every view took over 20 s");
     QVERIFY2(map_ms < 10000, "five full-range routing-map redraws took over 10 s");
+  }
+
+  // The live path is incremental: a 4,000-token conversation arriving as 100 segments of 40
+  // tokens costs the views' data model the same work per segment from the first to the last
+  // (the tokens it appends, nothing re-read), and the finished answer's trace, the same tokens,
+  // replaces nothing. The statistics equal those of the whole trace taken at once.
+  void incremental_views_over_a_long_conversation() {
+    const RoutingTrace whole = big_trace(4000);
+    EngineFeed feed;
+    TraceModel* model = traces_of(feed);
+    emit feed.modelChanged(info_for(whole));
+    emit feed.generationStarted();
+    std::vector<quint64> work;
+    std::vector<qint64> nanos;
+    QElapsedTimer timer;
+    for (size_t first = 0; first < whole.size(); first += 40) {
+      StreamChunk c;
+      c.trace = segment_of(whole, first, first + 40);
+      c.new_tokens = 40;
+      const quint64 before = model->tokensProcessed();
+      timer.start();
+      emit feed.chunk(c);
+      nanos.push_back(timer.nsecsElapsed());
+      work.push_back(model->tokensProcessed() - before);
+    }
+    QCOMPARE(work.size(), size_t(100));
+    for (quint64 w : work) QCOMPARE(w, quint64(40));  // flat: the new tokens only
+    // Time per segment stays flat too (median of the last ten within 4× of the first ten's, +1 ms).
+    auto median = [](std::vector<qint64> v) {
+      std::sort(v.begin(), v.end());
+      return v[v.size() / 2];
+    };
+    const qint64 head = median({nanos.begin(), nanos.begin() + 10}), tail = median({nanos.end() - 10, nanos.end()});
+    qInfo("segment of 40 tokens: median %.2f ms at the start, %.2f ms at the end", head * 1e-6, tail * 1e-6);
+    QVERIFY2(tail < 4 * head + 1000000, qPrintable(QStringLiteral("%1 ns then %2 ns").arg(head).arg(tail)));
+    QVERIFY(model->trace() == whole);
+    RoutingStats direct = RoutingStats::for_trace(whole);
+    direct.add_all(whole);
+    for (int m = 0; m < whole.n_moe_layers(); m += 10)
+      QCOMPARE(model->stats(StatsWindow::Conversation).load(m), direct.load(m));
+    GenerationSummary s;
+    s.generated_tokens = 3800;
+    s.trace = std::make_shared<const RoutingTrace>(whole);
+    const quint64 before = model->tokensProcessed();
+    emit feed.generationFinished(s);
+    QCOMPARE(model->tokensProcessed(), before);  // nothing rebuilt
+  }
+
+  // A conversation's trace saved and reopened is the same trace bit for bit (ids, half-precision
+  // weights and router scores), with the same statistics.
+  void saved_trace_reopens_identical() {
+    QTemporaryDir dir;
+    ConversationStore store(dir.path());
+    for (const RoutingTrace& t : {big_trace(500), small_trace(true)}) {
+      Conversation c = Conversation::create();
+      c.messages.push_back({QStringLiteral("user"), QStringLiteral("Hello"), 0, 0.0, {}});
+      c.trace = std::make_shared<const RoutingTrace>(t);
+      QVERIFY(store.save(c).isEmpty());
+      const auto loaded = store.load_all();
+      QVERIFY(loaded.problems.isEmpty());
+      const Conversation* back = nullptr;
+      for (const auto& x : loaded.conversations)
+        if (x.id == c.id) back = &x;
+      QVERIFY(back && back->trace);
+      QVERIFY(*back->trace == t);
+      TraceModel a, b;
+      a.replaceTrace(t, QStringLiteral("before"));
+      b.replaceTrace(*back->trace, QStringLiteral("after"));
+      for (int m = 0; m < t.n_moe_layers(); ++m)
+        QCOMPARE(a.stats(StatsWindow::Conversation).load(m), b.stats(StatsWindow::Conversation).load(m));
+      QCOMPARE(a.stats(StatsWindow::Conversation).overall().cv, b.stats(StatsWindow::Conversation).overall().cv);
+    }
   }
 
 private:

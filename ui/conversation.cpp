@@ -1,5 +1,7 @@
 #include "ui/conversation.h"
 
+#include <spdlog/spdlog.h>
+
 #include <QUuid>
 #include <limits>
 
@@ -88,7 +90,7 @@ json Conversation::to_json() const {
           {"system_prompt", s(system_prompt)},
           {"sampling", sampling.to_json()},
           {"messages", std::move(msgs)},
-          {"trace", trace}};
+          {"trace", trace ? trace->to_json() : json()}};
 }
 
 Conversation Conversation::from_json(const json& j) {
@@ -115,7 +117,14 @@ Conversation Conversation::from_json(const json& j) {
     m.stop_reason = q(jm, "stop_reason");
     c.messages.push_back(std::move(m));
   }
-  c.trace = j.value("trace", json());
+  // The trace is read once, here; a damaged one is dropped (the messages are what matters).
+  if (const auto it = j.find("trace"); it != j.end() && !it->is_null()) {
+    try {
+      c.trace = std::make_shared<const RoutingTrace>(RoutingTrace::from_json(*it));
+    } catch (const std::exception& e) {
+      spdlog::warn("routing trace of conversation {} ignored: {}", c.id.toStdString(), e.what());
+    }
+  }
   return c;
 }
 

@@ -3,8 +3,11 @@
 // prompt, sampling), the model it was held with and its routing trace. JSON format version 1.
 #include <QDateTime>
 #include <QString>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <vector>
+
+#include "moescope/routing_trace.h"
 
 namespace moescope::ui {
 
@@ -41,7 +44,8 @@ struct Conversation {
   QString system_prompt;
   SamplingSettings sampling;
   std::vector<Message> messages;
-  nlohmann::json trace;  // RoutingTrace::to_json() of the last answer's session, or null
+  // The routing trace after the last answer (the session's, shared and immutable), or null.
+  std::shared_ptr<const RoutingTrace> trace;
 
   static Conversation create();  // fresh id, timestamps, "New chat"
   nlohmann::json to_json() const;

@@ -1,31 +1,18 @@
 #pragma once
-// Values that cross from the engine worker thread to the UI thread (all copied, never shared):
-// the routing of newly produced tokens, a coalesced stream chunk, what a loaded model is, and the
+// Values that cross from the engine worker thread to the UI thread (copied, or shared immutable):
+// a coalesced stream chunk with its segment of the routing trace, what a loaded model is, and the
 // summary of a finished answer.
 #include <QMetaType>
 #include <QString>
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "moescope/backend.h"
+#include "moescope/model_spec.h"
+#include "moescope/routing_trace.h"
 
 namespace moescope::ui {
-
-// One token's routing: experts and weights for every MoE layer, [n_moe_layers][top_k].
-struct TokenRoute {
-  int pos = 0;
-  int32_t id = 0;
-  QString text;
-  bool prefill = false;
-  int n_moe_layers = 0;
-  int top_k = 0;
-  std::vector<int16_t> experts;  // -1: none
-  std::vector<float> weights;
-  // The router's full scores, [n_moe_layers][n_experts], when the engine recorded them (the
-  // token inspector's runners-up); empty otherwise.
-  int n_experts = 0;
-  std::vector<float> probs;
-};
 
 // What arrived since the last flush (the UI repaints once per chunk, ~30 times a second).
 struct StreamChunk {
@@ -36,11 +23,16 @@ struct StreamChunk {
   bool has_kv = false;
   KvStats kv;
   int64_t device_bytes = -1;        // device memory the backend holds (CUDA), -1 when it has none
-  std::vector<TokenRoute> routes;   // prefill and decode tokens, in order
+  // The routing of the tokens the engine ran since the last chunk (prompt and sampled, in order),
+  // as one immutable segment of the session's trace; null when none ran. Its first token's
+  // position may lie before the end of what a view holds (the session re-used a shorter cached
+  // prefix after an edit or a regenerate): RoutingTrace::append cuts there first.
+  std::shared_ptr<const RoutingTrace> trace;
 };
 
 struct ModelInfo {
-  QString dir;
+  QString dir;           // empty for a model built in memory (tools, tests)
+  std::shared_ptr<const ModelSpec> spec;  // the loaded model's description (shared, immutable)
   QString name;          // display name (directory name)
   QString architecture;
   QString backend;       // Backend::name()
@@ -70,7 +62,10 @@ struct GenerationSummary {
   QString fallback_reason;
   KvStats kv;
   int64_t device_bytes = -1;  // as in StreamChunk
-  QString trace_json;     // the session's routing trace (whole conversation) as JSON text
+  // The session's whole trace after the answer (what the conversation keeps and saves): the
+  // chunks' segments appended to the trace the conversation had, unless the session re-used a
+  // prefix the conversation did not hold. Copied once per answer, never converted.
+  std::shared_ptr<const RoutingTrace> trace;
 };
 
 }  // namespace moescope::ui

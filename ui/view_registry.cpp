@@ -1,13 +1,9 @@
 #include "ui/view_registry.h"
 
+#include <QStringList>
 #include <algorithm>
 
 namespace moescope::ui {
-
-ViewRegistry& ViewRegistry::instance() {
-  static ViewRegistry r;
-  return r;
-}
 
 void ViewRegistry::add(ViewFactory factory) {
   auto it = std::find_if(factories_.begin(), factories_.end(), [&](const ViewFactory& f) { return f.id == factory.id; });
@@ -15,6 +11,12 @@ void ViewRegistry::add(ViewFactory factory) {
     *it = std::move(factory);
   else
     factories_.push_back(std::move(factory));
+}
+
+QStringList ViewRegistry::ids() const {
+  QStringList out;
+  for (const auto& f : factories_) out << f.id;
+  return out;
 }
 
 const ViewFactory* ViewRegistry::find(const QString& id) const {

@@ -1,9 +1,9 @@
 #pragma once
-// Dock-widget views (routing heatmap, load balance, KV cache, ...) register a factory here; the
-// main window creates each view in a QDockWidget, lists it in the Views menu and remembers the
-// layout. A view gets the EngineFeed to follow generation. Register before the window is built,
-// e.g. from a function that main() calls
-// (a static registrar in a static library would be dropped by the linker).
+// Dock-widget views (routing heatmap, load balance, KV cache, ...) as factories: the composition
+// root (the desktop app's main(), a test, the views bench) fills one ViewRegistry with
+// register_views() and register_experiments() and hands it to the main window, which creates each
+// view in a QDockWidget, lists it in the Views menu and remembers the layout. Each view is made
+// with the ViewContext: the objects it needs, handed over explicitly (no lookups, no singletons).
 #include <QString>
 #include <QWidget>
 #include <functional>
@@ -12,6 +12,16 @@
 namespace moescope::ui {
 
 class EngineFeed;
+class EngineHost;
+class TraceModel;
+class ActiveIntervention;
+
+struct ViewContext {
+  EngineFeed* feed = nullptr;                  // model changes and generation, as they happen
+  TraceModel* traces = nullptr;                // the trace on screen and its statistics (ui/views)
+  EngineHost* host = nullptr;                  // runs experiments on the loaded model
+  ActiveIntervention* intervention = nullptr;  // the routing intervention for the next answers
+};
 
 struct ViewFactory {
   QString id;           // stable, used for the dock's objectName and `--view NAME`
@@ -19,15 +29,15 @@ struct ViewFactory {
   QString description;  // one sentence: what the view shows
   Qt::DockWidgetArea area = Qt::RightDockWidgetArea;
   bool visible_by_default = false;
-  std::function<QWidget*(EngineFeed* feed, QWidget* parent)> create;
+  std::function<QWidget*(const ViewContext& context, QWidget* parent)> create;
 };
 
 class ViewRegistry {
 public:
-  static ViewRegistry& instance();
   void add(ViewFactory factory);  // replaces a factory with the same id
   const std::vector<ViewFactory>& factories() const { return factories_; }
   const ViewFactory* find(const QString& id) const;
+  QStringList ids() const;  // in menu order (the `--view NAME` values)
 
 private:
   std::vector<ViewFactory> factories_;

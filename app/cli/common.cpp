@@ -4,6 +4,7 @@
 
 #include "moescope/error.h"
 #include "moescope/model_spec.h"
+#include "moescope/resources.h"
 
 namespace moescope::cli {
 
@@ -14,38 +15,19 @@ fs::path model_dir(const Args& args) {
     if (!fs::exists(*m)) throw Error("model " + *m + " does not exist (a checkpoint directory or a GGUF file)");
     return *m;
   }
-  // The bundled teaching model: installed beside the binary's share dir, or in the source tree.
-  std::vector<fs::path> candidates;
-  if (const char* env = std::getenv("MOESCOPE_BUNDLED_MODEL")) candidates.emplace_back(env);
-  std::error_code ec;
-  fs::path exe = fs::read_symlink("/proc/self/exe", ec);
-  if (!ec) candidates.push_back(exe.parent_path().parent_path() / "share/moescope/models/moescope-tiny");
-  candidates.push_back(fs::path(MOESCOPE_SOURCE_RESOURCES) / "models/moescope-tiny");
-  for (const auto& c : candidates)
-    if (fs::exists(c / "config.json")) return c;
-  throw Error("no --model given and the bundled teaching model was not found");
+  const fs::path bundled = bundled_model_dir();
+  if (bundled.empty()) throw Error("no --model given and the bundled teaching model was not found");
+  return bundled;
 }
-
-namespace {
-std::vector<fs::path> resource_roots() {
-  std::vector<fs::path> roots;
-  std::error_code ec;
-  fs::path exe = fs::read_symlink("/proc/self/exe", ec);
-  if (!ec) roots.push_back(exe.parent_path().parent_path() / "share/moescope");
-  roots.emplace_back(MOESCOPE_SOURCE_RESOURCES);
-  return roots;
-}
-}  // namespace
 
 fs::path preset_path(const std::string& name) {
-  static const char* kPresets[] = {"deepseek-r1", "deepseek-v2-lite", "qwen3-30b-a3b", "olmoe-1b-7b", "mixtral-8x7b"};
   std::string list;
-  for (const char* p : kPresets) {
-    list += std::string(list.empty() ? "" : ", ") + p;
+  for (const std::string& p : preset_names()) {
+    list += (list.empty() ? "" : ", ") + p;
     if (name != p) continue;
-    for (const auto& root : resource_roots())
-      if (fs::exists(root / "presets" / (name + ".json"))) return root / "presets" / (name + ".json");
-    throw Error("preset " + name + " is not installed");
+    fs::path path = moescope::preset_path(name);
+    if (path.empty()) throw Error("preset " + name + " is not installed");
+    return path;
   }
   throw Error("unknown preset '" + name + "' (presets: " + list + ")");
 }

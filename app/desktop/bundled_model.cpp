@@ -1,21 +1,12 @@
-#include <QCoreApplication>
 #include <QDir>
-#include <QFileInfo>
 
 #include "app_options.h"
+#include "moescope/resources.h"
 
 namespace moescope::desktop {
 
-QString bundled_model_dir() {
-  QStringList candidates;
-  const QByteArray env = qgetenv("MOESCOPE_BUNDLED_MODEL");
-  if (!env.isEmpty()) candidates << QString::fromLocal8Bit(env);
-  candidates << QDir(QCoreApplication::applicationDirPath()).filePath(QStringLiteral("../share/moescope/models/moescope-tiny"));
-  candidates << QStringLiteral(MOESCOPE_SOURCE_RESOURCES "/models/moescope-tiny");
-  candidates << QStringLiteral(MOESCOPE_CHAT_TEST_MODEL);
-  for (const QString& c : candidates)
-    if (QFileInfo::exists(c + QStringLiteral("/config.json"))) return QDir(c).canonicalPath();
-  return {};
-}
+// The shipped teaching model (moescope/resources.h: $MOESCOPE_BUNDLED_MODEL, the installed share
+// folder, the source tree's resources/); never test data.
+QString bundled_model_dir() { return QString::fromStdString(moescope::bundled_model_dir().string()); }
 
 }  // namespace moescope::desktop

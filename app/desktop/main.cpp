@@ -13,8 +13,8 @@
 #include "main_window.h"
 #include "screenshot.h"
 #include "ui/conversation_store.h"
-#include "engine_controller.h"
 #include "ui/experiments/register_experiments.h"
+#include "ui/view_registry.h"
 #include "ui/views/register_views.h"
 
 namespace {
@@ -92,10 +92,10 @@ int main(int argc, char** argv) {
   const QString log_file = moescope::desktop::setup_logging(options.data_dir);
   spdlog::info("moescope {} starting; data in {}, log {}", MOESCOPE_VERSION, options.data_dir.toStdString(), log_file.toStdString());
 
-  moescope::ui::register_views();  // the dock-widget views of ui/views, before the window builds its docks
-  moescope::ui::register_experiments();  // anatomy, routing experiments, corpus analysis (ui/experiments)
-  moescope::desktop::MainWindow window(options);
-  moescope::ui::attach_experiments(window, [&window](const moescope::RoutingControl& c) { window.engine()->setRoutingControl(c); });
+  moescope::ui::ViewRegistry views;
+  moescope::ui::register_views(views);        // the dock-widget views of ui/views
+  moescope::ui::register_experiments(views);  // anatomy, routing experiments, corpus analysis (ui/experiments)
+  moescope::desktop::MainWindow window(options, views);  // the composition root (docs/architecture.md)
   if (parser.isSet(screenshot)) {
     moescope::desktop::ScreenshotOptions so;
     so.file = parser.value(screenshot);

@@ -24,7 +24,6 @@
 #include <spdlog/spdlog.h>
 
 #include "app_settings.h"
-#include "engine_controller.h"
 #include "moescope/routing_trace.h"
 #include "ui/chat_panel.h"
 #include "ui/conversation_list.h"
@@ -33,13 +32,17 @@
 #include "ui/message_widget.h"
 #include "ui/notice_bar.h"
 #include "ui/settings_dialog.h"
+#include "ui/engine_host.h"
+#include "ui/experiments/active_intervention.h"
+#include "ui/experiments/register_experiments.h"
 #include "ui/view_registry.h"
+#include "ui/views/trace_model.h"
 
 namespace moescope::desktop {
 
 using ui::NoticeBar;
 
-MainWindow::MainWindow(const AppOptions& options, QWidget* parent)
+MainWindow::MainWindow(const AppOptions& options, const ui::ViewRegistry& views, QWidget* parent)
     : QMainWindow(parent), options_(options) {
   data_dir_ = options.data_dir.isEmpty() ? ui::default_data_dir() : options.data_dir;
   settings_ = std::make_unique<AppSettings>(options.settings_file);
@@ -48,9 +51,15 @@ MainWindow::MainWindow(const AppOptions& options, QWidget* parent)
   setObjectName(QStringLiteral("mainWindow"));
   setDockOptions(QMainWindow::AnimatedDocks | QMainWindow::AllowTabbedDocks | QMainWindow::AllowNestedDocks);
 
+  // The composition root: one engine host (the only owner of the loaded model), the feed it
+  // publishes on, the trace model every view reads and the intervention the next answers carry;
+  // each part is handed to what needs it (docs/architecture.md).
   feed_ = new ui::EngineFeed(this);
-  engine_ = new EngineController(feed_, this);
-  engine_->setRouterScores(RouterScores(settings_->routerScores()));
+  engine_ = new ui::EngineHost(feed_, this);
+  engine_->setRouterScores(ui::RouterScores(settings_->routerScores()));
+  traces_ = new ui::TraceModel(this);
+  traces_->connectFeed(feed_);
+  intervention_ = new ui::ActiveIntervention(this);
 
   splitter_ = new QSplitter(Qt::Horizontal, this);
   splitter_->setObjectName(QStringLiteral("mainSplitter"));
@@ -95,7 +104,7 @@ MainWindow::MainWindow(const AppOptions& options, QWidget* parent)
   connect(chat_, &ui::ChatPanel::regenerateRequested, this, &MainWindow::regenerate);
   connect(chat_, &ui::ChatPanel::settingsRequested, this, &MainWindow::editSettings);
 
-  connect(engine_, &EngineController::loadProgress, this, [this](const QString& stage, int percent) {
+  connect(engine_, &ui::EngineHost::loadProgress, this, [this](const QString& stage, int percent) {
     load_label_->setText(stage);
     load_bar_->setValue(percent);
     load_bar_->setVisible(true);
@@ -107,28 +116,36 @@ MainWindow::MainWindow(const AppOptions& options, QWidget* parent)
     load_label_->setVisible(false);
     load_cancel_->setVisible(false);
   };
-  connect(engine_, &EngineController::modelLoaded, this, [this, hide_progress](const ui::ModelInfo& info) {
+  connect(engine_, &ui::EngineHost::modelLoaded, this, [this, hide_progress](const ui::ModelInfo& info) {
     hide_progress();
     onLoaded(info);
   });
-  connect(engine_, &EngineController::modelLoadFailed, this, [this, hide_progress](const QString& dir, const QString& message) {
+  connect(engine_, &ui::EngineHost::modelLoadFailed, this, [this, hide_progress](const QString& dir, const QString& message) {
     hide_progress();
     showError(QStringLiteral("load"), tr("Could not load the model in %1").arg(dir), message,
               {{tr("Open another model…"), [this] { openModelDialog(); }}});
     restoreReadyState();
     emit modelFailed(message);
   });
-  connect(engine_, &EngineController::loadCancelled, this, [this, hide_progress] {
+  connect(engine_, &ui::EngineHost::loadCancelled, this, [this, hide_progress] {
     hide_progress();
     chat_->notices()->show_notice(QStringLiteral("load"), NoticeBar::Level::Info, tr("Loading the model was cancelled."));
     restoreReadyState();
   });
-  connect(engine_, &EngineController::streamed, this, &MainWindow::onChunk);
-  connect(engine_, &EngineController::generationFinished, this, &MainWindow::onFinished);
-  connect(engine_, &EngineController::generationFailed, this, &MainWindow::onFailed);
-  connect(engine_, &EngineController::contextOverflow, this, &MainWindow::onContextOverflow);
+  connect(engine_, &ui::EngineHost::streamed, this, &MainWindow::onChunk);
+  connect(engine_, &ui::EngineHost::generationFinished, this, &MainWindow::onFinished);
+  connect(engine_, &ui::EngineHost::generationFailed, this, &MainWindow::onFailed);
+  connect(engine_, &ui::EngineHost::contextOverflow, this, &MainWindow::onContextOverflow);
 
-  for (const ui::ViewFactory& f : ui::ViewRegistry::instance().factories()) addView(f);
+  for (const ui::ViewFactory& f : views.factories()) addView(f);
+  ui::ExperimentsWiring wiring;
+  wiring.window = this;
+  wiring.file_menu = file_menu_;
+  wiring.chat = chat_;
+  wiring.intervention = intervention_;
+  wiring.view = [this](const QString& id) { return viewWidget(id); };
+  wiring.show_view = [this](const QString& id) { return showView(id); };
+  ui::attach_experiments(wiring);
 
   resize(1280, 800);
   if (!settings_->windowGeometry().isEmpty()) restoreGeometry(settings_->windowGeometry());
@@ -156,7 +173,7 @@ MainWindow::~MainWindow() = default;
 // ---- menus and status bar ------------------------------------------------------------------
 
 void MainWindow::buildMenus() {
-  QMenu* file = menuBar()->addMenu(tr("&File"));
+  QMenu* file = file_menu_ = menuBar()->addMenu(tr("&File"));
   file->addAction(tr("&Open model…"), QKeySequence::Open, this, &MainWindow::openModelDialog);
   recent_menu_ = file->addMenu(tr("Recent models"));
   rebuildRecentMenu();
@@ -184,7 +201,7 @@ void MainWindow::buildMenus() {
   scores->setToolTipsVisible(true);
   auto* group = new QActionGroup(scores);
   const int current = settings_->routerScores();
-  const QString names[] = {tr("Automatic (models with at most %1 router scores per token)").arg(kAutomaticRouterScores),
+  const QString names[] = {tr("Automatic (models with at most %1 router scores per token)").arg(ui::kAutomaticRouterScores),
                            tr("Always"), tr("Never")};
   for (int mode = 0; mode < 3; ++mode) {
     QAction* a = scores->addAction(names[mode]);
@@ -196,15 +213,15 @@ void MainWindow::buildMenus() {
     group->addAction(a);
     connect(a, &QAction::triggered, this, [this, mode] {
       settings_->setRouterScores(mode);
-      engine_->setRouterScores(RouterScores(mode));
+      engine_->setRouterScores(ui::RouterScores(mode));
     });
   }
 
   views_menu_ = menuBar()->addMenu(tr("&Views"));
   views_menu_->setObjectName(QStringLiteral("viewsMenu"));
-  QAction* none = views_menu_->addAction(tr("(no views installed yet)"));
-  none->setObjectName(QStringLiteral("noViews"));
-  none->setEnabled(false);
+  no_views_ = views_menu_->addAction(tr("(no views installed yet)"));
+  no_views_->setObjectName(QStringLiteral("noViews"));
+  no_views_->setEnabled(false);
 
   QMenu* help = menuBar()->addMenu(tr("&Help"));
   help->addAction(tr("&About moescope"), this, [this] {
@@ -226,7 +243,7 @@ void MainWindow::buildStatusBar() {
   load_bar_->setTextVisible(false);
   load_cancel_ = new QPushButton(tr("Cancel"), this);
   load_cancel_->setObjectName(QStringLiteral("cancelLoadButton"));
-  connect(load_cancel_, &QPushButton::clicked, engine_, &EngineController::cancelLoad);
+  connect(load_cancel_, &QPushButton::clicked, engine_, &ui::EngineHost::cancelLoad);
   for (QWidget* w : {static_cast<QWidget*>(load_label_), static_cast<QWidget*>(load_bar_), static_cast<QWidget*>(load_cancel_)}) {
     bar->addWidget(w);
     w->setVisible(false);
@@ -273,12 +290,21 @@ QDockWidget* MainWindow::addView(const ui::ViewFactory& factory) {
   auto* dock = new QDockWidget(factory.title, this);
   dock->setObjectName(QStringLiteral("view-") + factory.id);  // saveState/restoreState key
   dock->setToolTip(factory.description);
-  dock->setWidget(factory.create ? factory.create(feed_, dock) : new QWidget(dock));
+  ui::ViewContext context;
+  context.feed = feed_;
+  context.traces = traces_;
+  context.host = engine_;
+  context.intervention = intervention_;
+  QWidget* widget = factory.create ? factory.create(context, dock) : new QWidget(dock);
+  dock->setWidget(widget);
   addDockWidget(factory.area, dock);
   dock->setVisible(factory.visible_by_default);
-  if (QAction* none = views_menu_->findChild<QAction*>(QStringLiteral("noViews"))) {
-    views_menu_->removeAction(none);
-    none->deleteLater();
+  if (!views_.count(factory.id)) view_order_ << factory.id;
+  views_[factory.id] = {dock, widget};
+  if (no_views_) {
+    views_menu_->removeAction(no_views_);
+    no_views_->deleteLater();
+    no_views_ = nullptr;
   }
   QAction* toggle = dock->toggleViewAction();
   toggle->setStatusTip(factory.description);
@@ -286,9 +312,22 @@ QDockWidget* MainWindow::addView(const ui::ViewFactory& factory) {
   return dock;
 }
 
+QWidget* MainWindow::viewWidget(const QString& id) const {
+  const auto it = views_.find(id);
+  return it == views_.end() ? nullptr : it->second.widget;
+}
+
+QDockWidget* MainWindow::viewDock(const QString& id) const {
+  const auto it = views_.find(id);
+  return it == views_.end() ? nullptr : it->second.dock;
+}
+
+QStringList MainWindow::viewIds() const { return view_order_; }
+
 bool MainWindow::showView(const QString& id) {
-  auto* dock = findChild<QDockWidget*>(QStringLiteral("view-") + id);
-  if (!dock) return false;
+  const auto it = views_.find(id);
+  if (it == views_.end()) return false;
+  QDockWidget* dock = it->second.dock;
   dock->show();
   dock->raise();
   return true;
@@ -322,21 +361,15 @@ const ui::Conversation* MainWindow::current() const {
 
 void MainWindow::refreshList() { list_->setConversations(conversations_, current_id_); }
 
-void MainWindow::showCurrent() {
+void MainWindow::showCurrent(bool replace_trace) {
   const ui::Conversation* c = current();
   if (!c) return;
   chat_->setConversation(*c);
   if (c->id == answering_id_ && engine_->isGenerating()) chat_->setStreamingAnswer(streaming_text_);
   chat_->setGenerating(engine_->isGenerating());
-  std::shared_ptr<const RoutingTrace> trace;
-  if (!c->trace.is_null()) {
-    try {
-      trace = std::make_shared<const RoutingTrace>(RoutingTrace::from_json(c->trace));
-    } catch (const std::exception& e) {
-      spdlog::warn("routing trace of conversation {} ignored: {}", c->id.toStdString(), e.what());
-    }
-  }
-  emit feed_->traceReplaced(trace);
+  // The views take the conversation's own trace (read once when it was loaded); after an answer
+  // they already hold it, grown segment by segment.
+  if (replace_trace) emit feed_->traceReplaced(c->trace);
   setWindowTitle(QStringLiteral("%1 — moescope").arg(c->title));
 }
 
@@ -457,7 +490,7 @@ void MainWindow::startAnswer(ui::Conversation& c) {
   std::stable_partition(conversations_.begin(), conversations_.end(), [&](const ui::Conversation& x) { return x.id == id; });
   ui::Conversation& moved = *find(answering_id_);
   refreshList();
-  if (!engine_->generate(moved.template_messages(), moved.sampling, answer_seed_)) return;
+  if (!engine_->generate(moved.template_messages(), moved.sampling, answer_seed_, intervention_->control())) return;
   chat_->setConversation(moved);
   chat_->setGenerating(true);
   chat_->setStreamingAnswer(QString());
@@ -483,15 +516,11 @@ void MainWindow::onFinished(const ui::GenerationSummary& summary) {
     m.tokens_per_second = summary.tokens_per_second;
     m.stop_reason = summary.stop_reason;
     c->messages.push_back(std::move(m));
-    try {
-      c->trace = nlohmann::json::parse(summary.trace_json.toStdString());
-    } catch (const std::exception& e) {
-      spdlog::warn("routing trace not kept: {}", e.what());
-    }
+    c->trace = summary.trace;
     save(*c);
   }
   chat_->setGenerating(false);
-  if (c && c->id == current_id_) showCurrent();
+  if (c && c->id == current_id_) showCurrent(/*replace_trace=*/false);
   speed_label_->setText(tr("%1 tokens/s").arg(summary.tokens_per_second, 0, 'f', 1));
   updateContextLabel(summary.kv.tokens, summary.kv.capacity);
   if (summary.used_fallback) showFallbackNotice(summary.fallback_reason);
@@ -545,7 +574,7 @@ void MainWindow::dropOldestMessages(int n) {
   n = std::min(n, int(c->messages.size()) - 1);
   if (n <= 0) return;
   c->messages.erase(c->messages.begin(), c->messages.begin() + n);
-  c->trace = nullptr;
+  c->trace.reset();
   save(*c);
   if (c->messages.back().role == QLatin1String("user"))
     startAnswer(*c);

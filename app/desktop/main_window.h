@@ -3,6 +3,7 @@
 // views in dock widgets (from the ViewRegistry, listed in the Views menu), the status bar, and
 // the glue between the chat, the conversation store and the engine controller.
 #include <QMainWindow>
+#include <map>
 #include <memory>
 #include <vector>
 
@@ -12,6 +13,7 @@
 #include "ui/engine_types.h"
 #include "ui/notice_bar.h"
 
+class QAction;
 class QDockWidget;
 class QLabel;
 class QMenu;
@@ -20,21 +22,26 @@ class QPushButton;
 class QSplitter;
 
 namespace moescope::ui {
+class ActiveIntervention;
 class ChatPanel;
 class ConversationList;
 class EngineFeed;
+class EngineHost;
+class TraceModel;
+class ViewRegistry;
 struct ViewFactory;
 }  // namespace moescope::ui
 
 namespace moescope::desktop {
 
 class AppSettings;
-class EngineController;
 
 class MainWindow : public QMainWindow {
   Q_OBJECT
 public:
-  explicit MainWindow(const AppOptions& options, QWidget* parent = nullptr);
+  // views: the dock-widget views to build (register_views, register_experiments); none: a bare
+  // window (tests).
+  explicit MainWindow(const AppOptions& options, const ui::ViewRegistry& views, QWidget* parent = nullptr);
   ~MainWindow() override;
 
   // Commands (the menus and buttons call these; so do tests and the screenshot mode).
@@ -54,12 +61,17 @@ public:
   // Views: a dock for each registered view; `addView` for one made elsewhere.
   QDockWidget* addView(const ui::ViewFactory& factory);
   bool showView(const QString& id);
+  QWidget* viewWidget(const QString& id) const;  // the view made for `id`, null when none
+  QDockWidget* viewDock(const QString& id) const;
+  QStringList viewIds() const;  // in menu order
   QMenu* viewsMenu() const { return views_menu_; }
 
   ui::ChatPanel* chat() const { return chat_; }
   ui::ConversationList* conversationList() const { return list_; }
   ui::EngineFeed* feed() const { return feed_; }
-  EngineController* engine() const { return engine_; }
+  ui::EngineHost* engine() const { return engine_; }
+  ui::TraceModel* traces() const { return traces_; }
+  ui::ActiveIntervention* intervention() const { return intervention_; }
   const ui::Conversation* current() const;
   const std::vector<ui::Conversation>& conversations() const { return conversations_; }
   const ui::SamplingSettings& modelDefaults() const { return defaults_; }
@@ -80,7 +92,7 @@ private:
   void buildStatusBar();
   void restoreConversations();
   void refreshList();
-  void showCurrent();
+  void showCurrent(bool replace_trace = true);
   ui::Conversation* find(const QString& id);
   void save(ui::Conversation& c);
   void startAnswer(ui::Conversation& c);
@@ -106,7 +118,17 @@ private:
   std::unique_ptr<AppSettings> settings_;
   std::unique_ptr<ui::ConversationStore> store_;
   ui::EngineFeed* feed_;
-  EngineController* engine_;
+  ui::EngineHost* engine_;
+  ui::TraceModel* traces_;
+  ui::ActiveIntervention* intervention_;
+  struct DockedView {
+    QDockWidget* dock = nullptr;
+    QWidget* widget = nullptr;
+  };
+  std::map<QString, DockedView> views_;
+  QStringList view_order_;
+  QMenu* file_menu_ = nullptr;
+  QAction* no_views_ = nullptr;
   QSplitter* splitter_;
   ui::ConversationList* list_;
   ui::ChatPanel* chat_;

@@ -6,7 +6,6 @@
 #include <spdlog/spdlog.h>
 
 #include "main_window.h"
-#include "ui/view_registry.h"
 
 namespace moescope::desktop {
 
@@ -25,10 +24,9 @@ ScreenshotRun::ScreenshotRun(MainWindow* window, ScreenshotOptions options)
 QString ScreenshotRun::validate() const {
   QStringList unknown;
   for (const QString& v : options_.views)
-    if (!ui::ViewRegistry::instance().find(v)) unknown << v;
+    if (!window_->viewWidget(v)) unknown << v;
   if (unknown.isEmpty()) return {};
-  QStringList known;
-  for (const auto& f : ui::ViewRegistry::instance().factories()) known << f.id;
+  const QStringList known = window_->viewIds();
   return QStringLiteral("unknown view(s) %1; available: %2")
       .arg(unknown.join(QStringLiteral(", ")), known.isEmpty() ? QStringLiteral("none yet") : known.join(QStringLiteral(", ")));
 }
@@ -50,7 +48,7 @@ void ScreenshotRun::capture() {
   // With exactly one --view, the capture is that view's dock, floated at a readable size.
   QWidget* target = window_;
   if (options_.views.size() == 1)
-    if (auto* dock = window_->findChild<QDockWidget*>(QStringLiteral("view-") + options_.views.front())) {
+    if (QDockWidget* dock = window_->viewDock(options_.views.front())) {
       dock->setFloating(true);
       dock->resize(960, 600);
       target = dock->widget();

@@ -98,19 +98,20 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "usage: moescope-soak-app --model DIR --seconds N --data-dir DIR\n");
     return 2;
   }
-  ui::register_views();
-  ui::register_experiments();
+  ui::ViewRegistry registry;
+  ui::register_views(registry);
+  ui::register_experiments(registry);
   desktop::AppOptions o;
   o.model_dir = soak.model;
   o.backend = QStringLiteral("cpu");
   o.data_dir = data_dir;
   o.settings_file = QDir(data_dir).filePath(QStringLiteral("settings.ini"));
-  desktop::MainWindow window(o);
+  desktop::MainWindow window(o, registry);
   soak.window = &window;
   window.resize(1600, 1000);
   window.show();
   int views = 0;
-  for (const ui::ViewFactory& f : ui::ViewRegistry::instance().factories()) views += window.showView(f.id);
+  for (const ui::ViewFactory& f : registry.factories()) views += window.showView(f.id);
   std::printf("soak: app with %d views shown, model %s\n", views, qPrintable(soak.model));
   std::fflush(stdout);
 

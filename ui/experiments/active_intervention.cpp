@@ -4,11 +4,6 @@
 
 namespace moescope::ui {
 
-ActiveIntervention& ActiveIntervention::instance() {
-  static ActiveIntervention* i = new ActiveIntervention;  // lives as long as the process
-  return *i;
-}
-
 void ActiveIntervention::set(const RoutingControl& control) {
   control_ = control;
   emit changed(control_);

@@ -1,7 +1,8 @@
 #pragma once
-// The routing intervention that applies to the chat's next answers, one per application. The
-// routing-experiments panel edits it; the app forwards every change to the engine controller
-// (register_experiments.h), which copies it into each GenerationRequest.
+// The routing intervention that applies to the chat's next answers, one per main window (the
+// composition root owns it and hands it to the routing-experiments panel, which edits it). The
+// window copies it into each answer's request (EngineHost::generate), so an intervention
+// travels with the request it applies to.
 #include <QObject>
 #include <QString>
 
@@ -12,7 +13,7 @@ namespace moescope::ui {
 class ActiveIntervention : public QObject {
   Q_OBJECT
 public:
-  static ActiveIntervention& instance();
+  using QObject::QObject;
 
   const RoutingControl& control() const { return control_; }
   bool active() const { return !control_.empty(); }

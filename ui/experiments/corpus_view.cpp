@@ -16,6 +16,7 @@
 #include <spdlog/spdlog.h>
 
 #include "ui/engine_feed.h"
+#include "ui/engine_host.h"
 
 namespace moescope::ui {
 
@@ -32,8 +33,8 @@ QTableWidget* make_table(QWidget* parent) {
 
 }  // namespace
 
-CorpusView::CorpusView(EngineFeed* feed, ExperimentsRunner* runner, QWidget* parent)
-    : QWidget(parent), runner_(runner) {
+CorpusView::CorpusView(EngineFeed* feed, EngineHost* host, QWidget* parent)
+    : QWidget(parent), host_(host) {
   auto* layout = new QVBoxLayout(this);
   auto* intro = new QLabel(tr("Which experts each kind of text goes to: run a file or a folder (one domain per "
                               "file) through the model and compare the domains' expert load, layer by layer."),
@@ -98,12 +99,12 @@ CorpusView::CorpusView(EngineFeed* feed, ExperimentsRunner* runner, QWidget* par
     if (!d.isEmpty()) exportCsv(d);
   });
   connect(layer_, &QComboBox::currentIndexChanged, this, &CorpusView::showLayer);
-  connect(runner_, &ExperimentsRunner::analysisProgress, this, [this](quint64 id, qint64 done, qint64 total) {
+  connect(host_, &EngineHost::analysisProgress, this, [this](quint64 id, qint64 done, qint64 total) {
     if (id != pending_) return;
     progress_->setValue(total ? int(100 * done / total) : 100);
     status_->setText(tr("%1 of %2 tokens").arg(done).arg(total));
   });
-  connect(runner_, &ExperimentsRunner::analysed, this, [this](const AnalysisOutcome& o) {
+  connect(host_, &EngineHost::analysed, this, [this](const AnalysisOutcome& o) {
     if (o.id != pending_) return;
     pending_ = 0;
     outcome_ = o;
@@ -159,18 +160,17 @@ void CorpusView::setCorpus(const QString& path) { path_->setText(path); }
 void CorpusView::start() {
   if (model_dir_.isEmpty() || pending_ || path_->text().trimmed().isEmpty()) return;
   AnalysisRequest r;
-  r.model_dir = model_dir_;
   r.corpus = path_->text().trimmed();
   progress_->setValue(0);
   status_->setText(tr("Analysing…"));
   run_->setEnabled(false);
   cancel_->setEnabled(true);
   export_->setEnabled(false);
-  pending_ = runner_->analyze(r);
+  pending_ = host_->analyze(r);
 }
 
 void CorpusView::cancel() {
-  if (pending_) runner_->cancel();
+  if (pending_) host_->cancelAnalysis();
 }
 
 bool CorpusView::exportCsv(const QString& dir) const {

@@ -1,11 +1,11 @@
 #pragma once
 // Corpus analysis: runs a text file or a folder (one domain per file) through the model on the
-// experiments worker, then shows each domain's expert load per layer (heatmap), how different
+// engine host (in the experiments' session, on the loaded weights), then shows each domain's expert load per layer (heatmap), how different
 // the domains' routing is per layer (Jensen-Shannon divergence), which tokens each expert takes
 // most (specialisation), and exports the CSVs of CorpusAnalysis::write.
 #include <QWidget>
 
-#include "experiments_runner.h"
+#include "ui/engine_requests.h"
 
 class QComboBox;
 class QLabel;
@@ -19,11 +19,12 @@ class QCPColorMap;
 namespace moescope::ui {
 
 class EngineFeed;
+class EngineHost;
 
 class CorpusView : public QWidget {
   Q_OBJECT
 public:
-  CorpusView(EngineFeed* feed, ExperimentsRunner* runner, QWidget* parent = nullptr);
+  CorpusView(EngineFeed* feed, EngineHost* host, QWidget* parent = nullptr);
 
   void setModelDir(const QString& dir);
   void setCorpus(const QString& path);
@@ -39,7 +40,7 @@ signals:
 private:
   void showLayer(int moe_index);
 
-  ExperimentsRunner* runner_;
+  EngineHost* host_;
   QString model_dir_;
   quint64 pending_ = 0;
   AnalysisOutcome outcome_;

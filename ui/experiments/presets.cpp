@@ -1,26 +1,17 @@
 #include "presets.h"
 
-#include <QCoreApplication>
-#include <QDir>
-#include <QFileInfo>
+#include "moescope/resources.h"
 
 namespace moescope::ui {
 
 QStringList preset_names() {
-  return {QStringLiteral("deepseek-r1"), QStringLiteral("deepseek-v2-lite"), QStringLiteral("qwen3-30b-a3b"),
-          QStringLiteral("olmoe-1b-7b"), QStringLiteral("mixtral-8x7b")};
+  QStringList names;
+  for (const std::string& n : moescope::preset_names()) names << QString::fromStdString(n);
+  return names;
 }
 
 QString preset_path(const QString& name) {
-  QStringList roots;
-  if (QCoreApplication::instance())
-    roots << QDir(QCoreApplication::applicationDirPath()).filePath(QStringLiteral("../share/moescope"));
-  roots << QStringLiteral(MOESCOPE_SOURCE_RESOURCES);
-  for (const QString& root : roots) {
-    const QString p = QDir(root).filePath(QStringLiteral("presets/") + name + QStringLiteral(".json"));
-    if (QFileInfo::exists(p)) return QFileInfo(p).absoluteFilePath();
-  }
-  return {};
+  return QString::fromStdString(moescope::preset_path(name.toStdString()).string());
 }
 
 }  // namespace moescope::ui

@@ -1,6 +1,6 @@
 #pragma once
-// The shipped configuration-only presets (resources/presets/*.json), found like moescope-cli
-// finds them: the installed share dir beside the binary first, then the source tree.
+// The shipped configuration-only presets (resources/presets/*.json) as Qt strings: the engine's
+// one list and lookup (moescope/resources.h), which moescope-cli uses too.
 #include <QString>
 #include <QStringList>
 

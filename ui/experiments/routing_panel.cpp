@@ -21,6 +21,7 @@
 #include "active_intervention.h"
 #include "moescope/model_spec.h"
 #include "ui/engine_feed.h"
+#include "ui/engine_host.h"
 
 namespace moescope::ui {
 
@@ -49,8 +50,8 @@ QString html_token(const QString& t) {
 
 }  // namespace
 
-RoutingPanel::RoutingPanel(EngineFeed* feed, ExperimentsRunner* runner, QWidget* parent)
-    : QWidget(parent), runner_(runner) {
+RoutingPanel::RoutingPanel(EngineFeed* feed, EngineHost* host, ActiveIntervention* intervention, QWidget* parent)
+    : QWidget(parent), host_(host), intervention_(intervention) {
   auto* layout = new QVBoxLayout(this);
   auto* intro = new QLabel(tr("Change how the router picks experts and see what the model does without them: the "
                               "intervention applies to the chat's next answers until you reset it."),
@@ -164,22 +165,18 @@ RoutingPanel::RoutingPanel(EngineFeed* feed, ExperimentsRunner* runner, QWidget*
   connect(ignore_bias_, &QCheckBox::toggled, this, &RoutingPanel::apply);
   connect(reset_, &QPushButton::clicked, this, &RoutingPanel::reset);
   connect(compare_, &QPushButton::clicked, this, &RoutingPanel::startCompare);
-  connect(runner_, &ExperimentsRunner::compared, this, [this](const CompareOutcome& o) {
+  connect(host_, &EngineHost::compared, this, [this](const CompareOutcome& o) {
     if (o.id != pending_) return;
     pending_ = 0;
     compare_->setEnabled(true);
     showOutcome(o);
   });
-  connect(&ActiveIntervention::instance(), &ActiveIntervention::changed, this, &RoutingPanel::refreshIndicator);
-  connect(&ActiveIntervention::instance(), &ActiveIntervention::lastPromptChanged, this,
+  connect(intervention_, &ActiveIntervention::changed, this, &RoutingPanel::refreshIndicator);
+  connect(intervention_, &ActiveIntervention::lastPromptChanged, this,
           [this](const QString& p) { prompt_->setPlaceholderText(tr("last message: %1").arg(p.left(80))); });
   if (feed)
     connect(feed, &EngineFeed::modelChanged, this, [this](const ModelInfo& info) {
-      bool bias = false;
-      try {
-        bias = load_model_spec(info.dir.toStdString()).moe.router.correction_bias;
-      } catch (const std::exception&) {
-      }
+      const bool bias = info.spec && info.spec->moe.router.correction_bias;
       n_layers_ = info.n_layers;
       setModel(info.dir, info.moe_layers, info.n_experts, info.top_k, bias);
     });
@@ -206,7 +203,7 @@ void RoutingPanel::setModel(const QString& dir, const std::vector<int>& moe_laye
   compare_->setEnabled(!dir.isEmpty() && pending_ == 0);
   if (!same) {
     disabled_.clear();
-    if (!dir.isEmpty() || ActiveIntervention::instance().active()) reset();
+    if (!dir.isEmpty() || intervention_->active()) reset();
   }
   refreshIndicator();
 }
@@ -264,11 +261,11 @@ void RoutingPanel::apply() {
   rules_->clear();
   for (auto [l, e] : disabled_)
     rules_->addItem(l >= 0 ? tr("expert %1 in layer %2").arg(e).arg(l) : tr("expert %1 in every MoE layer").arg(e));
-  ActiveIntervention::instance().set(control());
+  intervention_->set(control());
 }
 
 void RoutingPanel::refreshIndicator() {
-  const RoutingControl& c = ActiveIntervention::instance().control();
+  const RoutingControl& c = intervention_->control();
   if (c.empty()) {
     indicator_->setText(tr("No intervention: the router works as trained."));
     indicator_->setStyleSheet(QString());
@@ -285,7 +282,7 @@ void RoutingPanel::setPrompt(const QString& prompt) { prompt_->setText(prompt); 
 void RoutingPanel::startCompare() {
   if (model_dir_.isEmpty() || pending_) return;
   QString prompt = prompt_->text().trimmed();
-  if (prompt.isEmpty()) prompt = ActiveIntervention::instance().lastPrompt();
+  if (prompt.isEmpty()) prompt = intervention_->lastPrompt();
   if (prompt.isEmpty()) {
     status_->setText(tr("Type a prompt, or send a message in the chat first."));
     return;
@@ -296,13 +293,12 @@ void RoutingPanel::startCompare() {
     return;
   }
   CompareRequest r;
-  r.model_dir = model_dir_;
   r.prompt = prompt;
   r.control = c;
   r.max_tokens = max_tokens_->value();
   compare_->setEnabled(false);
   status_->setText(tr("Running the prompt twice (without, then with the intervention)…"));
-  pending_ = runner_->compare(r);
+  pending_ = host_->compare(r);
 }
 
 void RoutingPanel::showOutcome(const CompareOutcome& o) {

@@ -2,11 +2,11 @@
 // Routing experiments: disable experts (in one layer or everywhere), force an expert, change
 // top-k, ignore DeepSeek-V3's correction bias. The intervention applies to the chat's next
 // answers (ActiveIntervention) until reset. "Compare with/without" runs one prompt twice on the
-// experiments worker and shows both answers, where routing first diverged and how each token of
+// engine host, in a session of its own beside the chat's, and shows both answers, where routing first diverged and how each token of
 // the original answer became more or less likely under the intervention.
 #include <QWidget>
 
-#include "experiments_runner.h"
+#include "ui/engine_requests.h"
 #include "ui/engine_types.h"
 
 class QCheckBox;
@@ -21,12 +21,16 @@ class QTextBrowser;
 
 namespace moescope::ui {
 
+class ActiveIntervention;
 class EngineFeed;
+class EngineHost;
 
 class RoutingPanel : public QWidget {
   Q_OBJECT
 public:
-  RoutingPanel(EngineFeed* feed, ExperimentsRunner* runner, QWidget* parent = nullptr);
+  // host: runs the comparison on the loaded model; intervention: what the panel edits, which the
+  // chat applies to its next answers.
+  RoutingPanel(EngineFeed* feed, EngineHost* host, ActiveIntervention* intervention, QWidget* parent = nullptr);
 
   // The model the comparison runs on (also set by EngineFeed::modelChanged).
   void setModel(const QString& dir, const std::vector<int>& moe_layers, int n_experts, int top_k, bool has_bias);
@@ -50,7 +54,8 @@ private:
   void showOutcome(const CompareOutcome& o);
   void refreshIndicator();
 
-  ExperimentsRunner* runner_;
+  EngineHost* host_;
+  ActiveIntervention* intervention_;
   QString model_dir_;
   std::vector<int> moe_layers_;
   int n_experts_ = 0;

@@ -14,17 +14,16 @@ namespace moescope::ui {
 
 namespace {
 template <class View>
-std::function<QWidget*(EngineFeed*, QWidget*)> make() {
-  return [](EngineFeed* feed, QWidget* parent) -> QWidget* {
-    TraceModel* model = TraceModel::for_feed(feed);
-    if (!model) model = new TraceModel(parent);  // no feed: an empty, standalone view
+std::function<QWidget*(const ViewContext&, QWidget*)> make() {
+  return [](const ViewContext& context, QWidget* parent) -> QWidget* {
+    TraceModel* model = context.traces;
+    if (!model) model = new TraceModel(parent);  // none handed over: an empty, standalone view
     return new View(model, parent);
   };
 }
 }  // namespace
 
-void register_views() {
-  auto& r = ViewRegistry::instance();
+void register_views(ViewRegistry& r) {
   r.add({QStringLiteral("routing"), QObject::tr("Routing map"),
          QObject::tr("Which experts every token was routed to, per layer"), Qt::BottomDockWidgetArea, true,
          make<RoutingMapView>()});
@@ -44,11 +43,6 @@ void register_views() {
   r.add({QStringLiteral("performance"), QObject::tr("Performance"),
          QObject::tr("Prefill and decode tokens/s and time per token"), Qt::RightDockWidgetArea, false,
          make<PerformanceView>()});
-}
-
-QStringList view_ids() {
-  return {QStringLiteral("routing"), QStringLiteral("inspector"), QStringLiteral("colouring"), QStringLiteral("load"),
-          QStringLiteral("coactivation"), QStringLiteral("kv"), QStringLiteral("performance")};
 }
 
 }  // namespace moescope::ui

@@ -1,12 +1,9 @@
 #pragma once
-// Registers the dock-widget views (routing, inspector, colouring, load, coactivation, kv,
-// performance) with the ViewRegistry. The desktop app calls it before building the main window.
-#include <QStringList>
-
+// Adds the dock-widget views (routing, inspector, colouring, load, coactivation, kv, performance)
+// to a ViewRegistry. The desktop app's composition root calls it before building the main window.
 namespace moescope::ui {
 
-void register_views();
-// The ids registered above, in menu order (the `--view NAME` values).
-QStringList view_ids();
+class ViewRegistry;
+void register_views(ViewRegistry& registry);
 
 }  // namespace moescope::ui

@@ -12,7 +12,6 @@ namespace moescope::ui {
 namespace {
 constexpr size_t kMaxPoints = 2000;  // timelines are halved beyond this (every other point kept)
 constexpr double kRateWindow = 0.5;  // seconds the live decode rate is measured over
-constexpr auto kModelName = "moescope_trace_model";
 
 template <class T>
 void decimate(std::vector<T>& v) {
@@ -55,15 +54,6 @@ std::pair<size_t, size_t> last_answer_range(const RoutingTrace& trace) {
   size_t first = runs.back().first;
   while (first > 0 && trace.token(first - 1).phase == Phase::Prefill) --first;
   return {first, runs.back().second};
-}
-
-TraceModel* TraceModel::for_feed(EngineFeed* feed) {
-  if (!feed) return nullptr;
-  if (auto* m = feed->findChild<TraceModel*>(QLatin1String(kModelName), Qt::FindDirectChildrenOnly)) return m;
-  auto* m = new TraceModel(feed);
-  m->setObjectName(QLatin1String(kModelName));
-  m->connectFeed(feed);
-  return m;
 }
 
 TraceModel::TraceModel(QObject* parent) : QObject(parent), trace_(std::make_shared<RoutingTrace>()) {
@@ -121,6 +111,7 @@ void TraceModel::rebuildWindow(StatsWindow w, size_t first, size_t last) {
     stats_[int(w)].add(*trace_, t, std::min(last, t + step));
     addPoint(w);
   }
+  tokens_processed_ += n;
 }
 
 void TraceModel::addPoint(StatsWindow w) {
@@ -145,10 +136,10 @@ void TraceModel::addPoint(StatsWindow w) {
 void TraceModel::setModel(const ModelInfo& info) {
   model_ = info;
   has_model_ = true;
-  spec_.reset();
-  if (!info.dir.isEmpty()) {
+  spec_ = info.spec;
+  if (!spec_ && !info.dir.isEmpty()) {  // a description made by hand (tests): read the config
     try {
-      spec_ = load_model_spec(info.dir.toStdString());
+      spec_ = std::make_shared<const ModelSpec>(load_model_spec(info.dir.toStdString()));
     } catch (const std::exception& e) {
       spdlog::warn("views: could not read the model's config ({}); shared experts unknown", e.what());
     }
@@ -216,26 +207,21 @@ void TraceModel::addChunk(const StreamChunk& chunk) {
   if (!generating_) beginGeneration();
   const double now = generationSeconds();
 
-  // Routes: append to the trace (a route at an earlier position means the session re-used a
-  // shorter prefix than the trace holds: cut the trace there first).
+  // The chunk's trace segment: appended as it is (a segment starting at an earlier position
+  // means the session re-used a shorter prefix than the trace holds: append cuts there first).
   bool truncated = false;
   const size_t before = trace_->size();
   size_t first_new = before;
-  std::vector<int32_t> ids;
   int prefill_routes = 0;
-  for (const TokenRoute& r : chunk.routes) {
-    if (r.n_moe_layers != trace_->n_moe_layers() || r.top_k > trace_->top_k()) continue;
-    if (r.pos >= 0 && size_t(r.pos) < trace_->size()) {
-      trace_->truncate(size_t(r.pos));
+  if (const RoutingTrace* seg = chunk.trace.get(); seg && seg->size() > 0 && seg->same_shape(*trace_)) {
+    const int32_t pos0 = seg->token(0).pos;
+    if (pos0 >= 0 && size_t(pos0) < before) {
       truncated = true;
-      first_new = std::min(first_new, size_t(r.pos));
+      first_new = size_t(pos0);
     }
-    ids.assign(r.experts.begin(), r.experts.end());
-    TraceToken tok{r.pos, r.id, r.text.toStdString(), r.prefill ? Phase::Prefill : Phase::Decode};
-    const bool probs = r.n_experts == trace_->n_experts() &&
-                       r.probs.size() == size_t(r.n_moe_layers) * size_t(r.n_experts);
-    trace_->append(tok, ids.data(), r.weights.data(), r.top_k, probs ? r.probs.data() : nullptr);
-    if (r.prefill) ++prefill_routes;
+    trace_->append(*seg);
+    tokens_processed_ += seg->size();
+    for (size_t i = 0; i < seg->size(); ++i) prefill_routes += seg->token(i).phase == Phase::Prefill;
   }
   const size_t after = trace_->size();
   if (truncated) {
@@ -335,17 +321,11 @@ void TraceModel::finishGeneration(const GenerationSummary& summary) {
     memory_.push_back({now, summary.device_bytes});
     decimate(memory_);
   }
-  // The session's own trace is authoritative (it carries router probabilities when recorded).
-  if (!summary.trace_json.isEmpty()) {
-    try {
-      auto t = std::make_shared<RoutingTrace>(
-          RoutingTrace::from_json(nlohmann::json::parse(summary.trace_json.toStdString())));
-      if (t->size() == trace_->size() && t->n_experts() == trace_->n_experts() &&
-          t->moe_layers() == trace_->moe_layers() && t->top_k() == trace_->top_k())
-        trace_ = std::move(t);  // same tokens: statistics stay valid
-    } catch (const std::exception& e) {
-      spdlog::warn("views: the finished answer's trace could not be read: {}", e.what());
-    }
+  // The session's whole trace: the same tokens as the segments built here, unless this model
+  // held another conversation's trace when the answer began (then it is taken as it is).
+  if (summary.trace && summary.trace->same_shape(*trace_) && summary.trace->size() != trace_->size()) {
+    replaceTrace(*summary.trace, tr("live"));
+    live_first_ = 0;
   }
   touch();
 }

@@ -1,7 +1,8 @@
 #pragma once
-// The data behind every view, one per EngineFeed: the routing trace of the conversation on screen
-// (grown live from stream chunks, or replaced by a saved conversation or a trace file), load
-// statistics for three windows kept incrementally (RoutingStats::add on new tokens only), their
+// The data behind every view, one per window: the routing trace of the conversation on screen
+// (grown live by appending the stream chunks' trace segments, or replaced by a saved conversation
+// or a trace file), load statistics for three windows kept incrementally (RoutingStats::add on
+// new tokens only), their
 // imbalance over time, KV-cache and speed histories, and the selected token. Views read it from
 // their refresh timer; nothing here draws.
 #include <QElapsedTimer>
@@ -64,8 +65,7 @@ std::pair<size_t, size_t> last_answer_range(const RoutingTrace& trace);
 class TraceModel : public QObject {
   Q_OBJECT
 public:
-  // The model of `feed` (created on first use as the feed's child), so all views share one.
-  static TraceModel* for_feed(EngineFeed* feed);
+  // The composition root makes one, connects it to the host's feed and hands it to every view.
   explicit TraceModel(QObject* parent = nullptr);
   void connectFeed(EngineFeed* feed);
 
@@ -73,7 +73,7 @@ public:
   std::shared_ptr<const RoutingTrace> tracePtr() const { return trace_; }
   bool hasModel() const { return has_model_; }
   const ModelInfo& model() const { return model_; }
-  const ModelSpec* spec() const { return spec_ ? &*spec_ : nullptr; }  // read from the model dir
+  const ModelSpec* spec() const { return spec_.get(); }  // the loaded model's (null: none known)
   QString source() const { return source_; }
   bool generating() const { return generating_; }
   quint64 version() const { return version_; }
@@ -103,6 +103,9 @@ public:
   void addChunk(const StreamChunk& chunk);
   void finishGeneration(const GenerationSummary& summary);
   void replaceTrace(const RoutingTrace& trace, const QString& source);
+  // Work done on the trace's tokens since the model was made (tokens appended from segments plus
+  // tokens re-read to rebuild statistics): tests check it grows with the new tokens only.
+  quint64 tokensProcessed() const { return tokens_processed_; }
   bool openTraceFile(const QString& path, QString* error = nullptr);
 
 signals:
@@ -120,7 +123,7 @@ private:
   std::shared_ptr<RoutingTrace> trace_;
   bool has_model_ = false;
   ModelInfo model_;
-  std::optional<ModelSpec> spec_;
+  std::shared_ptr<const ModelSpec> spec_;
   QString source_;
   bool generating_ = false;
   quint64 version_ = 0;
@@ -146,6 +149,7 @@ private:
   bool answer_has_speed_ = false;  // a live speed point was taken during this answer
 
   int selected_ = -1;
+  quint64 tokens_processed_ = 0;
 };
 
 }  // namespace moescope::ui

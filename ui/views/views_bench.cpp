@@ -1,7 +1,7 @@
-// moescope-views-bench: what the views cost generation. Runs answers on a worker thread through the
-// path the desktop app uses (engine observer → chunks coalesced to ~30 a second → queued to the
-// EngineFeed on the UI thread), alternating rounds with every view open in a shown window and with
-// none, and prints decode tokens/s for both. With --screenshots DIR it also saves each view's
+// moescope-views-bench: what the views cost generation. Runs answers through the app's own engine
+// host (its worker thread, stream buffer and ~30 chunks a second published on the EngineFeed, the
+// trace model the views share), alternating rounds with every view open in a shown window and
+// with none, and prints decode tokens/s for both. With --screenshots DIR it also saves each view's
 // widget after the last answer.
 //
 //   moescope-views-bench --model tests/data/models/chat-tiny [--tokens 1500] [--rounds 3]
@@ -38,8 +38,10 @@
 #include "moescope/session.h"
 #include "moescope/tokenizer.h"
 #include "ui/engine_feed.h"
+#include "ui/engine_host.h"
 #include "ui/view_registry.h"
 #include "ui/views/register_views.h"
+#include "ui/views/trace_model.h"
 #include "ui/views/view_frame.h"
 
 using namespace moescope;
@@ -54,66 +56,6 @@ double thread_cpu_seconds() {
 }
 
 namespace {
-
-// The worker side: turns engine callbacks into coalesced StreamChunks, posted to the feed.
-class FeedObserver : public GenerationObserver {
-public:
-  FeedObserver(EngineFeed* feed, Session* session) : feed_(feed), session_(session) {}
-  void on_token(int32_t, double) override {
-    ++pending_.new_tokens;
-    ++total_;
-    flush_if_due();
-  }
-  void on_trace(const RoutingTrace& trace, size_t first) override {
-    const int L = trace.n_moe_layers(), K = trace.top_k();
-    for (size_t i = first; i < trace.size(); ++i) {
-      TokenRoute r;
-      const TraceToken& t = trace.token(i);
-      r.pos = t.pos;
-      r.id = t.id;
-      r.text = QString::fromStdString(t.text);
-      r.prefill = t.phase == Phase::Prefill;
-      r.n_moe_layers = L;
-      r.top_k = K;
-      r.experts.resize(size_t(L) * size_t(K));
-      r.weights.resize(size_t(L) * size_t(K));
-      for (int m = 0; m < L; ++m)
-        for (int s = 0; s < K; ++s) {
-          r.experts[size_t(m * K + s)] = int16_t(trace.expert(i, m, s));
-          r.weights[size_t(m * K + s)] = trace.weight(i, m, s);
-        }
-      pending_.routes.push_back(std::move(r));
-    }
-    flush_if_due();
-  }
-  void start() {
-    total_ = 0;
-    start_ = last_ = Clock::now();
-    pending_ = {};
-  }
-  void flush() {
-    if (pending_.routes.empty() && pending_.new_tokens == 0) return;
-    pending_.total_tokens = total_;
-    const double s = std::chrono::duration<double>(Clock::now() - start_).count();
-    pending_.tokens_per_second = s > 0 ? total_ / s : 0.0;
-    pending_.has_kv = true;
-    pending_.kv = session_->backend().kv_stats();
-    StreamChunk c = std::move(pending_);
-    pending_ = {};
-    QMetaObject::invokeMethod(feed_, [feed = feed_, c = std::move(c)] { emit feed->chunk(c); }, Qt::QueuedConnection);
-    last_ = Clock::now();
-  }
-
-private:
-  void flush_if_due() {
-    if (Clock::now() - last_ >= std::chrono::milliseconds(33)) flush();
-  }
-  EngineFeed* feed_;
-  Session* session_;
-  StreamChunk pending_;
-  int total_ = 0;
-  Clock::time_point start_, last_;
-};
 
 struct Options {
   QString model = QStringLiteral("tests/data/models/chat-tiny");
@@ -146,40 +88,35 @@ int main(int argc, char** argv) {
     }
   }
 
-  std::shared_ptr<const Model> model;
-  std::optional<ChatFormat> chat;
-  if (o.shape.isEmpty()) {
-    model = load_model(o.model.toStdString());
-    chat.emplace(ChatFormat::from_dir(o.model.toStdString()));
-  } else {
-    model = make_synthetic_model(load_model_spec(o.shape.toStdString()), o.layers, 1, /*host_storage=*/true);
-    o.model = QFileInfo(o.shape).completeBaseName() + QStringLiteral(" shape");
-  }
-  BackendOptions bo;
-  bo.kind = "cpu";
-  bo.threads = o.threads;
-  if (!chat) bo.context = 64 + o.tokens + 1;
-  Session session(model, make_backend(model, bo));
-  if (chat) {
-    const Tokenizer* tok = &chat->tokenizer();
-    session.token_text = [tok](int32_t id) { return tok->decode(std::span<const int32_t>(&id, 1)); };
-  } else {
-    session.token_text = [](int32_t id) { return "<" + std::to_string(id) + ">"; };
-  }
-
+  // The app's engine host, on the CPU backend.
   EngineFeed feed;
-  register_views();
-  ModelInfo info;
-  info.dir = o.shape.isEmpty() ? o.model : o.shape;  // load_model_spec takes a directory or a config file
-  info.name = o.shape.isEmpty() ? QDir(o.model).dirName() : o.model;
-  info.architecture = QString::fromStdString(model->spec.architecture);
-  info.backend = QString::fromStdString(session.backend().name());
-  info.context_length = session.backend().context_length();
-  info.n_layers = model->spec.n_layers;
-  info.n_experts = model->spec.moe.router.n_experts;
-  info.top_k = model->spec.moe.router.top_k;
-  info.moe_layers = model->spec.moe_layer_indices();
-  emit feed.modelChanged(info);
+  EngineHost host(&feed);
+  std::optional<ChatFormat> chat;  // the prompt's template (the host renders answers' text itself)
+  const bool synthetic = !o.shape.isEmpty();
+  if (!synthetic) {
+    chat.emplace(ChatFormat::from_dir(o.model.toStdString()));
+    host.loadModel(o.model, QStringLiteral("cpu"), o.threads);
+  } else {
+    auto model = make_synthetic_model(load_model_spec(o.shape.toStdString()), o.layers, 1, /*host_storage=*/true);
+    o.model = QFileInfo(o.shape).completeBaseName() + QStringLiteral(" shape");
+    host.loadModel(std::move(model), o.model, QStringLiteral("cpu"), o.threads, 64 + o.tokens + 1);
+  }
+  {
+    QEventLoop wait;
+    QString error;
+    QObject::connect(&host, &EngineHost::modelLoaded, &wait, &QEventLoop::quit);
+    QObject::connect(&host, &EngineHost::modelLoadFailed, &wait, [&](const QString&, const QString& m) {
+      error = m;
+      wait.quit();
+    });
+    wait.exec();
+    if (!error.isEmpty()) {
+      std::fprintf(stderr, "moescope-views-bench: %s\n", qPrintable(error));
+      return 1;
+    }
+  }
+  ViewRegistry registry;
+  register_views(registry);
 
   std::vector<int32_t> prompt;
   if (chat) {
@@ -188,53 +125,44 @@ int main(int argc, char** argv) {
     prompt = chat->render(messages, true).ids;
   } else {
     std::mt19937 rng(7);
-    for (int i = 0; i < 64; ++i) prompt.push_back(int32_t(rng() % uint32_t(model->spec.vocab_size)));
+    for (int i = 0; i < 64; ++i) prompt.push_back(int32_t(rng() % uint32_t(host.model().spec->vocab_size)));
   }
 
-  // One answer on a worker thread; the UI thread keeps processing chunks meanwhile.
+  // One answer through the host; the UI thread sleeps in its event loop as in the app (a
+  // processEvents polling loop would keep one of the cores busy and take it from the engine).
   struct Measure {
     double decode_tokens = 0, decode_seconds = 0, ui_cpu = 0, wall = 0;
   };
   auto answer = [&](uint64_t seed) {
     const double cpu0 = thread_cpu_seconds();
     const auto wall0 = Clock::now();
-    session.reset();
-    GenerateParams p;
-    p.max_tokens = o.tokens;
-    p.stop_at_eos = false;
-    p.sampling.temperature = 0.8f;
-    p.sampling.seed = seed;
+    GenerationRequest r;
+    r.prompt_ids = prompt;
+    r.sampling.max_tokens = o.tokens;
+    r.sampling.temperature = 0.8;
+    r.sampling.top_p = 1.0;
     // A random model's next-token distribution is flat: without a top-k the sampler would sort
     // most of the vocabulary on one thread every token, leaving the other core free for the UI.
-    if (!chat) p.sampling.top_k = 50;
-    emit feed.generationStarted();
-    FeedObserver obs(&feed, &session);
-    obs.start();
-    // The UI thread sleeps in its event loop as in the app (a processEvents polling loop would
-    // keep one of the cores busy and take it from the engine).
+    r.sampling.top_k = chat ? 0 : 50;
+    r.seed = seed;
+    r.stop_at_eos = false;
     QEventLoop loop;
-    GenerateResult r;
-    std::thread worker([&] {
-      r = session.generate(prompt, p, &obs);
-      obs.flush();
-      QMetaObject::invokeMethod(&loop, &QEventLoop::quit, Qt::QueuedConnection);
+    GenerationSummary summary;
+    const auto done = QObject::connect(&host, &EngineHost::generationFinished, &loop, [&](const GenerationSummary& s) {
+      summary = s;
+      loop.quit();
     });
-    loop.exec();
-    worker.join();
-    app.processEvents();
-    GenerationSummary s;
-    s.prompt_tokens = r.prompt_tokens;
-    s.reused_tokens = r.reused_tokens;
-    s.generated_tokens = int(r.generated.size());
-    s.prefill_seconds = r.prefill_seconds;
-    s.tokens_per_second = r.decode_steps ? r.decode_steps / r.decode_seconds : 0.0;
-    s.kv = session.backend().kv_stats();
-    s.trace_json = QString::fromStdString(session.trace().to_json().dump());
-    emit feed.generationFinished(s);
+    const auto failed = QObject::connect(&host, &EngineHost::generationFailed, &loop, [&](const QString& m) {
+      std::fprintf(stderr, "moescope-views-bench: the answer failed: %s\n", qPrintable(m));
+      loop.quit();
+    });
+    if (host.generate(std::move(r))) loop.exec();
+    QObject::disconnect(done);
+    QObject::disconnect(failed);
     app.processEvents();
     Measure m;
-    m.decode_tokens = r.decode_steps;
-    m.decode_seconds = r.decode_seconds;
+    m.decode_tokens = std::max(0, summary.generated_tokens - 1);
+    m.decode_seconds = summary.tokens_per_second > 0 ? m.decode_tokens / summary.tokens_per_second : 0.0;
     m.ui_cpu = thread_cpu_seconds() - cpu0;
     m.wall = std::chrono::duration<double>(Clock::now() - wall0).count();
     return m;
@@ -247,6 +175,7 @@ int main(int argc, char** argv) {
 
   // Every registered view in docks of one shown window, as in the app with all views open.
   QMainWindow* window = nullptr;
+  TraceModel* traces = nullptr;
   double replot_ms = 0;
   int replots = 0;
   std::vector<ViewFrame*> views;
@@ -254,10 +183,17 @@ int main(int argc, char** argv) {
     window = new QMainWindow;
     window->resize(1600, 1000);
     window->setCentralWidget(new QWidget);
-    for (const ViewFactory& f : ViewRegistry::instance().factories()) {
+    traces = new TraceModel(window);  // the views' data model, as the app's window makes it
+    traces->connectFeed(&feed);
+    traces->setModel(host.model());
+    ViewContext context;
+    context.feed = &feed;
+    context.traces = traces;
+    context.host = &host;
+    for (const ViewFactory& f : registry.factories()) {
       auto* dock = new QDockWidget(f.title, window);
       dock->setObjectName(f.id);
-      QWidget* w = f.create(&feed, dock);
+      QWidget* w = f.create(context, dock);
       dock->setWidget(w);
       window->addDockWidget(Qt::RightDockWidgetArea, dock);
       if (auto* v = qobject_cast<ViewFrame*>(w)) views.push_back(v);
@@ -268,15 +204,14 @@ int main(int argc, char** argv) {
         ++replots;
       });
     window->show();
-    emit feed.modelChanged(info);  // the views' data model is new: tell it the model
     settle();
   };
   // No views at all: the windows, the views and their shared data model are deleted.
   auto close_views = [&] {
-    delete window;
+    delete window;  // its views and their trace model with it
     window = nullptr;
+    traces = nullptr;
     views.clear();
-    qDeleteAll(feed.findChildren<QObject*>(QString(), Qt::FindDirectChildrenOnly));
     settle();
   };
 
@@ -314,7 +249,7 @@ int main(int argc, char** argv) {
     control.push_back(std::abs((n2.decode_tokens / n2.decode_seconds) / (n1.decode_tokens / n1.decode_seconds) - 1.0));
     std::printf("round %d: decode %.1f tokens/s without views, %.1f with all %d views open (%+.1f %%; %d redraws; "
                 "UI thread CPU %.0f ms vs %.0f ms)\n",
-                r + 1, tn, ta, int(ViewRegistry::instance().factories().size()), 100.0 * (ta / tn - 1.0), redraws,
+                r + 1, tn, ta, int(registry.factories().size()), 100.0 * (ta / tn - 1.0), redraws,
                 1000 * ra.ui_cpu, 1000 * rn.ui_cpu);
     std::fflush(stdout);
   }

@@ -63,6 +63,11 @@ public:
   virtual void forward(std::span<const int32_t> tokens, const ForwardOptions& options, ForwardResult& out) = 0;
   virtual void truncate(int n_tokens) = 0;     // forget cached positions >= n_tokens
   virtual KvStats kv_stats() const = 0;
+  // Another backend of the same kind on the same weights (on a GPU: the same device copy) with a
+  // KV cache of its own for `context` tokens (0: as this one): a second Session on one loaded
+  // model, as the app's experiments run beside the chat. Used from one thread at a time with
+  // this backend (the engine host runs every session on its worker thread).
+  virtual std::unique_ptr<Backend> sibling(int context) const = 0;
 
   // Physical limits measured on this backend's memory and compute, for benchmark rooflines:
   // read bandwidth of the memory the weights live in, and dense matmul throughput.

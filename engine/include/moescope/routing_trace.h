@@ -19,6 +19,7 @@ struct TraceToken {
   int32_t id = 0;
   std::string text;
   Phase phase = Phase::Prefill;
+  bool operator==(const TraceToken&) const = default;
 };
 
 class RoutingTrace {
@@ -31,6 +32,19 @@ public:
   void append(const TraceToken& token, const int32_t* ids, const float* weights, int k, const float* probs = nullptr);
   void truncate(size_t n_tokens);
   void clear() { truncate(0); }
+  // Segments: tokens [first, last) as a trace of their own (same shape; probabilities when this
+  // trace has them), and the bulk append of one. Appending a segment whose first token sits at a
+  // position this trace already holds (positions ascend) first cuts the trace there (the session re-used a shorter
+  // prefix: an edit or a regenerate). This is how the app moves a trace from the engine to the
+  // views: immutable segments, each copied once, never converted (docs/architecture.md).
+  RoutingTrace slice(size_t first, size_t last) const;
+  // Appends tokens [first, last) of `segment` (all by default). Error when the shapes differ.
+  void append(const RoutingTrace& segment, size_t first = 0, size_t last = size_t(-1));
+  bool same_shape(const RoutingTrace& other) const {
+    return n_experts_ == other.n_experts_ && top_k_ == other.top_k_ && moe_layers_ == other.moe_layers_;
+  }
+  // Every token, id, weight and score bit for bit (the model name included).
+  bool operator==(const RoutingTrace&) const = default;
 
   size_t size() const { return tokens_.size(); }
   const TraceToken& token(size_t i) const { return tokens_[i]; }

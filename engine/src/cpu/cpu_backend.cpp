@@ -51,7 +51,7 @@ struct AttnLists {
 class CpuBackend final : public Backend {
 public:
   CpuBackend(std::shared_ptr<const Model> model, const BackendOptions& opt)
-      : model_(std::move(model)), s_(model_->spec), w_(model_->weights), pool_(opt.threads),
+      : model_(std::move(model)), opt_(opt), s_(model_->spec), w_(model_->weights), pool_(opt.threads),
         capacity_(opt.context > 0 ? std::min(opt.context, s_.max_position) : std::min(s_.max_position, 8192)),
         kv_(s_.n_layers, s_.kv_values_per_token(), capacity_) {
     inv_freq_ = s_.rope.inverse_frequencies();
@@ -76,6 +76,12 @@ public:
   const ModelSpec& spec() const override { return s_; }
   int context_length() const override { return capacity_; }
   int n_cached() const override { return kv_.size(); }
+  // The weights are the model's own (mapped from the file): a sibling shares them as they are.
+  std::unique_ptr<Backend> sibling(int context) const override {
+    BackendOptions o = opt_;
+    if (context > 0) o.context = context;
+    return std::make_unique<CpuBackend>(model_, o);
+  }
   void truncate(int n) override { kv_.truncate(std::max(0, n)); }
   KvStats kv_stats() const override { return kv_.stats(s_.mha_kv_values_per_token()); }
 
@@ -548,6 +554,7 @@ private:
   }
 
   std::shared_ptr<const Model> model_;
+  BackendOptions opt_;
   const ModelSpec& s_;
   const ModelWeights& w_;
   ThreadPool pool_;

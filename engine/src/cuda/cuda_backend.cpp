@@ -103,8 +103,10 @@ struct Scratch {
 
 class CudaBackend final : public Backend {
 public:
-  CudaBackend(std::shared_ptr<const Model> model, const BackendOptions& opt)
-      : model_(std::move(model)), s_(model_->spec),
+  // shared: the device weights of another backend on the same model (a sibling); null: upload.
+  CudaBackend(std::shared_ptr<const Model> model, const BackendOptions& opt,
+              std::shared_ptr<const cuda::DeviceWeights> shared = nullptr)
+      : model_(std::move(model)), s_(model_->spec), opt_(opt),
         capacity_(opt.context > 0 ? std::min(opt.context, s_.max_position) : std::min(s_.max_position, 8192)) {
     const auto& a = s_.attn;
     if (s_.n_moe_layers() > 0 &&
@@ -124,7 +126,7 @@ public:
     decode_splits_ = (visible + decode_chunk_ - 1) / decode_chunk_;
 
     // ---- memory check before any allocation ----
-    const size_t weight_bytes = cuda::device_weight_bytes(*model_);
+    const size_t weight_bytes = shared ? 0 : cuda::device_weight_bytes(*model_);
     Arena plan;
     carve(plan);
     scratch_bytes_ = plan.used();
@@ -138,7 +140,7 @@ public:
                   ") but only " + fmt_gib(free_b) + " of " + fmt_gib(total_b) +
                   " are free; use --backend cpu or a smaller --context");
 
-    w_ = cuda::upload_weights(ctx_, *model_);
+    w_ = shared ? std::move(shared) : std::make_shared<const cuda::DeviceWeights>(cuda::upload_weights(ctx_, *model_));
     kv_ = DeviceBuffer(kv_bytes_);
     scratch_buf_ = DeviceBuffer(scratch_bytes_);
     Arena arena(scratch_buf_.get());
@@ -179,8 +181,13 @@ public:
   int context_length() const override { return capacity_; }
   int n_cached() const override { return n_cached_; }
   void truncate(int n) override { n_cached_ = std::min(n_cached_, std::max(0, n)); }
+  std::unique_ptr<Backend> sibling(int context) const override {
+    BackendOptions o = opt_;
+    if (context > 0) o.context = context;
+    return std::make_unique<CudaBackend>(model_, o, w_);
+  }
   int64_t device_memory_used() const override {
-    return int64_t(w_.arena.size() + kv_.size() + scratch_buf_.size() + ctx_.workspace_bytes());
+    return int64_t(w_->arena.size() + kv_.size() + scratch_buf_.size() + ctx_.workspace_bytes());
   }
 
   KvStats kv_stats() const override {
@@ -393,7 +400,7 @@ private:
     if (opt.all_logits) {  // every row through the LM head, kLogitRows at a time
       for (int r0 = 0; r0 < T; r0 += kLogitRows) {
         const int rows = std::min(kLogitRows, T - r0);
-        cuda::linear(ctx_, w_.lm_head, sc_.xn + size_t(r0) * s_.hidden, s_.hidden, rows, sc_.logits, V, sc_.xbf);
+        cuda::linear(ctx_, w_->lm_head, sc_.xn + size_t(r0) * s_.hidden, s_.hidden, rows, sc_.logits, V, sc_.xbf);
         MOESCOPE_CUDA_CHECK(cudaMemcpyAsync(out.logits.data() + size_t(out_row0 + r0) * V, sc_.logits,
                                             sizeof(float) * rows * V, cudaMemcpyDeviceToHost, st));
       }
@@ -414,11 +421,11 @@ private:
   void enqueue(int T, int K, bool probs, bool last_logits) {
     cudaStream_t st = ctx_.stream();
     const int H = s_.hidden, V = s_.vocab_size, E = s_.moe.router.n_experts;
-    kernels::embed(w_.embed, sc_.io + 1, sc_.x, T, H, st);
+    kernels::embed(w_->embed, sc_.io + 1, sc_.x, T, H, st);
     MOESCOPE_CUDA_LAUNCHED();
     int moe_index = 0;
     for (int l = 0; l < s_.n_layers; ++l) {
-      const cuda::DeviceLayer& L = w_.layers[size_t(l)];
+      const cuda::DeviceLayer& L = w_->layers[size_t(l)];
       // ---- attention block: x += attn(rmsnorm(x)); the residual add of the previous block is
       // fused into this norm ----
       kernels::add_rmsnorm(sc_.x, l == 0 ? nullptr : sc_.delta, L.attn_norm, s_.rms_eps, sc_.xn, T, H, st);
@@ -432,10 +439,10 @@ private:
       else mlp(L.dense_gate_up, L.dense_down, sc_.xn, T, sc_.delta);
     }
     // ---- final norm (all rows: all_logits reads them) and LM head of the last token ----
-    kernels::add_rmsnorm(sc_.x, sc_.delta, w_.final_norm, s_.rms_eps, sc_.xn, T, H, st);
+    kernels::add_rmsnorm(sc_.x, sc_.delta, w_->final_norm, s_.rms_eps, sc_.xn, T, H, st);
     MOESCOPE_CUDA_LAUNCHED();
     if (last_logits) {
-      cuda::linear(ctx_, w_.lm_head, sc_.xn + size_t(T - 1) * H, H, 1, sc_.logits, V, sc_.xbf);
+      cuda::linear(ctx_, w_->lm_head, sc_.xn + size_t(T - 1) * H, H, 1, sc_.logits, V, sc_.xbf);
       MOESCOPE_CUDA_CHECK(cudaMemcpyAsync(h_logits_.get(), sc_.logits, sizeof(float) * V, cudaMemcpyDeviceToHost, st));
     }
     const size_t route_n = size_t(T) * n_moe_ * K;
@@ -639,8 +646,9 @@ private:
   std::shared_ptr<const Model> model_;
   const ModelSpec& s_;
   int capacity_;
+  BackendOptions opt_;
   Context ctx_;  // before every buffer: destroyed after them
-  cuda::DeviceWeights w_;
+  std::shared_ptr<const cuda::DeviceWeights> w_;  // shared with siblings (one device copy)
   DeviceBuffer kv_, scratch_buf_;
   Scratch sc_;
   PinnedBuffer h_io_, h_logits_, h_ids_, h_wts_, h_probs_, h_counts_;

@@ -20,7 +20,7 @@ struct CudaPluginApi {
 };
 
 // Bump when the layout of Model, Backend or BackendOptions changes incompatibly.
-inline constexpr int kCudaPluginApiVersion = 1;
+inline constexpr int kCudaPluginApiVersion = 2;  // 2: Backend::sibling
 
 }  // namespace moescope
 

@@ -1,5 +1,7 @@
 #include "moescope/routing_trace.h"
 
+#include <algorithm>
+#include <cmath>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
@@ -9,6 +11,13 @@
 namespace moescope {
 
 namespace {
+// A half-precision value written with 5 significant digits: the nearest half of what is read
+// back is the same half, so a saved trace reopens bit for bit (half has 11 significant bits).
+double half_digits(float v) {
+  if (v == 0.0f || !std::isfinite(v)) return v;
+  const double scale = std::pow(10.0, 4 - int(std::floor(std::log10(std::fabs(double(v))))));
+  return std::round(double(v) * scale) / scale;
+}
 constexpr uint16_t kNone = 0xFFFF;
 constexpr int kMaxExperts = 0xFFFE;
 }  // namespace
@@ -45,6 +54,40 @@ void RoutingTrace::truncate(size_t n) {
   if (!probs_.empty()) probs_.resize(n * moe_layers_.size() * size_t(n_experts_));
 }
 
+RoutingTrace RoutingTrace::slice(size_t first, size_t last) const {
+  RoutingTrace s(model_, n_experts_, top_k_, moe_layers_);
+  s.append(*this, first, last);
+  return s;
+}
+
+void RoutingTrace::append(const RoutingTrace& seg, size_t first, size_t last) {
+  if (!same_shape(seg))
+    throw Error("routing trace: a segment of another shape (" + std::to_string(seg.n_experts_) + " experts, top-" +
+                std::to_string(seg.top_k_) + ", " + std::to_string(seg.moe_layers_.size()) +
+                " MoE layers) cannot extend this trace");
+  last = std::min(last, seg.tokens_.size());
+  first = std::min(first, last);
+  if (first == last) return;
+  // Cut where the segment starts when this trace already holds that position (positions ascend;
+  // a trace that is itself a segment starts at its first token's position).
+  const int32_t pos0 = seg.tokens_[first].pos;
+  if (!tokens_.empty() && pos0 <= tokens_.back().pos)
+    truncate(size_t(std::max(0, pos0 - tokens_.front().pos)));
+  const size_t slots = moe_layers_.size() * size_t(top_k_), scores = moe_layers_.size() * size_t(n_experts_);
+  const size_t before = tokens_.size();
+  const auto at = [](const std::vector<uint16_t>& v, size_t i) { return v.begin() + std::ptrdiff_t(i); };
+  tokens_.insert(tokens_.end(), seg.tokens_.begin() + std::ptrdiff_t(first), seg.tokens_.begin() + std::ptrdiff_t(last));
+  ids_.insert(ids_.end(), at(seg.ids_, first * slots), at(seg.ids_, last * slots));
+  weights_.insert(weights_.end(), at(seg.weights_, first * slots), at(seg.weights_, last * slots));
+  // Scores: tokens without them read as zeros, whichever side lacks them.
+  if (!seg.probs_.empty()) {
+    probs_.resize(before * scores, 0);
+    probs_.insert(probs_.end(), at(seg.probs_, first * scores), at(seg.probs_, last * scores));
+  } else if (!probs_.empty()) {
+    probs_.resize(tokens_.size() * scores, 0);
+  }
+}
+
 int RoutingTrace::expert(size_t i, int m, int slot) const {
   uint16_t v = ids_[slot_index(i, m, slot)];
   return v == kNone ? -1 : int(v);
@@ -72,13 +115,12 @@ nlohmann::json RoutingTrace::to_json() const {
         int e = expert(i, m, s);
         if (e < 0) continue;
         ex.push_back(e);
-        // four significant digits are what a half-precision weight holds
-        w.push_back(std::round(double(weight(i, m, s)) * 1e4) / 1e4);
+        w.push_back(half_digits(weight(i, m, s)));
       }
       json r = {{"layer", moe_layers_[size_t(m)]}, {"experts", ex}, {"weights", w}};
       if (has_probs()) {
         json p = json::array();
-        for (int e = 0; e < n_experts_; ++e) p.push_back(std::round(double(prob(i, m, e)) * 1e4) / 1e4);
+        for (int e = 0; e < n_experts_; ++e) p.push_back(half_digits(prob(i, m, e)));
         r["probs"] = p;
       }
       routes.push_back(r);

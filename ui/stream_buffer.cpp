@@ -1,10 +1,11 @@
-#include "stream_buffer.h"
+#include "ui/stream_buffer.h"
 
-namespace moescope::desktop {
+namespace moescope::ui {
 
 void StreamBuffer::reset() {
   std::lock_guard lock(mutex_);
   pending_ = {};
+  segment_.reset();
   total_tokens_ = 0;
   dirty_ = false;
 }
@@ -19,9 +20,13 @@ void StreamBuffer::add_text(const QString& text, int tokens, double tokens_per_s
   dirty_ = true;
 }
 
-void StreamBuffer::add_routes(std::vector<ui::TokenRoute> routes) {
+void StreamBuffer::add_trace(const RoutingTrace& trace, size_t first) {
+  if (first >= trace.size()) return;
   std::lock_guard lock(mutex_);
-  for (auto& r : routes) pending_.routes.push_back(std::move(r));
+  if (segment_)
+    segment_->append(trace, first, trace.size());
+  else
+    segment_ = std::make_unique<RoutingTrace>(trace.slice(first, trace.size()));
   dirty_ = true;
 }
 
@@ -37,14 +42,15 @@ void StreamBuffer::set_device_bytes(int64_t bytes) {
   pending_.device_bytes = bytes;
 }
 
-ui::StreamChunk StreamBuffer::take(bool* empty) {
+StreamChunk StreamBuffer::take(bool* empty) {
   std::lock_guard lock(mutex_);
   *empty = !dirty_;
-  ui::StreamChunk out = std::move(pending_);
+  StreamChunk out = std::move(pending_);
+  out.trace = std::shared_ptr<const RoutingTrace>(std::move(segment_));
   pending_ = {};
   pending_.total_tokens = total_tokens_;
   dirty_ = false;
   return out;
 }
 
-}  // namespace moescope::desktop
+}  // namespace moescope::ui

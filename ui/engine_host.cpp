@@ -1,0 +1,180 @@
+#include "ui/engine_host.h"
+
+#include <limits>
+#include <spdlog/spdlog.h>
+
+#include "ui/engine_feed.h"
+
+namespace moescope::ui {
+
+EngineHost::EngineHost(EngineFeed* feed, QObject* parent) : QObject(parent), feed_(feed) {
+  qRegisterMetaType<LoadRequest>();
+  qRegisterMetaType<GenerationRequest>();
+  qRegisterMetaType<CompareRequest>();
+  qRegisterMetaType<CompareOutcome>();
+  qRegisterMetaType<AnalysisRequest>();
+  qRegisterMetaType<AnalysisOutcome>();
+  qRegisterMetaType<StreamChunk>();
+  qRegisterMetaType<ModelInfo>();
+  qRegisterMetaType<GenerationSummary>();
+
+  thread_.setObjectName(QStringLiteral("moescope-engine"));
+  worker_ = new EngineWorker(&buffer_, &flags_);
+  worker_->moveToThread(&thread_);
+
+  connect(this, &EngineHost::requestLoad, worker_, &EngineWorker::load, Qt::QueuedConnection);
+  connect(this, &EngineHost::requestGenerate, worker_, &EngineWorker::generate, Qt::QueuedConnection);
+  connect(this, &EngineHost::requestCompare, worker_, &EngineWorker::compare, Qt::QueuedConnection);
+  connect(this, &EngineHost::requestAnalysis, worker_, &EngineWorker::analyze, Qt::QueuedConnection);
+
+  connect(worker_, &EngineWorker::loadProgress, this, [this](quint64 id, const QString& stage, int percent) {
+    if (id == load_id_ && loading_) emit loadProgress(stage, percent);
+  }, Qt::QueuedConnection);
+  connect(worker_, &EngineWorker::loaded, this, [this](quint64 id, const ModelInfo& info) {
+    // A cancelled load may still finish in the worker; it then holds the new model, so the
+    // window follows it rather than show a model that is gone.
+    loading_ = loading_ && id != load_id_;
+    has_model_ = true;
+    model_ = info;
+    if (feed_) emit feed_->modelChanged(info);
+    emit modelLoaded(info);
+  }, Qt::QueuedConnection);
+  connect(worker_, &EngineWorker::loadFailed, this, [this](quint64 id, const QString& message) {
+    if (id != load_id_ || !loading_) return;
+    loading_ = false;
+    emit modelLoadFailed(load_dir_, message);
+  }, Qt::QueuedConnection);
+  connect(worker_, &EngineWorker::finished, this, [this](const GenerationSummary& summary) {
+    flush();  // the last tokens before the summary
+    endGeneration();
+    if (feed_) emit feed_->generationFinished(summary);
+    emit generationFinished(summary);
+  }, Qt::QueuedConnection);
+  connect(worker_, &EngineWorker::failed, this, [this](quint64, const QString& message) {
+    flush();
+    endGeneration();
+    emit generationFailed(message);
+  }, Qt::QueuedConnection);
+  connect(worker_, &EngineWorker::contextOverflow, this, [this](quint64, int prompt, int context, int drop) {
+    endGeneration();
+    emit contextOverflow(prompt, context, drop);
+  }, Qt::QueuedConnection);
+  connect(worker_, &EngineWorker::compared, this, [this](const CompareOutcome& o) {
+    --experiments_pending_;
+    emit compared(o);
+  }, Qt::QueuedConnection);
+  connect(worker_, &EngineWorker::analysisProgress, this, &EngineHost::analysisProgress, Qt::QueuedConnection);
+  connect(worker_, &EngineWorker::analysed, this, [this](const AnalysisOutcome& o) {
+    --experiments_pending_;
+    emit analysed(o);
+  }, Qt::QueuedConnection);
+
+  flush_timer_.setInterval(kFlushIntervalMs);
+  connect(&flush_timer_, &QTimer::timeout, this, &EngineHost::flush);
+  thread_.start();
+}
+
+EngineHost::~EngineHost() {
+  flags_.stop = true;
+  flags_.cancel_analysis = true;
+  flags_.load_cancel = std::numeric_limits<quint64>::max();
+  thread_.quit();
+  thread_.wait();
+  delete worker_;  // its thread has finished: a deleteLater would never run
+}
+
+void EngineHost::startLoad(LoadRequest r) {
+  r.id = ++next_id_;
+  load_id_ = r.id;
+  load_dir_ = r.dir;
+  loading_ = true;
+  emit loadProgress(tr("Waiting for the engine…"), 0);
+  emit requestLoad(r);
+}
+
+void EngineHost::loadModel(const QString& dir, const QString& backend, int threads) {
+  LoadRequest r;
+  r.dir = dir;
+  r.backend = backend.isEmpty() ? QStringLiteral("auto") : backend;
+  r.threads = threads;
+  startLoad(std::move(r));
+}
+
+void EngineHost::loadModel(std::shared_ptr<const Model> model, const QString& name, const QString& backend,
+                           int threads, int context) {
+  LoadRequest r;
+  r.dir = name;
+  r.backend = backend.isEmpty() ? QStringLiteral("auto") : backend;
+  r.threads = threads;
+  r.context = context;
+  r.model = std::move(model);
+  startLoad(std::move(r));
+}
+
+void EngineHost::cancelLoad() {
+  if (!loading_) return;
+  flags_.load_cancel = load_id_;
+  loading_ = false;
+  spdlog::info("model load cancelled");
+  emit loadCancelled();
+}
+
+bool EngineHost::generate(GenerationRequest r) {
+  if (generating_ || !has_model_) return false;
+  r.id = ++next_id_;
+  r.router_scores = router_scores_;
+  generation_id_ = r.id;
+  flags_.stop = false;
+  buffer_.reset();
+  generating_ = true;
+  flush_timer_.start();
+  if (feed_) emit feed_->generationStarted();
+  emit requestGenerate(r);
+  return true;
+}
+
+bool EngineHost::generate(const nlohmann::ordered_json& messages, const SamplingSettings& sampling, quint64 seed,
+                          const RoutingControl& control) {
+  GenerationRequest r;
+  r.messages_json = messages.dump();
+  r.sampling = sampling;
+  r.seed = seed;
+  r.control = control;
+  return generate(std::move(r));
+}
+
+void EngineHost::stop() {
+  if (generating_) flags_.stop = true;
+}
+
+quint64 EngineHost::compare(CompareRequest request) {
+  request.id = ++next_id_;
+  ++experiments_pending_;
+  emit requestCompare(request);
+  return request.id;
+}
+
+quint64 EngineHost::analyze(AnalysisRequest request) {
+  request.id = ++next_id_;
+  flags_.cancel_analysis = false;
+  ++experiments_pending_;
+  emit requestAnalysis(request);
+  return request.id;
+}
+
+void EngineHost::cancelAnalysis() { flags_.cancel_analysis = true; }
+
+void EngineHost::flush() {
+  bool empty = true;
+  StreamChunk chunk = buffer_.take(&empty);
+  if (empty) return;
+  if (feed_) emit feed_->chunk(chunk);
+  emit streamed(chunk);
+}
+
+void EngineHost::endGeneration() {
+  flush_timer_.stop();
+  generating_ = false;
+}
+
+}  // namespace moescope::ui
