@@ -129,17 +129,7 @@ void CoactivationView::setWindow(StatsWindow w) {
   markDirty();
 }
 
-void CoactivationView::syncLayers() {
-  const auto& layers = traceModel()->trace().moe_layers();
-  bool same = layer_box_->count() == int(layers.size());
-  for (int i = 0; same && i < layer_box_->count(); ++i) same = layer_box_->itemData(i).toInt() == layers[size_t(i)];
-  if (same) return;
-  QSignalBlocker block(layer_box_);
-  layer_box_->clear();
-  for (int l : layers) layer_box_->addItem(tr("layer %1").arg(l), l);
-  layer_ = std::clamp(layer_, 0, std::max(0, int(layers.size()) - 1));
-  layer_box_->setCurrentIndex(layers.empty() ? -1 : layer_);
-}
+void CoactivationView::syncLayers() { sync_layer_box(layer_box_, traceModel()->trace().moe_layers(), layer_); }
 
 void CoactivationView::refresh() {
   syncLayers();

@@ -155,17 +155,7 @@ QCustomPlot* LoadView::currentPlot() const {
   }
 }
 
-void LoadView::syncLayers() {
-  const auto& layers = shownStats().moe_layers();
-  bool same = layer_box_->count() == int(layers.size());
-  for (int i = 0; same && i < layer_box_->count(); ++i) same = layer_box_->itemData(i).toInt() == layers[size_t(i)];
-  if (same) return;
-  QSignalBlocker block(layer_box_);
-  layer_box_->clear();
-  for (int l : layers) layer_box_->addItem(tr("layer %1").arg(l), l);
-  layer_ = std::clamp(layer_, 0, std::max(0, int(layers.size()) - 1));
-  layer_box_->setCurrentIndex(layers.empty() ? -1 : layer_);
-}
+void LoadView::syncLayers() { sync_layer_box(layer_box_, shownStats().moe_layers(), layer_); }
 
 void LoadView::refresh() {
   syncLayers();

@@ -131,16 +131,8 @@ void RoutingMapView::showTokens(double first, double last) {
 }
 
 void RoutingMapView::syncLayers() {
-  const auto& layers = traceModel()->trace().moe_layers();
-  bool same = layer_box_->count() == int(layers.size());
-  for (int i = 0; same && i < layer_box_->count(); ++i) same = layer_box_->itemData(i).toInt() == layers[size_t(i)];
-  if (same) return;
-  QSignalBlocker block(layer_box_);
-  layer_box_->clear();
-  for (int l : layers) layer_box_->addItem(tr("layer %1").arg(l), l);
-  const int m = std::clamp(map_->layer(), 0, std::max(0, int(layers.size()) - 1));
-  layer_box_->setCurrentIndex(layers.empty() ? -1 : m);
-  map_->setMode(map_->mode(), m);
+  int m = map_->layer();
+  if (sync_layer_box(layer_box_, traceModel()->trace().moe_layers(), m)) map_->setMode(map_->mode(), m);
 }
 
 // The darkest colour stands for the largest weight seen at the shown layer (scanned incrementally).

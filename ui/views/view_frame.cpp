@@ -1,5 +1,9 @@
 #include "ui/views/view_frame.h"
 
+#include <QComboBox>
+#include <QSignalBlocker>
+#include <algorithm>
+
 #include <QElapsedTimer>
 #include <QFile>
 #include <QFileDialog>
@@ -240,6 +244,18 @@ QString visible_token_text(const std::string& text) {
   s.replace(QLatin1Char('\n'), QChar(0x23CE));
   s.replace(QLatin1Char('\t'), QChar(0x21E5));
   return s;
+}
+
+bool sync_layer_box(QComboBox* box, const std::vector<int>& layers, int& current) {
+  bool same = box->count() == int(layers.size());
+  for (int i = 0; same && i < box->count(); ++i) same = box->itemData(i).toInt() == layers[size_t(i)];
+  if (same) return false;
+  const QSignalBlocker block(box);
+  box->clear();
+  for (int l : layers) box->addItem(QObject::tr("layer %1").arg(l), l);
+  current = std::clamp(current, 0, std::max(0, int(layers.size()) - 1));
+  box->setCurrentIndex(layers.empty() ? -1 : current);
+  return true;
 }
 
 }  // namespace moescope::ui

@@ -7,12 +7,15 @@
 #include <QString>
 #include <QTimer>
 #include <QWidget>
+#include <vector>
 
 class QCustomPlot;
 class QCPAxis;
 class QHBoxLayout;
 class QLabel;
 class QVBoxLayout;
+
+class QComboBox;
 
 namespace moescope::ui {
 
@@ -77,5 +80,10 @@ QString format_bytes(double bytes);
 QString csv_field(const QString& s);
 // A token's text made visible: spaces as ␣, newlines as ⏎, tabs as ⇥.
 QString visible_token_text(const std::string& text);
+
+// The layer selector the views share: fills `box` with "layer N" for every MoE layer (item data:
+// the model layer) when the list changed, keeping `current` (an index among them) in range and
+// selected, without emitting the box's signals. Returns true when the list was rebuilt.
+bool sync_layer_box(QComboBox* box, const std::vector<int>& layers, int& current);
 
 }  // namespace moescope::ui
