@@ -220,6 +220,50 @@ private slots:
     ask(*w, QStringLiteral("Replaced"), 0);
     QCOMPARE(int(w->current()->messages.size()), 2);
     QCOMPARE(w->current()->messages[0].content, QStringLiteral("Replaced"));
+    // The title came from the first message, so it follows the edit; a title the user gave stays.
+    QCOMPARE(w->current()->title, QStringLiteral("Replaced"));
+    w->renameConversation(w->current()->id, QStringLiteral("Mine"));
+    ask(*w, QStringLiteral("Replaced again"), 0);
+    QCOMPARE(w->current()->title, QStringLiteral("Mine"));
+  }
+
+  // After a restart the views show the restored conversation at once (no click needed), and its
+  // trace is the one saved.
+  void restoredConversationReachesTheViews() {
+    {
+      auto w = open();
+      w->setConversationSettings({}, sampling(0.0, 0, 8));
+      ask(*w, QStringLiteral("Remember my routing"));
+      QVERIFY(w->traces()->trace().size() > 0);
+      w->close();
+    }
+    auto w = open();
+    QVERIFY(w->engine()->hasModel());
+    QVERIFY(w->current() && w->current()->trace);
+    QVERIFY(w->traces()->trace().size() > 0);
+    QVERIFY(w->traces()->trace() == *w->current()->trace);
+    QCOMPARE(w->traces()->stats(moescope::ui::StatsWindow::Conversation).tokens(), int64_t(w->current()->trace->size()));
+  }
+
+  // Conversation files with sampling numbers out of range (a negative temperature) or not finite
+  // (1e999, which the JSON parser itself refuses) are set aside with the reason; the rest open.
+  void nonFiniteSettingsInAConversationFile() {
+    QDir().mkpath(dir_->filePath(QStringLiteral("conversations")));
+    for (const char* name : {"cold", "hot"}) {
+      QFile bad(dir_->filePath(QStringLiteral("conversations/%1.json").arg(QLatin1String(name))));
+      QVERIFY(bad.open(QIODevice::WriteOnly));
+      bad.write(QStringLiteral("{\"version\": 1, \"id\": \"%1\", \"title\": \"T\", \"sampling\": {\"temperature\": %2}, "
+                               "\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}]}")
+                    .arg(QLatin1String(name), QLatin1String(name == std::string("cold") ? "-3" : "1e999"))
+                    .toUtf8());
+    }
+    auto w = open();
+    QVERIFY(w->chat()->notices()->has_notice(QStringLiteral("corrupt")));
+    const QString text = w->chat()->notices()->notice_text(QStringLiteral("corrupt"));
+    QVERIFY2(text.contains(QStringLiteral("cold.json")) && text.contains(QStringLiteral("'temperature' must be a finite number")),
+             qPrintable(text));
+    QVERIFY2(text.contains(QStringLiteral("hot.json")), qPrintable(text));
+    for (const auto& c : w->conversations()) QVERIFY(c.id != QStringLiteral("hot") && c.id != QStringLiteral("cold"));
   }
 
   void samplingSettingsChangeTheOutput() {

@@ -232,6 +232,39 @@ private slots:
     }
   }
 
+  // Interventions that leave nothing to route are one clear line: top-k 0, or every routed expert
+  // of a layer disabled in a model without a shared expert (mixtral); with a shared expert the CLI
+  // says that only it runs there (qwen2-moe).
+  void cli_empty_expert_sets() {
+    auto run = [](const fs::path& model, QStringList extra) {
+      QProcess p;
+      p.start(MOESCOPE_CLI, QStringList{"generate", "--model", QString::fromStdString(model.string()), "--ids", "1,2",
+                                        "--max-tokens", "2"} + extra);
+      p.waitForFinished(30000);
+      return std::pair(p.exitCode(), QString::fromUtf8(p.readAllStandardError()).trimmed());
+    };
+    auto [rc, err] = run(kSource, {"--top-k-experts", "0"});
+    QCOMPARE(rc, 1);
+    QVERIFY2(err.endsWith("--top-k-experts must be between 1 and 8 (the model routes each token to 2; leave the option "
+                          "out to keep that)"), qPrintable(err));
+    QCOMPARE(err.count('\n'), 0);
+    std::tie(rc, err) = run(kSource, {"--disable-experts", "*:0,1,2,3,4,5,6,7"});
+    QCOMPARE(rc, 1);
+    QVERIFY2(err.endsWith("--disable-experts: every routed expert of layer 0 is disabled and the model has no shared "
+                          "expert: that layer's MoE block would add nothing"), qPrintable(err));
+    QCOMPARE(err.count('\n'), 0);
+    const fs::path shared = fs::path(MOESCOPE_TEST_DATA) / "models/qwen2-moe";
+    const moescope::ModelSpec spec = moescope::load_model_spec(shared);
+    QVERIFY(spec.moe.shared != moescope::SharedExperts::None);
+    QString all;
+    for (int e = 0; e < spec.moe.router.n_experts; ++e) all += (e ? "," : "") + QString::number(e);
+    const int layer = spec.moe_layer_indices().front();
+    std::tie(rc, err) = run(shared, {"--disable-experts", QString("%1:%2").arg(layer).arg(all)});
+    QCOMPARE(rc, 0);
+    QVERIFY2(err.contains(QString("note: --disable-experts: every routed expert of layer %1 is disabled: only the "
+                                  "shared expert runs there").arg(layer)), qPrintable(err));
+  }
+
   // tokenize without --model uses the bundled model, as --help says every command does.
   void cli_tokenize_uses_the_bundled_model() {
     auto run = [](QStringList args) {

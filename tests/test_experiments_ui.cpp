@@ -148,7 +148,7 @@ void TestExperimentsUi::compare_with_without() {
   RoutingPanel panel(&h.feed, &h.host, &intervention);
   const moescope::ModelSpec spec = moescope::load_model_spec(kModel.toStdString());
   panel.setModel(kModel, spec.moe_layer_indices(), spec.moe.router.n_experts, spec.moe.router.top_k,
-                 spec.moe.router.correction_bias);
+                 spec.moe.router.correction_bias, spec.moe.shared != moescope::SharedExperts::None);
   // Disable the top half of the experts everywhere: at least the top expert of the first token.
   std::vector<int> off;
   for (int e = 0; e < spec.moe.router.n_experts / 2; ++e) off.push_back(e);
@@ -173,6 +173,14 @@ void TestExperimentsUi::compare_with_without() {
     QVERIFY(QTest::qWaitForWindowExposed(&panel));
     QVERIFY(panel.grab().save(QDir(shots).filePath(QStringLiteral("compare.png"))));
   }
+  // Every routed expert of one layer off: the panel says that only the shared expert runs there.
+  std::vector<int> all;
+  for (int e = 0; e < spec.moe.router.n_experts; ++e) all.push_back(e);
+  const int layer = spec.moe_layer_indices().front();
+  panel.disableExperts(layer, all);
+  auto* indicator = panel.findChild<QLabel*>(QStringLiteral("intervention-indicator"));
+  QVERIFY2(indicator->text().contains(QStringLiteral("Every routed expert of layer %1 is disabled: only the shared expert runs there").arg(layer)),
+           qPrintable(indicator->text()));
   panel.reset();
 }
 

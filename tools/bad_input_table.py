@@ -285,6 +285,10 @@ def cases(tmp):
     file_case("command line", "unknown backend", lambda d: None, gen + ["1,2", "--backend", "tpu"])
     file_case("command line", "expert out of range in --disable-experts", lambda d: None,
               gen + ["1,2", "--disable-experts", "1:99"])
+    file_case("command line", "--top-k-experts 0 (no expert would be chosen)", lambda d: None,
+              gen + ["1,2", "--top-k-experts", "0"])
+    file_case("command line", "every routed expert of a layer disabled, no shared expert", lambda d: None,
+              gen + ["1,2", "--disable-experts", "*:0,1,2,3,4,5,6,7"])
     file_case("command line", "unknown preset", lambda d: None, ["inspect", "--preset", "gpt-5"])
     file_case("command line", "prompt longer than the context", lambda d: None,
               gen + [",".join(["5"] * 5000)])

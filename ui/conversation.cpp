@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <QUuid>
+#include <cmath>
 #include <limits>
 
 #include "ui/thinking.h"
@@ -50,11 +51,20 @@ json SamplingSettings::to_json() const {
 SamplingSettings SamplingSettings::from_json(const json& j) {
   SamplingSettings d;
   SamplingSettings r;
-  r.temperature = j.value("temperature", d.temperature);
-  r.top_p = j.value("top_p", d.top_p);
+  // Numbers that are not finite (1e999 reads as infinity) or out of their range are refused: the
+  // conversation is set aside with the reason rather than answered with garbage.
+  auto number = [&](const char* key, double fallback, double lo, double hi) {
+    const double v = j.value(key, fallback);
+    if (!std::isfinite(v) || v < lo || v > hi)
+      throw std::runtime_error(std::string("sampling setting '") + key + "' must be a finite number between " +
+                               QString::number(lo).toStdString() + " and " + QString::number(hi).toStdString());
+    return v;
+  };
+  r.temperature = number("temperature", d.temperature, 0.0, 100.0);
+  r.top_p = number("top_p", d.top_p, 0.0, 1.0);
   r.top_k = int_field(j, "top_k", d.top_k);
-  r.min_p = j.value("min_p", d.min_p);
-  r.repetition_penalty = j.value("repetition_penalty", d.repetition_penalty);
+  r.min_p = number("min_p", d.min_p, 0.0, 1.0);
+  r.repetition_penalty = number("repetition_penalty", d.repetition_penalty, 0.01, 100.0);
   r.max_tokens = int_field(j, "max_tokens", d.max_tokens);
   r.seed = int_field(j, "seed", d.seed);
   r.random_seed = j.value("random_seed", d.random_seed);

@@ -1,5 +1,6 @@
 #include "ui/generation_defaults.h"
 
+#include <cmath>
 #include <spdlog/spdlog.h>
 
 namespace moescope::ui {
@@ -11,7 +12,12 @@ SamplingSettings sampling_defaults(const QString& generation_config_json) {
     const auto j = nlohmann::json::parse(generation_config_json.toStdString());
     auto num = [&](const char* key, auto& out) {
       auto it = j.find(key);
-      if (it != j.end() && it->is_number()) out = it->get<std::decay_t<decltype(out)>>();
+      if (it == j.end() || !it->is_number()) return;
+      if (const double v = it->get<double>(); !std::isfinite(v)) {  // 1e999: infinity
+        spdlog::warn("generation_config.json: {} is not a finite number; the default is kept", key);
+        return;
+      }
+      out = it->get<std::decay_t<decltype(out)>>();
     };
     num("temperature", s.temperature);
     num("top_p", s.top_p);

@@ -1,6 +1,7 @@
 #include "common.h"
 
 #include <cstdlib>
+#include <iostream>
 
 #include "moescope/error.h"
 #include "moescope/model_spec.h"
@@ -91,9 +92,25 @@ RoutingControl routing_control(const Args& args, const ModelSpec& s) {
     c.forced_expert = parse_int(colon == std::string::npos ? *f : f->substr(colon + 1), "--force-expert");
     if (c.forced_expert < 0 || c.forced_expert >= s.moe.router.n_experts) throw Error("--force-expert: expert out of range");
   }
-  c.top_k = int(args.get_int("top-k-experts", 0));
-  if (c.top_k < 0 || c.top_k > s.moe.router.n_experts) throw Error("--top-k-experts out of range");
+  if (args.has("top-k-experts")) {
+    const int E = s.moe.router.n_experts;
+    c.top_k = int(args.get_int("top-k-experts", 0));
+    if (c.top_k < 1 || c.top_k > E)
+      throw Error("--top-k-experts must be between 1 and " + std::to_string(E) + " (the model routes each token to " +
+                  std::to_string(s.moe.router.top_k) + "; leave the option out to keep that)");
+  }
   c.ignore_bias = args.has("ignore-bias");
+  // Every routed expert of a layer disabled: only the shared expert(s) remain there, or nothing.
+  for (int l : s.moe_layer_indices()) {
+    int off = 0;
+    for (int e = 0; e < s.moe.router.n_experts; ++e) off += c.is_disabled(l, e) ? 1 : 0;
+    if (off < s.moe.router.n_experts) continue;
+    if (s.moe.shared == SharedExperts::None)
+      throw Error("--disable-experts: every routed expert of layer " + std::to_string(l) +
+                  " is disabled and the model has no shared expert: that layer's MoE block would add nothing");
+    std::cerr << "note: --disable-experts: every routed expert of layer " << l
+              << " is disabled: only the shared expert runs there\n";
+  }
   return c;
 }
 

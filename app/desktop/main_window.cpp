@@ -453,16 +453,22 @@ void MainWindow::send(const QString& text, int edit_index) {
     newConversation();
     c = find(current_id_);
   }
+  auto title_of = [](const QString& message) {
+    QString title = message.simplified();
+    if (title.size() > 48) title = title.left(47) + QStringLiteral("…");
+    return title;
+  };
+  // A title taken from the first message follows an edit of that message (a title the user
+  // chose stays).
+  const bool title_from_first = c->title == QLatin1String("New chat") ||
+                                (!c->messages.empty() && c->title == title_of(c->messages.front().content));
   if (edit_index >= 0 && edit_index < int(c->messages.size())) c->messages.resize(size_t(edit_index));
   ui::Message m;
   m.role = QStringLiteral("user");
   m.content = text;
   c->messages.push_back(std::move(m));
-  if (c->title == QLatin1String("New chat")) {
-    QString title = text.simplified();
-    if (title.size() > 48) title = title.left(47) + QStringLiteral("…");
-    c->title = title;
-  }
+  if (title_from_first && c->messages.size() == 1) c->title = title_of(text);
+  else if (c->title == QLatin1String("New chat")) c->title = title_of(text);
   save(*c);
   startAnswer(*c);
 }

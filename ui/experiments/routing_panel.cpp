@@ -177,14 +177,16 @@ RoutingPanel::RoutingPanel(EngineFeed* feed, EngineHost* host, ActiveInterventio
   if (feed)
     connect(feed, &EngineFeed::modelChanged, this, [this](const ModelInfo& info) {
       const bool bias = info.spec && info.spec->moe.router.correction_bias;
+      const bool shared = info.spec && info.spec->moe.shared != SharedExperts::None;
       n_layers_ = info.n_layers;
-      setModel(info.dir, info.moe_layers, info.n_experts, info.top_k, bias);
+      setModel(info.dir, info.moe_layers, info.n_experts, info.top_k, bias, shared);
     });
   setModel({}, {}, 0, 0, false);
 }
 
 void RoutingPanel::setModel(const QString& dir, const std::vector<int>& moe_layers, int n_experts, int top_k,
-                            bool has_bias) {
+                            bool has_bias, bool has_shared) {
+  has_shared_ = has_shared;
   const bool same = dir == model_dir_ && moe_layers == moe_layers_;
   model_dir_ = dir;
   moe_layers_ = moe_layers;
@@ -271,7 +273,19 @@ void RoutingPanel::refreshIndicator() {
     indicator_->setStyleSheet(QString());
     reset_->setEnabled(false);
   } else {
-    indicator_->setText(tr("<b>Intervention active</b> on the next answers: %1").arg(ActiveIntervention::describe(c)));
+    // Layers left without a routed expert: say what still runs there.
+    QStringList empty;
+    for (int l : moe_layers_) {
+      int off = 0;
+      for (int e = 0; e < n_experts_; ++e) off += c.is_disabled(l, e) ? 1 : 0;
+      if (n_experts_ > 0 && off == n_experts_) empty << QString::number(l);
+    }
+    QString text = tr("<b>Intervention active</b> on the next answers: %1").arg(ActiveIntervention::describe(c));
+    if (!empty.isEmpty())
+      text += QLatin1Char(' ') + (has_shared_ ? tr("Every routed expert of layer %1 is disabled: only the shared expert runs there.")
+                                              : tr("Every routed expert of layer %1 is disabled: that layer's MoE block adds nothing."))
+                                     .arg(empty.join(QStringLiteral(", ")));
+    indicator_->setText(text);
     indicator_->setStyleSheet(QStringLiteral("QLabel { background: #fff3cd; color: #5c4400; padding: 4px; }"));
     reset_->setEnabled(true);
   }

@@ -33,7 +33,8 @@ public:
   RoutingPanel(EngineFeed* feed, EngineHost* host, ActiveIntervention* intervention, QWidget* parent = nullptr);
 
   // The model the comparison runs on (also set by EngineFeed::modelChanged).
-  void setModel(const QString& dir, const std::vector<int>& moe_layers, int n_experts, int top_k, bool has_bias);
+  void setModel(const QString& dir, const std::vector<int>& moe_layers, int n_experts, int top_k, bool has_bias,
+                bool has_shared = false);
   // Disables `experts` in `layer` (-1: every MoE layer). Applies at once.
   void disableExperts(int layer, const std::vector<int>& experts);
   void setForced(int expert, int layer);
@@ -60,6 +61,7 @@ private:
   std::vector<int> moe_layers_;
   int n_experts_ = 0;
   int n_layers_ = 0;
+  bool has_shared_ = false;  // a shared expert runs where every routed one is disabled
   std::vector<std::pair<int, int>> disabled_;  // (layer or -1, expert)
   quint64 pending_ = 0;
   CompareOutcome outcome_;

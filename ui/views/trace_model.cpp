@@ -144,9 +144,17 @@ void TraceModel::setModel(const ModelInfo& info) {
       spdlog::warn("views: could not read the model's config ({}); shared experts unknown", e.what());
     }
   }
-  trace_ = std::make_shared<RoutingTrace>(info.name.toStdString(), info.n_experts, info.top_k, info.moe_layers);
-  answer_first_ = live_first_ = 0;
-  for (int w = 0; w < 3; ++w) resetStats(StatsWindow(w));
+  // The conversation on screen (restored at start, or shown before the model loaded) stays when
+  // its trace fits the model; otherwise the views start empty.
+  const bool keep = trace_->size() > 0 && trace_->n_experts() == info.n_experts && trace_->top_k() == info.top_k &&
+                    trace_->moe_layers() == info.moe_layers;
+  if (!keep) {
+    trace_ = std::make_shared<RoutingTrace>(info.name.toStdString(), info.n_experts, info.top_k, info.moe_layers);
+    answer_first_ = 0;
+    for (int w = 0; w < 2; ++w) resetStats(StatsWindow(w));
+  }
+  live_first_ = trace_->size();
+  resetStats(StatsWindow::SinceLoad);
   has_kv_ = false;
   kv_ = {};
   kv_history_.clear();
