@@ -9,8 +9,15 @@
 #include <QTemporaryDir>
 
 #include "ui/markdown_browser.h"
+#include "ui/message_widget.h"
+#include "ui/conversation.h"
+#include <QSignalSpy>
+#include <QToolButton>
 
 using moescope::ui::MarkdownBrowser;
+using moescope::ui::Message;
+using moescope::ui::MessageWidget;
+using moescope::ui::code_blocks;
 
 namespace {
 
@@ -78,6 +85,43 @@ private slots:
     QCOMPARE(view.loadResource(QTextDocument::ImageResource, QUrl::fromLocalFile(file)), QVariant());
     QCOMPARE(view.loadResource(QTextDocument::ImageResource, QUrl("http://127.0.0.1:9/x.png")), QVariant());
     QVERIFY(!view.openLinks());
+  }
+
+  // Code blocks keep their newlines and indentation on screen, and "Copy code" copies them exactly.
+  void code_blocks_are_kept_and_copied_data() {
+    QTest::addColumn<QString>("answer");
+    QTest::addColumn<QStringList>("blocks");
+    QTest::newRow("python") << "Here:\n```python\ndef f(a, b):\n    return a + b\n```\nDone."
+                            << QStringList{"def f(a, b):\n    return a + b\n"};
+    QTest::newRow("two blocks, tilde") << "```\nx = 1\n```\ntext\n~~~~\n\tindented\n  ``` not a close\n~~~~\n"
+                                       << QStringList{"x = 1\n", "\tindented\n  ``` not a close\n"};
+    QTest::newRow("unclosed") << "Code:\n```\nint main() {\n  return 0;\n}" << QStringList{"int main() {\n  return 0;\n}"};
+    QTest::newRow("indented fence") << "  ```\n  a\n    b\n  ```" << QStringList{"a\n  b\n"};
+    QTest::newRow("inline only") << "use `x` and ```y``` inline" << QStringList{};
+  }
+  void code_blocks_are_kept_and_copied() {
+    QFETCH(QString, answer);
+    QFETCH(QStringList, blocks);
+    QCOMPARE(code_blocks(answer), blocks);
+    Message m;
+    m.role = "assistant";
+    m.content = answer;
+    MessageWidget w(1, m);
+    auto* button = w.findChild<QToolButton*>("copyCodeButton");
+    QVERIFY(button);
+    QCOMPARE(button->isVisibleTo(&w), !blocks.isEmpty());
+    // The bubble shows each block's lines with their indentation (spaces exactly; Qt lays a tab
+    // out as a tab stop, so only its text is compared).
+    const QString shown = w.findChild<MarkdownBrowser*>("body")->toPlainText();
+    for (const QString& b : blocks)
+      for (const QString& line : b.split('\n', Qt::SkipEmptyParts))
+        QVERIFY2(shown.contains(line.startsWith('\t') ? line.trimmed() : line), qPrintable(line));
+    if (blocks.size() == 1) {
+      QSignalSpy copied(&w, &MessageWidget::copied);
+      button->click();
+      QCOMPARE(copied.count(), 1);
+      QCOMPARE(copied.at(0).at(0).toString(), blocks.front());
+    }
   }
 };
 

@@ -95,4 +95,46 @@ void MarkdownBrowser::resizeEvent(QResizeEvent* e) {
   fitHeight();
 }
 
+QStringList code_blocks(const QString& markdown) {
+  QStringList blocks;
+  const QStringList lines = markdown.split(QLatin1Char('\n'));
+  QChar fence_char;
+  int fence_len = 0, fence_indent = 0;
+  QString current;
+  bool open = false;
+  for (const QString& line : lines) {
+    int indent = 0;
+    while (indent < line.size() && indent < 4 && line[indent] == QLatin1Char(' ')) ++indent;
+    const QStringView rest = QStringView(line).mid(indent);
+    int run = 0;
+    const QChar c = rest.isEmpty() ? QChar() : rest[0];
+    if (indent < 4 && (c == QLatin1Char('`') || c == QLatin1Char('~')))
+      while (run < rest.size() && rest[run] == c) ++run;
+    if (!open) {
+      if (run >= 3 && !(c == QLatin1Char('`') && rest.mid(run).contains(QLatin1Char('`')))) {
+        open = true;
+        fence_char = c;
+        fence_len = run;
+        fence_indent = indent;
+        current.clear();
+      }
+      continue;
+    }
+    if (c == fence_char && run >= fence_len && rest.mid(run).trimmed().isEmpty()) {
+      blocks << current;
+      open = false;
+      continue;
+    }
+    // Content lines lose at most the fence's own indentation (CommonMark).
+    int strip = 0;
+    while (strip < fence_indent && strip < line.size() && line[strip] == QLatin1Char(' ')) ++strip;
+    current += line.mid(strip) + QLatin1Char('\n');
+  }
+  if (open) {
+    if (current.endsWith(QLatin1Char('\n')) && !markdown.endsWith(QLatin1Char('\n'))) current.chop(1);
+    blocks << current;
+  }
+  return blocks;
+}
+
 }  // namespace moescope::ui

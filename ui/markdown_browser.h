@@ -1,4 +1,5 @@
 #pragma once
+#include <QStringList>
 // A read-only QTextBrowser that shows Markdown at the height of its content (no scroll bar of its
 // own: the chat scrolls as a whole), with code in a monospaced font on a tinted background. Raw
 // HTML in the text is shown as text; no resource (image, file, URL) is ever loaded, and only a
@@ -26,5 +27,10 @@ private:
   QString markdown_;
   bool updating_ = false;  // inside setMarkdownText: no refit per change
 };
+
+// The contents of the fenced code blocks (``` or ~~~) of a Markdown text, exactly as written
+// (newlines and indentation kept, the fence lines and info string left out); an unclosed fence
+// runs to the end. What a code block's copy button copies.
+QStringList code_blocks(const QString& markdown);
 
 }  // namespace moescope::ui

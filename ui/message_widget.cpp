@@ -4,6 +4,7 @@
 #include <QClipboard>
 #include <QHBoxLayout>
 #include <QLabel>
+#include <QMenu>
 #include <QToolButton>
 #include <QVBoxLayout>
 
@@ -48,6 +49,28 @@ MessageWidget::MessageWidget(int index, const Message& message, QWidget* parent)
     QApplication::clipboard()->setText(text);
     emit copied(text);
   });
+  if (!user_) {
+    // Copies a code block of the answer exactly (one block: at once; several: pick from a menu).
+    copy_code_ = tool_button(tr("Copy code"), tr("Copy a code block of this answer exactly as written"), this);
+    copy_code_->setObjectName(QStringLiteral("copyCodeButton"));
+    copy_code_->setVisible(false);
+    header->addWidget(copy_code_);
+    connect(copy_code_, &QToolButton::clicked, this, [this] {
+      const QStringList blocks = code_blocks(answerText());
+      if (blocks.isEmpty()) return;
+      auto copy = [this](const QString& code) {
+        QApplication::clipboard()->setText(code);
+        emit copied(code);
+      };
+      if (blocks.size() == 1) return copy(blocks.front());
+      QMenu menu(this);
+      for (int i = 0; i < blocks.size(); ++i) {
+        const QString first = blocks[i].section(QLatin1Char('\n'), 0, 0).trimmed().left(40);
+        menu.addAction(tr("Block %1: %2").arg(i + 1).arg(first), this, [copy, code = blocks[i]] { copy(code); });
+      }
+      menu.exec(copy_code_->mapToGlobal(QPoint(0, copy_code_->height())));
+    });
+  }
   if (user_) {
     edit_ = tool_button(tr("Edit"), tr("Edit this message and send it again (later turns are replaced)"), this);
     edit_->setObjectName(QStringLiteral("editButton"));
@@ -111,6 +134,7 @@ void MessageWidget::setContent(const QString& raw, bool streaming) {
   body_->setVisible(!shown.isEmpty() || !t.has_thinking);
   body_->setMarkdownText(shown);
   copy_->setEnabled(!streaming);
+  copy_code_->setVisible(!streaming && !code_blocks(t.answer).isEmpty());
 }
 
 void MessageWidget::setThinkingExpanded(bool on) {

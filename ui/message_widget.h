@@ -32,7 +32,7 @@ public:
 signals:
   void editRequested(int index);
   void regenerateRequested();
-  void copied(const QString& text);
+  void copied(const QString& text);  // what a copy button put on the clipboard
 
 private:
   void setThinkingExpanded(bool on);
@@ -46,6 +46,7 @@ private:
   MarkdownBrowser* body_;
   QLabel* stats_;
   QToolButton* copy_;
+  QToolButton* copy_code_ = nullptr;  // answers only
   QToolButton* edit_ = nullptr;
   QToolButton* regenerate_ = nullptr;
 };
