@@ -168,7 +168,8 @@ private slots:
     QCOMPARE(co[3 * 4 + 3], int64_t(0));
     const std::string csv = balance_csv(all);
     QVERIFY(csv.rfind("layer,tokens,cv,maxvio,entropy,dead,distinct\n1,3,", 0) == 0);
-    QVERIFY(csv.find("\nall,3,") != std::string::npos);
+    QVERIFY(csv.find("\nmean,3,") != std::string::npos);
+    QVERIFY(csv.find("\nworst,3,") != std::string::npos);
   }
 
   void trace_json_round_trip() {

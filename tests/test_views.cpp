@@ -233,9 +233,10 @@ private slots:
     // Metrics tab: the table and its CSV are balance_csv's.
     v.setTab(LoadView::Metrics);
     v.refreshNow();
-    QCOMPARE(v.metricsTable()->rowCount(), 3);
+    QCOMPARE(v.metricsTable()->rowCount(), 4);
     QCOMPARE(v.metricsTable()->item(0, 3)->text(), QStringLiteral("3.000"));
-    QCOMPARE(v.metricsTable()->item(2, 0)->text(), QStringLiteral("all"));
+    QCOMPARE(v.metricsTable()->item(2, 0)->text(), QStringLiteral("mean"));
+    QCOMPARE(v.metricsTable()->item(3, 0)->text(), QStringLiteral("worst"));
     QCOMPARE(v.csv(), QString::fromStdString(balance_csv(s)));
 
     // Layer map: cell value = load ÷ uniform.
@@ -248,8 +249,32 @@ private slots:
     v.setTab(LoadView::OverTime);
     v.refreshNow();
     QVERIFY(!model.timeline(StatsWindow::Conversation).empty());
-    QCOMPARE(model.timeline(StatsWindow::Conversation).back().maxvio, s.overall().maxvio);
+    QCOMPARE(model.timeline(StatsWindow::Conversation).back().maxvio, s.mean_over_layers().maxvio);
     check_exports(&v, dir_.path(), QStringLiteral("tokens,cv,maxvio,entropy,maxvio_layer_1"));
+  }
+
+  // All-layer figures are statistics of the per-layer ones (never a sum of unrelated experts'
+  // counts): the mean row is the mean of the layer rows, the worst row their worst.
+  void all_layer_figures_are_over_layers() {
+    const RoutingTrace t = small_trace(false);
+    RoutingStats s = RoutingStats::for_trace(t);
+    s.add_all(t);
+    const LayerBalance a = s.layer(0), b = s.layer(1), mean = s.mean_over_layers(), worst = s.worst_over_layers();
+    QCOMPARE(mean.cv, (a.cv + b.cv) / 2);
+    QCOMPARE(mean.maxvio, (a.maxvio + b.maxvio) / 2);
+    QCOMPARE(mean.entropy, (a.entropy + b.entropy) / 2);
+    QCOMPARE(worst.cv, std::max(a.cv, b.cv));
+    QCOMPARE(worst.entropy, std::min(a.entropy, b.entropy));
+    QCOMPARE(worst.dead, std::max(a.dead, b.dead));
+    // The pooled figure the view used to show would be lower than either layer's here.
+    std::vector<int64_t> pooled(size_t(s.n_experts()), 0);
+    for (int m = 0; m < 2; ++m)
+      for (int e = 0; e < s.n_experts(); ++e) pooled[size_t(e)] += s.load(m)[size_t(e)];
+    QVERIFY(balance_of(pooled, s.tokens(), -1).cv < std::min(a.cv, b.cv));
+    const QStringList rows = QString::fromStdString(balance_csv(s)).split('\n', Qt::SkipEmptyParts);
+    QCOMPARE(rows.size(), 1 + 2 + 2);
+    QVERIFY(rows[3].startsWith(QStringLiteral("mean,6,")));
+    QVERIFY(rows[4].startsWith(QStringLiteral("worst,6,")));
   }
 
   void routing_map_known_cells() {
@@ -711,7 +736,7 @@ private slots:
       b.replaceTrace(*back->trace, QStringLiteral("after"));
       for (int m = 0; m < t.n_moe_layers(); ++m)
         QCOMPARE(a.stats(StatsWindow::Conversation).load(m), b.stats(StatsWindow::Conversation).load(m));
-      QCOMPARE(a.stats(StatsWindow::Conversation).overall().cv, b.stats(StatsWindow::Conversation).overall().cv);
+      QCOMPARE(a.stats(StatsWindow::Conversation).mean_over_layers().cv, b.stats(StatsWindow::Conversation).mean_over_layers().cv);
     }
   }
 

@@ -23,7 +23,9 @@ const char* kHelp =
     "  MaxVio — max load ÷ mean load − 1 (how overloaded the busiest expert is)\n"
     "  entropy — −Σ p log p ÷ log(experts), p = load ÷ Σ load (1 = perfectly even)\n"
     "  dead — experts with load 0;  distinct — experts with load > 0\n"
-    "'all' pools every layer's loads. Windows: this answer (its new prompt tokens and the generated "
+    "All layers: expert 3 of one layer and expert 3 of another are different experts, so their loads "
+    "are never added; 'mean' is the mean of the per-layer figures, 'worst' the worst layer's (highest cv, "
+    "MaxVio and dead, lowest entropy and distinct); the over-time curves are the means. Windows: this answer (its new prompt tokens and the generated "
     "ones), this conversation (the whole trace on screen), everything since load (every token the model "
     "processed since it was loaded). DeepSeek-V3 keeps MaxVio low with a bias on the router scores "
     "instead of an auxiliary loss.";
@@ -103,10 +105,10 @@ LoadView::LoadView(TraceModel* model, QWidget* parent)
   // Over time.
   time_plot_ = makePlot(this);
   cv_graph_ = time_plot_->addGraph();
-  cv_graph_->setName(tr("cv (all layers)"));
+  cv_graph_->setName(tr("cv (mean of the layers)"));
   cv_graph_->setPen(QPen(QColor(0x1f, 0x77, 0xb4), 1.6));
   maxvio_graph_ = time_plot_->addGraph();
-  maxvio_graph_->setName(tr("MaxVio (all layers)"));
+  maxvio_graph_->setName(tr("MaxVio (mean of the layers)"));
   maxvio_graph_->setPen(QPen(QColor(0xff, 0x7f, 0x0e), 1.6));
   layer_graph_ = time_plot_->addGraph();
   layer_graph_->setPen(QPen(QColor(0x7f, 0x7f, 0x7f), 1.2, Qt::DashLine));
@@ -164,9 +166,9 @@ void LoadView::refresh() {
   if (empty) {
     setStatus(tr("No tokens in %1 yet.").arg(window_label(window_)));
   } else {
-    const LayerBalance all = s.overall();
+    const LayerBalance all = s.mean_over_layers();
     const LayerBalance l = s.layer(layer_);
-    setStatus(tr("%1 · %2 tokens · layer %3: cv %4, MaxVio %5, entropy %6, dead %7 · all layers: cv %8, MaxVio %9, entropy %10")
+    setStatus(tr("%1 · %2 tokens · layer %3: cv %4, MaxVio %5, entropy %6, dead %7 · mean of the layers: cv %8, MaxVio %9, entropy %10")
                   .arg(window_label(window_))
                   .arg(s.tokens())
                   .arg(l.layer)
@@ -270,7 +272,7 @@ void LoadView::refreshTimeline() {
 void LoadView::refreshTable() {
   const RoutingStats& s = shownStats();
   const int L = int(s.moe_layers().size());
-  table_->setRowCount(s.tokens() > 0 ? L + 1 : 0);
+  table_->setRowCount(s.tokens() > 0 ? L + 2 : 0);
   if (s.tokens() == 0) return;
   auto put = [&](int row, const LayerBalance& b, const QString& name) {
     table_->setItem(row, 0, cell(name));
@@ -282,7 +284,9 @@ void LoadView::refreshTable() {
     table_->setItem(row, 6, cell(QString::number(b.distinct)));
   };
   for (int m = 0; m < L; ++m) put(m, s.layer(m), QString::number(s.moe_layers()[size_t(m)]));
-  put(L, s.overall(), tr("all"));
+  // Experts of different layers are unrelated: all-layer rows are statistics of the rows above.
+  put(L, s.mean_over_layers(), tr("mean"));
+  put(L + 1, s.worst_over_layers(), tr("worst"));
 }
 
 QString LoadView::csv() const {

@@ -1,6 +1,6 @@
 #pragma once
 // Load balance: tokens routed to each expert of a layer against the uniform share, the layer ×
-// expert load map, imbalance over time, and the metrics of routing_stats.h per layer and overall,
+// expert load map, imbalance over time, and the metrics of routing_stats.h per layer and their mean and worst over the layers,
 // over this answer, this conversation or everything since load.
 #include "moescope/routing_stats.h"
 #include "ui/views/trace_model.h"

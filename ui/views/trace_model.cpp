@@ -117,7 +117,7 @@ void TraceModel::rebuildWindow(StatsWindow w, size_t first, size_t last) {
 void TraceModel::addPoint(StatsWindow w) {
   const RoutingStats& s = stats_[int(w)];
   if (s.tokens() == 0) return;
-  const LayerBalance all = s.overall();
+  const LayerBalance all = s.mean_over_layers();
   BalancePoint p;
   p.tokens = double(s.tokens());
   p.cv = all.cv;

@@ -32,7 +32,7 @@ QString window_label(StatsWindow w);
 
 struct BalancePoint {
   double tokens = 0;  // tokens in the window when the point was taken
-  double cv = 0, maxvio = 0, entropy = 0;  // all layers pooled
+  double cv = 0, maxvio = 0, entropy = 0;  // mean over the MoE layers (RoutingStats::mean_over_layers)
   std::vector<float> layer_maxvio;         // [moe_layers]
 };
 struct KvPoint {

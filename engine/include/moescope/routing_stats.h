@@ -42,8 +42,12 @@ public:
   int64_t tokens() const { return tokens_; }
   const std::vector<int64_t>& load(int moe_index) const { return load_[size_t(moe_index)]; }
   LayerBalance layer(int moe_index) const;
-  // All layers' loads pooled: the "overall" row.
-  LayerBalance overall() const;
+  // All layers at once, as statistics of the per-layer figures: expert i of one layer and expert
+  // i of another are unrelated, so their counts are never added. The mean of each metric over
+  // the MoE layers, and the worst layer's value of each (highest cv, MaxVio and dead, lowest
+  // entropy and distinct). layer is -1; tokens is the token count.
+  LayerBalance mean_over_layers() const;
+  LayerBalance worst_over_layers() const;
 
 private:
   int n_experts_ = 0;

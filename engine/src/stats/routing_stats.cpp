@@ -69,11 +69,39 @@ LayerBalance RoutingStats::layer(int moe_index) const {
   return balance_of(load_[size_t(moe_index)], tokens_, layers_[size_t(moe_index)]);
 }
 
-LayerBalance RoutingStats::overall() const {
-  std::vector<int64_t> pooled(size_t(n_experts_), 0);
-  for (const auto& l : load_)
-    for (size_t e = 0; e < l.size(); ++e) pooled[e] += l[e];
-  return balance_of(pooled, tokens_, -1);
+LayerBalance RoutingStats::mean_over_layers() const {
+  LayerBalance out;
+  out.layer = -1;
+  out.tokens = tokens_;
+  const size_t L = layers_.size();
+  if (L == 0) return out;
+  double dead = 0, distinct = 0;
+  for (size_t m = 0; m < L; ++m) {
+    const LayerBalance b = layer(int(m));
+    out.cv += b.cv / double(L);
+    out.maxvio += b.maxvio / double(L);
+    out.entropy += b.entropy / double(L);
+    dead += b.dead;
+    distinct += b.distinct;
+  }
+  out.dead = int(std::lround(dead / double(L)));
+  out.distinct = int(std::lround(distinct / double(L)));
+  return out;
+}
+
+LayerBalance RoutingStats::worst_over_layers() const {
+  LayerBalance out;
+  out.layer = -1;
+  out.tokens = tokens_;
+  for (size_t m = 0; m < layers_.size(); ++m) {
+    const LayerBalance b = layer(int(m));
+    out.cv = m ? std::max(out.cv, b.cv) : b.cv;
+    out.maxvio = m ? std::max(out.maxvio, b.maxvio) : b.maxvio;
+    out.entropy = m ? std::min(out.entropy, b.entropy) : b.entropy;
+    out.dead = m ? std::max(out.dead, b.dead) : b.dead;
+    out.distinct = m ? std::min(out.distinct, b.distinct) : b.distinct;
+  }
+  return out;
 }
 
 std::vector<int64_t> coactivation(const RoutingTrace& trace, int moe_index, size_t first, size_t last) {
@@ -103,7 +131,8 @@ std::string balance_csv(const RoutingStats& stats) {
   };
   for (size_t m = 0; m < stats.moe_layers().size(); ++m)
     row(stats.layer(int(m)), std::to_string(stats.moe_layers()[m]).c_str());
-  row(stats.overall(), "all");
+  row(stats.mean_over_layers(), "mean");
+  row(stats.worst_over_layers(), "worst");
   return out;
 }
 
