@@ -191,6 +191,9 @@ void TestExperimentsUi::corpus_analysis() {
              QStringLiteral("The experts of a mixture share the work of every token. ").repeated(20));
   LoadedHost h;
   CorpusView view(&h.feed, &h.host);
+  // Before the first run the view says what to do, and every panel has a label.
+  QVERIFY(view.findChild<QLabel*>(QStringLiteral("corpus-status"))->text().startsWith(QStringLiteral("Choose a text file")));
+  for (auto* t : view.findChildren<QTableWidget*>()) QVERIFY(t->columnCount() > 0 && t->horizontalHeaderItem(0));
   view.setModelDir(kModel);
   view.setCorpus(corpus.path());
   QSignalSpy finished(&view, &CorpusView::finished);

@@ -84,6 +84,19 @@ CorpusView::CorpusView(EngineFeed* feed, EngineHost* host, QWidget* parent)
   split->addWidget(tables);
   layout->addWidget(split, 1);
 
+  // Before the first analysis: say what to do and what each panel will show.
+  status_->setObjectName(QStringLiteral("corpus-status"));
+  status_->setWordWrap(true);
+  status_->setText(tr("Choose a text file (one domain) or a folder (a domain per file) above, then Analyse."));
+  divergence_->setColumnCount(1);
+  divergence_->setHorizontalHeaderLabels({tr("Domains (JS divergence per MoE layer) — after an analysis")});
+  top_tokens_->setColumnCount(3);
+  top_tokens_->setHorizontalHeaderLabels({tr("Expert"), tr("Top-1 picks"), tr("Tokens it takes most — after an analysis")});
+  plot_->plotLayout()->insertRow(0);
+  plot_->plotLayout()->addElement(0, 0, new QCPTextElement(plot_, tr("Expert load per domain (run an analysis to fill this in)")));
+  plot_->xAxis->setLabel(tr("expert"));
+  plot_->yAxis->setLabel(tr("domain"));
+
   connect(file, &QPushButton::clicked, this, [this] {
     const QString p = QFileDialog::getOpenFileName(this, tr("Corpus file"));
     if (!p.isEmpty()) path_->setText(p);
