@@ -227,6 +227,27 @@ private slots:
     QCOMPARE(w->current()->title, QStringLiteral("Mine"));
   }
 
+  // The bundled teaching model's empty chat offers prompts it was trained on; one click asks one.
+  // Other models show none.
+  void bundledModelOffersExamplePrompts() {
+    {
+      auto w = open();
+      for (auto* b : w->chat()->findChildren<QPushButton*>(QStringLiteral("examplePrompt"))) QVERIFY(!b->isVisibleTo(w.get()));
+    }
+    auto w = open(QStringLiteral(MOESCOPE_SOURCE_DIR "/resources/models/moescope-tiny"));
+    QVERIFY(w->engine()->hasModel());
+    const auto buttons = w->chat()->findChildren<QPushButton*>(QStringLiteral("examplePrompt"));
+    QVERIFY(buttons.size() >= 5);
+    QVERIFY(buttons.front()->isVisibleTo(w.get()));
+    QCOMPARE(buttons.front()->text(), QStringLiteral("What is 23+58?"));
+    w->setConversationSettings({}, sampling(0.0, 0, 8));  // greedy: the answer is known
+    QSignalSpy done(w.get(), &MainWindow::answerFinished);
+    buttons.front()->click();
+    QTRY_VERIFY_WITH_TIMEOUT(done.count() == 1, kTimeout);
+    QCOMPARE(w->current()->messages.front().content, QStringLiteral("What is 23+58?"));
+    QCOMPARE(w->current()->messages.back().content.trimmed(), QStringLiteral("81"));
+  }
+
   // After a restart the views show the restored conversation at once (no click needed), and its
   // trace is the one saved.
   void restoredConversationReachesTheViews() {

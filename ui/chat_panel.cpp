@@ -32,15 +32,27 @@ ChatPanel::ChatPanel(QWidget* parent) : QWidget(parent) {
   list_layout_ = new QVBoxLayout(list_);
   list_layout_->setContentsMargins(4, 4, 8, 4);
   list_layout_->setSpacing(10);
-  empty_ = new QLabel(list_);
+  // The empty state: what to do, and (for models that ship them) example prompts to click.
+  empty_box_ = new QWidget(list_);
+  auto* empty_col = new QVBoxLayout(empty_box_);
+  empty_ = new QLabel(empty_box_);
+  empty_col->addStretch(1);
+  empty_col->addWidget(empty_);
+  examples_ = new QWidget(empty_box_);
+  examples_->setObjectName(QStringLiteral("examplePrompts"));
+  examples_layout_ = new QVBoxLayout(examples_);
+  examples_layout_->setAlignment(Qt::AlignHCenter);
+  examples_->setVisible(false);
+  empty_col->addWidget(examples_);
+  empty_col->addStretch(1);
   empty_->setAlignment(Qt::AlignCenter);
   empty_->setWordWrap(true);
   empty_->setStyleSheet(QStringLiteral("color:#6A737D; font-size:15px;"));
   empty_->setText(tr("<p style='font-size:20px; color:#24292E;'>Start a conversation</p>"
                      "<p>Type a message below. While the model answers, its experts' routing "
                      "appears in the views (menu <b>Views</b>).</p>"));
-  empty_->setSizePolicy(QSizePolicy::Preferred, QSizePolicy::Expanding);
-  list_layout_->addWidget(empty_, 1);  // message rows go between it and the stretch
+  empty_box_->setSizePolicy(QSizePolicy::Preferred, QSizePolicy::Expanding);
+  list_layout_->addWidget(empty_box_, 1);  // message rows go between it and the stretch
   list_layout_->addStretch(1);
   scroll_->setWidget(list_);
   col->addWidget(scroll_, 1);
@@ -143,7 +155,7 @@ MessageWidget* ChatPanel::addMessage(int index, const Message& m) {
   row->addWidget(w, 1);
   list_layout_->insertLayout(list_layout_->count() - 1, row);
   widgets_.push_back(w);
-  empty_->setVisible(false);
+  empty_box_->setVisible(false);
   return w;
 }
 
@@ -164,7 +176,7 @@ void ChatPanel::setConversation(const Conversation& c) {
       w->setStats(line);
     }
   }
-  empty_->setVisible(widgets_.empty());
+  empty_box_->setVisible(widgets_.empty());
   follow_ = true;
   updateButtons();
   scrollToBottomSoon();
@@ -204,6 +216,33 @@ void ChatPanel::setModelReady(bool ready, const QString& why_not) {
                              "(a Hugging Face checkpoint: config.json, *.safetensors, tokenizer.json).</p>"));
   model_hint_->setText(why_not);
   updateButtons();
+}
+
+void ChatPanel::setExamples(const QString& intro, const QStringList& prompts) {
+  while (QLayoutItem* item = examples_layout_->takeAt(0)) {
+    delete item->widget();
+    delete item;
+  }
+  examples_->setVisible(!prompts.isEmpty());
+  if (prompts.isEmpty()) return;
+  auto* text = new QLabel(intro, examples_);
+  text->setWordWrap(true);
+  text->setAlignment(Qt::AlignCenter);
+  text->setStyleSheet(QStringLiteral("color:#586069;"));
+  examples_layout_->addWidget(text);
+  text->show();
+  for (const QString& p : prompts) {
+    auto* b = new QPushButton(p, examples_);
+    b->setObjectName(QStringLiteral("examplePrompt"));
+    b->setCursor(Qt::PointingHandCursor);
+    b->setStyleSheet(QStringLiteral("QPushButton { border:1px solid #D0D7DE; border-radius:12px; padding:4px 12px; "
+                                    "background:#F6F8FA; color:#24292E; } QPushButton:hover { background:#EAEEF2; }"));
+    connect(b, &QPushButton::clicked, this, [this, p] {
+      if (ready_) emit sendRequested(p, -1);
+    });
+    examples_layout_->addWidget(b, 0, Qt::AlignHCenter);
+    b->show();  // added to a panel that may already be on screen
+  }
 }
 
 void ChatPanel::setLoading(const QString& model_name) {

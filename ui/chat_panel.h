@@ -2,6 +2,7 @@
 // The chat in the centre of the window: notices, the messages of one conversation (the last answer
 // may be streaming), and the input with Send / Stop. It shows what it is given and reports what
 // the user asks for; the main window owns the conversation and talks to the engine.
+#include <QStringList>
 #include <QWidget>
 #include <vector>
 
@@ -28,6 +29,9 @@ public:
   void setStreamingAnswer(const QString& raw);
   void setGenerating(bool on);
   void setModelReady(bool ready, const QString& why_not = {});
+  // Example prompts shown in the empty conversation, each a button that sends it (none: hidden),
+  // under one sentence on what the model is.
+  void setExamples(const QString& intro, const QStringList& prompts);
   void setLoading(const QString& model_name);  // not ready until setModelReady(true)
   void setEditing(int index, const QString& text);  // -1: not editing
   int editingIndex() const { return editing_; }
@@ -60,7 +64,10 @@ private:
   QScrollArea* scroll_;
   QWidget* list_;
   QVBoxLayout* list_layout_;
+  QWidget* empty_box_;  // shown while the conversation has no message
   QLabel* empty_;
+  QWidget* examples_;
+  QVBoxLayout* examples_layout_;
   QWidget* edit_banner_;
   QPlainTextEdit* input_;
   QPushButton* send_;

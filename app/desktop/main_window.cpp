@@ -627,6 +627,20 @@ void MainWindow::onLoaded(const ui::ModelInfo& info) {
   rebuildRecentMenu();
   restoreReadyState();
   if (info.template_fallback) showFallbackNotice(info.template_problem);
+  // The bundled teaching model knows a few narrow topics: the empty chat offers prompts it was
+  // trained on, and says what it is.
+  const bool bundled = !info.dir.isEmpty() && QFileInfo(info.dir).canonicalFilePath() ==
+                                                  QFileInfo(bundled_model_dir()).canonicalFilePath();
+  if (bundled)
+    chat_->setExamples(tr("moescope-tiny is a 1.8M-parameter teaching model with DeepSeek-V3's architecture. It "
+                          "knows two- and three-digit sums and differences, a few MoE concepts, tiny Python "
+                          "functions, English words in French and string puzzles — nothing else. Try:"),
+                       {QStringLiteral("What is 23+58?"), QStringLiteral("What is 791-126?"),
+                        QStringLiteral("What is an expert?"),
+                        QStringLiteral("Write a Python function f that returns the sum of a and b."),
+                        QStringLiteral("Comment dit-on « cat » en français ?"), QStringLiteral("Reverse the word 'apple'.")});
+  else
+    chat_->setExamples({}, {});
   emit modelReady();
 }
 
