@@ -20,7 +20,7 @@ using namespace moescope;
 
 namespace {
 
-const char* kModels[] = {"mixtral", "qwen2-moe", "qwen3-moe", "olmoe", "olmoe-f16", "deepseek-v2-lite",
+const char* kModels[] = {"mixtral", "qwen2-moe", "qwen3-moe", "olmoe", "olmoe-f16", "olmoe-clip", "deepseek-v2-lite",
                          "deepseek-v2-group", "deepseek-v3", "deepseek-v3-bf16"};
 
 // fp32 checkpoints: transformers' fp32 forward within 1e-4 (max abs logit error). The BF16/F16

@@ -172,6 +172,14 @@ def cfg_olmoe():
     )
 
 
+def cfg_olmoe_clip():
+    # clip_qkv below the normed q/k magnitudes (~1): transformers clamps q and k after the q/k
+    # norms, so an engine that clamps before them differs by far more than the tolerance.
+    cfg = cfg_olmoe()
+    cfg.clip_qkv = 0.8
+    return cfg
+
+
 def cfg_deepseek_v2_lite():
     return DeepseekV2Config(
         **_common(256),
@@ -289,6 +297,7 @@ VARIANTS = {
     "qwen2-moe": dict(cfg=cfg_qwen2_moe, cls=Qwen2MoeForCausalLM, router="softmax", dtype="float32", seed=2000),
     "qwen3-moe": dict(cfg=cfg_qwen3_moe, cls=Qwen3MoeForCausalLM, router="softmax", dtype="float32", seed=3000),
     "olmoe": dict(cfg=cfg_olmoe, cls=OlmoeForCausalLM, router="softmax", dtype="float32", seed=4000),
+    "olmoe-clip": dict(cfg=cfg_olmoe_clip, cls=OlmoeForCausalLM, router="softmax", dtype="float32", seed=4500),
     "deepseek-v2-lite": dict(
         cfg=cfg_deepseek_v2_lite, cls=DeepseekV2ForCausalLM, router="v2", dtype="float32", seed=5000,
         hub_extra={"scoring_func": "softmax", "moe_layer_freq": 1},
@@ -703,6 +712,9 @@ def numpy_reference_forward(d: Path, ids):
             q, k, v = proj("q"), proj("k"), proj("v")
             if mt == "olmoe":  # full-width q/k norm before the head split and rope
                 q, k = _np_rms(q, W[a + "q_norm.weight"], eps), _np_rms(k, W[a + "k_norm.weight"], eps)
+                if cfg.get("clip_qkv"):  # clamped after the norms (transformers' OlmoeAttention)
+                    c = cfg["clip_qkv"]
+                    q, k, v = np.clip(q, -c, c), np.clip(k, -c, c), np.clip(v, -c, c)
             q, k, v = q.reshape(T, H, hd), k.reshape(T, KV, hd), v.reshape(T, KV, hd)
             if mt == "qwen3_moe":  # per-head q/k norm before rope
                 q, k = _np_rms(q, W[a + "q_norm.weight"], eps), _np_rms(k, W[a + "k_norm.weight"], eps)

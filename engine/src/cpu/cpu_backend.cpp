@@ -255,18 +255,19 @@ private:
     cpu::linear(pool_, xn_.data(), T, L.q, q);
     cpu::linear(pool_, xn_.data(), T, L.k, k);
     cpu::linear(pool_, xn_.data(), T, L.v, v);
-    if (a.clip_qkv > 0.0f) {
-      auto clip = [&](float* p, size_t n) {
-        for (size_t i = 0; i < n; ++i) p[i] = std::clamp(p[i], -a.clip_qkv, a.clip_qkv);
-      };
-      clip(q, size_t(T) * qd), clip(k, size_t(T) * kd), clip(v, size_t(T) * kd);
-    }
     if (a.qk_norm == QKNorm::Full) {  // OLMoE: over all heads at once
       cpu::rmsnorm(q, L.q_norm, s_.rms_eps, q, T, qd);
       cpu::rmsnorm(k, L.k_norm, s_.rms_eps, k, T, kd);
     } else if (a.qk_norm == QKNorm::PerHead) {  // Qwen3: each head on its own, before RoPE
       cpu::rmsnorm_rows(q, L.q_norm, s_.rms_eps, T * nh, hd);
       cpu::rmsnorm_rows(k, L.k_norm, s_.rms_eps, T * nkv, hd);
+    }
+    // OLMoE's clip_qkv clamps q and k after their norms (and v), as transformers' OlmoeAttention.
+    if (a.clip_qkv > 0.0f) {
+      auto clip = [&](float* p, size_t n) {
+        for (size_t i = 0; i < n; ++i) p[i] = std::clamp(p[i], -a.clip_qkv, a.clip_qkv);
+      };
+      clip(q, size_t(T) * qd), clip(k, size_t(T) * kd), clip(v, size_t(T) * kd);
     }
     const int half = s_.rope.dim / 2;
     for (int t = 0; t < T; ++t) {

@@ -456,7 +456,6 @@ private:
     const int A = qd + 2 * kd;
     float* p = sc_.proj;  // [T, q (nh·hd) | k (nkv·hd) | v (nkv·hd)]
     cuda::linear(ctx_, L.in_proj, sc_.xn, s_.hidden, T, p, A, sc_.xbf);
-    if (a.clip_qkv > 0.0f) kernels::clamp(p, (long long)T * A, a.clip_qkv, st);
     if (a.qk_norm == QKNorm::Full) {  // OLMoE: over all heads at once
       kernels::rmsnorm(p, A, 0, 1, L.q_norm, s_.rms_eps, p, A, T, qd, st);
       kernels::rmsnorm(p + qd, A, 0, 1, L.k_norm, s_.rms_eps, p + qd, A, T, kd, st);
@@ -464,6 +463,8 @@ private:
       kernels::rmsnorm(p, A, hd, nh, L.q_norm, s_.rms_eps, p, A, T, hd, st);
       kernels::rmsnorm(p + qd, A, hd, nkv, L.k_norm, s_.rms_eps, p + qd, A, T, hd, st);
     }
+    // OLMoE's clip_qkv: q and k are clamped after their norms (transformers' OlmoeAttention).
+    if (a.clip_qkv > 0.0f) kernels::clamp(p, (long long)T * A, a.clip_qkv, st);
     const auto& r = s_.rope;
     kernels::rope(p, A, 0, hd, nh, r.dim, r.interleaved, sc_.inv_freq, r.attention_factor, sc_.io, T, st);
     kernels::rope(p, A, qd, hd, nkv, r.dim, r.interleaved, sc_.inv_freq, r.attention_factor, sc_.io, T, st);
