@@ -21,11 +21,11 @@ namespace {
 
 const fs::path kSource = fs::path(MOESCOPE_TEST_DATA) / "models/mixtral";
 
-// A writable copy of the mixtral test model.
-fs::path copy_model(const QTemporaryDir& tmp) {
+// A writable copy of the mixtral test model (or of another one in tests/data/models).
+fs::path copy_model(const QTemporaryDir& tmp, const fs::path& source = kSource) {
   fs::path dst = fs::path(tmp.path().toStdString()) / "model";
   fs::create_directories(dst);
-  for (const auto& e : fs::directory_iterator(kSource)) fs::copy_file(e.path(), dst / e.path().filename());
+  for (const auto& e : fs::directory_iterator(source)) fs::copy_file(e.path(), dst / e.path().filename());
   return dst;
 }
 
@@ -169,6 +169,37 @@ private slots:
     st.header["model.norm.weight"]["shape"] = {4, 12};
     st.write(dir / "model.safetensors");
     expect_error(dir, "tensor 'model.norm.weight' has shape [4, 12], expected [48]");
+  }
+
+  // gpt-oss fields mixed up: layer_types not one per layer, an unknown layer type, sinks of the
+  // wrong shape (the 4-layer, 4-head gpt-oss golden model).
+  void gpt_oss_errors_data() {
+    QTest::addColumn<QString>("layer_types");  // JSON, or empty to break the sinks instead
+    QTest::addColumn<QString>("needle");
+    QTest::newRow("layer_types too short")
+        << R"(["sliding_attention", "full_attention", "full_attention"])"
+        << "layer_types has 3 entries but num_hidden_layers is 4";
+    QTest::newRow("unknown layer type")
+        << R"(["sliding_attention", "full_attention", "linear_attention", "full_attention"])"
+        << "layer_types[2] is 'linear_attention' (supported: sliding_attention, full_attention)";
+    QTest::newRow("sinks shape") << ""
+                                 << "tensor 'model.layers.0.self_attn.sinks' has shape [2, 2], expected [4]";
+  }
+  void gpt_oss_errors() {
+    QFETCH(QString, layer_types);
+    QFETCH(QString, needle);
+    QTemporaryDir tmp;
+    fs::path dir = copy_model(tmp, fs::path(MOESCOPE_TEST_DATA) / "models/gpt-oss");
+    if (!layer_types.isEmpty()) {
+      auto j = config_of(dir);
+      j["layer_types"] = nlohmann::json::parse(layer_types.toStdString());
+      set_config(dir, j);
+    } else {
+      auto st = Safetensors::read(dir / "model.safetensors");
+      st.header["model.layers.0.self_attn.sinks"]["shape"] = {2, 2};
+      st.write(dir / "model.safetensors");
+    }
+    expect_error(dir, needle.toUtf8().constData());
   }
 
   void missing_tensor() {

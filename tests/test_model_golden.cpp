@@ -21,7 +21,7 @@ using namespace moescope;
 namespace {
 
 const char* kModels[] = {"mixtral", "qwen2-moe", "qwen3-moe", "olmoe", "olmoe-f16", "olmoe-clip", "deepseek-v2-lite",
-                         "deepseek-v2-group", "deepseek-v3", "deepseek-v3-bf16"};
+                         "deepseek-v2-group", "deepseek-v3", "deepseek-v3-bf16", "gpt-oss"};
 
 // fp32 checkpoints: transformers' fp32 forward within 1e-4 (max abs logit error). The BF16/F16
 // variants' goldens were computed in fp32 on the rounded weights, so the same bound is expected;

@@ -126,6 +126,23 @@ def cases(tmp):
     config_case("unsupported activation", "hidden_act", "gelu")
     config_case("`eos_token_id` outside the vocabulary", "eos_token_id", 99999)
 
+    def gpt_oss_case(desc, edit):
+        def run():
+            d = model_copy(tmp, "gpt-oss")
+            edit(d)
+            return ["generate", "--model", d, "--ids", "1,2", "--max-tokens", "1"]
+        out.append(("config.json (gpt-oss)", desc, run))
+
+    gpt_oss_case("`layer_types` with fewer entries than layers",
+                 lambda d: edit_config(d, "layer_types", ["sliding_attention", "full_attention", "full_attention"]))
+    gpt_oss_case("unknown layer type in `layer_types`",
+                 lambda d: edit_config(d, "layer_types", ["sliding_attention", "full_attention", "linear_attention",
+                                                          "full_attention"]))
+
+    def sinks(h, data):
+        h["model.layers.0.self_attn.sinks"]["shape"] = [2, 2]
+    gpt_oss_case("attention sinks of the wrong shape", lambda d: edit_st(d, sinks))
+
     def file_case(area, desc, fn, argv=None):
         def run():
             d = model_copy(tmp)

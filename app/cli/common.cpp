@@ -38,7 +38,8 @@ std::vector<fs::path> resource_roots() {
 }  // namespace
 
 fs::path preset_path(const std::string& name) {
-  static const char* kPresets[] = {"deepseek-r1", "deepseek-v2-lite", "qwen3-30b-a3b", "olmoe-1b-7b", "mixtral-8x7b"};
+  static const char* kPresets[] = {"deepseek-r1", "deepseek-v2-lite", "qwen3-30b-a3b", "olmoe-1b-7b", "mixtral-8x7b",
+                                   "gpt-oss-20b", "gpt-oss-120b"};
   std::string list;
   for (const char* p : kPresets) {
     list += std::string(list.empty() ? "" : ", ") + p;

@@ -45,6 +45,9 @@ from transformers import (  # noqa: E402
     DeepseekV3Config,
     DeepseekV3ForCausalLM,
     GenerationConfig,
+    GptOssConfig,
+    GptOssForCausalLM,
+
     MixtralConfig,
     MixtralForCausalLM,
     OlmoeConfig,
@@ -289,6 +292,40 @@ def cfg_deepseek_v3():
     )
 
 
+def cfg_gpt_oss():
+    # Every gpt-oss option: sliding (window 5 < the 16 input tokens) and full layers alternating,
+    # YaRN without truncation, biases everywhere, sinks, a clamp limit the gate/up values cross,
+    # and a non-default swiglu_alpha.
+    return GptOssConfig(
+        **_common(256),
+        hidden_size=48,
+        intermediate_size=16,
+        head_dim=16,
+        num_hidden_layers=4,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        num_local_experts=8,
+        num_experts_per_tok=3,
+        sliding_window=5,
+        layer_types=["sliding_attention", "full_attention", "full_attention", "sliding_attention"],
+        swiglu_limit=1.2,
+        swiglu_alpha=1.5,
+        attention_bias=True,
+        max_position_embeddings=256,
+        rms_norm_eps=1e-5,
+        rope_parameters={
+            "rope_type": "yarn",
+            "rope_theta": 1e4,
+            "factor": 4.0,
+            "original_max_position_embeddings": 32,
+            "beta_fast": 8.0,
+            "beta_slow": 1.0,
+            "truncate": False,
+        },
+        tie_word_embeddings=False,
+    )
+
+
 # name -> cfg: config factory, cls: model class, router: softmax|v2|v3, dtype: saved weight dtype,
 #         seed: first seed tried, hub_extra: extra Hub config.json fields, shard: max_shard_size.
 # Entries with "base" are the base model (same seed, same weights) saved in another dtype.
@@ -313,6 +350,7 @@ VARIANTS = {
     ),
     "deepseek-v3-bf16": dict(base="deepseek-v3", dtype="bfloat16", shard="60KB"),
     "olmoe-f16": dict(base="olmoe", dtype="float16"),
+    "gpt-oss": dict(cfg=cfg_gpt_oss, cls=GptOssForCausalLM, router="gptoss", dtype="float32", seed=8000),
 }
 
 TORCH_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -335,8 +373,10 @@ def build_model(spec, seed):
         for name, p in sorted(model.named_parameters(), key=lambda kv: kv[0]):
             if name.endswith("norm.weight"):
                 p.copy_(torch.empty(p.shape).uniform_(0.6, 1.4, generator=g))
-            elif name.endswith(".bias"):
+            elif name.endswith(".bias") or name.endswith("_bias"):
                 p.copy_(torch.randn(p.shape, generator=g) * 0.2)
+            elif name.endswith(".sinks"):  # gpt-oss: sink logits of the order of the scores
+                p.copy_(torch.randn(p.shape, generator=g))
         for name, b in sorted(model.named_buffers(), key=lambda kv: kv[0]):
             if name.endswith("e_score_correction_bias"):
                 # non-negative: every biased score sigmoid(x) + b is > 0, so masking unselected
@@ -415,10 +455,11 @@ class Capture:
         self.handles = []
         for name, mod in model.named_modules():
             parts = name.split(".")
-            if len(parts) == 5 and parts[:2] == ["model", "layers"] and parts[3] == "mlp" and parts[4] == "gate":
+            if len(parts) == 5 and parts[:2] == ["model", "layers"] and parts[3] == "mlp" and parts[4] in ("gate", "router"):
                 layer = int(parts[2])
                 self.handles.append(mod.register_forward_hook(self._router_hook(layer)))
-            if len(parts) == 4 and parts[:2] == ["model", "layers"] and parts[3] == "mlp" and hasattr(mod, "gate"):
+            if len(parts) == 4 and parts[:2] == ["model", "layers"] and parts[3] == "mlp" and (
+                    hasattr(mod, "gate") or hasattr(mod, "router")):
                 layer = int(parts[2])
                 self.handles.append(mod.register_forward_hook(self._block_hook(layer)))
 
@@ -432,6 +473,7 @@ class Capture:
     def _block_hook(self, layer):
         def hook(mod, inp, out):
             x = inp[0].detach().reshape(-1, inp[0].shape[-1]).float().clone()
+            out = out[0] if isinstance(out, tuple) else out  # gpt-oss: (hidden, router scores)
             y = out.detach().reshape(-1, out.shape[-1]).float().clone()
             self.block[layer] = (x, y)
         return hook
@@ -471,6 +513,10 @@ def recompute_routing(kind, logits, gate, cfg, group_fill):
                 allowed = np.zeros(E, bool)
                 for gi in order[:TG]:
                     allowed[gi * (E // G):(gi + 1) * (E // G)] = True
+        elif kind == "gptoss":  # top-k on the raw logits, softmax over the k selected
+            score = x.copy()
+            weight_src = None
+            allowed = np.ones(E, bool)
         elif kind == "v3":
             s = 1.0 / (1.0 + np.exp(-x))
             bias = gate.e_score_correction_bias.detach().double().numpy()
@@ -490,7 +536,11 @@ def recompute_routing(kind, logits, gate, cfg, group_fill):
         order = np.argsort(-masked, kind="stable")
         sel = order[:k]
         emargin = masked[order[k - 1]] - masked[order[k]]
-        w = weight_src[sel].copy()
+        if kind == "gptoss":
+            w = np.exp(x[sel] - x[sel].max())
+            w /= w.sum()
+        else:
+            w = weight_src[sel].copy()
         if kind == "softmax":
             if getattr(cfg, "norm_topk_prob", True) or cfg.model_type == "mixtral":
                 w = w / w.sum()
@@ -543,7 +593,7 @@ def moe_prefix(arch, layer):
     return f"model.layers.{layer}.block_sparse_moe" if arch == "mixtral" else f"model.layers.{layer}.mlp"
 
 
-def verify_block_outputs(arch, cap, routing, tensors):
+def verify_block_outputs(arch, cap, routing, tensors, cfg_of_block=None):
     """Recompute each MoE block output from the Hub-layout tensors in the saved files and the
     captured routing (experts + final weights): proves layout, orientation and weights."""
     worst = 0.0
@@ -555,6 +605,15 @@ def verify_block_outputs(arch, cap, routing, tensors):
         out = torch.zeros_like(x)
         for t in range(x.shape[0]):
             for e, w in zip(r["experts"][t], r["weights"][t]):
+                if arch == "gpt_oss":
+                    gu = x[t] @ tensors[f"{p}.experts.gate_up_proj"][e].double() + \
+                        tensors[f"{p}.experts.gate_up_proj_bias"][e].double()
+                    lim, alpha = cfg_of_block["swiglu_limit"], cfg_of_block["swiglu_alpha"]
+                    gt, up = gu[0::2].clamp(max=lim), gu[1::2].clamp(-lim, lim)
+                    h = (up + 1) * gt * torch.sigmoid(alpha * gt)
+                    out[t] += w * (h @ tensors[f"{p}.experts.down_proj"][e].double() +
+                                   tensors[f"{p}.experts.down_proj_bias"][e].double())
+                    continue
                 if arch == "mixtral":
                     g_, u_, d_ = (tensors[f"{p}.experts.{e}.{n}.weight"].double() for n in ("w1", "w3", "w2"))
                 else:
@@ -576,6 +635,17 @@ def verify_block_outputs(arch, cap, routing, tensors):
 
 def check_hub_layout(arch, tensors, cfg, moe_layers):
     names = set(tensors)
+    if arch == "gpt_oss":  # fused experts as transformers and the Hub keep them
+        E, H, I = cfg.num_local_experts, cfg.hidden_size, cfg.intermediate_size
+        for layer in moe_layers:
+            p = moe_prefix(arch, layer)
+            want = {f"{p}.router.weight": (E, H), f"{p}.router.bias": (E,),
+                    f"{p}.experts.gate_up_proj": (E, H, 2 * I), f"{p}.experts.gate_up_proj_bias": (E, 2 * I),
+                    f"{p}.experts.down_proj": (E, I, H), f"{p}.experts.down_proj_bias": (E, H),
+                    f"model.layers.{layer}.self_attn.sinks": (cfg.num_attention_heads,)}
+            for k, shp in want.items():
+                assert k in names and tuple(tensors[k].shape) == shp, (k, tensors.get(k, None))
+        return
     for layer in moe_layers:
         p = moe_prefix(arch, layer)
         assert f"{p}.gate.weight" in names, f"{p}.gate.weight missing"
@@ -624,7 +694,10 @@ def _np_rope_tables(cfg, d, n):
         factor, orig = float(rs["factor"]), float(rs["original_max_position_embeddings"])
         bf, bs = rs.get("beta_fast") or 32, rs.get("beta_slow") or 1
         corr = lambda r: d * math.log(orig / (r * 2 * math.pi)) / (2 * math.log(theta))  # noqa: E731
-        low, high = max(math.floor(corr(bf)), 0), min(math.ceil(corr(bs)), d - 1)
+        low, high = corr(bf), corr(bs)
+        if rs.get("truncate", True):
+            low, high = math.floor(low), math.ceil(high)
+        low, high = max(low, 0), min(high, d - 1)
         if low == high:
             high += 0.001
         ramp = np.clip((np.arange(d // 2) - low) / (high - low), 0, 1)
@@ -651,13 +724,20 @@ def _np_rope(v, cos, sin, interleaved):
     return out
 
 
-def _np_attend(q, k, v, scale):
-    """q [T,H,dq], k [T,H,dq], v [T,H,dv], causal; softmax per head."""
+def _np_attend(q, k, v, scale, window=0, sinks=None):
+    """q [T,H,dq], k [T,H,dq], v [T,H,dv], causal; softmax per head. window > 0: query t sees
+    keys (t - window, t]. sinks [H]: one more logit per head in the softmax, with no value."""
     T = q.shape[0]
     s = np.einsum("thd,uhd->htu", q, k) * scale
     s = s + np.triu(np.full((T, T), -np.inf), 1)[None]
+    if window:
+        s = s + np.tril(np.full((T, T), -np.inf), -window)[None]
+    if sinks is not None:
+        s = np.concatenate([s, np.broadcast_to(sinks[:, None, None], (s.shape[0], T, 1))], -1)
     s = np.exp(s - s.max(-1, keepdims=True))
     s /= s.sum(-1, keepdims=True)
+    if sinks is not None:
+        s = s[..., :-1]
     return np.einsum("htu,uhd->thd", s, v).reshape(T, -1)
 
 
@@ -720,9 +800,33 @@ def numpy_reference_forward(d: Path, ids):
                 q, k = _np_rms(q, W[a + "q_norm.weight"], eps), _np_rms(k, W[a + "k_norm.weight"], eps)
             q, k = _np_rope(q, cos, sin, False), _np_rope(k, cos, sin, False)
             rep = H // KV
-            o = _np_attend(q, np.repeat(k, rep, 1), np.repeat(v, rep, 1), scale)
+            window = 0
+            if mt == "gpt_oss" and cfg["layer_types"][L] == "sliding_attention":
+                window = cfg["sliding_window"]
+            o = _np_attend(q, np.repeat(k, rep, 1), np.repeat(v, rep, 1), scale, window, W.get(a + "sinks"))
         x = x + o @ W[a + "o_proj.weight"].T
+        if a + "o_proj.bias" in W:
+            x = x + W[a + "o_proj.bias"]
         h = _np_rms(x, W[p + "post_attention_layernorm.weight"], eps)
+        if mt == "gpt_oss":  # router with bias, softmax over the top-k logits, clamped SwiGLU
+            m = p + "mlp."
+            logit = h @ W[m + "router.weight"].T + W[m + "router.bias"]
+            lim, alpha = cfg["swiglu_limit"], cfg["swiglu_alpha"]
+            out = np.zeros_like(h)
+            route = []
+            for t in range(T):
+                sel = np.argsort(-logit[t], kind="stable")[: cfg["num_experts_per_tok"]]
+                w = np.exp(logit[t][sel] - logit[t][sel].max())
+                w /= w.sum()
+                route.append((sel.tolist(), w.tolist()))
+                for e, we in zip(sel, w):
+                    gu = h[t] @ W[m + "experts.gate_up_proj"][e] + W[m + "experts.gate_up_proj_bias"][e]
+                    gt, up = np.minimum(gu[0::2], lim), np.clip(gu[1::2], -lim, lim)
+                    act = (up + 1) * gt / (1 + np.exp(-alpha * gt))
+                    out[t] += we * (act @ W[m + "experts.down_proj"][e] + W[m + "experts.down_proj_bias"][e])
+            routing[L] = route
+            x = x + out
+            continue
         if mt == "mixtral":
             is_moe, m = True, p + "block_sparse_moe."
         elif mt == "olmoe":
@@ -805,7 +909,8 @@ def check_numpy_reference(d: Path, golden_logits, routing, ids):
 def moe_layer_ids(model):
     return sorted(
         int(n.split(".")[2]) for n, m in model.named_modules()
-        if n.count(".") == 3 and n.startswith("model.layers.") and n.endswith(".mlp") and hasattr(m, "gate")
+        if n.count(".") == 3 and n.startswith("model.layers.") and n.endswith(".mlp")
+        and (hasattr(m, "gate") or hasattr(m, "router"))
     )
 
 
@@ -895,7 +1000,8 @@ def write_golden(out: Path, spec, model, res, input_ids, prompt, seed, dtype_nam
 
     class _C:  # minimal stand-in with the captured blocks
         block = cap_blocks
-    worst = verify_block_outputs(arch, _C, routing, {k: v.float() for k, v in tensors.items()})
+    worst = verify_block_outputs(arch, _C, routing, {k: v.float() for k, v in tensors.items()},
+                                 json.loads((out / "config.json").read_text()))
     np_err = check_numpy_reference(out, res["logits"].astype(np.float64), routing, input_ids)
     np.save(out / "logits.npy", np.ascontiguousarray(res["logits"], dtype=np.float32))
     golden = {

@@ -8,7 +8,8 @@ namespace moescope::ui {
 
 QStringList preset_names() {
   return {QStringLiteral("deepseek-r1"), QStringLiteral("deepseek-v2-lite"), QStringLiteral("qwen3-30b-a3b"),
-          QStringLiteral("olmoe-1b-7b"), QStringLiteral("mixtral-8x7b")};
+          QStringLiteral("olmoe-1b-7b"), QStringLiteral("mixtral-8x7b"),
+          QStringLiteral("gpt-oss-20b"), QStringLiteral("gpt-oss-120b")};
 }
 
 QString preset_path(const QString& name) {

@@ -107,6 +107,12 @@ public:
       : model_(std::move(model)), s_(model_->spec),
         capacity_(opt.context > 0 ? std::min(opt.context, s_.max_position) : std::min(s_.max_position, 8192)) {
     const auto& a = s_.attn;
+    // gpt-oss' sinks, per-layer windows, router bias with softmax after top-k and biased, clamped
+    // experts are implemented on the CPU backend only so far.
+    if (a.sinks || !a.sliding_layer.empty() || s_.moe.router.scoring == ScoreFunc::TopKSoftmax ||
+        s_.moe.expert_bias || s_.moe.activation != ExpertActivation::SiLU)
+      throw Error("the CUDA backend does not run " + s_.architecture +
+                  " yet (attention sinks, per-layer sliding windows, biased clamped experts); use --backend cpu");
     if (s_.n_moe_layers() > 0 &&
         (s_.moe.router.n_experts > kernels::kRouterMaxExperts || s_.moe.router.n_group > kernels::kRouterMaxGroups))
       throw Error("the CUDA backend routes at most " + std::to_string(kernels::kRouterMaxExperts) + " experts in " +

@@ -43,7 +43,7 @@ void read_rope(const ConfigReader& c, RopeSpec& rope) {
   else if (c.present("rope_scaling")) params = &c.raw().at("rope_scaling");
   if (params && !params->is_object()) inconsistent("rope scaling must be an object");
 
-  rope.theta = c.number_or("rope_theta", 10000.0f, 1.0, 1e12);
+  rope.theta = c.number_or("rope_theta", rope.theta, 1.0, 1e12);
   if (!params) return;
   ConfigReader p(*params);
   rope.theta = p.number_or("rope_theta", rope.theta, 1.0, 1e12);
@@ -182,6 +182,71 @@ void olmoe(const ConfigReader& c, ModelSpec& s) {
   s.moe_layer.assign(size_t(s.n_layers), true);
 }
 
+// `layer_types` (one "sliding_attention" or "full_attention" per layer) into attn.sliding_layer.
+// Returns false when the config has no such list.
+bool read_layer_types(const ConfigReader& c, ModelSpec& s) {
+  if (!c.present("layer_types")) return false;
+  auto& a = s.attn;
+  const auto& types = c.raw().at("layer_types");
+  if (!types.is_array() || types.size() != size_t(s.n_layers))
+    inconsistent("layer_types has " + std::to_string(types.is_array() ? types.size() : 0) +
+                 " entries but num_hidden_layers is " + std::to_string(s.n_layers));
+  a.sliding_layer.assign(size_t(s.n_layers), false);
+  for (size_t i = 0; i < types.size(); ++i) {
+    const std::string t = types[i].is_string() ? types[i].get<std::string>() : types[i].dump();
+    if (t == "sliding_attention") a.sliding_layer[i] = true;
+    else if (t != "full_attention")
+      inconsistent("layer_types[" + std::to_string(i) + "] is '" + t +
+                   "' (supported: sliding_attention, full_attention)");
+  }
+  if (a.sliding_window == 0 && std::find(a.sliding_layer.begin(), a.sliding_layer.end(), true) != a.sliding_layer.end())
+    inconsistent("layer_types has sliding_attention layers but sliding_window is not set");
+  return true;
+}
+
+// gpt-oss (transformers' modeling_gpt_oss.py): GQA with biases on q/k/v/o and a learned sink
+// logit per head, sliding-window and full layers alternating as `layer_types` says, YaRN, a
+// router with a bias whose top-k logits are softmaxed, and experts with biases and the clamped
+// SwiGLU. Every layer is MoE.
+void gpt_oss(const ConfigReader& c, ModelSpec& s) {
+  s.rope.theta = 150000.0f;  // GptOssConfig.default_theta
+  read_common(c, s);
+  read_gqa(c, s);
+  s.naming = TensorNaming::GptOss;
+  auto& a = s.attn;
+  a.qkv_bias = c.boolean_or("attention_bias", true);
+  a.sinks = true;
+  a.sliding_window = c.present("sliding_window") ? c.integer("sliding_window", 1, kMaxPositions) : 0;
+  if (!read_layer_types(c, s)) {
+    // transformers' GptOssConfig default: sliding on even layers, full on odd ones.
+    a.sliding_layer.assign(size_t(s.n_layers), false);
+    for (int i = 0; i < s.n_layers; ++i) a.sliding_layer[size_t(i)] = i % 2 == 0;
+  }
+  auto& r = s.moe.router;
+  r.n_experts = c.integer(c.present("num_local_experts") ? "num_local_experts" : "num_experts", 1, kMaxExperts);
+  r.top_k = c.integer(c.present("num_experts_per_tok") ? "num_experts_per_tok" : "experts_per_token", 1, kMaxExperts);
+  r.scoring = ScoreFunc::TopKSoftmax;
+  r.logit_bias = true;
+  s.moe.expert_width = c.integer("intermediate_size", 1, kMaxWidth);
+  s.moe.expert_bias = true;
+  s.moe.activation = ExpertActivation::ClampedSwiGLU;
+  s.moe.swiglu_limit = c.number_or("swiglu_limit", 7.0f, 0.0, 1e6);
+  s.moe.swiglu_alpha = c.number_or("swiglu_alpha", 1.702f, 0.0, 1e3);
+  if (!c.present("rope_scaling") && !c.present("rope_parameters")) {
+    // GptOssConfig's default when the config names no rope scaling: YaRN, factor 32 over 4096.
+    s.rope.yarn = true, s.rope.factor = 32.0f, s.rope.beta_fast = 32.0f, s.rope.beta_slow = 1.0f;
+    s.rope.truncate = false, s.rope.original_max_position = 4096;
+    s.rope.attention_factor = yarn_mscale(32.0f, 1.0f);
+  }
+  s.moe_layer.assign(size_t(s.n_layers), true);
+  if (c.present("quantization_config")) {
+    ConfigReader q(c.raw().at("quantization_config"));
+    std::string method = q.string_or("quant_method", "");
+    if (method != "mxfp4")
+      inconsistent("quantization_config.quant_method '" + method + "' is not supported for gpt-oss (supported: mxfp4)");
+  }
+}
+
 // DeepSeek-V2 and V3 share MLA and the dense/MoE layer pattern; routers differ.
 void deepseek_common(const ConfigReader& c, ModelSpec& s) {
   read_common(c, s);
@@ -274,6 +339,7 @@ const std::vector<Architecture>& architectures() {
       {"Qwen2MoeForCausalLM", qwen2_moe},
       {"OlmoeForCausalLM", olmoe},
       {"MixtralForCausalLM", mixtral},
+      {"GptOssForCausalLM", gpt_oss},
   };
   return table;
 }

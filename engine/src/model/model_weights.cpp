@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <cstring>
 #include <functional>
 #include <map>
 #include <mutex>
@@ -18,8 +19,11 @@ namespace {
 // (synthetic models).
 class Binder {
 public:
-  Binder(const ModelSpec& spec, std::function<bool(const std::string&)> has, TensorFactory fetch)
-      : spec_(spec), has_(std::move(has)), fetch_(std::move(fetch)) {}
+  Binder(const ModelSpec& spec, std::function<bool(const std::string&)> has, TensorFactory fetch,
+         bool synthetic = false)
+      : spec_(spec), has_(std::move(has)), fetch_(std::move(fetch)), synthetic_(synthetic) {}
+  // Synthetic models ask for every tensor in the engine's own layout (nothing to re-lay out).
+  bool synthetic() const { return synthetic_; }
 
   TensorView tensor(const std::string& name, std::vector<int64_t> shape) const { return fetch_(name, shape); }
   Linear linear(const std::string& prefix, int64_t out, int64_t in, bool bias) const {
@@ -49,6 +53,7 @@ private:
   const ModelSpec& spec_;
   std::function<bool(const std::string&)> has_;
   TensorFactory fetch_;
+  bool synthetic_;
 };
 
 // A view of rows [row0, row0 + rows) of expert `e` in a fused [E, R, C] tensor.
@@ -62,11 +67,91 @@ TensorView expert_slice(const TensorView& fused, int64_t e, int64_t row0, int64_
   return t;
 }
 
-void bind_experts(const Binder& b, const ModelSpec& s, const std::string& p, LayerWeights& L) {
+// A [rows, cols] tensor of `dtype` in `owned`.
+TensorView owned_tensor(ModelWeights& w, DType dtype, int64_t rows, int64_t cols) {
+  auto buf = std::shared_ptr<uint8_t[]>(new uint8_t[size_t(rows * cols) * dtype_size(dtype)]);
+  w.owned.push_back(buf);
+  TensorView t;
+  t.dtype = dtype, t.shape = {rows, cols}, t.data = buf.get();
+  return t;
+}
+
+// An F32 copy of elements first, first + step, ... (n of them) of a 1-D/2-D F32/BF16/F16 tensor.
+TensorView f32_strided(ModelWeights& w, const TensorView& src, int64_t first, int64_t step, int64_t n) {
+  TensorView t = owned_tensor(w, DType::F32, 1, n);
+  t.shape = {n};
+  float* out = static_cast<float*>(const_cast<void*>(t.data));
+  const auto* in = static_cast<const uint8_t*>(src.data);
+  const size_t elt = dtype_size(src.dtype);
+  for (int64_t i = 0; i < n; ++i) {
+    const uint8_t* e = in + size_t(first + i * step) * elt;
+    if (src.dtype == DType::F32) std::memcpy(&out[i], e, 4);
+    else if (src.dtype == DType::BF16) out[i] = bf16_to_f32(uint16_t(e[0] | (e[1] << 8)));
+    else if (src.dtype == DType::F16) out[i] = f16_to_f32(uint16_t(e[0] | (e[1] << 8)));
+    else throw Error("checkpoint: bias tensors must be F32, BF16 or F16");
+  }
+  return t;
+}
+
+// gpt-oss' experts as transformers keeps them: gate_up_proj [E, H, 2W] (x · gate_up, gate in
+// the even columns, up in the odd ones), down_proj [E, W, H], biases [E, 2W] and [E, H]
+// (modeling_gpt_oss.py, GptOssExperts). The backends read nn.Linear rows [out, in], so each
+// expert's three matrices are transposed once at load into `w.owned`, in the checkpoint's dtype.
+void bind_gpt_oss_experts(const Binder& b, const ModelSpec& s, const std::string& moe, LayerWeights& L,
+                          ModelWeights& w) {
+  const int64_t E = s.moe.router.n_experts, W = s.moe.expert_width, H = s.hidden;
+  L.experts.resize(size_t(E));
+  if (b.synthetic()) {  // random weights: ask for them in the engine's layout
+    for (int64_t e = 0; e < E; ++e) {
+      const std::string ep = moe + ".experts." + std::to_string(e);
+      MlpWeights& m = L.experts[size_t(e)];
+      m = b.mlp(ep, W);
+      m.gate_b = b.tensor(ep + ".gate_proj.bias", {W}), m.up_b = b.tensor(ep + ".up_proj.bias", {W});
+      m.down_b = b.tensor(ep + ".down_proj.bias", {H});
+    }
+    return;
+  }
+  const TensorView gu = b.tensor(moe + ".experts.gate_up_proj", {E, H, 2 * W});
+  const TensorView gub = b.tensor(moe + ".experts.gate_up_proj_bias", {E, 2 * W});
+  const TensorView dn = b.tensor(moe + ".experts.down_proj", {E, W, H});
+  const TensorView dnb = b.tensor(moe + ".experts.down_proj_bias", {E, H});
+  if (gu.dtype != DType::F32 && gu.dtype != DType::BF16 && gu.dtype != DType::F16)
+    throw Error("checkpoint: '" + moe + ".experts.gate_up_proj' has a block-quantised type; gpt-oss experts must be "
+                "F32, BF16, F16 or MXFP4 blocks");
+  const size_t elt = dtype_size(gu.dtype);
+  // out[r, c] = in[c·in_stride + r·step + first] for a [rows, cols] result
+  auto transpose = [&](const uint8_t* in, int64_t rows, int64_t cols, int64_t in_stride, int64_t step, int64_t first) {
+    TensorView t = owned_tensor(w, gu.dtype, rows, cols);
+    auto* out = static_cast<uint8_t*>(const_cast<void*>(t.data));
+    for (int64_t c = 0; c < cols; ++c)
+      for (int64_t r = 0; r < rows; ++r)
+        std::memcpy(out + size_t(r * cols + c) * elt, in + size_t(c * in_stride + r * step + first) * elt, elt);
+    return t;
+  };
+  for (int64_t e = 0; e < E; ++e) {
+    MlpWeights& m = L.experts[size_t(e)];
+    const auto* g = static_cast<const uint8_t*>(gu.data) + size_t(e * H * 2 * W) * elt;
+    const auto* d = static_cast<const uint8_t*>(dn.data) + size_t(e * W * H) * elt;
+    m.gate = transpose(g, W, H, 2 * W, 2, 0);
+    m.up = transpose(g, W, H, 2 * W, 2, 1);
+    m.down = transpose(d, H, W, H, 1, 0);
+    m.gate_b = f32_strided(w, gub, e * 2 * W, 2, W);
+    m.up_b = f32_strided(w, gub, e * 2 * W + 1, 2, W);
+    m.down_b = f32_strided(w, dnb, e * H, 1, H);
+  }
+}
+
+void bind_experts(const Binder& b, const ModelSpec& s, const std::string& p, LayerWeights& L, ModelWeights& w) {
   const auto& m = s.moe;
   const int64_t E = m.router.n_experts, W = m.expert_width, H = s.hidden;
   const bool mixtral = s.naming == TensorNaming::Mixtral;
   const std::string moe = p + (mixtral ? "block_sparse_moe" : "mlp");
+  if (s.naming == TensorNaming::GptOss) {
+    L.router = b.tensor(moe + ".router.weight", {E, H});
+    L.router_logit_bias = b.tensor(moe + ".router.bias", {E});
+    bind_gpt_oss_experts(b, s, moe, L, w);
+    return;
+  }
   L.router = b.tensor(moe + ".gate.weight", {E, H});
   if (m.router.correction_bias) L.router_bias = b.tensor(moe + ".gate.e_score_correction_bias", {E});
   L.experts.resize(size_t(E));
@@ -112,7 +197,8 @@ ModelWeights bind_with(const ModelSpec& s, const Binder& b) {
       L.q = b.linear(at + "q_proj", qd, H, a.qkv_bias);
       L.k = b.linear(at + "k_proj", kd, H, a.qkv_bias);
       L.v = b.linear(at + "v_proj", kd, H, a.qkv_bias);
-      L.o = b.linear(at + "o_proj", H, qd, b.has(at + "o_proj.bias"));
+      L.o = b.linear(at + "o_proj", H, qd, b.has(at + "o_proj.bias") || (a.sinks && a.qkv_bias));
+      if (a.sinks) L.sinks = b.tensor(at + "sinks", {a.n_heads});
       if (a.qk_norm == QKNorm::PerHead) {
         L.q_norm = b.tensor(at + "q_norm.weight", {a.head_dim});
         L.k_norm = b.tensor(at + "k_norm.weight", {a.head_dim});
@@ -135,7 +221,7 @@ ModelWeights bind_with(const ModelSpec& s, const Binder& b) {
                         false);
       L.o = b.linear(at + "o_proj", H, int64_t(a.n_heads) * a.v_head_dim, false);
     }
-    if (s.moe_layer[size_t(i)]) bind_experts(b, s, p, L);
+    if (s.moe_layer[size_t(i)]) bind_experts(b, s, p, L, w);
     else L.dense = b.mlp(p + "mlp", s.dense_width);
   }
   return w;
@@ -159,7 +245,7 @@ ModelWeights bind_weights(const ModelSpec& s, const std::function<bool(const std
 }
 
 ModelWeights bind_synthetic_weights(const ModelSpec& s, const TensorFactory& make) {
-  Binder b(s, [](const std::string&) { return false; }, make);
+  Binder b(s, [](const std::string&) { return false; }, make, true);
   return bind_with(s, b);
 }
 
