@@ -47,13 +47,18 @@ from transformers import (  # noqa: E402
     GenerationConfig,
     GptOssConfig,
     GptOssForCausalLM,
-
+    LlamaConfig,
+    LlamaForCausalLM,
     MixtralConfig,
     MixtralForCausalLM,
     OlmoeConfig,
     OlmoeForCausalLM,
+    Qwen2Config,
+    Qwen2ForCausalLM,
     Qwen2MoeConfig,
     Qwen2MoeForCausalLM,
+    Qwen3Config,
+    Qwen3ForCausalLM,
     Qwen3MoeConfig,
     Qwen3MoeForCausalLM,
 )
@@ -326,6 +331,62 @@ def cfg_gpt_oss():
     )
 
 
+# Dense decoders (the DeepSeek-R1 distills: Qwen2 1.5B-32B, Llama 8B/70B; Qwen3 as the dense
+# counterpart of Qwen3-MoE). No MoE layer: the routing trace is empty.
+def cfg_qwen2():
+    return Qwen2Config(
+        **_common(256),
+        hidden_size=48,
+        intermediate_size=64,
+        num_hidden_layers=3,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=128,
+        rms_norm_eps=1e-6,
+        rope_parameters={"rope_type": "default", "rope_theta": 1e4},
+        use_sliding_window=False,
+        tie_word_embeddings=True,
+    )
+
+
+def cfg_qwen3():
+    return Qwen3Config(
+        **_common(256),
+        hidden_size=48,
+        head_dim=16,  # != hidden / heads (12)
+        intermediate_size=64,
+        num_hidden_layers=3,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        attention_bias=False,
+        max_position_embeddings=128,
+        rms_norm_eps=1e-6,
+        rope_parameters={"rope_type": "default", "rope_theta": 1e6},
+        use_sliding_window=False,
+        tie_word_embeddings=False,
+    )
+
+
+def cfg_llama():
+    # rope_type llama3 with an original context short enough that all three frequency bands
+    # (kept, blended, divided by factor) occur at head_dim 12; q/k/v/o biases on.
+    return LlamaConfig(
+        **_common(256),
+        hidden_size=48,
+        intermediate_size=64,
+        num_hidden_layers=3,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        attention_bias=True,
+        mlp_bias=False,
+        max_position_embeddings=512,
+        rms_norm_eps=1e-5,
+        rope_parameters={"rope_type": "llama3", "rope_theta": 5e5, "factor": 8.0, "low_freq_factor": 1.0,
+                         "high_freq_factor": 4.0, "original_max_position_embeddings": 64},
+        tie_word_embeddings=False,
+    )
+
+
 # name -> cfg: config factory, cls: model class, router: softmax|v2|v3, dtype: saved weight dtype,
 #         seed: first seed tried, hub_extra: extra Hub config.json fields, shard: max_shard_size.
 # Entries with "base" are the base model (same seed, same weights) saved in another dtype.
@@ -351,6 +412,9 @@ VARIANTS = {
     "deepseek-v3-bf16": dict(base="deepseek-v3", dtype="bfloat16", shard="60KB"),
     "olmoe-f16": dict(base="olmoe", dtype="float16"),
     "gpt-oss": dict(cfg=cfg_gpt_oss, cls=GptOssForCausalLM, router="gptoss", dtype="float32", seed=8000),
+    "qwen2": dict(cfg=cfg_qwen2, cls=Qwen2ForCausalLM, router="softmax", dtype="float32", seed=9000),
+    "qwen3": dict(cfg=cfg_qwen3, cls=Qwen3ForCausalLM, router="softmax", dtype="float32", seed=9100),
+    "llama": dict(cfg=cfg_llama, cls=LlamaForCausalLM, router="softmax", dtype="float32", seed=9200),
 }
 
 TORCH_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -705,6 +769,11 @@ def _np_rope_tables(cfg, d, n):
         inv = inv / factor * (1 - extra) + inv * extra
         ms, msa = rs.get("mscale"), rs.get("mscale_all_dim")
         att = _np_mscale(factor, ms) / _np_mscale(factor, msa) if (ms and msa) else _np_mscale(factor)
+    if rs and rs.get("type", rs.get("rope_type")) == "llama3":
+        f, lo, hi, orig = rs["factor"], rs["low_freq_factor"], rs["high_freq_factor"], rs["original_max_position_embeddings"]
+        wl = 2 * math.pi / inv
+        smooth = (orig / wl - lo) / (hi - lo)
+        inv = np.where(wl < orig / hi, inv, np.where(wl > orig / lo, inv / f, (1 - smooth) * inv / f + smooth * inv))
     ang = np.arange(n, dtype=np.float64)[:, None] * inv[None, :]
     return np.cos(ang) * att, np.sin(ang) * att
 
@@ -796,7 +865,7 @@ def numpy_reference_forward(d: Path, ids):
                     c = cfg["clip_qkv"]
                     q, k, v = np.clip(q, -c, c), np.clip(k, -c, c), np.clip(v, -c, c)
             q, k, v = q.reshape(T, H, hd), k.reshape(T, KV, hd), v.reshape(T, KV, hd)
-            if mt == "qwen3_moe":  # per-head q/k norm before rope
+            if mt in ("qwen3_moe", "qwen3"):  # per-head q/k norm before rope
                 q, k = _np_rms(q, W[a + "q_norm.weight"], eps), _np_rms(k, W[a + "k_norm.weight"], eps)
             q, k = _np_rope(q, cos, sin, False), _np_rope(k, cos, sin, False)
             rep = H // KV
@@ -827,7 +896,9 @@ def numpy_reference_forward(d: Path, ids):
             routing[L] = route
             x = x + out
             continue
-        if mt == "mixtral":
+        if mt in ("qwen2", "qwen3", "llama"):
+            is_moe, m = False, p + "mlp."
+        elif mt == "mixtral":
             is_moe, m = True, p + "block_sparse_moe."
         elif mt == "olmoe":
             is_moe, m = True, p + "mlp."
@@ -1012,7 +1083,7 @@ def write_golden(out: Path, spec, model, res, input_ids, prompt, seed, dtype_nam
         "moe_layers": res["moe_layers"],
         "routing": routing,
         "greedy": {"prompt": list(map(int, prompt)), "generated": list(map(int, res["generated"]))},
-        "min_route_margin": res["min_route_margin"],
+        "min_route_margin": res["min_route_margin"] if res["moe_layers"] else None,  # dense: no route
         "min_group_margin": res["min_group_margin"],
         "min_logit_margin": res["min_logit_margin"],
         "transformers_version": transformers.__version__,
@@ -1075,7 +1146,7 @@ def gen_variant(name, out_root: Path, log):
                 shutil.copytree(d, final)
                 for f in final.iterdir():
                     f.chmod(0o644)
-                log(f"  {vname}: seed {seed}, route margin {res['min_route_margin']:.3e}, group margin "
+                log(f"  {vname}: seed {seed}, route margin {res['min_route_margin']:.3e}, group margin "  # inf: dense
                     f"{res['min_group_margin']}, logit margin {res['min_logit_margin']:.3e}")
             return
         raise RuntimeError(f"{name}: no seed with margins >= {MIN_MARGIN}")

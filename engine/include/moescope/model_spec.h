@@ -38,6 +38,11 @@ struct RopeSpec {
   int original_max_position = 0;
   bool truncate = true;
   float attention_factor = 1.0f;  // multiplies cos and sin (YaRN's mscale ratio)
+  // Llama 3 (rope_type "llama3", the R1 Llama distills): wavelengths above
+  // original_max_position / low_freq_factor are divided by `factor`, below
+  // original_max_position / high_freq_factor kept, and blended in between.
+  bool llama3 = false;
+  float low_freq_factor = 1.0f, high_freq_factor = 4.0f;
 
   std::vector<float> inverse_frequencies() const;  // [dim / 2]
 };

@@ -49,8 +49,18 @@ void read_rope(const ConfigReader& c, RopeSpec& rope) {
   rope.theta = p.number_or("rope_theta", rope.theta, 1.0, 1e12);
   std::string type = p.string_or("rope_type", p.string_or("type", "default"));
   if (type == "default") return;
+  if (type == "llama3") {  // transformers' _compute_llama3_parameters
+    rope.llama3 = true;
+    rope.factor = p.number("factor", 1.0, 1e6);
+    rope.low_freq_factor = p.number("low_freq_factor", 1e-3, 1e6);
+    rope.high_freq_factor = p.number("high_freq_factor", 1e-3, 1e6);
+    if (rope.high_freq_factor <= rope.low_freq_factor)
+      inconsistent("rope scaling: high_freq_factor must exceed low_freq_factor");
+    rope.original_max_position = p.integer("original_max_position_embeddings", 1, kMaxPositions);
+    return;
+  }
   if (type != "yarn")
-    inconsistent("rope scaling type '" + type + "' is not supported (supported: default, yarn)");
+    inconsistent("rope scaling type '" + type + "' is not supported (supported: default, yarn, llama3)");
   rope.yarn = true;
   rope.factor = p.number("factor", 1.0, 1e6);
   rope.beta_fast = p.number_or("beta_fast", 32.0f, 0.0, 1e6);
@@ -204,6 +214,47 @@ bool read_layer_types(const ConfigReader& c, ModelSpec& s) {
   return true;
 }
 
+// Dense decoders (the DeepSeek-R1 distills): every layer a dense SwiGLU FFN, no router.
+void dense_common(const ConfigReader& c, ModelSpec& s) {
+  read_common(c, s);
+  read_gqa(c, s);
+  s.dense_width = c.integer("intermediate_size", 1, kMaxWidth);
+  s.moe_layer.assign(size_t(s.n_layers), false);
+}
+
+// Qwen2 / Qwen3 (transformers' Qwen2Config): a sliding window only with use_sliding_window
+// (default false), on the layers `layer_types` names or else on layers >= max_window_layers.
+void qwen_dense_window(const ConfigReader& c, ModelSpec& s) {
+  auto& a = s.attn;
+  a.sliding_window = 0;
+  if (!c.boolean_or("use_sliding_window", false) || !c.present("sliding_window")) return;
+  a.sliding_window = c.integer("sliding_window", 1, kMaxPositions);
+  if (read_layer_types(c, s)) return;
+  const int first = c.integer_or("max_window_layers", 28, 0, kMaxLayers);
+  a.sliding_layer.assign(size_t(s.n_layers), false);
+  for (int i = first; i < s.n_layers; ++i) a.sliding_layer[size_t(i)] = true;
+}
+
+void qwen2(const ConfigReader& c, ModelSpec& s) {
+  dense_common(c, s);
+  s.attn.qkv_bias = true;  // Qwen2Attention: q/k/v always with bias, o_proj without
+  qwen_dense_window(c, s);
+}
+
+void qwen3(const ConfigReader& c, ModelSpec& s) {
+  dense_common(c, s);
+  s.attn.qk_norm = QKNorm::PerHead;
+  s.attn.qkv_bias = c.boolean_or("attention_bias", false);
+  qwen_dense_window(c, s);
+}
+
+void llama(const ConfigReader& c, ModelSpec& s) {
+  dense_common(c, s);
+  s.attn.qkv_bias = c.boolean_or("attention_bias", false);  // o_proj too (bound when present)
+  s.attn.sliding_window = 0;
+  if (c.boolean_or("mlp_bias", false)) inconsistent("mlp_bias=true is not supported");
+}
+
 // gpt-oss (transformers' modeling_gpt_oss.py): GQA with biases on q/k/v/o and a learned sink
 // logit per head, sliding-window and full layers alternating as `layer_types` says, YaRN, a
 // router with a bias whose top-k logits are softmaxed, and experts with biases and the clamped
@@ -340,6 +391,9 @@ const std::vector<Architecture>& architectures() {
       {"OlmoeForCausalLM", olmoe},
       {"MixtralForCausalLM", mixtral},
       {"GptOssForCausalLM", gpt_oss},
+      {"Qwen3ForCausalLM", qwen3},
+      {"Qwen2ForCausalLM", qwen2},
+      {"LlamaForCausalLM", llama},
   };
   return table;
 }
@@ -465,6 +519,21 @@ std::vector<float> RopeSpec::inverse_frequencies() const {
   for (int i = 0; i < half; ++i) {
     float pos_freq = std::pow(theta, float(2 * i) / float(dim));
     inv[size_t(i)] = 1.0f / pos_freq;
+  }
+  if (llama3) {  // transformers' _compute_llama3_parameters
+    const float low_wavelen = float(original_max_position) / low_freq_factor;
+    const float high_wavelen = float(original_max_position) / high_freq_factor;
+    for (int i = 0; i < half; ++i) {
+      const float f = inv[size_t(i)], wavelen = 2.0f * float(M_PI) / f;
+      if (wavelen < high_wavelen) continue;
+      if (wavelen > low_wavelen) {
+        inv[size_t(i)] = f / factor;
+        continue;
+      }
+      const float smooth = (float(original_max_position) / wavelen - low_freq_factor) / (high_freq_factor - low_freq_factor);
+      inv[size_t(i)] = (1.0f - smooth) * f / factor + smooth * f;
+    }
+    return inv;
   }
   if (!yarn) return inv;
   auto correction_dim = [&](float rotations) {
