@@ -51,6 +51,7 @@ from transformers import (  # noqa: E402
     LlamaForCausalLM,
     MixtralConfig,
     MixtralForCausalLM,
+    Mxfp4Config,
     OlmoeConfig,
     OlmoeForCausalLM,
     Qwen2Config,
@@ -297,14 +298,14 @@ def cfg_deepseek_v3():
     )
 
 
-def cfg_gpt_oss():
+def cfg_gpt_oss(hidden=48, width=16):
     # Every gpt-oss option: sliding (window 5 < the 16 input tokens) and full layers alternating,
     # YaRN without truncation, biases everywhere, sinks, a clamp limit the gate/up values cross,
     # and a non-default swiglu_alpha.
     return GptOssConfig(
         **_common(256),
-        hidden_size=48,
-        intermediate_size=16,
+        hidden_size=hidden,
+        intermediate_size=width,
         head_dim=16,
         num_hidden_layers=4,
         num_attention_heads=4,
@@ -412,6 +413,10 @@ VARIANTS = {
     "deepseek-v3-bf16": dict(base="deepseek-v3", dtype="bfloat16", shard="60KB"),
     "olmoe-f16": dict(base="olmoe", dtype="float16"),
     "gpt-oss": dict(cfg=cfg_gpt_oss, cls=GptOssForCausalLM, router="gptoss", dtype="float32", seed=8000),
+    # The released gpt-oss form: experts in MXFP4 (`*_blocks` / `*_scales`, quant_method mxfp4),
+    # hidden and expert width multiples of 32; transformers dequantises them when it loads.
+    "gpt-oss-mxfp4": dict(cfg=lambda: cfg_gpt_oss(hidden=64, width=32), cls=GptOssForCausalLM, router="gptoss",
+                          dtype="float32", seed=8500, mxfp4=True),
     "qwen2": dict(cfg=cfg_qwen2, cls=Qwen2ForCausalLM, router="softmax", dtype="float32", seed=9000),
     "qwen3": dict(cfg=cfg_qwen3, cls=Qwen3ForCausalLM, router="softmax", dtype="float32", seed=9100),
     "llama": dict(cfg=cfg_llama, cls=LlamaForCausalLM, router="softmax", dtype="float32", seed=9200),
@@ -449,6 +454,66 @@ def build_model(spec, seed):
     return model
 
 
+# MXFP4 (OCP microscaling FP4) as the gpt-oss checkpoints hold it: per 32 consecutive inputs of a
+# row one E8M0 exponent (bias 127) and 32 E2M1 codes, two per byte (element 2j in the low nibble).
+FP4 = np.array([0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, -0.0, -0.5, -1.0, -1.5, -2.0, -3.0, -4.0, -6.0])
+
+
+def mxfp4_quantize(w):
+    """w [..., rows, in] -> (blocks uint8 [..., rows, in/32, 16], scales uint8 [..., rows, in/32],
+    the dequantised values): nearest code after scaling each block's max |w| to at most 6."""
+    *pre, R, C = w.shape
+    g = w.reshape(*pre, R, C // 32, 32)
+    amax = np.abs(g).max(-1)
+    e = np.where(amax > 0, np.ceil(np.log2(np.maximum(amax, 1e-30) / 6.0)), 0).astype(np.int64)
+    q = g / np.ldexp(1.0, e)[..., None]
+    idx = np.abs(np.abs(q)[..., None] - FP4[:8]).argmin(-1)
+    code = idx + np.where(q < 0, 8, 0)
+    blocks = (code[..., 0::2] | (code[..., 1::2] << 4)).astype(np.uint8)
+    return blocks, (e + 127).astype(np.uint8), mxfp4_dequantize(blocks, (e + 127).astype(np.uint8))
+
+
+def mxfp4_dequantize(blocks, scales):
+    """Independent of transformers' convert_moe_packed_tensors: [..., rows, G, 16] -> [..., rows, G·32]."""
+    codes = np.stack([blocks & 0x0F, blocks >> 4], -1).reshape(*blocks.shape[:-1], 32)
+    vals = FP4[codes] * np.ldexp(1.0, scales.astype(np.int64) - 127)[..., None]
+    return vals.reshape(*blocks.shape[:-2], -1)
+
+
+def mxfp4_round_experts(model):
+    """Rounds every expert matrix to MXFP4 values in place (the in-memory model then equals what
+    transformers dequantises from the saved blocks). Returns {tensor name: (blocks, scales)}."""
+    packed = {}
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if not (name.endswith("experts.gate_up_proj") or name.endswith("experts.down_proj")):
+                continue
+            rows_in = p.detach().double().transpose(1, 2).numpy()  # [E, out, in]
+            blocks, scales, deq = mxfp4_quantize(rows_in)
+            p.copy_(torch.from_numpy(deq).transpose(1, 2).to(p.dtype))
+            packed[name] = (blocks, scales)
+    return packed
+
+
+def mxfp4_rewrite(out: Path, packed):
+    """Replaces the saved fused expert tensors by their blocks and scales; marks the config."""
+    from safetensors.torch import save_file
+    files = sorted(out.glob("*.safetensors"))
+    assert len(files) == 1, "mxfp4 variant must not be sharded"
+    t = load_tensors(out, dequantize=False)
+    for name, (blocks, scales) in packed.items():
+        del t[name]
+        t[name + "_blocks"] = torch.from_numpy(blocks)
+        t[name + "_scales"] = torch.from_numpy(scales)
+    save_file({k: v.contiguous() for k, v in sorted(t.items())}, str(files[0]), metadata={"format": "pt"})
+    cfg = json.loads((out / "config.json").read_text())
+    cfg["quantization_config"] = {
+        "modules_to_not_convert": ["model.layers.*.self_attn", "model.layers.*.mlp.router", "model.embed_tokens",
+                                   "lm_head"],
+        "quant_method": "mxfp4"}
+    (out / "config.json").write_text(json.dumps(dict(sorted(cfg.items())), indent=2) + "\n")
+
+
 def hubify_config(path: Path, hub_extra: dict | None, dtype_name: str):
     """Rewrite transformers 5 config.json into the layout published on the Hub:
     rope_theta + rope_scaling (legacy names) instead of rope_parameters, torch_dtype, no derived
@@ -474,7 +539,7 @@ def hubify_config(path: Path, hub_extra: dict | None, dtype_name: str):
     path.write_text(json.dumps(dict(sorted(cfg.items())), indent=2) + "\n")
 
 
-def save_dir(model, out: Path, dtype_name: str, hub_extra, shard):
+def save_dir(model, out: Path, dtype_name: str, hub_extra, shard, packed=None):
     if out.exists():
         shutil.rmtree(out)
     m = model
@@ -489,20 +554,30 @@ def save_dir(model, out: Path, dtype_name: str, hub_extra, shard):
     kw = {"max_shard_size": shard} if shard else {}
     m.save_pretrained(out, **kw)
     hubify_config(out / "config.json", hub_extra, dtype_name)
+    if packed:
+        mxfp4_rewrite(out, packed)
 
 
-def load_tensors(d: Path) -> dict[str, torch.Tensor]:
+def load_tensors(d: Path, dequantize=True) -> dict[str, torch.Tensor]:
+    """Every tensor of the directory; MXFP4 `X_blocks` / `X_scales` pairs also as the fused `X`
+    ([E, in, out], as transformers keeps it), dequantised by mxfp4_dequantize."""
     out = {}
     for f in sorted(d.glob("*.safetensors")):
         with safe_open(str(f), "pt") as fh:
             for k in fh.keys():
                 out[k] = fh.get_tensor(k)
+    if dequantize:
+        for k in [k for k in out if k.endswith("_blocks")]:
+            base = k[: -len("_blocks")]
+            w = mxfp4_dequantize(out[k].numpy(), out[base + "_scales"].numpy())
+            out[base] = torch.from_numpy(w).transpose(1, 2).float()
     return out
 
 
 def load_model(spec, d: Path):
+    kw = {"quantization_config": Mxfp4Config(dequantize=True)} if spec.get("mxfp4") else {}
     return spec["cls"].from_pretrained(
-        d, dtype=torch.float32, attn_implementation="eager", experts_implementation="eager"
+        d, dtype=torch.float32, attn_implementation="eager", experts_implementation="eager", **kw
     ).eval()
 
 
@@ -707,6 +782,11 @@ def check_hub_layout(arch, tensors, cfg, moe_layers):
                     f"{p}.experts.gate_up_proj": (E, H, 2 * I), f"{p}.experts.gate_up_proj_bias": (E, 2 * I),
                     f"{p}.experts.down_proj": (E, I, H), f"{p}.experts.down_proj_bias": (E, H),
                     f"model.layers.{layer}.self_attn.sinks": (cfg.num_attention_heads,)}
+            if f"{p}.experts.gate_up_proj_blocks" in names:  # MXFP4, rows [out, in / 32 blocks]
+                want.update({f"{p}.experts.gate_up_proj_blocks": (E, 2 * I, H // 32, 16),
+                             f"{p}.experts.gate_up_proj_scales": (E, 2 * I, H // 32),
+                             f"{p}.experts.down_proj_blocks": (E, H, I // 32, 16),
+                             f"{p}.experts.down_proj_scales": (E, H, I // 32)})
             for k, shp in want.items():
                 assert k in names and tuple(tensors[k].shape) == shp, (k, tensors.get(k, None))
         return
@@ -1077,7 +1157,7 @@ def write_golden(out: Path, spec, model, res, input_ids, prompt, seed, dtype_nam
     np.save(out / "logits.npy", np.ascontiguousarray(res["logits"], dtype=np.float32))
     golden = {
         "architecture": model.config.architectures[0],
-        "weights_dtype": dtype_name,
+        "weights_dtype": "mxfp4" if spec.get("mxfp4") else dtype_name,  # mxfp4: routed experts
         "input_ids": list(map(int, input_ids)),
         "logits": "logits.npy",
         "moe_layers": res["moe_layers"],
@@ -1109,6 +1189,7 @@ def gen_variant(name, out_root: Path, log):
     try:
         for seed in range(spec["seed"], spec["seed"] + MAX_SEEDS):
             model = build_model(spec, seed)
+            packed = mxfp4_round_experts(model) if spec.get("mxfp4") else None
             cfg = model.config
             rng = np.random.default_rng(seed)
             input_ids = [BOS] + rng.integers(3, cfg.vocab_size, N_INPUT - 1).tolist()
@@ -1119,7 +1200,7 @@ def gen_variant(name, out_root: Path, log):
                 vspec = VARIANTS[vname]
                 dtype_name = vspec["dtype"]
                 d = tmp_root / vname
-                save_dir(model, d, dtype_name, spec.get("hub_extra"), vspec.get("shard", spec.get("shard")))
+                save_dir(model, d, dtype_name, spec.get("hub_extra"), vspec.get("shard", spec.get("shard")), packed)
                 loaded = load_model(spec, d)
                 # the reloaded directory must reproduce the in-memory model (fp32 save only:
                 # proves the Hub layout/config is what transformers expects)

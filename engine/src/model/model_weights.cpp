@@ -35,8 +35,11 @@ public:
   MlpWeights mlp(const std::string& prefix, int64_t width, const char* g = "gate_proj", const char* u = "up_proj",
                  const char* d = "down_proj") const {
     const int64_t h = spec_.hidden;
-    return {tensor(prefix + "." + g + ".weight", {width, h}), tensor(prefix + "." + u + ".weight", {width, h}),
-            tensor(prefix + "." + d + ".weight", {h, width})};
+    MlpWeights m;
+    m.gate = tensor(prefix + "." + g + ".weight", {width, h});
+    m.up = tensor(prefix + "." + u + ".weight", {width, h});
+    m.down = tensor(prefix + "." + d + ".weight", {h, width});
+    return m;
   }
   bool has(const std::string& name) const { return has_(name); }
 
@@ -93,6 +96,61 @@ TensorView f32_strided(ModelWeights& w, const TensorView& src, int64_t first, in
   return t;
 }
 
+// gpt-oss' experts as released: MXFP4 (quantization_config.quant_method "mxfp4"), per expert
+// `*_blocks` [E, rows, in/32, 16] (byte j of a block: element 2j in the low nibble, 2j+1 in the
+// high one) and `*_scales` [E, rows, in/32] (E8M0 exponents, bias 127), rows in nn.Linear
+// orientation: gate_up_proj's 2W rows interleave gate (even) and up (odd); down_proj has H rows
+// of W. That is what transformers' convert_moe_packed_tensors (integrations/mxfp4.py) decodes.
+// Each row is repacked into the engine's MXFP4 blocks (llama.cpp's layout: the exponent byte,
+// then element j in the low nibble and j + 16 in the high nibble of byte j): same values, same
+// size, decoded by the same code as GGUF's MXFP4 (tensor_quant.cpp).
+void bind_gpt_oss_mxfp4(const Binder& b, const ModelSpec& s, const std::string& moe, LayerWeights& L,
+                        ModelWeights& w) {
+  const int64_t E = s.moe.router.n_experts, W = s.moe.expert_width, H = s.hidden;
+  if (H % 32 != 0 || W % 32 != 0)
+    throw Error("config.json: MXFP4 experts need hidden_size and intermediate_size to be multiples of 32 (got " +
+                std::to_string(H) + " and " + std::to_string(W) + ")");
+  const TensorView gub = b.tensor(moe + ".experts.gate_up_proj_blocks", {E, 2 * W, H / 32, 16});
+  const TensorView gus = b.tensor(moe + ".experts.gate_up_proj_scales", {E, 2 * W, H / 32});
+  const TensorView dnb = b.tensor(moe + ".experts.down_proj_blocks", {E, H, W / 32, 16});
+  const TensorView dns = b.tensor(moe + ".experts.down_proj_scales", {E, H, W / 32});
+  for (const auto* t : {&gub, &gus, &dnb, &dns})
+    if (t->dtype != DType::U8) throw Error("checkpoint: MXFP4 blocks and scales of '" + moe + ".experts' must be U8");
+  // rows [e, first], [e, first + step], ... (n of them) of a blocks/scales pair with `in` inputs
+  auto repack = [&](const TensorView& blocks, const TensorView& scales, int64_t e, int64_t rows_total, int64_t in,
+                    int64_t first, int64_t step, int64_t n) {
+    TensorView t;
+    t.dtype = DType::MXFP4, t.shape = {n, in};
+    auto buf = std::shared_ptr<uint8_t[]>(new uint8_t[size_t(n) * dtype_bytes(DType::MXFP4, in)]);
+    w.owned.push_back(buf);
+    t.data = buf.get();
+    const int64_t G = in / 32;
+    const auto* bl = static_cast<const uint8_t*>(blocks.data);
+    const auto* sc = static_cast<const uint8_t*>(scales.data);
+    uint8_t* out = buf.get();
+    for (int64_t i = 0; i < n; ++i) {
+      const int64_t row = e * rows_total + first + i * step;
+      for (int64_t g = 0; g < G; ++g, out += 17) {
+        const uint8_t* src = bl + size_t((row * G + g) * 16);
+        out[0] = sc[size_t(row * G + g)];
+        std::memset(out + 1, 0, 16);
+        for (int j = 0; j < 32; ++j) {
+          const uint8_t code = j % 2 == 0 ? src[j / 2] & 0x0F : src[j / 2] >> 4;
+          out[1 + (j % 16)] |= uint8_t(j < 16 ? code : code << 4);
+        }
+      }
+    }
+    return t;
+  };
+  L.experts.resize(size_t(E));
+  for (int64_t e = 0; e < E; ++e) {
+    MlpWeights& m = L.experts[size_t(e)];
+    m.gate = repack(gub, gus, e, 2 * W, H, 0, 2, W);
+    m.up = repack(gub, gus, e, 2 * W, H, 1, 2, W);
+    m.down = repack(dnb, dns, e, H, W, 0, 1, H);
+  }
+}
+
 // gpt-oss' experts as transformers keeps them: gate_up_proj [E, H, 2W] (x · gate_up, gate in
 // the even columns, up in the odd ones), down_proj [E, W, H], biases [E, 2W] and [E, H]
 // (modeling_gpt_oss.py, GptOssExperts). The backends read nn.Linear rows [out, in], so each
@@ -111,10 +169,20 @@ void bind_gpt_oss_experts(const Binder& b, const ModelSpec& s, const std::string
     }
     return;
   }
-  const TensorView gu = b.tensor(moe + ".experts.gate_up_proj", {E, H, 2 * W});
   const TensorView gub = b.tensor(moe + ".experts.gate_up_proj_bias", {E, 2 * W});
-  const TensorView dn = b.tensor(moe + ".experts.down_proj", {E, W, H});
   const TensorView dnb = b.tensor(moe + ".experts.down_proj_bias", {E, H});
+  if (b.has(moe + ".experts.gate_up_proj_blocks")) {
+    bind_gpt_oss_mxfp4(b, s, moe, L, w);
+    for (int64_t e = 0; e < E; ++e) {
+      MlpWeights& m = L.experts[size_t(e)];
+      m.gate_b = f32_strided(w, gub, e * 2 * W, 2, W);
+      m.up_b = f32_strided(w, gub, e * 2 * W + 1, 2, W);
+      m.down_b = f32_strided(w, dnb, e * H, 1, H);
+    }
+    return;
+  }
+  const TensorView gu = b.tensor(moe + ".experts.gate_up_proj", {E, H, 2 * W});
+  const TensorView dn = b.tensor(moe + ".experts.down_proj", {E, W, H});
   if (gu.dtype != DType::F32 && gu.dtype != DType::BF16 && gu.dtype != DType::F16)
     throw Error("checkpoint: '" + moe + ".experts.gate_up_proj' has a block-quantised type; gpt-oss experts must be "
                 "F32, BF16, F16 or MXFP4 blocks");
@@ -158,8 +226,10 @@ void bind_experts(const Binder& b, const ModelSpec& s, const std::string& p, Lay
   if (b.has(moe + ".experts.gate_up_proj")) {  // transformers 5 fused layout
     TensorView gu = b.tensor(moe + ".experts.gate_up_proj", {E, 2 * W, H});
     TensorView dn = b.tensor(moe + ".experts.down_proj", {E, H, W});
-    for (int64_t e = 0; e < E; ++e)
-      L.experts[size_t(e)] = {expert_slice(gu, e, 0, W), expert_slice(gu, e, W, W), expert_slice(dn, e, 0, H)};
+    for (int64_t e = 0; e < E; ++e) {
+      MlpWeights& x = L.experts[size_t(e)];
+      x.gate = expert_slice(gu, e, 0, W), x.up = expert_slice(gu, e, W, W), x.down = expert_slice(dn, e, 0, H);
+    }
   } else {
     for (int64_t e = 0; e < E; ++e) {
       const std::string ep = moe + ".experts." + std::to_string(e);
@@ -233,6 +303,8 @@ ModelWeights bind_weights(const ModelSpec& s, const Checkpoint& ck) {
       [&](const std::string& name, const std::vector<int64_t>& shape) {
         const TensorView& t = ck.get(name);
         Binder::check_shape(name, t, shape);
+        if (t.dtype == DType::U8 && !name.ends_with("_blocks") && !name.ends_with("_scales"))
+          throw Error("checkpoint: tensor '" + name + "' has dtype U8, which only MXFP4 blocks and scales may have");
         return t;
       });
   return bind_with(s, b);
@@ -272,6 +344,12 @@ std::shared_ptr<const Model> load_model(const std::filesystem::path& dir) {
   m->spec = load_model_spec(dir);
   m->checkpoint = Checkpoint::open(dir);
   m->weights = bind_weights(m->spec, *m->checkpoint);
+  // gpt-oss' MXFP4 experts: widened to F32 for the backends as GGUF's block types are, until the
+  // backends have MXFP4 kernels (a correctness path for now: gpt-oss-20b would need ~80 GB).
+  bool mxfp4 = false;
+  for (const auto& L : m->weights.layers)
+    for (const auto& x : L.experts) mxfp4 = mxfp4 || x.gate.dtype == DType::MXFP4;
+  if (mxfp4) dequantize_weights_for_backends(m->weights, m->owned);
   spdlog::info("loaded {} ({}, {} layers, {} MoE) from {}", m->spec.name, m->spec.architecture, m->spec.n_layers,
                m->spec.n_moe_layers(), dir.string());
   return m;
