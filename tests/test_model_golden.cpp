@@ -21,7 +21,7 @@ using namespace moescope;
 namespace {
 
 const char* kModels[] = {"mixtral", "qwen2-moe", "qwen3-moe", "olmoe", "olmoe-f16", "olmoe-clip", "deepseek-v2-lite",
-                         "deepseek-v2-group", "deepseek-v3", "deepseek-v3-bf16", "gpt-oss", "gpt-oss-mxfp4",
+                         "deepseek-v2-group", "deepseek-v3", "deepseek-v3-bf16", "gpt-oss", "gpt-oss-mxfp4", "glm4-moe",
                          // dense (no MoE layer: empty routing)
                          "qwen2", "qwen3", "llama"};
 

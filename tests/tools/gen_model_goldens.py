@@ -45,6 +45,8 @@ from transformers import (  # noqa: E402
     DeepseekV3Config,
     DeepseekV3ForCausalLM,
     GenerationConfig,
+    Glm4MoeConfig,
+    Glm4MoeForCausalLM,
     GptOssConfig,
     GptOssForCausalLM,
     LlamaConfig,
@@ -388,6 +390,37 @@ def cfg_llama():
     )
 
 
+def cfg_glm4_moe():
+    # GLM-4.5's options: partial rotary (half of head_dim 16), per-head q/k norm, q/k/v biases,
+    # one leading dense layer, sigmoid router with correction bias in 4 groups (top-2 groups), a
+    # shared expert, routed_scaling_factor.
+    return Glm4MoeConfig(
+        **_common(320),
+        hidden_size=48,
+        head_dim=16,
+        intermediate_size=64,
+        moe_intermediate_size=16,
+        num_hidden_layers=3,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        n_routed_experts=16,
+        num_experts_per_tok=4,
+        n_group=4,
+        topk_group=2,
+        n_shared_experts=1,
+        first_k_dense_replace=1,
+        norm_topk_prob=True,
+        routed_scaling_factor=2.5,
+        use_qk_norm=True,
+        attention_bias=True,
+        partial_rotary_factor=0.5,
+        max_position_embeddings=128,
+        rms_norm_eps=1e-5,
+        rope_parameters={"rope_type": "default", "rope_theta": 1e4, "partial_rotary_factor": 0.5},
+        tie_word_embeddings=False,
+    )
+
+
 # name -> cfg: config factory, cls: model class, router: softmax|v2|v3, dtype: saved weight dtype,
 #         seed: first seed tried, hub_extra: extra Hub config.json fields, shard: max_shard_size.
 # Entries with "base" are the base model (same seed, same weights) saved in another dtype.
@@ -412,6 +445,7 @@ VARIANTS = {
     ),
     "deepseek-v3-bf16": dict(base="deepseek-v3", dtype="bfloat16", shard="60KB"),
     "olmoe-f16": dict(base="olmoe", dtype="float16"),
+    "glm4-moe": dict(cfg=cfg_glm4_moe, cls=Glm4MoeForCausalLM, router="v3", dtype="float32", seed=10000),
     "gpt-oss": dict(cfg=cfg_gpt_oss, cls=GptOssForCausalLM, router="gptoss", dtype="float32", seed=8000),
     # The released gpt-oss form: experts in MXFP4 (`*_blocks` / `*_scales`, quant_method mxfp4),
     # hidden and expert width multiples of 32; transformers dequantises them when it loads.
@@ -521,6 +555,8 @@ def hubify_config(path: Path, hub_extra: dict | None, dtype_name: str):
     cfg = json.loads(path.read_text())
     rp = cfg.pop("rope_parameters")
     cfg["rope_theta"] = rp["rope_theta"]
+    if "partial_rotary_factor" in rp:  # top-level on the Hub (GLM-4.5)
+        cfg["partial_rotary_factor"] = rp.pop("partial_rotary_factor")
     if rp.get("rope_type", "default") == "default":
         cfg["rope_scaling"] = None
     else:
@@ -759,7 +795,7 @@ def verify_block_outputs(arch, cap, routing, tensors, cfg_of_block=None):
                     g_, u_, d_ = (tensors[f"{p}.experts.{e}.{n}_proj.weight"].double() for n in ("gate", "up", "down"))
                 h = F.silu(g_ @ x[t]) * (u_ @ x[t])
                 out[t] += w * (d_ @ h)
-        if arch in ("deepseek_v2", "deepseek_v3"):
+        if arch in ("deepseek_v2", "deepseek_v3", "glm4_moe"):
             g_, u_, d_ = (tensors[f"{p}.shared_experts.{n}_proj.weight"].double() for n in ("gate", "up", "down"))
             out += (F.silu(x @ g_.T) * (x @ u_.T)) @ d_.T
         elif arch == "qwen2_moe":
@@ -794,7 +830,7 @@ def check_hub_layout(arch, tensors, cfg, moe_layers):
         p = moe_prefix(arch, layer)
         assert f"{p}.gate.weight" in names, f"{p}.gate.weight missing"
         E = cfg.num_local_experts if arch == "mixtral" else (
-            cfg.n_routed_experts if arch.startswith("deepseek") else cfg.num_experts)
+            cfg.n_routed_experts if arch.startswith("deepseek") or arch == "glm4_moe" else cfg.num_experts)
         H = cfg.hidden_size
         for e in range(E):
             if arch == "mixtral":
@@ -806,9 +842,9 @@ def check_hub_layout(arch, tensors, cfg, moe_layers):
             for n, s in shp.items():
                 key = f"{p}.experts.{e}.{n}.weight"
                 assert key in names and tuple(tensors[key].shape) == s, (key, tensors.get(key, None))
-        if arch == "deepseek_v3":
+        if arch in ("deepseek_v3", "glm4_moe"):
             assert f"{p}.gate.e_score_correction_bias" in names
-        if arch.startswith("deepseek"):
+        if arch.startswith("deepseek") or arch == "glm4_moe":
             assert f"{p}.shared_experts.gate_proj.weight" in names
         if arch == "qwen2_moe":
             assert f"{p}.shared_expert.gate_proj.weight" in names and f"{p}.shared_expert_gate.weight" in names
@@ -913,7 +949,8 @@ def numpy_reference_forward(d: Path, ids):
     else:
         hd = cfg.get("head_dim") or Hd // H
         KV = cfg["num_key_value_heads"]
-        cos, sin = _np_rope_tables(cfg, hd, T)
+        rd = int(hd * cfg.get("partial_rotary_factor", 1.0))  # rotated dims (GLM: the first half)
+        cos, sin = _np_rope_tables(cfg, rd, T)
         scale = hd ** -0.5
     x = W["model.embed_tokens.weight"][ids]
     routing = {}
@@ -945,9 +982,10 @@ def numpy_reference_forward(d: Path, ids):
                     c = cfg["clip_qkv"]
                     q, k, v = np.clip(q, -c, c), np.clip(k, -c, c), np.clip(v, -c, c)
             q, k, v = q.reshape(T, H, hd), k.reshape(T, KV, hd), v.reshape(T, KV, hd)
-            if mt in ("qwen3_moe", "qwen3"):  # per-head q/k norm before rope
+            if mt in ("qwen3_moe", "qwen3") or (mt == "glm4_moe" and cfg.get("use_qk_norm")):  # per head, before rope
                 q, k = _np_rms(q, W[a + "q_norm.weight"], eps), _np_rms(k, W[a + "k_norm.weight"], eps)
-            q, k = _np_rope(q, cos, sin, False), _np_rope(k, cos, sin, False)
+            q = np.concatenate([_np_rope(q[..., :rd], cos, sin, False), q[..., rd:]], -1)
+            k = np.concatenate([_np_rope(k[..., :rd], cos, sin, False), k[..., rd:]], -1)
             rep = H // KV
             window = 0
             if mt == "gpt_oss" and cfg["layer_types"][L] == "sliding_attention":
@@ -978,6 +1016,8 @@ def numpy_reference_forward(d: Path, ids):
             continue
         if mt in ("qwen2", "qwen3", "llama"):
             is_moe, m = False, p + "mlp."
+        elif mt == "glm4_moe":
+            is_moe, m = L >= cfg["first_k_dense_replace"], p + "mlp."
         elif mt == "mixtral":
             is_moe, m = True, p + "block_sparse_moe."
         elif mt == "olmoe":
@@ -997,7 +1037,7 @@ def numpy_reference_forward(d: Path, ids):
         route = []
         for t in range(T):
             lg = logit[t]
-            if mt == "deepseek_v3":
+            if mt in ("deepseek_v3", "glm4_moe"):
                 s = 1 / (1 + np.exp(-lg))
                 b = s + W[m + "gate.e_score_correction_bias"]
                 G, TG = cfg["n_group"], cfg["topk_group"]
@@ -1031,7 +1071,7 @@ def numpy_reference_forward(d: Path, ids):
                 else:
                     g_, u_, d_ = (W[f"{m}experts.{e}.{n}_proj.weight"] for n in ("gate", "up", "down"))
                 out[t] += we * _np_swiglu(h[t], g_, u_, d_)
-        if mt.startswith("deepseek"):
+        if mt.startswith("deepseek") or mt == "glm4_moe":
             out += _np_swiglu(h, *(W[m + "shared_experts." + n + "_proj.weight"] for n in ("gate", "up", "down")))
         elif mt == "qwen2_moe":
             sg = 1 / (1 + np.exp(-(h @ W[m + "shared_expert_gate.weight"].T)))

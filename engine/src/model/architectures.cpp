@@ -115,6 +115,8 @@ void read_gqa(const ConfigReader& c, ModelSpec& s) {
     inconsistent("num_attention_heads " + std::to_string(a.n_heads) +
                  " is not a multiple of num_key_value_heads " + std::to_string(a.n_kv_heads));
   float partial = c.number_or("partial_rotary_factor", 1.0f, 0.0, 1.0);
+  if (c.present("rope_parameters") && c.raw().at("rope_parameters").is_object())  // transformers 5 keeps it there
+    partial = ConfigReader(c.raw().at("rope_parameters")).number_or("partial_rotary_factor", partial, 0.0, 1.0);
   s.rope.dim = int(float(a.head_dim) * partial);
   s.rope.interleaved = false;
   a.softmax_scale = 1.0f / std::sqrt(float(a.head_dim));
@@ -298,6 +300,8 @@ void gpt_oss(const ConfigReader& c, ModelSpec& s) {
   }
 }
 
+void deepseek_moe(const ConfigReader& c, ModelSpec& s);
+
 // DeepSeek-V2 and V3 share MLA and the dense/MoE layer pattern; routers differ.
 void deepseek_common(const ConfigReader& c, ModelSpec& s) {
   read_common(c, s);
@@ -321,6 +325,11 @@ void deepseek_common(const ConfigReader& c, ModelSpec& s) {
     a.softmax_scale *= m * m;
   }
 
+  deepseek_moe(c, s);
+}
+
+// DeepSeek's MoE layout (also GLM-4.5's): routed + shared experts, leading dense layers.
+void deepseek_moe(const ConfigReader& c, ModelSpec& s) {
   s.dense_width = c.integer("intermediate_size", 1, kMaxWidth);
   s.moe.expert_width = c.integer("moe_intermediate_size", 1, kMaxWidth);
   auto& r = s.moe.router;
@@ -357,8 +366,9 @@ void deepseek_v2(const ConfigReader& c, ModelSpec& s) {
   r.scale_after_renorm = false;
 }
 
-void deepseek_v3(const ConfigReader& c, ModelSpec& s) {
-  deepseek_common(c, s);
+// DeepSeek-V3's router: sigmoid scores, e_score_correction_bias for selection, groups scored by
+// their two best experts (also GLM-4.5's, transformers' Glm4MoeTopkRouter).
+void deepseek_v3_router(const ConfigReader& c, ModelSpec& s) {
   auto& r = s.moe.router;
   std::string scoring = c.string_or("scoring_func", "sigmoid");
   if (scoring == "sigmoid") r.scoring = ScoreFunc::Sigmoid;
@@ -377,6 +387,25 @@ void deepseek_v3(const ConfigReader& c, ModelSpec& s) {
   r.scale_after_renorm = true;
 }
 
+void deepseek_v3(const ConfigReader& c, ModelSpec& s) {
+  deepseek_common(c, s);
+  deepseek_v3_router(c, s);
+}
+
+// GLM-4.5 / 4.6 / Air (transformers' modeling_glm4_moe.py): GQA with partial rotary (the first
+// partial_rotary_factor of each head, halves rotated), optional per-head q/k norm, q/k/v biases,
+// DeepSeek-V3's MoE layout and router. The multi-token-prediction layer
+// (num_nextn_predict_layers) is not part of the forward, as in transformers.
+void glm4_moe(const ConfigReader& c, ModelSpec& s) {
+  read_common(c, s);
+  read_gqa(c, s);
+  s.attn.sliding_window = 0;
+  s.attn.qkv_bias = c.boolean_or("attention_bias", false);
+  if (c.boolean_or("use_qk_norm", false)) s.attn.qk_norm = QKNorm::PerHead;
+  deepseek_moe(c, s);
+  deepseek_v3_router(c, s);
+}
+
 struct Architecture {
   const char* name;
   std::function<void(const ConfigReader&, ModelSpec&)> normalise;
@@ -391,6 +420,7 @@ const std::vector<Architecture>& architectures() {
       {"OlmoeForCausalLM", olmoe},
       {"MixtralForCausalLM", mixtral},
       {"GptOssForCausalLM", gpt_oss},
+      {"Glm4MoeForCausalLM", glm4_moe},
       {"Qwen3ForCausalLM", qwen3},
       {"Qwen2ForCausalLM", qwen2},
       {"LlamaForCausalLM", llama},
