@@ -22,6 +22,7 @@ namespace {
 
 const char* kModels[] = {"mixtral", "qwen2-moe", "qwen3-moe", "olmoe", "olmoe-f16", "olmoe-clip", "deepseek-v2-lite",
                          "deepseek-v2-group", "deepseek-v3", "deepseek-v3-bf16", "gpt-oss", "gpt-oss-mxfp4", "glm4-moe",
+                         "glm4-moe-lite",
                          // dense (no MoE layer: empty routing)
                          "qwen2", "qwen3", "llama"};
 

@@ -47,6 +47,8 @@ from transformers import (  # noqa: E402
     GenerationConfig,
     Glm4MoeConfig,
     Glm4MoeForCausalLM,
+    Glm4MoeLiteConfig,
+    Glm4MoeLiteForCausalLM,
     GptOssConfig,
     GptOssForCausalLM,
     LlamaConfig,
@@ -421,6 +423,38 @@ def cfg_glm4_moe():
     )
 
 
+def cfg_glm4_moe_lite():
+    # GLM-4.7-Flash: DeepSeek-V3's MLA (q LoRA, interleaved rope, v_head != qk_nope) and router,
+    # dense/sparse layers from mlp_layer_types (layer 1 dense, not the leading one).
+    return Glm4MoeLiteConfig(
+        **_common(320),
+        hidden_size=48,
+        intermediate_size=64,
+        moe_intermediate_size=16,
+        num_hidden_layers=3,
+        num_attention_heads=4,
+        num_key_value_heads=4,
+        q_lora_rank=24,
+        kv_lora_rank=32,
+        qk_nope_head_dim=16,
+        qk_rope_head_dim=8,
+        v_head_dim=24,
+        n_routed_experts=16,
+        num_experts_per_tok=4,
+        n_group=4,
+        topk_group=2,
+        n_shared_experts=1,
+        norm_topk_prob=True,
+        routed_scaling_factor=1.8,
+        mlp_layer_types=["sparse", "dense", "sparse"],
+        rope_interleave=True,
+        max_position_embeddings=128,
+        rms_norm_eps=1e-5,
+        rope_parameters={"rope_type": "default", "rope_theta": 1e4},
+        tie_word_embeddings=False,
+    )
+
+
 # name -> cfg: config factory, cls: model class, router: softmax|v2|v3, dtype: saved weight dtype,
 #         seed: first seed tried, hub_extra: extra Hub config.json fields, shard: max_shard_size.
 # Entries with "base" are the base model (same seed, same weights) saved in another dtype.
@@ -445,6 +479,8 @@ VARIANTS = {
     ),
     "deepseek-v3-bf16": dict(base="deepseek-v3", dtype="bfloat16", shard="60KB"),
     "olmoe-f16": dict(base="olmoe", dtype="float16"),
+    "glm4-moe-lite": dict(cfg=cfg_glm4_moe_lite, cls=Glm4MoeLiteForCausalLM, router="v3", dtype="float32",
+                          seed=11000),
     "glm4-moe": dict(cfg=cfg_glm4_moe, cls=Glm4MoeForCausalLM, router="v3", dtype="float32", seed=10000),
     "gpt-oss": dict(cfg=cfg_gpt_oss, cls=GptOssForCausalLM, router="gptoss", dtype="float32", seed=8000),
     # The released gpt-oss form: experts in MXFP4 (`*_blocks` / `*_scales`, quant_method mxfp4),
@@ -795,7 +831,7 @@ def verify_block_outputs(arch, cap, routing, tensors, cfg_of_block=None):
                     g_, u_, d_ = (tensors[f"{p}.experts.{e}.{n}_proj.weight"].double() for n in ("gate", "up", "down"))
                 h = F.silu(g_ @ x[t]) * (u_ @ x[t])
                 out[t] += w * (d_ @ h)
-        if arch in ("deepseek_v2", "deepseek_v3", "glm4_moe"):
+        if arch in ("deepseek_v2", "deepseek_v3", "glm4_moe", "glm4_moe_lite"):
             g_, u_, d_ = (tensors[f"{p}.shared_experts.{n}_proj.weight"].double() for n in ("gate", "up", "down"))
             out += (F.silu(x @ g_.T) * (x @ u_.T)) @ d_.T
         elif arch == "qwen2_moe":
@@ -830,7 +866,7 @@ def check_hub_layout(arch, tensors, cfg, moe_layers):
         p = moe_prefix(arch, layer)
         assert f"{p}.gate.weight" in names, f"{p}.gate.weight missing"
         E = cfg.num_local_experts if arch == "mixtral" else (
-            cfg.n_routed_experts if arch.startswith("deepseek") or arch == "glm4_moe" else cfg.num_experts)
+            cfg.n_routed_experts if arch.startswith("deepseek") or arch.startswith("glm4_moe") else cfg.num_experts)
         H = cfg.hidden_size
         for e in range(E):
             if arch == "mixtral":
@@ -842,9 +878,9 @@ def check_hub_layout(arch, tensors, cfg, moe_layers):
             for n, s in shp.items():
                 key = f"{p}.experts.{e}.{n}.weight"
                 assert key in names and tuple(tensors[key].shape) == s, (key, tensors.get(key, None))
-        if arch in ("deepseek_v3", "glm4_moe"):
+        if arch in ("deepseek_v3", "glm4_moe", "glm4_moe_lite"):
             assert f"{p}.gate.e_score_correction_bias" in names
-        if arch.startswith("deepseek") or arch == "glm4_moe":
+        if arch.startswith("deepseek") or arch.startswith("glm4_moe"):
             assert f"{p}.shared_experts.gate_proj.weight" in names
         if arch == "qwen2_moe":
             assert f"{p}.shared_expert.gate_proj.weight" in names and f"{p}.shared_expert_gate.weight" in names
@@ -937,7 +973,7 @@ def numpy_reference_forward(d: Path, ids):
     mt = cfg["model_type"]
     T, Hd, H = len(ids), cfg["hidden_size"], cfg["num_attention_heads"]
     eps = cfg["rms_norm_eps"]
-    mla = mt.startswith("deepseek")
+    mla = mt.startswith("deepseek") or mt == "glm4_moe_lite"
     if mla:
         dn, dr, dv = cfg["qk_nope_head_dim"], cfg["qk_rope_head_dim"], cfg["v_head_dim"]
         cos, sin = _np_rope_tables(cfg, dr, T)
@@ -1018,6 +1054,8 @@ def numpy_reference_forward(d: Path, ids):
             is_moe, m = False, p + "mlp."
         elif mt == "glm4_moe":
             is_moe, m = L >= cfg["first_k_dense_replace"], p + "mlp."
+        elif mt == "glm4_moe_lite":
+            is_moe, m = cfg["mlp_layer_types"][L] == "sparse", p + "mlp."
         elif mt == "mixtral":
             is_moe, m = True, p + "block_sparse_moe."
         elif mt == "olmoe":
@@ -1037,7 +1075,7 @@ def numpy_reference_forward(d: Path, ids):
         route = []
         for t in range(T):
             lg = logit[t]
-            if mt in ("deepseek_v3", "glm4_moe"):
+            if mt in ("deepseek_v3", "glm4_moe", "glm4_moe_lite"):
                 s = 1 / (1 + np.exp(-lg))
                 b = s + W[m + "gate.e_score_correction_bias"]
                 G, TG = cfg["n_group"], cfg["topk_group"]
@@ -1071,7 +1109,7 @@ def numpy_reference_forward(d: Path, ids):
                 else:
                     g_, u_, d_ = (W[f"{m}experts.{e}.{n}_proj.weight"] for n in ("gate", "up", "down"))
                 out[t] += we * _np_swiglu(h[t], g_, u_, d_)
-        if mt.startswith("deepseek") or mt == "glm4_moe":
+        if mt.startswith("deepseek") or mt.startswith("glm4_moe"):
             out += _np_swiglu(h, *(W[m + "shared_experts." + n + "_proj.weight"] for n in ("gate", "up", "down")))
         elif mt == "qwen2_moe":
             sg = 1 / (1 + np.exp(-(h @ W[m + "shared_expert_gate.weight"].T)))

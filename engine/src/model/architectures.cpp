@@ -392,6 +392,28 @@ void deepseek_v3(const ConfigReader& c, ModelSpec& s) {
   deepseek_v3_router(c, s);
 }
 
+// GLM-4.7-Flash (transformers' modeling_glm4_moe_lite.py): DeepSeek-V3's MLA, MoE layout and
+// router; which layers are MoE comes from `mlp_layer_types` ("dense" / "sparse"), by default (no
+// list, no first_k_dense_replace) layer 0 dense and the rest sparse, as Glm4MoeLiteConfig.
+void glm4_moe_lite(const ConfigReader& c, ModelSpec& s) {
+  deepseek_common(c, s);
+  deepseek_v3_router(c, s);
+  if (c.present("mlp_layer_types")) {
+    const auto& types = c.raw().at("mlp_layer_types");
+    if (!types.is_array() || types.size() != size_t(s.n_layers))
+      inconsistent("mlp_layer_types has " + std::to_string(types.is_array() ? types.size() : 0) +
+                   " entries but num_hidden_layers is " + std::to_string(s.n_layers));
+    for (size_t i = 0; i < types.size(); ++i) {
+      const std::string t = types[i].is_string() ? types[i].get<std::string>() : types[i].dump();
+      if (t != "dense" && t != "sparse")
+        inconsistent("mlp_layer_types[" + std::to_string(i) + "] is '" + t + "' (supported: dense, sparse)");
+      s.moe_layer[i] = t == "sparse";
+    }
+  } else if (!c.present("first_k_dense_replace")) {
+    for (int i = 0; i < s.n_layers; ++i) s.moe_layer[size_t(i)] = i >= 1;
+  }
+}
+
 // GLM-4.5 / 4.6 / Air (transformers' modeling_glm4_moe.py): GQA with partial rotary (the first
 // partial_rotary_factor of each head, halves rotated), optional per-head q/k norm, q/k/v biases,
 // DeepSeek-V3's MoE layout and router. The multi-token-prediction layer
@@ -421,6 +443,7 @@ const std::vector<Architecture>& architectures() {
       {"MixtralForCausalLM", mixtral},
       {"GptOssForCausalLM", gpt_oss},
       {"Glm4MoeForCausalLM", glm4_moe},
+      {"Glm4MoeLiteForCausalLM", glm4_moe_lite},
       {"Qwen3ForCausalLM", qwen3},
       {"Qwen2ForCausalLM", qwen2},
       {"LlamaForCausalLM", llama},
