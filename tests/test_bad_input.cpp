@@ -21,11 +21,11 @@ namespace {
 
 const fs::path kSource = fs::path(MOESCOPE_TEST_DATA) / "models/mixtral";
 
-// A writable copy of the mixtral test model.
-fs::path copy_model(const QTemporaryDir& tmp) {
+// A writable copy of the mixtral test model (or of another one in tests/data/models).
+fs::path copy_model(const QTemporaryDir& tmp, const fs::path& source = kSource) {
   fs::path dst = fs::path(tmp.path().toStdString()) / "model";
   fs::create_directories(dst);
-  for (const auto& e : fs::directory_iterator(kSource)) fs::copy_file(e.path(), dst / e.path().filename());
+  for (const auto& e : fs::directory_iterator(source)) fs::copy_file(e.path(), dst / e.path().filename());
   return dst;
 }
 
@@ -68,6 +68,10 @@ private slots:
     QTest::newRow("zero experts") << "num_local_experts" << "0" << "field 'num_local_experts' is 0";
     QTest::newRow("unknown rope") << "rope_scaling" << R"({"type": "dynamic", "factor": 2})"
                                   << "rope scaling type 'dynamic' is not supported";
+    QTest::newRow("llama3 rope bands reversed")
+        << "rope_scaling"
+        << R"({"type": "llama3", "factor": 8, "low_freq_factor": 4, "high_freq_factor": 1, "original_max_position_embeddings": 64})"
+        << "rope scaling: high_freq_factor must exceed low_freq_factor";
     QTest::newRow("bad activation") << "hidden_act" << R"("gelu")" << "hidden_act 'gelu' is not supported";
     QTest::newRow("eos outside vocab") << "eos_token_id" << "99999" << "eos_token_id 99999 is outside";
   }
@@ -169,6 +173,53 @@ private slots:
     st.header["model.norm.weight"]["shape"] = {4, 12};
     st.write(dir / "model.safetensors");
     expect_error(dir, "tensor 'model.norm.weight' has shape [4, 12], expected [48]");
+  }
+
+  // gpt-oss fields mixed up: layer_types not one per layer, an unknown layer type, sinks of the
+  // wrong shape (the 4-layer, 4-head gpt-oss golden model).
+  void gpt_oss_errors_data() {
+    QTest::addColumn<QString>("model");
+    QTest::addColumn<QString>("layer_types");  // JSON, or empty to break a tensor's shape instead
+    QTest::addColumn<QString>("tensor");
+    QTest::addColumn<QString>("shape");
+    QTest::addColumn<QString>("needle");
+    QTest::newRow("layer_types too short")
+        << "gpt-oss" << R"(["sliding_attention", "full_attention", "full_attention"])" << "" << ""
+        << "layer_types has 3 entries but num_hidden_layers is 4";
+    QTest::newRow("unknown layer type")
+        << "gpt-oss" << R"(["sliding_attention", "full_attention", "linear_attention", "full_attention"])" << ""
+        << "" << "layer_types[2] is 'linear_attention' (supported: sliding_attention, full_attention)";
+    QTest::newRow("sinks shape") << "gpt-oss" << "" << "model.layers.0.self_attn.sinks" << "[2, 2]"
+                                 << "tensor 'model.layers.0.self_attn.sinks' has shape [2, 2], expected [4]";
+    QTest::newRow("quant method") << "gpt-oss-mxfp4" << "" << "" << ""
+                                  << "quantization_config.quant_method 'awq' is not supported for gpt-oss (supported: mxfp4)";
+    // MXFP4 blocks whose sizes disagree with hidden_size (same bytes, other block split)
+    QTest::newRow("mxfp4 blocks shape")
+        << "gpt-oss-mxfp4" << "" << "model.layers.0.mlp.experts.gate_up_proj_blocks" << "[8, 64, 1, 32]"
+        << "tensor 'model.layers.0.mlp.experts.gate_up_proj_blocks' has shape [8, 64, 1, 32], expected [8, 64, 2, 16]";
+  }
+  void gpt_oss_errors() {
+    QFETCH(QString, model);
+    QFETCH(QString, layer_types);
+    QFETCH(QString, tensor);
+    QFETCH(QString, shape);
+    QFETCH(QString, needle);
+    QTemporaryDir tmp;
+    fs::path dir = copy_model(tmp, fs::path(MOESCOPE_TEST_DATA) / "models" / model.toStdString());
+    if (!layer_types.isEmpty()) {
+      auto j = config_of(dir);
+      j["layer_types"] = nlohmann::json::parse(layer_types.toStdString());
+      set_config(dir, j);
+    } else if (tensor.isEmpty()) {
+      auto j = config_of(dir);
+      j["quantization_config"]["quant_method"] = "awq";
+      set_config(dir, j);
+    } else {
+      auto st = Safetensors::read(dir / "model.safetensors");
+      st.header[tensor.toStdString()]["shape"] = nlohmann::json::parse(shape.toStdString());
+      st.write(dir / "model.safetensors");
+    }
+    expect_error(dir, needle.toUtf8().constData());
   }
 
   void missing_tensor() {

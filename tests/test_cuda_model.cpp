@@ -30,7 +30,7 @@ using namespace moescope;
 
 namespace {
 
-const char* kModels[] = {"mixtral", "qwen2-moe", "qwen3-moe", "olmoe", "olmoe-f16", "deepseek-v2-lite",
+const char* kModels[] = {"mixtral", "qwen2-moe", "qwen3-moe", "olmoe", "olmoe-f16", "olmoe-clip", "glm4-moe", "deepseek-v2-lite",
                          "deepseek-v2-group", "deepseek-v3", "deepseek-v3-bf16"};
 
 // Logit tolerances (max abs error), scaled by max(1, max |reference logit|):

@@ -304,7 +304,8 @@ private slots:
   }
 
   void presets_parse() {
-    for (const char* p : {"deepseek-r1", "deepseek-v2-lite", "qwen3-30b-a3b", "olmoe-1b-7b", "mixtral-8x7b"}) {
+    for (const char* p : {"deepseek-r1", "deepseek-v2-lite", "qwen3-30b-a3b", "olmoe-1b-7b", "mixtral-8x7b",
+                          "gpt-oss-20b", "gpt-oss-120b"}) {
       ModelSpec s = load_model_spec(std::string(MOESCOPE_SOURCE_DIR) + "/resources/presets/" + p + ".json");
       QVERIFY(s.n_moe_layers() > 0);
     }
@@ -322,6 +323,9 @@ private slots:
     QTest::newRow("qwen3-30b-a3b") << "qwen3-30b-a3b" << 30.5 << 3.3;
     QTest::newRow("olmoe-1b-7b") << "olmoe-1b-7b" << 6.9 << 1.3;
     QTest::newRow("mixtral-8x7b") << "mixtral-8x7b" << 46.7 << 12.9;
+    // OpenAI's gpt-oss model card: 20.91B / 3.61B and 116.83B / 5.13B (active without the input embedding)
+    QTest::newRow("gpt-oss-20b") << "gpt-oss-20b" << 20.91 << 3.61;
+    QTest::newRow("gpt-oss-120b") << "gpt-oss-120b" << 116.83 << 5.13;
   }
   void parameter_counts_match_published() {
     QFETCH(QString, preset);

@@ -82,7 +82,7 @@ void TestExperimentsUi::anatomy_presets() {
     QVERIFY(QTest::qWaitForWindowExposed(&view));
     QVERIFY(view.grab().save(QDir(shots).filePath(QStringLiteral("anatomy-r1.png"))));
   }
-  for (const char* p : {"deepseek-v2-lite", "qwen3-30b-a3b", "olmoe-1b-7b", "mixtral-8x7b"})
+  for (const char* p : {"deepseek-v2-lite", "qwen3-30b-a3b", "olmoe-1b-7b", "mixtral-8x7b", "gpt-oss-20b", "gpt-oss-120b"})
     QVERIFY2(view.showPreset(QString::fromLatin1(p)), p);
   // A bare config.json, and the CSV export.
   QVERIFY(view.openConfig(kModel + QStringLiteral("/config.json")));

@@ -20,8 +20,11 @@ using namespace moescope;
 
 namespace {
 
-const char* kModels[] = {"mixtral", "qwen2-moe", "qwen3-moe", "olmoe", "olmoe-f16", "deepseek-v2-lite",
-                         "deepseek-v2-group", "deepseek-v3", "deepseek-v3-bf16"};
+const char* kModels[] = {"mixtral", "qwen2-moe", "qwen3-moe", "olmoe", "olmoe-f16", "olmoe-clip", "deepseek-v2-lite",
+                         "deepseek-v2-group", "deepseek-v3", "deepseek-v3-bf16", "gpt-oss", "gpt-oss-mxfp4", "glm4-moe",
+                         "glm4-moe-lite",
+                         // dense (no MoE layer: empty routing)
+                         "qwen2", "qwen3", "llama"};
 
 // fp32 checkpoints: transformers' fp32 forward within 1e-4 (max abs logit error). The BF16/F16
 // variants' goldens were computed in fp32 on the rounded weights, so the same bound is expected;
@@ -100,9 +103,9 @@ private slots:
     }
     qInfo("%s: routing identical, max weight error %.3g", n.c_str(), werr);
     QVERIFY(werr <= 1e-4f);
-    // The trace holds the same experts.
+    // The trace holds the same experts (a dense model: every token, no routes).
     QCOMPARE(session.trace().size(), ids.size());
-    QCOMPARE(session.trace().expert(3, 0, 0), routing[0]["experts"][3][0].get<int>());
+    if (r.n_moe_layers > 0) QCOMPARE(session.trace().expert(3, 0, 0), routing[0]["experts"][3][0].get<int>());
   }
 
   // Prefill half, then feed the rest one token at a time: each step's logits must equal the

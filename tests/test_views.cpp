@@ -619,6 +619,51 @@ private slots:
     }
   }
 
+  // A dense model (Qwen2/Llama, the R1 distills) has no MoE layer: its trace holds tokens without
+  // routes (n_experts = top_k = 0). Statistics, the JSON round trip and every view must cope:
+  // no division by zero, no crash, exports with at least their header.
+  void dense_model_trace_everywhere() {
+    RoutingTrace t("dense", 0, 0, {});
+    for (int i = 0; i < 5; ++i) t.append(TraceToken{i, 10 + i, "tok", i < 3 ? Phase::Prefill : Phase::Decode}, nullptr, nullptr, 0);
+    QCOMPARE(t.size(), size_t(5));
+    const RoutingTrace back = RoutingTrace::from_json(t.to_json());
+    QCOMPARE(back.size(), size_t(5));
+    QCOMPARE(back.n_moe_layers(), 0);
+    RoutingStats stats = RoutingStats::for_trace(back);
+    stats.add_all(back);
+    const LayerBalance all = stats.mean_over_layers();
+    QVERIFY(std::isfinite(all.cv) && std::isfinite(all.maxvio) && std::isfinite(all.entropy));
+    QCOMPARE(QString::fromStdString(balance_csv(stats)).count(QLatin1Char('\n')), 3);  // header + "mean" + "worst"
+
+    EngineFeed feed;
+    ViewRegistry registry;
+    register_views(registry);
+    TraceModel* traces = traces_of(feed);
+    QWidget parent;
+    std::vector<ViewFrame*> views;
+    for (const auto& f : registry.factories())
+      views.push_back(qobject_cast<ViewFrame*>(f.create(context_of(feed, traces), &parent)));
+    ModelInfo info = info_for(back);
+    info.n_layers = 3;
+    emit feed.modelChanged(info);
+    emit feed.generationStarted();
+    StreamChunk chunk;  // live tokens of a dense model: a segment without experts
+    chunk.trace = segment_of(back, 0, back.size());
+    emit feed.chunk(chunk);
+    QCOMPARE(traces->trace().size(), back.size());
+    emit feed.traceReplaced(std::make_shared<const RoutingTrace>(back));
+    traces->selectToken(4);
+    for (ViewFrame* v : views) {
+      v->resize(600, 400);
+      v->refreshNow();
+      const QString png = dir_.path() + QStringLiteral("/dense-%1.png").arg(v->viewId());
+      QVERIFY2(v->exportPng(png, 300, 200), qPrintable(v->viewId()));
+      QCOMPARE(QImage(png).size(), QSize(300, 200));
+      QVERIFY(v->exportCsv(dir_.path() + QStringLiteral("/dense.csv")));
+      QVERIFY(!parse_csv(dir_.path() + QStringLiteral("/dense.csv")).isEmpty());
+    }
+  }
+
   void big_trace_in_time() {
     QElapsedTimer timer;
     timer.start();

@@ -33,6 +33,7 @@ DTypeInfo info(DType t) {
     case DType::IQ4_NL: return {"IQ4_NL", 32, 18};
     case DType::IQ4_XS: return {"IQ4_XS", 256, 136};
     case DType::MXFP4: return {"MXFP4", 32, 17};
+    case DType::U8: return {"U8", 1, 1};
   }
   return {"?", 1, 1};
 }

@@ -222,6 +222,7 @@ void dequantize_blocks(DType t, const void* src, float* dst, int64_t n_blocks) {
     case DType::F32:
     case DType::F16:
     case DType::BF16:
+    case DType::U8:
       throw Error(std::string("dequantize_blocks: ") + dtype_name(t) + " is not a block type");
   }
   const auto* p = static_cast<const uint8_t*>(src);

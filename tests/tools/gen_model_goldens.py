@@ -45,12 +45,25 @@ from transformers import (  # noqa: E402
     DeepseekV3Config,
     DeepseekV3ForCausalLM,
     GenerationConfig,
+    Glm4MoeConfig,
+    Glm4MoeForCausalLM,
+    Glm4MoeLiteConfig,
+    Glm4MoeLiteForCausalLM,
+    GptOssConfig,
+    GptOssForCausalLM,
+    LlamaConfig,
+    LlamaForCausalLM,
     MixtralConfig,
     MixtralForCausalLM,
+    Mxfp4Config,
     OlmoeConfig,
     OlmoeForCausalLM,
+    Qwen2Config,
+    Qwen2ForCausalLM,
     Qwen2MoeConfig,
     Qwen2MoeForCausalLM,
+    Qwen3Config,
+    Qwen3ForCausalLM,
     Qwen3MoeConfig,
     Qwen3MoeForCausalLM,
 )
@@ -172,6 +185,14 @@ def cfg_olmoe():
     )
 
 
+def cfg_olmoe_clip():
+    # clip_qkv below the normed q/k magnitudes (~1): transformers clamps q and k after the q/k
+    # norms, so an engine that clamps before them differs by far more than the tolerance.
+    cfg = cfg_olmoe()
+    cfg.clip_qkv = 0.8
+    return cfg
+
+
 def cfg_deepseek_v2_lite():
     return DeepseekV2Config(
         **_common(256),
@@ -281,6 +302,159 @@ def cfg_deepseek_v3():
     )
 
 
+def cfg_gpt_oss(hidden=48, width=16):
+    # Every gpt-oss option: sliding (window 5 < the 16 input tokens) and full layers alternating,
+    # YaRN without truncation, biases everywhere, sinks, a clamp limit the gate/up values cross,
+    # and a non-default swiglu_alpha.
+    return GptOssConfig(
+        **_common(256),
+        hidden_size=hidden,
+        intermediate_size=width,
+        head_dim=16,
+        num_hidden_layers=4,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        num_local_experts=8,
+        num_experts_per_tok=3,
+        sliding_window=5,
+        layer_types=["sliding_attention", "full_attention", "full_attention", "sliding_attention"],
+        swiglu_limit=1.2,
+        swiglu_alpha=1.5,
+        attention_bias=True,
+        max_position_embeddings=256,
+        rms_norm_eps=1e-5,
+        rope_parameters={
+            "rope_type": "yarn",
+            "rope_theta": 1e4,
+            "factor": 4.0,
+            "original_max_position_embeddings": 32,
+            "beta_fast": 8.0,
+            "beta_slow": 1.0,
+            "truncate": False,
+        },
+        tie_word_embeddings=False,
+    )
+
+
+# Dense decoders (the DeepSeek-R1 distills: Qwen2 1.5B-32B, Llama 8B/70B; Qwen3 as the dense
+# counterpart of Qwen3-MoE). No MoE layer: the routing trace is empty.
+def cfg_qwen2():
+    return Qwen2Config(
+        **_common(256),
+        hidden_size=48,
+        intermediate_size=64,
+        num_hidden_layers=3,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=128,
+        rms_norm_eps=1e-6,
+        rope_parameters={"rope_type": "default", "rope_theta": 1e4},
+        use_sliding_window=False,
+        tie_word_embeddings=True,
+    )
+
+
+def cfg_qwen3():
+    return Qwen3Config(
+        **_common(256),
+        hidden_size=48,
+        head_dim=16,  # != hidden / heads (12)
+        intermediate_size=64,
+        num_hidden_layers=3,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        attention_bias=False,
+        max_position_embeddings=128,
+        rms_norm_eps=1e-6,
+        rope_parameters={"rope_type": "default", "rope_theta": 1e6},
+        use_sliding_window=False,
+        tie_word_embeddings=False,
+    )
+
+
+def cfg_llama():
+    # rope_type llama3 with an original context short enough that all three frequency bands
+    # (kept, blended, divided by factor) occur at head_dim 12; q/k/v/o biases on.
+    return LlamaConfig(
+        **_common(256),
+        hidden_size=48,
+        intermediate_size=64,
+        num_hidden_layers=3,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        attention_bias=True,
+        mlp_bias=False,
+        max_position_embeddings=512,
+        rms_norm_eps=1e-5,
+        rope_parameters={"rope_type": "llama3", "rope_theta": 5e5, "factor": 8.0, "low_freq_factor": 1.0,
+                         "high_freq_factor": 4.0, "original_max_position_embeddings": 64},
+        tie_word_embeddings=False,
+    )
+
+
+def cfg_glm4_moe():
+    # GLM-4.5's options: partial rotary (half of head_dim 16), per-head q/k norm, q/k/v biases,
+    # one leading dense layer, sigmoid router with correction bias in 4 groups (top-2 groups), a
+    # shared expert, routed_scaling_factor.
+    return Glm4MoeConfig(
+        **_common(320),
+        hidden_size=48,
+        head_dim=16,
+        intermediate_size=64,
+        moe_intermediate_size=16,
+        num_hidden_layers=3,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        n_routed_experts=16,
+        num_experts_per_tok=4,
+        n_group=4,
+        topk_group=2,
+        n_shared_experts=1,
+        first_k_dense_replace=1,
+        norm_topk_prob=True,
+        routed_scaling_factor=2.5,
+        use_qk_norm=True,
+        attention_bias=True,
+        partial_rotary_factor=0.5,
+        max_position_embeddings=128,
+        rms_norm_eps=1e-5,
+        rope_parameters={"rope_type": "default", "rope_theta": 1e4, "partial_rotary_factor": 0.5},
+        tie_word_embeddings=False,
+    )
+
+
+def cfg_glm4_moe_lite():
+    # GLM-4.7-Flash: DeepSeek-V3's MLA (q LoRA, interleaved rope, v_head != qk_nope) and router,
+    # dense/sparse layers from mlp_layer_types (layer 1 dense, not the leading one).
+    return Glm4MoeLiteConfig(
+        **_common(320),
+        hidden_size=48,
+        intermediate_size=64,
+        moe_intermediate_size=16,
+        num_hidden_layers=3,
+        num_attention_heads=4,
+        num_key_value_heads=4,
+        q_lora_rank=24,
+        kv_lora_rank=32,
+        qk_nope_head_dim=16,
+        qk_rope_head_dim=8,
+        v_head_dim=24,
+        n_routed_experts=16,
+        num_experts_per_tok=4,
+        n_group=4,
+        topk_group=2,
+        n_shared_experts=1,
+        norm_topk_prob=True,
+        routed_scaling_factor=1.8,
+        mlp_layer_types=["sparse", "dense", "sparse"],
+        rope_interleave=True,
+        max_position_embeddings=128,
+        rms_norm_eps=1e-5,
+        rope_parameters={"rope_type": "default", "rope_theta": 1e4},
+        tie_word_embeddings=False,
+    )
+
+
 # name -> cfg: config factory, cls: model class, router: softmax|v2|v3, dtype: saved weight dtype,
 #         seed: first seed tried, hub_extra: extra Hub config.json fields, shard: max_shard_size.
 # Entries with "base" are the base model (same seed, same weights) saved in another dtype.
@@ -289,6 +463,7 @@ VARIANTS = {
     "qwen2-moe": dict(cfg=cfg_qwen2_moe, cls=Qwen2MoeForCausalLM, router="softmax", dtype="float32", seed=2000),
     "qwen3-moe": dict(cfg=cfg_qwen3_moe, cls=Qwen3MoeForCausalLM, router="softmax", dtype="float32", seed=3000),
     "olmoe": dict(cfg=cfg_olmoe, cls=OlmoeForCausalLM, router="softmax", dtype="float32", seed=4000),
+    "olmoe-clip": dict(cfg=cfg_olmoe_clip, cls=OlmoeForCausalLM, router="softmax", dtype="float32", seed=4500),
     "deepseek-v2-lite": dict(
         cfg=cfg_deepseek_v2_lite, cls=DeepseekV2ForCausalLM, router="v2", dtype="float32", seed=5000,
         hub_extra={"scoring_func": "softmax", "moe_layer_freq": 1},
@@ -304,6 +479,17 @@ VARIANTS = {
     ),
     "deepseek-v3-bf16": dict(base="deepseek-v3", dtype="bfloat16", shard="60KB"),
     "olmoe-f16": dict(base="olmoe", dtype="float16"),
+    "glm4-moe-lite": dict(cfg=cfg_glm4_moe_lite, cls=Glm4MoeLiteForCausalLM, router="v3", dtype="float32",
+                          seed=11000),
+    "glm4-moe": dict(cfg=cfg_glm4_moe, cls=Glm4MoeForCausalLM, router="v3", dtype="float32", seed=10000),
+    "gpt-oss": dict(cfg=cfg_gpt_oss, cls=GptOssForCausalLM, router="gptoss", dtype="float32", seed=8000),
+    # The released gpt-oss form: experts in MXFP4 (`*_blocks` / `*_scales`, quant_method mxfp4),
+    # hidden and expert width multiples of 32; transformers dequantises them when it loads.
+    "gpt-oss-mxfp4": dict(cfg=lambda: cfg_gpt_oss(hidden=64, width=32), cls=GptOssForCausalLM, router="gptoss",
+                          dtype="float32", seed=8500, mxfp4=True),
+    "qwen2": dict(cfg=cfg_qwen2, cls=Qwen2ForCausalLM, router="softmax", dtype="float32", seed=9000),
+    "qwen3": dict(cfg=cfg_qwen3, cls=Qwen3ForCausalLM, router="softmax", dtype="float32", seed=9100),
+    "llama": dict(cfg=cfg_llama, cls=LlamaForCausalLM, router="softmax", dtype="float32", seed=9200),
 }
 
 TORCH_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -326,14 +512,76 @@ def build_model(spec, seed):
         for name, p in sorted(model.named_parameters(), key=lambda kv: kv[0]):
             if name.endswith("norm.weight"):
                 p.copy_(torch.empty(p.shape).uniform_(0.6, 1.4, generator=g))
-            elif name.endswith(".bias"):
+            elif name.endswith(".bias") or name.endswith("_bias"):
                 p.copy_(torch.randn(p.shape, generator=g) * 0.2)
+            elif name.endswith(".sinks"):  # gpt-oss: sink logits of the order of the scores
+                p.copy_(torch.randn(p.shape, generator=g))
         for name, b in sorted(model.named_buffers(), key=lambda kv: kv[0]):
             if name.endswith("e_score_correction_bias"):
                 # non-negative: every biased score sigmoid(x) + b is > 0, so masking unselected
                 # groups with 0.0 or with -inf selects the same experts (see README).
                 b.copy_(torch.empty(b.shape).uniform_(0.02, 0.3, generator=g))
     return model
+
+
+# MXFP4 (OCP microscaling FP4) as the gpt-oss checkpoints hold it: per 32 consecutive inputs of a
+# row one E8M0 exponent (bias 127) and 32 E2M1 codes, two per byte (element 2j in the low nibble).
+FP4 = np.array([0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, -0.0, -0.5, -1.0, -1.5, -2.0, -3.0, -4.0, -6.0])
+
+
+def mxfp4_quantize(w):
+    """w [..., rows, in] -> (blocks uint8 [..., rows, in/32, 16], scales uint8 [..., rows, in/32],
+    the dequantised values): nearest code after scaling each block's max |w| to at most 6."""
+    *pre, R, C = w.shape
+    g = w.reshape(*pre, R, C // 32, 32)
+    amax = np.abs(g).max(-1)
+    e = np.where(amax > 0, np.ceil(np.log2(np.maximum(amax, 1e-30) / 6.0)), 0).astype(np.int64)
+    q = g / np.ldexp(1.0, e)[..., None]
+    idx = np.abs(np.abs(q)[..., None] - FP4[:8]).argmin(-1)
+    code = idx + np.where(q < 0, 8, 0)
+    blocks = (code[..., 0::2] | (code[..., 1::2] << 4)).astype(np.uint8)
+    return blocks, (e + 127).astype(np.uint8), mxfp4_dequantize(blocks, (e + 127).astype(np.uint8))
+
+
+def mxfp4_dequantize(blocks, scales):
+    """Independent of transformers' convert_moe_packed_tensors: [..., rows, G, 16] -> [..., rows, G·32]."""
+    codes = np.stack([blocks & 0x0F, blocks >> 4], -1).reshape(*blocks.shape[:-1], 32)
+    vals = FP4[codes] * np.ldexp(1.0, scales.astype(np.int64) - 127)[..., None]
+    return vals.reshape(*blocks.shape[:-2], -1)
+
+
+def mxfp4_round_experts(model):
+    """Rounds every expert matrix to MXFP4 values in place (the in-memory model then equals what
+    transformers dequantises from the saved blocks). Returns {tensor name: (blocks, scales)}."""
+    packed = {}
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if not (name.endswith("experts.gate_up_proj") or name.endswith("experts.down_proj")):
+                continue
+            rows_in = p.detach().double().transpose(1, 2).numpy()  # [E, out, in]
+            blocks, scales, deq = mxfp4_quantize(rows_in)
+            p.copy_(torch.from_numpy(deq).transpose(1, 2).to(p.dtype))
+            packed[name] = (blocks, scales)
+    return packed
+
+
+def mxfp4_rewrite(out: Path, packed):
+    """Replaces the saved fused expert tensors by their blocks and scales; marks the config."""
+    from safetensors.torch import save_file
+    files = sorted(out.glob("*.safetensors"))
+    assert len(files) == 1, "mxfp4 variant must not be sharded"
+    t = load_tensors(out, dequantize=False)
+    for name, (blocks, scales) in packed.items():
+        del t[name]
+        t[name + "_blocks"] = torch.from_numpy(blocks)
+        t[name + "_scales"] = torch.from_numpy(scales)
+    save_file({k: v.contiguous() for k, v in sorted(t.items())}, str(files[0]), metadata={"format": "pt"})
+    cfg = json.loads((out / "config.json").read_text())
+    cfg["quantization_config"] = {
+        "modules_to_not_convert": ["model.layers.*.self_attn", "model.layers.*.mlp.router", "model.embed_tokens",
+                                   "lm_head"],
+        "quant_method": "mxfp4"}
+    (out / "config.json").write_text(json.dumps(dict(sorted(cfg.items())), indent=2) + "\n")
 
 
 def hubify_config(path: Path, hub_extra: dict | None, dtype_name: str):
@@ -343,6 +591,8 @@ def hubify_config(path: Path, hub_extra: dict | None, dtype_name: str):
     cfg = json.loads(path.read_text())
     rp = cfg.pop("rope_parameters")
     cfg["rope_theta"] = rp["rope_theta"]
+    if "partial_rotary_factor" in rp:  # top-level on the Hub (GLM-4.5)
+        cfg["partial_rotary_factor"] = rp.pop("partial_rotary_factor")
     if rp.get("rope_type", "default") == "default":
         cfg["rope_scaling"] = None
     else:
@@ -361,7 +611,7 @@ def hubify_config(path: Path, hub_extra: dict | None, dtype_name: str):
     path.write_text(json.dumps(dict(sorted(cfg.items())), indent=2) + "\n")
 
 
-def save_dir(model, out: Path, dtype_name: str, hub_extra, shard):
+def save_dir(model, out: Path, dtype_name: str, hub_extra, shard, packed=None):
     if out.exists():
         shutil.rmtree(out)
     m = model
@@ -376,20 +626,30 @@ def save_dir(model, out: Path, dtype_name: str, hub_extra, shard):
     kw = {"max_shard_size": shard} if shard else {}
     m.save_pretrained(out, **kw)
     hubify_config(out / "config.json", hub_extra, dtype_name)
+    if packed:
+        mxfp4_rewrite(out, packed)
 
 
-def load_tensors(d: Path) -> dict[str, torch.Tensor]:
+def load_tensors(d: Path, dequantize=True) -> dict[str, torch.Tensor]:
+    """Every tensor of the directory; MXFP4 `X_blocks` / `X_scales` pairs also as the fused `X`
+    ([E, in, out], as transformers keeps it), dequantised by mxfp4_dequantize."""
     out = {}
     for f in sorted(d.glob("*.safetensors")):
         with safe_open(str(f), "pt") as fh:
             for k in fh.keys():
                 out[k] = fh.get_tensor(k)
+    if dequantize:
+        for k in [k for k in out if k.endswith("_blocks")]:
+            base = k[: -len("_blocks")]
+            w = mxfp4_dequantize(out[k].numpy(), out[base + "_scales"].numpy())
+            out[base] = torch.from_numpy(w).transpose(1, 2).float()
     return out
 
 
 def load_model(spec, d: Path):
+    kw = {"quantization_config": Mxfp4Config(dequantize=True)} if spec.get("mxfp4") else {}
     return spec["cls"].from_pretrained(
-        d, dtype=torch.float32, attn_implementation="eager", experts_implementation="eager"
+        d, dtype=torch.float32, attn_implementation="eager", experts_implementation="eager", **kw
     ).eval()
 
 
@@ -406,10 +666,11 @@ class Capture:
         self.handles = []
         for name, mod in model.named_modules():
             parts = name.split(".")
-            if len(parts) == 5 and parts[:2] == ["model", "layers"] and parts[3] == "mlp" and parts[4] == "gate":
+            if len(parts) == 5 and parts[:2] == ["model", "layers"] and parts[3] == "mlp" and parts[4] in ("gate", "router"):
                 layer = int(parts[2])
                 self.handles.append(mod.register_forward_hook(self._router_hook(layer)))
-            if len(parts) == 4 and parts[:2] == ["model", "layers"] and parts[3] == "mlp" and hasattr(mod, "gate"):
+            if len(parts) == 4 and parts[:2] == ["model", "layers"] and parts[3] == "mlp" and (
+                    hasattr(mod, "gate") or hasattr(mod, "router")):
                 layer = int(parts[2])
                 self.handles.append(mod.register_forward_hook(self._block_hook(layer)))
 
@@ -423,6 +684,7 @@ class Capture:
     def _block_hook(self, layer):
         def hook(mod, inp, out):
             x = inp[0].detach().reshape(-1, inp[0].shape[-1]).float().clone()
+            out = out[0] if isinstance(out, tuple) else out  # gpt-oss: (hidden, router scores)
             y = out.detach().reshape(-1, out.shape[-1]).float().clone()
             self.block[layer] = (x, y)
         return hook
@@ -462,6 +724,10 @@ def recompute_routing(kind, logits, gate, cfg, group_fill):
                 allowed = np.zeros(E, bool)
                 for gi in order[:TG]:
                     allowed[gi * (E // G):(gi + 1) * (E // G)] = True
+        elif kind == "gptoss":  # top-k on the raw logits, softmax over the k selected
+            score = x.copy()
+            weight_src = None
+            allowed = np.ones(E, bool)
         elif kind == "v3":
             s = 1.0 / (1.0 + np.exp(-x))
             bias = gate.e_score_correction_bias.detach().double().numpy()
@@ -481,7 +747,11 @@ def recompute_routing(kind, logits, gate, cfg, group_fill):
         order = np.argsort(-masked, kind="stable")
         sel = order[:k]
         emargin = masked[order[k - 1]] - masked[order[k]]
-        w = weight_src[sel].copy()
+        if kind == "gptoss":
+            w = np.exp(x[sel] - x[sel].max())
+            w /= w.sum()
+        else:
+            w = weight_src[sel].copy()
         if kind == "softmax":
             if getattr(cfg, "norm_topk_prob", True) or cfg.model_type == "mixtral":
                 w = w / w.sum()
@@ -534,7 +804,7 @@ def moe_prefix(arch, layer):
     return f"model.layers.{layer}.block_sparse_moe" if arch == "mixtral" else f"model.layers.{layer}.mlp"
 
 
-def verify_block_outputs(arch, cap, routing, tensors):
+def verify_block_outputs(arch, cap, routing, tensors, cfg_of_block=None):
     """Recompute each MoE block output from the Hub-layout tensors in the saved files and the
     captured routing (experts + final weights): proves layout, orientation and weights."""
     worst = 0.0
@@ -546,13 +816,22 @@ def verify_block_outputs(arch, cap, routing, tensors):
         out = torch.zeros_like(x)
         for t in range(x.shape[0]):
             for e, w in zip(r["experts"][t], r["weights"][t]):
+                if arch == "gpt_oss":
+                    gu = x[t] @ tensors[f"{p}.experts.gate_up_proj"][e].double() + \
+                        tensors[f"{p}.experts.gate_up_proj_bias"][e].double()
+                    lim, alpha = cfg_of_block["swiglu_limit"], cfg_of_block["swiglu_alpha"]
+                    gt, up = gu[0::2].clamp(max=lim), gu[1::2].clamp(-lim, lim)
+                    h = (up + 1) * gt * torch.sigmoid(alpha * gt)
+                    out[t] += w * (h @ tensors[f"{p}.experts.down_proj"][e].double() +
+                                   tensors[f"{p}.experts.down_proj_bias"][e].double())
+                    continue
                 if arch == "mixtral":
                     g_, u_, d_ = (tensors[f"{p}.experts.{e}.{n}.weight"].double() for n in ("w1", "w3", "w2"))
                 else:
                     g_, u_, d_ = (tensors[f"{p}.experts.{e}.{n}_proj.weight"].double() for n in ("gate", "up", "down"))
                 h = F.silu(g_ @ x[t]) * (u_ @ x[t])
                 out[t] += w * (d_ @ h)
-        if arch in ("deepseek_v2", "deepseek_v3"):
+        if arch in ("deepseek_v2", "deepseek_v3", "glm4_moe", "glm4_moe_lite"):
             g_, u_, d_ = (tensors[f"{p}.shared_experts.{n}_proj.weight"].double() for n in ("gate", "up", "down"))
             out += (F.silu(x @ g_.T) * (x @ u_.T)) @ d_.T
         elif arch == "qwen2_moe":
@@ -567,11 +846,27 @@ def verify_block_outputs(arch, cap, routing, tensors):
 
 def check_hub_layout(arch, tensors, cfg, moe_layers):
     names = set(tensors)
+    if arch == "gpt_oss":  # fused experts as transformers and the Hub keep them
+        E, H, I = cfg.num_local_experts, cfg.hidden_size, cfg.intermediate_size
+        for layer in moe_layers:
+            p = moe_prefix(arch, layer)
+            want = {f"{p}.router.weight": (E, H), f"{p}.router.bias": (E,),
+                    f"{p}.experts.gate_up_proj": (E, H, 2 * I), f"{p}.experts.gate_up_proj_bias": (E, 2 * I),
+                    f"{p}.experts.down_proj": (E, I, H), f"{p}.experts.down_proj_bias": (E, H),
+                    f"model.layers.{layer}.self_attn.sinks": (cfg.num_attention_heads,)}
+            if f"{p}.experts.gate_up_proj_blocks" in names:  # MXFP4, rows [out, in / 32 blocks]
+                want.update({f"{p}.experts.gate_up_proj_blocks": (E, 2 * I, H // 32, 16),
+                             f"{p}.experts.gate_up_proj_scales": (E, 2 * I, H // 32),
+                             f"{p}.experts.down_proj_blocks": (E, H, I // 32, 16),
+                             f"{p}.experts.down_proj_scales": (E, H, I // 32)})
+            for k, shp in want.items():
+                assert k in names and tuple(tensors[k].shape) == shp, (k, tensors.get(k, None))
+        return
     for layer in moe_layers:
         p = moe_prefix(arch, layer)
         assert f"{p}.gate.weight" in names, f"{p}.gate.weight missing"
         E = cfg.num_local_experts if arch == "mixtral" else (
-            cfg.n_routed_experts if arch.startswith("deepseek") else cfg.num_experts)
+            cfg.n_routed_experts if arch.startswith("deepseek") or arch.startswith("glm4_moe") else cfg.num_experts)
         H = cfg.hidden_size
         for e in range(E):
             if arch == "mixtral":
@@ -583,9 +878,9 @@ def check_hub_layout(arch, tensors, cfg, moe_layers):
             for n, s in shp.items():
                 key = f"{p}.experts.{e}.{n}.weight"
                 assert key in names and tuple(tensors[key].shape) == s, (key, tensors.get(key, None))
-        if arch == "deepseek_v3":
+        if arch in ("deepseek_v3", "glm4_moe", "glm4_moe_lite"):
             assert f"{p}.gate.e_score_correction_bias" in names
-        if arch.startswith("deepseek"):
+        if arch.startswith("deepseek") or arch.startswith("glm4_moe"):
             assert f"{p}.shared_experts.gate_proj.weight" in names
         if arch == "qwen2_moe":
             assert f"{p}.shared_expert.gate_proj.weight" in names and f"{p}.shared_expert_gate.weight" in names
@@ -615,7 +910,10 @@ def _np_rope_tables(cfg, d, n):
         factor, orig = float(rs["factor"]), float(rs["original_max_position_embeddings"])
         bf, bs = rs.get("beta_fast") or 32, rs.get("beta_slow") or 1
         corr = lambda r: d * math.log(orig / (r * 2 * math.pi)) / (2 * math.log(theta))  # noqa: E731
-        low, high = max(math.floor(corr(bf)), 0), min(math.ceil(corr(bs)), d - 1)
+        low, high = corr(bf), corr(bs)
+        if rs.get("truncate", True):
+            low, high = math.floor(low), math.ceil(high)
+        low, high = max(low, 0), min(high, d - 1)
         if low == high:
             high += 0.001
         ramp = np.clip((np.arange(d // 2) - low) / (high - low), 0, 1)
@@ -623,6 +921,11 @@ def _np_rope_tables(cfg, d, n):
         inv = inv / factor * (1 - extra) + inv * extra
         ms, msa = rs.get("mscale"), rs.get("mscale_all_dim")
         att = _np_mscale(factor, ms) / _np_mscale(factor, msa) if (ms and msa) else _np_mscale(factor)
+    if rs and rs.get("type", rs.get("rope_type")) == "llama3":
+        f, lo, hi, orig = rs["factor"], rs["low_freq_factor"], rs["high_freq_factor"], rs["original_max_position_embeddings"]
+        wl = 2 * math.pi / inv
+        smooth = (orig / wl - lo) / (hi - lo)
+        inv = np.where(wl < orig / hi, inv, np.where(wl > orig / lo, inv / f, (1 - smooth) * inv / f + smooth * inv))
     ang = np.arange(n, dtype=np.float64)[:, None] * inv[None, :]
     return np.cos(ang) * att, np.sin(ang) * att
 
@@ -642,13 +945,20 @@ def _np_rope(v, cos, sin, interleaved):
     return out
 
 
-def _np_attend(q, k, v, scale):
-    """q [T,H,dq], k [T,H,dq], v [T,H,dv], causal; softmax per head."""
+def _np_attend(q, k, v, scale, window=0, sinks=None):
+    """q [T,H,dq], k [T,H,dq], v [T,H,dv], causal; softmax per head. window > 0: query t sees
+    keys (t - window, t]. sinks [H]: one more logit per head in the softmax, with no value."""
     T = q.shape[0]
     s = np.einsum("thd,uhd->htu", q, k) * scale
     s = s + np.triu(np.full((T, T), -np.inf), 1)[None]
+    if window:
+        s = s + np.tril(np.full((T, T), -np.inf), -window)[None]
+    if sinks is not None:
+        s = np.concatenate([s, np.broadcast_to(sinks[:, None, None], (s.shape[0], T, 1))], -1)
     s = np.exp(s - s.max(-1, keepdims=True))
     s /= s.sum(-1, keepdims=True)
+    if sinks is not None:
+        s = s[..., :-1]
     return np.einsum("htu,uhd->thd", s, v).reshape(T, -1)
 
 
@@ -663,7 +973,7 @@ def numpy_reference_forward(d: Path, ids):
     mt = cfg["model_type"]
     T, Hd, H = len(ids), cfg["hidden_size"], cfg["num_attention_heads"]
     eps = cfg["rms_norm_eps"]
-    mla = mt.startswith("deepseek")
+    mla = mt.startswith("deepseek") or mt == "glm4_moe_lite"
     if mla:
         dn, dr, dv = cfg["qk_nope_head_dim"], cfg["qk_rope_head_dim"], cfg["v_head_dim"]
         cos, sin = _np_rope_tables(cfg, dr, T)
@@ -675,7 +985,8 @@ def numpy_reference_forward(d: Path, ids):
     else:
         hd = cfg.get("head_dim") or Hd // H
         KV = cfg["num_key_value_heads"]
-        cos, sin = _np_rope_tables(cfg, hd, T)
+        rd = int(hd * cfg.get("partial_rotary_factor", 1.0))  # rotated dims (GLM: the first half)
+        cos, sin = _np_rope_tables(cfg, rd, T)
         scale = hd ** -0.5
     x = W["model.embed_tokens.weight"][ids]
     routing = {}
@@ -703,15 +1014,49 @@ def numpy_reference_forward(d: Path, ids):
             q, k, v = proj("q"), proj("k"), proj("v")
             if mt == "olmoe":  # full-width q/k norm before the head split and rope
                 q, k = _np_rms(q, W[a + "q_norm.weight"], eps), _np_rms(k, W[a + "k_norm.weight"], eps)
+                if cfg.get("clip_qkv"):  # clamped after the norms (transformers' OlmoeAttention)
+                    c = cfg["clip_qkv"]
+                    q, k, v = np.clip(q, -c, c), np.clip(k, -c, c), np.clip(v, -c, c)
             q, k, v = q.reshape(T, H, hd), k.reshape(T, KV, hd), v.reshape(T, KV, hd)
-            if mt == "qwen3_moe":  # per-head q/k norm before rope
+            if mt in ("qwen3_moe", "qwen3") or (mt == "glm4_moe" and cfg.get("use_qk_norm")):  # per head, before rope
                 q, k = _np_rms(q, W[a + "q_norm.weight"], eps), _np_rms(k, W[a + "k_norm.weight"], eps)
-            q, k = _np_rope(q, cos, sin, False), _np_rope(k, cos, sin, False)
+            q = np.concatenate([_np_rope(q[..., :rd], cos, sin, False), q[..., rd:]], -1)
+            k = np.concatenate([_np_rope(k[..., :rd], cos, sin, False), k[..., rd:]], -1)
             rep = H // KV
-            o = _np_attend(q, np.repeat(k, rep, 1), np.repeat(v, rep, 1), scale)
+            window = 0
+            if mt == "gpt_oss" and cfg["layer_types"][L] == "sliding_attention":
+                window = cfg["sliding_window"]
+            o = _np_attend(q, np.repeat(k, rep, 1), np.repeat(v, rep, 1), scale, window, W.get(a + "sinks"))
         x = x + o @ W[a + "o_proj.weight"].T
+        if a + "o_proj.bias" in W:
+            x = x + W[a + "o_proj.bias"]
         h = _np_rms(x, W[p + "post_attention_layernorm.weight"], eps)
-        if mt == "mixtral":
+        if mt == "gpt_oss":  # router with bias, softmax over the top-k logits, clamped SwiGLU
+            m = p + "mlp."
+            logit = h @ W[m + "router.weight"].T + W[m + "router.bias"]
+            lim, alpha = cfg["swiglu_limit"], cfg["swiglu_alpha"]
+            out = np.zeros_like(h)
+            route = []
+            for t in range(T):
+                sel = np.argsort(-logit[t], kind="stable")[: cfg["num_experts_per_tok"]]
+                w = np.exp(logit[t][sel] - logit[t][sel].max())
+                w /= w.sum()
+                route.append((sel.tolist(), w.tolist()))
+                for e, we in zip(sel, w):
+                    gu = h[t] @ W[m + "experts.gate_up_proj"][e] + W[m + "experts.gate_up_proj_bias"][e]
+                    gt, up = np.minimum(gu[0::2], lim), np.clip(gu[1::2], -lim, lim)
+                    act = (up + 1) * gt / (1 + np.exp(-alpha * gt))
+                    out[t] += we * (act @ W[m + "experts.down_proj"][e] + W[m + "experts.down_proj_bias"][e])
+            routing[L] = route
+            x = x + out
+            continue
+        if mt in ("qwen2", "qwen3", "llama"):
+            is_moe, m = False, p + "mlp."
+        elif mt == "glm4_moe":
+            is_moe, m = L >= cfg["first_k_dense_replace"], p + "mlp."
+        elif mt == "glm4_moe_lite":
+            is_moe, m = cfg["mlp_layer_types"][L] == "sparse", p + "mlp."
+        elif mt == "mixtral":
             is_moe, m = True, p + "block_sparse_moe."
         elif mt == "olmoe":
             is_moe, m = True, p + "mlp."
@@ -730,7 +1075,7 @@ def numpy_reference_forward(d: Path, ids):
         route = []
         for t in range(T):
             lg = logit[t]
-            if mt == "deepseek_v3":
+            if mt in ("deepseek_v3", "glm4_moe", "glm4_moe_lite"):
                 s = 1 / (1 + np.exp(-lg))
                 b = s + W[m + "gate.e_score_correction_bias"]
                 G, TG = cfg["n_group"], cfg["topk_group"]
@@ -764,7 +1109,7 @@ def numpy_reference_forward(d: Path, ids):
                 else:
                     g_, u_, d_ = (W[f"{m}experts.{e}.{n}_proj.weight"] for n in ("gate", "up", "down"))
                 out[t] += we * _np_swiglu(h[t], g_, u_, d_)
-        if mt.startswith("deepseek"):
+        if mt.startswith("deepseek") or mt.startswith("glm4_moe"):
             out += _np_swiglu(h, *(W[m + "shared_experts." + n + "_proj.weight"] for n in ("gate", "up", "down")))
         elif mt == "qwen2_moe":
             sg = 1 / (1 + np.exp(-(h @ W[m + "shared_expert_gate.weight"].T)))
@@ -793,7 +1138,8 @@ def check_numpy_reference(d: Path, golden_logits, routing, ids):
 def moe_layer_ids(model):
     return sorted(
         int(n.split(".")[2]) for n, m in model.named_modules()
-        if n.count(".") == 3 and n.startswith("model.layers.") and n.endswith(".mlp") and hasattr(m, "gate")
+        if n.count(".") == 3 and n.startswith("model.layers.") and n.endswith(".mlp")
+        and (hasattr(m, "gate") or hasattr(m, "router"))
     )
 
 
@@ -883,18 +1229,19 @@ def write_golden(out: Path, spec, model, res, input_ids, prompt, seed, dtype_nam
 
     class _C:  # minimal stand-in with the captured blocks
         block = cap_blocks
-    worst = verify_block_outputs(arch, _C, routing, {k: v.float() for k, v in tensors.items()})
+    worst = verify_block_outputs(arch, _C, routing, {k: v.float() for k, v in tensors.items()},
+                                 json.loads((out / "config.json").read_text()))
     np_err = check_numpy_reference(out, res["logits"].astype(np.float64), routing, input_ids)
     np.save(out / "logits.npy", np.ascontiguousarray(res["logits"], dtype=np.float32))
     golden = {
         "architecture": model.config.architectures[0],
-        "weights_dtype": dtype_name,
+        "weights_dtype": "mxfp4" if spec.get("mxfp4") else dtype_name,  # mxfp4: routed experts
         "input_ids": list(map(int, input_ids)),
         "logits": "logits.npy",
         "moe_layers": res["moe_layers"],
         "routing": routing,
         "greedy": {"prompt": list(map(int, prompt)), "generated": list(map(int, res["generated"]))},
-        "min_route_margin": res["min_route_margin"],
+        "min_route_margin": res["min_route_margin"] if res["moe_layers"] else None,  # dense: no route
         "min_group_margin": res["min_group_margin"],
         "min_logit_margin": res["min_logit_margin"],
         "transformers_version": transformers.__version__,
@@ -920,6 +1267,7 @@ def gen_variant(name, out_root: Path, log):
     try:
         for seed in range(spec["seed"], spec["seed"] + MAX_SEEDS):
             model = build_model(spec, seed)
+            packed = mxfp4_round_experts(model) if spec.get("mxfp4") else None
             cfg = model.config
             rng = np.random.default_rng(seed)
             input_ids = [BOS] + rng.integers(3, cfg.vocab_size, N_INPUT - 1).tolist()
@@ -930,7 +1278,7 @@ def gen_variant(name, out_root: Path, log):
                 vspec = VARIANTS[vname]
                 dtype_name = vspec["dtype"]
                 d = tmp_root / vname
-                save_dir(model, d, dtype_name, spec.get("hub_extra"), vspec.get("shard", spec.get("shard")))
+                save_dir(model, d, dtype_name, spec.get("hub_extra"), vspec.get("shard", spec.get("shard")), packed)
                 loaded = load_model(spec, d)
                 # the reloaded directory must reproduce the in-memory model (fp32 save only:
                 # proves the Hub layout/config is what transformers expects)
@@ -957,7 +1305,7 @@ def gen_variant(name, out_root: Path, log):
                 shutil.copytree(d, final)
                 for f in final.iterdir():
                     f.chmod(0o644)
-                log(f"  {vname}: seed {seed}, route margin {res['min_route_margin']:.3e}, group margin "
+                log(f"  {vname}: seed {seed}, route margin {res['min_route_margin']:.3e}, group margin "  # inf: dense
                     f"{res['min_group_margin']}, logit margin {res['min_logit_margin']:.3e}")
             return
         raise RuntimeError(f"{name}: no seed with margins >= {MIN_MARGIN}")

@@ -12,12 +12,19 @@ namespace moescope {
 
 enum class AttentionKind { GQA, MLA };
 enum class QKNorm { None, PerHead, Full };  // Qwen3: RMSNorm over head_dim; OLMoE: over all heads
-enum class ScoreFunc { Softmax, Sigmoid };
+// Softmax / Sigmoid: scores over all experts, top-k on the scores. TopKSoftmax (gpt-oss): top-k
+// on the raw logits, weights = softmax over the k selected logits.
+enum class ScoreFunc { Softmax, Sigmoid, TopKSoftmax };
 // Group-limited expert selection: DeepSeek-V2 scores a group by its best expert, DeepSeek-V3 by
 // the sum of its two best (biased) experts.
 enum class GroupScore { None, Max, SumTop2 };
 enum class SharedExperts { None, Plain, SigmoidGated };  // DeepSeek: plain; Qwen2-MoE: gated
-enum class TensorNaming { Standard, Mixtral };           // mlp.experts.E.gate_proj vs block_sparse_moe.experts.E.w1
+// mlp.experts.E.gate_proj vs block_sparse_moe.experts.E.w1 vs gpt-oss' fused, transposed
+// mlp.experts.gate_up_proj [E, H, 2W] (gate and up interleaved) with biases and mlp.router.
+enum class TensorNaming { Standard, Mixtral, GptOss };
+// The gated activation of the routed experts: silu(g)·u, or gpt-oss' clamped form
+// g' = min(g, limit), u' = clamp(u, ±limit), (u' + 1)·g'·sigmoid(alpha·g').
+enum class ExpertActivation { SiLU, ClampedSwiGLU };
 
 struct RopeSpec {
   float theta = 10000.0f;
@@ -31,6 +38,11 @@ struct RopeSpec {
   int original_max_position = 0;
   bool truncate = true;
   float attention_factor = 1.0f;  // multiplies cos and sin (YaRN's mscale ratio)
+  // Llama 3 (rope_type "llama3", the R1 Llama distills): wavelengths above
+  // original_max_position / low_freq_factor are divided by `factor`, below
+  // original_max_position / high_freq_factor kept, and blended in between.
+  bool llama3 = false;
+  float low_freq_factor = 1.0f, high_freq_factor = 4.0f;
 
   std::vector<float> inverse_frequencies() const;  // [dim / 2]
 };
@@ -44,6 +56,10 @@ struct AttentionSpec {
   bool qkv_bias = false;   // q/k/v projections carry a bias (Qwen2-MoE)
   float clip_qkv = 0.0f;   // OLMoE: clamp q, k, v to [-clip, clip]; 0 = off
   int sliding_window = 0;  // 0 = full causal attention
+  // Per layer: true where the layer uses sliding_window, false where it attends to everything
+  // (gpt-oss' layer_types). Empty: every layer uses sliding_window.
+  std::vector<bool> sliding_layer;
+  bool sinks = false;      // gpt-oss: a learned logit per head joins each softmax (self_attn.sinks)
   // MLA (DeepSeek-V2/V3)
   int q_lora_rank = 0;  // 0 = plain q_proj
   int kv_lora_rank = 0;
@@ -67,6 +83,7 @@ struct RouterSpec {
   bool renormalize = false;      // divide the top-k weights by their sum
   float scaling = 1.0f;          // routed_scaling_factor
   bool scale_after_renorm = true;  // DeepSeek-V2 scales only when it does not renormalise
+  bool logit_bias = false;       // the router linear has a bias (gpt-oss mlp.router.bias)
 };
 
 struct MoeSpec {
@@ -74,6 +91,9 @@ struct MoeSpec {
   int expert_width = 0;  // moe_intermediate_size
   SharedExperts shared = SharedExperts::None;
   int shared_width = 0;  // total width of the shared expert(s)
+  bool expert_bias = false;  // routed experts' projections carry biases (gpt-oss)
+  ExpertActivation activation = ExpertActivation::SiLU;
+  float swiglu_alpha = 1.702f, swiglu_limit = 7.0f;  // ClampedSwiGLU only
 };
 
 struct ModelSpec {
@@ -98,6 +118,10 @@ struct ModelSpec {
   std::vector<int> bos_ids, eos_ids;  // from config.json / generation_config.json
 
   int n_moe_layers() const;
+  // The sliding window of layer l (0: full causal attention).
+  int window(int layer) const {
+    return attn.sliding_layer.empty() || attn.sliding_layer[size_t(layer)] ? attn.sliding_window : 0;
+  }
   std::vector<int> moe_layer_indices() const;
   // Values a KV cache keeps per token and layer: GQA 2·n_kv·head_dim, MLA kv_lora + rope.
   int kv_values_per_token() const;

@@ -19,6 +19,7 @@ struct Linear {
 
 struct MlpWeights {  // SwiGLU: down(silu(gate(x)) * up(x))
   TensorView gate, up, down;  // [width, hidden], [width, hidden], [hidden, width]
+  TensorView gate_b, up_b, down_b;  // F32 [width], [width], [hidden]; data == nullptr without biases (gpt-oss)
 };
 
 struct LayerWeights {
@@ -33,6 +34,8 @@ struct LayerWeights {
   MlpWeights dense;
   TensorView router;       // [n_experts, hidden]
   TensorView router_bias;  // [n_experts] e_score_correction_bias (DeepSeek-V3)
+  TensorView router_logit_bias;  // [n_experts] the router linear's bias (gpt-oss)
+  TensorView sinks;        // [n_heads] attention sink logits (gpt-oss)
   std::vector<MlpWeights> experts;
   MlpWeights shared;
   TensorView shared_gate;  // [1, hidden] (Qwen2-MoE)
@@ -44,6 +47,9 @@ struct ModelWeights {
   TensorView lm_head;     // [vocab, hidden] (the embedding when tied)
   std::vector<LayerWeights> layers;
   DType dtype = DType::F32;  // dtype of the bulk of the weights (the embedding's)
+  // Tensors the binding had to re-lay out (gpt-oss' fused, transposed experts), shared so that
+  // copies of the views stay valid.
+  std::vector<std::shared_ptr<uint8_t[]>> owned;
 };
 
 // Binds every tensor the spec needs. Accepts the Hub's per-expert tensors and transformers 5's

@@ -29,7 +29,8 @@ struct RoutingControl {
 // Routes one token. logits: [n_experts] router logits (fp32). bias: [n_experts] correction bias
 // or nullptr. Writes k = control.effective_top_k(r) ids in descending order of selection score
 // and their final weights (after renormalisation and scaling). probs (optional, [n_experts])
-// receives the router scores (softmax or sigmoid) before any selection.
+// receives the router scores (softmax or sigmoid) before any selection; for TopKSoftmax (gpt-oss)
+// the softmax over all logits, while the weights are the softmax over the selected k.
 // scratch must hold 3 * n_experts floats.
 void route_token(const RouterSpec& r, const float* logits, const float* bias, const RoutingControl& control,
                  int layer, int32_t* ids, float* weights, float* probs, float* scratch);

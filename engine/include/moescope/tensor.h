@@ -16,6 +16,7 @@ enum class DType : uint8_t {
   Q8_0, Q4_0, Q4_1, Q5_0, Q5_1,        // 32 elements a block
   Q2_K, Q3_K, Q4_K, Q5_K, Q6_K,        // 256 elements a block ("k-quants")
   IQ4_NL, IQ4_XS, MXFP4,               // 32, 256, 32
+  U8,  // raw bytes: gpt-oss' MXFP4 `*_blocks` / `*_scales` tensors in safetensors, repacked at load
 };
 
 bool dtype_is_quantized(DType t);     // a block type

@@ -43,6 +43,9 @@ void rope_tables(const int* pos, int n, const float* inv_freq, int half, float a
 
 // g[n] = silu(g[n]) * u[n]
 void silu_mul(float* g, const float* u, int n);
+// gpt-oss' clamped SwiGLU (transformers' GptOssExperts): with g' = min(g, limit) and
+// u' = clamp(u, -limit, limit), g[n] = (u' + 1) · g' · sigmoid(alpha · g').
+void clamped_swiglu(float* g, const float* u, int n, float alpha, float limit);
 // Softmax over x[n] in place (max-subtracted).
 void softmax(float* x, int n);
 // out[hidden] = embedding row `id` of table [vocab, hidden].

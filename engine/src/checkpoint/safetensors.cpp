@@ -24,7 +24,8 @@ DType parse_dtype(const std::string& s, const std::string& where) {
   if (s == "F32") return DType::F32;
   if (s == "F16") return DType::F16;
   if (s == "BF16") return DType::BF16;
-  throw Error(where + ": dtype " + s + " is not supported (supported: F32, F16, BF16)");
+  if (s == "U8") return DType::U8;  // MXFP4 blocks and scales (gpt-oss); checked where they are bound
+  throw Error(where + ": dtype " + s + " is not supported (supported: F32, F16, BF16, U8)");
 }
 
 }  // namespace

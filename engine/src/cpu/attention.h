@@ -23,6 +23,9 @@ struct AttnQueries {
   const int* lo;          // query i sees positions [lo[i], hi[i]]
   const int* hi;
   int nq;
+  // Query i's sink logit (gpt-oss): one more term exp(sink[i]) in the softmax's denominator that
+  // carries no value. nullptr: no sinks.
+  const float* sink = nullptr;
 };
 
 // Floats of scratch attend() needs for nq queries of width dk.

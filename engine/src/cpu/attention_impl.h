@@ -106,7 +106,8 @@ void attend_impl(const AttnQueries& a, int dk, int dv, size_t v_offset, float sc
     }
   }
   for (int i = 0; i < a.nq; ++i) {
-    const float inv = 1.0f / l[i];
+    // A sink adds exp(sink - m) to the sum (transformers appends it as one more softmax column).
+    const float inv = 1.0f / (a.sink ? l[i] + std::exp(a.sink[i] - m[i]) : l[i]);
     float* o = a.o[i];
 #pragma omp simd
     for (int e = 0; e < dv; ++e) o[e] *= inv;

@@ -24,6 +24,17 @@ namespace {
 
 using cpu::kGemmRowBlock;
 
+// Element i of a small F32/BF16/F16 vector (biases, sinks).
+float element(const TensorView& t, int64_t i) {
+  const auto* p = static_cast<const uint8_t*>(t.data);
+  switch (t.dtype) {
+    case DType::F32: { float v; std::memcpy(&v, p + size_t(i) * 4, 4); return v; }
+    case DType::BF16: return bf16_to_f32(uint16_t(p[2 * i] | (p[2 * i + 1] << 8)));
+    case DType::F16: return f16_to_f32(uint16_t(p[2 * i] | (p[2 * i + 1] << 8)));
+    default: throw Error("a bias or sink tensor must be F32, BF16 or F16");
+  }
+}
+
 // Tokens per pass over the layers: a prompt's chunk reads each expert's weights once for all its
 // tokens, so larger is faster up to where the scratch (sized for the largest chunk seen, grown on
 // demand: decode never allocates) costs more memory than it saves time.
@@ -39,13 +50,16 @@ struct AttnLists {
   std::vector<const float*> q;
   std::vector<float*> o;
   std::vector<int> lo, hi;
+  std::vector<float> sink;  // empty, or one sink logit per query
   std::vector<cpu::KvRun> runs;
   void reserve(size_t n, size_t n_runs) {
-    q.reserve(n), o.reserve(n), lo.reserve(n), hi.reserve(n), runs.reserve(n_runs);
+    q.reserve(n), o.reserve(n), lo.reserve(n), hi.reserve(n), sink.reserve(n), runs.reserve(n_runs);
   }
-  void clear() { q.clear(), o.clear(), lo.clear(), hi.clear(), runs.clear(); }
+  void clear() { q.clear(), o.clear(), lo.clear(), hi.clear(), sink.clear(), runs.clear(); }
   void add(const float* qi, float* oi, int l, int h) { q.push_back(qi), o.push_back(oi), lo.push_back(l), hi.push_back(h); }
-  cpu::AttnQueries queries() const { return {q.data(), o.data(), lo.data(), hi.data(), int(q.size())}; }
+  cpu::AttnQueries queries() const {
+    return {q.data(), o.data(), lo.data(), hi.data(), int(q.size()), sink.empty() ? nullptr : sink.data()};
+  }
 };
 
 class CpuBackend final : public Backend {
@@ -55,6 +69,11 @@ public:
         capacity_(opt.context > 0 ? std::min(opt.context, s_.max_position) : std::min(s_.max_position, 8192)),
         kv_(s_.n_layers, s_.kv_values_per_token(), capacity_) {
     inv_freq_ = s_.rope.inverse_frequencies();
+    if (s_.attn.sinks) {  // [n_layers][n_heads] in fp32
+      sinks_.resize(size_t(s_.n_layers));
+      for (int l = 0; l < s_.n_layers; ++l)
+        for (int h = 0; h < s_.attn.n_heads; ++h) sinks_[size_t(l)].push_back(element(w_.layers[size_t(l)].sinks, h));
+    }
     route_scratch_.resize(size_t(3) * std::max(1, s_.moe.router.n_experts) + 1024);
     // Per-thread attention scratch (cpu/attention.h) and, for MLA, the latent queries and outputs.
     const auto& at = s_.attn;
@@ -261,18 +280,19 @@ private:
     cpu::linear(pool_, xn_.data(), T, L.q, q);
     cpu::linear(pool_, xn_.data(), T, L.k, k);
     cpu::linear(pool_, xn_.data(), T, L.v, v);
-    if (a.clip_qkv > 0.0f) {
-      auto clip = [&](float* p, size_t n) {
-        for (size_t i = 0; i < n; ++i) p[i] = std::clamp(p[i], -a.clip_qkv, a.clip_qkv);
-      };
-      clip(q, size_t(T) * qd), clip(k, size_t(T) * kd), clip(v, size_t(T) * kd);
-    }
     if (a.qk_norm == QKNorm::Full) {  // OLMoE: over all heads at once
       cpu::rmsnorm(q, L.q_norm, s_.rms_eps, q, T, qd);
       cpu::rmsnorm(k, L.k_norm, s_.rms_eps, k, T, kd);
     } else if (a.qk_norm == QKNorm::PerHead) {  // Qwen3: each head on its own, before RoPE
       cpu::rmsnorm_rows(q, L.q_norm, s_.rms_eps, T * nh, hd);
       cpu::rmsnorm_rows(k, L.k_norm, s_.rms_eps, T * nkv, hd);
+    }
+    // OLMoE's clip_qkv clamps q and k after their norms (and v), as transformers' OlmoeAttention.
+    if (a.clip_qkv > 0.0f) {
+      auto clip = [&](float* p, size_t n) {
+        for (size_t i = 0; i < n; ++i) p[i] = std::clamp(p[i], -a.clip_qkv, a.clip_qkv);
+      };
+      clip(q, size_t(T) * qd), clip(k, size_t(T) * kd), clip(v, size_t(T) * kd);
     }
     const int half = s_.rope.dim / 2;
     for (int t = 0; t < T; ++t) {
@@ -292,6 +312,8 @@ private:
     const int group = nh / nkv;
     const int nqb = (T + kQTokens - 1) / kQTokens;
     const size_t vpt = size_t(kv_.values_per_token());
+    const int window = s_.window(l);
+    const float* sinks = a.sinks ? sinks_[size_t(l)].data() : nullptr;  // [nh]
     pool_.parallel_for(nqb * nkv, [&](int b, int e, int thread) {
       float* scratch = thread_scratch_.data() + size_t(thread) * thread_stride_;
       AttnLists& al = attn_lists_[size_t(thread)];
@@ -302,11 +324,12 @@ private:
         int lo_all = pos0 + t0;
         for (int t = t0; t < t1; ++t) {
           const int p = pos0 + t;
-          const int lo = a.sliding_window > 0 ? std::max(0, p - a.sliding_window + 1) : 0;
+          const int lo = window > 0 ? std::max(0, p - window + 1) : 0;
           lo_all = std::min(lo_all, lo);
           for (int i = 0; i < group; ++i) {
             const size_t off = size_t(t) * qd + size_t(g * group + i) * hd;
             al.add(q + off, heads_out_.data() + off, lo, p);
+            if (sinks) al.sink.push_back(sinks[g * group + i]);
           }
         }
         // keys of head g at g·hd in each row, its values kd further on
@@ -399,6 +422,7 @@ private:
   struct FfnGroup {
     const MlpWeights* m;
     int first, count;
+    bool clamped = false;  // gpt-oss' clamped SwiGLU instead of silu(g)·u
   };
 
   // A group of FFN m over all T tokens with weights w(t) (a dense FFN, the shared expert).
@@ -451,7 +475,11 @@ private:
         cpu::gemm_rows(x, g.count, g.m->up, r0, r1, ut, kGemmRowBlock, &pack);
         for (int c = 0; c < g.count; ++c) {
           float* gc = gt + size_t(c) * kGemmRowBlock;
-          cpu::silu_mul(gc, ut + size_t(c) * kGemmRowBlock, r1 - r0);
+          float* uc = ut + size_t(c) * kGemmRowBlock;
+          if (g.m->gate_b.data)
+            for (int r = r0; r < r1; ++r) gc[r - r0] += element(g.m->gate_b, r), uc[r - r0] += element(g.m->up_b, r);
+          if (g.clamped) cpu::clamped_swiglu(gc, uc, r1 - r0, s_.moe.swiglu_alpha, s_.moe.swiglu_limit);
+          else cpu::silu_mul(gc, uc, r1 - r0);
           std::memcpy(pair_h_[size_t(g.first + c)] + r0, gc, sizeof(float) * size_t(r1 - r0));
         }
       }
@@ -469,6 +497,11 @@ private:
         pack.tag = tag0 + uint64_t(n_groups + gi);
         cpu::gemm_rows(cpu::RowsIn{pair_h_.data() + g.first}, g.count, g.m->down, r0, r1,
                        pair_out_.data() + size_t(g.first) * H + r0, size_t(H), &pack);
+        if (g.m->down_b.data)
+          for (int c = 0; c < g.count; ++c) {
+            float* o = pair_out_.data() + size_t(g.first + c) * H;
+            for (int r = r0; r < r1; ++r) o[r] += element(g.m->down_b, r);
+          }
       }
     });
     // combine, in group order (the order transformers adds the experts in), split over columns
@@ -506,7 +539,7 @@ private:
     float* y = ffn_out_.data();  // [T, H]
 
     // ffn_moe_logits [T, E]: the router in fp32, as transformers computes it.
-    cpu::matmul(pool_, xn_.data(), T, L.router, nullptr, router_logits_.data());
+    cpu::matmul(pool_, xn_.data(), T, L.router, r.logit_bias ? &L.router_logit_bias : nullptr, router_logits_.data());
     float bias_buf[4096];
     const float* bias = nullptr;
     if (L.router_bias.data) {
@@ -539,7 +572,9 @@ private:
         pair_tok_[size_t(at)] = i / K, pair_w_[size_t(at)] = wts[i];
       }
     for (int e = 0, first = 0; e < E; ++e) {  // start[e] is now where expert e + 1 begins
-      if (start[size_t(e)] > first) groups_.push_back({&L.experts[size_t(e)], first, start[size_t(e)] - first});
+      if (start[size_t(e)] > first)
+        groups_.push_back({&L.experts[size_t(e)], first, start[size_t(e)] - first,
+                           s_.moe.activation == ExpertActivation::ClampedSwiGLU});
       first = start[size_t(e)];
     }
     n_pairs_ = start[size_t(E)];
@@ -561,6 +596,7 @@ private:
   int capacity_;
   cpu::PagedKvCache kv_;
   std::vector<float> inv_freq_;
+  std::vector<std::vector<float>> sinks_;  // [n_layers][n_heads] (gpt-oss)
   const RoutingControl* control_ = nullptr;
   std::string name_;
 

@@ -165,6 +165,13 @@ void silu_mul(float* g, const float* u, int n) {
   for (int i = 0; i < n; ++i) g[i] = g[i] / (1.0f + std::exp(-g[i])) * u[i];
 }
 
+void clamped_swiglu(float* g, const float* u, int n, float alpha, float limit) {
+  for (int i = 0; i < n; ++i) {
+    const float gc = std::min(g[i], limit), uc = std::clamp(u[i], -limit, limit);
+    g[i] = (uc + 1.0f) * gc / (1.0f + std::exp(-alpha * gc));
+  }
+}
+
 void softmax(float* x, int n) {
   float mx = x[0];
   for (int i = 1; i < n; ++i) mx = std::max(mx, x[i]);

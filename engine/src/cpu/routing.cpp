@@ -19,7 +19,7 @@ void route_token(const RouterSpec& r, const float* logits, const float* bias, co
   float* choice = scratch + E;       // [E] selection scores (biased, masked)
   float* group_best = scratch + 2 * E;  // [n_group]
 
-  if (r.scoring == ScoreFunc::Softmax) {
+  if (r.scoring == ScoreFunc::Softmax || r.scoring == ScoreFunc::TopKSoftmax) {
     float mx = -std::numeric_limits<float>::infinity();
     for (int e = 0; e < E; ++e) mx = std::max(mx, logits[e]);
     float sum = 0.0f;
@@ -29,6 +29,9 @@ void route_token(const RouterSpec& r, const float* logits, const float* bias, co
     for (int e = 0; e < E; ++e) scores[e] = 1.0f / (1.0f + std::exp(-logits[e]));
   }
   if (probs) std::copy(scores, scores + E, probs);
+  // gpt-oss (transformers' GptOssTopKRouter): top-k on the raw logits; the full softmax above
+  // is only what `probs` reports.
+  if (r.scoring == ScoreFunc::TopKSoftmax) std::copy(logits, logits + E, scores);
 
   const bool use_bias = bias && r.correction_bias && !control.ignore_bias;
   for (int e = 0; e < E; ++e) choice[e] = use_bias ? scores[e] + bias[e] : scores[e];
@@ -84,6 +87,14 @@ void route_token(const RouterSpec& r, const float* logits, const float* bias, co
   }
   for (int i = n_sel; i < k; ++i) ids[i] = n_sel > 0 ? ids[0] : 0;  // padding, weight 0 below
 
+  if (r.scoring == ScoreFunc::TopKSoftmax) {  // weights: softmax over the selected logits
+    float mx = -std::numeric_limits<float>::infinity(), sum = 0.0f;
+    for (int i = 0; i < n_sel; ++i) mx = std::max(mx, scores[ids[i]]);
+    for (int i = 0; i < n_sel; ++i) sum += (weights[i] = std::exp(scores[ids[i]] - mx));
+    for (int i = 0; i < n_sel; ++i) weights[i] = weights[i] / sum * r.scaling;
+    for (int i = n_sel; i < k; ++i) weights[i] = 0.0f;
+    return;
+  }
   // Weights come from the unbiased scores.
   float sum = 0.0f;
   for (int i = 0; i < n_sel; ++i) sum += (weights[i] = scores[ids[i]]);

@@ -109,6 +109,12 @@ public:
       : model_(std::move(model)), s_(model_->spec), opt_(opt),
         capacity_(opt.context > 0 ? std::min(opt.context, s_.max_position) : std::min(s_.max_position, 8192)) {
     const auto& a = s_.attn;
+    // gpt-oss' sinks, per-layer windows, router bias with softmax after top-k and biased, clamped
+    // experts are implemented on the CPU backend only so far.
+    if (a.sinks || !a.sliding_layer.empty() || s_.moe.router.scoring == ScoreFunc::TopKSoftmax ||
+        s_.moe.expert_bias || s_.moe.activation != ExpertActivation::SiLU)
+      throw Error("the CUDA backend does not run " + s_.architecture +
+                  " yet (attention sinks, per-layer sliding windows, biased clamped experts); use --backend cpu");
     if (s_.n_moe_layers() > 0 &&
         (s_.moe.router.n_experts > kernels::kRouterMaxExperts || s_.moe.router.n_group > kernels::kRouterMaxGroups))
       throw Error("the CUDA backend routes at most " + std::to_string(kernels::kRouterMaxExperts) + " experts in " +
@@ -463,7 +469,6 @@ private:
     const int A = qd + 2 * kd;
     float* p = sc_.proj;  // [T, q (nh·hd) | k (nkv·hd) | v (nkv·hd)]
     cuda::linear(ctx_, L.in_proj, sc_.xn, s_.hidden, T, p, A, sc_.xbf);
-    if (a.clip_qkv > 0.0f) kernels::clamp(p, (long long)T * A, a.clip_qkv, st);
     if (a.qk_norm == QKNorm::Full) {  // OLMoE: over all heads at once
       kernels::rmsnorm(p, A, 0, 1, L.q_norm, s_.rms_eps, p, A, T, qd, st);
       kernels::rmsnorm(p + qd, A, 0, 1, L.k_norm, s_.rms_eps, p + qd, A, T, kd, st);
@@ -471,6 +476,8 @@ private:
       kernels::rmsnorm(p, A, hd, nh, L.q_norm, s_.rms_eps, p, A, T, hd, st);
       kernels::rmsnorm(p + qd, A, hd, nkv, L.k_norm, s_.rms_eps, p + qd, A, T, hd, st);
     }
+    // OLMoE's clip_qkv: q and k are clamped after their norms (transformers' OlmoeAttention).
+    if (a.clip_qkv > 0.0f) kernels::clamp(p, (long long)T * A, a.clip_qkv, st);
     const auto& r = s_.rope;
     kernels::rope(p, A, 0, hd, nh, r.dim, r.interleaved, sc_.inv_freq, r.attention_factor, sc_.io, T, st);
     kernels::rope(p, A, qd, hd, nkv, r.dim, r.interleaved, sc_.inv_freq, r.attention_factor, sc_.io, T, st);

@@ -32,7 +32,9 @@ const char* stop_reason_name(StopReason r) {
 Session::Session(std::shared_ptr<const Model> model, std::unique_ptr<Backend> backend)
     : model_(std::move(model)), backend_(std::move(backend)) {
   const auto& s = model_->spec;
-  trace_ = RoutingTrace(s.name, s.moe.router.n_experts, std::max(1, std::min(s.moe.router.n_experts, s.moe.router.top_k)),
+  // A dense model (no MoE layer) keeps a trace of tokens without routes.
+  const int k = s.n_moe_layers() > 0 ? std::max(1, std::min(s.moe.router.n_experts, s.moe.router.top_k)) : 0;
+  trace_ = RoutingTrace(s.name, s.moe.router.n_experts, k,
                         s.moe_layer_indices());
 }
 

@@ -12,6 +12,8 @@ int64_t attention_params(const ModelSpec& s) {
     const int64_t qd = int64_t(a.n_heads) * a.head_dim, kd = int64_t(a.n_kv_heads) * a.head_dim;
     int64_t p = H * qd + 2 * H * kd + qd * H;
     if (a.qkv_bias) p += qd + 2 * kd;
+    if (a.sinks && a.qkv_bias) p += H;  // gpt-oss: o_proj has a bias too
+    if (a.sinks) p += a.n_heads;
     if (a.qk_norm == QKNorm::PerHead) p += 2 * a.head_dim;
     if (a.qk_norm == QKNorm::Full) p += qd + kd;
     return p;
@@ -41,8 +43,9 @@ ParamCounts count_params(const ModelSpec& s) {
       c.dense_ffn += 3 * H * s.dense_width;
       continue;
     }
-    const int64_t expert = 3 * H * m.expert_width;
-    c.router += int64_t(m.router.n_experts) * H + (m.router.correction_bias ? m.router.n_experts : 0);
+    const int64_t expert = 3 * H * m.expert_width + (m.expert_bias ? 2 * m.expert_width + H : 0);
+    c.router += int64_t(m.router.n_experts) * H +
+                (m.router.correction_bias || m.router.logit_bias ? m.router.n_experts : 0);
     c.routed_experts += expert * m.router.n_experts;
     c.routed_active += expert * m.router.top_k;
     if (m.shared != SharedExperts::None) c.shared_experts += 3 * H * m.shared_width;
@@ -85,8 +88,14 @@ nlohmann::json anatomy_json(const ModelSpec& s, int64_t context) {
   attention["rope"] = {{"theta", s.rope.theta}, {"dim", s.rope.dim}, {"interleaved", s.rope.interleaved},
                        {"yarn", s.rope.yarn}};
   if (s.rope.yarn) attention["rope"]["factor"] = s.rope.factor;
+  attention["sinks"] = a.sinks;
+  int sliding = 0;
+  for (int l = 0; l < s.n_layers; ++l) sliding += s.window(l) > 0 ? 1 : 0;
+  attention["sliding_window"] = a.sliding_window;
+  attention["sliding_layers"] = sliding;
 
-  const char* scoring = r.scoring == ScoreFunc::Softmax ? "softmax" : "sigmoid";
+  const char* scoring = r.scoring == ScoreFunc::Softmax ? "softmax"
+                        : r.scoring == ScoreFunc::Sigmoid ? "sigmoid" : "softmax_after_topk";
   const char* group = r.group_score == GroupScore::None ? "none" : (r.group_score == GroupScore::Max ? "max" : "sum_top2");
   const char* shared = s.moe.shared == SharedExperts::None ? "none"
                        : s.moe.shared == SharedExperts::Plain ? "plain" : "sigmoid_gated";
@@ -97,12 +106,15 @@ nlohmann::json anatomy_json(const ModelSpec& s, int64_t context) {
                   {"shared", shared},
                   {"shared_width", s.moe.shared_width},
                   {"expert_width", s.moe.expert_width},
+                  {"expert_bias", s.moe.expert_bias},
+                  {"activation", s.moe.activation == ExpertActivation::SiLU ? "swiglu" : "clamped_swiglu"},
                   {"router", {{"scoring", scoring},
                               {"correction_bias", r.correction_bias},
                               {"group_selection", group},
                               {"n_group", r.n_group},
                               {"topk_group", r.topk_group},
                               {"renormalize", r.renormalize},
+                              {"logit_bias", r.logit_bias},
                               {"scaling", r.scaling}}}};
 
   const int64_t kv_vals = s.kv_values_per_token(), mha_vals = s.mha_kv_values_per_token();

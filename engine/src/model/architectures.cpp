@@ -43,14 +43,24 @@ void read_rope(const ConfigReader& c, RopeSpec& rope) {
   else if (c.present("rope_scaling")) params = &c.raw().at("rope_scaling");
   if (params && !params->is_object()) inconsistent("rope scaling must be an object");
 
-  rope.theta = c.number_or("rope_theta", 10000.0f, 1.0, 1e12);
+  rope.theta = c.number_or("rope_theta", rope.theta, 1.0, 1e12);
   if (!params) return;
   ConfigReader p(*params);
   rope.theta = p.number_or("rope_theta", rope.theta, 1.0, 1e12);
   std::string type = p.string_or("rope_type", p.string_or("type", "default"));
   if (type == "default") return;
+  if (type == "llama3") {  // transformers' _compute_llama3_parameters
+    rope.llama3 = true;
+    rope.factor = p.number("factor", 1.0, 1e6);
+    rope.low_freq_factor = p.number("low_freq_factor", 1e-3, 1e6);
+    rope.high_freq_factor = p.number("high_freq_factor", 1e-3, 1e6);
+    if (rope.high_freq_factor <= rope.low_freq_factor)
+      inconsistent("rope scaling: high_freq_factor must exceed low_freq_factor");
+    rope.original_max_position = p.integer("original_max_position_embeddings", 1, kMaxPositions);
+    return;
+  }
   if (type != "yarn")
-    inconsistent("rope scaling type '" + type + "' is not supported (supported: default, yarn)");
+    inconsistent("rope scaling type '" + type + "' is not supported (supported: default, yarn, llama3)");
   rope.yarn = true;
   rope.factor = p.number("factor", 1.0, 1e6);
   rope.beta_fast = p.number_or("beta_fast", 32.0f, 0.0, 1e6);
@@ -105,6 +115,8 @@ void read_gqa(const ConfigReader& c, ModelSpec& s) {
     inconsistent("num_attention_heads " + std::to_string(a.n_heads) +
                  " is not a multiple of num_key_value_heads " + std::to_string(a.n_kv_heads));
   float partial = c.number_or("partial_rotary_factor", 1.0f, 0.0, 1.0);
+  if (c.present("rope_parameters") && c.raw().at("rope_parameters").is_object())  // transformers 5 keeps it there
+    partial = ConfigReader(c.raw().at("rope_parameters")).number_or("partial_rotary_factor", partial, 0.0, 1.0);
   s.rope.dim = int(float(a.head_dim) * partial);
   s.rope.interleaved = false;
   a.softmax_scale = 1.0f / std::sqrt(float(a.head_dim));
@@ -182,6 +194,114 @@ void olmoe(const ConfigReader& c, ModelSpec& s) {
   s.moe_layer.assign(size_t(s.n_layers), true);
 }
 
+// `layer_types` (one "sliding_attention" or "full_attention" per layer) into attn.sliding_layer.
+// Returns false when the config has no such list.
+bool read_layer_types(const ConfigReader& c, ModelSpec& s) {
+  if (!c.present("layer_types")) return false;
+  auto& a = s.attn;
+  const auto& types = c.raw().at("layer_types");
+  if (!types.is_array() || types.size() != size_t(s.n_layers))
+    inconsistent("layer_types has " + std::to_string(types.is_array() ? types.size() : 0) +
+                 " entries but num_hidden_layers is " + std::to_string(s.n_layers));
+  a.sliding_layer.assign(size_t(s.n_layers), false);
+  for (size_t i = 0; i < types.size(); ++i) {
+    const std::string t = types[i].is_string() ? types[i].get<std::string>() : types[i].dump();
+    if (t == "sliding_attention") a.sliding_layer[i] = true;
+    else if (t != "full_attention")
+      inconsistent("layer_types[" + std::to_string(i) + "] is '" + t +
+                   "' (supported: sliding_attention, full_attention)");
+  }
+  if (a.sliding_window == 0 && std::find(a.sliding_layer.begin(), a.sliding_layer.end(), true) != a.sliding_layer.end())
+    inconsistent("layer_types has sliding_attention layers but sliding_window is not set");
+  return true;
+}
+
+// Dense decoders (the DeepSeek-R1 distills): every layer a dense SwiGLU FFN, no router.
+void dense_common(const ConfigReader& c, ModelSpec& s) {
+  read_common(c, s);
+  read_gqa(c, s);
+  s.dense_width = c.integer("intermediate_size", 1, kMaxWidth);
+  s.moe_layer.assign(size_t(s.n_layers), false);
+}
+
+// Qwen2 / Qwen3 (transformers' Qwen2Config): a sliding window only with use_sliding_window
+// (default false), on the layers `layer_types` names or else on layers >= max_window_layers.
+void qwen_dense_window(const ConfigReader& c, ModelSpec& s) {
+  auto& a = s.attn;
+  a.sliding_window = 0;
+  if (!c.boolean_or("use_sliding_window", false) || !c.present("sliding_window")) return;
+  a.sliding_window = c.integer("sliding_window", 1, kMaxPositions);
+  if (read_layer_types(c, s)) return;
+  const int first = c.integer_or("max_window_layers", 28, 0, kMaxLayers);
+  a.sliding_layer.assign(size_t(s.n_layers), false);
+  for (int i = first; i < s.n_layers; ++i) a.sliding_layer[size_t(i)] = true;
+}
+
+void qwen2(const ConfigReader& c, ModelSpec& s) {
+  dense_common(c, s);
+  s.attn.qkv_bias = true;  // Qwen2Attention: q/k/v always with bias, o_proj without
+  qwen_dense_window(c, s);
+}
+
+void qwen3(const ConfigReader& c, ModelSpec& s) {
+  dense_common(c, s);
+  s.attn.qk_norm = QKNorm::PerHead;
+  s.attn.qkv_bias = c.boolean_or("attention_bias", false);
+  qwen_dense_window(c, s);
+}
+
+void llama(const ConfigReader& c, ModelSpec& s) {
+  dense_common(c, s);
+  s.attn.qkv_bias = c.boolean_or("attention_bias", false);  // o_proj too (bound when present)
+  s.attn.sliding_window = 0;
+  if (c.boolean_or("mlp_bias", false)) inconsistent("mlp_bias=true is not supported");
+}
+
+// gpt-oss (transformers' modeling_gpt_oss.py): GQA with biases on q/k/v/o and a learned sink
+// logit per head, sliding-window and full layers alternating as `layer_types` says, YaRN, a
+// router with a bias whose top-k logits are softmaxed, and experts with biases and the clamped
+// SwiGLU. Every layer is MoE.
+void gpt_oss(const ConfigReader& c, ModelSpec& s) {
+  s.rope.theta = 150000.0f;  // GptOssConfig.default_theta
+  read_common(c, s);
+  read_gqa(c, s);
+  s.naming = TensorNaming::GptOss;
+  auto& a = s.attn;
+  a.qkv_bias = c.boolean_or("attention_bias", true);
+  a.sinks = true;
+  a.sliding_window = c.present("sliding_window") ? c.integer("sliding_window", 1, kMaxPositions) : 0;
+  if (!read_layer_types(c, s)) {
+    // transformers' GptOssConfig default: sliding on even layers, full on odd ones.
+    a.sliding_layer.assign(size_t(s.n_layers), false);
+    for (int i = 0; i < s.n_layers; ++i) a.sliding_layer[size_t(i)] = i % 2 == 0;
+  }
+  auto& r = s.moe.router;
+  r.n_experts = c.integer(c.present("num_local_experts") ? "num_local_experts" : "num_experts", 1, kMaxExperts);
+  r.top_k = c.integer(c.present("num_experts_per_tok") ? "num_experts_per_tok" : "experts_per_token", 1, kMaxExperts);
+  r.scoring = ScoreFunc::TopKSoftmax;
+  r.logit_bias = true;
+  s.moe.expert_width = c.integer("intermediate_size", 1, kMaxWidth);
+  s.moe.expert_bias = true;
+  s.moe.activation = ExpertActivation::ClampedSwiGLU;
+  s.moe.swiglu_limit = c.number_or("swiglu_limit", 7.0f, 0.0, 1e6);
+  s.moe.swiglu_alpha = c.number_or("swiglu_alpha", 1.702f, 0.0, 1e3);
+  if (!c.present("rope_scaling") && !c.present("rope_parameters")) {
+    // GptOssConfig's default when the config names no rope scaling: YaRN, factor 32 over 4096.
+    s.rope.yarn = true, s.rope.factor = 32.0f, s.rope.beta_fast = 32.0f, s.rope.beta_slow = 1.0f;
+    s.rope.truncate = false, s.rope.original_max_position = 4096;
+    s.rope.attention_factor = yarn_mscale(32.0f, 1.0f);
+  }
+  s.moe_layer.assign(size_t(s.n_layers), true);
+  if (c.present("quantization_config")) {
+    ConfigReader q(c.raw().at("quantization_config"));
+    std::string method = q.string_or("quant_method", "");
+    if (method != "mxfp4")
+      inconsistent("quantization_config.quant_method '" + method + "' is not supported for gpt-oss (supported: mxfp4)");
+  }
+}
+
+void deepseek_moe(const ConfigReader& c, ModelSpec& s);
+
 // DeepSeek-V2 and V3 share MLA and the dense/MoE layer pattern; routers differ.
 void deepseek_common(const ConfigReader& c, ModelSpec& s) {
   read_common(c, s);
@@ -205,6 +325,11 @@ void deepseek_common(const ConfigReader& c, ModelSpec& s) {
     a.softmax_scale *= m * m;
   }
 
+  deepseek_moe(c, s);
+}
+
+// DeepSeek's MoE layout (also GLM-4.5's): routed + shared experts, leading dense layers.
+void deepseek_moe(const ConfigReader& c, ModelSpec& s) {
   s.dense_width = c.integer("intermediate_size", 1, kMaxWidth);
   s.moe.expert_width = c.integer("moe_intermediate_size", 1, kMaxWidth);
   auto& r = s.moe.router;
@@ -241,8 +366,9 @@ void deepseek_v2(const ConfigReader& c, ModelSpec& s) {
   r.scale_after_renorm = false;
 }
 
-void deepseek_v3(const ConfigReader& c, ModelSpec& s) {
-  deepseek_common(c, s);
+// DeepSeek-V3's router: sigmoid scores, e_score_correction_bias for selection, groups scored by
+// their two best experts (also GLM-4.5's, transformers' Glm4MoeTopkRouter).
+void deepseek_v3_router(const ConfigReader& c, ModelSpec& s) {
   auto& r = s.moe.router;
   std::string scoring = c.string_or("scoring_func", "sigmoid");
   if (scoring == "sigmoid") r.scoring = ScoreFunc::Sigmoid;
@@ -261,6 +387,47 @@ void deepseek_v3(const ConfigReader& c, ModelSpec& s) {
   r.scale_after_renorm = true;
 }
 
+void deepseek_v3(const ConfigReader& c, ModelSpec& s) {
+  deepseek_common(c, s);
+  deepseek_v3_router(c, s);
+}
+
+// GLM-4.7-Flash (transformers' modeling_glm4_moe_lite.py): DeepSeek-V3's MLA, MoE layout and
+// router; which layers are MoE comes from `mlp_layer_types` ("dense" / "sparse"), by default (no
+// list, no first_k_dense_replace) layer 0 dense and the rest sparse, as Glm4MoeLiteConfig.
+void glm4_moe_lite(const ConfigReader& c, ModelSpec& s) {
+  deepseek_common(c, s);
+  deepseek_v3_router(c, s);
+  if (c.present("mlp_layer_types")) {
+    const auto& types = c.raw().at("mlp_layer_types");
+    if (!types.is_array() || types.size() != size_t(s.n_layers))
+      inconsistent("mlp_layer_types has " + std::to_string(types.is_array() ? types.size() : 0) +
+                   " entries but num_hidden_layers is " + std::to_string(s.n_layers));
+    for (size_t i = 0; i < types.size(); ++i) {
+      const std::string t = types[i].is_string() ? types[i].get<std::string>() : types[i].dump();
+      if (t != "dense" && t != "sparse")
+        inconsistent("mlp_layer_types[" + std::to_string(i) + "] is '" + t + "' (supported: dense, sparse)");
+      s.moe_layer[i] = t == "sparse";
+    }
+  } else if (!c.present("first_k_dense_replace")) {
+    for (int i = 0; i < s.n_layers; ++i) s.moe_layer[size_t(i)] = i >= 1;
+  }
+}
+
+// GLM-4.5 / 4.6 / Air (transformers' modeling_glm4_moe.py): GQA with partial rotary (the first
+// partial_rotary_factor of each head, halves rotated), optional per-head q/k norm, q/k/v biases,
+// DeepSeek-V3's MoE layout and router. The multi-token-prediction layer
+// (num_nextn_predict_layers) is not part of the forward, as in transformers.
+void glm4_moe(const ConfigReader& c, ModelSpec& s) {
+  read_common(c, s);
+  read_gqa(c, s);
+  s.attn.sliding_window = 0;
+  s.attn.qkv_bias = c.boolean_or("attention_bias", false);
+  if (c.boolean_or("use_qk_norm", false)) s.attn.qk_norm = QKNorm::PerHead;
+  deepseek_moe(c, s);
+  deepseek_v3_router(c, s);
+}
+
 struct Architecture {
   const char* name;
   std::function<void(const ConfigReader&, ModelSpec&)> normalise;
@@ -274,6 +441,12 @@ const std::vector<Architecture>& architectures() {
       {"Qwen2MoeForCausalLM", qwen2_moe},
       {"OlmoeForCausalLM", olmoe},
       {"MixtralForCausalLM", mixtral},
+      {"GptOssForCausalLM", gpt_oss},
+      {"Glm4MoeForCausalLM", glm4_moe},
+      {"Glm4MoeLiteForCausalLM", glm4_moe_lite},
+      {"Qwen3ForCausalLM", qwen3},
+      {"Qwen2ForCausalLM", qwen2},
+      {"LlamaForCausalLM", llama},
   };
   return table;
 }
@@ -399,6 +572,21 @@ std::vector<float> RopeSpec::inverse_frequencies() const {
   for (int i = 0; i < half; ++i) {
     float pos_freq = std::pow(theta, float(2 * i) / float(dim));
     inv[size_t(i)] = 1.0f / pos_freq;
+  }
+  if (llama3) {  // transformers' _compute_llama3_parameters
+    const float low_wavelen = float(original_max_position) / low_freq_factor;
+    const float high_wavelen = float(original_max_position) / high_freq_factor;
+    for (int i = 0; i < half; ++i) {
+      const float f = inv[size_t(i)], wavelen = 2.0f * float(M_PI) / f;
+      if (wavelen < high_wavelen) continue;
+      if (wavelen > low_wavelen) {
+        inv[size_t(i)] = f / factor;
+        continue;
+      }
+      const float smooth = (float(original_max_position) / wavelen - low_freq_factor) / (high_freq_factor - low_freq_factor);
+      inv[size_t(i)] = (1.0f - smooth) * f / factor + smooth * f;
+    }
+    return inv;
   }
   if (!yarn) return inv;
   auto correction_dim = [&](float rotations) {

@@ -491,7 +491,7 @@ void dequantize_weights_for_backends(ModelWeights& w, std::vector<std::unique_pt
   if (tensors == 0) return;
   std::string list;
   for (const auto& [name, n] : types) list += (list.empty() ? "" : ", ") + std::to_string(n) + " " + name;
-  spdlog::warn("gguf: dequantised {} quantised weight tensors ({}) to F32 at load time, {:.1f} MB: the backends have "
+  spdlog::warn("dequantised {} quantised weight tensors ({}) to F32 at load time, {:.1f} MB: the backends have "
                "no kernels for these types yet",
                tensors, list, double(bytes) / 1e6);
 }

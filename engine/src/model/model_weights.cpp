@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <cstring>
 #include <functional>
 #include <map>
 #include <mutex>
@@ -18,8 +19,11 @@ namespace {
 // (synthetic models).
 class Binder {
 public:
-  Binder(const ModelSpec& spec, std::function<bool(const std::string&)> has, TensorFactory fetch)
-      : spec_(spec), has_(std::move(has)), fetch_(std::move(fetch)) {}
+  Binder(const ModelSpec& spec, std::function<bool(const std::string&)> has, TensorFactory fetch,
+         bool synthetic = false)
+      : spec_(spec), has_(std::move(has)), fetch_(std::move(fetch)), synthetic_(synthetic) {}
+  // Synthetic models ask for every tensor in the engine's own layout (nothing to re-lay out).
+  bool synthetic() const { return synthetic_; }
 
   TensorView tensor(const std::string& name, std::vector<int64_t> shape) const { return fetch_(name, shape); }
   Linear linear(const std::string& prefix, int64_t out, int64_t in, bool bias) const {
@@ -31,8 +35,11 @@ public:
   MlpWeights mlp(const std::string& prefix, int64_t width, const char* g = "gate_proj", const char* u = "up_proj",
                  const char* d = "down_proj") const {
     const int64_t h = spec_.hidden;
-    return {tensor(prefix + "." + g + ".weight", {width, h}), tensor(prefix + "." + u + ".weight", {width, h}),
-            tensor(prefix + "." + d + ".weight", {h, width})};
+    MlpWeights m;
+    m.gate = tensor(prefix + "." + g + ".weight", {width, h});
+    m.up = tensor(prefix + "." + u + ".weight", {width, h});
+    m.down = tensor(prefix + "." + d + ".weight", {h, width});
+    return m;
   }
   bool has(const std::string& name) const { return has_(name); }
 
@@ -49,6 +56,7 @@ private:
   const ModelSpec& spec_;
   std::function<bool(const std::string&)> has_;
   TensorFactory fetch_;
+  bool synthetic_;
 };
 
 // A view of rows [row0, row0 + rows) of expert `e` in a fused [E, R, C] tensor.
@@ -62,19 +70,166 @@ TensorView expert_slice(const TensorView& fused, int64_t e, int64_t row0, int64_
   return t;
 }
 
-void bind_experts(const Binder& b, const ModelSpec& s, const std::string& p, LayerWeights& L) {
+// A [rows, cols] tensor of `dtype` in `owned`.
+TensorView owned_tensor(ModelWeights& w, DType dtype, int64_t rows, int64_t cols) {
+  auto buf = std::shared_ptr<uint8_t[]>(new uint8_t[size_t(rows * cols) * dtype_size(dtype)]);
+  w.owned.push_back(buf);
+  TensorView t;
+  t.dtype = dtype, t.shape = {rows, cols}, t.data = buf.get();
+  return t;
+}
+
+// An F32 copy of elements first, first + step, ... (n of them) of a 1-D/2-D F32/BF16/F16 tensor.
+TensorView f32_strided(ModelWeights& w, const TensorView& src, int64_t first, int64_t step, int64_t n) {
+  TensorView t = owned_tensor(w, DType::F32, 1, n);
+  t.shape = {n};
+  float* out = static_cast<float*>(const_cast<void*>(t.data));
+  const auto* in = static_cast<const uint8_t*>(src.data);
+  const size_t elt = dtype_size(src.dtype);
+  for (int64_t i = 0; i < n; ++i) {
+    const uint8_t* e = in + size_t(first + i * step) * elt;
+    if (src.dtype == DType::F32) std::memcpy(&out[i], e, 4);
+    else if (src.dtype == DType::BF16) out[i] = bf16_to_f32(uint16_t(e[0] | (e[1] << 8)));
+    else if (src.dtype == DType::F16) out[i] = f16_to_f32(uint16_t(e[0] | (e[1] << 8)));
+    else throw Error("checkpoint: bias tensors must be F32, BF16 or F16");
+  }
+  return t;
+}
+
+// gpt-oss' experts as released: MXFP4 (quantization_config.quant_method "mxfp4"), per expert
+// `*_blocks` [E, rows, in/32, 16] (byte j of a block: element 2j in the low nibble, 2j+1 in the
+// high one) and `*_scales` [E, rows, in/32] (E8M0 exponents, bias 127), rows in nn.Linear
+// orientation: gate_up_proj's 2W rows interleave gate (even) and up (odd); down_proj has H rows
+// of W. That is what transformers' convert_moe_packed_tensors (integrations/mxfp4.py) decodes.
+// Each row is repacked into the engine's MXFP4 blocks (llama.cpp's layout: the exponent byte,
+// then element j in the low nibble and j + 16 in the high nibble of byte j): same values, same
+// size, decoded by the same code as GGUF's MXFP4 (tensor_quant.cpp).
+void bind_gpt_oss_mxfp4(const Binder& b, const ModelSpec& s, const std::string& moe, LayerWeights& L,
+                        ModelWeights& w) {
+  const int64_t E = s.moe.router.n_experts, W = s.moe.expert_width, H = s.hidden;
+  if (H % 32 != 0 || W % 32 != 0)
+    throw Error("config.json: MXFP4 experts need hidden_size and intermediate_size to be multiples of 32 (got " +
+                std::to_string(H) + " and " + std::to_string(W) + ")");
+  const TensorView gub = b.tensor(moe + ".experts.gate_up_proj_blocks", {E, 2 * W, H / 32, 16});
+  const TensorView gus = b.tensor(moe + ".experts.gate_up_proj_scales", {E, 2 * W, H / 32});
+  const TensorView dnb = b.tensor(moe + ".experts.down_proj_blocks", {E, H, W / 32, 16});
+  const TensorView dns = b.tensor(moe + ".experts.down_proj_scales", {E, H, W / 32});
+  for (const auto* t : {&gub, &gus, &dnb, &dns})
+    if (t->dtype != DType::U8) throw Error("checkpoint: MXFP4 blocks and scales of '" + moe + ".experts' must be U8");
+  // rows [e, first], [e, first + step], ... (n of them) of a blocks/scales pair with `in` inputs
+  auto repack = [&](const TensorView& blocks, const TensorView& scales, int64_t e, int64_t rows_total, int64_t in,
+                    int64_t first, int64_t step, int64_t n) {
+    TensorView t;
+    t.dtype = DType::MXFP4, t.shape = {n, in};
+    auto buf = std::shared_ptr<uint8_t[]>(new uint8_t[size_t(n) * dtype_bytes(DType::MXFP4, in)]);
+    w.owned.push_back(buf);
+    t.data = buf.get();
+    const int64_t G = in / 32;
+    const auto* bl = static_cast<const uint8_t*>(blocks.data);
+    const auto* sc = static_cast<const uint8_t*>(scales.data);
+    uint8_t* out = buf.get();
+    for (int64_t i = 0; i < n; ++i) {
+      const int64_t row = e * rows_total + first + i * step;
+      for (int64_t g = 0; g < G; ++g, out += 17) {
+        const uint8_t* src = bl + size_t((row * G + g) * 16);
+        out[0] = sc[size_t(row * G + g)];
+        std::memset(out + 1, 0, 16);
+        for (int j = 0; j < 32; ++j) {
+          const uint8_t code = j % 2 == 0 ? src[j / 2] & 0x0F : src[j / 2] >> 4;
+          out[1 + (j % 16)] |= uint8_t(j < 16 ? code : code << 4);
+        }
+      }
+    }
+    return t;
+  };
+  L.experts.resize(size_t(E));
+  for (int64_t e = 0; e < E; ++e) {
+    MlpWeights& m = L.experts[size_t(e)];
+    m.gate = repack(gub, gus, e, 2 * W, H, 0, 2, W);
+    m.up = repack(gub, gus, e, 2 * W, H, 1, 2, W);
+    m.down = repack(dnb, dns, e, H, W, 0, 1, H);
+  }
+}
+
+// gpt-oss' experts as transformers keeps them: gate_up_proj [E, H, 2W] (x · gate_up, gate in
+// the even columns, up in the odd ones), down_proj [E, W, H], biases [E, 2W] and [E, H]
+// (modeling_gpt_oss.py, GptOssExperts). The backends read nn.Linear rows [out, in], so each
+// expert's three matrices are transposed once at load into `w.owned`, in the checkpoint's dtype.
+void bind_gpt_oss_experts(const Binder& b, const ModelSpec& s, const std::string& moe, LayerWeights& L,
+                          ModelWeights& w) {
+  const int64_t E = s.moe.router.n_experts, W = s.moe.expert_width, H = s.hidden;
+  L.experts.resize(size_t(E));
+  if (b.synthetic()) {  // random weights: ask for them in the engine's layout
+    for (int64_t e = 0; e < E; ++e) {
+      const std::string ep = moe + ".experts." + std::to_string(e);
+      MlpWeights& m = L.experts[size_t(e)];
+      m = b.mlp(ep, W);
+      m.gate_b = b.tensor(ep + ".gate_proj.bias", {W}), m.up_b = b.tensor(ep + ".up_proj.bias", {W});
+      m.down_b = b.tensor(ep + ".down_proj.bias", {H});
+    }
+    return;
+  }
+  const TensorView gub = b.tensor(moe + ".experts.gate_up_proj_bias", {E, 2 * W});
+  const TensorView dnb = b.tensor(moe + ".experts.down_proj_bias", {E, H});
+  if (b.has(moe + ".experts.gate_up_proj_blocks")) {
+    bind_gpt_oss_mxfp4(b, s, moe, L, w);
+    for (int64_t e = 0; e < E; ++e) {
+      MlpWeights& m = L.experts[size_t(e)];
+      m.gate_b = f32_strided(w, gub, e * 2 * W, 2, W);
+      m.up_b = f32_strided(w, gub, e * 2 * W + 1, 2, W);
+      m.down_b = f32_strided(w, dnb, e * H, 1, H);
+    }
+    return;
+  }
+  const TensorView gu = b.tensor(moe + ".experts.gate_up_proj", {E, H, 2 * W});
+  const TensorView dn = b.tensor(moe + ".experts.down_proj", {E, W, H});
+  if (gu.dtype != DType::F32 && gu.dtype != DType::BF16 && gu.dtype != DType::F16)
+    throw Error("checkpoint: '" + moe + ".experts.gate_up_proj' has a block-quantised type; gpt-oss experts must be "
+                "F32, BF16, F16 or MXFP4 blocks");
+  const size_t elt = dtype_size(gu.dtype);
+  // out[r, c] = in[c·in_stride + r·step + first] for a [rows, cols] result
+  auto transpose = [&](const uint8_t* in, int64_t rows, int64_t cols, int64_t in_stride, int64_t step, int64_t first) {
+    TensorView t = owned_tensor(w, gu.dtype, rows, cols);
+    auto* out = static_cast<uint8_t*>(const_cast<void*>(t.data));
+    for (int64_t c = 0; c < cols; ++c)
+      for (int64_t r = 0; r < rows; ++r)
+        std::memcpy(out + size_t(r * cols + c) * elt, in + size_t(c * in_stride + r * step + first) * elt, elt);
+    return t;
+  };
+  for (int64_t e = 0; e < E; ++e) {
+    MlpWeights& m = L.experts[size_t(e)];
+    const auto* g = static_cast<const uint8_t*>(gu.data) + size_t(e * H * 2 * W) * elt;
+    const auto* d = static_cast<const uint8_t*>(dn.data) + size_t(e * W * H) * elt;
+    m.gate = transpose(g, W, H, 2 * W, 2, 0);
+    m.up = transpose(g, W, H, 2 * W, 2, 1);
+    m.down = transpose(d, H, W, H, 1, 0);
+    m.gate_b = f32_strided(w, gub, e * 2 * W, 2, W);
+    m.up_b = f32_strided(w, gub, e * 2 * W + 1, 2, W);
+    m.down_b = f32_strided(w, dnb, e * H, 1, H);
+  }
+}
+
+void bind_experts(const Binder& b, const ModelSpec& s, const std::string& p, LayerWeights& L, ModelWeights& w) {
   const auto& m = s.moe;
   const int64_t E = m.router.n_experts, W = m.expert_width, H = s.hidden;
   const bool mixtral = s.naming == TensorNaming::Mixtral;
   const std::string moe = p + (mixtral ? "block_sparse_moe" : "mlp");
+  if (s.naming == TensorNaming::GptOss) {
+    L.router = b.tensor(moe + ".router.weight", {E, H});
+    L.router_logit_bias = b.tensor(moe + ".router.bias", {E});
+    bind_gpt_oss_experts(b, s, moe, L, w);
+    return;
+  }
   L.router = b.tensor(moe + ".gate.weight", {E, H});
   if (m.router.correction_bias) L.router_bias = b.tensor(moe + ".gate.e_score_correction_bias", {E});
   L.experts.resize(size_t(E));
   if (b.has(moe + ".experts.gate_up_proj")) {  // transformers 5 fused layout
     TensorView gu = b.tensor(moe + ".experts.gate_up_proj", {E, 2 * W, H});
     TensorView dn = b.tensor(moe + ".experts.down_proj", {E, H, W});
-    for (int64_t e = 0; e < E; ++e)
-      L.experts[size_t(e)] = {expert_slice(gu, e, 0, W), expert_slice(gu, e, W, W), expert_slice(dn, e, 0, H)};
+    for (int64_t e = 0; e < E; ++e) {
+      MlpWeights& x = L.experts[size_t(e)];
+      x.gate = expert_slice(gu, e, 0, W), x.up = expert_slice(gu, e, W, W), x.down = expert_slice(dn, e, 0, H);
+    }
   } else {
     for (int64_t e = 0; e < E; ++e) {
       const std::string ep = moe + ".experts." + std::to_string(e);
@@ -112,7 +267,8 @@ ModelWeights bind_with(const ModelSpec& s, const Binder& b) {
       L.q = b.linear(at + "q_proj", qd, H, a.qkv_bias);
       L.k = b.linear(at + "k_proj", kd, H, a.qkv_bias);
       L.v = b.linear(at + "v_proj", kd, H, a.qkv_bias);
-      L.o = b.linear(at + "o_proj", H, qd, b.has(at + "o_proj.bias"));
+      L.o = b.linear(at + "o_proj", H, qd, b.has(at + "o_proj.bias") || (a.sinks && a.qkv_bias));
+      if (a.sinks) L.sinks = b.tensor(at + "sinks", {a.n_heads});
       if (a.qk_norm == QKNorm::PerHead) {
         L.q_norm = b.tensor(at + "q_norm.weight", {a.head_dim});
         L.k_norm = b.tensor(at + "k_norm.weight", {a.head_dim});
@@ -135,7 +291,7 @@ ModelWeights bind_with(const ModelSpec& s, const Binder& b) {
                         false);
       L.o = b.linear(at + "o_proj", H, int64_t(a.n_heads) * a.v_head_dim, false);
     }
-    if (s.moe_layer[size_t(i)]) bind_experts(b, s, p, L);
+    if (s.moe_layer[size_t(i)]) bind_experts(b, s, p, L, w);
     else L.dense = b.mlp(p + "mlp", s.dense_width);
   }
   return w;
@@ -147,6 +303,8 @@ ModelWeights bind_weights(const ModelSpec& s, const Checkpoint& ck) {
       [&](const std::string& name, const std::vector<int64_t>& shape) {
         const TensorView& t = ck.get(name);
         Binder::check_shape(name, t, shape);
+        if (t.dtype == DType::U8 && !name.ends_with("_blocks") && !name.ends_with("_scales"))
+          throw Error("checkpoint: tensor '" + name + "' has dtype U8, which only MXFP4 blocks and scales may have");
         return t;
       });
   return bind_with(s, b);
@@ -159,7 +317,7 @@ ModelWeights bind_weights(const ModelSpec& s, const std::function<bool(const std
 }
 
 ModelWeights bind_synthetic_weights(const ModelSpec& s, const TensorFactory& make) {
-  Binder b(s, [](const std::string&) { return false; }, make);
+  Binder b(s, [](const std::string&) { return false; }, make, true);
   return bind_with(s, b);
 }
 
@@ -186,6 +344,12 @@ std::shared_ptr<const Model> load_model(const std::filesystem::path& dir) {
   m->spec = load_model_spec(dir);
   m->checkpoint = Checkpoint::open(dir);
   m->weights = bind_weights(m->spec, *m->checkpoint);
+  // gpt-oss' MXFP4 experts: widened to F32 for the backends as GGUF's block types are, until the
+  // backends have MXFP4 kernels (a correctness path for now: gpt-oss-20b would need ~80 GB).
+  bool mxfp4 = false;
+  for (const auto& L : m->weights.layers)
+    for (const auto& x : L.experts) mxfp4 = mxfp4 || x.gate.dtype == DType::MXFP4;
+  if (mxfp4) dequantize_weights_for_backends(m->weights, m->owned);
   spdlog::info("loaded {} ({}, {} layers, {} MoE) from {}", m->spec.name, m->spec.architecture, m->spec.n_layers,
                m->spec.n_moe_layers(), dir.string());
   return m;

@@ -51,6 +51,7 @@ std::shared_ptr<const Model> make_synthetic_model(ModelSpec spec, int layers, ui
   if (layers > 0 && layers < spec.n_layers) {
     spec.n_layers = layers;
     spec.moe_layer.resize(size_t(layers));
+    if (!spec.attn.sliding_layer.empty()) spec.attn.sliding_layer.resize(size_t(layers));
   }
   if (host_storage) {  // one clear message instead of the OOM killer
     const double need = double(count_params(spec).total) * 2.0, have = available_ram_bytes();
@@ -76,7 +77,9 @@ std::shared_ptr<const Model> make_synthetic_model(ModelSpec spec, int layers, ui
     auto buf = std::make_unique<uint16_t[]>(n);
     const bool is_norm = name.find("norm") != std::string::npos;
     if (is_norm) std::fill(buf.get(), buf.get() + n, f32_to_bf16(1.0f));
-    else if (name.find("e_score_correction_bias") != std::string::npos) std::fill(buf.get(), buf.get() + n, 0);
+    else if (name.find("e_score_correction_bias") != std::string::npos || name.ends_with(".bias") ||
+             name.ends_with(".sinks"))
+      std::fill(buf.get(), buf.get() + n, 0);
     else fill_random(buf.get(), n, seed + std::hash<std::string>{}(name), 0.5f / std::sqrt(float(shape.back())));
     t.data = buf.get();
     m->storage.push_back(std::move(buf));

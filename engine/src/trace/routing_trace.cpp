@@ -143,8 +143,9 @@ RoutingTrace RoutingTrace::from_json(const nlohmann::json& j) {
     if (v < lo || v > hi) throw fail(std::string("'") + k + "' out of range");
     return int(v);
   };
-  int n_experts = need_int("n_experts", 1, kMaxExperts);
-  int top_k = need_int("top_k", 1, n_experts);
+  // A dense model's trace (no MoE layer) has n_experts = top_k = 0.
+  int n_experts = need_int("n_experts", 0, kMaxExperts);
+  int top_k = need_int("top_k", 0, n_experts);
   if (!j.contains("moe_layers") || !j["moe_layers"].is_array()) throw fail("missing 'moe_layers' array");
   std::vector<int> layers;
   for (const auto& l : j["moe_layers"]) {
@@ -152,6 +153,7 @@ RoutingTrace RoutingTrace::from_json(const nlohmann::json& j) {
     layers.push_back(l.get<int>());
   }
   if (layers.size() > 4096) throw fail("too many MoE layers");
+  if (!layers.empty() && top_k == 0) throw fail("'n_experts' and 'top_k' must be positive when there are MoE layers");
   std::string model = j.contains("model") && j["model"].is_string() ? j["model"].get<std::string>() : "";
   RoutingTrace t(model, n_experts, top_k, layers);
   if (!j.contains("tokens") || !j["tokens"].is_array()) throw fail("missing 'tokens' array");
