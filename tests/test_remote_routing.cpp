@@ -11,7 +11,10 @@
 
 #include "moescope/error.h"
 #include "moescope/remote_routing.h"
+#include "moescope/routing_dump.h"
 #include "moescope/routing_stats.h"
+
+#include <QProcess>
 
 using namespace moescope;
 using namespace moescope::remote;
@@ -284,6 +287,55 @@ private slots:
     QVERIFY(w.has_weights());
     QVERIFY(w.to_json()["tokens"][0]["routes"][0].contains("weights"));
     QVERIFY(!w.to_json().contains("weights_known"));
+  }
+
+  // ---- routing dumps (moescope/routing_dump.h) against the loads the generator counted ----
+  void dumps_data() {
+    QTest::addColumn<QString>("file");
+    QTest::addColumn<QString>("token_ids");
+    QTest::addColumn<bool>("with_model");
+    QTest::newRow("vLLM JSON lines, model known") << "dump_vllm.jsonl" << "" << true;
+    QTest::newRow("vLLM JSON lines, shape from the payload") << "dump_vllm.jsonl" << "" << false;
+    QTest::newRow("SGLang JSON lines (base64, all layers)") << "dump_sglang.jsonl" << "" << true;
+    QTest::newRow("npy [seqs, tokens, layers, top_k] with token ids") << "dump_routing.npy" << "dump_token_ids.npy" << true;
+  }
+  void dumps() {
+    QFETCH(QString, file);
+    QFETCH(QString, token_ids);
+    QFETCH(bool, with_model);
+    const nlohmann::json want = nlohmann::json::parse(slurp("dump_expected.json"))[file.toStdString()];
+    const fs::path ids = token_ids.isEmpty() ? fs::path() : kData / token_ids.toStdString();
+    const RoutingStats st = dump_stats(kData / file.toStdString(), with_model ? sample_shape() : TraceShape{}, ids);
+    QCOMPARE(st.tokens(), want["tokens"].get<int64_t>());
+    QCOMPARE(st.n_experts(), 8);
+    QCOMPARE(st.moe_layers(), (with_model ? std::vector<int>{1, 2} : std::vector<int>{0, 1}));
+    for (int m = 0; m < 2; ++m) QCOMPARE(st.load(m), want["load"][size_t(m)].get<std::vector<int64_t>>());
+  }
+
+  void bad_dumps() {
+    const TraceShape s = sample_shape();
+    expect_error([&] { dump_stats(kData / "bad_dump_float.npy", s); }, "dtype '<f4' is not a little-endian integer");
+    expect_error([&] { dump_stats(kData / "bad_dump_truncated.npy", s); }, "truncated .npy data");
+    expect_error([&] { dump_stats(kData / "dump_routing.npy", s, kData / "dump_routing.npy"); },
+                 "token ids must have the shape of the routing's leading dimensions");
+    expect_error([&] { dump_stats(kData / "dump_sglang.jsonl", {}); }, "dump_sglang.jsonl line 1: sglext.routed_experts: a base64 array carries no shape");
+    expect_error([&] { dump_stats(kData / "dump_vllm.jsonl", s, kData / "dump_token_ids.npy"); }, "apply to .npy dumps only");
+    expect_error([&] { dump_stats(kData / "nowhere.jsonl", s); }, "cannot open");
+  }
+
+  void cli_stats_reads_dumps() {
+    QProcess p;
+    p.start(MOESCOPE_CLI, {"stats", "--trace", QString::fromStdString((kData / "dump_vllm.jsonl").string())});
+    QVERIFY(p.waitForFinished(60000));
+    QCOMPARE(p.exitCode(), 0);
+    const QStringList rows = QString::fromUtf8(p.readAllStandardOutput()).trimmed().split('\n');
+    QCOMPARE(rows.size(), 4);  // header, layers 0 and 1, "all"
+    QCOMPARE(rows[0], QString("layer,tokens,cv,maxvio,entropy,dead,distinct"));
+    QVERIFY2(rows[1].startsWith("0,21,"), qPrintable(rows[1]));
+    p.start(MOESCOPE_CLI, {"stats", "--trace", QString::fromStdString((kData / "bad_dump_float.npy").string())});
+    QVERIFY(p.waitForFinished(60000));
+    QCOMPARE(p.exitCode(), 1);
+    QVERIFY(QString::fromUtf8(p.readAllStandardError()).trimmed().endsWith("(expert ids: int16, int32, ...)"));
   }
 };
 

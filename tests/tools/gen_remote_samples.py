@@ -145,6 +145,79 @@ def main():
     write("bad_stream_cut.txt", stream[: len(stream) // 2])
     write("bad_stream_error.txt", sse([chunks[0], {"error": {"message": "out of KV cache", "type": "InternalServerError", "code": 500}}]))
 
+    dumps()
+
+
+def write_npy(name, descr, shape, values, fmt):
+    """A .npy file (format 1.0) written by hand, so the generator needs no numpy."""
+    head = "{'descr': '%s', 'fortran_order': False, 'shape': (%s), }" % (
+        descr, "".join("%d, " % d for d in shape) if len(shape) == 1 else ", ".join(str(d) for d in shape))
+    pad = (64 - (10 + len(head) + 1) % 64) % 64
+    head = head + " " * pad + "\n"
+    with open(os.path.join(OUT, name), "wb") as f:
+        f.write(b"\x93NUMPY\x01\x00" + struct.pack("<H", len(head)) + head.encode())
+        f.write(struct.pack("<%d%s" % (len(values), fmt), *values))
+        return f
+
+
+def dumps():
+    """Routing dumps for `stats --trace` and their expected per-layer expert loads (dump_expected.json)."""
+    expected = {}
+    # JSON lines: the vLLM chat response, the n=2 completion (prompt rows shared: counted once), chat again.
+    lines = [open(os.path.join(OUT, n)).read().replace("\n", "") for n in ("vllm_chat.json", "vllm_completions_n2.json", "vllm_chat.json")]
+    write("dump_vllm.jsonl", "\n".join(json.loads(json.dumps(l)) for l in lines) + "\n")
+    load = [[0] * 8 for _ in range(MOE)]
+    tokens = 0
+    for doc in (json.loads(l) for l in lines):
+        rows_all = [doc["prompt_routed_experts"]] + [c["routed_experts"] for c in doc["choices"]]
+        for block in rows_all:
+            for tok in block:
+                tokens += 1
+                for m, ex in enumerate(tok):
+                    for e in ex:
+                        if e >= 0:
+                            load[m][e] += 1
+    expected["dump_vllm.jsonl"] = {"tokens": tokens, "load": load}
+
+    # SGLang JSON lines (base64, every layer in the payload): chat and /generate.
+    sg = [open(os.path.join(OUT, n)).read() for n in ("sglang_chat.json", "sglang_generate.json")]
+    write("dump_sglang.jsonl", "\n".join(json.dumps(json.loads(l)) for l in sg) + "\n")
+    load = [[0] * 8 for _ in range(MOE)]
+    for _ in sg:
+        for t in range(PROMPT + GEN - 1):
+            for m in range(MOE):
+                for k in range(K):
+                    load[m][expert(t, m, k)] += 1
+    expected["dump_sglang.jsonl"] = {"tokens": 2 * (PROMPT + GEN - 1), "load": load}
+
+    # NumPy: [sequences=2, tokens=5, layers=3 (all), top_k=2] int16, token ids beside with the last
+    # position of sequence 1 padding (-1, its routing -1 too).
+    S, T = 2, 5
+    vals, ids = [], []
+    load = [[0] * 8 for _ in range(MOE)]
+    tokens = 0
+    for sq in range(S):
+        for t in range(T):
+            pad = sq == 1 and t == T - 1
+            ids.append(-1 if pad else 100 + t)
+            vals += [0] * K if not pad else [-1] * K
+            for m in range(MOE):
+                for k in range(K):
+                    e = -1 if pad else expert(t, m, k, sq)
+                    vals.append(e)
+                    if e >= 0:
+                        load[m][e] += 1
+            tokens += 0 if pad else 1
+    write_npy("dump_routing.npy", "<i2", (S, T, LAYERS, K), vals, "h")
+    write_npy("dump_token_ids.npy", "<i4", (S, T), ids, "i")
+    expected["dump_routing.npy"] = {"tokens": tokens, "load": load}
+    write_npy("bad_dump_float.npy", "<f4", (2, 2, 2), [0.0] * 8, "f")
+    with open(os.path.join(OUT, "dump_routing.npy"), "rb") as f:
+        b = f.read()
+    with open(os.path.join(OUT, "bad_dump_truncated.npy"), "wb") as f:
+        f.write(b[: len(b) - 7])
+    write("dump_expected.json", json.dumps(expected, indent=1))
+
 
 if __name__ == "__main__":
     main()

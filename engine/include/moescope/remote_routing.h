@@ -167,6 +167,10 @@ struct TraceShape {
 };
 TraceShape trace_shape_of(const ModelSpec& spec);
 
+// The trace's MoE layers for a payload of `payload_layers` layers a token, and rows[m]: the payload
+// layer that holds MoE layer m. Error when the payload fits neither the MoE layers nor all layers.
+void layer_map(int payload_layers, const TraceShape& shape, std::vector<int>& moe_layers, std::vector<int>& rows);
+
 // The routing of one choice: prompt rows (phase prefill) then generated rows (decode). The payload's
 // layer axis may count the MoE layers (vLLM) or all layers (SGLang); anything else is an Error.
 // Weights unknown unless the response carried them.

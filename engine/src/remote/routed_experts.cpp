@@ -374,6 +374,23 @@ TraceShape trace_shape_of(const ModelSpec& spec) {
   return s;
 }
 
+// Payload layer -> trace MoE layer: the payload counts the MoE layers (vLLM) or every layer (SGLang).
+void layer_map(int L, const TraceShape& shape, std::vector<int>& moe_layers, std::vector<int>& rows) {
+  moe_layers = shape.moe_layers;
+  rows.clear();
+  if (moe_layers.empty()) {
+    for (int l = 0; l < L; ++l) moe_layers.push_back(l);
+    rows = moe_layers;
+  } else if (L == int(moe_layers.size())) {
+    for (int m = 0; m < L; ++m) rows.push_back(m);
+  } else if (shape.n_layers > 0 && L == shape.n_layers) {
+    rows = moe_layers;
+  } else {
+    throw Error("the routed experts have " + std::to_string(L) + " layers a token; the model has " + std::to_string(shape.n_layers) +
+                " layers, " + std::to_string(moe_layers.size()) + " of them MoE (another model's config?)");
+  }
+}
+
 RoutingTrace to_trace(const ResponseRouting& r, int choice_index, const TraceShape& shape) {
   const ChoiceRouting* c = nullptr;
   for (const auto& ch : r.choices)
@@ -389,19 +406,8 @@ RoutingTrace to_trace(const ResponseRouting& r, int choice_index, const TraceSha
   if (!P.empty() && !G.empty() && (G.n_layers != L || G.top_k != K))
     throw Error("prompt and generated routed experts differ in shape");
 
-  // Payload layer -> trace MoE layer: the payload counts the MoE layers (vLLM) or every layer (SGLang).
-  std::vector<int> moe_layers = shape.moe_layers, rows;  // rows[m]: payload layer of MoE layer m
-  if (moe_layers.empty()) {
-    for (int l = 0; l < L; ++l) moe_layers.push_back(l);
-    rows = moe_layers;
-  } else if (L == int(moe_layers.size())) {
-    for (int m = 0; m < L; ++m) rows.push_back(m);
-  } else if (shape.n_layers > 0 && L == shape.n_layers) {
-    rows = moe_layers;
-  } else {
-    throw Error("the routed experts have " + std::to_string(L) + " layers a token; the model has " + std::to_string(shape.n_layers) +
-                " layers, " + std::to_string(moe_layers.size()) + " of them MoE (another model's config?)");
-  }
+  std::vector<int> moe_layers, rows;
+  layer_map(L, shape, moe_layers, rows);
   const int top_k = shape.top_k > 0 ? shape.top_k : K;
   if (K > top_k)
     throw Error("the routed experts have " + std::to_string(K) + " experts a layer; the model selects " + std::to_string(top_k));
