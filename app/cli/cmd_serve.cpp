@@ -423,7 +423,7 @@ int cmd_serve(int argc, char** argv) {
   const std::string api_key = args.get_or("api-key", "");
   const long long port = args.get_int("port", 8080);
   const long long max_body = args.get_int("max-body", 1 << 20);
-  const long long http_threads = args.get_int("http-threads", 4);
+  const long long http_threads = args.get_int("http-threads", 8);
   const long long timeout = args.get_int("timeout", 10);
   if (port < 0 || port > 65535) throw Error("--port must be in 0..65535 (0: any free port)");
   if (max_body < 1024 || max_body > (1ll << 30)) throw Error("--max-body must be between 1024 and 1073741824 bytes");

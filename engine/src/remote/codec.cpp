@@ -23,7 +23,7 @@ constexpr std::array<int8_t, 256> kTable = make_table();
 // ---- base64 ------------------------------------------------------------------------------------
 
 void Base64Decoder::push(std::string_view text) {
-  out_.reserve(out_.size() + text.size() / 4 * 3 + 3);
+  if (text.size() >= 4096) out_.reserve(out_.size() + text.size() / 4 * 3 + 3);  // small pushes: geometric growth
   for (const char c : text) {
     if (c == '=') {
       // padding completes a quantum of 2 or 3 characters: "xx==" or "xxx="
