@@ -28,6 +28,9 @@ public:
   const std::vector<int64_t>& shape() const { return shape_; }
   size_t count() const { return count_; }
   int64_t at(size_t i) const;  // element i in C order
+  // Gives back the pages of elements [0, i) (read again from the file if touched later): a
+  // streamed pass keeps its resident memory small however large the file.
+  void release_before(size_t i) const;
 
 private:
   std::vector<int64_t> shape_;

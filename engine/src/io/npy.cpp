@@ -1,5 +1,6 @@
 #include "moescope/npy.h"
 
+#include <algorithm>
 #include <cstring>
 #include <fstream>
 #include <string>
@@ -194,6 +195,13 @@ MappedNpy::~MappedNpy() {
     ::munmap(map_, map_size_);
   }
   if (fd_ >= 0) ::close(fd_);
+}
+
+void MappedNpy::release_before(size_t i) const {
+  const size_t page = size_t(::sysconf(_SC_PAGESIZE));
+  const size_t end = size_t(data_ - static_cast<const uint8_t*>(map_)) + std::min(i, count_) * size_t(bytes_);
+  const size_t len = end / page * page;
+  if (len) ::madvise(map_, len, MADV_DONTNEED);
 }
 
 int64_t MappedNpy::at(size_t i) const {

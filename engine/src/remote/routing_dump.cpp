@@ -128,6 +128,7 @@ RoutingStats npy(const std::filesystem::path& path, TraceShape shape, const std:
       if (padding(t)) continue;
       for (size_t m = 0; m < rows.size(); ++m)
         for (int k = 0; k < K; ++k) top = std::max(top, a.at(t * per + size_t(rows[m]) * size_t(K) + size_t(k)));
+      if (t % 4096 == 4095) a.release_before((t + 1) * per);
     }
     if (top > 0xFFFE) throw Error(name + ": expert id " + std::to_string(top) + " out of range");
     n_experts = int(std::max<int64_t>(top + 1, K));
@@ -145,6 +146,7 @@ RoutingStats npy(const std::filesystem::path& path, TraceShape shape, const std:
         row[m * size_t(K) + size_t(k)] = e < 0 ? -1 : int32_t(e);
       }
     stats.add_token(row.data(), K);
+    if (t % 4096 == 4095) a.release_before((t + 1) * per);  // memory: the statistics, not the file
   }
   return stats;
 }
