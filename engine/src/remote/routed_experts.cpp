@@ -229,8 +229,10 @@ void read_generate(const json& item, size_t i, const RoutingGeometry& g, Respons
   ChoiceRouting& c = choice_at(r, int(i));
   c.text = str_or(item, "text");
   if (auto o = item.find("output_ids"); o != item.end()) c.token_ids = ids_of(*o, "output_ids");
-  const json& meta = item.at("meta_info");
-  if (!meta.is_object()) throw Error("'meta_info' must be an object");
+  auto mi = item.find("meta_info");
+  if (mi == item.end() || !mi->is_object())
+    throw Error("/generate result " + std::to_string(i) + ": no 'meta_info' object (not an SGLang /generate result)");
+  const json& meta = *mi;
   if (r.id.empty()) r.id = str_or(meta, "id");
   if (auto p = meta.find("prompt_tokens"); p != meta.end() && p->is_number_integer()) r.prompt_tokens = p->get<int64_t>();
   if (auto f = meta.find("finish_reason"); f != meta.end() && f->is_object()) c.finish_reason = str_or(*f, "type");
@@ -290,7 +292,19 @@ std::string ResponseRouting::missing_routing_message() const {
   }
 }
 
+ResponseRouting parse_response_unchecked(const json& body, const RoutingGeometry& g);
+
+// Every field is checked before use; a JSON exception escaping anyway (a shape not thought of) still
+// ends as one clear Error, never as an exception the caller does not expect.
 ResponseRouting parse_response(const json& body, const RoutingGeometry& g) {
+  try {
+    return parse_response_unchecked(body, g);
+  } catch (const json::exception& e) {
+    throw Error(std::string("response: unexpected JSON (") + e.what() + ")");
+  }
+}
+
+ResponseRouting parse_response_unchecked(const json& body, const RoutingGeometry& g) {
   ResponseRouting r;
   if (body.is_array()) {  // SGLang /generate with a batch or n > 1
     if (body.empty()) throw Error("empty /generate result list");
@@ -321,7 +335,11 @@ ResponseRouting parse_response_text(std::string_view body, const RoutingGeometry
 // ---- streaming ---------------------------------------------------------------------------------
 
 void StreamAssembler::feed(std::string_view bytes) {
-  sse_.feed(bytes, [this](const std::string& data) { chunk(data); });
+  try {
+    sse_.feed(bytes, [this](const std::string& data) { chunk(data); });
+  } catch (const json::exception& e) {  // as parse_response
+    throw Error("stream event " + std::to_string(events_) + ": unexpected JSON (" + e.what() + ")");
+  }
 }
 
 void StreamAssembler::chunk(const std::string& data) {
