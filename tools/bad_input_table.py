@@ -301,6 +301,27 @@ def cases(tmp):
               trace_argv)
     file_case("routing trace", "missing file", lambda d: None, trace_argv)
 
+    remote = os.path.join(ROOT, "tests", "data", "remote")
+    def dump_case(desc, name, extra=()):
+        file_case("routing dump", desc, lambda d: None, ["stats", "--trace", os.path.join(remote, name)] + list(extra))
+    dump_case(".npy of floats, not expert ids", "bad_dump_float.npy")
+    dump_case(".npy shorter than its shape", "bad_dump_truncated.npy")
+    dump_case("token ids of another shape", "dump_routing.npy", ["--token-ids", os.path.join(remote, "dump_routing.npy")])
+    dump_case("SGLang base64 without the model's shape", "dump_sglang.jsonl")
+    dump_case("SGLang routing read with another model's config", "sglang_chat.json", ["--preset", "olmoe-1b-7b"])
+    file_case("routing dump", "npy of 3 layers read with a 2-layer model", lambda d: edit_config(d, "num_hidden_layers", 2),
+              ["stats", "--trace", os.path.join(remote, "dump_routing.npy"), "--model", "{d}"])
+    dump_case("response with ragged [tokens, layers, top_k] lists", "bad_ragged.json")
+    dump_case("base64 cut inside a value", "bad_base64_truncated.json", ["--model", os.path.join(MODELS, "mixtral")])
+    dump_case("a server's error body", "error_body.json")
+    dump_case("a response without routing (server not started with the flag)", "vllm_chat_no_routing.json")
+
+    serve = ["serve", "--model", "{d}"]
+    file_case("serve", "--host beyond loopback without --api-key", lambda d: None, serve + ["--host", "0.0.0.0"])
+    file_case("serve", "port out of range", lambda d: None, serve + ["--port", "70000"])
+    file_case("serve", "empty --api-key", lambda d: None, serve + ["--api-key", ""])
+    file_case("serve", "--max-body below 1 KiB", lambda d: None, serve + ["--max-body", "10"])
+
     gen = ["generate", "--model", "{d}", "--ids"]
     file_case("command line", "token id outside the vocabulary", lambda d: None, gen + ["1,99999"])
     file_case("command line", "ids not numbers", lambda d: None, gen + ["1,x"])
@@ -335,7 +356,7 @@ def main():
             argv = build()
             p = subprocess.run([a.cli] + argv, capture_output=True, text=True, timeout=120,
                                env=dict(os.environ, SPDLOG_LEVEL="off"))
-            msg = p.stderr.strip().replace(tmp, "$TMP")
+            msg = p.stderr.strip().replace(tmp, "$TMP").replace(ROOT + "/", "")
             lines = msg.count("\n") + 1 if msg else 0
             rows.append((area, desc, p.returncode, msg, lines))
     with open(a.out, "w") as f:

@@ -10,6 +10,7 @@ set -euo pipefail
 packages=(
   build-essential cmake ninja-build pkg-config git
   libspdlog-dev libfmt-dev nlohmann-json3-dev libpcre2-dev libicu-dev
+  libcpp-httplib-dev         # moescope-cli serve (HTTP server) and its test's client
   qt6-base-dev qt6-base-dev-tools qt6-svg-dev libqcustomplot-dev libgl-dev
   xvfb xauth
   clang libclang-rt-14-dev   # libFuzzer targets (tests/fuzz), run briefly by CI

@@ -43,6 +43,13 @@ const std::vector<Entry> kCommands = {
      "analyze   --model DIR --corpus FILE|FOLDER --out DIR [--window N]   (routing statistics per domain)"},
     {"forward", moescope::cli::cmd_forward,
      "forward   --model DIR --ids 1,2,3 [--backend cpu|cuda] --logits OUT.npy --trace OUT.json"},
+    {"serve", moescope::cli::cmd_serve,
+     "serve     --model DIR|FILE [--host 127.0.0.1] [--port 8080] [--api-key KEY] [--backend cpu|cuda]\n"
+     "          [--context N] [--max-body BYTES] [--max-request-tokens N] [--http-threads N] [--timeout S]\n"
+     "          OpenAI-compatible /v1/models, /v1/chat/completions, /v1/completions (stream or not);\n"
+     "          \"return_routed_experts\": true adds the routing in vLLM's format, with the weights.\n"
+     "          Loopback only unless --host says otherwise, which then needs --api-key. --port 0: a free port\n"
+     "          (the line on stdout names it). Requests queue on the one engine; Ctrl-C stops."},
     {"tokenize", moescope::cli::cmd_tokenize, "tokenize [--model DIR|FILE.gguf] (--text T | --file F) [--add-special]"},
     {"detokenize", moescope::cli::cmd_detokenize, "detokenize [--model DIR|FILE.gguf] --ids 1,2,3 [--skip-special]"},
     {"template", moescope::cli::cmd_template, "template --model DIR --messages FILE.json [--no-generation-prompt]"},

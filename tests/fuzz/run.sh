@@ -3,7 +3,7 @@
 # configured and built here on first use; MOESCOPE_FUZZ_BUILD_DIR overrides).
 #
 #   tests/fuzz/run.sh TARGET SECONDS      one target (safetensors gguf config tokenizer template trace
-#                                         conversation)
+#                                         remote conversation)
 #   tests/fuzz/run.sh --all SECONDS       each target in turn
 #   tests/fuzz/run.sh --ci SECONDS        the same, as the CTest case fuzz_brief: skipped (77)
 #                                         unless MOESCOPE_CI_EXTRA=1 (tools/test.sh's extra
@@ -17,7 +17,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 build=${MOESCOPE_FUZZ_BUILD_DIR:-$root/build-fuzz}
-all_targets=(safetensors gguf config tokenizer template trace conversation)
+all_targets=(safetensors gguf config tokenizer template trace remote conversation)
 
 [ $# -eq 2 ] || { echo "usage: $0 TARGET|--all SECONDS" >&2; exit 2; }
 if [ "$1" = "--ci" ] && [ "${MOESCOPE_CI_EXTRA:-0}" != 1 ]; then
@@ -29,7 +29,7 @@ seconds=$2
 # The longest input generated (longer seeds are cut). The tokenizer seeds are the three real
 # tokenizers of tests/data cut down to 400 tokens, structure intact.
 declare -A max_len=([safetensors]=65536 [gguf]=65536 [config]=8192 [tokenizer]=65536 [template]=16384
-                    [trace]=65536 [conversation]=65536)
+                    [trace]=65536 [remote]=65536 [conversation]=65536)
 
 if ! command -v clang++ >/dev/null; then echo "fuzz: clang++ not installed, skipping" >&2; exit 77; fi
 probe=$(mktemp -d)

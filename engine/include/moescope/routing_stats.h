@@ -35,6 +35,9 @@ public:
   // Adds tokens [first, last) of the trace (incremental: call with the new range only).
   void add(const RoutingTrace& trace, size_t first, size_t last);
   void add_all(const RoutingTrace& trace) { add(trace, 0, trace.size()); }
+  // One token given as ids [n_moe_layers][k] (negative = none), for dumps read without a trace;
+  // Error on an id >= n_experts.
+  void add_token(const int32_t* ids, int k);
   void clear();
 
   int n_experts() const { return n_experts_; }

@@ -3,6 +3,11 @@
 // selection score) and their final weights; optionally the full router scores. Stored compactly
 // (16-bit ids, half-precision weights) so a long conversation with a 61-layer, 256-expert model
 // stays small. JSON version 1 is the format in DESIGN.md.
+//
+// Weights unknown: a trace filled from a remote server's routed experts (vLLM, SGLang: ids only)
+// has no weights. append() with weights == nullptr marks the whole trace so; has_weights() is then
+// false, weight() answers 0, and the JSON form leaves out every "weights" array and says
+// "weights_known": false. Statistics (routing_stats.h) use only the ids.
 #include <cstdint>
 #include <filesystem>
 #include <string>
@@ -27,7 +32,8 @@ public:
   RoutingTrace() = default;
   RoutingTrace(std::string model, int n_experts, int top_k, std::vector<int> moe_layers);
 
-  // ids/weights: [n_moe_layers][k] for one token, k <= top_k() (rest padded as "none").
+  // ids/weights: [n_moe_layers][k] for one token, k <= top_k() (rest padded as "none"); ids
+  // outside [0, n_experts) are "none" too. weights == nullptr: not known (see above).
   // probs: [n_moe_layers][n_experts] or nullptr.
   void append(const TraceToken& token, const int32_t* ids, const float* weights, int k, const float* probs = nullptr);
   void truncate(size_t n_tokens);
@@ -56,7 +62,8 @@ public:
 
   // Expert id in slot `slot` of token i at MoE layer index m (index into moe_layers()); -1 = none.
   int expert(size_t i, int m, int slot) const;
-  float weight(size_t i, int m, int slot) const;
+  float weight(size_t i, int m, int slot) const;  // 0 when !has_weights()
+  bool has_weights() const { return !weights_unknown_; }
   bool has_probs() const { return !probs_.empty(); }
   float prob(size_t i, int m, int expert) const;  // 0 when not recorded
   size_t bytes() const;                           // memory held by the routing arrays
@@ -78,6 +85,7 @@ private:
   std::vector<uint16_t> ids_;      // [tokens][moe_layers][top_k], 0xFFFF = none
   std::vector<uint16_t> weights_;  // same shape, IEEE half
   std::vector<uint16_t> probs_;    // [tokens][moe_layers][n_experts] half, or empty
+  bool weights_unknown_ = false;   // some token was appended without weights
 };
 
 }  // namespace moescope

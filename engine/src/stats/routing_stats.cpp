@@ -65,6 +65,18 @@ void RoutingStats::add(const RoutingTrace& trace, size_t first, size_t last) {
   }
 }
 
+void RoutingStats::add_token(const int32_t* ids, int k) {
+  for (size_t m = 0; m < layers_.size(); ++m)
+    for (int s = 0; s < k; ++s) {
+      const int32_t e = ids[m * size_t(k) + size_t(s)];
+      if (e < 0) continue;
+      if (e >= n_experts_)
+        throw Error("routing statistics: expert id " + std::to_string(e) + " is not below the " + std::to_string(n_experts_) + " experts");
+      ++load_[m][size_t(e)];
+    }
+  ++tokens_;
+}
+
 LayerBalance RoutingStats::layer(int moe_index) const {
   return balance_of(load_[size_t(moe_index)], tokens_, layers_[size_t(moe_index)]);
 }

@@ -31,12 +31,13 @@ RoutingTrace::RoutingTrace(std::string model, int n_experts, int top_k, std::vec
 void RoutingTrace::append(const TraceToken& token, const int32_t* ids, const float* weights, int k,
                           const float* probs) {
   tokens_.push_back(token);
+  if (!weights) weights_unknown_ = true;
   const size_t nm = moe_layers_.size();
   for (size_t m = 0; m < nm; ++m)
     for (int s = 0; s < top_k_; ++s) {
       const bool valid = s < k && ids[m * size_t(k) + size_t(s)] >= 0 && ids[m * size_t(k) + size_t(s)] < n_experts_;
       ids_.push_back(valid ? uint16_t(ids[m * size_t(k) + size_t(s)]) : kNone);
-      weights_.push_back(valid ? f32_to_f16(weights[m * size_t(k) + size_t(s)]) : 0);
+      weights_.push_back(valid && weights ? f32_to_f16(weights[m * size_t(k) + size_t(s)]) : 0);
     }
   if (probs) {
     if (probs_.size() != (tokens_.size() - 1) * nm * size_t(n_experts_)) probs_.resize((tokens_.size() - 1) * nm * size_t(n_experts_), 0);
@@ -47,6 +48,7 @@ void RoutingTrace::append(const TraceToken& token, const int32_t* ids, const flo
 }
 
 void RoutingTrace::truncate(size_t n) {
+  if (n == 0) weights_unknown_ = false;
   if (n >= tokens_.size()) return;
   tokens_.resize(n);
   ids_.resize(n * moe_layers_.size() * size_t(top_k_));
@@ -79,6 +81,7 @@ void RoutingTrace::append(const RoutingTrace& seg, size_t first, size_t last) {
   tokens_.insert(tokens_.end(), seg.tokens_.begin() + std::ptrdiff_t(first), seg.tokens_.begin() + std::ptrdiff_t(last));
   ids_.insert(ids_.end(), at(seg.ids_, first * slots), at(seg.ids_, last * slots));
   weights_.insert(weights_.end(), at(seg.weights_, first * slots), at(seg.weights_, last * slots));
+  if (!seg.has_weights()) weights_unknown_ = true;  // as append() without weights
   // Scores: tokens without them read as zeros, whichever side lacks them.
   if (!seg.probs_.empty()) {
     probs_.resize(before * scores, 0);
@@ -105,6 +108,7 @@ size_t RoutingTrace::bytes() const { return (ids_.size() + weights_.size() + pro
 nlohmann::json RoutingTrace::to_json() const {
   using nlohmann::json;
   json j = {{"version", 1}, {"model", model_}, {"n_experts", n_experts_}, {"top_k", top_k_}, {"moe_layers", moe_layers_}};
+  if (!has_weights()) j["weights_known"] = false;
   json toks = json::array();
   for (size_t i = 0; i < tokens_.size(); ++i) {
     const auto& t = tokens_[i];
@@ -115,9 +119,10 @@ nlohmann::json RoutingTrace::to_json() const {
         int e = expert(i, m, s);
         if (e < 0) continue;
         ex.push_back(e);
-        w.push_back(half_digits(weight(i, m, s)));
+        if (has_weights()) w.push_back(half_digits(weight(i, m, s)));
       }
-      json r = {{"layer", moe_layers_[size_t(m)]}, {"experts", ex}, {"weights", w}};
+      json r = {{"layer", moe_layers_[size_t(m)]}, {"experts", ex}};
+      if (has_weights()) r["weights"] = w;
       if (has_probs()) {
         json p = json::array();
         for (int e = 0; e < n_experts_; ++e) p.push_back(half_digits(prob(i, m, e)));
@@ -156,6 +161,8 @@ RoutingTrace RoutingTrace::from_json(const nlohmann::json& j) {
   if (!layers.empty() && top_k == 0) throw fail("'n_experts' and 'top_k' must be positive when there are MoE layers");
   std::string model = j.contains("model") && j["model"].is_string() ? j["model"].get<std::string>() : "";
   RoutingTrace t(model, n_experts, top_k, layers);
+  // "weights_known": false (or routes without "weights"): a trace of ids only.
+  const bool weights_known = !(j.contains("weights_known") && j["weights_known"].is_boolean() && !j["weights_known"].get<bool>());
   if (!j.contains("tokens") || !j["tokens"].is_array()) throw fail("missing 'tokens' array");
   const size_t nm = layers.size();
   std::vector<int32_t> ids(nm * size_t(top_k));
@@ -173,19 +180,21 @@ RoutingTrace RoutingTrace::from_json(const nlohmann::json& j) {
       throw fail(where + ": 'routes' must hold one entry per MoE layer");
     std::fill(ids.begin(), ids.end(), -1);
     std::fill(w.begin(), w.end(), 0.0f);
-    bool with_probs = false;
+    bool with_probs = false, with_weights = true;
     for (size_t m = 0; m < nm; ++m) {
       const auto& r = tk["routes"][m];
-      if (!r.is_object() || !r.contains("experts") || !r["experts"].is_array() || !r.contains("weights") ||
-          !r["weights"].is_array() || r["experts"].size() != r["weights"].size() || r["experts"].size() > size_t(top_k))
+      const bool route_weights = weights_known && r.is_object() && r.contains("weights");
+      if (!r.is_object() || !r.contains("experts") || !r["experts"].is_array() || r["experts"].size() > size_t(top_k) ||
+          (route_weights && (!r["weights"].is_array() || r["experts"].size() != r["weights"].size())))
         throw fail(where + ": malformed route for MoE layer " + std::to_string(layers[m]));
+      if (!route_weights) with_weights = false;
       for (size_t s = 0; s < r["experts"].size(); ++s) {
         const auto& e = r["experts"][s];
-        const auto& wv = r["weights"][s];
-        if (!e.is_number_integer() || e.get<long long>() < 0 || e.get<long long>() >= n_experts || !wv.is_number())
+        if (!e.is_number_integer() || e.get<long long>() < 0 || e.get<long long>() >= n_experts ||
+            (route_weights && !r["weights"][s].is_number()))
           throw fail(where + ": expert id or weight out of range");
         ids[m * size_t(top_k) + s] = e.get<int>();
-        w[m * size_t(top_k) + s] = wv.get<float>();
+        if (route_weights) w[m * size_t(top_k) + s] = r["weights"][s].get<float>();
       }
       if (r.contains("probs")) {
         if (!r["probs"].is_array() || r["probs"].size() != size_t(n_experts)) throw fail(where + ": 'probs' must have n_experts values");
@@ -197,7 +206,7 @@ RoutingTrace RoutingTrace::from_json(const nlohmann::json& j) {
         }
       }
     }
-    t.append(tt, ids.data(), w.data(), top_k, with_probs ? probs.data() : nullptr);
+    t.append(tt, ids.data(), with_weights ? w.data() : nullptr, top_k, with_probs ? probs.data() : nullptr);
   }
   return t;
 }
