@@ -329,9 +329,10 @@ private slots:
     QVERIFY(p.waitForFinished(60000));
     QCOMPARE(p.exitCode(), 0);
     const QStringList rows = QString::fromUtf8(p.readAllStandardOutput()).trimmed().split('\n');
-    QCOMPARE(rows.size(), 4);  // header, layers 0 and 1, "all"
+    QCOMPARE(rows.size(), 5);  // header, layers 0 and 1, "mean", "worst"
     QCOMPARE(rows[0], QString("layer,tokens,cv,maxvio,entropy,dead,distinct"));
     QVERIFY2(rows[1].startsWith("0,21,"), qPrintable(rows[1]));
+    QVERIFY2(rows[3].startsWith("mean,21,") && rows[4].startsWith("worst,21,"), qPrintable(rows.join(' ')));
     p.start(MOESCOPE_CLI, {"stats", "--trace", QString::fromStdString((kData / "bad_dump_float.npy").string())});
     QVERIFY(p.waitForFinished(60000));
     QCOMPARE(p.exitCode(), 1);
