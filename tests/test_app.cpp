@@ -30,6 +30,8 @@
 #include "ui/notice_bar.h"
 #include "ui/thinking.h"
 #include "ui/view_registry.h"
+#include "ui/views/expert_colouring.h"
+#include "ui/views/register_views.h"
 #include "ui/views/trace_model.h"
 
 using moescope::desktop::AppOptions;
@@ -101,6 +103,7 @@ private slots:
     QVERIFY(dir_->isValid());
   }
   void cleanup() {
+    views_ = {};  // each test starts from a bare window unless it registers views itself
     delete dir_;
     dir_ = nullptr;
   }
@@ -246,6 +249,18 @@ private slots:
     QTRY_VERIFY_WITH_TIMEOUT(done.count() == 1, kTimeout);
     QCOMPARE(w->current()->messages.front().content, QStringLiteral("What is 23+58?"));
     QCOMPARE(w->current()->messages.back().content.trimmed(), QStringLiteral("81"));
+  }
+
+  // The expert colouring colours the window's own chat, handed to it by the window (no search).
+  void expertColouringColoursTheChat() {
+    moescope::ui::register_views(views_);
+    auto w = open();
+    w->setConversationSettings({}, sampling(0.0, 0, 6));
+    ask(*w, QStringLiteral("Colour me"));
+    auto* view = qobject_cast<moescope::ui::ExpertColouringView*>(w->viewWidget(QStringLiteral("colouring")));
+    QVERIFY(view);
+    view->setChatColouring(true);
+    QVERIFY(view->applyToChat() > 0);
   }
 
   // After a restart the views show the restored conversation at once (no click needed), and its

@@ -15,12 +15,14 @@ class EngineFeed;
 class EngineHost;
 class TraceModel;
 class ActiveIntervention;
+class ChatPanel;
 
 struct ViewContext {
   EngineFeed* feed = nullptr;                  // model changes and generation, as they happen
   TraceModel* traces = nullptr;                // the trace on screen and its statistics (ui/views)
   EngineHost* host = nullptr;                  // runs experiments on the loaded model
   ActiveIntervention* intervention = nullptr;  // the routing intervention for the next answers
+  ChatPanel* chat = nullptr;                   // the chat (the expert colouring colours its answers)
 };
 
 struct ViewFactory {

@@ -295,6 +295,7 @@ QDockWidget* MainWindow::addView(const ui::ViewFactory& factory) {
   context.traces = traces_;
   context.host = engine_;
   context.intervention = intervention_;
+  context.chat = chat_;
   QWidget* widget = factory.create ? factory.create(context, dock) : new QWidget(dock);
   dock->setWidget(widget);
   addDockWidget(factory.area, dock);

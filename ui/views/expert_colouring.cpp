@@ -162,20 +162,15 @@ std::pair<size_t, size_t> ExpertColouringView::shownRange() const {
   return runs.empty() ? std::pair<size_t, size_t>{0, rt.size()} : runs.back();
 }
 
-ChatPanel* ExpertColouringView::findChat() const {
-  if (chat_) return chat_;
-  // The root of the parent chain is the main window even when the dock floats.
-  QWidget* root = const_cast<ExpertColouringView*>(this);
-  while (root->parentWidget()) root = root->parentWidget();
-  return root->findChild<ChatPanel*>();
-}
+ChatPanel* ExpertColouringView::findChat() const { return chat_; }
+
+void ExpertColouringView::setChat(ChatPanel* chat) { chat_ = chat; }
 
 // The k-th decode run of the trace is the k-th answer; runs and answers are matched from the end
 // (a trace may start after the conversation's first answers).
 int ExpertColouringView::applyToChat() {
   ChatPanel* chat = findChat();
   if (!chat || !toggle_->isChecked()) return 0;
-  chat_ = chat;
   std::vector<MessageWidget*> answers;
   for (MessageWidget* w : chat->messageWidgets())
     if (w && !w->isUser()) answers.push_back(w);

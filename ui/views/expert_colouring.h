@@ -50,6 +50,8 @@ public:
 
   void setLayer(int moe_index);
   void setChatColouring(bool on);
+  // The chat whose answers it colours (handed over by the composition root; none: no colouring).
+  void setChat(ChatPanel* chat);
   bool chatColouring() const;
   // The answer shown: the trace range of the latest answer (or the whole trace without one).
   std::pair<size_t, size_t> shownRange() const;

@@ -31,7 +31,11 @@ void register_views(ViewRegistry& r) {
          QObject::tr("One token's path through every MoE layer"), Qt::RightDockWidgetArea, false, make<InspectorView>()});
   r.add({QStringLiteral("colouring"), QObject::tr("Expert colours"),
          QObject::tr("The answer coloured by each token's top expert; toggle colouring of the chat"),
-         Qt::RightDockWidgetArea, false, make<ExpertColouringView>()});
+         Qt::RightDockWidgetArea, false, [](const ViewContext& context, QWidget* parent) -> QWidget* {
+           auto* v = static_cast<ExpertColouringView*>(make<ExpertColouringView>()(context, parent));
+           v->setChat(context.chat);
+           return v;
+         }});
   r.add({QStringLiteral("load"), QObject::tr("Load balance"),
          QObject::tr("Tokens per expert against the uniform share, and imbalance metrics"), Qt::RightDockWidgetArea, true,
          make<LoadView>()});
