@@ -156,6 +156,15 @@ ViewContext context_of(EngineFeed& feed, TraceModel* traces) {
   return c;
 }
 
+// Every registered view, made on `traces` as the app's window makes them, children of `parent`.
+std::vector<ViewFrame*> all_views(EngineFeed& feed, TraceModel* traces, QWidget* parent) {
+  ViewRegistry registry;
+  register_views(registry);
+  std::vector<ViewFrame*> views;
+  for (const auto& f : registry.factories()) views.push_back(qobject_cast<ViewFrame*>(f.create(context_of(feed, traces), parent)));
+  return views;
+}
+
 // Exports the view's current plot and data; checks PNG size, PDF header and the CSV header.
 void check_exports(ViewFrame* v, const QString& dir, const QString& csv_header) {
   const QString png = dir + QLatin1Char('/') + v->viewId() + QStringLiteral(".png");
@@ -599,13 +608,9 @@ private slots:
 
   void empty_trace_everywhere() {
     EngineFeed feed;
-    ViewRegistry registry;
-    register_views(registry);
     TraceModel* traces = traces_of(feed);
     QWidget parent;
-    std::vector<ViewFrame*> views;
-    for (const auto& f : registry.factories())
-      views.push_back(qobject_cast<ViewFrame*>(f.create(context_of(feed, traces), &parent)));
+    const std::vector<ViewFrame*> views = all_views(feed, traces, &parent);
     emit feed.traceReplaced(std::make_shared<const RoutingTrace>());
     emit feed.traceReplaced(nullptr);
     for (ViewFrame* v : views) {
@@ -636,13 +641,9 @@ private slots:
     QCOMPARE(QString::fromStdString(balance_csv(stats)).count(QLatin1Char('\n')), 3);  // header + "mean" + "worst"
 
     EngineFeed feed;
-    ViewRegistry registry;
-    register_views(registry);
     TraceModel* traces = traces_of(feed);
     QWidget parent;
-    std::vector<ViewFrame*> views;
-    for (const auto& f : registry.factories())
-      views.push_back(qobject_cast<ViewFrame*>(f.create(context_of(feed, traces), &parent)));
+    const std::vector<ViewFrame*> views = all_views(feed, traces, &parent);
     ModelInfo info = info_for(back);
     info.n_layers = 3;
     emit feed.modelChanged(info);
@@ -670,16 +671,10 @@ private slots:
     const RoutingTrace big = big_trace(4000);
     const qint64 build_ms = timer.restart();
     EngineFeed feed;
-    ViewRegistry registry;
-    register_views(registry);
     TraceModel* model = traces_of(feed);
     QWidget parent;
-    std::vector<ViewFrame*> views;
-    for (const auto& f : registry.factories()) {
-      auto* v = qobject_cast<ViewFrame*>(f.create(context_of(feed, model), &parent));
-      v->resize(1000, 700);
-      views.push_back(v);
-    }
+    const std::vector<ViewFrame*> views = all_views(feed, model, &parent);
+    for (ViewFrame* v : views) v->resize(1000, 700);
     emit feed.traceReplaced(std::make_shared<const RoutingTrace>(big));
     const qint64 replace_ms = timer.restart();
     QCOMPARE(model->trace().size(), size_t(4000));
