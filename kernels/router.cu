@@ -1,5 +1,3 @@
-#include <cfloat>
-
 #include "kernel_common.cuh"
 #include "router.cuh"
 
@@ -8,37 +6,36 @@ namespace {
 
 constexpr int kWarps = 4;  // tokens per block
 
-// Best (value, index) over the warp: larger value, lower index on ties; index -1 when every
-// value is -inf (as route_token's strict comparison starting from -inf).
+// The first best selectable expert over the warp (rules::ranks_before), -1 when none is.
 __device__ __forceinline__ int warp_argmax(const float* v, int n, int lane) {
-  float bv = -INFINITY;
+  float bv = rules::neg_inf();
   int bi = -1;
   for (int e = lane; e < n; e += 32)
-    if (v[e] > bv) bv = v[e], bi = e;
+    if (rules::selectable(v[e]) && rules::ranks_before(v[e], e, bv, bi)) bv = v[e], bi = e;
   for (int o = 16; o > 0; o >>= 1) {
     const float ov = __shfl_xor_sync(0xffffffffu, bv, o);
     const int oi = __shfl_xor_sync(0xffffffffu, bi, o);
-    if (oi >= 0 && (bi < 0 || ov > bv || (ov == bv && oi < bi))) bv = ov, bi = oi;
+    if (rules::ranks_before(ov, oi, bv, bi)) bv = ov, bi = oi;
   }
   return bi;
 }
 
-__global__ void route_kernel(RouterParams p, const float* __restrict__ logits, const float* __restrict__ bias,
-                             int n_tokens, int32_t* ids, float* weights, int out_stride, float* probs,
-                             int probs_stride) {
+__global__ void route_kernel(rules::RouterRule r, const uint8_t* __restrict__ disabled,
+                             const float* __restrict__ logits, const float* __restrict__ bias, int n_tokens,
+                             int32_t* ids, float* weights, int out_stride, float* probs, int probs_stride) {
   extern __shared__ float smem[];
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const int t = blockIdx.x * kWarps + warp;
   if (t >= n_tokens) return;
-  const int E = p.n_experts, K = p.top_k;
-  float* scores = smem + warp * (2 * E + kRouterMaxGroups);  // [E]
-  float* choice = scores + E;                                // [E]
-  float* group_best = choice + E;                            // [n_group]
+  const int E = r.n_experts, K = r.top_k;
+  float* scores = smem + warp * (2 * E + rules::kMaxGroups);  // [E]
+  float* choice = scores + E;                                 // [E]
+  float* group_best = choice + E;                             // [n_group]
   const float* lg = logits + size_t(t) * E;
 
   // ---- scores ----
-  if (!p.sigmoid) {
-    float mx = -INFINITY;
+  if (rules::softmax_scores(r)) {
+    float mx = rules::neg_inf();
     for (int e = lane; e < E; e += 32) mx = fmaxf(mx, lg[e]);
     mx = detail::warp_max(mx);
     float sum = 0.0f;
@@ -46,50 +43,33 @@ __global__ void route_kernel(RouterParams p, const float* __restrict__ logits, c
     sum = detail::warp_sum(sum);
     for (int e = lane; e < E; e += 32) scores[e] /= sum;
   } else {
-    for (int e = lane; e < E; e += 32) scores[e] = 1.0f / (1.0f + expf(-lg[e]));
+    for (int e = lane; e < E; e += 32) scores[e] = rules::sigmoid(lg[e]);
   }
   for (int e = lane; e < E; e += 32) {
     if (probs) probs[size_t(t) * probs_stride + e] = scores[e];
-    float c = bias ? scores[e] + bias[e] : scores[e];
-    if (p.disabled && p.disabled[e]) c = -INFINITY;
-    choice[e] = c;
+    choice[e] = rules::selection_value(r, scores[e], lg[e], bias, e, disabled);
   }
   __syncwarp();
 
-  // ---- group-limited selection: keep the topk_group best groups, -inf elsewhere ----
-  if (p.group_score != 0 && p.n_group > 1) {
-    const int per = E / p.n_group;
-    if (lane < p.n_group) {
-      const float* c = choice + lane * per;
-      float a = -INFINITY, b = -INFINITY;
-      for (int i = 0; i < per; ++i) {
-        if (c[i] > a) b = a, a = c[i];
-        else if (c[i] > b) b = c[i];
-      }
-      group_best[lane] = p.group_score == 1 ? a : a + b;
-    }
+  // ---- group-limited selection ----
+  if (rules::grouped(r)) {
+    const int per = rules::group_size(r);
+    for (int g = lane; g < r.n_group; g += 32) group_best[g] = rules::group_value(r, choice + g * per, per);
     __syncwarp();
-    // Rank like a stable descending sort: repeatedly the first strictly best remaining group.
-    uint32_t kept = 0;
-    for (int r = 0; r < p.topk_group && r < p.n_group; ++r) {
-      int best = -1;
-      for (int g = 0; g < p.n_group; ++g)
-        if (!(kept >> g & 1u) && (best < 0 || group_best[g] > group_best[best])) best = g;
-      kept |= 1u << best;
-    }
+    const uint64_t kept = rules::kept_groups(r, group_best);
     for (int e = lane; e < E; e += 32)
-      if (!(kept >> (e / per) & 1u)) choice[e] = -INFINITY;
+      if (!rules::in_kept_group(r, kept, e)) choice[e] = rules::neg_inf();
     __syncwarp();
   }
 
-  // ---- top-k in descending selection score ----
+  // ---- top-k in descending selection value ----
   int32_t* my_ids = ids + size_t(t) * out_stride;
   float* my_w = weights + size_t(t) * out_stride;
   int n_sel = 0;
-  if (p.forced_expert >= 0 && p.forced_expert < E) {
+  if (r.forced_expert >= 0) {
     if (lane == 0) {
-      my_ids[0] = p.forced_expert;
-      choice[p.forced_expert] = -INFINITY;
+      my_ids[0] = r.forced_expert;
+      choice[r.forced_expert] = rules::neg_inf();
     }
     n_sel = 1;
     __syncwarp();
@@ -99,36 +79,21 @@ __global__ void route_kernel(RouterParams p, const float* __restrict__ logits, c
     if (best < 0) break;  // fewer than k selectable experts (interventions)
     if (lane == 0) {
       my_ids[n_sel] = best;
-      choice[best] = -INFINITY;
+      choice[best] = rules::neg_inf();
     }
     __syncwarp();
   }
-
-  // ---- weights from the unbiased scores ----
-  if (lane == 0) {
-    for (int i = n_sel; i < K; ++i) my_ids[i] = n_sel > 0 ? my_ids[0] : 0;
-    float sum = 0.0f;
-    for (int i = 0; i < n_sel; ++i) sum += (my_w[i] = scores[my_ids[i]]);
-    if (p.renormalize && n_sel > 0) {
-      const float denom = p.sigmoid ? sum + 1e-20f : sum;
-      for (int i = 0; i < n_sel; ++i) my_w[i] /= denom;
-      if (p.scale_after_renorm)
-        for (int i = 0; i < n_sel; ++i) my_w[i] *= p.scaling;
-    } else {
-      for (int i = 0; i < n_sel; ++i) my_w[i] *= p.scaling;
-    }
-    for (int i = n_sel; i < K; ++i) my_w[i] = 0.0f;
-  }
+  if (lane == 0) rules::finish(r, rules::weight_source(r, scores, lg), n_sel, my_ids, my_w);
 }
 
 }  // namespace
 
-void route(const RouterParams& p, const float* logits, const float* bias, int n_tokens, int32_t* ids, float* weights,
-           int out_stride, float* probs, int probs_stride, cudaStream_t stream) {
-  const size_t smem = sizeof(float) * kWarps * (2 * size_t(p.n_experts) + kRouterMaxGroups);
-  route_kernel<<<detail::ceil_div(n_tokens, kWarps), 32 * kWarps, smem, stream>>>(p, logits, bias, n_tokens, ids,
-                                                                                  weights, out_stride, probs,
-                                                                                  probs_stride);
+void route(const rules::RouterRule& rule, const uint8_t* disabled, const float* logits, const float* bias,
+           int n_tokens, int32_t* ids, float* weights, int out_stride, float* probs, int probs_stride,
+           cudaStream_t stream) {
+  const size_t smem = sizeof(float) * kWarps * (2 * size_t(rule.n_experts) + rules::kMaxGroups);
+  route_kernel<<<detail::ceil_div(n_tokens, kWarps), 32 * kWarps, smem, stream>>>(
+      rule, disabled, logits, bias, n_tokens, ids, weights, out_stride, probs, probs_stride);
 }
 
 }  // namespace moescope::kernels

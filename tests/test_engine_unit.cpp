@@ -129,6 +129,62 @@ private slots:
     QCOMPARE(route(r, logits, nullptr, f), (std::vector<int32_t>{0, 1}));
   }
 
+  // make_router_rule is the one place interventions are resolved: per layer, clamped to the
+  // model, the bias only where the layer has one and the user did not ask to ignore it.
+  void router_rule_resolves_controls_per_layer() {
+    RouterSpec r;
+    r.n_experts = 16, r.top_k = 4, r.scoring = ScoreFunc::Sigmoid, r.correction_bias = true;
+    r.group_score = GroupScore::SumTop2, r.n_group = 4, r.topk_group = 2, r.renormalize = true, r.scaling = 2.5f;
+    RoutingControl c;
+    c.forced_expert = 7, c.forced_layer = 2, c.top_k = 40;
+    auto at2 = make_router_rule(r, c, 2, true), at3 = make_router_rule(r, c, 3, true);
+    QCOMPARE(at2.forced_expert, 7);
+    QCOMPARE(at3.forced_expert, -1);
+    QCOMPARE(at2.top_k, 16);  // clamped to the experts there are
+    QCOMPARE(at2.scoring, int32_t(rules::kSigmoid));
+    QCOMPARE(at2.grouping, int32_t(rules::kGroupSumTop2));
+    QVERIFY(at2.use_bias);
+    QVERIFY(!make_router_rule(r, c, 2, false).use_bias);  // a layer without a bias tensor
+    c.ignore_bias = true;
+    QVERIFY(!make_router_rule(r, c, 2, true).use_bias);
+    c.forced_expert = 16;  // out of range: ignored, not an out-of-bounds write
+    QCOMPARE(make_router_rule(r, c, 2, true).forced_expert, -1);
+    r.n_group = 1;
+    QCOMPARE(make_router_rule(r, c, 2, true).grouping, int32_t(rules::kNoGroups));
+
+    // The disabled mask both backends route with: [layers × experts], empty when nothing is off.
+    RoutingControl d;
+    QVERIFY(d.disabled_mask(3, 16).empty());
+    d.disabled.resize(2);
+    d.disabled[1].assign(5, 0);  // shorter than the expert count: the rest stay enabled
+    QVERIFY(d.disabled_mask(3, 16).empty());
+    d.disabled[1][4] = 1;
+    const auto mask = d.disabled_mask(3, 16);
+    QCOMPARE(mask.size(), size_t(48));
+    QCOMPARE(int(std::count(mask.begin(), mask.end(), uint8_t(1))), 1);
+    QCOMPARE(int(mask[16 + 4]), 1);
+  }
+
+  // gpt-oss: top-k on the raw logits, weights the softmax over the chosen k (times the scaling);
+  // probs report the softmax over all of them.
+  void topk_softmax_router() {
+    RouterSpec r;
+    r.n_experts = 5, r.top_k = 2, r.scoring = ScoreFunc::TopKSoftmax;
+    std::vector<float> logits = {0.5f, 3.0f, -1.0f, 2.0f, 2.0f};  // a tie: the lower index wins
+    std::vector<float> w;
+    QCOMPARE(route(r, logits, nullptr, RoutingControl{}, &w), (std::vector<int32_t>{1, 3}));
+    const float e = std::exp(-1.0f);
+    QVERIFY(std::fabs(w[0] - 1.0f / (1.0f + e)) < 1e-6f);
+    QVERIFY(std::fabs(w[1] - e / (1.0f + e)) < 1e-6f);
+    RoutingControl off;
+    off.disabled.assign(1, std::vector<uint8_t>(5, 0));
+    off.disabled[0][1] = off.disabled[0][3] = off.disabled[0][4] = 1;
+    off.top_k = 3;  // only two selectable: the third slot is padding with weight 0
+    QCOMPARE(route(r, logits, nullptr, off, &w), (std::vector<int32_t>{0, 2, 0}));
+    QCOMPARE(w[2], 0.0f);
+    QVERIFY(std::fabs(w[0] + w[1] - 1.0f) < 1e-6f);
+  }
+
   void balance_metrics_by_hand() {
     // load [4, 0, 2, 2]: mean 2, population sd √2, p = (½, 0, ¼, ¼), H = 1.5 ln 2 / ln 4 = 0.75
     LayerBalance b = balance_of({4, 0, 2, 2}, 4, 7);

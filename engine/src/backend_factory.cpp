@@ -15,6 +15,32 @@ std::unique_ptr<Backend> cuda_plugin_make_backend(std::shared_ptr<const Model> m
 bool cuda_plugin_usable(std::string* reason);
 #endif
 
+const RoutingControl& begin_forward(const ModelSpec& s, std::span<const int32_t> tokens, int n_cached, int capacity,
+                                    const ForwardOptions& opt, ForwardResult& out) {
+  const int n = int(tokens.size());
+  if (n == 0) throw Error("forward: no tokens");
+  for (int32_t id : tokens)
+    if (id < 0 || id >= s.vocab_size)
+      throw Error("token id " + std::to_string(id) + " is outside the vocabulary (size " +
+                  std::to_string(s.vocab_size) + ")");
+  if (int64_t(n_cached) + n > capacity)
+    throw Error("the prompt needs " + std::to_string(int64_t(n_cached) + n) + " tokens but the context holds " +
+                std::to_string(capacity));
+  static const RoutingControl kNoControl;
+  const RoutingControl& control = opt.control ? *opt.control : kNoControl;
+  const int n_moe = s.n_moe_layers();
+  const int K = n_moe ? control.effective_top_k(s.moe.router) : 0;
+  out.n_tokens = n;
+  out.vocab = s.vocab_size;
+  out.n_moe_layers = n_moe;
+  out.top_k = K;
+  out.logits.resize(size_t(opt.all_logits ? n : 1) * size_t(s.vocab_size));
+  out.expert_ids.resize(size_t(n) * size_t(n_moe) * size_t(K));
+  out.expert_weights.resize(size_t(n) * size_t(n_moe) * size_t(K));
+  out.probs.resize(opt.router_probs ? size_t(n) * size_t(n_moe) * size_t(s.moe.router.n_experts) : 0);
+  return control;
+}
+
 bool cuda_available(std::string* reason) {
 #ifdef MOESCOPE_HAVE_CUDA
   return cuda_device_usable(reason);

@@ -81,6 +81,14 @@ public:
   virtual int64_t device_memory_used() const { return 0; }
 };
 
+// For backends: the checks and sizing every forward() starts with, shared so that each backend
+// refuses the same input with the same message. Throws Error for no tokens, a token id outside
+// the vocabulary or a prompt past the context (`n_cached` + tokens > `capacity`); otherwise sizes
+// `out` (logits, routing, probs) for the effective top-k and returns the control to route by
+// (options.control, or one that changes nothing).
+const RoutingControl& begin_forward(const ModelSpec& spec, std::span<const int32_t> tokens, int n_cached,
+                                    int capacity, const ForwardOptions& options, ForwardResult& out);
+
 // Creates the backend named in options (for "auto": CUDA when built and a device is usable).
 std::unique_ptr<Backend> make_backend(std::shared_ptr<const Model> model, const BackendOptions& options);
 // True when this build has the CUDA backend and a CUDA device is present; reason explains a no.

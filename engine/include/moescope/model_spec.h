@@ -67,6 +67,10 @@ struct AttentionSpec {
   int qk_rope_head_dim = 0;
   int v_head_dim = 0;
   float softmax_scale = 1.0f;  // includes YaRN's mscale^2 for MLA
+  // MLA's q_a_layernorm and kv_a_layernorm: DeepSeek's model.py and transformers'
+  // DeepseekV3Attention / Glm4MoeLiteAttention build them without an eps argument, so they use
+  // RMSNorm's default 1e-6 whatever rms_norm_eps says.
+  float latent_norm_eps = 1e-6f;
 
   int q_head_dim() const { return kind == AttentionKind::MLA ? qk_nope_head_dim + qk_rope_head_dim : head_dim; }
   int out_head_dim() const { return kind == AttentionKind::MLA ? v_head_dim : head_dim; }

@@ -44,6 +44,50 @@ std::vector<float> attention(const std::vector<float>& q, const std::vector<floa
 // Index of the largest value of each row (lowest on ties).
 std::vector<int32_t> argmax(const std::vector<float>& logits, int rows, int vocab);
 
+// y[n, out] + bias[out] (the bias add after a cuBLAS matmul).
+std::vector<float> add_bias(const std::vector<float>& y, const std::vector<float>& bias, int n_tokens, int out);
+// clamp(x, -limit, limit) (OLMoE's clip_qkv).
+std::vector<float> clamp(const std::vector<float>& x, float limit);
+// A checkpoint tensor of any dtype converted on the device to BF16 (widened back on the host for
+// the comparison) or to fp32, as the weight upload does.
+std::vector<float> convert(const TensorView& src, bool to_f32);
+// fp32 rows [rows, stride] → contiguous BF16 [rows, cols] (the cuBLAS activations), widened back.
+std::vector<float> to_bf16_rows(const std::vector<float>& x, int stride, int rows, int cols);
+// Appends rows [n_tokens, values] at positions pos0.. to a paged cache whose block table runs in
+// reverse, and returns the cache read back in logical order, [pos0 + n_tokens, values] (positions
+// before pos0: zeros).
+std::vector<float> kv_store(const std::vector<float>& rows, int n_tokens, int values, int pos0, int block_tokens);
+// Absorbed MLA's per-head projections with kv_b [nh·(N+Dv), C] (any dtype, rounded to BF16):
+// q [n, nh·(N+R)] → qcat [n, nh, C+R]; o_lat [n, nh, C] → out [n, nh·Dv].
+std::vector<float> mla_q_absorb(const std::vector<float>& q, const TensorView& kv_b, int n_tokens, int n_heads,
+                                int nope, int rope, int v_head);
+std::vector<float> mla_v_up(const std::vector<float>& o_lat, const TensorView& kv_b, int n_tokens, int n_heads,
+                            int nope, int v_head);
+// Decode's routed experts: gate_up [E·2W, H] and down [E·H, W] (rounded to BF16), ids/weights
+// [n, k]. Returns h [n, k, W] of moe_gate_up and y [n, H] of moe_down.
+struct MoeDecode {
+  std::vector<float> h, y;
+};
+MoeDecode moe_experts(const std::vector<float>& x, int n_tokens, const TensorView& gate_up, const TensorView& down,
+                      int n_experts, const std::vector<int32_t>& ids, const std::vector<float>& weights, int top_k);
+// Prefill's bookkeeping: the (token, slot) pairs grouped by expert, the gather of their rows as
+// BF16, and the weighted combine of expert outputs [n_tokens·top_k, H] (row i: pair rows[i]).
+struct MoeGroups {
+  std::vector<int32_t> counts, offsets, rows, slot_row;
+  std::vector<float> gathered;  // [total pairs, H], BF16 widened
+  std::vector<float> combined;  // [n_tokens, H]
+};
+MoeGroups moe_group(const std::vector<int32_t>& ids, const std::vector<float>& weights, int n_tokens, int top_k,
+                    int n_experts, const std::vector<float>& x, int hidden, const std::vector<float>& expert_out);
+// The shared expert's output added behind its gate: y + sigmoid(gate · x) · s (gate empty: 1).
+std::vector<float> shared_expert_add(const std::vector<float>& x, const std::vector<float>& gate,
+                                     const std::vector<float>& s, const std::vector<float>& y, int hidden,
+                                     int n_tokens);
+// Synthetic weights of the benchmarks: n values uniform in ±scale from (seed, index), as fp32 or
+// BF16 (widened), or a constant.
+std::vector<float> fill_uniform(long long n, uint64_t seed, float scale, bool f32);
+std::vector<float> fill_constant(long long n, float value, bool f32);
+
 // Kernel timing, for the performance table of tests/test_cuda_ops.cpp (MOESCOPE_CUDA_PERF=1):
 // with reps > 0, each op above, after its checked run, launches its kernel(s) once more to warm
 // up and then `reps` times between two CUDA events; last_kernel_ms() is the mean time of one

@@ -39,9 +39,6 @@ float element(const TensorView& t, int64_t i) {
 // tokens, so larger is faster up to where the scratch (sized for the largest chunk seen, grown on
 // demand: decode never allocates) costs more memory than it saves time.
 constexpr int kChunk = 512;
-// MLA's q_a_layernorm and kv_a_layernorm are built without an eps argument in both DeepSeek's
-// model.py and transformers' DeepseekV3Attention, so they use 1e-6 whatever rms_norm_eps says.
-constexpr float kMlaNormEps = 1e-6f;
 constexpr int kMlaHeads = 8;  // MLA heads per attention work item (they share the latent cache)
 constexpr int kQTokens = 16;  // GQA tokens per attention work item
 
@@ -159,29 +156,10 @@ public:
 
   void forward(std::span<const int32_t> tokens, const ForwardOptions& opt, ForwardResult& out) override {
     const int n = int(tokens.size());
-    if (n == 0) throw Error("forward: no tokens");
-    for (int32_t id : tokens)
-      if (id < 0 || id >= s_.vocab_size)
-        throw Error("token id " + std::to_string(id) + " is outside the vocabulary (size " +
-                    std::to_string(s_.vocab_size) + ")");
     const int start = kv_.size();
-    if (start + n > capacity_)
-      throw Error("the prompt needs " + std::to_string(start + n) + " tokens but the context holds " +
-                  std::to_string(capacity_));
+    control_ = &begin_forward(s_, tokens, start, capacity_, opt, out);
     kv_.ensure(start + n);
-
-    static const RoutingControl kNoControl;
-    control_ = opt.control ? opt.control : &kNoControl;
-    const int n_moe = s_.n_moe_layers();
-    const int K = s_.n_moe_layers() ? control_->effective_top_k(s_.moe.router) : 0;
-    out.n_tokens = n;
-    out.vocab = s_.vocab_size;
-    out.n_moe_layers = n_moe;
-    out.top_k = K;
-    out.logits.resize(size_t(opt.all_logits ? n : 1) * s_.vocab_size);
-    out.expert_ids.resize(size_t(n) * n_moe * K);
-    out.expert_weights.resize(size_t(n) * n_moe * K);
-    out.probs.resize(opt.router_probs ? size_t(n) * n_moe * s_.moe.router.n_experts : 0);
+    disabled_ = control_->disabled_mask(s_.n_layers, s_.moe.router.n_experts);
 
     try {
       for (int c0 = 0; c0 < n; c0 += kChunk) {
@@ -354,7 +332,7 @@ private:
     float* q = q_.data();  // [T, nh·(N+R)]
     if (a.q_lora_rank > 0) {
       cpu::linear(pool_, xn_.data(), T, L.q_a, q_a_.data());  // [T, q_lora]
-      cpu::rmsnorm(q_a_.data(), L.q_a_norm, kMlaNormEps, q_a_.data(), T, a.q_lora_rank);
+      cpu::rmsnorm(q_a_.data(), L.q_a_norm, a.latent_norm_eps, q_a_.data(), T, a.q_lora_rank);
       cpu::linear(pool_, q_a_.data(), T, L.q_b, q);
     } else {
       cpu::linear(pool_, xn_.data(), T, L.q, q);
@@ -368,7 +346,7 @@ private:
       for (int h = 0; h < nh; ++h) cpu::rope(q + size_t(t) * nh * qh + h * qh + N, c, sn, R, s_.rope.interleaved);
       // cache slot: [latent c (C, after kv_a_layernorm), k_rope (R, rotated)]
       float* slot = kv_.at(l, pos0 + t);
-      cpu::rmsnorm(kv_a + size_t(t) * (C + R), L.kv_a_norm, kMlaNormEps, slot, 1, C);
+      cpu::rmsnorm(kv_a + size_t(t) * (C + R), L.kv_a_norm, a.latent_norm_eps, slot, 1, C);
       std::memcpy(slot + C, kv_a + size_t(t) * (C + R) + C, sizeof(float) * R);
       cpu::rope(slot + C, c, sn, R, s_.rope.interleaved);
     }
@@ -547,12 +525,14 @@ private:
       bias = bias_buf;
     }
     // ffn_moe_topk [T, K] and ffn_moe_weights [T, K], also copied into the routing trace.
+    const rules::RouterRule rule = make_router_rule(r, *control_, l, bias != nullptr);
+    const uint8_t* disabled = disabled_.empty() ? nullptr : disabled_.data() + size_t(l) * E;
     int32_t* ids = route_ids_.data();
     float* wts = route_w_.data();
     for (int t = 0; t < T; ++t) {
       const size_t row = size_t(out_row0 + t) * n_moe + moe_index;
       float* probs = out.probs.empty() ? nullptr : out.probs.data() + row * E;
-      route_token(r, router_logits_.data() + size_t(t) * E, bias, *control_, l, ids + size_t(t) * K,
+      route_token(rule, router_logits_.data() + size_t(t) * E, bias, disabled, ids + size_t(t) * K,
                   wts + size_t(t) * K, probs, route_scratch_.data());
       std::copy(ids + size_t(t) * K, ids + size_t(t + 1) * K, out.expert_ids.data() + row * K);
       std::copy(wts + size_t(t) * K, wts + size_t(t + 1) * K, out.expert_weights.data() + row * K);
@@ -598,6 +578,7 @@ private:
   std::vector<float> inv_freq_;
   std::vector<std::vector<float>> sinks_;  // [n_layers][n_heads] (gpt-oss)
   const RoutingControl* control_ = nullptr;
+  std::vector<uint8_t> disabled_;  // this forward's disabled experts, [n_layers × E] (empty: none)
   std::string name_;
 
   // Scratch, sized for the largest chunk so far (reserve_chunk): no allocation per token.

@@ -57,7 +57,6 @@ constexpr int kMaxT = 256;          // tokens per prefill chunk (bounds scratch 
 constexpr int kLogitRows = 32;      // LM-head rows per pass when every token's logits are wanted
 constexpr int kBlockTokens = 16;    // positions per KV block
 constexpr int kPrefillChunk = 256;  // positions per attention span in prefill
-constexpr float kMlaNormEps = 1e-6f;  // q_a/kv_a layernorm: no eps argument upstream (see cpu_backend.cpp)
 constexpr size_t kHeadroom = size_t(256) << 20;  // CUDA context, cuBLAS internals, graphs
 
 bool graphs_enabled() {
@@ -109,16 +108,16 @@ public:
       : model_(std::move(model)), s_(model_->spec), opt_(opt),
         capacity_(opt.context > 0 ? std::min(opt.context, s_.max_position) : std::min(s_.max_position, 8192)) {
     const auto& a = s_.attn;
-    // gpt-oss' sinks, per-layer windows, router bias with softmax after top-k and biased, clamped
-    // experts are implemented on the CPU backend only so far.
-    if (a.sinks || !a.sliding_layer.empty() || s_.moe.router.scoring == ScoreFunc::TopKSoftmax ||
+    // gpt-oss' sinks, per-layer windows, router logit bias and biased, clamped experts are
+    // implemented on the CPU backend only so far (its softmax-after-top-k routing is shared).
+    if (a.sinks || !a.sliding_layer.empty() || s_.moe.router.logit_bias ||
         s_.moe.expert_bias || s_.moe.activation != ExpertActivation::SiLU)
       throw Error("the CUDA backend does not run " + s_.architecture +
                   " yet (attention sinks, per-layer sliding windows, biased clamped experts); use --backend cpu");
     if (s_.n_moe_layers() > 0 &&
-        (s_.moe.router.n_experts > kernels::kRouterMaxExperts || s_.moe.router.n_group > kernels::kRouterMaxGroups))
-      throw Error("the CUDA backend routes at most " + std::to_string(kernels::kRouterMaxExperts) + " experts in " +
-                  std::to_string(kernels::kRouterMaxGroups) + " groups (use --backend cpu)");
+        s_.moe.router.n_experts > kernels::kRouterMaxExperts)
+      throw Error("the CUDA backend routes at most " + std::to_string(kernels::kRouterMaxExperts) +
+                  " experts (use --backend cpu)");
     if (a.q_head_dim() > 4096 || a.kv_lora_rank + a.qk_rope_head_dim > 4096)
       throw Error("attention head too wide for the CUDA kernels (use --backend cpu)");
     n_moe_ = s_.n_moe_layers();
@@ -216,28 +215,9 @@ public:
 
   void forward(std::span<const int32_t> tokens, const ForwardOptions& opt, ForwardResult& out) override {
     const int n = int(tokens.size());
-    if (n == 0) throw Error("forward: no tokens");
-    for (int32_t id : tokens)
-      if (id < 0 || id >= s_.vocab_size)
-        throw Error("token id " + std::to_string(id) + " is outside the vocabulary (size " +
-                    std::to_string(s_.vocab_size) + ")");
     const int start = n_cached_;
-    if (start + n > capacity_)
-      throw Error("the prompt needs " + std::to_string(start + n) + " tokens but the context holds " +
-                  std::to_string(capacity_));
-
-    static const RoutingControl kNoControl;
-    control_ = opt.control ? opt.control : &kNoControl;
-    const int K = n_moe_ ? control_->effective_top_k(s_.moe.router) : 0;
-    const int E = s_.moe.router.n_experts;
-    out.n_tokens = n;
-    out.vocab = s_.vocab_size;
-    out.n_moe_layers = n_moe_;
-    out.top_k = K;
-    out.logits.resize(size_t(opt.all_logits ? n : 1) * s_.vocab_size);
-    out.expert_ids.resize(size_t(n) * n_moe_ * K);
-    out.expert_weights.resize(size_t(n) * n_moe_ * K);
-    out.probs.resize(opt.router_probs ? size_t(n) * n_moe_ * E : 0);
+    control_ = &begin_forward(s_, tokens, start, capacity_, opt, out);
+    const int K = out.top_k;
     upload_disabled();
 
     // Fewer tokens per chunk when a top-k override asks for more experts than the buffers hold.
@@ -499,14 +479,14 @@ private:
     const float* q = p;  // [T, nh·(N+R)] at stride q_stride
     int q_stride = A;
     if (a.q_lora_rank > 0) {
-      kernels::rmsnorm(p, A, 0, 1, L.q_a_norm, kMlaNormEps, p, A, T, a.q_lora_rank, st);
+      kernels::rmsnorm(p, A, 0, 1, L.q_a_norm, a.latent_norm_eps, p, A, T, a.q_lora_rank, st);
       MOESCOPE_CUDA_LAUNCHED();
       cuda::linear(ctx_, L.q_b, p, A, T, sc_.q, nh * qh, sc_.xbf);
       q = sc_.q;
       q_stride = nh * qh;
     }
     const auto& r = s_.rope;
-    kernels::rmsnorm(p + Aq, A, 0, 1, L.kv_a_norm, kMlaNormEps, p + Aq, A, T, C, st);
+    kernels::rmsnorm(p + Aq, A, 0, 1, L.kv_a_norm, a.latent_norm_eps, p + Aq, A, T, C, st);
     kernels::rope(p, A, Aq + C, 0, 1, R, r.interleaved, sc_.inv_freq, r.attention_factor, sc_.io, T, st);
     kernels::kv_store(kv_layer(l), p + Aq, A, sc_.io, T, st);
     kernels::rope(const_cast<float*>(q), q_stride, N, qh, nh, R, r.interleaved, sc_.inv_freq, r.attention_factor,
@@ -547,20 +527,13 @@ private:
     // ffn_moe_logits [T, E] in fp32
     cuda::linear(ctx_, L.router, sc_.xn, H, T, sc_.router_logits, E, sc_.xbf);
     // ffn_moe_topk / ffn_moe_weights, written straight into the trace buffer [T][n_moe][K]
-    kernels::RouterParams p;
-    p.n_experts = E, p.top_k = K, p.sigmoid = r.scoring == ScoreFunc::Sigmoid;
-    p.group_score = r.group_score == GroupScore::None ? 0 : r.group_score == GroupScore::Max ? 1 : 2;
-    p.n_group = r.n_group, p.topk_group = r.topk_group;
-    p.renormalize = r.renormalize, p.scale_after_renorm = r.scale_after_renorm, p.scaling = r.scaling;
-    p.disabled = sc_.disabled + size_t(l) * E;
-    const RoutingControl& c = *control_;
-    p.forced_expert = c.forced_expert >= 0 && (c.forced_layer < 0 || c.forced_layer == l) ? c.forced_expert : -1;
-    const float* bias = L.router_bias && r.correction_bias && !c.ignore_bias ? L.router_bias : nullptr;
+    const rules::RouterRule rule = make_router_rule(r, *control_, l, L.router_bias != nullptr);
+    const uint8_t* disabled = sc_.disabled + size_t(l) * E;
     int32_t* ids = sc_.ids + size_t(m) * K;
     float* wts = sc_.wts + size_t(m) * K;
     const int stride = n_moe_ * K;
-    kernels::route(p, sc_.router_logits, bias, T, ids, wts, stride, probs ? sc_.probs + size_t(m) * E : nullptr,
-                   n_moe_ * E, st);
+    kernels::route(rule, disabled, sc_.router_logits, L.router_bias, T, ids, wts, stride,
+                   probs ? sc_.probs + size_t(m) * E : nullptr, n_moe_ * E, st);
     MOESCOPE_CUDA_LAUNCHED();
 
     if (T <= kernels::kGemvMaxTokens) {  // decode: only the selected experts' rows are read
@@ -641,9 +614,8 @@ private:
 
   void upload_disabled() {
     const int E = std::max(1, s_.moe.router.n_experts);
-    std::vector<uint8_t> mask(size_t(s_.n_layers) * E, 0);
-    for (int l = 0; l < s_.n_layers; ++l)
-      for (int e = 0; e < s_.moe.router.n_experts; ++e) mask[size_t(l) * E + e] = control_->is_disabled(l, e);
+    std::vector<uint8_t> mask = control_->disabled_mask(s_.n_layers, E);
+    if (mask.empty()) mask.assign(size_t(s_.n_layers) * E, 0);
     if (mask == disabled_host_) return;
     disabled_host_ = mask;
     MOESCOPE_CUDA_CHECK(cudaMemcpyAsync(sc_.disabled, disabled_host_.data(), mask.size(), cudaMemcpyHostToDevice,

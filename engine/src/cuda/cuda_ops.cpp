@@ -4,15 +4,23 @@
 
 #include <algorithm>
 
+#include "add_bias.cuh"
 #include "argmax.cuh"
 #include "attention.cuh"
+#include "clamp.cuh"
 #include "convert.cuh"
 #include "cuda/cuda_context.h"
 #include "embed.cuh"
+#include "kv_store.cuh"
+#include "mla.cuh"
+#include "moe_gemv.cuh"
+#include "moe_group.cuh"
 #include "moescope/error.h"
+#include "random_init.cuh"
 #include "rmsnorm.cuh"
 #include "rope.cuh"
 #include "router.cuh"
+#include "shared_expert.cuh"
 #include "swiglu.cuh"
 
 namespace moescope::cuda_ops {
@@ -68,6 +76,12 @@ std::vector<uint16_t> bf16_bits(const TensorView& w) {
   std::vector<uint16_t> b(f.size());
   std::transform(f.begin(), f.end(), b.begin(), f32_to_bf16);
   return b;
+}
+
+std::vector<float> widen(const std::vector<uint16_t>& b) {
+  std::vector<float> f(b.size());
+  std::transform(b.begin(), b.end(), f.begin(), bf16_to_f32);
+  return f;
 }
 
 }  // namespace
@@ -160,19 +174,10 @@ Routes route(const RouterSpec& r, const std::vector<float>& logits, int n_tokens
   auto dl = upload(ctx, logits), dm = upload(ctx, mask);
   DeviceBuffer db = bias ? upload(ctx, *bias) : DeviceBuffer();
   DeviceBuffer di(size_t(n_tokens) * K * 4), dw(size_t(n_tokens) * K * 4), dp(size_t(n_tokens) * E * 4);
-  kernels::RouterParams p;
-  p.n_experts = E, p.top_k = K, p.sigmoid = r.scoring == ScoreFunc::Sigmoid;
-  p.group_score = r.group_score == GroupScore::None ? 0 : r.group_score == GroupScore::Max ? 1 : 2;
-  p.n_group = r.n_group, p.topk_group = r.topk_group;
-  p.renormalize = r.renormalize, p.scale_after_renorm = r.scale_after_renorm, p.scaling = r.scaling;
-  p.disabled = dm.as<uint8_t>();
-  p.forced_expert = control.forced_expert >= 0 && (control.forced_layer < 0 || control.forced_layer == layer)
-                        ? control.forced_expert
-                        : -1;
-  const bool use_bias = bias && r.correction_bias && !control.ignore_bias;
+  const rules::RouterRule rule = make_router_rule(r, control, layer, bias != nullptr);
   auto launch = [&] {
-    kernels::route(p, dl.as<float>(), use_bias ? db.as<float>() : nullptr, n_tokens, di.as<int32_t>(),
-                   dw.as<float>(), K, dp.as<float>(), E, ctx.stream());
+    kernels::route(rule, dm.as<uint8_t>(), dl.as<float>(), bias ? db.as<float>() : nullptr, n_tokens,
+                   di.as<int32_t>(), dw.as<float>(), K, dp.as<float>(), E, ctx.stream());
     MOESCOPE_CUDA_LAUNCHED();
   };
   launch();
@@ -235,6 +240,230 @@ std::vector<int32_t> argmax(const std::vector<float>& logits, int rows, int voca
   auto y = download<int32_t>(ctx, di, size_t(rows));
   time_launches(ctx, launch);
   return y;
+}
+
+std::vector<float> add_bias(const std::vector<float>& y, const std::vector<float>& bias, int n_tokens, int out) {
+  Context ctx;
+  auto dy = upload(ctx, y), db = upload(ctx, bias);
+  auto launch = [&] {
+    kernels::add_bias(dy.as<float>(), out, db.as<float>(), n_tokens, out, ctx.stream());
+    MOESCOPE_CUDA_LAUNCHED();
+  };
+  launch();
+  auto r = download<float>(ctx, dy, y.size());
+  time_launches(ctx, launch);  // adds again on the device copy; the result is already here
+  return r;
+}
+
+std::vector<float> clamp(const std::vector<float>& x, float limit) {
+  Context ctx;
+  auto dx = upload(ctx, x);
+  auto launch = [&] {
+    kernels::clamp(dx.as<float>(), (long long)x.size(), limit, ctx.stream());
+    MOESCOPE_CUDA_LAUNCHED();
+  };
+  launch();
+  auto r = download<float>(ctx, dx, x.size());
+  time_launches(ctx, launch);
+  return r;
+}
+
+std::vector<float> convert(const TensorView& src, bool to_f32) {
+  Context ctx;
+  const size_t n = size_t(src.numel());
+  kernels::SrcType type;
+  size_t elem;
+  switch (src.dtype) {
+    case DType::F32: type = kernels::SrcType::F32, elem = 4; break;
+    case DType::F16: type = kernels::SrcType::F16, elem = 2; break;
+    case DType::BF16: type = kernels::SrcType::BF16, elem = 2; break;
+    default: throw Error("cuda_ops::convert: F32, F16 or BF16 only");
+  }
+  DeviceBuffer ds(std::max<size_t>(1, n * elem)), dd(std::max<size_t>(1, n * (to_f32 ? 4 : 2)));
+  MOESCOPE_CUDA_CHECK(cudaMemcpyAsync(ds.get(), src.data, n * elem, cudaMemcpyHostToDevice, ctx.stream()));
+  auto launch = [&] {
+    kernels::convert(ds.get(), type, dd.get(), to_f32, (long long)n, ctx.stream());
+    MOESCOPE_CUDA_LAUNCHED();
+  };
+  launch();
+  std::vector<float> r = to_f32 ? download<float>(ctx, dd, n) : widen(download<uint16_t>(ctx, dd, n));
+  time_launches(ctx, launch);
+  return r;
+}
+
+std::vector<float> to_bf16_rows(const std::vector<float>& x, int stride, int rows, int cols) {
+  Context ctx;
+  auto dx = upload(ctx, x);
+  DeviceBuffer dy(std::max<size_t>(1, size_t(rows) * cols * 2));
+  auto launch = [&] {
+    kernels::to_bf16_rows(dx.as<float>(), stride, dy.as<uint16_t>(), rows, cols, ctx.stream());
+    MOESCOPE_CUDA_LAUNCHED();
+  };
+  launch();
+  auto r = widen(download<uint16_t>(ctx, dy, size_t(rows) * cols));
+  time_launches(ctx, launch);
+  return r;
+}
+
+std::vector<float> kv_store(const std::vector<float>& rows, int n_tokens, int values, int pos0, int block_tokens) {
+  Context ctx;
+  const int len = pos0 + n_tokens, n_blocks = (len + block_tokens - 1) / block_tokens;
+  std::vector<int32_t> table(static_cast<size_t>(n_blocks));
+  for (int b = 0; b < n_blocks; ++b) table[size_t(b)] = n_blocks - 1 - b;  // reversed: the table is used
+  const size_t cache_floats = size_t(n_blocks) * block_tokens * values;
+  auto dc = upload(ctx, std::vector<float>(cache_floats, 0.0f)), dt = upload(ctx, table), dr = upload(ctx, rows);
+  auto dp = upload(ctx, std::vector<int32_t>{pos0});
+  const kernels::KvLayer kv{dc.as<float>(), dt.as<int32_t>(), block_tokens, values,
+                            (long long)block_tokens * values};
+  auto launch = [&] {
+    kernels::kv_store(kv, dr.as<float>(), values, dp.as<int32_t>(), n_tokens, ctx.stream());
+    MOESCOPE_CUDA_LAUNCHED();
+  };
+  launch();
+  const auto cache = download<float>(ctx, dc, cache_floats);
+  time_launches(ctx, launch);
+  std::vector<float> logical(size_t(len) * values);
+  for (int p = 0; p < len; ++p)
+    std::copy_n(cache.data() + (size_t(table[size_t(p / block_tokens)]) * block_tokens + p % block_tokens) * values,
+                values, logical.data() + size_t(p) * values);
+  return logical;
+}
+
+std::vector<float> mla_q_absorb(const std::vector<float>& q, const TensorView& kv_b, int n_tokens, int n_heads,
+                                int nope, int rope, int v_head) {
+  Context ctx;
+  const int C = int(kv_b.dim(1));
+  const kernels::MlaDims d{n_heads, nope, rope, v_head, C};
+  auto dq = upload(ctx, q), dw = upload(ctx, bf16_bits(kv_b));
+  const size_t out_n = size_t(n_tokens) * n_heads * (C + rope);
+  DeviceBuffer dout(out_n * sizeof(float));
+  auto launch = [&] {
+    kernels::mla_q_absorb(d, dq.as<float>(), n_heads * (nope + rope), dw.as<uint16_t>(), dout.as<float>(), n_tokens,
+                          ctx.stream());
+    MOESCOPE_CUDA_LAUNCHED();
+  };
+  launch();
+  auto r = download<float>(ctx, dout, out_n);
+  time_launches(ctx, launch);
+  return r;
+}
+
+std::vector<float> mla_v_up(const std::vector<float>& o_lat, const TensorView& kv_b, int n_tokens, int n_heads,
+                            int nope, int v_head) {
+  Context ctx;
+  const int C = int(kv_b.dim(1));
+  const kernels::MlaDims d{n_heads, nope, 0, v_head, C};
+  auto dl = upload(ctx, o_lat), dw = upload(ctx, bf16_bits(kv_b));
+  const size_t out_n = size_t(n_tokens) * n_heads * v_head;
+  DeviceBuffer dout(out_n * sizeof(float));
+  auto launch = [&] {
+    kernels::mla_v_up(d, dl.as<float>(), dw.as<uint16_t>(), dout.as<float>(), n_tokens, ctx.stream());
+    MOESCOPE_CUDA_LAUNCHED();
+  };
+  launch();
+  auto r = download<float>(ctx, dout, out_n);
+  time_launches(ctx, launch);
+  return r;
+}
+
+MoeDecode moe_experts(const std::vector<float>& x, int n_tokens, const TensorView& gate_up, const TensorView& down,
+                      int n_experts, const std::vector<int32_t>& ids, const std::vector<float>& weights, int top_k) {
+  Context ctx;
+  const int H = int(gate_up.dim(1)), W = int(down.dim(1));
+  if (gate_up.dim(0) != int64_t(n_experts) * 2 * W || down.dim(0) != int64_t(n_experts) * H)
+    throw Error("cuda_ops::moe_experts: gate_up [E·2W, H] and down [E·H, W] expected");
+  auto dx = upload(ctx, x), dgu = upload(ctx, bf16_bits(gate_up)), dd = upload(ctx, bf16_bits(down));
+  auto di = upload(ctx, ids), dwt = upload(ctx, weights);
+  DeviceBuffer dh(size_t(n_tokens) * top_k * W * sizeof(float)), dy(size_t(n_tokens) * H * sizeof(float));
+  auto launch = [&] {
+    kernels::moe_gate_up(dx.as<float>(), H, dgu.as<uint16_t>(), W, di.as<int32_t>(), dwt.as<float>(), top_k, top_k,
+                         dh.as<float>(), n_tokens, ctx.stream());
+    kernels::moe_down(dh.as<float>(), W, dd.as<uint16_t>(), H, di.as<int32_t>(), dwt.as<float>(), top_k, top_k,
+                      dy.as<float>(), n_tokens, false, ctx.stream());
+    MOESCOPE_CUDA_LAUNCHED();
+  };
+  launch();
+  MoeDecode r;
+  r.h = download<float>(ctx, dh, size_t(n_tokens) * top_k * W);
+  r.y = download<float>(ctx, dy, size_t(n_tokens) * H);
+  time_launches(ctx, launch);
+  return r;
+}
+
+MoeGroups moe_group(const std::vector<int32_t>& ids, const std::vector<float>& weights, int n_tokens, int top_k,
+                    int n_experts, const std::vector<float>& x, int hidden, const std::vector<float>& expert_out) {
+  Context ctx;
+  const size_t pairs = size_t(n_tokens) * top_k;
+  auto di = upload(ctx, ids), dw = upload(ctx, weights), dx = upload(ctx, x), de = upload(ctx, expert_out);
+  DeviceBuffer dcounts(size_t(n_experts) * 4), doffsets(size_t(n_experts) * 4), drows(std::max<size_t>(1, pairs) * 4),
+      dslot(std::max<size_t>(1, pairs) * 4), dxg(std::max<size_t>(1, pairs) * hidden * 2),
+      dy(size_t(n_tokens) * hidden * sizeof(float));
+  // Rows past the real pair count are never read by a matmul, but the gather reads rows[i]: -1.
+  MOESCOPE_CUDA_CHECK(cudaMemsetAsync(drows.get(), 0xff, drows.size(), ctx.stream()));
+  auto launch = [&] {
+    kernels::moe_group(di.as<int32_t>(), dw.as<float>(), top_k, n_tokens, top_k, n_experts, dcounts.as<int32_t>(),
+                       doffsets.as<int32_t>(), drows.as<int32_t>(), dslot.as<int32_t>(), ctx.stream());
+    kernels::moe_gather(dx.as<float>(), hidden, drows.as<int32_t>(), int(pairs), top_k, dxg.as<uint16_t>(),
+                        ctx.stream());
+    kernels::moe_combine(de.as<float>(), dslot.as<int32_t>(), dw.as<float>(), top_k, top_k, dy.as<float>(), hidden,
+                         n_tokens, false, ctx.stream());
+    MOESCOPE_CUDA_LAUNCHED();
+  };
+  launch();
+  MoeGroups r;
+  r.counts = download<int32_t>(ctx, dcounts, size_t(n_experts));
+  r.offsets = download<int32_t>(ctx, doffsets, size_t(n_experts));
+  r.slot_row = download<int32_t>(ctx, dslot, pairs);
+  int total = 0;
+  for (int c : r.counts) total += c;
+  r.rows = download<int32_t>(ctx, drows, size_t(total));
+  r.gathered = widen(download<uint16_t>(ctx, dxg, size_t(total) * hidden));
+  r.combined = download<float>(ctx, dy, size_t(n_tokens) * hidden);
+  time_launches(ctx, launch);
+  return r;
+}
+
+std::vector<float> shared_expert_add(const std::vector<float>& x, const std::vector<float>& gate,
+                                     const std::vector<float>& s, const std::vector<float>& y, int hidden,
+                                     int n_tokens) {
+  Context ctx;
+  auto dx = upload(ctx, x), ds = upload(ctx, s), dy = upload(ctx, y);
+  DeviceBuffer dg = gate.empty() ? DeviceBuffer() : upload(ctx, gate);
+  auto launch = [&] {
+    kernels::shared_expert_add(dx.as<float>(), gate.empty() ? nullptr : dg.as<float>(), ds.as<float>(),
+                               dy.as<float>(), hidden, n_tokens, ctx.stream());
+    MOESCOPE_CUDA_LAUNCHED();
+  };
+  launch();
+  auto r = download<float>(ctx, dy, y.size());
+  time_launches(ctx, launch);
+  return r;
+}
+
+std::vector<float> fill_uniform(long long n, uint64_t seed, float scale, bool f32) {
+  Context ctx;
+  DeviceBuffer d(std::max<size_t>(1, size_t(n) * (f32 ? 4 : 2)));
+  auto launch = [&] {
+    kernels::fill_uniform(d.get(), f32, n, seed, scale, ctx.stream());
+    MOESCOPE_CUDA_LAUNCHED();
+  };
+  launch();
+  auto r = f32 ? download<float>(ctx, d, size_t(n)) : widen(download<uint16_t>(ctx, d, size_t(n)));
+  time_launches(ctx, launch);
+  return r;
+}
+
+std::vector<float> fill_constant(long long n, float value, bool f32) {
+  Context ctx;
+  DeviceBuffer d(std::max<size_t>(1, size_t(n) * (f32 ? 4 : 2)));
+  auto launch = [&] {
+    kernels::fill_constant(d.get(), f32, n, value, ctx.stream());
+    MOESCOPE_CUDA_LAUNCHED();
+  };
+  launch();
+  auto r = f32 ? download<float>(ctx, d, size_t(n)) : widen(download<uint16_t>(ctx, d, size_t(n)));
+  time_launches(ctx, launch);
+  return r;
 }
 
 }  // namespace moescope::cuda_ops

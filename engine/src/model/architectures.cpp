@@ -10,6 +10,7 @@
 #include "moescope/error.h"
 #include "moescope/gguf.h"
 #include "moescope/model_spec.h"
+#include "moescope/routing_rules.h"
 
 namespace moescope {
 
@@ -336,7 +337,7 @@ void deepseek_moe(const ConfigReader& c, ModelSpec& s) {
   r.n_experts = c.integer("n_routed_experts", 1, kMaxExperts);
   r.top_k = c.integer("num_experts_per_tok", 1, kMaxExperts);
   r.scaling = c.number_or("routed_scaling_factor", 1.0f, 0.0, 1e6);
-  r.n_group = c.integer_or("n_group", 1, 1, 1024);
+  r.n_group = c.integer_or("n_group", 1, 1, rules::kMaxGroups);
   r.topk_group = c.integer_or("topk_group", 1, 1, kMaxExperts);
   int n_shared = c.integer_or("n_shared_experts", 0, 0, 64);
   if (n_shared > 0) {

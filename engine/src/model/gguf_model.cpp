@@ -28,6 +28,7 @@
 #include "moescope/error.h"
 #include "moescope/gguf.h"
 #include "moescope/model_weights.h"
+#include "moescope/routing_rules.h"
 
 namespace fs = std::filesystem;
 
@@ -177,7 +178,7 @@ ModelSpec spec_from_gguf(const GgufFile& g) {
     s.dense_width = Io("feed_forward_length", 0, 0, kMaxWidth);
     s.moe.expert_width = Io("expert_feed_forward_length", 0, 0, kMaxWidth);
     r.scaling = Fo("expert_weights_scale", 1.0, 0.0, 1e6);
-    r.n_group = Io("expert_group_count", 1, 1, 1024);
+    r.n_group = Io("expert_group_count", 1, 1, rules::kMaxGroups);
     r.topk_group = Io("expert_group_used_count", 1, 1, kMaxExperts);
     const int n_shared = Io("expert_shared_count", 0, 0, 64);
     if (n_shared > 0) {
