@@ -210,6 +210,10 @@ RouterSpec router_of(const std::string& kind) {
     r.group_score = GroupScore::SumTop2, r.n_group = 8, r.topk_group = 4, r.renormalize = true, r.scaling = 2.5f;
   if (kind == "wide-k") r.n_experts = 1000, r.top_k = 40, r.renormalize = true;
   if (kind == "qwen3-moe") r.n_experts = 128, r.top_k = 8, r.renormalize = true;
+  if (kind == "gpt-oss") r.n_experts = 32, r.top_k = 4, r.scoring = ScoreFunc::TopKSoftmax;
+  if (kind == "many-groups")  // 64 groups: the widest group mask
+    r.n_experts = 256, r.top_k = 8, r.scoring = ScoreFunc::Sigmoid, r.correction_bias = true,
+    r.group_score = GroupScore::SumTop2, r.n_group = 64, r.topk_group = 37, r.renormalize = true;
   return r;
 }
 
@@ -244,7 +248,8 @@ void check_route(const std::string& kind, const std::string& control) {
     std::vector<float> sel(static_cast<size_t>(E));
     for (int e = 0; e < E; ++e)
       sel[size_t(e)] = c.is_disabled(layer, e) ? -INFINITY
-                                               : probs[size_t(t) * E + e] + (use_bias ? bias[size_t(e)] : 0.0f);
+                       : (r.scoring == ScoreFunc::TopKSoftmax ? logits[size_t(t) * E + e] : probs[size_t(t) * E + e]) +
+                             (use_bias ? bias[size_t(e)] : 0.0f);
     const RouteCheck rc = compare_route(got.ids.data() + t * K, ids.data() + t * K, K, sel, r, 1e-5f);
     if (!rc.identical) {
       plaintest::info("token {}: {}{}", t, rc.detail, rc.ok ? "a near-tie" : "NOT a near-tie");
@@ -266,7 +271,8 @@ void check_route(const std::string& kind, const std::string& control) {
 PT_CASE(route) {
   REQUIRE_CUDA();
 #ifdef MOESCOPE_HAVE_CUDA
-  for (const char* kind : {"mixtral", "qwen-norenorm", "deepseek-v2-group", "deepseek-v3", "wide-k"})
+  for (const char* kind :
+       {"mixtral", "qwen-norenorm", "deepseek-v2-group", "deepseek-v3", "wide-k", "gpt-oss", "many-groups"})
     for (const char* ctl : {"none", "disabled", "forced", "top_k", "ignore_bias"})
       PT_ROW(fmt::format("{} {}", kind, ctl), [&] { check_route(kind, ctl); });
 #endif
@@ -334,6 +340,274 @@ PT_CASE(argmax) {
 // (OLMoE-1B-7B / Qwen3-30B-A3B / DeepSeek-V3 sizes), timed over 20 launches after a warm-up; the
 // results are also checked against the CPU where that is cheap. Bytes count what the kernel must
 // read and write at least; the ceiling is the copy bandwidth of `moescope-cli bench`.
+// ---- the kernels below the model ops: each beside a host reference -----------------------
+
+#ifdef MOESCOPE_HAVE_CUDA
+// BF16-rounded copy of v as a view the device rounds the same way (the reference reads the bits).
+struct Bf16Tensor {
+  std::vector<uint16_t> bits;
+  TensorView view;
+  Bf16Tensor(const std::vector<float>& v, std::vector<int64_t> shape)
+      : bits(to_bf16(v)), view{DType::BF16, std::move(shape), nullptr} {
+    view.data = bits.data();
+  }
+  Bf16Tensor(const Bf16Tensor&) = delete;  // view.data points into bits
+  float at(size_t i) const { return bf16_to_f32(bits[i]); }
+};
+#endif
+
+PT_CASE(add_bias_and_clamp) {
+  REQUIRE_CUDA();
+#ifdef MOESCOPE_HAVE_CUDA
+  struct Row { const char* name; int n, out; };
+  for (const Row& r : {Row{"1x7", 1, 7}, Row{"5x1001", 5, 1001}, Row{"129x64", 129, 64}})
+    PT_ROW(r.name, [&] {
+      auto y = random_vec(size_t(r.n) * r.out, 21), b = random_vec(size_t(r.out), 22);
+      auto ref = y;
+      for (int t = 0; t < r.n; ++t)
+        for (int o = 0; o < r.out; ++o) ref[size_t(t) * r.out + o] += b[size_t(o)];
+      PT_CHECK(close("add_bias", cuda_ops::add_bias(y, b, r.n, r.out), ref, 0.0f, 0.0f));
+      auto c = random_vec(size_t(r.n) * r.out, 23, -3.0f, 3.0f), cref = c;
+      for (auto& v : cref) v = std::clamp(v, -0.8f, 0.8f);
+      PT_CHECK(close("clamp", cuda_ops::clamp(c, 0.8f), cref, 0.0f, 0.0f));
+    });
+#endif
+}
+
+// Weight upload conversions (every checkpoint dtype to BF16 and fp32) and the activations' BF16
+// rows: exact, with round-to-nearest-even as f32_to_bf16 (sizes not multiples of a block).
+PT_CASE(convert) {
+  REQUIRE_CUDA();
+#ifdef MOESCOPE_HAVE_CUDA
+  for (int n : {1, 1000, 70001})
+    for (DType dt : {DType::F32, DType::F16, DType::BF16})
+      PT_ROW(fmt::format("{} {}", n, dtype_name(dt)), [&] {
+        auto f = random_vec(size_t(n), 24, -40.0f, 40.0f);
+        f[0] = 1.0f + 1.0f / 256.0f;  // a BF16 tie: rounds to even
+        std::vector<uint16_t> h(f.size());
+        TensorView src{dt, {n}, f.data()};
+        if (dt == DType::F16) std::transform(f.begin(), f.end(), h.begin(), f32_to_f16), src.data = h.data();
+        if (dt == DType::BF16) h = to_bf16(f), src.data = h.data();
+        std::vector<float> wide(f.size()), narrow(f.size());
+        to_f32(dt, src.data, wide.data(), n);
+        std::transform(wide.begin(), wide.end(), narrow.begin(), [](float v) { return bf16_to_f32(f32_to_bf16(v)); });
+        PT_CHECK(close("convert to f32", cuda_ops::convert(src, true), wide, 0.0f, 0.0f));
+        PT_CHECK(close("convert to bf16", cuda_ops::convert(src, false), narrow, 0.0f, 0.0f));
+      });
+  PT_ROW("rows 37 of 100 from stride 130", [&] {
+    const int rows = 37, cols = 100, stride = 130;
+    auto x = random_vec(size_t(rows) * stride, 25, -5.0f, 5.0f);
+    std::vector<float> ref(size_t(rows) * cols);
+    for (int r = 0; r < rows; ++r)
+      for (int c = 0; c < cols; ++c) ref[size_t(r) * cols + c] = bf16_to_f32(f32_to_bf16(x[size_t(r) * stride + c]));
+    PT_CHECK(close("to_bf16_rows", cuda_ops::to_bf16_rows(x, stride, rows, cols), ref, 0.0f, 0.0f));
+  });
+#endif
+}
+
+// Rows appended to a paged cache land at their positions through a reversed block table, rows
+// before pos0 untouched (zeros), blocks cut mid-way.
+PT_CASE(kv_store) {
+  REQUIRE_CUDA();
+#ifdef MOESCOPE_HAVE_CUDA
+  struct Row { const char* name; int n, values, pos0, block; };
+  for (const Row& r : {Row{"decode 1 @0", 1, 48, 0, 16}, Row{"decode 1 @4095", 1, 576, 4095, 64},
+                       Row{"prefill 70 @5 block 16", 70, 130, 5, 16}, Row{"prefill 300 @0 block 256", 300, 64, 0, 256}})
+    PT_ROW(r.name, [&] {
+      auto rows = random_vec(size_t(r.n) * r.values, 26);
+      std::vector<float> ref(size_t(r.pos0 + r.n) * r.values, 0.0f);
+      std::copy(rows.begin(), rows.end(), ref.begin() + ptrdiff_t(size_t(r.pos0) * r.values));
+      PT_CHECK(close("kv_store", cuda_ops::kv_store(rows, r.n, r.values, r.pos0, r.block), ref, 0.0f, 0.0f));
+    });
+#endif
+}
+
+// Absorbed MLA: W_ukᵀ·q_nope per head (plus the rope part copied) and W_uv·o_lat per head, against
+// plain loops over the same BF16 kv_b_proj (DeepSeek-V2-Lite's and odd shapes).
+PT_CASE(mla_projections) {
+  REQUIRE_CUDA();
+#ifdef MOESCOPE_HAVE_CUDA
+  struct Row { const char* name; int n, heads, nope, rope, v_head, latent; };
+  for (const Row& r : {Row{"decode V2-Lite 1x16", 1, 16, 128, 64, 128, 512},
+                       Row{"prefill 9x3 odd", 9, 3, 24, 8, 20, 100}, Row{"prefill 33x2", 33, 2, 16, 16, 32, 64}})
+    PT_ROW(r.name, [&] {
+      const int C = r.latent, rows = r.heads * (r.nope + r.v_head);
+      Bf16Tensor kv_b(random_vec(size_t(rows) * C, 27, -0.1f, 0.1f), {rows, C});
+      auto q = random_vec(size_t(r.n) * r.heads * (r.nope + r.rope), 28);
+      std::vector<float> ref(size_t(r.n) * r.heads * (C + r.rope));
+      for (int t = 0; t < r.n; ++t)
+        for (int h = 0; h < r.heads; ++h) {
+          const float* qh = q.data() + (size_t(t) * r.heads + h) * (r.nope + r.rope);
+          float* out = ref.data() + (size_t(t) * r.heads + h) * (C + r.rope);
+          for (int c = 0; c < C; ++c) {
+            double acc = 0.0;
+            for (int i = 0; i < r.nope; ++i) acc += double(qh[i]) * kv_b.at((size_t(h) * (r.nope + r.v_head) + i) * C + c);
+            out[c] = float(acc);
+          }
+          std::copy_n(qh + r.nope, r.rope, out + C);
+        }
+      PT_CHECK(close("mla_q_absorb", cuda_ops::mla_q_absorb(q, kv_b.view, r.n, r.heads, r.nope, r.rope, r.v_head), ref,
+                     1e-5f, 1e-4f));
+      auto o_lat = random_vec(size_t(r.n) * r.heads * C, 29);
+      std::vector<float> vref(size_t(r.n) * r.heads * r.v_head);
+      for (int t = 0; t < r.n; ++t)
+        for (int h = 0; h < r.heads; ++h)
+          for (int d = 0; d < r.v_head; ++d) {
+            double acc = 0.0;
+            for (int c = 0; c < C; ++c)
+              acc += double(o_lat[(size_t(t) * r.heads + h) * C + c]) *
+                     kv_b.at((size_t(h) * (r.nope + r.v_head) + r.nope + d) * C + c);
+            vref[(size_t(t) * r.heads + h) * r.v_head + d] = float(acc);
+          }
+      PT_CHECK(close("mla_v_up", cuda_ops::mla_v_up(o_lat, kv_b.view, r.n, r.heads, r.nope, r.v_head), vref, 1e-5f,
+                     1e-4f));
+    });
+#endif
+}
+
+#ifdef MOESCOPE_HAVE_CUDA
+// Ids/weights for n tokens × k slots over E experts, repeats across tokens, and (padding) a
+// zero-weight slot in every third token as an intervention leaves it.
+void random_routes(int n, int k, int E, std::vector<int32_t>& ids, std::vector<float>& w) {
+  std::mt19937 rng(30);
+  ids.assign(size_t(n) * k, 0), w.assign(size_t(n) * k, 0.0f);
+  for (int t = 0; t < n; ++t)
+    for (int j = 0; j < k; ++j) {
+      ids[size_t(t) * k + j] = int32_t((rng() % uint32_t(E)));
+      w[size_t(t) * k + j] = (t % 3 == 2 && j == k - 1) ? 0.0f : 0.05f + float(rng() % 1000) / 1000.0f;
+    }
+}
+#endif
+
+// Decode's routed experts (only the chosen experts' rows read): h = silu(gate·x)·(up·x) per slot
+// and y = Σ w·down·h, against cpu::matmul and cpu::silu_mul on the same BF16 weights.
+PT_CASE(moe_experts_decode) {
+  REQUIRE_CUDA();
+#ifdef MOESCOPE_HAVE_CUDA
+  struct Row { const char* name; int n, hidden, width, E, k; };
+  for (const Row& r : {Row{"1 token Qwen3 8/128 2048x768", 1, 2048, 768, 128, 8}, Row{"3 tokens odd 100x37", 3, 100, 37, 7, 3},
+                       Row{"4 tokens 72x40", 4, 72, 40, 16, 6}})
+    PT_ROW(r.name, [&] {
+      const int H = r.hidden, W = r.width, E = r.E, K = r.k;
+      Bf16Tensor gu(random_vec(size_t(E) * 2 * W * H, 31, -0.05f, 0.05f), {int64_t(E) * 2 * W, H});
+      Bf16Tensor dn(random_vec(size_t(E) * H * W, 32, -0.05f, 0.05f), {int64_t(E) * H, W});
+      auto x = random_vec(size_t(r.n) * H, 33);
+      std::vector<int32_t> ids;
+      std::vector<float> w;
+      random_routes(r.n, K, E, ids, w);
+      ThreadPool pool(2);
+      std::vector<float> href(size_t(r.n) * K * W, 0.0f), yref(size_t(r.n) * H, 0.0f), g(size_t(2) * W), o(static_cast<size_t>(H));
+      for (int t = 0; t < r.n; ++t)
+        for (int j = 0; j < K; ++j) {
+          if (w[size_t(t) * K + j] == 0.0f) continue;
+          const int e = ids[size_t(t) * K + j];
+          TensorView ge{DType::BF16, {2 * W, H}, gu.bits.data() + size_t(e) * 2 * W * H};
+          TensorView de{DType::BF16, {H, W}, dn.bits.data() + size_t(e) * H * W};
+          cpu::matmul(pool, x.data() + size_t(t) * H, 1, ge, nullptr, g.data());
+          cpu::silu_mul(g.data(), g.data() + W, W);
+          float* h = href.data() + (size_t(t) * K + j) * W;
+          std::copy_n(g.data(), W, h);
+          cpu::matmul(pool, h, 1, de, nullptr, o.data());
+          for (int i = 0; i < H; ++i) yref[size_t(t) * H + i] += w[size_t(t) * K + j] * o[size_t(i)];
+        }
+      auto got = cuda_ops::moe_experts(x, r.n, gu.view, dn.view, E, ids, w, K);
+      PT_CHECK(close("moe_gate_up", got.h, href, 1e-5f, 1e-4f));
+      PT_CHECK(close("moe_down", got.y, yref, 1e-5f, 1e-4f));
+    });
+#endif
+}
+
+// Prefill's grouping: counts and offsets per expert, the pairs in (expert, token, slot) order with
+// zero-weight slots left out, their rows gathered as BF16, and the weighted combine back.
+PT_CASE(moe_group) {
+  REQUIRE_CUDA();
+#ifdef MOESCOPE_HAVE_CUDA
+  struct Row { const char* name; int n, k, E, hidden; };
+  for (const Row& r : {Row{"5x2 of 8", 5, 2, 8, 48}, Row{"512x8 of 128", 512, 8, 128, 256},
+                       Row{"300x6 of 160", 300, 6, 160, 100}, Row{"1000x40 of 1000 wide-k", 1000, 40, 1000, 16}})
+    PT_ROW(r.name, [&] {
+      std::vector<int32_t> ids;
+      std::vector<float> w;
+      random_routes(r.n, r.k, r.E, ids, w);
+      const size_t pairs = size_t(r.n) * r.k;
+      // Host reference: a counting sort.
+      std::vector<int32_t> counts(size_t(r.E), 0), offsets(size_t(r.E), 0), rows, slot_row(pairs, -1);
+      for (size_t i = 0; i < pairs; ++i)
+        if (w[i] != 0.0f) ++counts[size_t(ids[i])];
+      for (int e = 1; e < r.E; ++e) offsets[size_t(e)] = offsets[size_t(e) - 1] + counts[size_t(e) - 1];
+      for (int e = 0; e < r.E; ++e)
+        for (size_t i = 0; i < pairs; ++i)
+          if (w[i] != 0.0f && ids[i] == e) slot_row[i] = int32_t(rows.size()), rows.push_back(int32_t(i));
+      auto x = random_vec(size_t(r.n) * r.hidden, 34);
+      auto eo = random_vec(pairs * r.hidden, 35);  // expert outputs, row = index into rows
+      std::vector<float> gathered(rows.size() * r.hidden), combined(size_t(r.n) * r.hidden, 0.0f);
+      for (size_t i = 0; i < rows.size(); ++i)
+        for (int c = 0; c < r.hidden; ++c)
+          gathered[i * r.hidden + c] = bf16_to_f32(f32_to_bf16(x[size_t(rows[i] / r.k) * r.hidden + c]));
+      for (size_t i = 0; i < pairs; ++i)
+        if (slot_row[i] >= 0)
+          for (int c = 0; c < r.hidden; ++c)
+            combined[(i / size_t(r.k)) * r.hidden + c] += w[i] * eo[size_t(slot_row[i]) * r.hidden + c];
+      auto got = cuda_ops::moe_group(ids, w, r.n, r.k, r.E, x, r.hidden, eo);
+      PT_CHECK2(got.counts == counts, "per-expert counts differ");
+      PT_CHECK2(got.offsets == offsets, "per-expert offsets differ");
+      PT_CHECK2(got.rows == rows, "the grouped pairs differ (order: expert, then token and slot)");
+      PT_CHECK2(got.slot_row == slot_row, "slot → row map differs (-1 for zero-weight slots)");
+      PT_CHECK(close("moe_gather", got.gathered, gathered, 0.0f, 0.0f));
+      PT_CHECK(close("moe_combine", got.combined, combined, 1e-6f, 1e-5f));
+    });
+#endif
+}
+
+// The shared expert's add: plain (DeepSeek) and behind Qwen2-MoE's sigmoid gate.
+PT_CASE(shared_expert) {
+  REQUIRE_CUDA();
+#ifdef MOESCOPE_HAVE_CUDA
+  struct Row { const char* name; int n, hidden; bool gated; };
+  for (const Row& r : {Row{"plain 1x2048", 1, 2048, false}, Row{"gated 1x2048", 1, 2048, true},
+                       Row{"gated 37x100", 37, 100, true}, Row{"plain 129x72", 129, 72, false}})
+    PT_ROW(r.name, [&] {
+      const int H = r.hidden;
+      auto x = random_vec(size_t(r.n) * H, 36), sh = random_vec(size_t(r.n) * H, 37), y = random_vec(size_t(r.n) * H, 38);
+      auto gate = r.gated ? random_vec(size_t(H), 39, -0.1f, 0.1f) : std::vector<float>{};
+      auto ref = y;
+      for (int t = 0; t < r.n; ++t) {
+        const float g = r.gated ? rules::sigmoid(cpu::dot(x.data() + size_t(t) * H, gate.data(), DType::F32, H)) : 1.0f;
+        for (int i = 0; i < H; ++i) ref[size_t(t) * H + i] += g * sh[size_t(t) * H + i];
+      }
+      PT_CHECK(close("shared_expert_add", cuda_ops::shared_expert_add(x, gate, sh, y, H, r.n), ref, 1e-6f, 1e-5f));
+    });
+#endif
+}
+
+// The benchmarks' synthetic weights: the same counter-based values as this host copy of the
+// hash (splitmix64's finaliser over seed + i·golden ratio), BF16 their rounding, and constants.
+PT_CASE(random_init) {
+  REQUIRE_CUDA();
+#ifdef MOESCOPE_HAVE_CUDA
+  auto host = [](long long n, uint64_t seed, float scale) {
+    std::vector<float> v(static_cast<size_t>(n));
+    for (long long i = 0; i < n; ++i) {
+      uint64_t z = seed + uint64_t(i) * 0x9E3779B97F4A7C15ull;
+      z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+      z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+      z ^= z >> 31;
+      v[size_t(i)] = (float(z >> 40) * (1.0f / 16777216.0f) * 2.0f - 1.0f) * scale;
+    }
+    return v;
+  };
+  for (long long n : {1LL, 4097LL, 5000000LL})  // the last: more than one grid-stride pass
+    PT_ROW(fmt::format("{} values", n), [&] {
+      auto ref = host(n, 1234, 0.02f);
+      PT_CHECK(close("fill_uniform f32", cuda_ops::fill_uniform(n, 1234, 0.02f, true), ref, 0.0f, 0.0f));
+      for (auto& v : ref) v = bf16_to_f32(f32_to_bf16(v));
+      PT_CHECK(close("fill_uniform bf16", cuda_ops::fill_uniform(n, 1234, 0.02f, false), ref, 0.0f, 0.0f));
+      PT_CHECK(close("fill_constant", cuda_ops::fill_constant(n, 0.375f, false), std::vector<float>(size_t(n), 0.375f),
+                     0.0f, 0.0f));
+    });
+#endif
+}
+
 PT_CASE(perf_table) {
   const char* on = std::getenv("MOESCOPE_CUDA_PERF");
   if (!on || std::string(on) == "0") PT_SKIP("the performance table runs with MOESCOPE_CUDA_PERF=1");
@@ -409,6 +683,75 @@ PT_CASE(perf_table) {
     auto logits = random_vec(size_t(rows) * V, 14);
     cuda_ops::argmax(logits, rows, V);
     report("argmax", "4x151936", double(rows) * V * 4, 0);
+  }
+  {
+    const int n = 512, out = 8192;
+    auto y = random_vec(size_t(n) * out, 15), b = random_vec(size_t(out), 16);
+    cuda_ops::add_bias(y, b, n, out);
+    report("add_bias", "512x8192", 2.0 * n * out * 4, 0);
+    cuda_ops::clamp(y, 0.5f);
+    report("clamp", "512x8192", 2.0 * n * out * 4, 0);
+  }
+  {
+    const int n = 64 << 20;
+    auto f = to_bf16(random_vec(size_t(n), 17));
+    cuda_ops::convert(TensorView{DType::BF16, {n}, f.data()}, true);
+    report("convert", "64M bf16->f32", double(n) * (2 + 4), 0);
+    auto x = random_vec(size_t(512) * 7168, 18);
+    cuda_ops::to_bf16_rows(x, 7168, 512, 7168);
+    report("to_bf16_rows", "512x7168", 512.0 * 7168 * (4 + 2), 0);
+  }
+  {
+    const int n = 512, values = 576;
+    auto rows = random_vec(size_t(n) * values, 19);
+    cuda_ops::kv_store(rows, n, values, 0, 64);
+    report("kv_store", "512x576", 2.0 * n * values * 4, 0);
+  }
+  {  // DeepSeek-V3's MLA: 128 heads, N 128, R 64, Dv 128, C 512
+    const int heads = 128, N = 128, R = 64, Dv = 128, C = 512, rows = heads * (N + Dv);
+    auto kvb = to_bf16(random_vec(size_t(rows) * C, 20, -0.05f, 0.05f));
+    TensorView kv_b{DType::BF16, {rows, C}, kvb.data()};
+    for (int n : {1, 512}) {
+      auto q = random_vec(size_t(n) * heads * (N + R), 21);
+      cuda_ops::mla_q_absorb(q, kv_b, n, heads, N, R, Dv);
+      report("mla_q_absorb", fmt::format("{} tokens 128 heads", n), double(heads) * N * C * 2 + double(n) * heads * (N + R + C + R) * 4,
+             2.0 * n * heads * N * C);
+      auto o = random_vec(size_t(n) * heads * C, 22);
+      cuda_ops::mla_v_up(o, kv_b, n, heads, N, Dv);
+      report("mla_v_up", fmt::format("{} tokens 128 heads", n), double(heads) * Dv * C * 2 + double(n) * heads * (C + Dv) * 4,
+             2.0 * n * heads * Dv * C);
+    }
+  }
+  {  // Qwen3-30B-A3B's experts at decode: 8 of 128, H 2048, W 768; one token reads 8 experts
+    const int E = 128, H = 2048, W = 768, K = 8;
+    auto gu = to_bf16(random_vec(size_t(E) * 2 * W * H, 23, -0.02f, 0.02f));
+    auto dn = to_bf16(random_vec(size_t(E) * H * W, 24, -0.02f, 0.02f));
+    TensorView guv{DType::BF16, {int64_t(E) * 2 * W, H}, gu.data()}, dnv{DType::BF16, {int64_t(E) * H, W}, dn.data()};
+    std::vector<int32_t> ids;
+    std::vector<float> w;
+    random_routes(1, K, E, ids, w);
+    for (auto& v : w) v = 0.125f;  // every slot live
+    cuda_ops::moe_experts(random_vec(size_t(H), 25), 1, guv, dnv, E, ids, w, K);
+    report("moe_gemv", "1 token 8 of 128 experts 2048x768", double(K) * 3 * W * H * 2, 2.0 * K * 3 * W * H);
+  }
+  {
+    const int n = 512, K = 8, E = 128, H = 2048;
+    std::vector<int32_t> ids;
+    std::vector<float> w;
+    random_routes(n, K, E, ids, w);
+    cuda_ops::moe_group(ids, w, n, K, E, random_vec(size_t(n) * H, 26), H, random_vec(size_t(n) * K * H, 27));
+    report("moe_group+gather+combine", "512x8 of 128, H 2048", double(n) * K * H * (4 + 2 + 4) + double(n) * H * 8, 0);
+  }
+  {
+    const int n = 512, H = 2048;
+    auto x = random_vec(size_t(n) * H, 28), sh = random_vec(size_t(n) * H, 29), y = random_vec(size_t(n) * H, 30);
+    cuda_ops::shared_expert_add(x, random_vec(size_t(H), 31), sh, y, H, n);
+    report("shared_expert", "512x2048 gated", 4.0 * n * H * 4, 2.0 * n * H);
+  }
+  {
+    const long long n = 256LL << 20;
+    cuda_ops::fill_uniform(n, 7, 0.02f, false);
+    report("random_init", "256M bf16", double(n) * 2, 0);
   }
 #endif
 }
