@@ -20,17 +20,21 @@ EngineHost::EngineHost(EngineFeed* feed, QObject* parent) : QObject(parent), fee
 
   thread_.setObjectName(QStringLiteral("moescope-engine"));
   worker_ = new EngineWorker(&buffer_, &flags_);
+  // Commands go to the worker's thread and results come back through mailboxes (ui/thread_relay.h).
+  to_worker_ = new Mailbox(worker_);  // a child made before the move, so it moves with the worker
   worker_->moveToThread(&thread_);
 
-  connect(this, &EngineHost::requestLoad, worker_, &EngineWorker::load, Qt::QueuedConnection);
-  connect(this, &EngineHost::requestGenerate, worker_, &EngineWorker::generate, Qt::QueuedConnection);
-  connect(this, &EngineHost::requestCompare, worker_, &EngineWorker::compare, Qt::QueuedConnection);
-  connect(this, &EngineHost::requestAnalysis, worker_, &EngineWorker::analyze, Qt::QueuedConnection);
+  to_host_ = new Mailbox(this);
+  EngineWorker* w = worker_;
+  relay(this, &EngineHost::requestLoad, to_worker_, [w](const LoadRequest& r) { w->load(r); });
+  relay(this, &EngineHost::requestGenerate, to_worker_, [w](const GenerationRequest& r) { w->generate(r); });
+  relay(this, &EngineHost::requestCompare, to_worker_, [w](const CompareRequest& r) { w->compare(r); });
+  relay(this, &EngineHost::requestAnalysis, to_worker_, [w](const AnalysisRequest& r) { w->analyze(r); });
 
-  connect(worker_, &EngineWorker::loadProgress, this, [this](quint64 id, const QString& stage, int percent) {
+  relay(worker_, &EngineWorker::loadProgress, to_host_, [this](quint64 id, const QString& stage, int percent) {
     if (id == load_id_ && loading_) emit loadProgress(stage, percent);
-  }, Qt::QueuedConnection);
-  connect(worker_, &EngineWorker::loaded, this, [this](quint64 id, const ModelInfo& info) {
+  });
+  relay(worker_, &EngineWorker::loaded, to_host_, [this](quint64 id, const ModelInfo& info) {
     // A cancelled load may still finish in the worker; it then holds the new model, so the
     // window follows it rather than show a model that is gone.
     loading_ = loading_ && id != load_id_;
@@ -38,36 +42,37 @@ EngineHost::EngineHost(EngineFeed* feed, QObject* parent) : QObject(parent), fee
     model_ = info;
     if (feed_) emit feed_->modelChanged(info);
     emit modelLoaded(info);
-  }, Qt::QueuedConnection);
-  connect(worker_, &EngineWorker::loadFailed, this, [this](quint64 id, const QString& message) {
+  });
+  relay(worker_, &EngineWorker::loadFailed, to_host_, [this](quint64 id, const QString& message) {
     if (id != load_id_ || !loading_) return;
     loading_ = false;
     emit modelLoadFailed(load_dir_, message);
-  }, Qt::QueuedConnection);
-  connect(worker_, &EngineWorker::finished, this, [this](const GenerationSummary& summary) {
+  });
+  relay(worker_, &EngineWorker::finished, to_host_, [this](const GenerationSummary& summary) {
     flush();  // the last tokens before the summary
     endGeneration();
     if (feed_) emit feed_->generationFinished(summary);
     emit generationFinished(summary);
-  }, Qt::QueuedConnection);
-  connect(worker_, &EngineWorker::failed, this, [this](quint64, const QString& message) {
+  });
+  relay(worker_, &EngineWorker::failed, to_host_, [this](quint64, const QString& message) {
     flush();
     endGeneration();
     emit generationFailed(message);
-  }, Qt::QueuedConnection);
-  connect(worker_, &EngineWorker::contextOverflow, this, [this](quint64, int prompt, int context, int drop) {
+  });
+  relay(worker_, &EngineWorker::contextOverflow, to_host_, [this](quint64, int prompt, int context, int drop) {
     endGeneration();
     emit contextOverflow(prompt, context, drop);
-  }, Qt::QueuedConnection);
-  connect(worker_, &EngineWorker::compared, this, [this](const CompareOutcome& o) {
+  });
+  relay(worker_, &EngineWorker::compared, to_host_, [this](const CompareOutcome& o) {
     --experiments_pending_;
     emit compared(o);
-  }, Qt::QueuedConnection);
-  connect(worker_, &EngineWorker::analysisProgress, this, &EngineHost::analysisProgress, Qt::QueuedConnection);
-  connect(worker_, &EngineWorker::analysed, this, [this](const AnalysisOutcome& o) {
+  });
+  relay(worker_, &EngineWorker::analysisProgress, to_host_,
+        [this](quint64 id, qint64 done, qint64 total) { emit analysisProgress(id, done, total); });
+  relay(worker_, &EngineWorker::analysed, to_host_, [this](const AnalysisOutcome& o) {
     --experiments_pending_;
     emit analysed(o);
-  }, Qt::QueuedConnection);
+  });
 
   flush_timer_.setInterval(kFlushIntervalMs);
   connect(&flush_timer_, &QTimer::timeout, this, &EngineHost::flush);

@@ -16,6 +16,7 @@
 #include "ui/engine_requests.h"
 #include "ui/engine_types.h"
 #include "ui/engine_worker.h"
+#include "ui/thread_relay.h"
 #include "ui/stream_buffer.h"
 
 namespace moescope::ui {
@@ -93,6 +94,8 @@ private:
   EngineFeed* feed_;
   QThread thread_;
   EngineWorker* worker_;
+  Mailbox* to_worker_;  // lives in the engine's thread (a child of worker_)
+  Mailbox* to_host_;    // lives in this object's thread (a child of it)
   StreamBuffer buffer_;
   WorkerFlags flags_;
   QTimer flush_timer_;

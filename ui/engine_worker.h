@@ -3,7 +3,8 @@
 // loaded Model and of its Sessions — the chat's, and one beside it for the experiments (compare
 // with/without, corpus analysis) on the same weights (Backend::sibling: on a GPU, the same device
 // copy). Lives in the QThread that EngineHost owns; every call arrives and every result leaves
-// through a queued connection, as values, so requests run one after another in arrival order.
+// through a ui::Mailbox (ui/thread_relay.h), as values, so requests run one after another in arrival
+// order.
 // While the chat generates, text, trace segments and KV figures go into the StreamBuffer that the
 // host's timer drains; the stop flag is checked by the engine before every token.
 #include <QObject>
