@@ -458,9 +458,12 @@ void qwen3_5_moe(const ConfigReader& c, ModelSpec& s) {
   s.linear_layer.assign(size_t(s.n_layers), false);
   if (c.present("layer_types")) {
     const auto& types = c.raw().at("layer_types");
-    if (!types.is_array() || types.size() != size_t(s.n_layers))
-      inconsistent("layer_types has " + std::to_string(types.is_array() ? types.size() : 0) +
-                   " entries but num_hidden_layers is " + std::to_string(s.n_layers));
+    if (!types.is_array())
+      inconsistent("layer_types must be a list of one layer type per layer (num_hidden_layers " +
+                   std::to_string(s.n_layers) + ")");
+    if (types.size() != size_t(s.n_layers))
+      inconsistent("layer_types has " + std::to_string(types.size()) + " entries but num_hidden_layers is " +
+                   std::to_string(s.n_layers));
     for (size_t i = 0; i < types.size(); ++i) {
       const std::string t = types[i].is_string() ? types[i].get<std::string>() : types[i].dump();
       if (t == "linear_attention") s.linear_layer[i] = true;
