@@ -153,22 +153,32 @@ private slots:
   }
 
   // transformers 5 can hold experts fused per layer (experts.gate_up_proj [E, 2W, H],
-  // experts.down_proj [E, H, W]); the engine accepts that layout too and must compute the same.
+  // experts.down_proj [E, H, W]), and so do the published Qwen3.5 checkpoints (under
+  // model.language_model.*); the engine accepts that layout too and must compute the same.
+  void fused_expert_layout_data() {
+    QTest::addColumn<QString>("name");
+    QTest::addColumn<QString>("prefix");
+    QTest::newRow("olmoe") << "olmoe" << "model.layers.";
+    QTest::newRow("qwen3.5-moe-vl") << "qwen3.5-moe-vl" << "model.language_model.layers.";
+  }
   void fused_expert_layout() {
     namespace fs = std::filesystem;
-    const fs::path src = dir_of("olmoe");
+    QFETCH(QString, name);
+    QFETCH(QString, prefix);
+    const std::string n = name.toStdString();
+    const fs::path src = dir_of(n.c_str());
     QTemporaryDir tmp;
     const fs::path dst = fs::path(tmp.path().toStdString());
     for (const char* f : {"config.json", "generation_config.json"}) fs::copy_file(src / f, dst / f);
     auto st = test::Safetensors::read(src / "model.safetensors");
     test::Safetensors out;
     out.header = nlohmann::json::object();
-    const int E = 8, W = 16, H = 48;
+    const int E = 8, W = 16, H = 48;  // both models: 8 experts of width 16, hidden 48, 3 layers
     for (auto it = st.header.begin(); it != st.header.end(); ++it)
       if (it.key() != "__metadata__" && it.key().find(".experts.") == std::string::npos)
         out.add(it.key(), it.value()["dtype"], it.value()["shape"].get<std::vector<int64_t>>(), st.bytes(it.key()));
     for (int l = 0; l < 3; ++l) {
-      const std::string p = "model.layers." + std::to_string(l) + ".mlp.experts.";
+      const std::string p = prefix.toStdString() + std::to_string(l) + ".mlp.experts.";
       std::string gate_up, down;
       for (int e = 0; e < E; ++e) {
         gate_up += st.bytes(p + std::to_string(e) + ".gate_proj.weight");
@@ -181,11 +191,11 @@ private slots:
     out.write(dst / "model.safetensors");
     auto model = load_model(dst);
     Session session(model, make_backend(model, {"cpu", 64, 1}));
-    auto g = golden("olmoe");
+    auto g = golden(n.c_str());
     ForwardResult r = session.prefill(ids_of(g["input_ids"]), true);
     NpyArray ref = read_npy(src / "logits.npy");
     const float err = max_abs_diff(ref.data.data(), r.logits.data(), ref.data.size());
-    qInfo("olmoe with fused experts: max logit error %.3g", err);
+    qInfo("%s with fused experts: max logit error %.3g", n.c_str(), err);
     QVERIFY(err <= 1e-4f);
   }
 
