@@ -222,6 +222,54 @@ private slots:
     expect_error(dir, needle.toUtf8().constData());
   }
 
+  // Qwen3.5 fields mixed up (the 3-layer qwen3.5-moe / qwen3.5-moe-vl golden models): layer_types
+  // not one per layer, a layer type it does not have, value heads not shared evenly by key heads,
+  // a convolution of the wrong kernel, the multimodal layout without its text config.
+  void qwen3_5_errors_data() {
+    QTest::addColumn<QString>("model");
+    QTest::addColumn<QString>("field");  // config field to set (empty: break a tensor's shape)
+    QTest::addColumn<QString>("value");  // JSON, or "<delete>"; a shape for a tensor
+    QTest::addColumn<QString>("needle");
+    QTest::newRow("layer_types too long")
+        << "qwen3.5-moe" << "layer_types"
+        << R"(["linear_attention", "full_attention", "linear_attention", "full_attention"])"
+        << "layer_types has 4 entries but num_hidden_layers is 3";
+    QTest::newRow("layer_types not a list") << "qwen3.5-moe" << "layer_types" << R"("linear_attention")"
+                                            << "layer_types must be a list of one layer type per layer (num_hidden_layers 3)";
+    QTest::newRow("unknown layer type")
+        << "qwen3.5-moe" << "layer_types" << R"(["linear_attention", "sliding_attention", "linear_attention"])"
+        << "layer_types[1] is 'sliding_attention' (supported: linear_attention, full_attention)";
+    QTest::newRow("value heads not shared by key heads")
+        << "qwen3.5-moe" << "linear_num_value_heads" << "3"
+        << "linear_num_value_heads 3 is not a multiple of linear_num_key_heads 2";
+    QTest::newRow("zero conv kernel") << "qwen3.5-moe" << "linear_conv_kernel_dim" << "0"
+                                      << "field 'linear_conv_kernel_dim' is 0";
+    // same bytes, another split of the kernel
+    QTest::newRow("conv1d shape") << "qwen3.5-moe" << "" << "[80, 2, 2]"
+                                  << "tensor 'model.layers.0.linear_attn.conv1d.weight' has shape [80, 2, 2], expected [80, 1, 4]";
+    QTest::newRow("no text_config") << "qwen3.5-moe-vl" << "text_config" << "<delete>"
+                                    << "Qwen3_5MoeForConditionalGeneration needs a text_config object";
+  }
+  void qwen3_5_errors() {
+    QFETCH(QString, model);
+    QFETCH(QString, field);
+    QFETCH(QString, value);
+    QFETCH(QString, needle);
+    QTemporaryDir tmp;
+    fs::path dir = copy_model(tmp, fs::path(MOESCOPE_TEST_DATA) / "models" / model.toStdString());
+    if (!field.isEmpty()) {
+      auto j = config_of(dir);
+      if (value == "<delete>") j.erase(field.toStdString());
+      else j[field.toStdString()] = nlohmann::json::parse(value.toStdString());
+      set_config(dir, j);
+    } else {
+      auto st = Safetensors::read(dir / "model.safetensors");
+      st.header["model.layers.0.linear_attn.conv1d.weight"]["shape"] = nlohmann::json::parse(value.toStdString());
+      st.write(dir / "model.safetensors");
+    }
+    expect_error(dir, needle.toUtf8().constData());
+  }
+
   void missing_tensor() {
     QTemporaryDir tmp;
     fs::path dir = copy_model(tmp);

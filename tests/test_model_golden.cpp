@@ -9,6 +9,7 @@
 
 #include "cpu/gemm.h"
 #include "moescope/backend.h"
+#include "moescope/error.h"
 #include "moescope/npy.h"
 #include "moescope/session.h"
 #include "safetensors_edit.h"
@@ -22,7 +23,7 @@ namespace {
 
 const char* kModels[] = {"mixtral", "qwen2-moe", "qwen3-moe", "olmoe", "olmoe-f16", "olmoe-clip", "deepseek-v2-lite",
                          "deepseek-v2-group", "deepseek-v3", "deepseek-v3-bf16", "gpt-oss", "gpt-oss-mxfp4", "glm4-moe",
-                         "glm4-moe-lite",
+                         "glm4-moe-lite", "qwen3.5-moe", "qwen3.5-moe-vl",
                          // dense (no MoE layer: empty routing)
                          "qwen2", "qwen3", "llama"};
 
@@ -152,22 +153,32 @@ private slots:
   }
 
   // transformers 5 can hold experts fused per layer (experts.gate_up_proj [E, 2W, H],
-  // experts.down_proj [E, H, W]); the engine accepts that layout too and must compute the same.
+  // experts.down_proj [E, H, W]), and so do the published Qwen3.5 checkpoints (under
+  // model.language_model.*); the engine accepts that layout too and must compute the same.
+  void fused_expert_layout_data() {
+    QTest::addColumn<QString>("name");
+    QTest::addColumn<QString>("prefix");
+    QTest::newRow("olmoe") << "olmoe" << "model.layers.";
+    QTest::newRow("qwen3.5-moe-vl") << "qwen3.5-moe-vl" << "model.language_model.layers.";
+  }
   void fused_expert_layout() {
     namespace fs = std::filesystem;
-    const fs::path src = dir_of("olmoe");
+    QFETCH(QString, name);
+    QFETCH(QString, prefix);
+    const std::string n = name.toStdString();
+    const fs::path src = dir_of(n.c_str());
     QTemporaryDir tmp;
     const fs::path dst = fs::path(tmp.path().toStdString());
     for (const char* f : {"config.json", "generation_config.json"}) fs::copy_file(src / f, dst / f);
     auto st = test::Safetensors::read(src / "model.safetensors");
     test::Safetensors out;
     out.header = nlohmann::json::object();
-    const int E = 8, W = 16, H = 48;
+    const int E = 8, W = 16, H = 48;  // both models: 8 experts of width 16, hidden 48, 3 layers
     for (auto it = st.header.begin(); it != st.header.end(); ++it)
       if (it.key() != "__metadata__" && it.key().find(".experts.") == std::string::npos)
         out.add(it.key(), it.value()["dtype"], it.value()["shape"].get<std::vector<int64_t>>(), st.bytes(it.key()));
     for (int l = 0; l < 3; ++l) {
-      const std::string p = "model.layers." + std::to_string(l) + ".mlp.experts.";
+      const std::string p = prefix.toStdString() + std::to_string(l) + ".mlp.experts.";
       std::string gate_up, down;
       for (int e = 0; e < E; ++e) {
         gate_up += st.bytes(p + std::to_string(e) + ".gate_proj.weight");
@@ -180,12 +191,70 @@ private slots:
     out.write(dst / "model.safetensors");
     auto model = load_model(dst);
     Session session(model, make_backend(model, {"cpu", 64, 1}));
-    auto g = golden("olmoe");
+    auto g = golden(n.c_str());
     ForwardResult r = session.prefill(ids_of(g["input_ids"]), true);
     NpyArray ref = read_npy(src / "logits.npy");
     const float err = max_abs_diff(ref.data.data(), r.logits.data(), ref.data.size());
-    qInfo("olmoe with fused experts: max logit error %.3g", err);
+    qInfo("%s with fused experts: max logit error %.3g", n.c_str(), err);
     QVERIFY(err <= 1e-4f);
+  }
+
+  // Qwen3.5's linear-attention layers keep a recurrent state that cannot be rewound: the prompt
+  // fed in uneven chunks gives the full forward's logits, a session whose next prompt shares
+  // only part of the cached tokens recomputes from the start (and matches a fresh session), and
+  // one that extends them reuses them all.
+  void recurrent_state_reuse() {
+    const char* name = "qwen3.5-moe";
+    auto g = golden(name);
+    auto model = load_model(dir_of(name));
+    QVERIFY(model->spec.n_linear_layers() > 0);
+    auto ids = ids_of(g["input_ids"]);
+    NpyArray ref = read_npy(dir_of(name) + "/logits.npy");
+    const int V = model->spec.vocab_size;
+
+    auto backend = make_backend(model, {"cpu", 64, 2});
+    ForwardOptions all;
+    all.all_logits = true;
+    float err = 0.0f;
+    for (size_t t0 = 0; t0 < ids.size();) {  // chunks of 5, 1, 7, 3 tokens
+      static const size_t kSizes[] = {5, 1, 7, 3};
+      const size_t n = std::min(ids.size() - t0, kSizes[t0 % 4]);
+      ForwardResult r;
+      backend->forward(std::span<const int32_t>(ids.data() + t0, n), all, r);
+      err = std::max(err, max_abs_diff(r.logits.data(), ref.data.data() + t0 * V, n * V));
+      t0 += n;
+    }
+    qInfo("%s: chunked prefill max error %.3g", name, err);
+    QVERIFY(err <= tolerance(g));
+    QCOMPARE(backend->reusable_prefix(8), 0);
+    QCOMPARE(backend->reusable_prefix(int(ids.size())), int(ids.size()));
+    QVERIFY_THROWS_EXCEPTION(Error, backend->truncate(8));
+    QCOMPARE(backend->kv_stats().state_layers, 2);
+
+    GenerateParams p;
+    p.max_tokens = 4;
+    p.stop_at_eos = false;
+    Session session(model, make_backend(model, {"cpu", 64, 2}));
+    GenerateResult first = session.generate(ids, p);
+    QCOMPARE(first.reused_tokens, 0);
+    // A prompt that diverges after 10 tokens: the state holds 19, so nothing can be reused.
+    std::vector<int32_t> edited(ids.begin(), ids.begin() + 10);
+    edited.push_back(77), edited.push_back(78);
+    GenerateResult second = session.generate(edited, p);
+    QCOMPARE(second.reused_tokens, 0);
+    Session fresh(model, make_backend(model, {"cpu", 64, 2}));
+    QCOMPARE(second.generated, fresh.generate(edited, p).generated);
+    // Extending what is cached (prompt + everything fed back) reuses all of it.
+    std::vector<int32_t> longer = edited;
+    longer.insert(longer.end(), second.generated.begin(), second.generated.end() - 1);
+    const int cached = session.backend().n_cached();
+    QCOMPARE(cached, int(longer.size()));
+    longer.push_back(second.generated.back());
+    longer.push_back(5);
+    GenerateResult third = session.generate(longer, p);
+    QCOMPARE(third.reused_tokens, cached);
+    Session fresh2(model, make_backend(model, {"cpu", 64, 2}));
+    QCOMPARE(third.generated, fresh2.generate(longer, p).generated);
   }
 
 private:

@@ -69,12 +69,14 @@ int cmd_bench(int argc, char** argv) {
 
   // Decode: greedy, one token per forward.
   int32_t next = argmax(r.logits.data(), s.vocab_size);
+  const double linear_before = backend->linear_state_seconds();
   t0 = now_s();
   for (int i = 0; i < decode; ++i) {
     backend->forward(std::span<const int32_t>(&next, 1), fopt, r);
     next = argmax(r.logits.data(), s.vocab_size);
   }
   const double decode_s = now_s() - t0;
+  const double linear_decode_s = backend->linear_state_seconds() - linear_before;
 
   const Backend::Calibration cal = backend->calibrate();
   // Bytes a weight: BF16 for --shape; for a checkpoint, the routed experts' type (most of what
@@ -90,9 +92,11 @@ int cmd_bench(int argc, char** argv) {
   const double weight_bytes = decode_weight_bytes(s, bytes_per_weight);
   const KvStats kv = backend->kv_stats();
   const double avg_ctx = prompt + decode / 2.0;
-  const double kv_bytes = double(kv.bytes_per_token_layer) * s.n_layers * avg_ctx;
+  const double kv_bytes = double(kv.bytes_per_token_layer) * kv.n_layers * avg_ctx;
+  // Linear-attention layers read and write their whole fixed-size state once a token.
+  const double state_bytes = 2.0 * double(kv.state_bytes);
   const double decode_tps = decode / decode_s, prefill_tps = prompt / prefill_s;
-  const double roofline_tps = cal.bandwidth_gbs * 1e9 / (weight_bytes + kv_bytes);
+  const double roofline_tps = cal.bandwidth_gbs * 1e9 / (weight_bytes + kv_bytes + state_bytes);
   const ParamCounts pc = count_params(s);
   // Matmul work of the prompt (attention scores aside): every token through the layers, the LM
   // head for the last one only (bench asks for no other logits).
@@ -116,11 +120,18 @@ int cmd_bench(int argc, char** argv) {
                       {"bandwidth_gbs", cal.bandwidth_gbs},
                       {"decode_roofline_tokens_per_s", roofline_tps},
                       {"decode_roofline_fraction", decode_tps / roofline_tps},
-                      {"achieved_decode_gbs", decode_tps * (weight_bytes + kv_bytes) / 1e9},
+                      {"achieved_decode_gbs", decode_tps * (weight_bytes + kv_bytes + state_bytes) / 1e9},
                       {"matmul_tflops", cal.matmul_tflops},
                       {"prefill_tflops", prefill_tflops},
                       {"prefill_matmul_fraction", cal.matmul_tflops > 0 ? prefill_tflops / cal.matmul_tflops : 0.0},
                       {"calibration", cal.method}};
+  if (kv.state_layers > 0) {
+    j["linear_attention_layers_run"] = kv.state_layers;
+    j["recurrent_state_bytes_per_token"] = int64_t(state_bytes);
+    // Convolution and recurrence of the linear-attention layers (their projections are matmuls
+    // and counted with the weights): the share of decode time the state update takes.
+    j["linear_state_update_decode_fraction"] = linear_decode_s / decode_s;
+  }
   if (args.has("json")) {
     std::cout << j.dump(2) << "\n";
   } else {
@@ -131,6 +142,9 @@ int cmd_bench(int argc, char** argv) {
                 decode_tps, 1000.0 * decode_s / decode, weight_bytes / 1e6, kv_bytes / 1e6);
     std::printf("bandwidth %.1f GB/s -> roofline %.2f tokens/s; reached %.0f%%\n", cal.bandwidth_gbs, roofline_tps,
                 100.0 * decode_tps / roofline_tps);
+    if (kv.state_layers > 0)
+      std::printf("linear attention: %d layers, %.1f MB state read and written per token, state update %.1f%% of decode\n",
+                  kv.state_layers, state_bytes / 1e6, 100.0 * linear_decode_s / decode_s);
   }
   return 0;
 }

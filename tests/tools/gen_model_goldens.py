@@ -66,6 +66,10 @@ from transformers import (  # noqa: E402
     Qwen3ForCausalLM,
     Qwen3MoeConfig,
     Qwen3MoeForCausalLM,
+    Qwen3_5MoeConfig,
+    Qwen3_5MoeForCausalLM,
+    Qwen3_5MoeForConditionalGeneration,
+    Qwen3_5MoeTextConfig,
 )
 
 transformers.logging.set_verbosity_error()
@@ -455,6 +459,55 @@ def cfg_glm4_moe_lite():
     )
 
 
+def _qwen3_5_moe_text(layer_types):
+    # Qwen3.5-MoE's options: Gated DeltaNet linear-attention layers (2 key heads serving 4 value
+    # heads, k_head_dim 8 != v_head_dim 12, conv kernel 4) between gated full-attention layers
+    # (q_proj also yields the sigmoid output gate; per-head q/k norm; head_dim 16 != 48/4;
+    # partial rotary 0.25 -> 4 of 16 dims, mrope sections that for text are plain rotary),
+    # (1 + w) RMSNorms, softmax top-3 of 8 experts renormalised, a sigmoid-gated shared expert.
+    # No padding_idx: a zero embedding row (pad = 0) would make the gated outputs and so every
+    # router logit exactly 0 for a generated pad token, a tie.
+    return dict(
+        **dict(_common(256), pad_token_id=None),
+        hidden_size=48,
+        head_dim=16,
+        num_hidden_layers=len(layer_types),
+        layer_types=layer_types,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        linear_num_key_heads=2,
+        linear_num_value_heads=4,
+        linear_key_head_dim=8,
+        linear_value_head_dim=12,
+        linear_conv_kernel_dim=4,
+        num_experts=8,
+        num_experts_per_tok=3,
+        moe_intermediate_size=16,
+        shared_expert_intermediate_size=32,
+        attention_bias=False,
+        max_position_embeddings=128,
+        rms_norm_eps=1e-6,
+        rope_parameters={"rope_type": "default", "rope_theta": 1e4, "partial_rotary_factor": 0.25,
+                         "mrope_section": [1, 1, 0], "mrope_interleaved": True},
+        tie_word_embeddings=False,
+    )
+
+
+def cfg_qwen3_5_moe():
+    return Qwen3_5MoeTextConfig(**_qwen3_5_moe_text(["linear_attention", "full_attention", "linear_attention"]))
+
+
+def cfg_qwen3_5_moe_vl():
+    # The published layout: Qwen3_5MoeForConditionalGeneration with a (tiny) vision tower, the
+    # text model under model.language_model.*, its config under text_config.
+    text = _qwen3_5_moe_text(["linear_attention", "full_attention", "linear_attention"])
+    vision = dict(depth=1, hidden_size=8, num_heads=2, intermediate_size=8, in_channels=3, patch_size=2,
+                  temporal_patch_size=1, spatial_merge_size=1, out_hidden_size=48, num_position_embeddings=4)
+    return Qwen3_5MoeConfig(text_config=text, vision_config=vision, tie_word_embeddings=False,
+                            image_token_id=250, video_token_id=251, vision_start_token_id=252,
+                            vision_end_token_id=253)
+
+
 # name -> cfg: config factory, cls: model class, router: softmax|v2|v3, dtype: saved weight dtype,
 #         seed: first seed tried, hub_extra: extra Hub config.json fields, shard: max_shard_size.
 # Entries with "base" are the base model (same seed, same weights) saved in another dtype.
@@ -490,7 +543,25 @@ VARIANTS = {
     "qwen2": dict(cfg=cfg_qwen2, cls=Qwen2ForCausalLM, router="softmax", dtype="float32", seed=9000),
     "qwen3": dict(cfg=cfg_qwen3, cls=Qwen3ForCausalLM, router="softmax", dtype="float32", seed=9100),
     "llama": dict(cfg=cfg_llama, cls=LlamaForCausalLM, router="softmax", dtype="float32", seed=9200),
+    # Qwen3.5 configs keep transformers 5's rope_parameters (with mrope_section) on the Hub.
+    "qwen3.5-moe": dict(cfg=cfg_qwen3_5_moe, cls=Qwen3_5MoeForCausalLM, router="softmax", dtype="float32",
+                        seed=12000, keep_rope_parameters=True, router_scale=0.5, max_fp32_rel_err=4e-6),
+    "qwen3.5-moe-vl": dict(cfg=cfg_qwen3_5_moe_vl, cls=Qwen3_5MoeForConditionalGeneration, router="softmax",
+                           dtype="float32", seed=12500, keep_rope_parameters=True, router_scale=0.5,
+                           max_fp32_rel_err=4e-6),
 }
+
+# Multimodal layouts keep the language model under model.language_model.* (Qwen3.5's published
+# checkpoints); the text model's tensors are named as in its own causal LM after that prefix.
+LM_ROOT = {"qwen3_5_moe": "model.language_model."}
+
+
+def lm_root(arch):
+    return LM_ROOT.get(arch, "model.")
+
+
+def text_config(cfg):
+    return cfg.get_text_config() if hasattr(cfg, "get_text_config") else cfg
 
 TORCH_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -516,6 +587,8 @@ def build_model(spec, seed):
                 p.copy_(torch.randn(p.shape, generator=g) * 0.2)
             elif name.endswith(".sinks"):  # gpt-oss: sink logits of the order of the scores
                 p.copy_(torch.randn(p.shape, generator=g))
+            if spec.get("router_scale") and name.endswith("mlp.gate.weight"):
+                p.mul_(spec["router_scale"])  # narrower router logits: the (1 + w) norms saturate the softmax
         for name, b in sorted(model.named_buffers(), key=lambda kv: kv[0]):
             if name.endswith("e_score_correction_bias"):
                 # non-negative: every biased score sigmoid(x) + b is > 0, so masking unselected
@@ -584,11 +657,17 @@ def mxfp4_rewrite(out: Path, packed):
     (out / "config.json").write_text(json.dumps(dict(sorted(cfg.items())), indent=2) + "\n")
 
 
-def hubify_config(path: Path, hub_extra: dict | None, dtype_name: str):
+def hubify_config(path: Path, hub_extra: dict | None, dtype_name: str, keep_rope_parameters=False):
     """Rewrite transformers 5 config.json into the layout published on the Hub:
     rope_theta + rope_scaling (legacy names) instead of rope_parameters, torch_dtype, no derived
-    DeepSeek fields (head_dim, qk_head_dim)."""
+    DeepSeek fields (head_dim, qk_head_dim). keep_rope_parameters: the Hub config has them too
+    (Qwen3.5, published with transformers 5)."""
     cfg = json.loads(path.read_text())
+    if keep_rope_parameters:
+        cfg["dtype"] = dtype_name
+        cfg["torch_dtype"] = dtype_name
+        path.write_text(json.dumps(dict(sorted(cfg.items())), indent=2) + "\n")
+        return
     rp = cfg.pop("rope_parameters")
     cfg["rope_theta"] = rp["rope_theta"]
     if "partial_rotary_factor" in rp:  # top-level on the Hub (GLM-4.5)
@@ -611,7 +690,7 @@ def hubify_config(path: Path, hub_extra: dict | None, dtype_name: str):
     path.write_text(json.dumps(dict(sorted(cfg.items())), indent=2) + "\n")
 
 
-def save_dir(model, out: Path, dtype_name: str, hub_extra, shard, packed=None):
+def save_dir(model, out: Path, dtype_name: str, hub_extra, shard, packed=None, keep_rope_parameters=False):
     if out.exists():
         shutil.rmtree(out)
     m = model
@@ -625,7 +704,7 @@ def save_dir(model, out: Path, dtype_name: str, hub_extra, shard, packed=None):
     m.generation_config = GenerationConfig(bos_token_id=BOS, eos_token_id=EOS, pad_token_id=PAD)
     kw = {"max_shard_size": shard} if shard else {}
     m.save_pretrained(out, **kw)
-    hubify_config(out / "config.json", hub_extra, dtype_name)
+    hubify_config(out / "config.json", hub_extra, dtype_name, keep_rope_parameters)
     if packed:
         mxfp4_rewrite(out, packed)
 
@@ -665,7 +744,7 @@ class Capture:
         self.block = {}
         self.handles = []
         for name, mod in model.named_modules():
-            parts = name.split(".")
+            parts = name.replace("model.language_model.", "model.", 1).split(".")
             if len(parts) == 5 and parts[:2] == ["model", "layers"] and parts[3] == "mlp" and parts[4] in ("gate", "router"):
                 layer = int(parts[2])
                 self.handles.append(mod.register_forward_hook(self._router_hook(layer)))
@@ -801,7 +880,7 @@ def routing_from_capture(kind, cap, cfg, moe_layers):
 
 
 def moe_prefix(arch, layer):
-    return f"model.layers.{layer}.block_sparse_moe" if arch == "mixtral" else f"model.layers.{layer}.mlp"
+    return f"model.layers.{layer}.block_sparse_moe" if arch == "mixtral" else f"{lm_root(arch)}layers.{layer}.mlp"
 
 
 def verify_block_outputs(arch, cap, routing, tensors, cfg_of_block=None):
@@ -834,7 +913,7 @@ def verify_block_outputs(arch, cap, routing, tensors, cfg_of_block=None):
         if arch in ("deepseek_v2", "deepseek_v3", "glm4_moe", "glm4_moe_lite"):
             g_, u_, d_ = (tensors[f"{p}.shared_experts.{n}_proj.weight"].double() for n in ("gate", "up", "down"))
             out += (F.silu(x @ g_.T) * (x @ u_.T)) @ d_.T
-        elif arch == "qwen2_moe":
+        elif arch in ("qwen2_moe", "qwen3_5_moe", "qwen3_5_moe_text"):
             g_, u_, d_ = (tensors[f"{p}.shared_expert.{n}_proj.weight"].double() for n in ("gate", "up", "down"))
             sg = torch.sigmoid(x @ tensors[f"{p}.shared_expert_gate.weight"].double().T)
             out += sg * ((F.silu(x @ g_.T) * (x @ u_.T)) @ d_.T)
@@ -882,7 +961,7 @@ def check_hub_layout(arch, tensors, cfg, moe_layers):
             assert f"{p}.gate.e_score_correction_bias" in names
         if arch.startswith("deepseek") or arch.startswith("glm4_moe"):
             assert f"{p}.shared_experts.gate_proj.weight" in names
-        if arch == "qwen2_moe":
+        if arch in ("qwen2_moe", "qwen3_5_moe", "qwen3_5_moe_text"):
             assert f"{p}.shared_expert.gate_proj.weight" in names and f"{p}.shared_expert_gate.weight" in names
     assert not any("gate_up_proj" in n for n in names), "fused expert tensors in checkpoint"
 
@@ -967,10 +1046,54 @@ def _np_swiglu(x, g, u, d):
     return ((a / (1 + np.exp(-a))) * (x @ u.T)) @ d.T
 
 
+def _np_gated_deltanet(h, W, a, cfg):
+    """Qwen3.5's Gated DeltaNet layer over h [T, D], token by token from a zero state (the
+    delta rule with decay, as the papers write it; transformers prefills it in chunks)."""
+    T = h.shape[0]
+    nk, nv = cfg["linear_num_key_heads"], cfg["linear_num_value_heads"]
+    dk, dv, K = cfg["linear_key_head_dim"], cfg["linear_value_head_dim"], cfg["linear_conv_kernel_dim"]
+    qkv = h @ W[a + "in_proj_qkv.weight"].T                       # [T, 2·nk·dk + nv·dv]
+    w = W[a + "conv1d.weight"][:, 0, :]                           # [channels, K]
+    pad = np.concatenate([np.zeros((K - 1, qkv.shape[1])), qkv], 0)
+    conv = np.stack([(pad[t:t + K] * w.T).sum(0) for t in range(T)])  # causal, depthwise
+    conv = conv / (1 + np.exp(-conv))                             # silu
+    q = conv[:, :nk * dk].reshape(T, nk, dk)
+    k = conv[:, nk * dk:2 * nk * dk].reshape(T, nk, dk)
+    v = conv[:, 2 * nk * dk:].reshape(T, nv, dv)
+    l2 = lambda x: x / np.sqrt((x * x).sum(-1, keepdims=True) + 1e-6)  # noqa: E731
+    q, k = l2(q) / math.sqrt(dk), l2(k)
+    beta = 1 / (1 + np.exp(-(h @ W[a + "in_proj_b.weight"].T)))   # [T, nv]
+    a_in = h @ W[a + "in_proj_a.weight"].T + W[a + "dt_bias"]
+    g = -np.exp(W[a + "A_log"]) * np.where(a_in > 20, a_in, np.log1p(np.exp(np.minimum(a_in, 20))))
+    z = (h @ W[a + "in_proj_z.weight"].T).reshape(T, nv, dv)
+    o = np.zeros((T, nv, dv))
+    for hv in range(nv):
+        kh = hv // (nv // nk)
+        S = np.zeros((dk, dv))
+        for t in range(T):
+            S = S * np.exp(g[t, hv])
+            S = S + np.outer(k[t, kh], beta[t, hv] * (v[t, hv] - k[t, kh] @ S))
+            o[t, hv] = q[t, kh] @ S
+    o = o / np.sqrt((o * o).mean(-1, keepdims=True) + cfg["rms_norm_eps"]) * W[a + "norm.weight"]
+    o = o * (z / (1 + np.exp(-z)))
+    return o.reshape(T, -1) @ W[a + "out_proj.weight"].T
+
+
 def numpy_reference_forward(d: Path, ids):
     cfg = json.loads((d / "config.json").read_text())
     W = {k: v.double().numpy() for k, v in load_tensors(d).items()}
+    root = lm_root(cfg["model_type"])
+    if "text_config" in cfg:  # multimodal layout: the text model's config (the top-level tie wins)
+        cfg = dict(cfg["text_config"], tie_word_embeddings=cfg.get("tie_word_embeddings", False))
+    if "rope_parameters" in cfg:  # transformers 5 / Qwen3.5 spelling; text mrope = plain rotary
+        rp = cfg["rope_parameters"]
+        assert rp.get("rope_type", "default") == "default"
+        cfg = dict(cfg, rope_theta=rp["rope_theta"], rope_scaling=None,
+                   partial_rotary_factor=rp.get("partial_rotary_factor", cfg.get("partial_rotary_factor", 1.0)))
+    W = {("model." + k[len(root):] if k.startswith(root) else k): v for k, v in W.items()}
     mt = cfg["model_type"]
+    q35 = mt == "qwen3_5_moe_text"  # (1 + w) norms, gated attention, linear-attention layers
+    norm_w = (lambda w: 1.0 + w) if q35 else (lambda w: w)
     T, Hd, H = len(ids), cfg["hidden_size"], cfg["num_attention_heads"]
     eps = cfg["rms_norm_eps"]
     mla = mt.startswith("deepseek") or mt == "glm4_moe_lite"
@@ -992,9 +1115,12 @@ def numpy_reference_forward(d: Path, ids):
     routing = {}
     for L in range(cfg["num_hidden_layers"]):
         p = f"model.layers.{L}."
-        h = _np_rms(x, W[p + "input_layernorm.weight"], eps)
+        h = _np_rms(x, norm_w(W[p + "input_layernorm.weight"]), eps)
         a = p + "self_attn."
-        if mla:
+        gate = None
+        if q35 and cfg["layer_types"][L] == "linear_attention":
+            x = x + _np_gated_deltanet(h, W, p + "linear_attn.", cfg)
+        elif mla:
             if cfg.get("q_lora_rank"):
                 q = _np_rms(h @ W[a + "q_a_proj.weight"].T, W[a + "q_a_layernorm.weight"], 1e-6) @ W[a + "q_b_proj.weight"].T
             else:
@@ -1012,14 +1138,16 @@ def numpy_reference_forward(d: Path, ids):
                 y = h @ W[a + n + "_proj.weight"].T
                 return y + W[a + n + "_proj.bias"] if a + n + "_proj.bias" in W else y
             q, k, v = proj("q"), proj("k"), proj("v")
+            if q35:  # q_proj per head: [query (hd), gate (hd)]
+                q, gate = q.reshape(T, H, 2, hd)[:, :, 0], q.reshape(T, H, 2, hd)[:, :, 1].reshape(T, -1)
             if mt == "olmoe":  # full-width q/k norm before the head split and rope
                 q, k = _np_rms(q, W[a + "q_norm.weight"], eps), _np_rms(k, W[a + "k_norm.weight"], eps)
                 if cfg.get("clip_qkv"):  # clamped after the norms (transformers' OlmoeAttention)
                     c = cfg["clip_qkv"]
                     q, k, v = np.clip(q, -c, c), np.clip(k, -c, c), np.clip(v, -c, c)
             q, k, v = q.reshape(T, H, hd), k.reshape(T, KV, hd), v.reshape(T, KV, hd)
-            if mt in ("qwen3_moe", "qwen3") or (mt == "glm4_moe" and cfg.get("use_qk_norm")):  # per head, before rope
-                q, k = _np_rms(q, W[a + "q_norm.weight"], eps), _np_rms(k, W[a + "k_norm.weight"], eps)
+            if mt in ("qwen3_moe", "qwen3") or q35 or (mt == "glm4_moe" and cfg.get("use_qk_norm")):  # per head, before rope
+                q, k = _np_rms(q, norm_w(W[a + "q_norm.weight"]), eps), _np_rms(k, norm_w(W[a + "k_norm.weight"]), eps)
             q = np.concatenate([_np_rope(q[..., :rd], cos, sin, False), q[..., rd:]], -1)
             k = np.concatenate([_np_rope(k[..., :rd], cos, sin, False), k[..., rd:]], -1)
             rep = H // KV
@@ -1027,10 +1155,13 @@ def numpy_reference_forward(d: Path, ids):
             if mt == "gpt_oss" and cfg["layer_types"][L] == "sliding_attention":
                 window = cfg["sliding_window"]
             o = _np_attend(q, np.repeat(k, rep, 1), np.repeat(v, rep, 1), scale, window, W.get(a + "sinks"))
-        x = x + o @ W[a + "o_proj.weight"].T
-        if a + "o_proj.bias" in W:
-            x = x + W[a + "o_proj.bias"]
-        h = _np_rms(x, W[p + "post_attention_layernorm.weight"], eps)
+        if not (q35 and cfg["layer_types"][L] == "linear_attention"):
+            if gate is not None:
+                o = o / (1 + np.exp(-gate))  # sigmoid output gate
+            x = x + o @ W[a + "o_proj.weight"].T
+            if a + "o_proj.bias" in W:
+                x = x + W[a + "o_proj.bias"]
+        h = _np_rms(x, norm_w(W[p + "post_attention_layernorm.weight"]), eps)
         if mt == "gpt_oss":  # router with bias, softmax over the top-k logits, clamped SwiGLU
             m = p + "mlp."
             logit = h @ W[m + "router.weight"].T + W[m + "router.bias"]
@@ -1059,6 +1190,8 @@ def numpy_reference_forward(d: Path, ids):
         elif mt == "mixtral":
             is_moe, m = True, p + "block_sparse_moe."
         elif mt == "olmoe":
+            is_moe, m = True, p + "mlp."
+        elif q35:
             is_moe, m = True, p + "mlp."
         elif mt in ("qwen2_moe", "qwen3_moe"):
             is_moe = L not in (cfg.get("mlp_only_layers") or []) and (L + 1) % cfg["decoder_sparse_step"] == 0
@@ -1100,7 +1233,7 @@ def numpy_reference_forward(d: Path, ids):
                 w = pr[sel]
                 if mt == "deepseek_v2":
                     w = w * cfg["routed_scaling_factor"]  # V2: no renormalisation
-                elif mt == "mixtral" or cfg.get("norm_topk_prob"):
+                elif mt == "mixtral" or q35 or cfg.get("norm_topk_prob"):
                     w = w / w.sum()
             route.append((sel.tolist(), w.tolist()))
             for e, we in zip(sel, w):
@@ -1111,12 +1244,12 @@ def numpy_reference_forward(d: Path, ids):
                 out[t] += we * _np_swiglu(h[t], g_, u_, d_)
         if mt.startswith("deepseek") or mt.startswith("glm4_moe"):
             out += _np_swiglu(h, *(W[m + "shared_experts." + n + "_proj.weight"] for n in ("gate", "up", "down")))
-        elif mt == "qwen2_moe":
+        elif mt == "qwen2_moe" or q35:
             sg = 1 / (1 + np.exp(-(h @ W[m + "shared_expert_gate.weight"].T)))
             out += sg * _np_swiglu(h, *(W[m + "shared_expert." + n + "_proj.weight"] for n in ("gate", "up", "down")))
         routing[L] = route
         x = x + out
-    x = _np_rms(x, W["model.norm.weight"], eps)
+    x = _np_rms(x, norm_w(W["model.norm.weight"]), eps)
     head = W["model.embed_tokens.weight"] if cfg.get("tie_word_embeddings") else W["lm_head.weight"]
     return x @ head.T, routing
 
@@ -1136,8 +1269,9 @@ def check_numpy_reference(d: Path, golden_logits, routing, ids):
 # --------------------------------------------------------------------------------------------
 
 def moe_layer_ids(model):
+    names = ((n.replace("model.language_model.", "model.", 1), m) for n, m in model.named_modules())
     return sorted(
-        int(n.split(".")[2]) for n, m in model.named_modules()
+        int(n.split(".")[2]) for n, m in names
         if n.count(".") == 3 and n.startswith("model.layers.") and n.endswith(".mlp")
         and (hasattr(m, "gate") or hasattr(m, "router"))
     )
@@ -1146,7 +1280,7 @@ def moe_layer_ids(model):
 def evaluate(spec, model, input_ids, prompt):
     """Reference forward, routing trace, greedy continuation and margins for a loaded model.
     Returns None if any margin is too small."""
-    cfg = model.config
+    cfg = text_config(model.config)
     kind = spec["router"]
     moe_layers = moe_layer_ids(model)
     cap = Capture(model)
@@ -1224,7 +1358,7 @@ def format_golden(golden: dict) -> str:
 def write_golden(out: Path, spec, model, res, input_ids, prompt, seed, dtype_name):
     arch = model.config.model_type
     tensors = load_tensors(out)
-    check_hub_layout(arch, tensors, model.config, res["moe_layers"])
+    check_hub_layout(arch, tensors, text_config(model.config), res["moe_layers"])
     cap_blocks, routing = res["block_capture"]
 
     class _C:  # minimal stand-in with the captured blocks
@@ -1268,7 +1402,7 @@ def gen_variant(name, out_root: Path, log):
         for seed in range(spec["seed"], spec["seed"] + MAX_SEEDS):
             model = build_model(spec, seed)
             packed = mxfp4_round_experts(model) if spec.get("mxfp4") else None
-            cfg = model.config
+            cfg = text_config(model.config)
             rng = np.random.default_rng(seed)
             input_ids = [BOS] + rng.integers(3, cfg.vocab_size, N_INPUT - 1).tolist()
             prompt = input_ids[:N_PROMPT]
@@ -1278,7 +1412,8 @@ def gen_variant(name, out_root: Path, log):
                 vspec = VARIANTS[vname]
                 dtype_name = vspec["dtype"]
                 d = tmp_root / vname
-                save_dir(model, d, dtype_name, spec.get("hub_extra"), vspec.get("shard", spec.get("shard")), packed)
+                save_dir(model, d, dtype_name, spec.get("hub_extra"), vspec.get("shard", spec.get("shard")), packed,
+                         spec.get("keep_rope_parameters", False))
                 loaded = load_model(spec, d)
                 # the reloaded directory must reproduce the in-memory model (fp32 save only:
                 # proves the Hub layout/config is what transformers expects)
@@ -1289,6 +1424,14 @@ def gen_variant(name, out_root: Path, log):
                     diff = (a - b).abs().max().item()
                     assert diff == 0.0, f"{vname}: reload changed logits by {diff}"
                 res, why = evaluate(spec, loaded, input_ids, prompt)
+                if res is not None and spec.get("max_fp32_rel_err"):
+                    # transformers' fp32 forward against the float64 NumPy one: a seed whose fp32
+                    # rounding alone moves the logits near the engine's 1e-4 tolerance is skipped
+                    # (Gated DeltaNet's chunked fp32 prefill can amplify rounding).
+                    err = np.abs(numpy_reference_forward(d, input_ids)[0] - res["logits"]).max()
+                    err /= max(1.0, np.abs(res["logits"]).max())
+                    if err > spec["max_fp32_rel_err"]:
+                        res, why = None, f"fp32 forward {err:.2e} from the float64 reference"
                 if res is None:
                     log(f"  {vname} seed {seed}: rejected ({why})")
                     ok = False

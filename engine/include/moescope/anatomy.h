@@ -19,7 +19,8 @@ namespace moescope {
 struct ParamCounts {
   int64_t embedding = 0;
   int64_t lm_head = 0;          // 0 when tied
-  int64_t attention = 0;        // all layers (projections, q/k/latent norms)
+  int64_t attention = 0;        // softmax-attention layers (projections, q/k/latent norms)
+  int64_t linear_attention = 0; // linear-attention layers (projections, convolution, decay, gated norm)
   int64_t norms = 0;            // layer norms + final norm
   int64_t dense_ffn = 0;        // dense layers' SwiGLU
   int64_t router = 0;           // router weights (+ correction bias)

@@ -41,8 +41,11 @@ struct KvStats {
   int64_t bytes_used = 0;             // all layers
   int64_t bytes_reserved = 0;         // allocated blocks, all layers
   int64_t mha_bytes_per_token_layer = 0;  // what plain multi-head attention would need
-  int n_layers = 0;
+  int n_layers = 0;                   // layers with a KV cache
   std::string element_type;  // "F32", "BF16"
+  // Linear-attention layers keep a fixed-size state instead (it does not grow with the tokens).
+  int state_layers = 0;
+  int64_t state_bytes = 0;            // all of them together
 };
 
 struct BackendOptions {
@@ -62,6 +65,13 @@ public:
   // Throws Error when the context would overflow (nothing is appended then).
   virtual void forward(std::span<const int32_t> tokens, const ForwardOptions& options, ForwardResult& out) = 0;
   virtual void truncate(int n_tokens) = 0;     // forget cached positions >= n_tokens
+  // The longest prefix of at most n cached positions that truncate() can keep. A KV cache keeps
+  // any prefix; a recurrent state (linear attention) only all of it or nothing, so a backend
+  // with one answers n_cached() when n >= n_cached() and 0 otherwise.
+  virtual int reusable_prefix(int n) const { return n; }
+  // Seconds spent in the linear-attention state update (convolution and recurrence) since the
+  // backend was made; 0 where there is none or it is not measured.
+  virtual double linear_state_seconds() const { return 0.0; }
   virtual KvStats kv_stats() const = 0;
   // Another backend of the same kind on the same weights (on a GPU: the same device copy) with a
   // KV cache of its own for `context` tokens (0: as this one): a second Session on one loaded

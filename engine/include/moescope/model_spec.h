@@ -2,6 +2,7 @@
 // ModelSpec: every supported Hugging Face config.json normalised into one description that the
 // generic transformer forward (CPU and CUDA backends) is driven by. Architectures differ only in
 // how their config maps onto it; the table of architectures is in engine/src/model/architectures.cpp.
+#include <cstdint>
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -21,7 +22,9 @@ enum class GroupScore { None, Max, SumTop2 };
 enum class SharedExperts { None, Plain, SigmoidGated };  // DeepSeek: plain; Qwen2-MoE: gated
 // mlp.experts.E.gate_proj vs block_sparse_moe.experts.E.w1 vs gpt-oss' fused, transposed
 // mlp.experts.gate_up_proj [E, H, 2W] (gate and up interleaved) with biases and mlp.router.
-enum class TensorNaming { Standard, Mixtral, GptOss };
+// LanguageModel: the Standard names under model.language_model.* instead of model.* (multimodal
+// checkpoints such as Qwen3_5MoeForConditionalGeneration; lm_head.weight stays at the top).
+enum class TensorNaming { Standard, Mixtral, GptOss, LanguageModel };
 // The gated activation of the routed experts: silu(g)·u, or gpt-oss' clamped form
 // g' = min(g, limit), u' = clamp(u, ±limit), (u' + 1)·g'·sigmoid(alpha·g').
 enum class ExpertActivation { SiLU, ClampedSwiGLU };
@@ -60,6 +63,9 @@ struct AttentionSpec {
   // (gpt-oss' layer_types). Empty: every layer uses sliding_window.
   std::vector<bool> sliding_layer;
   bool sinks = false;      // gpt-oss: a learned logit per head joins each softmax (self_attn.sinks)
+  // q_proj yields, per head, head_dim query values then head_dim gate values; the attention
+  // output (before o_proj) is multiplied by sigmoid(gate) (Qwen3-Next / Qwen3.5 gated attention).
+  bool output_gate = false;
   // MLA (DeepSeek-V2/V3)
   int q_lora_rank = 0;  // 0 = plain q_proj
   int kv_lora_rank = 0;
@@ -90,6 +96,26 @@ struct RouterSpec {
   bool logit_bias = false;       // the router linear has a bias (gpt-oss mlp.router.bias)
 };
 
+// Gated DeltaNet linear attention (transformers' Qwen3_5MoeGatedDeltaNet): instead of a KV cache
+// the layer keeps, per value head, a [k_head_dim, v_head_dim] recurrent state and, per channel of
+// its q/k/v projection, the last conv_kernel - 1 inputs of a causal depthwise convolution.
+// Per token: qkv = silu(conv(in_proj_qkv · x)); q, k L2-normalised per head, q / sqrt(k_head_dim);
+// beta = sigmoid(in_proj_b · x), g = -exp(A_log) · softplus(in_proj_a · x + dt_bias);
+// S ← exp(g)·S;  S ← S + k ⊗ beta·(v − Sᵀk);  o = Sᵀq;  out = out_proj(rmsnorm(o)·w · silu(in_proj_z · x)).
+// Each key head serves n_v_heads / n_k_heads consecutive value heads.
+struct LinearAttentionSpec {
+  int n_k_heads = 0, n_v_heads = 0;
+  int k_head_dim = 0, v_head_dim = 0;
+  int conv_kernel = 0;
+  int key_dim() const { return n_k_heads * k_head_dim; }
+  int value_dim() const { return n_v_heads * v_head_dim; }
+  int conv_dim() const { return 2 * key_dim() + value_dim(); }  // channels of the convolution: q, k, v
+  // fp32 values of the fixed-size state one layer keeps (recurrent + convolution).
+  int64_t state_values() const {
+    return int64_t(n_v_heads) * k_head_dim * v_head_dim + int64_t(conv_dim()) * (conv_kernel - 1);
+  }
+};
+
 struct MoeSpec {
   RouterSpec router;
   int expert_width = 0;  // moe_intermediate_size
@@ -104,6 +130,7 @@ struct ModelSpec {
   std::string architecture;  // architectures[0]
   std::string model_type;
   std::string name;          // directory name, for display
+  bool vision_unused = false;  // the checkpoint also holds a vision tower, which moescope does not run
   TensorNaming naming = TensorNaming::Standard;
 
   int vocab_size = 0;
@@ -112,8 +139,15 @@ struct ModelSpec {
   int max_position = 0;
   float rms_eps = 1e-6f;
   bool tie_embeddings = false;
+  // RMSNorm multiplies by (norm_weight_offset + w): 1 for Qwen3-Next / Qwen3.5, whose checkpoints
+  // store w - 1 (zero-centred) for the layer, final and q/k norms; 0 elsewhere.
+  float norm_weight_offset = 0.0f;
 
   AttentionSpec attn;
+  LinearAttentionSpec linear;
+  // [n_layers] true where the layer mixes tokens with Gated DeltaNet linear attention instead of
+  // softmax attention (layer_types "linear_attention"); empty: no such layer.
+  std::vector<bool> linear_layer;
   RopeSpec rope;
   MoeSpec moe;
   int dense_width = 0;           // intermediate_size of the dense (non-MoE) FFN layers
@@ -122,6 +156,9 @@ struct ModelSpec {
   std::vector<int> bos_ids, eos_ids;  // from config.json / generation_config.json
 
   int n_moe_layers() const;
+  bool is_linear(int layer) const { return !linear_layer.empty() && linear_layer[size_t(layer)]; }
+  int n_linear_layers() const;
+  int n_attention_layers() const { return n_layers - n_linear_layers(); }  // layers with a KV cache
   // The sliding window of layer l (0: full causal attention).
   int window(int layer) const {
     return attn.sliding_layer.empty() || attn.sliding_layer[size_t(layer)] ? attn.sliding_window : 0;

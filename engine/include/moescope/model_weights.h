@@ -30,6 +30,14 @@ struct LayerWeights {
   // MLA (q is used when q_lora_rank == 0)
   Linear q_a, q_b, kv_a, kv_b;
   TensorView q_a_norm, kv_a_norm;
+  // Gated DeltaNet linear attention (ModelSpec::linear; layers where spec.is_linear(l))
+  Linear lin_qkv;          // [2·key_dim + value_dim, hidden]: q, k, v before the convolution
+  Linear lin_z;            // [value_dim, hidden]: the output gate
+  Linear lin_b, lin_a;     // [n_v_heads, hidden]: beta and the decay's input
+  Linear lin_out;          // [hidden, value_dim]
+  TensorView conv;         // [conv_dim, 1, conv_kernel] depthwise causal convolution
+  TensorView dt_bias, a_log;  // [n_v_heads]
+  TensorView lin_norm;     // [v_head_dim] the gated RMSNorm's weight (plain w, no offset)
   // FFN: dense, or router + experts (+ shared)
   MlpWeights dense;
   TensorView router;       // [n_experts, hidden]

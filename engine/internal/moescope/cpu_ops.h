@@ -11,10 +11,13 @@
 
 namespace moescope::cpu {
 
-// y[n, d] = x[n, d] / sqrt(mean(x²) + eps) * w[d]      (in place allowed: y == x)
-void rmsnorm(const float* x, const TensorView& w, float eps, float* y, int n, int d);
+// y[n, d] = x[n, d] / sqrt(mean(x²) + eps) * (offset + w[d])      (in place allowed: y == x)
+// offset: ModelSpec::norm_weight_offset (1 for the zero-centred norms of Qwen3.5).
+void rmsnorm(const float* x, const TensorView& w, float eps, float* y, int n, int d, float offset = 0.0f);
 // Same, over n·heads rows of width d, each scaled by the same w[d] (Qwen3's per-head q/k norm).
-inline void rmsnorm_rows(float* x, const TensorView& w, float eps, int rows, int d) { rmsnorm(x, w, eps, x, rows, d); }
+inline void rmsnorm_rows(float* x, const TensorView& w, float eps, int rows, int d, float offset = 0.0f) {
+  rmsnorm(x, w, eps, x, rows, d, offset);
+}
 
 // y[n, out] = x[n, in] · W[out, in]ᵀ (+ b[out]). Rows of W are split over the pool's threads.
 // x_stride/y_stride: distance between rows (default: in / out).

@@ -5,6 +5,8 @@
 // Shape legend: T = tokens in this chunk, H = hidden, E = routed experts, K = experts per token,
 // W = FFN width, V = vocabulary, nh/nkv = query/key-value heads, hd = head dim,
 // C = kv_lora_rank (MLA latent), R = qk_rope_head_dim, N = qk_nope_head_dim, Dv = v_head_dim.
+// Linear attention (Gated DeltaNet): nk/nv = key/value heads, dk/dv = their dims,
+// Cc = conv channels (2·nk·dk + nv·dv), Kc = conv kernel.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -64,8 +66,25 @@ public:
   CpuBackend(std::shared_ptr<const Model> model, const BackendOptions& opt)
       : model_(std::move(model)), opt_(opt), s_(model_->spec), w_(model_->weights), pool_(opt.threads),
         capacity_(opt.context > 0 ? std::min(opt.context, s_.max_position) : std::min(s_.max_position, 8192)),
-        kv_(s_.n_layers, s_.kv_values_per_token(), capacity_) {
+        kv_(s_.n_attention_layers(), s_.kv_values_per_token(), capacity_),
+        state_(s_.n_linear_layers(), s_.linear) {
     inv_freq_ = s_.rope.inverse_frequencies();
+    // Layer l's slot: in the KV cache (attention layers) or in the recurrent state (linear ones).
+    for (int l = 0, na = 0, nl = 0; l < s_.n_layers; ++l) slot_.push_back(s_.is_linear(l) ? nl++ : na++);
+    // Gated DeltaNet constants in fp32: conv weights [Cc][Kc], -exp(A_log) and dt_bias [nv], norm [dv].
+    lin_.resize(size_t(s_.n_layers));
+    for (int l = 0; l < s_.n_layers; ++l) {
+      if (!s_.is_linear(l)) continue;
+      const LayerWeights& L = w_.layers[size_t(l)];
+      LinearConsts& c = lin_[size_t(l)];
+      const int64_t nconv = int64_t(s_.linear.conv_dim()) * s_.linear.conv_kernel;
+      for (int64_t i = 0; i < nconv; ++i) c.conv.push_back(element(L.conv, i));
+      for (int h = 0; h < s_.linear.n_v_heads; ++h) {
+        c.neg_a.push_back(-std::exp(element(L.a_log, h)));
+        c.dt_bias.push_back(element(L.dt_bias, h));
+      }
+      for (int d = 0; d < s_.linear.v_head_dim; ++d) c.norm.push_back(element(L.lin_norm, d));
+    }
     if (s_.attn.sinks) {  // [n_layers][n_heads] in fp32
       sinks_.resize(size_t(s_.n_layers));
       for (int l = 0; l < s_.n_layers; ++l)
@@ -92,14 +111,32 @@ public:
   const ModelSpec& spec() const override { return s_; }
   int context_length() const override { return capacity_; }
   int n_cached() const override { return kv_.size(); }
+  int reusable_prefix(int n) const override {
+    return state_.n_layers() == 0 || n >= kv_.size() ? std::min(n, kv_.size()) : 0;
+  }
+  double linear_state_seconds() const override { return linear_seconds_; }
   // The weights are the model's own (mapped from the file): a sibling shares them as they are.
   std::unique_ptr<Backend> sibling(int context) const override {
     BackendOptions o = opt_;
     if (context > 0) o.context = context;
     return std::make_unique<CpuBackend>(model_, o);
   }
-  void truncate(int n) override { kv_.truncate(std::max(0, n)); }
-  KvStats kv_stats() const override { return kv_.stats(s_.mha_kv_values_per_token()); }
+  void truncate(int n) override {
+    n = std::max(0, n);
+    if (state_.n_layers() > 0 && n < kv_.size()) {
+      if (n > 0)
+        throw Error("the linear-attention state holds all " + std::to_string(kv_.size()) +
+                    " tokens and cannot be rewound to " + std::to_string(n) + " (only cleared)");
+      state_.clear();
+    }
+    kv_.truncate(n);
+  }
+  KvStats kv_stats() const override {
+    KvStats k = kv_.stats(s_.mha_kv_values_per_token());
+    k.state_layers = state_.n_layers();
+    k.state_bytes = state_.bytes();
+    return k;
+  }
 
   Calibration calibrate() override {
     Calibration c;
@@ -168,7 +205,12 @@ public:
         kv_.set_size(start + c0 + T);
       }
     } catch (...) {
-      kv_.set_size(start);  // a failed forward leaves the cache as it was
+      kv_.set_size(start);  // a failed forward leaves the KV cache as it was
+      if (state_.n_layers() > 0) {  // but a recurrent state has moved on: start again
+        state_.clear();
+        kv_.set_size(0);
+        spdlog::warn("a failed forward cleared the linear-attention state; the next one starts from position 0");
+      }
       throw;
     }
   }
@@ -189,6 +231,14 @@ private:
     } else {
       grow(q_a_, size_t(T) * std::max(a.q_lora_rank, 1));
       grow(kv_a_, size_t(T) * (a.kv_lora_rank + a.qk_rope_head_dim));
+    }
+    if (a.output_gate) grow(q_gate_, size_t(T) * a.n_heads * 2 * a.head_dim);
+    if (state_.n_layers() > 0) {
+      const auto& la = s_.linear;
+      grow(lin_qkv_, size_t(T) * la.conv_dim()), grow(lin_conv_, size_t(T) * la.conv_dim());
+      grow(lin_z_, size_t(T) * la.value_dim()), grow(lin_o_, size_t(T) * la.value_dim());
+      grow(lin_b_, size_t(T) * la.n_v_heads), grow(lin_g_, size_t(T) * la.n_v_heads);
+      grow(lin_scratch_, size_t(la.n_v_heads) * (2 * la.k_head_dim + la.v_head_dim));
     }
     grow(cos_, size_t(T) * s_.rope.dim / 2), grow(sin_, size_t(T) * s_.rope.dim / 2);
     grow(router_logits_, size_t(T) * E), grow(route_ids_, size_t(T) * E), grow(route_w_, size_t(T) * E);
@@ -223,14 +273,15 @@ private:
     int moe_index = 0;
     for (int l = 0; l < s_.n_layers; ++l) {
       const LayerWeights& L = w_.layers[size_t(l)];
-      // ---- attention block: x += attn(rmsnorm(x)) ----
-      cpu::rmsnorm(x, L.attn_norm, s_.rms_eps, xn_.data(), T, H);
-      if (s_.attn.kind == AttentionKind::GQA) attention_gqa(l, L, T, pos0);
+      // ---- attention block: x += attn(rmsnorm(x)) (or linear attention) ----
+      cpu::rmsnorm(x, L.attn_norm, s_.rms_eps, xn_.data(), T, H, off_);
+      if (s_.is_linear(l)) linear_attention(l, L, T);
+      else if (s_.attn.kind == AttentionKind::GQA) attention_gqa(l, L, T, pos0);
       else attention_mla(l, L, T, pos0);
       for (size_t i = 0; i < size_t(T) * H; ++i) x[i] += attn_out_[i];
 
       // ---- feed-forward block: x += ffn(rmsnorm(x)) ----
-      cpu::rmsnorm(x, L.ffn_norm, s_.rms_eps, xn_.data(), T, H);
+      cpu::rmsnorm(x, L.ffn_norm, s_.rms_eps, xn_.data(), T, H, off_);
       if (s_.moe_layer[size_t(l)]) moe(l, L, T, moe_index++, out_row0, opt, out);
       else dense_ffn(L.dense, T);
       for (size_t i = 0; i < size_t(T) * H; ++i) x[i] += ffn_out_[i];
@@ -239,10 +290,10 @@ private:
     // ---- final norm and LM head (all rows, or only the sequence's last token) ----
     const bool last_chunk = out_row0 + T == out.n_tokens;
     if (opt.all_logits) {
-      cpu::rmsnorm(x, w_.final_norm, s_.rms_eps, xn_.data(), T, H);
+      cpu::rmsnorm(x, w_.final_norm, s_.rms_eps, xn_.data(), T, H, off_);
       cpu::matmul(pool_, xn_.data(), T, w_.lm_head, nullptr, out.logits.data() + size_t(out_row0) * s_.vocab_size);
     } else if (last_chunk) {
-      cpu::rmsnorm(x + size_t(T - 1) * H, w_.final_norm, s_.rms_eps, xn_.data(), 1, H);
+      cpu::rmsnorm(x + size_t(T - 1) * H, w_.final_norm, s_.rms_eps, xn_.data(), 1, H, off_);
       cpu::matmul(pool_, xn_.data(), 1, w_.lm_head, nullptr, out.logits.data());
     }
   }
@@ -255,15 +306,23 @@ private:
     float* q = q_.data();  // [T, nh·hd]
     float* k = k_.data();  // [T, nkv·hd]
     float* v = v_.data();  // [T, nkv·hd]
-    cpu::linear(pool_, xn_.data(), T, L.q, q);
+    if (a.output_gate) {  // q_proj rows per head: [query (hd), gate (hd)]; the gates stay in q_gate_
+      float* qg = q_gate_.data();  // [T, nh, 2, hd]
+      cpu::linear(pool_, xn_.data(), T, L.q, qg);
+      for (int t = 0; t < T; ++t)
+        for (int h = 0; h < nh; ++h)
+          std::memcpy(q + size_t(t) * qd + size_t(h) * hd, qg + (size_t(t) * nh + h) * 2 * hd, sizeof(float) * hd);
+    } else {
+      cpu::linear(pool_, xn_.data(), T, L.q, q);
+    }
     cpu::linear(pool_, xn_.data(), T, L.k, k);
     cpu::linear(pool_, xn_.data(), T, L.v, v);
     if (a.qk_norm == QKNorm::Full) {  // OLMoE: over all heads at once
-      cpu::rmsnorm(q, L.q_norm, s_.rms_eps, q, T, qd);
-      cpu::rmsnorm(k, L.k_norm, s_.rms_eps, k, T, kd);
+      cpu::rmsnorm(q, L.q_norm, s_.rms_eps, q, T, qd, off_);
+      cpu::rmsnorm(k, L.k_norm, s_.rms_eps, k, T, kd, off_);
     } else if (a.qk_norm == QKNorm::PerHead) {  // Qwen3: each head on its own, before RoPE
-      cpu::rmsnorm_rows(q, L.q_norm, s_.rms_eps, T * nh, hd);
-      cpu::rmsnorm_rows(k, L.k_norm, s_.rms_eps, T * nkv, hd);
+      cpu::rmsnorm_rows(q, L.q_norm, s_.rms_eps, T * nh, hd, off_);
+      cpu::rmsnorm_rows(k, L.k_norm, s_.rms_eps, T * nkv, hd, off_);
     }
     // OLMoE's clip_qkv clamps q and k after their norms (and v), as transformers' OlmoeAttention.
     if (a.clip_qkv > 0.0f) {
@@ -279,7 +338,7 @@ private:
       for (int h = 0; h < nh; ++h) cpu::rope(q + size_t(t) * qd + h * hd, c, sn, s_.rope.dim, s_.rope.interleaved);
       for (int h = 0; h < nkv; ++h) cpu::rope(k + size_t(t) * kd + h * hd, c, sn, s_.rope.dim, s_.rope.interleaved);
       // cache slot: [K (nkv·hd), V (nkv·hd)]
-      float* slot = kv_.at(l, pos0 + t);
+      float* slot = kv_.at(slot_[size_t(l)], pos0 + t);
       std::memcpy(slot, k + size_t(t) * kd, sizeof(float) * kd);
       std::memcpy(slot + kd, v + size_t(t) * kd, sizeof(float) * kd);
     }
@@ -311,14 +370,119 @@ private:
           }
         }
         // keys of head g at g·hd in each row, its values kd further on
-        kv_.for_runs(l, lo_all, pos0 + t1, [&](int j0, int n, const float* row) {
+        kv_.for_runs(slot_[size_t(l)], lo_all, pos0 + t1, [&](int j0, int n, const float* row) {
           al.runs.push_back({j0, n, row + size_t(g) * hd});
         });
         cpu::attend(al.queries(), hd, hd, size_t(kd), a.softmax_scale, al.runs.data(), int(al.runs.size()), vpt,
                     scratch);
       }
     });
+    if (a.output_gate)  // Qwen3.5: attn_output * sigmoid(gate), before o_proj
+      for (size_t th = 0; th < size_t(T) * nh; ++th)
+        for (int d = 0; d < hd; ++d) {
+          const float gate = q_gate_[th * 2 * hd + size_t(hd + d)];
+          heads_out_[th * hd + size_t(d)] *= 1.0f / (1.0f + std::exp(-gate));
+        }
     cpu::linear(pool_, heads_out_.data(), T, L.o, attn_out_.data());
+  }
+
+  // ---- Gated DeltaNet linear attention (Qwen3.5; transformers' Qwen3_5MoeGatedDeltaNet) ------
+  // No KV cache: the layer's state (cpu/kv_cache.h RecurrentState) is a [dk, dv] matrix S per
+  // value head and the last Kc - 1 inputs of its causal convolution. Tokens run one after the
+  // other through the recurrence (transformers' torch_recurrent_gated_delta_rule; its chunked
+  // prefill computes the same sums in another order), so a prompt and a token-by-token decode
+  // give the same state.
+  void linear_attention(int l, const LayerWeights& L, int T) {
+    const auto& la = s_.linear;
+    const int nk = la.n_k_heads, nv = la.n_v_heads, dk = la.k_head_dim, dv = la.v_head_dim;
+    const int Cc = la.conv_dim(), Kc = la.conv_kernel, KD = la.key_dim(), VD = la.value_dim();
+    const LinearConsts& P = lin_[size_t(l)];
+    float* qkv = lin_qkv_.data();  // [T, Cc] q (nk·dk), k (nk·dk), v (nv·dv) before the convolution
+    float* cv = lin_conv_.data();  // [T, Cc] after the convolution and silu
+    float* z = lin_z_.data();      // [T, nv·dv] output gate
+    float* beta = lin_b_.data();   // [T, nv]
+    float* g = lin_g_.data();      // [T, nv] log decay
+    cpu::linear(pool_, xn_.data(), T, L.lin_qkv, qkv);
+    cpu::linear(pool_, xn_.data(), T, L.lin_z, z);
+    cpu::linear(pool_, xn_.data(), T, L.lin_b, beta);
+    cpu::linear(pool_, xn_.data(), T, L.lin_a, g);
+    const auto t0 = std::chrono::steady_clock::now();
+
+    // Causal depthwise convolution over [previous Kc - 1 inputs (the conv state), this chunk]:
+    // cv[t, c] = silu(Σ_j w[c, j] · in[t - (Kc - 1) + j, c]).
+    float* cs = state_.conv(slot_[size_t(l)]);  // [Kc - 1, Cc]
+    auto in = [&](int u, int c) { return u >= 0 ? qkv[size_t(u) * Cc + c] : cs[size_t(Kc - 1 + u) * Cc + c]; };
+    pool_.parallel_for((Cc + 255) / 256, [&](int b0, int b1, int) {
+      for (int c = b0 * 256; c < std::min(Cc, b1 * 256); ++c) {
+        const float* w = P.conv.data() + size_t(c) * Kc;
+        for (int t = 0; t < T; ++t) {
+          float acc = 0.0f;
+          for (int j = 0; j < Kc; ++j) acc += w[j] * in(t - (Kc - 1) + j, c);
+          cv[size_t(t) * Cc + c] = acc / (1.0f + std::exp(-acc));
+        }
+        // the new state: the last Kc - 1 inputs; row r reads row T + r (later) before it is overwritten
+        for (int r = 0; r < Kc - 1; ++r) cs[size_t(r) * Cc + c] = in(T - (Kc - 1) + r, c);
+      }
+    });
+    // beta = sigmoid(b), g = -exp(A_log) · softplus(a + dt_bias) (softplus linear above 20, as torch)
+    for (int t = 0; t < T; ++t)
+      for (int h = 0; h < nv; ++h) {
+        float& b = beta[size_t(t) * nv + h];
+        b = 1.0f / (1.0f + std::exp(-b));
+        const float a = g[size_t(t) * nv + h] + P.dt_bias[size_t(h)];
+        g[size_t(t) * nv + h] = P.neg_a[size_t(h)] * (a > 20.0f ? a : std::log1p(std::exp(a)));
+      }
+
+    // The recurrence, one value head per work item: key head h / (nv / nk) serves it.
+    float* S_all = state_.recurrent(slot_[size_t(l)]);  // [nv, dk, dv]
+    const float q_scale = 1.0f / std::sqrt(float(dk));
+    pool_.parallel_for(nv, [&](int h0, int h1, int) {
+      for (int h = h0; h < h1; ++h) {
+        float* S = S_all + size_t(h) * dk * dv;                  // [dk, dv]
+        float* qn = lin_scratch_.data() + size_t(h) * (2 * dk + dv);  // [dk]
+        float* kn = qn + dk;                                     // [dk]
+        float* mem = kn + dk;                                    // [dv]
+        const int kh = h / (nv / nk);
+        for (int t = 0; t < T; ++t) {
+          const float* row = cv + size_t(t) * Cc;
+          // q and k L2-normalised (x / sqrt(Σx² + 1e-6), FLA's l2norm), q also by 1/sqrt(dk)
+          auto l2 = [&](const float* x, float* y, float scale) {
+            float ss = 0.0f;
+            for (int i = 0; i < dk; ++i) ss += x[i] * x[i];
+            const float inv = scale / std::sqrt(ss + 1e-6f);
+            for (int i = 0; i < dk; ++i) y[i] = x[i] * inv;
+          };
+          l2(row + size_t(kh) * dk, qn, q_scale);
+          l2(row + KD + size_t(kh) * dk, kn, 1.0f);
+          const float* v = row + 2 * KD + size_t(h) * dv;
+          const float decay = std::exp(g[size_t(t) * nv + h]), b = beta[size_t(t) * nv + h];
+          // S ← decay·S; mem = Sᵀk
+          std::fill(mem, mem + dv, 0.0f);
+          for (int i = 0; i < dk; ++i) {
+            float* Si = S + size_t(i) * dv;
+            const float ki = kn[i];
+            for (int d = 0; d < dv; ++d) Si[d] *= decay, mem[d] += ki * Si[d];
+          }
+          // delta = beta·(v - mem); S ← S + k ⊗ delta; o = Sᵀq
+          for (int d = 0; d < dv; ++d) mem[d] = b * (v[d] - mem[d]);
+          float* o = lin_o_.data() + size_t(t) * VD + size_t(h) * dv;  // [dv]
+          std::fill(o, o + dv, 0.0f);
+          for (int i = 0; i < dk; ++i) {
+            float* Si = S + size_t(i) * dv;
+            const float ki = kn[i], qi = qn[i];
+            for (int d = 0; d < dv; ++d) Si[d] += ki * mem[d], o[d] += qi * Si[d];
+          }
+          // gated RMSNorm over the head (plain weight): o / rms(o) · w · silu(z)
+          float ss = 0.0f;
+          for (int d = 0; d < dv; ++d) ss += o[d] * o[d];
+          const float inv = 1.0f / std::sqrt(ss / float(dv) + s_.rms_eps);
+          const float* zt = z + size_t(t) * VD + size_t(h) * dv;
+          for (int d = 0; d < dv; ++d) o[d] = o[d] * inv * P.norm[size_t(d)] * (zt[d] / (1.0f + std::exp(-zt[d])));
+        }
+      }
+    });
+    linear_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    cpu::linear(pool_, lin_o_.data(), T, L.lin_out, attn_out_.data());
   }
 
   // ---- multi-head latent attention (DeepSeek-V2/V3), absorbed form --------------------------
@@ -345,7 +509,7 @@ private:
       const float* sn = sin_.data() + size_t(t) * half;
       for (int h = 0; h < nh; ++h) cpu::rope(q + size_t(t) * nh * qh + h * qh + N, c, sn, R, s_.rope.interleaved);
       // cache slot: [latent c (C, after kv_a_layernorm), k_rope (R, rotated)]
-      float* slot = kv_.at(l, pos0 + t);
+      float* slot = kv_.at(slot_[size_t(l)], pos0 + t);
       cpu::rmsnorm(kv_a + size_t(t) * (C + R), L.kv_a_norm, a.latent_norm_eps, slot, 1, C);
       std::memcpy(slot + C, kv_a + size_t(t) * (C + R) + C, sizeof(float) * R);
       cpu::rope(slot + C, c, sn, R, s_.rope.interleaved);
@@ -377,7 +541,7 @@ private:
           std::memcpy(qc + C, q_nope + N, sizeof(float) * R);
           al.add(qc, o_lat + size_t(i) * C, 0, p);
         }
-        kv_.for_runs(l, 0, p + 1, [&](int j0, int n, const float* row) { al.runs.push_back({j0, n, row}); });
+        kv_.for_runs(slot_[size_t(l)], 0, p + 1, [&](int j0, int n, const float* row) { al.runs.push_back({j0, n, row}); });
         cpu::attend(al.queries(), C + R, C, 0, a.softmax_scale, al.runs.data(), int(al.runs.size()), vpt, scratch);
         for (int i = 0; i < nb; ++i) {  // out = W_uv o_lat
           const uint8_t* w_head = wkv_bytes + size_t(h0 + i) * (N + Dv) * row_bytes;
@@ -574,7 +738,15 @@ private:
   const ModelWeights& w_;
   ThreadPool pool_;
   int capacity_;
-  cpu::PagedKvCache kv_;
+  cpu::PagedKvCache kv_;       // attention layers, by slot_
+  cpu::RecurrentState state_;  // linear-attention layers, by slot_
+  std::vector<int> slot_;      // [n_layers] the layer's index among its kind
+  float off_ = s_.norm_weight_offset;
+  struct LinearConsts {
+    std::vector<float> conv, neg_a, dt_bias, norm;  // [Cc·Kc], [nv], [nv], [dv]
+  };
+  std::vector<LinearConsts> lin_;  // [n_layers], empty for attention layers
+  double linear_seconds_ = 0.0;
   std::vector<float> inv_freq_;
   std::vector<std::vector<float>> sinks_;  // [n_layers][n_heads] (gpt-oss)
   const RoutingControl* control_ = nullptr;
@@ -585,6 +757,8 @@ private:
   int reserved_ = 0;
   std::vector<float> x_, xn_, attn_out_, ffn_out_, q_, k_, v_, heads_out_, q_a_, kv_a_, cos_, sin_;
   std::vector<float> router_logits_, route_w_, route_scratch_;
+  std::vector<float> q_gate_;  // [T, nh, 2, hd] q_proj's output with the gates (AttentionSpec::output_gate)
+  std::vector<float> lin_qkv_, lin_conv_, lin_z_, lin_o_, lin_b_, lin_g_, lin_scratch_;  // linear attention
   std::vector<int32_t> route_ids_;
   // FFN groups and their pairs (run_groups).
   std::vector<FfnGroup> groups_;

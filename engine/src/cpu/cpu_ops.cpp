@@ -117,7 +117,7 @@ void matmul(ThreadPool& pool, const float* x, int n, const TensorView& w, const 
   });
 }
 
-void rmsnorm(const float* x, const TensorView& w, float eps, float* y, int n, int d) {
+void rmsnorm(const float* x, const TensorView& w, float eps, float* y, int n, int d, float offset) {
   const size_t elt = dtype_size(w.dtype);
   for (int t = 0; t < n; ++t) {
     const float* xt = x + size_t(t) * d;
@@ -129,7 +129,7 @@ void rmsnorm(const float* x, const TensorView& w, float eps, float* y, int n, in
     for (int i = 0; i < d; ++i) {
       float wi;
       to_f32(w.dtype, wb + size_t(i) * elt, &wi, 1);
-      yt[i] = wi * (xt[i] * inv);
+      yt[i] = (offset + wi) * (xt[i] * inv);
     }
   }
 }

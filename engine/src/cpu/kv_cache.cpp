@@ -32,4 +32,22 @@ KvStats PagedKvCache::stats(int mha_values_per_token) const {
   return s;
 }
 
+RecurrentState::RecurrentState(int n_layers, const LinearAttentionSpec& la) {
+  for (int l = 0; l < n_layers; ++l) {
+    recurrent_.emplace_back(size_t(la.n_v_heads) * la.k_head_dim * la.v_head_dim, 0.0f);
+    conv_.emplace_back(size_t(std::max(0, la.conv_kernel - 1)) * la.conv_dim(), 0.0f);
+  }
+}
+
+void RecurrentState::clear() {
+  for (auto& v : recurrent_) std::fill(v.begin(), v.end(), 0.0f);
+  for (auto& v : conv_) std::fill(v.begin(), v.end(), 0.0f);
+}
+
+int64_t RecurrentState::bytes() const {
+  int64_t n = 0;
+  for (size_t l = 0; l < recurrent_.size(); ++l) n += int64_t(recurrent_[l].size() + conv_[l].size()) * 4;
+  return n;
+}
+
 }  // namespace moescope::cpu

@@ -47,4 +47,21 @@ private:
   std::vector<std::unique_ptr<float[]>> blocks_;  // logical block i -> storage
 };
 
+// The fixed-size state of the linear-attention layers (ModelSpec::linear), in place of their KV
+// cache: per layer the recurrent state [n_v_heads][k_head_dim][v_head_dim] and the convolution's
+// last conv_kernel - 1 inputs [conv_kernel - 1][conv_dim], fp32. It sums up the whole sequence
+// so far, so it cannot be rewound to an earlier position; it can only be cleared.
+class RecurrentState {
+public:
+  RecurrentState(int n_layers, const LinearAttentionSpec& spec);
+  float* recurrent(int layer) { return recurrent_[size_t(layer)].data(); }
+  float* conv(int layer) { return conv_[size_t(layer)].data(); }
+  void clear();
+  int n_layers() const { return int(recurrent_.size()); }
+  int64_t bytes() const;  // all layers
+
+private:
+  std::vector<std::vector<float>> recurrent_, conv_;
+};
+
 }  // namespace moescope::cpu

@@ -114,6 +114,11 @@ public:
         s_.moe.expert_bias || s_.moe.activation != ExpertActivation::SiLU)
       throw Error("the CUDA backend does not run " + s_.architecture +
                   " yet (attention sinks, per-layer sliding windows, biased clamped experts); use --backend cpu");
+    // Qwen3.5's Gated DeltaNet layers, gated attention and (1 + w) norms: CPU backend only so far.
+    if (s_.n_linear_layers() > 0 || a.output_gate || s_.norm_weight_offset != 0.0f)
+      throw Error("the CUDA backend does not run " + s_.architecture +
+                  " yet (linear-attention layers with a recurrent state, gated attention, zero-centred norms); "
+                  "use --backend cpu");
     if (s_.n_moe_layers() > 0 &&
         s_.moe.router.n_experts > kernels::kRouterMaxExperts)
       throw Error("the CUDA backend routes at most " + std::to_string(kernels::kRouterMaxExperts) +

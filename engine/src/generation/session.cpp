@@ -51,8 +51,14 @@ int Session::reuse_prefix(std::span<const int32_t> prompt, const RoutingControl&
     cached_control_ = control;
   }
   size_t common = 0;
-  const size_t limit = std::min(cached_.size(), prompt.size() - 1);  // feed at least one token
+  const size_t limit = std::min({cached_.size(), prompt.size() - 1, size_t(backend_->n_cached())});  // feed >= 1 token
   while (common < limit && cached_[common] == prompt[common]) ++common;
+  // A recurrent state (linear attention) cannot be rewound: reuse all of it or start again.
+  if (const int keep = backend_->reusable_prefix(int(common)); keep < int(common)) {
+    spdlog::debug("reusing {} of {} cached tokens: the backend's recurrent state cannot be rewound to {}", keep,
+                  backend_->n_cached(), common);
+    common = size_t(keep);
+  }
   backend_->truncate(int(common));
   cached_.resize(common);
   trace_.truncate(common);

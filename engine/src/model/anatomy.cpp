@@ -10,7 +10,7 @@ int64_t attention_params(const ModelSpec& s) {
   const int64_t H = s.hidden;
   if (a.kind == AttentionKind::GQA) {
     const int64_t qd = int64_t(a.n_heads) * a.head_dim, kd = int64_t(a.n_kv_heads) * a.head_dim;
-    int64_t p = H * qd + 2 * H * kd + qd * H;
+    int64_t p = H * qd * (a.output_gate ? 2 : 1) + 2 * H * kd + qd * H;  // gated: q_proj also yields the gates
     if (a.qkv_bias) p += qd + 2 * kd;
     if (a.sinks && a.qkv_bias) p += H;  // gpt-oss: o_proj has a bias too
     if (a.sinks) p += a.n_heads;
@@ -27,6 +27,14 @@ int64_t attention_params(const ModelSpec& s) {
   p += nh * a.v_head_dim * H;
   return p;
 }
+
+// One Gated DeltaNet layer: in_proj_qkv, in_proj_z, in_proj_b, in_proj_a, out_proj, the depthwise
+// conv1d, A_log and dt_bias, and the gated norm's weight.
+int64_t linear_attention_params(const ModelSpec& s) {
+  const auto& la = s.linear;
+  const int64_t H = s.hidden, Cc = la.conv_dim(), VD = la.value_dim(), nv = la.n_v_heads;
+  return H * Cc + H * VD + 2 * H * nv + VD * H + Cc * la.conv_kernel + 2 * nv + la.v_head_dim;
+}
 }  // namespace
 
 ParamCounts count_params(const ModelSpec& s) {
@@ -37,7 +45,8 @@ ParamCounts count_params(const ModelSpec& s) {
   c.lm_head = s.tie_embeddings ? 0 : V * H;
   c.norms = H;  // final norm
   for (int l = 0; l < s.n_layers; ++l) {
-    c.attention += attention_params(s);
+    if (s.is_linear(l)) c.linear_attention += linear_attention_params(s);
+    else c.attention += attention_params(s);
     c.norms += 2 * H;
     if (!s.moe_layer[size_t(l)]) {
       c.dense_ffn += 3 * H * s.dense_width;
@@ -51,7 +60,7 @@ ParamCounts count_params(const ModelSpec& s) {
     if (m.shared != SharedExperts::None) c.shared_experts += 3 * H * m.shared_width;
     if (m.shared == SharedExperts::SigmoidGated) c.shared_experts += H;
   }
-  const int64_t common = c.attention + c.norms + c.dense_ffn + c.router + c.shared_experts;
+  const int64_t common = c.attention + c.linear_attention + c.norms + c.dense_ffn + c.router + c.shared_experts;
   c.total = c.embedding + c.lm_head + common + c.routed_experts;
   // A tied head is one matrix used twice per token; count it once in both figures.
   c.active = c.embedding + c.lm_head + common + c.routed_active;
@@ -93,6 +102,17 @@ nlohmann::json anatomy_json(const ModelSpec& s, int64_t context) {
   for (int l = 0; l < s.n_layers; ++l) sliding += s.window(l) > 0 ? 1 : 0;
   attention["sliding_window"] = a.sliding_window;
   attention["sliding_layers"] = sliding;
+  attention["output_gate"] = a.output_gate;
+  json linear = {{"layers", s.n_linear_layers()}, {"attention_layers", s.n_attention_layers()}};
+  if (s.n_linear_layers() > 0) {
+    const auto& la = s.linear;
+    linear["kind"] = "gated_deltanet";
+    linear["key_heads"] = la.n_k_heads, linear["value_heads"] = la.n_v_heads;
+    linear["key_head_dim"] = la.k_head_dim, linear["value_head_dim"] = la.v_head_dim;
+    linear["conv_kernel"] = la.conv_kernel;
+    linear["state_bytes_per_layer_fp32"] = la.state_values() * 4;
+    linear["params_share"] = c.total ? double(c.linear_attention) / double(c.total) : 0.0;
+  }
 
   const char* scoring = r.scoring == ScoreFunc::Softmax ? "softmax"
                         : r.scoring == ScoreFunc::Sigmoid ? "sigmoid" : "softmax_after_topk";
@@ -118,11 +138,14 @@ nlohmann::json anatomy_json(const ModelSpec& s, int64_t context) {
                               {"scaling", r.scaling}}}};
 
   const int64_t kv_vals = s.kv_values_per_token(), mha_vals = s.mha_kv_values_per_token();
-  const int64_t kv_bf16_token = kv_vals * 2 * s.n_layers, mha_bf16_token = mha_vals * 2 * s.n_layers;
+  // Only softmax-attention layers keep K/V per token; linear-attention layers a fixed state.
+  const int64_t kv_bf16_token = kv_vals * 2 * s.n_attention_layers(), mha_bf16_token = mha_vals * 2 * s.n_attention_layers();
   json kv = {{"values_per_token_layer", kv_vals},
              {"bytes_per_token_bf16", kv_bf16_token},
              {"mha_equivalent_bytes_per_token_bf16", mha_bf16_token},
-             {"compression_vs_mha", mha_vals ? 1.0 - double(kv_vals) / double(mha_vals) : 0.0}};
+             {"compression_vs_mha", mha_vals ? 1.0 - double(kv_vals) / double(mha_vals) : 0.0},
+             {"layers", s.n_attention_layers()},
+             {"recurrent_state_bytes_fp32", s.n_linear_layers() * s.linear.state_values() * 4}};
 
   json memory = json::object();
   for (auto [name, bpp] : {std::pair<const char*, double>{"bf16", 2.0}, {"fp8", 1.0}, {"int4", 0.5}}) {
@@ -141,6 +164,7 @@ nlohmann::json anatomy_json(const ModelSpec& s, int64_t context) {
             {"max_position_embeddings", s.max_position},
             {"tied_embeddings", s.tie_embeddings},
             {"attention", attention},
+            {"linear_attention", linear},
             {"experts", experts},
             {"total_params", c.total},
             {"active_params", c.active},
@@ -148,6 +172,7 @@ nlohmann::json anatomy_json(const ModelSpec& s, int64_t context) {
             {"params", {{"embedding", c.embedding},
                         {"lm_head", c.lm_head},
                         {"attention", c.attention},
+                        {"linear_attention", c.linear_attention},
                         {"norms", c.norms},
                         {"dense_ffn", c.dense_ffn},
                         {"router", c.router},
@@ -162,6 +187,7 @@ nlohmann::json anatomy_json(const ModelSpec& s, int64_t context) {
             {"decode_weight_bytes_bf16", int64_t(decode_weight_bytes(s, 2.0))},
             {"memory", memory},
             {"memory_context_tokens", context}};
+  if (s.vision_unused) j["vision"] = "the checkpoint has a vision tower; moescope runs only the language model";
   return j;
 }
 

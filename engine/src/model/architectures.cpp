@@ -429,6 +429,79 @@ void glm4_moe(const ConfigReader& c, ModelSpec& s) {
   deepseek_v3_router(c, s);
 }
 
+// Qwen3.5-MoE (transformers' modeling_qwen3_5_moe.py): `layer_types` chooses per layer Gated
+// DeltaNet linear attention or gated full attention (GQA whose q_proj also yields a sigmoid
+// output gate, per-head q/k norm, partial rotary); every layer MoE with Qwen's softmax router and
+// a sigmoid-gated shared expert; RMSNorms scale by (1 + w). The text model's rotary is mrope, but
+// for text all three position rows are the token's position, so it is plain partial rotary.
+void qwen3_5_moe(const ConfigReader& c, ModelSpec& s) {
+  read_common(c, s);
+  read_gqa(c, s);
+  s.attn.sliding_window = 0;
+  s.attn.qk_norm = QKNorm::PerHead;
+  s.attn.output_gate = true;
+  s.attn.qkv_bias = c.boolean_or("attention_bias", false);
+  s.norm_weight_offset = 1.0f;
+  if (!c.present("partial_rotary_factor") &&
+      !(c.present("rope_parameters") && c.raw().at("rope_parameters").is_object() &&
+        c.raw().at("rope_parameters").contains("partial_rotary_factor")))
+    s.rope.dim = int(float(s.attn.head_dim) * 0.25f);  // Qwen3_5MoeTextConfig's default
+  auto& la = s.linear;
+  la.n_k_heads = c.integer_or("linear_num_key_heads", 16, 1, kMaxHeads);
+  la.n_v_heads = c.integer_or("linear_num_value_heads", 32, 1, kMaxHeads);
+  la.k_head_dim = c.integer_or("linear_key_head_dim", 128, 1, kMaxHeadDim);
+  la.v_head_dim = c.integer_or("linear_value_head_dim", 128, 1, kMaxHeadDim);
+  la.conv_kernel = c.integer_or("linear_conv_kernel_dim", 4, 1, 64);
+  if (la.n_v_heads % la.n_k_heads != 0)
+    inconsistent("linear_num_value_heads " + std::to_string(la.n_v_heads) + " is not a multiple of linear_num_key_heads " +
+                 std::to_string(la.n_k_heads));
+  s.linear_layer.assign(size_t(s.n_layers), false);
+  if (c.present("layer_types")) {
+    const auto& types = c.raw().at("layer_types");
+    if (!types.is_array())
+      inconsistent("layer_types must be a list of one layer type per layer (num_hidden_layers " +
+                   std::to_string(s.n_layers) + ")");
+    if (types.size() != size_t(s.n_layers))
+      inconsistent("layer_types has " + std::to_string(types.size()) + " entries but num_hidden_layers is " +
+                   std::to_string(s.n_layers));
+    for (size_t i = 0; i < types.size(); ++i) {
+      const std::string t = types[i].is_string() ? types[i].get<std::string>() : types[i].dump();
+      if (t == "linear_attention") s.linear_layer[i] = true;
+      else if (t != "full_attention")
+        inconsistent("layer_types[" + std::to_string(i) + "] is '" + t + "' (supported: linear_attention, full_attention)");
+    }
+  } else {  // Qwen3_5MoeTextConfig: every full_attention_interval-th layer is full attention
+    const int interval = c.integer_or("full_attention_interval", 4, 1, kMaxLayers);
+    for (int i = 0; i < s.n_layers; ++i) s.linear_layer[size_t(i)] = (i + 1) % interval != 0;
+  }
+  softmax_router(c, s, "num_experts", true);
+  s.moe.router.renormalize = true;  // Qwen3_5MoeTopKRouter always renormalises its top-k
+  s.moe.expert_width = c.integer("moe_intermediate_size", 1, kMaxWidth);
+  const int shared = c.integer_or("shared_expert_intermediate_size", 0, 0, kMaxWidth);
+  if (shared > 0) {
+    s.moe.shared = SharedExperts::SigmoidGated;
+    s.moe.shared_width = shared;
+  }
+  s.moe_layer.assign(size_t(s.n_layers), true);
+}
+
+// The published Qwen3.5 checkpoints: Qwen3_5MoeForConditionalGeneration, the text model's
+// config under `text_config` (tensors under model.language_model.*, TensorNaming::LanguageModel)
+// and a vision tower that moescope does not run.
+void qwen3_5_moe_multimodal(const ConfigReader& c, ModelSpec& s) {
+  if (!c.present("text_config") || !c.raw().at("text_config").is_object())
+    inconsistent("Qwen3_5MoeForConditionalGeneration needs a text_config object");
+  nlohmann::json text = c.raw().at("text_config");
+  // Fields the Hub keeps at the top level apply to the text model too; the top-level
+  // tie_word_embeddings is the one transformers ties the composite model's head by.
+  for (const char* k : {"bos_token_id", "eos_token_id"})
+    if (!text.contains(k) && c.raw().contains(k)) text[k] = c.raw().at(k);
+  if (c.present("tie_word_embeddings")) text["tie_word_embeddings"] = c.raw().at("tie_word_embeddings");
+  qwen3_5_moe(ConfigReader(text), s);
+  s.naming = TensorNaming::LanguageModel;
+  s.vision_unused = c.present("vision_config");
+}
+
 struct Architecture {
   const char* name;
   std::function<void(const ConfigReader&, ModelSpec&)> normalise;
@@ -448,6 +521,8 @@ const std::vector<Architecture>& architectures() {
       {"Qwen3ForCausalLM", qwen3},
       {"Qwen2ForCausalLM", qwen2},
       {"LlamaForCausalLM", llama},
+      {"Qwen3_5MoeForCausalLM", qwen3_5_moe},
+      {"Qwen3_5MoeForConditionalGeneration", qwen3_5_moe_multimodal},
   };
   return table;
 }
@@ -475,6 +550,11 @@ void validate(ModelSpec& s) {
       if (r.n_group == 1) s.moe.router.group_score = GroupScore::None;
     }
     if (s.moe.expert_width <= 0) inconsistent("expert width must be positive");
+  }
+  if (s.n_linear_layers() > 0) {
+    const auto& la = s.linear;
+    if (la.n_k_heads <= 0 || la.n_v_heads <= 0 || la.k_head_dim <= 0 || la.v_head_dim <= 0 || la.conv_kernel <= 0)
+      inconsistent("linear attention layers need positive head counts, head dims and conv kernel");
   }
   bool any_dense = std::find(s.moe_layer.begin(), s.moe_layer.end(), false) != s.moe_layer.end();
   if (any_dense && s.dense_width <= 0) inconsistent("dense layers need intermediate_size");
@@ -548,6 +628,8 @@ ModelSpec load_model_spec(const std::filesystem::path& dir_or_file) {
 }
 
 int ModelSpec::n_moe_layers() const { return int(std::count(moe_layer.begin(), moe_layer.end(), true)); }
+
+int ModelSpec::n_linear_layers() const { return int(std::count(linear_layer.begin(), linear_layer.end(), true)); }
 
 std::vector<int> ModelSpec::moe_layer_indices() const {
   std::vector<int> out;

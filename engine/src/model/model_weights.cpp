@@ -248,23 +248,38 @@ void bind_experts(const Binder& b, const ModelSpec& s, const std::string& p, Lay
 ModelWeights bind_with(const ModelSpec& s, const Binder& b) {
   const int64_t H = s.hidden, V = s.vocab_size;
   const auto& a = s.attn;
+  // Multimodal checkpoints keep the language model under model.language_model.*.
+  const std::string root = s.naming == TensorNaming::LanguageModel ? "model.language_model." : "model.";
   ModelWeights w;
-  w.embed = b.tensor("model.embed_tokens.weight", {V, H});
+  w.embed = b.tensor(root + "embed_tokens.weight", {V, H});
   w.dtype = w.embed.dtype;
-  w.final_norm = b.tensor("model.norm.weight", {H});
+  w.final_norm = b.tensor(root + "norm.weight", {H});
   if (s.tie_embeddings && !b.has("lm_head.weight")) w.lm_head = w.embed;
   else w.lm_head = b.tensor("lm_head.weight", {V, H});
 
   w.layers.resize(size_t(s.n_layers));
   for (int i = 0; i < s.n_layers; ++i) {
     auto& L = w.layers[size_t(i)];
-    const std::string p = "model.layers." + std::to_string(i) + ".";
+    const std::string p = root + "layers." + std::to_string(i) + ".";
     const std::string at = p + "self_attn.";
     L.attn_norm = b.tensor(p + "input_layernorm.weight", {H});
     L.ffn_norm = b.tensor(p + "post_attention_layernorm.weight", {H});
-    if (a.kind == AttentionKind::GQA) {
+    if (s.is_linear(i)) {  // Gated DeltaNet (transformers' Qwen3_5MoeGatedDeltaNet)
+      const auto& la = s.linear;
+      const std::string ln = p + "linear_attn.";
+      L.lin_qkv = b.linear(ln + "in_proj_qkv", la.conv_dim(), H, false);
+      L.lin_z = b.linear(ln + "in_proj_z", la.value_dim(), H, false);
+      L.lin_b = b.linear(ln + "in_proj_b", la.n_v_heads, H, false);
+      L.lin_a = b.linear(ln + "in_proj_a", la.n_v_heads, H, false);
+      L.lin_out = b.linear(ln + "out_proj", H, la.value_dim(), false);
+      L.conv = b.tensor(ln + "conv1d.weight", {la.conv_dim(), 1, la.conv_kernel});
+      L.dt_bias = b.tensor(ln + "dt_bias", {la.n_v_heads});
+      L.a_log = b.tensor(ln + "A_log", {la.n_v_heads});
+      L.lin_norm = b.tensor(ln + "norm.weight", {la.v_head_dim});
+    } else if (a.kind == AttentionKind::GQA) {
       const int64_t qd = int64_t(a.n_heads) * a.head_dim, kd = int64_t(a.n_kv_heads) * a.head_dim;
-      L.q = b.linear(at + "q_proj", qd, H, a.qkv_bias);
+      // With an output gate, q_proj's rows are [query, gate] for each head in turn.
+      L.q = b.linear(at + "q_proj", a.output_gate ? 2 * qd : qd, H, a.qkv_bias);
       L.k = b.linear(at + "k_proj", kd, H, a.qkv_bias);
       L.v = b.linear(at + "v_proj", kd, H, a.qkv_bias);
       L.o = b.linear(at + "o_proj", H, qd, b.has(at + "o_proj.bias") || (a.sinks && a.qkv_bias));
@@ -350,6 +365,9 @@ std::shared_ptr<const Model> load_model(const std::filesystem::path& dir) {
   for (const auto& L : m->weights.layers)
     for (const auto& x : L.experts) mxfp4 = mxfp4 || x.gate.dtype == DType::MXFP4;
   if (mxfp4) dequantize_weights_for_backends(m->weights, m->owned);
+  if (m->spec.vision_unused)
+    spdlog::warn("{}: {} holds a vision tower; moescope runs only its language model (the vision part is not used)",
+                 m->spec.name, m->spec.architecture);
   spdlog::info("loaded {} ({}, {} layers, {} MoE) from {}", m->spec.name, m->spec.architecture, m->spec.n_layers,
                m->spec.n_moe_layers(), dir.string());
   return m;

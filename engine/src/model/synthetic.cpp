@@ -52,6 +52,7 @@ std::shared_ptr<const Model> make_synthetic_model(ModelSpec spec, int layers, ui
     spec.n_layers = layers;
     spec.moe_layer.resize(size_t(layers));
     if (!spec.attn.sliding_layer.empty()) spec.attn.sliding_layer.resize(size_t(layers));
+    if (!spec.linear_layer.empty()) spec.linear_layer.resize(size_t(layers));
   }
   if (host_storage) {  // one clear message instead of the OOM killer
     const double need = double(count_params(spec).total) * 2.0, have = available_ram_bytes();
