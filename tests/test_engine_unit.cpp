@@ -15,7 +15,9 @@
 #include "moescope/backend.h"
 #include "moescope/compare.h"
 #include "moescope/error.h"
+#include "moescope/route_explain.h"
 #include "moescope/routing.h"
+#include "moescope/resources.h"
 #include "moescope/routing_stats.h"
 #include "moescope/routing_trace.h"
 #include "moescope/sampler.h"
@@ -98,6 +100,44 @@ private slots:
     ids = route(r, logits, bias.data(), nobias, &w);
     QCOMPARE(ids, (std::vector<int32_t>{3, 2}));
     QVERIFY(std::fabs(w[0] - 2.0f * 0.7f / 1.3f) < 1e-5f);
+  }
+
+  // The inspector's explanation of a DeepSeek-V3 choice, rebuilt from the scores: the same
+  // experts as the router, the group step, the margin on biased scores inside the kept groups, and
+  // "why not the best score": its group was dropped.
+  void explain_route_under_groups_and_bias() {
+    RouterSpec r;
+    r.n_experts = 8, r.top_k = 2, r.scoring = ScoreFunc::Sigmoid, r.correction_bias = true;
+    r.group_score = GroupScore::SumTop2, r.n_group = 4, r.topk_group = 2, r.renormalize = true, r.scaling = 2.5f;
+    // groups: {0,1} {2,3} {4,5} {6,7}; expert 7 has the best raw score, but group 3 sums lowest.
+    std::vector<float> s = {0.55f, 0.50f, 0.40f, 0.45f, 0.30f, 0.20f, 0.05f, 0.90f};
+    std::vector<float> bias = {0.f, 0.f, 0.25f, 0.f, 0.f, 0.f, -0.5f, -0.6f};
+    // biased: 0.55 0.50 | 0.65 0.45 | 0.30 0.20 | -0.45 0.30 -> groups 1.05, 1.10, 0.50, -0.15
+    std::vector<float> logits;
+    for (float p : s) logits.push_back(logit_of(p));
+    const auto ids = route(r, logits, bias.data(), {});
+    const rules::RouterRule rule = make_router_rule(r, {}, 0, true);
+    const RouteExplanation x = explain_route(rule, s.data(), bias.data());
+    QCOMPARE(x.chosen, (std::vector<int>(ids.begin(), ids.end())));
+    QCOMPARE(x.chosen, (std::vector<int>{2, 0}));  // biased 0.65, then 0.55
+    QCOMPARE(x.group_score.size(), size_t(4));
+    QVERIFY(std::fabs(x.group_score[1] - 1.10f) < 1e-6f && std::fabs(x.group_score[3] + 0.15f) < 1e-6f);
+    QCOMPARE(x.kept_groups, uint64_t(0b0011));
+    QCOMPARE(x.next, 1);  // biased 0.50 in a kept group; expert 7 (0.30 biased) is in a dropped one
+    QVERIFY(std::fabs(x.margin - 0.05f) < 1e-6f);
+    QCOMPARE(x.best_unchosen, 7);
+    QVERIFY(x.best_unchosen_group_dropped);
+    QVERIFY(!x.in_kept_group(7) && x.in_kept_group(3));
+    // A top-2 on raw scores would have taken 7 and 0. Without groups or bias the explanation is plain top-k.
+    RouterSpec q;
+    q.n_experts = 4, q.top_k = 2;
+    const std::vector<float> p = {0.1f, 0.4f, 0.2f, 0.3f};
+    const RouteExplanation y = explain_route(make_router_rule(q, {}, 0, false), p.data(), nullptr);
+    QCOMPARE(y.chosen, (std::vector<int>{1, 3}));
+    QVERIFY(y.group_score.empty());
+    QCOMPARE(y.next, 2);
+    QVERIFY(std::fabs(y.margin - 0.1f) < 1e-6f);
+    QVERIFY(!y.best_unchosen_group_dropped);
   }
 
   void deepseek_v2_group_max_and_scaling() {
@@ -506,6 +546,28 @@ private slots:
       QCOMPARE(t.expert(i, 0, 2), -1);  // only two experts per token
       QCOMPARE(t.expert(i, 1, 2), -1);
     }
+  }
+
+  // One KV definition: the running cache's figure (per layer, in its element type, times its
+  // layers) is the anatomy's (inspect, Model anatomy) once brought to BF16, for MLA and GQA models.
+  void kv_figure_matches_the_running_cache() {
+    for (const char* name : {"deepseek-v3", "qwen3-moe", "qwen3.5-moe"}) {
+      auto model = load_model(std::string(MOESCOPE_TEST_DATA) + "/models/" + name);
+      auto backend = make_backend(model, {"cpu", 64, 1});
+      const KvStats kv = backend->kv_stats();
+      const KvFigure f = kv_figure(model->spec);
+      const int elem = kv.element_type == "F32" ? 4 : 2;
+      QVERIFY2(kv.n_layers == f.layers, name);
+      QCOMPARE(kv.bytes_per_token_layer * kv.n_layers * 2 / elem, f.bytes_per_token);
+      QCOMPARE(kv.mha_bytes_per_token_layer * kv.n_layers * 2 / elem, f.mha_bytes_per_token);
+      QCOMPARE(kv.state_bytes, f.state_bytes);
+      QCOMPARE(default_memory_context(model->spec), int64_t(model->spec.max_position));
+    }
+    const KvFigure r1 = kv_figure(load_model_spec(preset_path("deepseek-r1")));
+    QCOMPARE(r1.bytes_per_token, int64_t(576 * 2 * 61));
+    QCOMPARE(QString::fromStdString(kv_figure_text(r1, "MLA")),
+             QStringLiteral("68.6 KiB per token in BF16 for all 61 attention layers (1.12 KiB per layer); MLA: 71.1× "
+                            "smaller than multi-head attention (4.77 MiB)"));
   }
 
   void compare_runs_reports_divergence() {

@@ -71,6 +71,10 @@ void TestExperimentsUi::anatomy_presets() {
   QCOMPARE(t->item(total_row, 0)->text(), QStringLiteral("Total"));
   QCOMPARE(t->item(total_row, 1)->text(), QStringLiteral("671.0B"));
   QVERIFY(view.summaryText().contains(QStringLiteral("MLA")));
+  // The same KV figure and default context as `moescope-cli inspect` (moescope/anatomy.h).
+  QVERIFY2(view.summaryText().contains(QStringLiteral("68.6 KiB per token in BF16 for all 61 attention layers")),
+           qPrintable(view.summaryText()));
+  QCOMPARE(view.contextTokens(), 163840);  // DeepSeek-R1's max_position_embeddings
   view.setContext(4096);
   const QString kv_4k = view.memoryTable()->item(0, 2)->text(), total_4k = view.memoryTable()->item(0, 3)->text();
   view.setContext(131072);

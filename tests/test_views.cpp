@@ -14,6 +14,9 @@
 #include <nlohmann/json.hpp>
 #include <random>
 
+#include "moescope/model_spec.h"
+#include "moescope/route_explain.h"
+#include "moescope/routing.h"
 #include "moescope/routing_stats.h"
 #include "moescope/routing_trace.h"
 #include "ui/conversation.h"
@@ -333,10 +336,11 @@ private slots:
     model.selectToken(0);
     v.refreshNow();
     QCOMPARE(v.table()->rowCount(), 2);
-    QCOMPARE(v.table()->item(0, 1)->text(), QStringLiteral("0 (0.700), 1 (0.300)"));
+    QCOMPARE(v.table()->item(0, 1)->text(), QStringLiteral("0 (w 0.700 · s 0.500), 1 (w 0.300 · s 0.200)"));
     // Runners-up: the three next scores (0.15, 0.10, 0.05 → experts 2, 3, 4 for layer 1).
-    QVERIFY2(v.table()->item(0, 2)->text().startsWith(QStringLiteral("2 (0.150), 3 (0.100), 4 (0.050)")),
-             qPrintable(v.table()->item(0, 2)->text()));
+    QVERIFY2(v.table()->item(0, 3)->text().startsWith(QStringLiteral("2 (0.150), 3 (0.100), 4 (0.050)")),
+             qPrintable(v.table()->item(0, 3)->text()));
+    QCOMPARE(v.table()->item(0, 2)->text(), QStringLiteral("model's router unknown"));  // no model loaded
     const LayerConfidence c = router_confidence(model.trace(), 0, 0);
     QVERIFY(c.recorded);
     QVERIFY(std::abs(c.margin - 0.05) < 2e-3);  // 0.2 − 0.15 (half precision)
@@ -348,7 +352,8 @@ private slots:
     }
     QVERIFY(std::abs(c.entropy - h / std::log(8.0)) < 1e-9);
     QVERIFY(v.headerText().contains(QStringLiteral("recorded")));
-    check_exports(&v, dir_.path(), QStringLiteral("token,layer,rank,expert,weight,score,selected,entropy,margin"));
+    check_exports(&v, dir_.path(),
+                  QStringLiteral("token,layer,rank,expert,weight,score,selection_score,group,group_kept,selected,entropy,margin"));
     QCOMPARE(parse_csv(dir_.path() + QStringLiteral("/inspector.csv")).size(), 1 + 2 * (2 + 3));
 
     TraceModel plain;
@@ -359,6 +364,87 @@ private slots:
     QCOMPARE(w.table()->item(0, 1)->text(), QStringLiteral("1 (0.550), 0 (0.450)"));
     QCOMPARE(w.table()->item(0, 3)->text(), QStringLiteral("not recorded"));
     QVERIFY(w.headerText().contains(QStringLiteral("not recorded")));
+  }
+
+  // Group-limited routing explained (DeepSeek-V3's router on the golden model's config): the group
+  // step, raw and biased scores, weights by size, the margin under the model's rule, and a
+  // runner-up that outscored every chosen expert marked as being in a dropped group.
+  void inspector_explains_group_limited_routing() {
+    ModelInfo info;
+    info.spec = std::make_shared<const ModelSpec>(load_model_spec(std::string(MOESCOPE_TEST_DATA) + "/models/deepseek-v3"));
+    const RouterSpec& r = info.spec->moe.router;
+    QCOMPARE(r.n_group, 4);
+    QCOMPARE(r.n_experts, 16);
+    QCOMPARE(r.top_k, 4);
+    info.name = QStringLiteral("deepseek-v3");
+    info.n_experts = r.n_experts, info.top_k = r.top_k, info.moe_layers = info.spec->moe_layer_indices();
+    const int E = r.n_experts, K = r.top_k, L = int(info.moe_layers.size());
+    // Scores (groups of 4): expert 15 scores highest, but group 3's other experts are weak, so its
+    // group sum (0.64) loses to groups 1 (0.95 with expert 5's bias) and 0 (0.69).
+    const std::vector<float> scores = {0.27f, 0.28f, 0.36f, 0.33f, 0.26f, 0.31f, 0.20f, 0.34f,
+                                       0.30f, 0.31f, 0.32f, 0.35f, 0.02f, 0.03f, 0.04f, 0.60f};
+    std::vector<float> bias(size_t(E), 0.0f);
+    bias[5] = 0.3f;
+    info.router_bias = std::make_shared<const std::vector<std::vector<float>>>(size_t(L), bias);
+    std::vector<float> logits(static_cast<size_t>(E));
+    for (int e = 0; e < E; ++e) logits[size_t(e)] = std::log(scores[size_t(e)] / (1.0f - scores[size_t(e)]));
+    RoutingTrace trace(info.name.toStdString(), E, K, info.moe_layers);
+    std::vector<int32_t> ids(size_t(K * L));
+    std::vector<float> w(size_t(K * L)), probs(size_t(E * L)), scratch(size_t(3 * E + 64));
+    for (int m = 0; m < L; ++m)
+      route_token(r, logits.data(), bias.data(), RoutingControl{}, info.moe_layers[size_t(m)], ids.data() + m * K,
+                  w.data() + m * K, probs.data() + m * E, scratch.data());
+    trace.append(TraceToken{0, 7, "x", Phase::Decode}, ids.data(), w.data(), K, probs.data());
+
+    TraceModel model;
+    model.setModel(info);
+    model.replaceTrace(trace, QStringLiteral("test"));
+    InspectorView v(&model);
+    v.resize(1000, 600);
+    model.selectToken(0);
+    v.refreshNow();
+    QVERIFY2(v.headerText().contains(QStringLiteral("routed scaling factor 2.5")), qPrintable(v.headerText()));
+    const QString groups = v.table()->item(0, 2)->text();
+    QVERIFY2(groups.startsWith(QStringLiteral("kept 2 of 4 groups")) && groups.contains(QStringLiteral("best dropped")) &&
+                 !groups.contains(QStringLiteral("differs")),
+             qPrintable(groups));
+    QVERIFY2(v.table()->item(0, 3)->text().startsWith(QStringLiteral("15 (0.600, group dropped)")),
+             qPrintable(v.table()->item(0, 3)->text()));
+    const QString chosen = v.table()->item(0, 1)->text();
+    QVERIFY2(chosen.contains(QStringLiteral("5 (w ")) && chosen.contains(QStringLiteral(" · +b 0.6")), qPrintable(chosen));
+    // Sorted by weight: the listed weights do not rise.
+    QStringList parts = chosen.split(QStringLiteral("), "));
+    QCOMPARE(parts.size(), K);
+    double last = 1e9, sum = 0;
+    for (const QString& part : parts) {
+      const double wt = part.section(QStringLiteral("(w "), 1).section(QLatin1Char(' '), 0, 0).toDouble();
+      QVERIFY2(wt <= last + 1e-9, qPrintable(chosen));
+      last = wt, sum += wt;
+    }
+    QVERIFY2(std::abs(sum - 2.5) < 5e-3, qPrintable(chosen));  // renormalised × routed_scaling_factor
+    // The margin is of biased scores within the kept groups, as the rule compares them.
+    const LayerConfidence c = router_confidence(model.trace(), 0, 0, 3, nullptr, nullptr);
+    const rules::RouterRule rule = make_router_rule(r, {}, info.moe_layers[0], true);
+    const RouteExplanation x = explain_route(rule, std::vector<float>(probs.begin(), probs.begin() + E).data(), bias.data());
+    QCOMPARE(x.chosen, (std::vector<int>{5, 2, 7, 3}));
+    QCOMPARE(x.next, 1);  // 0.28 in group 0; expert 15 (0.60) is in the dropped group 3
+    QVERIFY(std::abs(x.margin - 0.05f) < 2e-3f);
+    QVERIFY(std::abs(v.table()->item(0, 5)->text().toDouble() - x.margin) < 2e-3);
+    QVERIFY(std::abs(c.margin - x.margin) > 0.01);  // the raw-score margin is another number
+
+    // With an intervention (expert 15 forced) the recorded choice is not the rule's: say so.
+    RoutingTrace forced(info.name.toStdString(), E, K, info.moe_layers);
+    RoutingControl force;
+    force.forced_expert = 15;
+    for (int m = 0; m < L; ++m)
+      route_token(r, logits.data(), bias.data(), force, info.moe_layers[size_t(m)], ids.data() + m * K,
+                  w.data() + m * K, probs.data() + m * E, scratch.data());
+    forced.append(TraceToken{0, 7, "x", Phase::Decode}, ids.data(), w.data(), K, probs.data());
+    model.replaceTrace(forced, QStringLiteral("test"));
+    model.selectToken(0);
+    v.refreshNow();
+    QVERIFY2(v.table()->item(0, 2)->text().contains(QStringLiteral("differs from the model's rule")),
+             qPrintable(v.table()->item(0, 2)->text()));
   }
 
   void expert_colouring_html_and_legend() {
@@ -478,6 +564,9 @@ private slots:
     QCOMPARE(kv.fillPermille(), 99);  // the bar: 815 / 8192 in thousandths
     QVERIFY(std::abs(kv.compressionRatio() - 32768.0 / 1152.0) < 1e-9);
     QVERIFY(kv.compressionText().contains(QStringLiteral("28.4× smaller")));
+    // One definition: the whole model's bytes per token in the cache's type, per layer beside it.
+    QVERIFY2(kv.compressionText().contains(QStringLiteral("4.50 KiB per token in BF16 for all 4 attention layers (1.12 KiB per layer)")),
+             qPrintable(kv.compressionText()));
     check_exports(&kv, dir_.path(), QStringLiteral("seconds,tokens,phase"));
     kv.setTab(KvView::Blocks);
     kv.refreshNow();

@@ -41,6 +41,10 @@ struct ModelInfo {
   int n_experts = 0;
   int top_k = 0;
   std::vector<int> moe_layers;
+  // Each MoE layer's router correction bias (DeepSeek-V3 e_score_correction_bias), as floats; an
+  // inner vector is empty where the layer has none (or the weights are not in host memory). The
+  // token inspector rebuilds the router's steps from it (moescope/route_explain.h).
+  std::shared_ptr<const std::vector<std::vector<float>>> router_bias;
   bool template_fallback = false;
   QString template_problem;
   QString generation_config_json;  // generation_config.json as read, or empty

@@ -67,6 +67,20 @@ QString read_text(const std::filesystem::path& p) {
   return QString::fromUtf8(f.readAll());
 }
 
+// Each MoE layer's correction bias as floats (empty where there is none or it is not in host memory).
+std::shared_ptr<const std::vector<std::vector<float>>> router_biases(const Model& model, const std::vector<int>& moe_layers) {
+  auto out = std::make_shared<std::vector<std::vector<float>>>(moe_layers.size());
+  for (size_t m = 0; m < moe_layers.size(); ++m) {
+    const size_t l = size_t(moe_layers[m]);
+    if (l >= model.weights.layers.size()) continue;
+    const TensorView& b = model.weights.layers[l].router_bias;
+    if (!b.data || b.numel() != model.spec.moe.router.n_experts) continue;
+    (*out)[m].resize(size_t(b.numel()));
+    to_f32(b.dtype, b.data, (*out)[m].data(), b.numel());
+  }
+  return out;
+}
+
 }  // namespace
 
 bool records_router_scores(RouterScores mode, int n_moe_layers, int n_experts) {
@@ -134,6 +148,7 @@ void EngineWorker::load(const LoadRequest& request) {
     info.n_experts = model->spec.moe.router.n_experts;
     info.top_k = model->spec.moe.router.top_k;
     info.moe_layers = model->spec.moe_layer_indices();
+    info.router_bias = router_biases(*model, info.moe_layers);
     if (format) {
       const ChatPrompt probe = format->render(nlohmann::ordered_json::array({{{"role", "user"}, {"content", "Hello"}}}));
       info.template_fallback = probe.used_fallback;

@@ -30,9 +30,9 @@ const std::vector<Entry> kCommands = {
      "          [--backend cpu|cuda] [--trace OUT.json] [--probs]\n"
      "          [--disable-experts 'L:E,E;*:E'] [--force-expert [L:]E] [--top-k-experts K] [--ignore-bias]"},
     {"compare", moescope::cli::cmd_compare,
-     "compare   --model DIR --prompt TEXT [--chat] <interventions as for generate>   (both answers, divergence)"},
+     "compare   --model DIR --prompt TEXT [--chat] [--json] <interventions as for generate>   (both answers, divergence)"},
     {"inspect", moescope::cli::cmd_inspect,
-     "inspect   --model DIR|config.json | --preset NAME [--context N]   (anatomy as JSON)"},
+     "inspect   --model DIR|config.json | --preset NAME [--context N] [--json]   (anatomy: parameters, KV, memory)"},
     {"bench", moescope::cli::cmd_bench,
      "bench     --shape NAME|--model DIR [--backend cpu|cuda] [--prompt-tokens N] [--decode-tokens N]\n"
      "          [--layers N] [--json]   shapes: olmoe-1b-7b qwen3-30b-a3b deepseek-v2-lite mixtral-8x7b deepseek-v3\n"

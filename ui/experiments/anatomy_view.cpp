@@ -33,12 +33,7 @@ QString count_text(double n) {
   return QString::number(qint64(n));
 }
 
-QString bytes_text(double b) {
-  if (b >= 1024.0 * 1024 * 1024) return QString::number(b / (1024.0 * 1024 * 1024), 'f', 1) + QStringLiteral(" GiB");
-  if (b >= 1024.0 * 1024) return QString::number(b / (1024.0 * 1024), 'f', 1) + QStringLiteral(" MiB");
-  if (b >= 1024.0) return QString::number(b / 1024.0, 'f', 1) + QStringLiteral(" KiB");
-  return QString::number(qint64(b)) + QStringLiteral(" B");
-}
+QString bytes_text(double b) { return QString::fromStdString(format_bytes_iec(b)); }
 
 constexpr int kLoadedIndex = 0;  // combo: "Loaded model", then presets, then opened configs
 
@@ -187,13 +182,20 @@ bool AnatomyView::openConfig(const QString& path) {
 }
 
 void AnatomyView::setContext(int tokens) { context_->setValue(tokens); }
+int AnatomyView::contextTokens() const { return context_->value(); }
 
 void AnatomyView::showSpec(const ModelSpec& spec, const QString& source) {
   spec_ = spec;
+  {
+    // The memory figures start at the model's own context, as `moescope-cli inspect` does.
+    const QSignalBlocker b(context_);
+    context_->setValue(int(std::min<int64_t>(default_memory_context(spec), context_->maximum())));
+    const QSignalBlocker s(slider_);
+    slider_->setValue(int(std::lround(std::log2(std::max(1, context_->value())))));
+  }
   const nlohmann::json j = anatomy_json(spec, 1);
   const ParamCounts c = count_params(spec);
   const auto& e = j["experts"];
-  const auto& kv = j["kv_cache"];
   const QString attn = QString::fromStdString(j["attention"]["kind"].get<std::string>());
   const int n_shared = spec.moe.shared == SharedExperts::None ? 0 : 1;
   QString text = tr("<b>%1</b> (%2, %3)<br>%4 layers (%5 MoE, %6 dense) · attention %7 · experts: %8 routed, "
@@ -210,13 +212,8 @@ void AnatomyView::showSpec(const ModelSpec& spec, const QString& source) {
                               : QStringLiteral("0"))
                      .arg(e["active"].get<int>())
                      .arg(count_text(double(c.total)), count_text(double(c.active)));
-  const double kv_b = kv["bytes_per_token_bf16"].get<double>(), mha_b = kv["mha_equivalent_bytes_per_token_bf16"].get<double>();
-  text += attn == QLatin1String("MLA")
-              ? tr("<br>KV cache per token (BF16): %1 with MLA vs %2 for the multi-head equivalent (%3% smaller)")
-                    .arg(bytes_text(kv_b), bytes_text(mha_b))
-                    .arg(100.0 * kv["compression_vs_mha"].get<double>(), 0, 'f', 1)
-              : tr("<br>KV cache per token (BF16): %1 (%2; multi-head would need %3)")
-                    .arg(bytes_text(kv_b), attn, bytes_text(mha_b));
+  // The KV figure as every view and `moescope-cli inspect` give it (moescope/anatomy.h).
+  text += tr("<br>KV cache: %1").arg(QString::fromStdString(kv_figure_text(kv_figure(spec), attention_kind_name(spec))).toHtmlEscaped());
   summary_->setText(text);
 
   struct Row {

@@ -29,6 +29,7 @@ public:
   bool showPreset(const QString& name);
   bool openConfig(const QString& path);  // a config.json (or a model directory)
   void setContext(int tokens);
+  int contextTokens() const;
   bool exportCsv(const QString& path) const;
 
   QTableWidget* paramsTable() const { return params_; }

@@ -9,6 +9,7 @@
 #include <cmath>
 #include <qcustomplot.h>
 
+#include "moescope/anatomy.h"
 #include "ui/views/palette.h"
 #include "ui/views/trace_model.h"
 
@@ -178,18 +179,28 @@ QString KvView::fillText() const {
 
 QString KvView::compressionText() const {
   const KvStats& kv = traceModel()->kv();
-  const double ratio = compressionRatio();
-  if (ratio <= 0) return {};
-  if (ratio <= 1.0001)
-    return tr("%1 per token per layer (keys and values of the key/value heads; no latent compression).")
-        .arg(format_bytes(double(kv.bytes_per_token_layer)));
-  return tr("Multi-head Latent Attention: %1 per token per layer, plain multi-head attention would need %2 — "
-            "%3× smaller (%4 now instead of %5).")
-      .arg(format_bytes(double(kv.bytes_per_token_layer)))
-      .arg(format_bytes(double(kv.mha_bytes_per_token_layer)))
-      .arg(ratio, 0, 'f', 1)
-      .arg(format_bytes(double(kv.bytes_used)))
-      .arg(format_bytes(double(kv.mha_bytes_per_token_layer) * double(kv.tokens) * kv.n_layers));
+  if (!traceModel()->hasKv() || kv.bytes_per_token_layer <= 0) return {};
+  // One definition of the KV figure (moescope/anatomy.h): bytes per token for the whole model in
+  // the cache's element type, per layer as a detail; in BF16 too, the figure of Model anatomy and
+  // `moescope-cli inspect`.
+  KvFigure f;
+  f.element_type = kv.element_type.empty() ? "F32" : kv.element_type;
+  f.layers = kv.n_layers;
+  f.bytes_per_token_layer = kv.bytes_per_token_layer;
+  f.bytes_per_token = kv.bytes_per_token_layer * kv.n_layers;
+  f.mha_bytes_per_token = kv.mha_bytes_per_token_layer * kv.n_layers;
+  f.state_bytes = kv.state_bytes;
+  const ModelSpec* spec = traceModel()->spec();
+  const std::string attention = spec ? attention_kind_name(*spec) : std::string(compressionRatio() > 1.0001 ? "MLA" : "GQA");
+  QString text = tr("KV cache: %1.").arg(QString::fromStdString(kv_figure_text(f, attention)));
+  const int elem = f.element_type == "F32" ? 4 : f.element_type == "F64" ? 8 : f.element_type == "F8" ? 1 : 2;
+  if (elem != 2)
+    text += tr(" In BF16 (the figure Model anatomy and moescope-cli inspect give): %1 per token.")
+                .arg(format_bytes(double(f.bytes_per_token) * 2.0 / elem));
+  text += tr(" Now: %1 for %2 tokens").arg(format_bytes(double(kv.bytes_used))).arg(kv.tokens);
+  if (compressionRatio() > 1.0001)
+    text += tr(" (multi-head attention would need %1)").arg(format_bytes(double(f.mha_bytes_per_token) * double(kv.tokens)));
+  return text + QLatin1Char('.');
 }
 
 int KvView::fillPermille() const { return fill_->value(); }

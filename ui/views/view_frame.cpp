@@ -14,6 +14,7 @@
 #include <QVBoxLayout>
 #include <qcustomplot.h>
 
+#include "moescope/anatomy.h"
 #include "ui/views/trace_model.h"
 
 namespace moescope::ui {
@@ -219,15 +220,7 @@ QString format_count(double v) {
   return QString::number(v, 'g', 4);
 }
 
-QString format_bytes(double b) {
-  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-  int u = 0;
-  while (std::abs(b) >= 1024.0 && u < 4) {
-    b /= 1024.0;
-    ++u;
-  }
-  return QString::number(b, 'f', u == 0 ? 0 : (b < 10 ? 2 : 1)) + QLatin1Char(' ') + QLatin1String(units[u]);
-}
+QString format_bytes(double b) { return QString::fromStdString(format_bytes_iec(b)); }
 
 QString csv_field(const QString& s) {
   if (!s.contains(QLatin1Char(',')) && !s.contains(QLatin1Char('"')) && !s.contains(QLatin1Char('\n')) &&

@@ -10,6 +10,7 @@
 // embedding + head. Makers differ on whether the input embedding is active, so both figures are
 // given (active and active_without_embedding).
 #include <cstdint>
+#include <string>
 #include <nlohmann/json_fwd.hpp>
 
 #include "moescope/model_spec.h"
@@ -37,6 +38,31 @@ ParamCounts count_params(const ModelSpec& spec);
 // Bytes of weights read to decode one token at batch 1, at `bytes_per_param`: the active
 // parameters less the embedding table (only one row of it is read).
 double decode_weight_bytes(const ModelSpec& spec, double bytes_per_param);
+
+// The KV-cache figure every place shows the same way (`inspect`, Model anatomy, the KV view): bytes
+// per token for the whole model (all softmax-attention layers) in a named cache element type, the
+// per-layer figure as a detail, and what plain multi-head attention would need beside it.
+struct KvFigure {
+  std::string element_type = "BF16";
+  int layers = 0;                   // layers keeping K/V per token
+  int64_t bytes_per_token = 0;      // all of them
+  int64_t bytes_per_token_layer = 0;
+  int64_t mha_bytes_per_token = 0;  // the multi-head equivalent, all layers
+  int64_t state_bytes = 0;          // linear-attention layers' fixed state (fp32), not per token
+  double times_smaller() const { return bytes_per_token > 0 ? double(mha_bytes_per_token) / double(bytes_per_token) : 0.0; }
+};
+// From the spec alone, at `bytes_per_value` (2 for BF16/F16, 4 for F32) named `element_type`.
+KvFigure kv_figure(const ModelSpec& spec, int bytes_per_value = 2, const std::string& element_type = "BF16");
+// "68.6 KiB per token in BF16 for all 61 layers (1.1 KiB per layer); MLA: 71.1× smaller than
+// multi-head attention (4.8 MiB)". `attention` names the kind ("MLA", "GQA", ...).
+std::string kv_figure_text(const KvFigure& kv, const std::string& attention);
+// "MLA", "GQA" or "MHA".
+std::string attention_kind_name(const ModelSpec& spec);
+// Bytes in binary units with three significant figures: "68.6 KiB".
+std::string format_bytes_iec(double bytes);
+// The context `inspect` and Model anatomy size the memory figures for by default: the model's own
+// (max_position_embeddings), 4096 when the config gives none.
+int64_t default_memory_context(const ModelSpec& spec);
 
 // The `moescope-cli inspect` JSON: architecture, layers, attention kind, experts, parameter
 // breakdown, KV bytes per token, and memory for weights (BF16/FP8/INT4) + KV at `context` tokens.

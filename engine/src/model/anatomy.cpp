@@ -1,5 +1,8 @@
 #include "moescope/anatomy.h"
 
+#include <cmath>
+#include <cstdio>
+
 #include <nlohmann/json.hpp>
 
 namespace moescope {
@@ -76,12 +79,55 @@ double decode_weight_bytes(const ModelSpec& s, double bytes_per_param) {
   return params * bytes_per_param;
 }
 
+KvFigure kv_figure(const ModelSpec& s, int bytes_per_value, const std::string& element_type) {
+  KvFigure f;
+  f.element_type = element_type;
+  f.layers = s.n_attention_layers();  // only softmax-attention layers keep K/V per token
+  f.bytes_per_token_layer = s.kv_values_per_token() * bytes_per_value;
+  f.bytes_per_token = f.bytes_per_token_layer * f.layers;
+  f.mha_bytes_per_token = s.mha_kv_values_per_token() * bytes_per_value * f.layers;
+  f.state_bytes = int64_t(s.n_linear_layers()) * s.linear.state_values() * 4;
+  return f;
+}
+
+std::string format_bytes_iec(double bytes) {
+  static const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  int u = 0;
+  while (std::fabs(bytes) >= 1024.0 && u < 4) bytes /= 1024.0, ++u;
+  char buf[32];
+  if (u == 0) std::snprintf(buf, sizeof buf, "%.0f B", bytes);
+  else std::snprintf(buf, sizeof buf, bytes >= 100 ? "%.0f %s" : bytes >= 10 ? "%.1f %s" : "%.2f %s", bytes, units[u]);
+  return buf;
+}
+
+std::string kv_figure_text(const KvFigure& kv, const std::string& attention) {
+  std::string text = format_bytes_iec(double(kv.bytes_per_token)) + " per token in " + kv.element_type + " for all " +
+                     std::to_string(kv.layers) + " attention layers (" +
+                     format_bytes_iec(double(kv.bytes_per_token_layer)) + " per layer)";
+  const double x = kv.times_smaller();
+  if (x > 1.0001) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.1f", x);
+    text += "; " + attention + ": " + buf + "× smaller than multi-head attention (" +
+            format_bytes_iec(double(kv.mha_bytes_per_token)) + ")";
+  }
+  if (kv.state_bytes > 0)
+    text += "; plus a fixed " + format_bytes_iec(double(kv.state_bytes)) + " of linear-attention state (FP32)";
+  return text;
+}
+
+std::string attention_kind_name(const ModelSpec& s) {
+  return s.attn.kind == AttentionKind::MLA ? "MLA" : s.attn.n_kv_heads == s.attn.n_heads ? "MHA" : "GQA";
+}
+
+int64_t default_memory_context(const ModelSpec& spec) { return spec.max_position > 0 ? spec.max_position : 4096; }
+
 nlohmann::json anatomy_json(const ModelSpec& s, int64_t context) {
   using nlohmann::json;
   const ParamCounts c = count_params(s);
   const auto& a = s.attn;
   const auto& r = s.moe.router;
-  auto attn_kind = a.kind == AttentionKind::MLA ? "MLA" : (a.n_kv_heads == a.n_heads ? "MHA" : "GQA");
+  const std::string attn_kind = attention_kind_name(s);
   json attention = {{"kind", attn_kind}, {"heads", a.n_heads}};
   if (a.kind == AttentionKind::MLA) {
     attention["q_lora_rank"] = a.q_lora_rank;
@@ -138,14 +184,15 @@ nlohmann::json anatomy_json(const ModelSpec& s, int64_t context) {
                               {"scaling", r.scaling}}}};
 
   const int64_t kv_vals = s.kv_values_per_token(), mha_vals = s.mha_kv_values_per_token();
-  // Only softmax-attention layers keep K/V per token; linear-attention layers a fixed state.
-  const int64_t kv_bf16_token = kv_vals * 2 * s.n_attention_layers(), mha_bf16_token = mha_vals * 2 * s.n_attention_layers();
+  const KvFigure fig = kv_figure(s);
+  const int64_t kv_bf16_token = fig.bytes_per_token, mha_bf16_token = fig.mha_bytes_per_token;
   json kv = {{"values_per_token_layer", kv_vals},
              {"bytes_per_token_bf16", kv_bf16_token},
              {"mha_equivalent_bytes_per_token_bf16", mha_bf16_token},
              {"compression_vs_mha", mha_vals ? 1.0 - double(kv_vals) / double(mha_vals) : 0.0},
              {"layers", s.n_attention_layers()},
-             {"recurrent_state_bytes_fp32", s.n_linear_layers() * s.linear.state_values() * 4}};
+             {"bytes_per_token_layer_bf16", fig.bytes_per_token_layer},
+             {"recurrent_state_bytes_fp32", fig.state_bytes}};
 
   json memory = json::object();
   for (auto [name, bpp] : {std::pair<const char*, double>{"bf16", 2.0}, {"fp8", 1.0}, {"int4", 0.5}}) {
