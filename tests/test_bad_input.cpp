@@ -334,6 +334,41 @@ private slots:
   // Interventions that leave nothing to route are one clear line: top-k 0, or every routed expert
   // of a layer disabled in a model without a shared expert (mixtral); with a shared expert the CLI
   // says that only it runs there (qwen2-moe).
+  // inspect and compare print readable reports by default and JSON with --json; compare says
+  // "none" (null) rather than -1, and numbers layers as the model does.
+  void cli_reports_and_json() {
+    auto run = [](QStringList args) {
+      QProcess p;
+      p.start(MOESCOPE_CLI, args);
+      p.waitForFinished(60000);
+      return std::pair(p.exitCode(), QString::fromUtf8(p.readAllStandardOutput()));
+    };
+    auto [rc, out] = run({"inspect", "--preset", "deepseek-r1"});
+    QCOMPARE(rc, 0);
+    QVERIFY2(out.contains("671.0B total / 37.6B active parameters per token"), qPrintable(out));
+    QVERIFY2(out.contains("memory at 163840 tokens of context"), qPrintable(out));
+    QVERIFY(!out.trimmed().startsWith('{'));
+    std::tie(rc, out) = run({"inspect", "--preset", "deepseek-r1", "--json"});
+    QCOMPARE(rc, 0);
+    const auto j = nlohmann::json::parse(out.toStdString());
+    QCOMPARE(j["total_params"].get<int64_t>() / 100000000, int64_t(6710));
+    QCOMPARE(j["memory_context_tokens"].get<int64_t>(), int64_t(163840));
+    const fs::path tiny = fs::path(MOESCOPE_TEST_DATA) / "models/chat-tiny";
+    const int first_moe = moescope::load_model_spec(tiny).moe_layer_indices().at(0);
+    QCOMPARE(first_moe, 1);
+    const QString model = QString::fromStdString(tiny.string());
+    const QStringList cmp = {"compare", "--model", model, "--prompt", "Hello", "--max-tokens", "4", "--top-k-experts", "1"};
+    std::tie(rc, out) = run(cmp);
+    QCOMPARE(rc, 0);
+    QVERIFY2(out.contains("first differing answer token: ") && out.contains("first routing change: position 0 (prompt), layer 1"),
+             qPrintable(out));  // one expert instead of top-k at once; layer 0 is dense, so model layer 1
+    std::tie(rc, out) = run(cmp + QStringList{"--json"});
+    QCOMPARE(rc, 0);
+    const auto c = nlohmann::json::parse(out.toStdString());
+    QCOMPARE(c["first_route_divergence"]["layer"].get<int>(), 1);
+    QVERIFY(c["first_token_divergence"].is_null() || c["first_token_divergence"].get<int>() >= 0);
+  }
+
   void cli_empty_expert_sets() {
     auto run = [](const fs::path& model, QStringList extra) {
       QProcess p;
