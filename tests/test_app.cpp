@@ -1,6 +1,10 @@
 // The desktop app, driven through its real main window, engine worker thread and conversation
 // store on the chat-tiny model (tests/data/models/chat-tiny). Offscreen; waits with QTRY_*.
+#include <QAbstractButton>
+#include <QAbstractScrollArea>
+#include <QAbstractSpinBox>
 #include <QAction>
+#include <QComboBox>
 #include <QDir>
 #include <QDockWidget>
 #include <QFile>
@@ -11,9 +15,11 @@
 #include <QPushButton>
 #include <QSignalSpy>
 #include <QStandardPaths>
+#include <QTabBar>
 #include <QTemporaryDir>
 #include <QTest>
 #include <memory>
+#include <qcustomplot.h>
 #include <tuple>
 
 #include <spdlog/spdlog.h>
@@ -53,6 +59,59 @@ SamplingSettings sampling(double temperature, quint64 seed, int max_tokens) {
   s.random_seed = false;
   s.max_tokens = max_tokens;
   return s;
+}
+
+// Visible controls of `root` that an ancestor cuts off (outside scroll areas) or that are squeezed
+// below their minimum size hint, as "class 'text' (reason)".
+QStringList clipped_controls(QWidget* root) {
+  QStringList out;
+  const auto widgets = root->findChildren<QWidget*>();
+  for (QWidget* wd : widgets) {
+    if (!wd->isVisibleTo(root) || !wd->isVisible()) continue;
+    const bool control = qobject_cast<QAbstractButton*>(wd) || qobject_cast<QComboBox*>(wd) ||
+                         qobject_cast<QAbstractSpinBox*>(wd) || (qobject_cast<QLabel*>(wd) && !qobject_cast<QLabel*>(wd)->text().isEmpty());
+    if (!control || wd->width() <= 0) continue;
+    // Qt's own dock title buttons are sized by the style; an elided label keeps its text in the tooltip.
+    if (QByteArray(wd->metaObject()->className()) == "QDockWidgetTitleButton") continue;
+    bool behind = false;  // in a dock that is a tab in the background
+    for (QWidget* a = wd->parentWidget(); a && !behind; a = a->parentWidget())
+      behind = qobject_cast<QDockWidget*>(a) && a->visibleRegion().isEmpty();
+    if (behind) continue;
+    if (auto* l = qobject_cast<QLabel*>(wd); l && l->text().endsWith(QChar(0x2026)) && !l->toolTip().isEmpty()) continue;
+    bool in_scroll = false;  // scrolled content may lie outside its viewport: that is what scrolling is
+    for (QWidget* a = wd->parentWidget(); a && !in_scroll; a = a->parentWidget())
+      in_scroll = qobject_cast<QAbstractScrollArea*>(a) != nullptr;
+    for (QWidget* a = wd->parentWidget(); a && a != root->parentWidget(); a = a->parentWidget()) {
+      if (qobject_cast<QTabBar*>(wd->parentWidget())) in_scroll = true;  // a tab bar scrolls its tabs
+      const QRect in_a = QRect(wd->mapTo(a, QPoint(0, 0)), wd->size());
+      const QRect shown = in_a.intersected(a->rect());
+      if (shown.width() < in_a.width() - 1 || shown.height() < in_a.height() - 1) {
+        if (!in_scroll) {
+          const QString text = qobject_cast<QAbstractButton*>(wd)  ? qobject_cast<QAbstractButton*>(wd)->text()
+                               : qobject_cast<QLabel*>(wd)          ? qobject_cast<QLabel*>(wd)->text().left(40)
+                                                                    : wd->objectName();
+          out << QStringLiteral("%1 '%2' cut by %3 %4").arg(wd->metaObject()->className(), text, a->metaObject()->className(),
+                                                            a->objectName());
+        }
+        break;
+      }
+    }
+    if (in_scroll) continue;
+    const QSize min = wd->minimumSizeHint();
+    const auto* label = qobject_cast<QLabel*>(wd);
+    const bool wraps = label && label->wordWrap();
+    if (!wraps && min.isValid() && (wd->width() < min.width() - 1 || wd->height() < min.height() - 1)) {
+      const QString text = qobject_cast<QAbstractButton*>(wd) ? qobject_cast<QAbstractButton*>(wd)->text()
+                           : label                            ? label->text().left(40)
+                                                              : wd->objectName();
+      out << QStringLiteral("%1 '%2' squeezed to %3×%4 (needs %5×%6)").arg(wd->metaObject()->className(), text).arg(wd->width())
+                 .arg(wd->height()).arg(min.width()).arg(min.height());
+    }
+    if (wraps && label->heightForWidth(label->width()) > label->height() + 1)
+      out << QStringLiteral("QLabel '%1' wrapped text cut (%2 px of %3)").arg(label->text().left(40)).arg(label->height())
+                 .arg(label->heightForWidth(label->width()));
+  }
+  return out;
 }
 
 }  // namespace
@@ -547,6 +606,60 @@ private slots:
     bool listed = false;
     for (QAction* a : w->viewsMenu()->actions()) listed |= a->text() == QStringLiteral("Test view");
     QVERIFY(listed);
+  }
+
+  // Layouts that fit (issue 16): at 1024×700 and 1920×1080, with the default docks and with every
+  // dock open, no visible control is cut off by an ancestor (outside scroll areas, whose job that
+  // is) or squeezed below its minimum size hint, the message buttons show, and the routing map has
+  // at least 10 px for each of its rows. MOESCOPE_SHOTS=DIR saves a screenshot of each case.
+  void layoutsFit() {
+    moescope::ui::register_views(views_);
+    const QString shots = qEnvironmentVariable("MOESCOPE_SHOTS");
+    for (const QSize size : {QSize(1024, 700), QSize(1920, 1080)}) {
+      for (const bool every_dock : {false, true}) {
+        QTemporaryDir fresh;  // default layout: no saved window state
+        AppOptions o;
+        o.model_dir = kModel;
+        o.backend = QStringLiteral("cpu");
+        o.data_dir = fresh.path();
+        o.settings_file = fresh.filePath(QStringLiteral("settings.ini"));
+        MainWindow w(o, views_);
+        QSignalSpy ready(&w, &MainWindow::modelReady);
+        w.resize(size);
+        w.show();
+        QVERIFY(QTest::qWaitForWindowExposed(&w));
+        QTRY_VERIFY_WITH_TIMEOUT(ready.count() > 0, kTimeout);
+        if (every_dock)
+          for (const QString& id : w.viewIds()) w.showView(id);
+        w.setConversationSettings({}, sampling(0.0, 1, 24));
+        QSignalSpy done(w.engine(), &moescope::ui::EngineHost::generationFinished);
+        w.chat()->input()->setPlainText(QStringLiteral("Hello there"));
+        QTest::mouseClick(w.chat()->sendButton(), Qt::LeftButton);
+        QTRY_VERIFY_WITH_TIMEOUT(done.count() == 1, kTimeout);
+        QTest::qWait(400);  // the views' refresh timers
+        const QString where = QStringLiteral("%1×%2%3").arg(size.width()).arg(size.height()).arg(every_dock ? " every dock" : "");
+        // The window really is that size: no minimum width or height of its parts pushes it out.
+        QStringList mins;
+        for (const QString& id : w.viewIds())
+          if (QDockWidget* d = w.viewDock(id); d && d->isVisible())
+            mins << QStringLiteral("%1 %2×%3").arg(id).arg(d->minimumSizeHint().width()).arg(d->minimumSizeHint().height());
+        QVERIFY2(w.size() == size, qPrintable(where + QStringLiteral(": the window is %1×%2 (minimum %3×%4; docks: %5)").arg(w.width())
+                                               .arg(w.height()).arg(w.minimumSizeHint().width()).arg(w.minimumSizeHint().height()).arg(mins.join(", "))));
+        if (!shots.isEmpty())
+          QVERIFY(w.grab().save(QDir(shots).filePath(QStringLiteral("layout-%1x%2%3.png").arg(size.width()).arg(size.height())
+                                                          .arg(every_dock ? "-every-dock" : ""))));
+        const QStringList problems = clipped_controls(&w);
+        QVERIFY2(problems.isEmpty(), qPrintable(where + ": " + problems.mid(0, 12).join(QStringLiteral("; "))));
+        QWidget* map = w.viewWidget(QStringLiteral("routing"));
+        QVERIFY(map && map->isVisible());
+        auto* plot = map->findChild<QCustomPlot*>(QStringLiteral("routingPlot"));
+        QVERIFY(plot);
+        const double row_px = plot->axisRect()->height() / plot->yAxis->range().size();
+        QVERIFY2(row_px >= 9.9 && plot->yAxis->range().size() >= 8,
+                 qPrintable(where + QStringLiteral(": routing map rows %1 px high, %2 rows shown").arg(row_px).arg(plot->yAxis->range().size())));
+        w.close();
+      }
+    }
   }
 
   void dockLayoutIsRemembered() {

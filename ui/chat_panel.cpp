@@ -68,6 +68,8 @@ ChatPanel::ChatPanel(QWidget* parent) : QWidget(parent) {
   eb->setContentsMargins(0, 0, 0, 0);
   auto* eb_text = new QLabel(tr("Editing an earlier message: sending replaces it and every turn after it."), edit_banner_);
   eb_text->setStyleSheet(QStringLiteral("color:#5C4300;"));
+  eb_text->setObjectName(QStringLiteral("editNotice"));
+  eb_text->setWordWrap(true);  // never clipped in a narrow chat
   auto* eb_cancel = new QPushButton(tr("Cancel edit"), edit_banner_);
   connect(eb_cancel, &QPushButton::clicked, this, [this] { setEditing(-1, {}); });
   eb->addWidget(eb_text, 1);
@@ -105,6 +107,7 @@ ChatPanel::ChatPanel(QWidget* parent) : QWidget(parent) {
   auto* footer = new QHBoxLayout;
   model_hint_ = new QLabel(this);
   model_hint_->setStyleSheet(QStringLiteral("color:#6A737D;"));
+  model_hint_->setWordWrap(true);
   footer->addWidget(model_hint_, 1);
   footer->addWidget(settings_);
   col->addLayout(footer);

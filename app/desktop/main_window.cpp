@@ -13,6 +13,7 @@
 #include <QLabel>
 #include <QMenuBar>
 #include <QMessageBox>
+#include <QTimer>
 #include <QPlainTextEdit>
 #include <QProgressBar>
 #include <QPushButton>
@@ -64,9 +65,9 @@ MainWindow::MainWindow(const AppOptions& options, const ui::ViewRegistry& views,
   splitter_ = new QSplitter(Qt::Horizontal, this);
   splitter_->setObjectName(QStringLiteral("mainSplitter"));
   list_ = new ui::ConversationList(splitter_);
-  list_->setMinimumWidth(200);
+  list_->setMinimumWidth(170);
   chat_ = new ui::ChatPanel(splitter_);
-  chat_->setMinimumWidth(480);  // docked views take the rest, never squeeze the chat below readable
+  chat_->setMinimumWidth(400);  // docked views take the rest, never squeeze the chat below readable
   splitter_->addWidget(list_);
   splitter_->addWidget(chat_);
   splitter_->setStretchFactor(0, 0);
@@ -79,6 +80,9 @@ MainWindow::MainWindow(const AppOptions& options, const ui::ViewRegistry& views,
   pal.setColor(QPalette::Window, QColor(0xF6, 0xF8, 0xFA));
   list_->setPalette(pal);
   setCentralWidget(splitter_);
+  // The right dock area runs the whole height (the bottom one stops beside it), so docks on the
+  // right and below never stack their minimum heights.
+  setCorner(Qt::BottomRightCorner, Qt::RightDockWidgetArea);
 
   buildMenus();
   buildStatusBar();
@@ -149,7 +153,24 @@ MainWindow::MainWindow(const AppOptions& options, const ui::ViewRegistry& views,
 
   resize(1280, 800);
   if (!settings_->windowGeometry().isEmpty()) restoreGeometry(settings_->windowGeometry());
-  if (!settings_->windowState().isEmpty()) restoreState(settings_->windowState());
+  if (!settings_->windowState().isEmpty()) {
+    restoreState(settings_->windowState());
+    for (const auto& [id, v] : views_) v.dock->setProperty("moescope-placed", true);  // the saved layout places them
+  } else {
+    // First start: the views shown by default share the bottom area as tabs with the routing map,
+    // the main view, in front; it gets 48 % of the height (the chat the rest) once the window has
+    // its real size. The chat keeps the whole width beside the conversation list.
+    if (QDockWidget* map = viewDock(QStringLiteral("routing"))) {
+      for (const QString& id : view_order_)
+        if (QDockWidget* d = viewDock(id); d && d != map && d->isVisibleTo(this) && dockWidgetArea(d) == dockWidgetArea(map))
+          tabifyDockWidget(map, d);
+      map->raise();
+    }
+    QTimer::singleShot(0, this, [this] {
+      if (QDockWidget* map = viewDock(QStringLiteral("routing")); map && map->isVisible())
+        resizeDocks({map}, {std::max(map->minimumSizeHint().height(), int(height() * 0.48))}, Qt::Vertical);
+    });
+  }
   if (!settings_->splitterState().isEmpty()) splitter_->restoreState(settings_->splitterState());
 
   restoreConversations();
@@ -307,8 +328,19 @@ QDockWidget* MainWindow::addView(const ui::ViewFactory& factory) {
     no_views_->deleteLater();
     no_views_ = nullptr;
   }
-  QAction* toggle = dock->toggleViewAction();
+  // The menu's check follows the dock; checking it opens the view as showView() does (placed as a
+  // tab the first time, raised), unchecking closes it.
+  auto* toggle = new QAction(factory.title, dock);
+  toggle->setCheckable(true);
+  toggle->setChecked(factory.visible_by_default);
   toggle->setStatusTip(factory.description);
+  dock->setProperty("moescope-placed", factory.visible_by_default);  // the default layout places those
+  connect(dock, &QDockWidget::visibilityChanged, toggle, [toggle, dock] { toggle->setChecked(!dock->isHidden()); });
+  const QString id = factory.id;
+  connect(toggle, &QAction::triggered, this, [this, id, dock](bool on) {
+    if (on) showView(id);
+    else dock->hide();
+  });
   views_menu_->addAction(toggle);
   return dock;
 }
@@ -329,9 +361,25 @@ bool MainWindow::showView(const QString& id) {
   const auto it = views_.find(id);
   if (it == views_.end()) return false;
   QDockWidget* dock = it->second.dock;
+  placeFirstTime(dock);
   dock->show();
   dock->raise();
   return true;
+}
+
+// A view opened for the first time (not placed by the user or a saved layout) joins a visible view
+// of its area as a tab instead of splitting the area again: with every view open the window still
+// fits 1024×700.
+void MainWindow::placeFirstTime(QDockWidget* dock) {
+  if (dock->property("moescope-placed").toBool() || dock->isVisible() || dock->isFloating()) return;
+  dock->setProperty("moescope-placed", true);
+  for (const QString& id : view_order_) {
+    QDockWidget* other = viewDock(id);
+    if (other && other != dock && other->isVisible() && !other->isFloating() && dockWidgetArea(other) == dockWidgetArea(dock)) {
+      tabifyDockWidget(other, dock);
+      return;
+    }
+  }
 }
 
 // ---- conversations ---------------------------------------------------------------------------

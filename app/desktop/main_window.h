@@ -88,6 +88,7 @@ protected:
   void closeEvent(QCloseEvent* e) override;
 
 private:
+  void placeFirstTime(QDockWidget* dock);
   void buildMenus();
   void buildStatusBar();
   void restoreConversations();

@@ -68,9 +68,9 @@ CoactivationView::CoactivationView(TraceModel* model, QWidget* parent)
   window_box_->setCurrentIndex(1);
   connect(window_box_, &QComboBox::currentIndexChanged, this, [this](int i) { setWindow(StatsWindow(i)); });
   min_count_ = new QSpinBox(this);
-  min_count_->setRange(1, 1000000);
+  min_count_->setRange(1, 99999);
   min_count_->setValue(3);
-  min_count_->setPrefix(tr("min tokens "));
+  min_count_->setPrefix(tr("min "));
   min_count_->setToolTip(tr("List pairs only for experts chosen by at least this many tokens"));
   connect(min_count_, &QSpinBox::valueChanged, this, [this] { markDirty(); });
   controls()->insertWidget(0, layer_box_);
@@ -105,6 +105,7 @@ CoactivationView::CoactivationView(TraceModel* model, QWidget* parent)
   table_->setColumnCount(5);
   table_->setHorizontalHeaderLabels({tr("i"), tr("j"), tr("P(j|i)"), tr("n(i,j)"), tr("n(i)")});
   table_->setMaximumWidth(400);
+  table_->setMinimumWidth(120);  // narrow docks: the table scrolls
   table_->horizontalHeaderItem(3)->setToolTip(tr("tokens that chose both"));
   table_->horizontalHeaderItem(4)->setToolTip(tr("tokens that chose i"));
   table_->verticalHeader()->setVisible(false);

@@ -30,7 +30,8 @@ PerformanceView::PerformanceView(TraceModel* model, QWidget* parent)
                 tr(kHelp), parent) {
   summary_ = new QLabel(this);
   summary_->setObjectName(QStringLiteral("perfSummary"));
-  summary_->setSizePolicy(QSizePolicy::Ignored, QSizePolicy::Preferred);  // changes every refresh: no re-wrap
+  // Wrapped to the dock's width: a narrow dock shows every figure (the text is set only when it changes).
+  summary_->setWordWrap(true);
   body()->addWidget(summary_);
   tabs_ = new QTabWidget(this);
   tabs_->setDocumentMode(true);

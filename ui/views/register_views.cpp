@@ -37,7 +37,7 @@ void register_views(ViewRegistry& r) {
            return v;
          }});
   r.add({QStringLiteral("load"), QObject::tr("Load balance"),
-         QObject::tr("Tokens per expert against the uniform share, and imbalance metrics"), Qt::RightDockWidgetArea, true,
+         QObject::tr("Tokens per expert against the uniform share, and imbalance metrics"), Qt::BottomDockWidgetArea, true,
          make<LoadView>()});
   r.add({QStringLiteral("coactivation"), QObject::tr("Co-activation"),
          QObject::tr("How often experts are chosen together"), Qt::RightDockWidgetArea, false, make<CoactivationView>()});

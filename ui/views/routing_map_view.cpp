@@ -27,6 +27,7 @@ const char* kHelp =
     "with the highest score there (the same expert has the same colour in every view), so horizontal "
     "stripes mean consecutive tokens share an expert. Drag to pan, mouse wheel to zoom (over an axis: "
     "zoom only that axis), click a token to open it in the token inspector.";
+constexpr int kMinRowPx = 10;  // a row of the map is never drawn lower than this
 }  // namespace
 
 RoutingMapView::RoutingMapView(TraceModel* model, QWidget* parent)
@@ -60,6 +61,8 @@ RoutingMapView::RoutingMapView(TraceModel* model, QWidget* parent)
   plot_->xAxis->grid()->setVisible(false);
   plot_->yAxis->grid()->setVisible(false);
   plot_->setInteractions(QCP::iRangeDrag | QCP::iRangeZoom);
+  // Room for 8 readable rows at least; more rows (16-256 experts) scroll (drag) and zoom (wheel).
+  plot_->setMinimumHeight(kMinRowPx * 8 + 110);  // + the axes and the token labels
   plot_->axisRect()->setRangeZoomFactor(0.85);
   scale_ = new QCPColorScale(plot_);
   scale_->setGradient(weight_gradient());
@@ -80,6 +83,13 @@ RoutingMapView::RoutingMapView(TraceModel* model, QWidget* parent)
     updateTicks();
   });
   connect(plot_->yAxis, qOverload<const QCPRange&>(&QCPAxis::rangeChanged), this, [this] { clampRanges(); });
+  // After each layout pass (the plot was resized): never squeeze rows below the readable height,
+  // and follow the size while the user has not zoomed.
+  connect(plot_, &QCustomPlot::afterLayout, this, [this] {
+    const double before = plot_->yAxis->range().size();
+    fitRows(false);
+    if (plot_->yAxis->range().size() != before) plot_->replot(QCustomPlot::rpQueuedReplot);
+  });
   connect(plot_, &QCustomPlot::mouseRelease, this, [this](QMouseEvent* e) {
     // A click (not the end of a drag) selects the token under the cursor.
     if (e->button() != Qt::LeftButton) return;
@@ -112,8 +122,23 @@ void RoutingMapView::setMode(RoutingMapPlottable::Mode mode) {
   plot_->yAxis->setLabel(mode == RoutingMapPlottable::Mode::ExpertsOfLayer ? tr("expert") : tr("layer"));
   scale_->setVisible(mode == RoutingMapPlottable::Mode::ExpertsOfLayer);
   legend_->setVisible(mode == RoutingMapPlottable::Mode::LayersTopExpert);
-  plot_->yAxis->setRange(-0.5, std::max(1, map_->rows()) - 0.5);
+  fitRows(true);
   markDirty();
+}
+
+// Shows as many rows as fit at kMinRowPx each; the rest is a drag away. On a resize (`force` =
+// false) a zoom the user chose stays unless its rows would get too low.
+void RoutingMapView::fitRows(bool force) {
+  const int rows = std::max(1, map_->rows());
+  // The axis rect as the last layout pass sized it (before the first one, an estimate).
+  const int height = plot_->axisRect()->height() > 0 ? plot_->axisRect()->height() : plot_->height() - 110;
+  const double fit = std::min<double>(rows, std::max(4, height / kMinRowPx));
+  const QCPRange y = plot_->yAxis->range();
+  if (!force && y.size() != fitted_span_ && y.size() <= fit) return;
+  if (!force && std::abs(y.size() - fit) < 1e-9) return;
+  const double lo = std::clamp(y.lower, -0.5, rows - 0.5 - fit);
+  fitted_span_ = fit;
+  plot_->yAxis->setRange(lo, lo + fit);
 }
 
 void RoutingMapView::setLayer(int moe_index) {
@@ -214,7 +239,8 @@ void RoutingMapView::refresh() {
   if (fresh_ && rt.size() > 0) {
     fresh_ = false;
     plot_->xAxis->setRange(std::max(-0.5, n - kInitialTokens - 0.5), n - 0.5);
-    plot_->yAxis->setRange(-0.5, std::max(1, map_->rows()) - 0.5);
+    plot_->yAxis->setRange(-0.5, 0.5);
+    fitRows(true);
   } else if (follow_->isChecked() && rt.size() > last_size_) {
     // Following: a short trace is shown whole; a longer one slides with the span kept.
     const QCPRange r = plot_->xAxis->range();

@@ -37,6 +37,8 @@ private:
   void onReset();
   void updateTicks();
   void clampRanges();
+  double fitted_span_ = -1;  // the row span fitRows() last chose
+  void fitRows(bool force);
   void updateWeightTop(bool from_start);
 
   QComboBox* mode_box_;

@@ -9,6 +9,7 @@
 #include <QFileDialog>
 #include <QHBoxLayout>
 #include <QLabel>
+#include <QMenu>
 #include <QMessageBox>
 #include <QToolButton>
 #include <QVBoxLayout>
@@ -18,6 +19,34 @@
 #include "ui/views/trace_model.h"
 
 namespace moescope::ui {
+
+namespace {
+// A one-line label that shows as much of its text as fits, ending in "…" when cut; the whole
+// text is its tooltip.
+class ElidingLabel : public QLabel {
+public:
+  using QLabel::QLabel;
+  void setFullText(const QString& text) {
+    if (full_ == text) return;
+    full_ = text;
+    setToolTip(text);
+    elide();
+  }
+
+protected:
+  void resizeEvent(QResizeEvent* e) override {
+    QLabel::resizeEvent(e);
+    elide();
+  }
+
+private:
+  void elide() {
+    const QString shown = fontMetrics().elidedText(full_, Qt::ElideRight, std::max(0, contentsRect().width()));
+    if (text() != shown) setText(shown);
+  }
+  QString full_;
+};
+}  // namespace
 
 namespace {
 constexpr int kIdleInterval = 100;        // ms between checks when idle
@@ -63,25 +92,29 @@ ViewFrame::ViewFrame(TraceModel* model, const QString& id, const QString& senten
   controls_ = new QHBoxLayout;
   controls_->setSpacing(6);
   col->addLayout(controls_);
-  auto* open = toolbar_button(tr("Open trace…"), tr("Show a routing trace JSON file (moescope-cli --trace) in every view"), this);
-  connect(open, &QToolButton::clicked, this, &ViewFrame::openTrace);
-  auto* png = toolbar_button(tr("PNG"), tr("Save the plot as a PNG image"), this);
-  connect(png, &QToolButton::clicked, this, [this] { exportWithDialog(QStringLiteral("png")); });
-  auto* pdf = toolbar_button(tr("PDF"), tr("Save the plot as a PDF (vector)"), this);
-  connect(pdf, &QToolButton::clicked, this, [this] { exportWithDialog(QStringLiteral("pdf")); });
-  auto* csvb = toolbar_button(tr("CSV"), tr("Save the data behind the plot as CSV"), this);
-  connect(csvb, &QToolButton::clicked, this, [this] { exportWithDialog(QStringLiteral("csv")); });
+  // Open and export share one menu button, so a narrow dock keeps its own controls in view.
+  auto* files = toolbar_button(tr("Export ▾"), tr("Save the plot (PNG, PDF) or its data (CSV), or open a routing trace"), this);
+  files->setObjectName(QStringLiteral("viewExport"));
+  files->setPopupMode(QToolButton::InstantPopup);
+  auto* menu = new QMenu(files);
+  menu->addAction(tr("Save as PNG image…"), this, [this] { exportWithDialog(QStringLiteral("png")); });
+  menu->addAction(tr("Save as PDF (vector)…"), this, [this] { exportWithDialog(QStringLiteral("pdf")); });
+  menu->addAction(tr("Save the data as CSV…"), this, [this] { exportWithDialog(QStringLiteral("csv")); });
+  menu->addSeparator();
+  menu->addAction(tr("Open a routing trace…"), this, &ViewFrame::openTrace)
+      ->setToolTip(tr("Show a routing trace JSON file (moescope-cli --trace) in every view"));
+  files->setMenu(menu);
   controls_->addStretch(1);
-  for (QWidget* w : {static_cast<QWidget*>(open), static_cast<QWidget*>(png), static_cast<QWidget*>(pdf), static_cast<QWidget*>(csvb)})
-    controls_->addWidget(w);
+  controls_->addWidget(files);
 
   body_ = new QVBoxLayout;
   body_->setSpacing(3);
   col->addLayout(body_, 1);
-  status_ = new QLabel(this);
+  status_ = new ElidingLabel(this);
   status_->setObjectName(QStringLiteral("viewStatus"));
   status_->setStyleSheet(QStringLiteral("color:#6A737D;"));
-  // One line, elided by the layout: a status that changes every refresh must not re-lay out the dock.
+  // One line, elided with "…" (the whole text in the tooltip): a status that changes every refresh
+  // must not re-lay out the dock.
   status_->setSizePolicy(QSizePolicy::Ignored, QSizePolicy::Fixed);
   status_->setTextInteractionFlags(Qt::TextSelectableByMouse);
   col->addWidget(status_);
@@ -140,11 +173,7 @@ void ViewFrame::refreshNow() {
   refresh_seconds_ += t.nsecsElapsed() * 1e-9;
 }
 
-void ViewFrame::setStatus(const QString& text) {
-  if (status_->text() == text) return;
-  status_->setText(text);
-  status_->setToolTip(text);
-}
+void ViewFrame::setStatus(const QString& text) { static_cast<ElidingLabel*>(status_)->setFullText(text); }
 
 QCustomPlot* ViewFrame::makePlot(QWidget* parent) {
   auto* p = new QCustomPlot(parent);
