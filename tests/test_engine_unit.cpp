@@ -402,6 +402,38 @@ private slots:
     QVERIFY(std::min(std::fabs(a - active), std::fabs(a0 - active)) / active < 0.05);
   }
 
+  // GLM-4.5's Glm4MoeConfig defaults first_k_dense_replace to 1 (DeepSeek's to 0) and
+  // partial_rotary_factor to 0.5, and its decoder never reads moe_layer_freq: without the keys,
+  // layer 0 is dense and half of each head rotates.
+  void glm4_moe_dense_layers() {
+    nlohmann::json c = {{"architectures", nlohmann::json::array({"Glm4MoeForCausalLM"})},
+                        {"vocab_size", 64},
+                        {"hidden_size", 32},
+                        {"intermediate_size", 48},
+                        {"moe_intermediate_size", 16},
+                        {"num_hidden_layers", 4},
+                        {"num_attention_heads", 4},
+                        {"num_key_value_heads", 2},
+                        {"head_dim", 8},
+                        {"n_routed_experts", 8},
+                        {"num_experts_per_tok", 2},
+                        {"n_shared_experts", 1}};
+    QCOMPARE(spec_from_config(c).moe_layer, (std::vector<bool>{false, true, true, true}));
+    QCOMPARE(spec_from_config(c).rope.dim, 4);  // and partial_rotary_factor to 0.5
+    c["first_k_dense_replace"] = 0;
+    QCOMPARE(spec_from_config(c).moe_layer, (std::vector<bool>{true, true, true, true}));
+    c["first_k_dense_replace"] = 2;
+    c["moe_layer_freq"] = 2;  // DeepSeek's key; Glm4MoeDecoderLayer ignores it
+    QCOMPARE(spec_from_config(c).moe_layer, (std::vector<bool>{false, false, true, true}));
+    // DeepSeek-V3 keeps its own default (0) and reads moe_layer_freq.
+    nlohmann::json d = c;
+    d["architectures"] = nlohmann::json::array({"DeepseekV3ForCausalLM"});
+    d.erase("first_k_dense_replace");
+    d.erase("head_dim");
+    d.update({{"kv_lora_rank", 8}, {"qk_nope_head_dim", 8}, {"qk_rope_head_dim", 4}, {"v_head_dim", 8}});
+    QCOMPARE(spec_from_config(d).moe_layer, (std::vector<bool>{true, false, true, false}));
+  }
+
   // Qwen3.5-35B-A3B as published (Qwen3_5MoeForConditionalGeneration, text_config): 30 Gated
   // DeltaNet and 10 gated attention layers (every fourth), rotary on 64 of 256 dims, (1 + w)
   // norms, the language model's tensors under model.language_model.

@@ -425,8 +425,16 @@ void glm4_moe(const ConfigReader& c, ModelSpec& s) {
   s.attn.sliding_window = 0;
   s.attn.qkv_bias = c.boolean_or("attention_bias", false);
   if (c.boolean_or("use_qk_norm", false)) s.attn.qk_norm = QKNorm::PerHead;
+  if (!c.present("partial_rotary_factor") &&
+      !(c.present("rope_parameters") && c.raw().at("rope_parameters").is_object() &&
+        c.raw().at("rope_parameters").contains("partial_rotary_factor")))
+    s.rope.dim = int(float(s.attn.head_dim) * 0.5f);  // Glm4MoeConfig's default
   deepseek_moe(c, s);
   deepseek_v3_router(c, s);
+  // Glm4MoeDecoderLayer: MoE where layer_idx >= first_k_dense_replace, which Glm4MoeConfig
+  // defaults to 1 (DeepSeek's to 0); moe_layer_freq is not read.
+  const int first_dense = c.integer_or("first_k_dense_replace", 1, 0, kMaxLayers);
+  for (int i = 0; i < s.n_layers; ++i) s.moe_layer[size_t(i)] = i >= first_dense;
 }
 
 // Qwen3.5-MoE (transformers' modeling_qwen3_5_moe.py): `layer_types` chooses per layer Gated
