@@ -298,6 +298,10 @@ void gpt_oss(const ConfigReader& c, ModelSpec& s) {
     std::string method = q.string_or("quant_method", "");
     if (method != "mxfp4")
       inconsistent("quantization_config.quant_method '" + method + "' is not supported for gpt-oss (supported: mxfp4)");
+    // MXFP4 blocks hold 32 weights of one row: both matrix widths must be whole blocks.
+    if (s.hidden % 32 != 0 || s.moe.expert_width % 32 != 0)
+      inconsistent("MXFP4 experts need hidden_size and intermediate_size to be multiples of 32 (got " +
+                   std::to_string(s.hidden) + " and " + std::to_string(s.moe.expert_width) + ")");
   }
 }
 
@@ -353,6 +357,8 @@ void deepseek_moe(const ConfigReader& c, ModelSpec& s) {
 
 void deepseek_v2(const ConfigReader& c, ModelSpec& s) {
   deepseek_common(c, s);
+  // DeepseekV2MLP (dense layers, shared experts) takes biases from mlp_bias; moescope's have none.
+  if (c.boolean_or("mlp_bias", false)) inconsistent("mlp_bias=true is not supported for DeepSeek-V2");
   auto& r = s.moe.router;
   std::string scoring = c.string_or("scoring_func", "softmax");
   if (scoring != "softmax") inconsistent("scoring_func '" + scoring + "' is not supported for DeepSeek-V2");
@@ -401,9 +407,12 @@ void glm4_moe_lite(const ConfigReader& c, ModelSpec& s) {
   deepseek_v3_router(c, s);
   if (c.present("mlp_layer_types")) {
     const auto& types = c.raw().at("mlp_layer_types");
-    if (!types.is_array() || types.size() != size_t(s.n_layers))
-      inconsistent("mlp_layer_types has " + std::to_string(types.is_array() ? types.size() : 0) +
-                   " entries but num_hidden_layers is " + std::to_string(s.n_layers));
+    if (!types.is_array())
+      inconsistent("mlp_layer_types must be a list of \"dense\" or \"sparse\" per layer (num_hidden_layers " +
+                   std::to_string(s.n_layers) + ")");
+    if (types.size() != size_t(s.n_layers))
+      inconsistent("mlp_layer_types has " + std::to_string(types.size()) + " entries but num_hidden_layers is " +
+                   std::to_string(s.n_layers));
     for (size_t i = 0; i < types.size(); ++i) {
       const std::string t = types[i].is_string() ? types[i].get<std::string>() : types[i].dump();
       if (t != "dense" && t != "sparse")
