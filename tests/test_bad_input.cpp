@@ -270,6 +270,58 @@ private slots:
     expect_error(dir, needle.toUtf8().constData());
   }
 
+  // Fields an architecture reads that moescope does not run or that are malformed (the golden
+  // models of llama, deepseek-v2-lite, glm4-moe-lite and gpt-oss-mxfp4): MLP biases, the per-layer
+  // dense/sparse list of GLM-4.7-Flash, MXFP4 experts whose widths are not whole 32-weight blocks.
+  void architecture_field_errors_data() {
+    QTest::addColumn<QString>("model");
+    QTest::addColumn<QString>("field");
+    QTest::addColumn<QString>("value");  // JSON
+    QTest::addColumn<QString>("needle");
+    QTest::newRow("llama mlp_bias") << "llama" << "mlp_bias" << "true" << "mlp_bias=true is not supported";
+    QTest::newRow("deepseek-v2 mlp_bias") << "deepseek-v2-lite" << "mlp_bias" << "true"
+                                          << "mlp_bias=true is not supported for DeepSeek-V2";
+    QTest::newRow("mlp_layer_types too short") << "glm4-moe-lite" << "mlp_layer_types" << R"(["dense", "sparse"])"
+                                               << "mlp_layer_types has 2 entries but num_hidden_layers is 3";
+    QTest::newRow("mlp_layer_types not a list")
+        << "glm4-moe-lite" << "mlp_layer_types" << R"("sparse")"
+        << R"(mlp_layer_types must be a list of "dense" or "sparse" per layer (num_hidden_layers 3))";
+    QTest::newRow("mlp_layer_types unknown value")
+        << "glm4-moe-lite" << "mlp_layer_types" << R"(["dense", "moe", "sparse"])"
+        << "mlp_layer_types[1] is 'moe' (supported: dense, sparse)";
+    QTest::newRow("mlp_layer_types number") << "glm4-moe-lite" << "mlp_layer_types" << R"([0, 1, 1])"
+                                            << "mlp_layer_types[0] is '0' (supported: dense, sparse)";
+    QTest::newRow("mxfp4 width not whole blocks")
+        << "gpt-oss-mxfp4" << "intermediate_size" << "48"
+        << "MXFP4 experts need hidden_size and intermediate_size to be multiples of 32 (got 64 and 48)";
+  }
+  void architecture_field_errors() {
+    QFETCH(QString, model);
+    QFETCH(QString, field);
+    QFETCH(QString, value);
+    QFETCH(QString, needle);
+    QTemporaryDir tmp;
+    fs::path dir = copy_model(tmp, fs::path(MOESCOPE_TEST_DATA) / "models" / model.toStdString());
+    auto j = config_of(dir);
+    j[field.toStdString()] = nlohmann::json::parse(value.toStdString());
+    set_config(dir, j);
+    expect_error(dir, needle.toUtf8().constData());
+  }
+
+  // U8 is the dtype of MXFP4 blocks and scales only: any other tensor in U8 (right shape, right
+  // byte count) is refused by name.
+  void u8_outside_mxfp4() {
+    QTemporaryDir tmp;
+    fs::path dir = copy_model(tmp);
+    auto st = Safetensors::read(dir / "model.safetensors");
+    auto& t = st.header["model.norm.weight"];
+    const uint64_t begin = t["data_offsets"][0].get<uint64_t>();
+    t["dtype"] = "U8";
+    t["data_offsets"] = {begin, begin + 48};  // [48] U8: 48 bytes
+    st.write(dir / "model.safetensors");
+    expect_error(dir, "tensor 'model.norm.weight' has dtype U8, which only MXFP4 blocks and scales may have");
+  }
+
   void missing_tensor() {
     QTemporaryDir tmp;
     fs::path dir = copy_model(tmp);

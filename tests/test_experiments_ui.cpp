@@ -86,7 +86,8 @@ void TestExperimentsUi::anatomy_presets() {
     QVERIFY(QTest::qWaitForWindowExposed(&view));
     QVERIFY(view.grab().save(QDir(shots).filePath(QStringLiteral("anatomy-r1.png"))));
   }
-  for (const char* p : {"deepseek-v2-lite", "qwen3-30b-a3b", "olmoe-1b-7b", "mixtral-8x7b", "gpt-oss-20b", "gpt-oss-120b"})
+  for (const char* p : {"deepseek-v2-lite", "qwen3-30b-a3b", "olmoe-1b-7b", "mixtral-8x7b", "gpt-oss-20b", "gpt-oss-120b",
+                        "glm-4.5-air", "glm-4.7-flash"})
     QVERIFY2(view.showPreset(QString::fromLatin1(p)), p);
   // A bare config.json, and the CSV export.
   QVERIFY(view.openConfig(kModel + QStringLiteral("/config.json")));

@@ -36,7 +36,7 @@ const std::vector<Entry> kCommands = {
     {"bench", moescope::cli::cmd_bench,
      "bench     --shape NAME|--model DIR [--backend cpu|cuda] [--prompt-tokens N] [--decode-tokens N]\n"
      "          [--layers N] [--json]   shapes: olmoe-1b-7b qwen3-30b-a3b deepseek-v2-lite mixtral-8x7b deepseek-v3\n"
-     "          gpt-oss-20b gpt-oss-120b qwen3.5-35b-a3b"},
+     "          gpt-oss-20b gpt-oss-120b qwen3.5-35b-a3b glm-4.5-air glm-4.7-flash"},
     {"stats", moescope::cli::cmd_stats,
      "stats     --trace FILE.json [--csv OUT]   (layer,tokens,cv,maxvio,entropy,dead,distinct per MoE layer)"},
     {"analyze", moescope::cli::cmd_analyze,

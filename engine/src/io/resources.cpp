@@ -28,7 +28,7 @@ fs::path bundled_model_dir() {
 const std::vector<std::string>& preset_names() {
   static const std::vector<std::string> names = {"deepseek-r1", "deepseek-v2-lite", "qwen3-30b-a3b", "olmoe-1b-7b",
                                                  "mixtral-8x7b", "gpt-oss-20b", "gpt-oss-120b",
-                                                 "qwen3.5-35b-a3b"};
+                                                 "qwen3.5-35b-a3b", "glm-4.5-air", "glm-4.7-flash"};
   return names;
 }
 

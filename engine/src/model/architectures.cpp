@@ -298,6 +298,10 @@ void gpt_oss(const ConfigReader& c, ModelSpec& s) {
     std::string method = q.string_or("quant_method", "");
     if (method != "mxfp4")
       inconsistent("quantization_config.quant_method '" + method + "' is not supported for gpt-oss (supported: mxfp4)");
+    // MXFP4 blocks hold 32 weights of one row: both matrix widths must be whole blocks.
+    if (s.hidden % 32 != 0 || s.moe.expert_width % 32 != 0)
+      inconsistent("MXFP4 experts need hidden_size and intermediate_size to be multiples of 32 (got " +
+                   std::to_string(s.hidden) + " and " + std::to_string(s.moe.expert_width) + ")");
   }
 }
 
@@ -353,6 +357,8 @@ void deepseek_moe(const ConfigReader& c, ModelSpec& s) {
 
 void deepseek_v2(const ConfigReader& c, ModelSpec& s) {
   deepseek_common(c, s);
+  // DeepseekV2MLP (dense layers, shared experts) takes biases from mlp_bias; moescope's have none.
+  if (c.boolean_or("mlp_bias", false)) inconsistent("mlp_bias=true is not supported for DeepSeek-V2");
   auto& r = s.moe.router;
   std::string scoring = c.string_or("scoring_func", "softmax");
   if (scoring != "softmax") inconsistent("scoring_func '" + scoring + "' is not supported for DeepSeek-V2");
@@ -401,9 +407,12 @@ void glm4_moe_lite(const ConfigReader& c, ModelSpec& s) {
   deepseek_v3_router(c, s);
   if (c.present("mlp_layer_types")) {
     const auto& types = c.raw().at("mlp_layer_types");
-    if (!types.is_array() || types.size() != size_t(s.n_layers))
-      inconsistent("mlp_layer_types has " + std::to_string(types.is_array() ? types.size() : 0) +
-                   " entries but num_hidden_layers is " + std::to_string(s.n_layers));
+    if (!types.is_array())
+      inconsistent("mlp_layer_types must be a list of \"dense\" or \"sparse\" per layer (num_hidden_layers " +
+                   std::to_string(s.n_layers) + ")");
+    if (types.size() != size_t(s.n_layers))
+      inconsistent("mlp_layer_types has " + std::to_string(types.size()) + " entries but num_hidden_layers is " +
+                   std::to_string(s.n_layers));
     for (size_t i = 0; i < types.size(); ++i) {
       const std::string t = types[i].is_string() ? types[i].get<std::string>() : types[i].dump();
       if (t != "dense" && t != "sparse")
@@ -425,8 +434,16 @@ void glm4_moe(const ConfigReader& c, ModelSpec& s) {
   s.attn.sliding_window = 0;
   s.attn.qkv_bias = c.boolean_or("attention_bias", false);
   if (c.boolean_or("use_qk_norm", false)) s.attn.qk_norm = QKNorm::PerHead;
+  if (!c.present("partial_rotary_factor") &&
+      !(c.present("rope_parameters") && c.raw().at("rope_parameters").is_object() &&
+        c.raw().at("rope_parameters").contains("partial_rotary_factor")))
+    s.rope.dim = int(float(s.attn.head_dim) * 0.5f);  // Glm4MoeConfig's default
   deepseek_moe(c, s);
   deepseek_v3_router(c, s);
+  // Glm4MoeDecoderLayer: MoE where layer_idx >= first_k_dense_replace, which Glm4MoeConfig
+  // defaults to 1 (DeepSeek's to 0); moe_layer_freq is not read.
+  const int first_dense = c.integer_or("first_k_dense_replace", 1, 0, kMaxLayers);
+  for (int i = 0; i < s.n_layers; ++i) s.moe_layer[size_t(i)] = i >= first_dense;
 }
 
 // Qwen3.5-MoE (transformers' modeling_qwen3_5_moe.py): `layer_types` chooses per layer Gated
