@@ -10,6 +10,7 @@
 #include <iomanip>
 #include <sstream>
 
+#include "moescope/chat.h"
 #include "moescope/chat_template.h"
 
 using nlohmann::ordered_json;
@@ -67,6 +68,7 @@ private slots:
   void load_config();
   void side_file_template();
   void strftime_now_clock();
+  void harmony_chat_format();
   void syntax_errors_carry_line();
   void raise_exception_carries_line();
   void unknown_filter_and_test();
@@ -238,6 +240,43 @@ void TestTemplate::strftime_now_clock() {
   } catch (const moescope::TemplateError& e) {
     QCOMPARE(e.detail(), std::string("strftime_now() missing 1 required positional argument: 'format'"));
   }
+}
+
+// A checkpoint laid out as openai/gpt-oss-20b's: chat_template.jinja beside tokenizer_config.json,
+// a vocabulary with the harmony tokens (chat-tiny's tokenizer, its role tokens renamed). The
+// answer runs through <|end|> (the analysis message's end) to <|return|>.
+void TestTemplate::harmony_chat_format() {
+  QTemporaryDir dir;
+  const fs::path d = dir.path().toStdString();
+  std::string vocab = read_file(kData / "models" / "chat-tiny" / "tokenizer.json");
+  for (auto [from, to] : {std::pair{"\"<|system|>\"", "\"<|start|>\""}, std::pair{"\"<|user|>\"", "\"<|channel|>\""},
+                          std::pair{"\"<|assistant|>\"", "\"<|message|>\""}, std::pair{"\"<|begin|>\"", "\"<|return|>\""}}) {
+    for (size_t at = vocab.find(from); at != std::string::npos; at = vocab.find(from, at))
+      vocab.replace(at, std::string(from).size(), to);
+  }
+  std::ofstream(d / "tokenizer.json", std::ios::binary) << vocab;
+  std::ofstream(d / "tokenizer_config.json") << R"({"bos_token": "<|startoftext|>", "eos_token": "<|return|>"})";
+  std::ofstream(d / "chat_template.jinja", std::ios::binary) << read_file(kData / "templates" / "gpt-oss.jinja");
+
+  const moescope::ChatFormat f = moescope::ChatFormat::from_dir(d);
+  QVERIFY(f.harmony());
+  QVERIFY2(f.has_template(), f.template_problem().c_str());
+  const auto id = [&](const char* t) { return *f.tokenizer().token_to_id(t); };
+  const std::vector<int32_t> stops = f.stop_ids();
+  QVERIFY(std::find(stops.begin(), stops.end(), id("<|return|>")) != stops.end());
+  QVERIFY(std::find(stops.begin(), stops.end(), id("<|end|>")) == stops.end());
+  const auto msgs = ordered_json::parse(R"([{"role": "user", "content": "hi"}])");
+  const moescope::ChatPrompt p = f.render(msgs);
+  QVERIFY2(!p.used_fallback, p.fallback_reason.c_str());
+  QVERIFY(p.text.ends_with("<|start|>user<|message|>hi<|end|><|start|>assistant"));
+  QCOMPARE(p.ids.front(), id("<|start|>"));
+  QCOMPARE(p.ids.back() == id("<|start|>"), false);
+
+  // Any other model keeps stopping at <|end|> (chat-tiny's end of turn) and is not harmony.
+  const moescope::ChatFormat tiny = moescope::ChatFormat::from_dir(kData / "models" / "chat-tiny");
+  QVERIFY(!tiny.harmony());
+  const std::vector<int32_t> tiny_stops = tiny.stop_ids();
+  QVERIFY(std::find(tiny_stops.begin(), tiny_stops.end(), *tiny.tokenizer().token_to_id("<|end|>")) != tiny_stops.end());
 }
 
 void TestTemplate::syntax_errors_carry_line() {
