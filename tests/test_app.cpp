@@ -28,6 +28,7 @@
 #include "main_window.h"
 #include "moescope/routing_trace.h"
 #include "ui/chat_panel.h"
+#include "ui/conversation.h"
 #include "ui/conversation_list.h"
 #include "ui/engine_feed.h"
 #include "ui/engine_host.h"
@@ -712,6 +713,68 @@ private slots:
     mw.setContent(QStringLiteral("<think>hmm</think>Yes"), true);
     QVERIFY(!mw.thinkingExpanded());
     QCOMPARE(mw.answerText(), QStringLiteral("Yes"));
+  }
+
+  // gpt-oss writes harmony messages: the analysis channel is the reasoning, final the answer.
+  void harmonyChannels() {
+    using moescope::ui::split_thinking;
+    const QString analysis = QStringLiteral("<|channel|>analysis<|message|>The user asks 2+2. ");
+    auto s = split_thinking(analysis);
+    QVERIFY(s.has_thinking && !s.thinking_done);
+    QCOMPARE(s.thinking, QStringLiteral("The user asks 2+2."));
+    QVERIFY(s.answer.isEmpty());
+    // The header still arriving shows nothing yet.
+    s = split_thinking(QStringLiteral("<|channel|>"));
+    QVERIFY(s.has_thinking && !s.thinking_done && s.thinking.isEmpty() && s.answer.isEmpty());
+    const QString done = analysis + QStringLiteral("That is 4.<|end|><|start|>assistant<|channel|>final<|message|>");
+    s = split_thinking(done);
+    QVERIFY(s.has_thinking && s.thinking_done);
+    QCOMPARE(s.thinking, QStringLiteral("The user asks 2+2. That is 4."));
+    QVERIFY(s.answer.isEmpty());
+    s = split_thinking(done + QStringLiteral("**4**, of course.<|return|>"));
+    QCOMPARE(s.answer, QStringLiteral("**4**, of course."));
+    QCOMPARE(s.thinking, QStringLiteral("The user asks 2+2. That is 4."));
+    // A final message alone has no reasoning part.
+    s = split_thinking(QStringLiteral("<|channel|>final<|message|>Just this.<|return|>"));
+    QVERIFY(!s.has_thinking && s.thinking_done);
+    QCOMPARE(s.answer, QStringLiteral("Just this."));
+    // Commentary and a tool call are reasoning too, shown with their header.
+    s = split_thinking(QStringLiteral("<|channel|>analysis<|message|>Need the weather.<|end|>"
+                                      "<|start|>assistant to=functions.get_weather<|channel|>commentary json<|message|>"
+                                      "{\"city\": \"Zürich\"}<|call|>"));
+    QVERIFY(s.has_thinking && !s.thinking_done);
+    QCOMPARE(s.thinking, QStringLiteral("Need the weather.\n\n[to=functions.get_weather commentary json] {\"city\": \"Zürich\"}"));
+    // Text that merely mentions the marker later on is a plain answer.
+    s = split_thinking(QStringLiteral("Harmony uses <|channel|> markers."));
+    QVERIFY(!s.has_thinking);
+    QCOMPARE(s.answer, QStringLiteral("Harmony uses <|channel|> markers."));
+
+    // The bubble: open while the analysis streams, collapsed once the final answer starts.
+    moescope::ui::Message m;
+    m.role = QStringLiteral("assistant");
+    moescope::ui::MessageWidget mw(1, m);
+    mw.show();
+    mw.setContent(analysis, true);
+    QVERIFY(mw.hasThinking());
+    QVERIFY(mw.thinkingExpanded());
+    mw.setContent(done + QStringLiteral("4."), true);
+    QVERIFY(!mw.thinkingExpanded());
+    mw.setContent(done + QStringLiteral("4.<|return|>"), false);
+    QCOMPARE(mw.answerText(), QStringLiteral("4."));
+
+    // The next prompt gets the final answer only (the template refuses channel markers in content).
+    moescope::ui::Conversation c;
+    c.messages.push_back({QStringLiteral("user"), QStringLiteral("2+2?")});
+    moescope::ui::Message a;
+    a.role = QStringLiteral("assistant");
+    a.content = done + QStringLiteral("4.<|return|>");
+    c.messages.push_back(a);
+    a.content = QStringLiteral("<|channel|>final<|message|>Only final.<|return|>");
+    c.messages.push_back(a);
+    const auto msgs = c.template_messages();
+    QCOMPARE(msgs.size(), size_t(3));
+    QCOMPARE(msgs[1]["content"].get<std::string>(), std::string("4."));
+    QCOMPARE(msgs[2]["content"].get<std::string>(), std::string("Only final."));
   }
 
   void generationDefaults() {

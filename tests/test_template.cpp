@@ -7,8 +7,10 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <iomanip>
 #include <sstream>
 
+#include "moescope/chat.h"
 #include "moescope/chat_template.h"
 
 using nlohmann::ordered_json;
@@ -39,8 +41,18 @@ QString first_difference(const std::string& got, const std::string& want) {
       .arg(k).arg(got.size()).arg(want.size()).arg(around(got), around(want));
 }
 
-std::string render_snippet(const std::string& source, const ordered_json& vars) {
-  return moescope::ChatTemplate::parse(source).render(vars);
+// The fixed local time a golden was rendered at ("now", for templates that call strftime_now()).
+std::optional<std::tm> golden_now(const ordered_json& g) {
+  if (!g.contains("now")) return std::nullopt;
+  std::tm tm{};
+  std::istringstream in(g["now"].get<std::string>());
+  in >> std::get_time(&tm, "%Y-%m-%dT%H:%M:%S");
+  if (in.fail()) throw std::runtime_error("bad \"now\" in a golden: " + g["now"].dump());
+  return tm;
+}
+
+std::string render_snippet(const std::string& source, const ordered_json& vars, const std::optional<std::tm>& now) {
+  return moescope::ChatTemplate::parse(source).render(vars, now);
 }
 
 }  // namespace
@@ -54,6 +66,9 @@ private slots:
   void snippets_data();
   void snippets();
   void load_config();
+  void side_file_template();
+  void strftime_now_clock();
+  void harmony_chat_format();
   void syntax_errors_carry_line();
   void raise_exception_carries_line();
   void unknown_filter_and_test();
@@ -75,7 +90,7 @@ void TestTemplate::goldens_data() {
       QTest::newRow(row.c_str()) << QString::fromStdString(entry.path().string()) << static_cast<int>(k);
     }
   }
-  QVERIFY2(files >= 8, "expected goldens for 6 templates + 2 tokenizer configs");
+  QVERIFY2(files >= 9, "expected goldens for 7 templates + 2 tokenizer configs");
 }
 
 void TestTemplate::goldens() {
@@ -92,6 +107,7 @@ void TestTemplate::goldens() {
     config.bos_token = g["bos_token"];
     config.eos_token = g["eos_token"];
   }
+  config.now = golden_now(g);
   QCOMPARE(config.bos_token, g["bos_token"].get<std::string>());
   QCOMPARE(config.eos_token, g["eos_token"].get<std::string>());
   if (c.contains("error")) {
@@ -130,7 +146,7 @@ void TestTemplate::snippets() {
   const std::string src = c["template"];
   if (c.contains("error")) {
     try {
-      render_snippet(src, c["variables"]);
+      render_snippet(src, c["variables"], golden_now(s));
       QFAIL("expected a TemplateError");
     } catch (const moescope::TemplateError& e) {
       QCOMPARE(QString::fromStdString(e.detail()), QString::fromStdString(c["error"].get<std::string>()));
@@ -138,7 +154,7 @@ void TestTemplate::snippets() {
     }
     return;
   }
-  const std::string got = render_snippet(src, c["variables"]);
+  const std::string got = render_snippet(src, c["variables"], golden_now(s));
   const std::string want = c["expected"];
   QVERIFY2(got == want, qPrintable(first_difference(got, want)));
 }
@@ -175,6 +191,92 @@ void TestTemplate::load_config() {
   moescope::ChatTemplateConfig c{"{{ messages|length }}", "", ""};
   QVERIFY_THROWS_EXCEPTION(moescope::Error, moescope::apply_chat_template(c, ordered_json::array(), true));
   QVERIFY_THROWS_EXCEPTION(moescope::Error, moescope::apply_chat_template(c, ordered_json::object(), true));
+}
+
+// gpt-oss ships its template as chat_template.jinja beside a tokenizer_config.json without one
+// (openai/gpt-oss-20b's layout); that file wins over an embedded template, as in transformers.
+void TestTemplate::side_file_template() {
+  QTemporaryDir dir;
+  const fs::path d = dir.path().toStdString();
+  std::ofstream(d / "tokenizer_config.json") << R"({"bos_token": "<|startoftext|>", "eos_token": "<|return|>"})";
+  const std::string harmony = read_file(kData / "templates" / "gpt-oss.jinja");
+  std::ofstream(d / "chat_template.jinja", std::ios::binary) << harmony;
+  auto c = moescope::load_chat_template_config(d / "tokenizer_config.json");
+  QCOMPARE(c.source, harmony);
+  QCOMPARE(c.eos_token, std::string("<|return|>"));
+  c.now = std::tm{};
+  c.now->tm_year = 2025 - 1900, c.now->tm_mon = 7, c.now->tm_mday = 5;
+  const ordered_json msgs = ordered_json::parse(R"([{"role": "user", "content": "hi"}])");
+  const std::string p = moescope::apply_chat_template(c, msgs, true);
+  QVERIFY2(p.find("Current date: 2025-08-05\n") != std::string::npos, p.c_str());
+  QVERIFY2(p.ends_with("<|start|>user<|message|>hi<|end|><|start|>assistant"), p.c_str());
+
+  std::ofstream(d / "tokenizer_config.json") << R"({"chat_template": "embedded"})";
+  QCOMPARE(moescope::load_chat_template_config(d / "tokenizer_config.json").source, harmony);
+  fs::remove(d / "chat_template.jinja");
+  QCOMPARE(moescope::load_chat_template_config(d / "tokenizer_config.json").source, std::string("embedded"));
+}
+
+// Without a fixed time strftime_now() reads the local clock, as transformers' datetime.now().
+void TestTemplate::strftime_now_clock() {
+  const auto t = moescope::ChatTemplate::parse("{{ strftime_now('%Y-%m-%d') }}");
+  auto today = [] {
+    std::time_t now = std::time(nullptr);
+    std::tm tm{};
+    localtime_r(&now, &tm);
+    char buf[16];
+    return std::string(buf, std::strftime(buf, sizeof buf, "%Y-%m-%d", &tm));
+  };
+  const std::string before = today(), got = t.render(ordered_json::object()), after = today();
+  QVERIFY2(got == before || got == after, got.c_str());
+  // A fixed time is reported as given, with the weekday worked out (2025-08-05 was a Tuesday).
+  std::tm fixed{};
+  fixed.tm_year = 125, fixed.tm_mon = 7, fixed.tm_mday = 5, fixed.tm_hour = 23, fixed.tm_min = 59;
+  QCOMPARE(moescope::ChatTemplate::parse("{{ strftime_now('%A %d %b %H:%M %j') }}").render(ordered_json::object(), fixed),
+           std::string("Tuesday 05 Aug 23:59 217"));
+  try {
+    moescope::ChatTemplate::parse("{{ strftime_now() }}").render(ordered_json::object(), fixed);
+    QFAIL("expected a TypeError");
+  } catch (const moescope::TemplateError& e) {
+    QCOMPARE(e.detail(), std::string("strftime_now() missing 1 required positional argument: 'format'"));
+  }
+}
+
+// A checkpoint laid out as openai/gpt-oss-20b's: chat_template.jinja beside tokenizer_config.json,
+// a vocabulary with the harmony tokens (chat-tiny's tokenizer, its role tokens renamed). The
+// answer runs through <|end|> (the analysis message's end) to <|return|>.
+void TestTemplate::harmony_chat_format() {
+  QTemporaryDir dir;
+  const fs::path d = dir.path().toStdString();
+  std::string vocab = read_file(kData / "models" / "chat-tiny" / "tokenizer.json");
+  for (auto [from, to] : {std::pair{"\"<|system|>\"", "\"<|start|>\""}, std::pair{"\"<|user|>\"", "\"<|channel|>\""},
+                          std::pair{"\"<|assistant|>\"", "\"<|message|>\""}, std::pair{"\"<|begin|>\"", "\"<|return|>\""}}) {
+    for (size_t at = vocab.find(from); at != std::string::npos; at = vocab.find(from, at))
+      vocab.replace(at, std::string(from).size(), to);
+  }
+  std::ofstream(d / "tokenizer.json", std::ios::binary) << vocab;
+  std::ofstream(d / "tokenizer_config.json") << R"({"bos_token": "<|startoftext|>", "eos_token": "<|return|>"})";
+  std::ofstream(d / "chat_template.jinja", std::ios::binary) << read_file(kData / "templates" / "gpt-oss.jinja");
+
+  const moescope::ChatFormat f = moescope::ChatFormat::from_dir(d);
+  QVERIFY(f.harmony());
+  QVERIFY2(f.has_template(), f.template_problem().c_str());
+  const auto id = [&](const char* t) { return *f.tokenizer().token_to_id(t); };
+  const std::vector<int32_t> stops = f.stop_ids();
+  QVERIFY(std::find(stops.begin(), stops.end(), id("<|return|>")) != stops.end());
+  QVERIFY(std::find(stops.begin(), stops.end(), id("<|end|>")) == stops.end());
+  const auto msgs = ordered_json::parse(R"([{"role": "user", "content": "hi"}])");
+  const moescope::ChatPrompt p = f.render(msgs);
+  QVERIFY2(!p.used_fallback, p.fallback_reason.c_str());
+  QVERIFY(p.text.ends_with("<|start|>user<|message|>hi<|end|><|start|>assistant"));
+  QCOMPARE(p.ids.front(), id("<|start|>"));
+  QCOMPARE(p.ids.back() == id("<|start|>"), false);
+
+  // Any other model keeps stopping at <|end|> (chat-tiny's end of turn) and is not harmony.
+  const moescope::ChatFormat tiny = moescope::ChatFormat::from_dir(kData / "models" / "chat-tiny");
+  QVERIFY(!tiny.harmony());
+  const std::vector<int32_t> tiny_stops = tiny.stop_ids();
+  QVERIFY(std::find(tiny_stops.begin(), tiny_stops.end(), *tiny.tokenizer().token_to_id("<|end|>")) != tiny_stops.end());
 }
 
 void TestTemplate::syntax_errors_carry_line() {

@@ -145,8 +145,9 @@ nlohmann::ordered_json Conversation::template_messages() const {
   for (const auto& m : messages) {
     QString content = m.content;
     if (m.role == QLatin1String("assistant")) {
+      // (gpt-oss: also a final message alone, whose channel markers its template refuses.)
       ThinkingSplit t = split_thinking(content);
-      if (t.has_thinking) content = t.answer;
+      if (t.has_thinking || t.thinking_done) content = t.answer;
     }
     out.push_back({{"role", s(m.role)}, {"content", s(content)}});
   }

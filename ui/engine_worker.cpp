@@ -22,12 +22,13 @@ constexpr int kExperimentsContext = 2048;
 
 // Hands what the engine reports during generate() to the stream buffer: decoded text, the new
 // part of the session's trace (appended there to the pending segment, in the engine's own form)
-// and the KV figures.
+// and the KV figures. Special tokens are left out of the text, except for a harmony model
+// (gpt-oss), whose channel markers tell the reasoning from the answer (ui/thinking.h).
 class BufferObserver : public GenerationObserver {
 public:
-  BufferObserver(StreamBuffer& buffer, const Tokenizer* tokenizer, const Backend& backend)
+  BufferObserver(StreamBuffer& buffer, const ChatFormat* format, const Backend& backend)
       : buffer_(buffer), backend_(backend) {
-    if (tokenizer) decoder_.emplace(*tokenizer, /*skip_special_tokens=*/true);
+    if (format) decoder_.emplace(format->tokenizer(), /*skip_special_tokens=*/!format->harmony());
   }
 
   void on_token(int32_t id, double step_seconds) override {
@@ -227,7 +228,7 @@ void EngineWorker::run_generation(const GenerationRequest& request) {
   params.record_probs = records_router_scores(request.router_scores, int(session_->spec().moe_layer_indices().size()),
                                               session_->spec().moe.router.n_experts);
 
-  BufferObserver observer(*buffer_, format_ ? &format_->tokenizer() : nullptr, session_->backend());
+  BufferObserver observer(*buffer_, format_ ? &*format_ : nullptr, session_->backend());
   const GenerateResult result = session_->generate(prompt.ids, params, &observer, &flags_->stop);
   const std::string text = observer.finish();
 

@@ -1,6 +1,8 @@
 #pragma once
-// Reasoning models write `<think>…</think>` before the answer. Splits a (possibly still growing)
-// answer into its thinking and the answer proper.
+// Reasoning models write `<think>…</think>` before the answer; gpt-oss writes harmony messages,
+// `<|channel|>analysis<|message|>…<|end|><|start|>assistant<|channel|>final<|message|>…<|return|>`
+// (analysis, commentary and tool calls are the thinking, final the answer). Splits a (possibly
+// still growing) answer into its thinking and the answer proper.
 #include <QString>
 
 namespace moescope::ui {

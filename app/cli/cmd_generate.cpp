@@ -2,7 +2,9 @@
 //     [--max-tokens N] [--temperature T] [--top-k K] [--top-p P] [--min-p P]
 //     [--repetition-penalty R] [--seed S] [--backend cpu|cuda] [--trace OUT.json]
 //     [--disable-experts L:E,E;...] [--force-expert [L:]E] [--top-k-experts K] [--ignore-bias]
-// Streams the generated text to stdout as it is produced; speed figures go to stderr.
+// Streams the generated text to stdout as it is produced (special tokens left out, except a
+// harmony model's channel markers with --chat: `<|channel|>analysis<|message|>...`); speed figures
+// go to stderr.
 #include <iostream>
 #include <nlohmann/json.hpp>
 
@@ -18,8 +20,8 @@ namespace {
 
 class StdoutStreamer : public GenerationObserver {
 public:
-  explicit StdoutStreamer(const Tokenizer* tok) : tok_(tok) {
-    if (tok_) decoder_ = std::make_unique<StreamingDecoder>(*tok_, /*skip_special_tokens=*/true);
+  StdoutStreamer(const Tokenizer* tok, bool keep_special) : tok_(tok) {
+    if (tok_) decoder_ = std::make_unique<StreamingDecoder>(*tok_, /*skip_special_tokens=*/!keep_special);
   }
   void on_token(int32_t id, double) override {
     if (decoder_) std::cout << decoder_->push(id);
@@ -93,7 +95,7 @@ int cmd_generate(int argc, char** argv) {
     const Tokenizer* tok = &chat->tokenizer();
     session.token_text = [tok](int32_t id) { return tok->decode(std::span<const int32_t>(&id, 1)); };
   }
-  StdoutStreamer out(chat ? &chat->tokenizer() : nullptr);
+  StdoutStreamer out(chat ? &chat->tokenizer() : nullptr, chat && chat->harmony() && args.has("chat"));
   GenerateResult r = session.generate(prompt, p, &out);
   out.finish();
   if (auto path = args.get("trace")) session.trace().save(*path);

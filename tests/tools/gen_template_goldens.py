@@ -8,10 +8,12 @@ that do not alternate, a DeepSeek tool call whose content is null). Nothing is d
 tokenizers are loaded from the test directories and the .jinja templates are passed in as
 `chat_template=`. The special tokens a template sees are those of the tokenizer it is rendered
 with, optionally overridden; the golden file records them as bos_token / eos_token (empty: not
-set), which is what moescope's ChatTemplateConfig carries.
+set), which is what moescope's ChatTemplateConfig carries. Templates that call strftime_now()
+(gpt-oss) are rendered at a fixed time, recorded as "now".
 
     python3 tests/tools/gen_template_goldens.py     # writes tests/data/templates/goldens/*.json
 """
+import datetime
 import json
 import warnings
 from pathlib import Path
@@ -20,6 +22,7 @@ warnings.filterwarnings("ignore")
 from transformers import PreTrainedTokenizerFast  # noqa: E402
 import transformers  # noqa: E402
 import jinja2  # noqa: E402
+from transformers.utils import chat_template_utils  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 DATA = HERE.parent / "data"
@@ -92,6 +95,81 @@ DEEPSEEK_TOOL_NULL = [
 ]
 TWO_SYSTEMS = [SYSTEM, {"role": "system", "content": "Answer in English."}, USER]
 
+# gpt-oss (harmony): reasoning goes in "thinking" (or reasoning_content, aliased), one tool call per
+# assistant message, tool schemas rendered as TypeScript, builtin tools, a developer role.
+# (its template needs a description on every parameter: TOOLS has some without, which it refuses)
+GPT_OSS_TOOLS = [
+    {"type": "function", "function": {
+        "name": "get_weather",
+        "description": "Get the current weather in a city — in °C.",
+        "parameters": {"type": "object",
+                       "properties": {"city": {"type": "string", "description": "City name, e.g. Zürich"},
+                                      "unit": {"type": "string", "enum": ["celsius", "fahrenheit"],
+                                               "description": "Unit"}},
+                       "required": ["city"]}}},
+    {"type": "function", "function": {
+        "name": "add",
+        "description": "Add two integers.",
+        "parameters": {"type": "object",
+                       "properties": {"a": {"type": "integer", "description": "First"},
+                                      "b": {"type": "integer", "description": "Second"}},
+                       "required": ["a", "b"]}}},
+    {"type": "function", "function": {
+        "name": "search_experts",
+        "description": "Find experts by layer.",
+        "parameters": {"type": "object",
+                       "properties": {
+                           "layers": {"type": "array", "items": {"type": "integer"}, "description": "Layer indices"},
+                           "names": {"type": "array", "items": {"type": "string"}, "nullable": True,
+                                     "description": "Expert names"},
+                           "filter": {"type": "object", "description": "Optional filter",
+                                      "properties": {"min_load": {"type": "number"}, "shared": {"type": "boolean"}},
+                                      "required": ["min_load"]},
+                           "pairs": {"type": "array", "items": {"type": "array", "items": {"type": "integer"}},
+                                     "description": "Pairs"},
+                           "mode": {"oneOf": [{"type": "string", "description": "by name"}, {"type": "integer"}],
+                                    "default": "auto", "description": "Mode"},
+                           "limit": {"type": "integer", "default": 10, "description": "At most this many"},
+                           "kind": {"type": ["string", "null"], "description": "Kind"},
+                           "note": {"type": "string", "nullable": True, "description": "A note"},
+                           "any_value": {"description": "Anything"},
+                           "flags": {"type": "array", "description": "Flags"}},
+                       "required": ["layers"]}}},
+    {"type": "function", "function": {"name": "ping", "description": "No parameters.", "parameters": {}}},
+]
+GPT_OSS_REASONING_LAST = [
+    {"role": "user", "content": "What is 5*5?"},
+    {"role": "assistant", "content": "25.", "thinking": "Five times five is twenty-five."},
+]
+GPT_OSS_REASONING_TURNS = [
+    SYSTEM,
+    {"role": "user", "content": "What is 2+2?"},
+    {"role": "assistant", "content": "4.", "thinking": "Two plus two is four."},
+    {"role": "user", "content": "And 3+3?"},
+]
+GPT_OSS_TOOL_CHAT = [
+    {"role": "developer", "content": "Use the tools when they help."},
+    {"role": "user", "content": "What's the weather in Zürich?"},
+    {"role": "assistant", "thinking": "I should call get_weather for Zürich.", "tool_calls": [
+        {"type": "function", "function": {"name": "get_weather", "arguments": {"city": "Zürich", "unit": "celsius"}}}]},
+    {"role": "tool", "content": "{\"temperature\": 21, \"sky\": \"sunny\"}"},
+    {"role": "assistant", "content": "It is 21 °C and sunny in Zürich."},
+    {"role": "user", "content": "Now add 40 and 2."},
+    {"role": "assistant", "content": "Adding.", "tool_calls": [
+        {"id": "call_1", "type": "function", "function": {"name": "add", "arguments": "{\"a\": 40, \"b\": 2}"}}]},
+    {"role": "tool", "content": "42"},
+]
+GPT_OSS_TOOL_BOTH = [
+    USER,
+    {"role": "assistant", "content": "x", "thinking": "y", "tool_calls": [
+        {"type": "function", "function": {"name": "add", "arguments": {"a": 1, "b": 2}}}]},
+]
+GPT_OSS_TOOL_ORPHAN = [USER, {"role": "tool", "content": "42"}]
+GPT_OSS_CHANNEL_IN_CONTENT = [
+    USER, {"role": "assistant", "content": "<|channel|>analysis<|message|>hmm<|end|>"}, USER2]
+GPT_OSS_CHANNEL_IN_THINKING = [
+    USER, {"role": "assistant", "content": "ok", "thinking": "<|channel|>final<|message|>x"}]
+
 BASE = [("user", [USER]), ("system_user", [SYSTEM, USER]), ("multi_turn", [SYSTEM, USER, ASSISTANT, USER2]),
         ("non_ascii", NON_ASCII), ("ends_with_assistant", [USER, ASSISTANT])]
 NO_SYSTEM = [("user", [USER]), ("multi_turn", [USER, ASSISTANT, USER2]), ("non_ascii", NON_ASCII),
@@ -122,6 +200,26 @@ def cases_for(name):
                 ("two_systems", TWO_SYSTEMS, {})]
     if name in ("olmoe", "qwen2-moe"):
         out += [("think", THINK, {})]
+    if name == "gpt-oss":
+        out += [("developer", [{"role": "developer", "content": "Answer briefly."}, USER], {}),
+                ("think", THINK, {}),
+                ("reasoning_last", GPT_OSS_REASONING_LAST, {}),
+                ("reasoning_content", REASONING_FIELD, {}),
+                ("reasoning_turns", GPT_OSS_REASONING_TURNS, {}),
+                ("reasoning_effort_high", [USER], {"reasoning_effort": "high"}),
+                ("model_identity", [SYSTEM, USER], {"model_identity": "You are moescope's test model."}),
+                ("builtin_tools", [USER], {"builtin_tools": ["browser", "python"]}),
+                ("builtin_python", [USER], {"builtin_tools": ["python"]}),
+                ("tools", GPT_OSS_TOOL_CHAT, {"tools": GPT_OSS_TOOLS}),
+                ("tools_no_system", [USER], {"tools": GPT_OSS_TOOLS[:2]}),
+                ("tools_undescribed_parameter", [USER], {"tools": TOOLS}),
+                ("tools_and_builtin", [SYSTEM, USER], {"tools": GPT_OSS_TOOLS[:1], "builtin_tools": ["browser"]}),
+                ("tool_messages_without_tools", QWEN_TOOL_PENDING, {}),
+                ("tool_content_and_thinking", GPT_OSS_TOOL_BOTH, {"tools": GPT_OSS_TOOLS}),
+                ("tool_without_call", GPT_OSS_TOOL_ORPHAN, {}),
+                ("channel_in_content", GPT_OSS_CHANNEL_IN_CONTENT, {}),
+                ("channel_in_thinking", GPT_OSS_CHANNEL_IN_THINKING, {}),
+                ("two_systems", TWO_SYSTEMS, {})]
     return [c if len(c) == 3 else (c[0], c[1], {}) for c in out]
 
 
@@ -137,7 +235,20 @@ JINJA = {
     "qwen2-moe": ("qwen3", {}),
     "mixtral": ("llama2", {}),
     "olmoe": ("llama2", {"bos_token": "<|endoftext|>", "eos_token": "<|endoftext|>"}),
+    # openai/gpt-oss-20b's tokenizer_config.json: bos <|startoftext|>, eos <|return|> (the template uses neither).
+    "gpt-oss": ("llama2", {"bos_token": "<|startoftext|>", "eos_token": "<|return|>"}),
 }
+
+# strftime_now() reads the clock; the goldens are rendered at this fixed local time (recorded in
+# each golden as "now", and given to moescope the same way) so that they do not change daily.
+NOW = datetime.datetime(2025, 8, 5, 14, 30, 0)
+
+
+class _FixedDatetime(datetime.datetime):
+    @classmethod
+    def now(cls, tz=None):
+        return NOW
+
 
 
 def render(tok, messages, add_generation_prompt, extra, chat_template=None):
@@ -150,6 +261,7 @@ def render(tok, messages, add_generation_prompt, extra, chat_template=None):
 
 
 def golden(name, tok, source_ref, chat_template, overrides):
+    chat_template_utils.datetime = _FixedDatetime  # what strftime_now() calls
     special = tok.special_tokens_map
     bos = overrides.get("bos_token", special.get("bos_token") or "")
     eos = overrides.get("eos_token", special.get("eos_token") or "")
@@ -159,7 +271,9 @@ def golden(name, tok, source_ref, chat_template, overrides):
             r = render(tok, messages, agp, {**overrides, **extra}, chat_template)
             cases.append({"name": f"{case_name}{'+gen' if agp else ''}", "messages": messages,
                           "add_generation_prompt": agp, "extra": extra, **r})
+    uses_clock = "strftime_now" in (chat_template or tok.chat_template or "")
     return {"template": name, "source": source_ref, "bos_token": bos, "eos_token": eos,
+            **({"now": NOW.isoformat()} if uses_clock else {}),
             "generator": f"transformers {transformers.__version__}, jinja2 {jinja2.__version__}",
             "cases": cases}
 
@@ -230,12 +344,24 @@ SNIPPETS = [
     ("{%- if tools %}T{% else %}N{% endif %}{{ tools is none }}{{ documents is defined }}", {"tools": None, "documents": None}),
     ("{{ messages[0]['role'] }}{{ messages[0].role }}{{ messages|length }}{{ (messages|length - 1) - 0 }}", {"messages": [{"role": "user"}]}),
     ("{% generation %}gen {{ 1 }}{% endgeneration %}", {}),
+    # gpt-oss: a macro that sets a template variable only when it is not defined reads the outer one
+    ("{% macro m() %}{% if x is not defined %}{% set x = 'dflt' %}{% endif %}{{ x }}{% endmacro %}[{{ m() }}][{{ x is defined }}]", {}),
+    ("{% macro m() %}{% if x is not defined %}{% set x = 'dflt' %}{% endif %}{{ x }}{% endmacro %}[{{ m() }}][{{ x }}]", {"x": "given"}),
+    ("{% macro t(s, req, flag=false) %}{% if s.type == 'array' %}{{ t(s['items'], req) }}[]{% else %}{{ s.type }}{{ flag }}{% endif %}{% endmacro %}{% set r = t({'type': 'array', 'items': {'type': 'array', 'items': {'type': 'int'}}}, []) %}{{ r }} {{ r|length }} {{ r == 'intFalse[][]' }}", {}),
+    ("{{ \"a\nb\" + 'c\td' }}|{% for tool in tools %}{% set tool = tool.function %}{{ tool.name }}{% endfor %}|{{ tools[0].function.name }}",
+     {"tools": [{"function": {"name": "f"}}, {"function": {"name": "g"}}]}),
+    ("{{ t is iterable }} {{ t is not string }} {{ t is not mapping }} {{ t[0] is defined }} {{ s[0] is defined }} {{ t|join(' | ') }} {{ 'k' not in (d.required or []) }} {{ 'a' in (d.r or ['a']) }}",
+     {"t": ["object", "null"], "s": "x", "d": {"required": None}}),
+    ("{{ '<|channel|>final<|message|>' in m.content }} {{ 'thinking' in m }} {{ m.content|tojson }} {{ m.args|tojson }} {{ messages[1:]|length }}",
+     {"m": {"content": "a \"q\" <|channel|>final<|message|>", "args": {"é": [1, None]}}, "messages": [1, 2, 3]}),
+    ("{{ strftime_now('%Y-%m-%d %H:%M:%S %a %A %b %B %j %d/%m/%y %%') }}", {}),
     ("{{ 'a' ~ 'b' | upper }} {{ -2 | abs }} {{ not false and true }} {{ 2 * 3 + 1 }} {{ 2 + 3 * 2 ** 2 }} {{ (2 + 3) * 2 }} {{ 10 - 2 - 3 }} {{ 'x' if 1 > 2 else 'y' if 2 > 1 else 'z' }}", {}),
 ]
 
 
 def snippet_goldens():
     from transformers.utils.chat_template_utils import _compile_jinja_template
+    chat_template_utils.datetime = _FixedDatetime  # what strftime_now() calls
     cases = []
     for src, variables in SNIPPETS:
         case = {"template": src, "variables": variables}
@@ -245,7 +371,8 @@ def snippet_goldens():
             case["error"] = str(e)
             case["error_type"] = type(e).__name__
         cases.append(case)
-    return {"generator": f"transformers {transformers.__version__}, jinja2 {jinja2.__version__}", "snippets": cases}
+    return {"generator": f"transformers {transformers.__version__}, jinja2 {jinja2.__version__}", "now": NOW.isoformat(),
+            "snippets": cases}
 
 
 def main():

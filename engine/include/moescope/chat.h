@@ -32,6 +32,10 @@ public:
   const Tokenizer& tokenizer() const { return *tokenizer_; }
   std::shared_ptr<const Tokenizer> tokenizer_ptr() const { return tokenizer_; }
   bool has_template() const { return config_.has_value(); }
+  // gpt-oss' harmony format (the vocabulary has <|start|>, <|channel|>, <|message|>, <|end|> and
+  // <|return|>): an answer is a run of messages on channels, analysis (the reasoning) before final
+  // (the answer), so its text is shown with those special tokens kept (ui/thinking.h).
+  bool harmony() const { return harmony_; }
   const std::string& template_problem() const { return template_problem_; }
 
   // messages: [{"role": "system"|"user"|"assistant", "content": "..."}], as transformers takes
@@ -40,7 +44,8 @@ public:
   ChatPrompt render(const nlohmann::ordered_json& messages, bool add_generation_prompt = true,
                     const nlohmann::ordered_json& extra = nlohmann::ordered_json::object()) const;
   // Ids that end an assistant turn: the tokenizer's eos and the template's end-of-turn markers
-  // that exist in the vocabulary (<|im_end|>, <|eot_id|>, <｜end▁of▁sentence｜>, </s>, ...).
+  // that exist in the vocabulary (<|im_end|>, <|eot_id|>, <｜end▁of▁sentence｜>, </s>, ...);
+  // for harmony <|return|> and <|call|>, not <|end|>, which closes the analysis message.
   std::vector<int32_t> stop_ids() const;
   // The plain format used when there is no usable template:
   //   "<role>: <content>\n\n" per message, then "assistant: " for the generation prompt.
@@ -50,6 +55,7 @@ private:
   std::shared_ptr<const Tokenizer> tokenizer_;
   std::optional<ChatTemplateConfig> config_;
   std::string template_problem_;
+  bool harmony_ = false;
 };
 
 }  // namespace moescope

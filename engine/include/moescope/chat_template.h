@@ -4,9 +4,11 @@
 // sandboxed jinja2 environment with trim_blocks, lstrip_blocks, loop controls, `namespace()`, a
 // `tojson` that keeps non-ASCII text, and `raise_exception`). The language notes and limits are
 // in engine/src/template/README.md.
+#include <ctime>
 #include <filesystem>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 
 #include "moescope/error.h"
@@ -39,8 +41,10 @@ public:
   // Variables are the template's globals. Objects keep their key order only with
   // nlohmann::ordered_json (plain nlohmann::json stores keys sorted), which `tojson` and `items`
   // expose, so pass ordered_json where the output must match transformers exactly.
-  std::string render(const nlohmann::json& variables) const;
-  std::string render(const nlohmann::ordered_json& variables) const;
+  // strftime_now() reports `now` (a local time) when given, else the clock, as transformers'
+  // datetime.now() does.
+  std::string render(const nlohmann::json& variables, const std::optional<std::tm>& now = std::nullopt) const;
+  std::string render(const nlohmann::ordered_json& variables, const std::optional<std::tm>& now = std::nullopt) const;
 
 private:
   std::shared_ptr<const tmpl::Program> program_;
@@ -49,6 +53,9 @@ private:
 struct ChatTemplateConfig {
   std::string source;
   std::string bos_token, eos_token;  // empty: absent (null) in tokenizer_config.json
+  // The time strftime_now() reports (gpt-oss writes "Current date: ..." into its system message);
+  // unset: the clock. Fixed for prompts that must not change from day to day (the goldens).
+  std::optional<std::tm> now;
 };
 
 // Reads tokenizer_config.json: chat_template as a string, or a list of {"name","template"} (the

@@ -10,12 +10,24 @@ namespace moescope {
 
 namespace fs = std::filesystem;
 
+namespace {
+
+// gpt-oss' harmony format writes its messages with these (special) tokens.
+bool has_harmony_tokens(const Tokenizer& tok) {
+  for (const char* t : {"<|start|>", "<|channel|>", "<|message|>", "<|end|>", "<|return|>"})
+    if (!tok.token_to_id(t)) return false;
+  return true;
+}
+
+}  // namespace
+
 ChatFormat ChatFormat::from_dir(const fs::path& model) {
   const fs::path dir = tokenizer_dir_of(model);
   ChatFormat f;
   if (dir.empty()) {  // a GGUF file with its own tokenizer and template
     const auto g = GgufFile::open(model);  // opened once for the tokenizer and the template
     f.tokenizer_ = std::make_shared<const Tokenizer>(Tokenizer::from_gguf(*g));
+    f.harmony_ = has_harmony_tokens(*f.tokenizer_);
     try {
       ChatTemplateConfig c = tok::chat_config_from_gguf(*g);
       if (c.source.empty()) throw Error("the file has no tokenizer.chat_template");
@@ -29,6 +41,7 @@ ChatFormat ChatFormat::from_dir(const fs::path& model) {
   }
   if (!fs::exists(dir / "tokenizer.json")) throw Error("no tokenizer.json in " + dir.string());
   f.tokenizer_ = std::make_shared<const Tokenizer>(Tokenizer::from_dir(dir));
+  f.harmony_ = has_harmony_tokens(*f.tokenizer_);
   const fs::path cfg = dir / "tokenizer_config.json";
   try {
     if (!fs::exists(cfg)) throw Error("no tokenizer_config.json");
@@ -75,10 +88,19 @@ ChatPrompt ChatFormat::render(const nlohmann::ordered_json& messages, bool add_g
 
 std::vector<int32_t> ChatFormat::stop_ids() const {
   std::vector<int32_t> ids;
-  if (auto e = tokenizer_->eos_id()) ids.push_back(*e);
+  auto add = [&](std::optional<int32_t> id) {
+    if (id && std::find(ids.begin(), ids.end(), *id) == ids.end()) ids.push_back(*id);
+  };
+  if (harmony_) {
+    // One harmony answer is several messages, each closed by <|end|> (analysis, then final): the
+    // turn ends at <|return|>, or at <|call|> when a tool call waits for its result.
+    for (const char* t : {"<|return|>", "<|call|>", "<|endoftext|>"}) add(tokenizer_->token_to_id(t));
+    if (auto e = tokenizer_->eos_id(); e && e != tokenizer_->token_to_id("<|end|>")) add(e);
+    return ids;
+  }
+  add(tokenizer_->eos_id());
   for (const char* t : {"<|im_end|>", "<|eot_id|>", "<|end|>", "<｜end▁of▁sentence｜>", "</s>", "<|endoftext|>"})
-    if (auto id = tokenizer_->token_to_id(t))
-      if (std::find(ids.begin(), ids.end(), *id) == ids.end()) ids.push_back(*id);
+    add(tokenizer_->token_to_id(t));
   return ids;
 }
 

@@ -1,6 +1,8 @@
 #pragma once
 // Tokens and the syntax tree of a parsed template.
+#include <ctime>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -97,7 +99,7 @@ struct Program {
 std::shared_ptr<Program> parse_program(const std::string& source);
 
 // Renders a parsed template with the given globals; throws TemplateError.
-std::string render_program(const Program& program, Dict variables);
+std::string render_program(const Program& program, Dict variables, const std::optional<std::tm>& now = std::nullopt);
 
 bool is_known_filter(const std::string& name);
 bool is_known_test(const std::string& name);

@@ -1249,7 +1249,7 @@ bool apply_test(const std::string& name, const Value& v, const List& args) {
   type_error("No test named '" + name + "'.");
 }
 
-Dict make_globals() {
+Dict make_globals(const std::optional<std::tm>& now) {
   Dict g;
   g.emplace_back("raise_exception", Value::callable("raise_exception", [](const List& args, const KwArgs& kwargs) -> Value {
                    Params a("raise_exception", args, kwargs, {"message"});
@@ -1312,12 +1312,21 @@ Dict make_globals() {
                    for (int64_t k = 0; k < static_cast<int64_t>(n); ++k) out.push_back(Value::integer(start + k * step));
                    return Value::make_list(std::move(out));
                  }));
-  g.emplace_back("strftime_now", Value::callable("strftime_now", [](const List& args, const KwArgs& kwargs) {
+  g.emplace_back("strftime_now", Value::callable("strftime_now", [now](const List& args, const KwArgs& kwargs) {
                    Params a("strftime_now", args, kwargs, {"format"});
                    if (!a.get(0)) type_error("strftime_now() missing 1 required positional argument: 'format'");
-                   std::time_t t = std::time(nullptr);
                    std::tm tm{};
-                   localtime_r(&t, &tm);
+                   if (now) {
+                     // The fields as given; weekday and day of the year worked out from the date
+                     // (timegm/gmtime leave the wall-clock time alone, whatever the time zone).
+                     tm = *now;
+                     tm.tm_isdst = 0;
+                     const std::time_t t = timegm(&tm);
+                     gmtime_r(&t, &tm);
+                   } else {
+                     const std::time_t t = std::time(nullptr);
+                     localtime_r(&t, &tm);
+                   }
                    char buf[512];
                    size_t n = std::strftime(buf, sizeof buf, need_str(*a.get(0), "format").c_str(), &tm);
                    return Value::string(std::string(buf, n));

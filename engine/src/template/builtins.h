@@ -2,6 +2,8 @@
 // What the template language provides beyond syntax: operators on values, attribute and item
 // access, filters, tests, and the methods of str / dict / list that templates call. They throw
 // EvalError (no line); the renderer adds the line of the expression being evaluated.
+#include <ctime>
+#include <optional>
 #include <stdexcept>
 #include <string>
 
@@ -44,7 +46,7 @@ Value apply_filter(const std::string& name, const Value& subject, const List& ar
 bool apply_test(const std::string& name, const Value& subject, const List& args);
 
 // The globals transformers installs (raise_exception, namespace, strftime_now, dict) and jinja2's
-// own (range).
-Dict make_globals();
+// own (range). strftime_now() reports `now` when given, else the local clock.
+Dict make_globals(const std::optional<std::tm>& now);
 
 }  // namespace moescope::tmpl

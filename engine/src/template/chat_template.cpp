@@ -91,7 +91,7 @@ std::string apply(const ChatTemplateConfig& config, const J& messages, bool add_
       if (!d.is_object()) throw Error("Documents should be a list of objects with 'title' and 'text' keys");
   vars["messages"] = std::move(chat);
   vars["add_generation_prompt"] = add_generation_prompt;
-  return parsed(config.source).render(vars);
+  return parsed(config.source).render(vars, config.now);
 }
 
 }  // namespace

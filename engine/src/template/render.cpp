@@ -26,12 +26,12 @@ using Frame = std::unordered_map<std::string, Value>;
 
 class Interpreter {
 public:
-  explicit Interpreter(Dict variables) {
+  Interpreter(Dict variables, const std::optional<std::tm>& now) {
     reset_work();
     auto root = std::make_shared<Frame>();
     for (auto& [k, v] : variables) (*root)[k] = std::move(v);
     scopes_.push_back(std::move(root));
-    for (auto& [k, v] : make_globals()) globals_[k] = std::move(v);
+    for (auto& [k, v] : make_globals(now)) globals_[k] = std::move(v);
   }
 
   std::string run(const Program& program) {
@@ -373,9 +373,9 @@ private:
 
 }  // namespace
 
-std::string render_program(const Program& program, Dict variables) {
+std::string render_program(const Program& program, Dict variables, const std::optional<std::tm>& now) {
   try {
-    return Interpreter(std::move(variables)).run(program);
+    return Interpreter(std::move(variables), now).run(program);
   } catch (const EvalError& e) {
     throw TemplateError(e.what(), 0);
   } catch (const std::bad_alloc&) {
@@ -396,7 +396,7 @@ ChatTemplate ChatTemplate::parse(std::string source) {
 }
 
 template <class J>
-static std::string render_json(const tmpl::Program* program, const J& variables) {
+static std::string render_json(const tmpl::Program* program, const J& variables, const std::optional<std::tm>& now) {
   if (!program) throw TemplateError("render() called on a template that was never parsed", 0);
   if (!variables.is_object()) throw TemplateError("template variables must be a JSON object", 0);
   tmpl::Value v;
@@ -405,15 +405,15 @@ static std::string render_json(const tmpl::Program* program, const J& variables)
   } catch (const std::invalid_argument& e) {
     throw TemplateError(e.what(), 0);
   }
-  return tmpl::render_program(*program, *v.dict);
+  return tmpl::render_program(*program, *v.dict, now);
 }
 
-std::string ChatTemplate::render(const nlohmann::json& variables) const {
-  return render_json(program_.get(), variables);
+std::string ChatTemplate::render(const nlohmann::json& variables, const std::optional<std::tm>& now) const {
+  return render_json(program_.get(), variables, now);
 }
 
-std::string ChatTemplate::render(const nlohmann::ordered_json& variables) const {
-  return render_json(program_.get(), variables);
+std::string ChatTemplate::render(const nlohmann::ordered_json& variables, const std::optional<std::tm>& now) const {
+  return render_json(program_.get(), variables, now);
 }
 
 }  // namespace moescope
