@@ -21,6 +21,7 @@ class Mailbox : public QObject {
 
 public:
   using QObject::QObject;
+  ~Mailbox() override;
   // From any thread: runs `job` in this object's thread, after the jobs posted before it.
   void post(std::function<void()> job);
   // Jobs not yet run (tests).
