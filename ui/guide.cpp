@@ -223,7 +223,7 @@ QString guide_page_html(const QString& id, const ModelSpec* spec, const QString&
 GuideWindow::GuideWindow(QWidget* parent) : QWidget(parent, Qt::Window) {
   setObjectName(QStringLiteral("guideWindow"));
   setWindowTitle(tr("moescope guide"));
-  resize(820, 560);
+  resize(900, 600);
   auto* split = new QSplitter(Qt::Horizontal, this);
   contents_ = new QListWidget(split);
   contents_->setObjectName(QStringLiteral("guideContents"));
@@ -231,6 +231,9 @@ GuideWindow::GuideWindow(QWidget* parent) : QWidget(parent, Qt::Window) {
     auto* item = new QListWidgetItem(p.title, contents_);
     item->setData(Qt::UserRole, p.id);
   }
+  // Every title whole, never a horizontal scroll bar.
+  contents_->setHorizontalScrollBarPolicy(Qt::ScrollBarAlwaysOff);
+  contents_->setMinimumWidth(contents_->sizeHintForColumn(0) + 2 * contents_->frameWidth() + 8);
   connect(contents_, &QListWidget::currentRowChanged, this, [this](int row) {
     if (row >= 0 && row < int(guide_pages().size())) showPage(guide_pages()[size_t(row)].id);
   });
@@ -259,7 +262,7 @@ GuideWindow::GuideWindow(QWidget* parent) : QWidget(parent, Qt::Window) {
   split->addWidget(contents_);
   split->addWidget(right);
   split->setStretchFactor(1, 1);
-  split->setSizes({220, 600});
+  split->setSizes({contents_->minimumWidth(), 900 - contents_->minimumWidth()});
   auto* outer = new QVBoxLayout(this);
   outer->setContentsMargins(6, 6, 6, 6);
   outer->addWidget(split);
