@@ -680,6 +680,28 @@ private slots:
     QVERIFY(guide->browser()->source().isEmpty());
   }
 
+  // Before a model is loaded the guide says so; a window without views has nothing to open.
+  void guideWithoutAModel() {
+    AppOptions o;
+    o.load_model = false;
+    o.data_dir = dir_->path();
+    o.settings_file = dir_->filePath(QStringLiteral("settings.ini"));
+    MainWindow w(o, views_);
+    w.show();
+    w.openGuide(QStringLiteral("balance"));
+    QVERIFY(w.guide() && w.guide()->isVisible());
+    QCOMPARE(w.guide()->currentTitle(), QStringLiteral("Load balance and its metrics"));
+    QVERIFY(w.guide()->browser()->toPlainText().contains(QStringLiteral("No model is loaded")));
+    QVERIFY(!w.guide()->openViewButton()->isEnabled());
+    QVERIFY(!w.guide()->showPage(QStringLiteral("nope")));
+    QCOMPARE(w.guide()->currentPage(), QStringLiteral("balance"));
+    // Loading a model puts its numbers in.
+    QSignalSpy ready(&w, &MainWindow::modelReady);
+    w.openModel(kModel);
+    QTRY_VERIFY_WITH_TIMEOUT(ready.count() > 0, kTimeout);
+    QVERIFY(w.guide()->browser()->toPlainText().contains(QStringLiteral("25.0 % of the tokens")));
+  }
+
   // Layouts that fit (issue 16): at 1024×700 and 1920×1080, with the default docks and with every
   // dock open, no visible control is cut off by an ancestor (outside scroll areas, whose job that
   // is) or squeezed below its minimum size hint, the message buttons show, and the routing map has
