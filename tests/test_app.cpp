@@ -16,6 +16,9 @@
 #include <QSignalSpy>
 #include <QStandardPaths>
 #include <QTabBar>
+#include <QTextBlock>
+#include <QTextBrowser>
+#include <QTextDocument>
 #include <QTemporaryDir>
 #include <QTest>
 #include <memory>
@@ -32,7 +35,9 @@
 #include "ui/conversation_list.h"
 #include "ui/engine_feed.h"
 #include "ui/engine_host.h"
+#include "ui/experiments/register_experiments.h"
 #include "ui/generation_defaults.h"
+#include "ui/guide.h"
 #include "ui/message_widget.h"
 #include "ui/notice_bar.h"
 #include "ui/thinking.h"
@@ -607,6 +612,94 @@ private slots:
     bool listed = false;
     for (QAction* a : w->viewsMenu()->actions()) listed |= a->text() == QStringLiteral("Test view");
     QVERIFY(listed);
+  }
+
+  // The guide (issue 16): Help ▸ Guide opens it, every view's "learn more" opens it at the view's
+  // page, the figures are the loaded model's, and each page's button shows its view.
+  void guideExplainsTheLoadedModel() {
+    moescope::ui::register_views(views_);
+    moescope::ui::register_experiments(views_);
+    auto w = open();
+    QVERIFY(w->engine()->hasModel());
+    QAction* action = w->findChild<QAction*>(QStringLiteral("guideAction"));
+    QVERIFY(action);
+    QVERIFY(!w->guide() || !w->guide()->isVisible());
+    action->trigger();
+    moescope::ui::GuideWindow* guide = w->guide();
+    QVERIFY(guide && guide->isVisible());
+    QCOMPARE(guide->currentPage(), moescope::ui::guide_pages().front().id);
+    // Each view's "learn more" opens its page.
+    for (const QString& id : w->viewIds()) {
+      const QString page = moescope::ui::guide_page_for_view(id);
+      auto* more = w->viewWidget(id)->findChild<QLabel*>(QStringLiteral("learnMore"));
+      if (!more) continue;  // the experiments' views have none
+      QVERIFY(w->showView(id));
+      QTRY_VERIFY(more->isVisible());
+      guide->showPage(QStringLiteral("moe") == page ? QStringLiteral("mla") : QStringLiteral("moe"));
+      guide->hide();
+      QTest::mouseClick(more, Qt::LeftButton, {}, more->rect().center());
+      QTRY_VERIFY(guide->isVisible());
+      QCOMPARE(guide->currentPage(), page);
+      QCOMPARE(guide->currentTitle(), moescope::ui::guide_page(page)->title);
+      QCOMPARE(guide->browser()->documentTitle(), moescope::ui::guide_page(page)->title);
+    }
+    QCOMPARE(w->viewWidget(QStringLiteral("load"))->findChild<QLabel*>(QStringLiteral("learnMore")) != nullptr, true);
+    // Every page: chat-tiny's own numbers, only links to guide pages, and a button that shows its view.
+    for (const moescope::ui::GuidePage& p : moescope::ui::guide_pages()) {
+      QVERIFY(guide->showPage(p.id));
+      const QString text = guide->browser()->toPlainText();
+      QVERIFY2(text.contains(QStringLiteral("In the loaded model")) && text.contains(QStringLiteral("chat-tiny")), qPrintable(p.id));
+      if (p.id == QLatin1String("mla"))
+        QVERIFY2(text.contains(QStringLiteral("kv_lora_rank 16 + qk_rope_head_dim 8")), qPrintable(text));
+      else
+        QVERIFY2(text.contains(QStringLiteral("16")) && text.contains(QStringLiteral("4")), qPrintable(p.id + text));
+      QTextDocument* doc = guide->browser()->document();
+      for (QTextBlock b = doc->begin(); b.isValid(); b = b.next())
+        for (auto it = b.begin(); !it.atEnd(); ++it) {
+          const QString href = it.fragment().charFormat().anchorHref();
+          QVERIFY2(href.isEmpty() || href.startsWith(QStringLiteral("guide:")), qPrintable(href));
+        }
+      if (QDockWidget* d = w->viewDock(p.view)) d->hide();
+      QVERIFY2(guide->openViewButton()->isEnabled(), qPrintable(p.id));
+      QTest::mouseClick(guide->openViewButton(), Qt::LeftButton);
+      QTRY_VERIFY2(w->viewDock(p.view)->isVisible(), qPrintable(p.view));
+    }
+    // MOESCOPE_SHOTS=DIR: a picture of a page, to look at.
+    if (const QString shots = qEnvironmentVariable("MOESCOPE_SHOTS"); !shots.isEmpty()) {
+      guide->showPage(QStringLiteral("groups"));
+      QTest::qWait(50);  // the button's new width is laid out
+      QVERIFY(guide->grab().save(QDir(shots).filePath(QStringLiteral("guide.png"))));
+    }
+    // A link to another page follows it; any other link is ignored.
+    guide->showPage(QStringLiteral("router"));
+    emit guide->browser()->anchorClicked(QUrl(QStringLiteral("guide:scoring")));
+    QCOMPARE(guide->currentPage(), QStringLiteral("scoring"));
+    emit guide->browser()->anchorClicked(QUrl(QStringLiteral("https://example.com/")));
+    emit guide->browser()->anchorClicked(QUrl::fromLocalFile(kModel + QStringLiteral("/config.json")));
+    QCOMPARE(guide->currentPage(), QStringLiteral("scoring"));
+    QVERIFY(guide->browser()->source().isEmpty());
+  }
+
+  // Before a model is loaded the guide says so; a window without views has nothing to open.
+  void guideWithoutAModel() {
+    AppOptions o;
+    o.load_model = false;
+    o.data_dir = dir_->path();
+    o.settings_file = dir_->filePath(QStringLiteral("settings.ini"));
+    MainWindow w(o, views_);
+    w.show();
+    w.openGuide(QStringLiteral("balance"));
+    QVERIFY(w.guide() && w.guide()->isVisible());
+    QCOMPARE(w.guide()->currentTitle(), QStringLiteral("Load balance and its metrics"));
+    QVERIFY(w.guide()->browser()->toPlainText().contains(QStringLiteral("No model is loaded")));
+    QVERIFY(!w.guide()->openViewButton()->isEnabled());
+    QVERIFY(!w.guide()->showPage(QStringLiteral("nope")));
+    QCOMPARE(w.guide()->currentPage(), QStringLiteral("balance"));
+    // Loading a model puts its numbers in.
+    QSignalSpy ready(&w, &MainWindow::modelReady);
+    w.openModel(kModel);
+    QTRY_VERIFY_WITH_TIMEOUT(ready.count() > 0, kTimeout);
+    QVERIFY(w.guide()->browser()->toPlainText().contains(QStringLiteral("25.0 % of the tokens")));
   }
 
   // Layouts that fit (issue 16): at 1024×700 and 1920×1080, with the default docks and with every

@@ -9,12 +9,16 @@
 #include <QTemporaryDir>
 #include <QtTest>
 #include <QTabWidget>
+#include <QTextBlock>
+#include <QTextDocument>
 #include <cmath>
 #include <qcustomplot.h>
 #include <nlohmann/json.hpp>
 #include <random>
 
+#include "moescope/anatomy.h"
 #include "moescope/model_spec.h"
+#include "moescope/resources.h"
 #include "moescope/route_explain.h"
 #include "moescope/routing.h"
 #include "moescope/routing_stats.h"
@@ -22,6 +26,7 @@
 #include "ui/conversation.h"
 #include "ui/conversation_store.h"
 #include "ui/engine_feed.h"
+#include "ui/guide.h"
 #include "ui/view_registry.h"
 #include "ui/views/coactivation_view.h"
 #include "ui/views/expert_colouring.h"
@@ -214,6 +219,101 @@ private slots:
     }
     // Every view reads the one data model it was handed.
     for (ViewFrame* v : parent.findChildren<ViewFrame*>()) QCOMPARE(v->traceModel(), traces);
+  }
+
+  // The guide (issue 16): a page for every view's "learn more", text from the resources, links
+  // only to its own pages, figures from the model with its strings escaped.
+  void guide_pages_and_links() {
+    ViewRegistry registry;
+    register_views(registry);
+    for (const QString& id : registry.ids()) {
+      const QString page = guide_page_for_view(id);
+      QVERIFY2(guide_page(page), qPrintable(id));
+    }
+    const ModelSpec spec = load_model_spec(MOESCOPE_TEST_DATA "/models/chat-tiny");
+    for (const GuidePage& p : guide_pages()) {
+      QVERIFY2(registry.find(p.view) || p.view == QLatin1String("anatomy"), qPrintable(p.id));
+      const QString body = guide_body_html(p.id);
+      QVERIFY2(body.size() > 200, qPrintable(p.id));
+      for (const char* bad : {"http", "file:", "src=", "<img", "<script", "www."})
+        QVERIFY2(!body.contains(QLatin1String(bad), Qt::CaseInsensitive), qPrintable(p.id + QLatin1Char(' ') + bad));
+      QTextDocument doc;
+      doc.setHtml(guide_page_html(p.id, &spec, QStringLiteral("chat-tiny")));
+      QCOMPARE(doc.metaInformation(QTextDocument::DocumentTitle), p.title);
+      for (QTextBlock b = doc.begin(); b.isValid(); b = b.next())
+        for (auto it = b.begin(); !it.atEnd(); ++it) {
+          const QString href = it.fragment().charFormat().anchorHref();
+          if (href.isEmpty()) continue;
+          const QUrl url(href);
+          QVERIFY2(url.scheme() == QLatin1String("guide") && guide_page(url.path()), qPrintable(p.id + QStringLiteral(": ") + href));
+        }
+    }
+    QVERIFY(guide_page_for_view(QStringLiteral("nope")).isEmpty());
+    QVERIFY(guide_body_html(QStringLiteral("nope")).isEmpty());
+  }
+
+  void guide_figures_follow_the_model() {
+    const ModelSpec tiny = load_model_spec(MOESCOPE_TEST_DATA "/models/chat-tiny");
+    auto fig = [&](const char* page, const ModelSpec* s, const QString& name = QStringLiteral("m")) {
+      QTextDocument doc;
+      doc.setHtml(guide_figure_html(QLatin1String(page), s, name));
+      return doc.toPlainText();
+    };
+    for (const GuidePage& p : guide_pages()) {
+      QVERIFY2(fig(p.id.toUtf8().constData(), nullptr).contains(QStringLiteral("No model is loaded")), qPrintable(p.id));
+      QVERIFY2(fig(p.id.toUtf8().constData(), &tiny, QStringLiteral("chat-tiny")).startsWith(QStringLiteral("chat-tiny")), qPrintable(p.id));
+    }
+    // chat-tiny: DeepSeek-V3 routing, 16 experts, top-4, 4 groups of 4 keeping 2, 1 shared expert.
+    QVERIFY(fig("moe", &tiny).contains(QStringLiteral("16 routed experts per MoE layer, top_k = 4")));
+    QVERIFY(fig("moe", &tiny).contains(QStringLiteral("2 of its 3 layers are MoE layers")));
+    QVERIFY(fig("router", &tiny).contains(QStringLiteral("scores 16 experts (sigmoid")));
+    QVERIFY(fig("router", &tiny).contains(QStringLiteral("multiplied by routed_scaling_factor 2.5, so they sum to 2.5")));
+    QVERIFY(fig("scoring", &tiny).contains(QStringLiteral("has a correction bias")));
+    QVERIFY(fig("groups", &tiny).contains(QStringLiteral("16 experts in n_group = 4 groups of 4")));
+    QVERIFY(fig("groups", &tiny).contains(QStringLiteral("sum of its two best biased scores, the topk_group = 2 best groups are kept, and the top 4 experts are chosen among their 8")));
+    QVERIFY(fig("shared", &tiny).contains(QStringLiteral("shared expert width 16")));
+    QVERIFY(fig("balance", &tiny).contains(QStringLiteral("25.0 % of the tokens")));
+    QVERIFY(fig("specialisation", &tiny).contains(QStringLiteral("(4 − 1) ÷ (16 − 1) = 0.200")));
+    QVERIFY(fig("mla", &tiny).contains(QString::fromStdString(kv_figure_text(kv_figure(tiny), "MLA"))));
+    QVERIFY(fig("mla", &tiny).contains(QStringLiteral("kv_lora_rank 16 + qk_rope_head_dim 8 = 24 values")));
+    // The real models the guide's text names.
+    const ModelSpec r1 = load_model_spec(preset_path("deepseek-r1"));
+    QVERIFY(fig("groups", &r1).contains(QStringLiteral("256 experts in n_group = 8 groups of 32")));
+    QVERIFY(fig("groups", &r1).contains(QStringLiteral("topk_group = 4 best groups are kept, and the top 8 experts are chosen among their 128")));
+    QVERIFY(fig("router", &r1).contains(QStringLiteral("so they sum to 2.5")));
+    const ModelSpec mixtral = load_model_spec(preset_path("mixtral-8x7b"));
+    QVERIFY(fig("router", &mixtral).contains(QStringLiteral("scores 8 experts (softmax over all experts) and sends every token to the top 2; the weights are renormalised to sum to 1.")));
+    QVERIFY(fig("scoring", &mixtral).contains(QStringLiteral("no correction bias")));
+    QVERIFY(fig("groups", &mixtral).contains(QStringLiteral("chosen among all 8 experts")));
+    QVERIFY(fig("shared", &mixtral).contains(QStringLiteral("no shared expert")));
+    const ModelSpec qwen3 = load_model_spec(preset_path("qwen3-30b-a3b"));
+    QVERIFY(fig("router", &qwen3).contains(QStringLiteral("scores 128 experts (softmax over all experts) and sends every token to the top 8; the weights are renormalised to sum to 1.")));
+    // Model text is never HTML, and a name holding "%1" does not shift the numbers.
+    const QString hostile = QStringLiteral("<img src=\"x\"><a href=\"https://e.com\">%1 {architecture}</a>");
+    for (const GuidePage& p : guide_pages()) {
+      const QString html = guide_page_html(p.id, &tiny, hostile);
+      QVERIFY2(!html.contains(QStringLiteral("<img")) && !html.contains(QStringLiteral("https://e.com\">")), qPrintable(p.id));
+      QTextDocument doc;
+      doc.setHtml(html);
+      QVERIFY2(doc.toPlainText().contains(hostile), qPrintable(p.id));
+    }
+    QVERIFY(fig("moe", &tiny, hostile).contains(QStringLiteral("16 routed experts")));
+  }
+
+  // "learn more" asks for the guide at the view's page.
+  void learn_more_opens_the_guide() {
+    TraceModel model;
+    LoadView v(&model);
+    v.resize(700, 400);
+    v.show();
+    QVERIFY(QTest::qWaitForWindowExposed(&v));
+    QSignalSpy asked(&v, &ViewFrame::learnMoreRequested);
+    auto* more = v.findChild<QLabel*>(QStringLiteral("learnMore"));
+    QVERIFY(more && !more->toolTip().isEmpty());
+    QTest::mouseClick(more, Qt::LeftButton, {}, more->rect().center());
+    QCOMPARE(asked.count(), 1);
+    QCOMPARE(asked.at(0).at(0).toString(), QStringLiteral("load"));
+    QCOMPARE(guide_page(guide_page_for_view(QStringLiteral("load")))->title, QStringLiteral("Load balance and its metrics"));
   }
 
   void load_view_known_trace() {

@@ -30,6 +30,7 @@
 #include "ui/conversation_list.h"
 #include "ui/engine_feed.h"
 #include "ui/generation_defaults.h"
+#include "ui/guide.h"
 #include "ui/message_widget.h"
 #include "ui/notice_bar.h"
 #include "ui/settings_dialog.h"
@@ -38,6 +39,7 @@
 #include "ui/experiments/register_experiments.h"
 #include "ui/view_registry.h"
 #include "ui/views/trace_model.h"
+#include "ui/views/view_frame.h"
 
 namespace moescope::desktop {
 
@@ -245,6 +247,9 @@ void MainWindow::buildMenus() {
   no_views_->setEnabled(false);
 
   QMenu* help = menuBar()->addMenu(tr("&Help"));
+  QAction* guide = help->addAction(tr("&Guide"), QKeySequence::HelpContents, this, [this] { openGuide(); });
+  guide->setObjectName(QStringLiteral("guideAction"));
+  guide->setStatusTip(tr("Short pages on MoE routing, load balance and MLA, with the loaded model's numbers"));
   help->addAction(tr("&About moescope"), this, [this] {
     QMessageBox::about(this, tr("About moescope"),
                        tr("<b>moescope %1</b><p>Chat with a Mixture-of-Experts model while watching its experts work.</p>"
@@ -319,6 +324,9 @@ QDockWidget* MainWindow::addView(const ui::ViewFactory& factory) {
   context.chat = chat_;
   QWidget* widget = factory.create ? factory.create(context, dock) : new QWidget(dock);
   dock->setWidget(widget);
+  if (auto* frame = qobject_cast<ui::ViewFrame*>(widget))
+    connect(frame, &ui::ViewFrame::learnMoreRequested, this,
+            [this](const QString& id) { openGuide(ui::guide_page_for_view(id)); });
   addDockWidget(factory.area, dock);
   dock->setVisible(factory.visible_by_default);
   if (!views_.count(factory.id)) view_order_ << factory.id;
@@ -365,6 +373,22 @@ bool MainWindow::showView(const QString& id) {
   dock->show();
   dock->raise();
   return true;
+}
+
+void MainWindow::openGuide(const QString& page) {
+  if (!guide_) {
+    guide_ = new ui::GuideWindow(this);
+    if (engine_->hasModel()) guide_->setModel(engine_->model().spec, engine_->model().name);
+  }
+  // The views there are now (one may have been added since the guide was made).
+  QMap<QString, QString> titles;
+  for (const QString& id : view_order_) titles.insert(id, viewDock(id)->windowTitle());
+  guide_->setViews(titles, [this](const QString& id) { return showView(id); });
+  if (!page.isEmpty()) guide_->showPage(page);
+  spdlog::debug("guide opened at {}", guide_->currentPage().toStdString());
+  guide_->show();
+  guide_->raise();
+  guide_->activateWindow();
 }
 
 // A view opened for the first time (not placed by the user or a saved layout) joins a visible view
@@ -672,6 +696,7 @@ void MainWindow::onLoaded(const ui::ModelInfo& info) {
   backend_label_->setText(info.backend);
   speed_label_->clear();
   updateContextLabel(0, info.context_length);
+  if (guide_) guide_->setModel(info.spec, info.name);
   settings_->addRecentModel(info.dir);
   rebuildRecentMenu();
   restoreReadyState();

@@ -27,6 +27,7 @@ class ChatPanel;
 class ConversationList;
 class EngineFeed;
 class EngineHost;
+class GuideWindow;
 class TraceModel;
 class ViewRegistry;
 struct ViewFactory;
@@ -65,6 +66,10 @@ public:
   QDockWidget* viewDock(const QString& id) const;
   QStringList viewIds() const;  // in menu order
   QMenu* viewsMenu() const { return views_menu_; }
+  // Help ▸ Guide: the guide window at `page` (a ui/guide.h page id; empty: where it was), made
+  // on first use; guide() is null until then.
+  void openGuide(const QString& page = {});
+  ui::GuideWindow* guide() const { return guide_; }
 
   ui::ChatPanel* chat() const { return chat_; }
   ui::ConversationList* conversationList() const { return list_; }
@@ -142,6 +147,7 @@ private:
   QProgressBar* load_bar_;
   QLabel* load_label_;
   QPushButton* load_cancel_;
+  ui::GuideWindow* guide_ = nullptr;
 
   std::vector<ui::Conversation> conversations_;  // most recently updated first
   QString current_id_;

@@ -81,11 +81,14 @@ ViewFrame::ViewFrame(TraceModel* model, const QString& id, const QString& senten
   text->setToolTip(learn_more);
   text->setStyleSheet(QStringLiteral("color:#33383D;"));
   head->addWidget(text, 1);
-  auto* more = new QLabel(tr("<a href=\"#\">learn more</a>"), this);
+  auto* more = new QLabel(tr("<a href=\"#guide\">learn more</a>"), this);
   more->setObjectName(QStringLiteral("learnMore"));
   more->setToolTip(learn_more);
-  more->setTextInteractionFlags(Qt::NoTextInteraction);
-  more->setCursor(Qt::WhatsThisCursor);
+  // The link never opens anything itself: the window shows the guide's page on this view.
+  more->setOpenExternalLinks(false);
+  more->setTextInteractionFlags(Qt::LinksAccessibleByMouse | Qt::LinksAccessibleByKeyboard);
+  more->setCursor(Qt::PointingHandCursor);
+  connect(more, &QLabel::linkActivated, this, [this] { emit learnMoreRequested(id_); });
   head->addWidget(more, 0, Qt::AlignTop);
   col->addLayout(head);
 

@@ -1,5 +1,6 @@
 #pragma once
-// What every view shares: the one-sentence explanation at the top (with a "learn more" tooltip),
+// What every view shares: the one-sentence explanation at the top (with a "learn more" link that
+// asks for the guide's page on the view, its help text as the tooltip),
 // a toolbar row for the view's own controls followed by Open trace… / PNG / PDF / CSV, and the
 // refresh timer: a view redraws at most every 100 ms (while the model generates: every second on
 // the CPU backend, every 500 ms on a GPU), only when it is visible and its data or settings
@@ -40,6 +41,10 @@ public:
   void refreshNow();
   int refreshCount() const { return refreshes_; }
   double refreshSeconds() const { return refresh_seconds_; }  // spent in refresh() so far
+
+signals:
+  // "learn more" was clicked: the window opens the guide at this view's page (ui/guide.h).
+  void learnMoreRequested(const QString& view_id);
 
 protected:
   QVBoxLayout* body() const { return body_; }
