@@ -22,8 +22,8 @@ const char* kHelp =
     "Every token picks top_k experts at each MoE layer. Row i, column j shows P(j | i): of the tokens "
     "that chose expert i, the share that also chose expert j (the diagonal, always 1, is left blank). "
     "The matrix is not symmetric: a popular expert j can follow a rare i often without the reverse. "
-    "Bright cells far above top_k ÷ experts (what independent choices would give) are experts that "
-    "work as a team. Pairs are listed only for experts chosen by at least 'min tokens' tokens, so a "
+    "Bright cells far above (top_k − 1) ÷ (experts − 1) (what choices at random would give) are experts that "
+    "work as a team. Pairs are listed only for experts chosen by at least the 'min' number of tokens, so a "
     "single token does not make a 100 % pair.";
 
 QTableWidgetItem* cell(const QString& text) {
