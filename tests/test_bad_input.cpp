@@ -32,6 +32,18 @@ fs::path copy_model(const QTemporaryDir& tmp, const fs::path& source = kSource) 
 nlohmann::json config_of(const fs::path& dir) { return nlohmann::json::parse(read_file(dir / "config.json")); }
 void set_config(const fs::path& dir, const nlohmann::json& j) { write_file(dir / "config.json", j.dump(2)); }
 
+// A copy of golden model `model` whose config.json has `field` set to the JSON `value` ("<delete>":
+// removed; an empty field: the config as it is).
+fs::path golden_with_field(const QTemporaryDir& tmp, const QString& model, const QString& field, const QString& value) {
+  const fs::path dir = copy_model(tmp, fs::path(MOESCOPE_TEST_DATA) / "models" / model.toStdString());
+  if (field.isEmpty()) return dir;
+  auto j = config_of(dir);
+  if (value == "<delete>") j.erase(field.toStdString());
+  else j[field.toStdString()] = nlohmann::json::parse(value.toStdString());
+  set_config(dir, j);
+  return dir;
+}
+
 // Expects load_model to throw an Error whose message contains `needle`.
 void expect_error(const fs::path& dir, const char* needle) {
   try {
@@ -256,13 +268,8 @@ private slots:
     QFETCH(QString, value);
     QFETCH(QString, needle);
     QTemporaryDir tmp;
-    fs::path dir = copy_model(tmp, fs::path(MOESCOPE_TEST_DATA) / "models" / model.toStdString());
-    if (!field.isEmpty()) {
-      auto j = config_of(dir);
-      if (value == "<delete>") j.erase(field.toStdString());
-      else j[field.toStdString()] = nlohmann::json::parse(value.toStdString());
-      set_config(dir, j);
-    } else {
+    const fs::path dir = golden_with_field(tmp, model, field, value);
+    if (field.isEmpty()) {
       auto st = Safetensors::read(dir / "model.safetensors");
       st.header["model.layers.0.linear_attn.conv1d.weight"]["shape"] = nlohmann::json::parse(value.toStdString());
       st.write(dir / "model.safetensors");
@@ -301,11 +308,7 @@ private slots:
     QFETCH(QString, value);
     QFETCH(QString, needle);
     QTemporaryDir tmp;
-    fs::path dir = copy_model(tmp, fs::path(MOESCOPE_TEST_DATA) / "models" / model.toStdString());
-    auto j = config_of(dir);
-    j[field.toStdString()] = nlohmann::json::parse(value.toStdString());
-    set_config(dir, j);
-    expect_error(dir, needle.toUtf8().constData());
+    expect_error(golden_with_field(tmp, model, field, value), needle.toUtf8().constData());
   }
 
   // U8 is the dtype of MXFP4 blocks and scales only: any other tensor in U8 (right shape, right
