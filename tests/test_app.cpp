@@ -6,6 +6,7 @@
 #include <QAction>
 #include <QComboBox>
 #include <QDir>
+#include <QDirIterator>
 #include <QDockWidget>
 #include <QFile>
 #include <QLabel>
@@ -21,12 +22,14 @@
 #include <QTextDocument>
 #include <QTemporaryDir>
 #include <QTest>
+#include <filesystem>
 #include <memory>
 #include <qcustomplot.h>
 #include <tuple>
 
 #include <spdlog/spdlog.h>
 
+#include "app_settings.h"
 #include "logging.h"
 #include "main_window.h"
 #include "moescope/routing_trace.h"
@@ -42,6 +45,7 @@
 #include "ui/notice_bar.h"
 #include "ui/thinking.h"
 #include "ui/view_registry.h"
+#include "remote_test_util.h"
 #include "ui/views/expert_colouring.h"
 #include "ui/views/register_views.h"
 #include "ui/views/trace_model.h"
@@ -868,6 +872,77 @@ private slots:
     QCOMPARE(msgs.size(), size_t(3));
     QCOMPARE(msgs[1]["content"].get<std::string>(), std::string("4."));
     QCOMPARE(msgs[2]["content"].get<std::string>(), std::string("Only final."));
+  }
+
+  // The remote backend in the window: connected to moescope-cli serve, a chat whose routing
+  // reaches the views; the API key in no conversation file and in the settings only when asked;
+  // a server without routing and a stream cut mid-answer each say so in the chat's notices, and
+  // the partial answer stays in the conversation.
+  void chatsWithAServer() {
+    moescope::test::Serve serve;
+    AppOptions o;
+    o.load_model = false;
+    o.data_dir = dir_->path();
+    o.settings_file = dir_->filePath(QStringLiteral("settings.ini"));
+    MainWindow w(o, views_);
+    w.show();
+    QSignalSpy ready(&w, &MainWindow::modelReady);
+    moescope::ui::RemoteServer server;
+    server.url = serve.url();
+    server.api_key = moescope::test::kKey;
+    w.connectToServer(server);
+    QTRY_VERIFY_WITH_TIMEOUT(ready.count() == 1, kTimeout);
+    QVERIFY(w.engine()->isRemote());
+    QVERIFY2(w.statusText().contains(QStringLiteral("server http://127.0.0.1")), qPrintable(w.statusText()));
+    const GenerationSummary s = ask(w, QStringLiteral("What is 23+58?"));
+    QVERIFY(!s.text.isEmpty());
+    QCOMPARE(w.current()->messages.back().content, s.text);
+    QVERIFY(w.current()->trace && w.current()->trace->has_weights());
+    QCOMPARE(w.traces()->trace().size(), w.current()->trace->size());
+    QVERIFY(!w.chat()->notices()->has_notice(QStringLiteral("routing")));
+    QDirIterator files(dir_->path(), QDir::Files, QDirIterator::Subdirectories);
+    while (files.hasNext()) {
+      QFile f(files.next());
+      QVERIFY(f.open(QIODevice::ReadOnly));
+      QVERIFY2(!f.readAll().contains(moescope::test::kKey), qPrintable(f.fileName()));
+    }
+    moescope::desktop::AppSettings settings(o.settings_file);
+    settings.saveServer(server.url, {}, {}, 5000, /*remember_key=*/false, server.api_key);
+    QCOMPARE(settings.serverKey(), QString());
+    settings.saveServer(server.url, {}, {}, 5000, /*remember_key=*/true, server.api_key);
+    QCOMPARE(settings.serverKey(), QString::fromLatin1(moescope::test::kKey));
+    settings.saveServer(server.url, {}, {}, 5000, /*remember_key=*/false, server.api_key);
+    QFile ini(o.settings_file);
+    QVERIFY(ini.open(QIODevice::ReadOnly));
+    QVERIFY(!ini.readAll().contains(moescope::test::kKey));  // forgotten again
+
+    // A server started without the routing flag: the answer stays, a notice names the flag.
+    moescope::test::Scripted bare;
+    bare.answer = moescope::test::Scripted::sse_response(
+        "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hello\"},\"finish_reason\":null}]}\n\n"
+        "data: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n");
+    server.url = bare.url();
+    QSignalSpy ready2(&w, &MainWindow::modelReady);
+    w.connectToServer(server);
+    QTRY_VERIFY_WITH_TIMEOUT(ready2.count() == 1, kTimeout);
+    w.newConversation();
+    ask(w, QStringLiteral("hi"));
+    QCOMPARE(w.current()->messages.back().content, QStringLiteral("Hello"));
+    QVERIFY(w.chat()->notices()->has_notice(QStringLiteral("routing")));
+    QVERIFY2(w.chat()->notices()->notice_text(QStringLiteral("routing")).contains(QStringLiteral("--enable-return-routed-experts")),
+             qPrintable(w.chat()->notices()->notice_text(QStringLiteral("routing"))));
+
+    // Cut mid-answer: what arrived is kept, the error says the stream ended early.
+    const QByteArray full = moescope::test::Scripted::sse_response(QByteArray::fromStdString(
+        moescope::test::read_file(std::filesystem::path(MOESCOPE_TEST_DATA) / "remote/vllm_chat_stream.txt")));
+    bare.answer = full;
+    bare.cut = full.indexOf("\"ere\"") + 20;
+    ask(w, QStringLiteral("again"));
+    QCOMPARE(w.current()->messages.back().content, QStringLiteral("Hi th"));
+    QCOMPARE(w.current()->messages.back().stop_reason, QStringLiteral("error"));
+    QVERIFY(w.chat()->notices()->has_notice(QStringLiteral("generate")));
+    QVERIFY(w.chat()->notices()->notice_text(QStringLiteral("generate")).contains(QStringLiteral("ended early")));
+    QVERIFY(w.chat()->sendButton()->isEnabled());
   }
 
   void generationDefaults() {

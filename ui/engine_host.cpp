@@ -9,6 +9,8 @@ namespace moescope::ui {
 
 EngineHost::EngineHost(EngineFeed* feed, QObject* parent) : QObject(parent), feed_(feed) {
   qRegisterMetaType<LoadRequest>();
+  qRegisterMetaType<ModelListRequest>();
+  qRegisterMetaType<ModelListOutcome>();
   qRegisterMetaType<GenerationRequest>();
   qRegisterMetaType<CompareRequest>();
   qRegisterMetaType<CompareOutcome>();
@@ -30,6 +32,9 @@ EngineHost::EngineHost(EngineFeed* feed, QObject* parent) : QObject(parent), fee
   relay(this, &EngineHost::requestGenerate, to_worker_, [w](const GenerationRequest& r) { w->generate(r); });
   relay(this, &EngineHost::requestCompare, to_worker_, [w](const CompareRequest& r) { w->compare(r); });
   relay(this, &EngineHost::requestAnalysis, to_worker_, [w](const AnalysisRequest& r) { w->analyze(r); });
+  relay(this, &EngineHost::requestModelList, to_worker_, [w](const ModelListRequest& r) { w->listModels(r); });
+  // The worker's network objects are deleted in its thread, as the thread ends.
+  connect(&thread_, &QThread::finished, worker_, [w] { w->shutdown(); }, Qt::DirectConnection);
 
   relay(worker_, &EngineWorker::loadProgress, to_host_, [this](quint64 id, const QString& stage, int percent) {
     if (id == load_id_ && loading_) emit loadProgress(stage, percent);
@@ -66,6 +71,13 @@ EngineHost::EngineHost(EngineFeed* feed, QObject* parent) : QObject(parent), fee
   relay(worker_, &EngineWorker::compared, to_host_, [this](const CompareOutcome& o) {
     --experiments_pending_;
     emit compared(o);
+  });
+  relay(worker_, &EngineWorker::modelsListed, to_host_, [this](const ModelListOutcome& o) { emit modelsListed(o); });
+  relay(worker_, &EngineWorker::shapeLearned, to_host_, [this](const ModelInfo& info) {
+    if (!has_model_ || info.server != model_.server) return;
+    model_ = info;
+    if (feed_) emit feed_->modelChanged(info);
+    emit modelShapeChanged(info);
   });
   relay(worker_, &EngineWorker::analysisProgress, to_host_,
         [this](quint64 id, qint64 done, qint64 total) { emit analysisProgress(id, done, total); });
@@ -114,6 +126,21 @@ void EngineHost::loadModel(std::shared_ptr<const Model> model, const QString& na
   r.context = context;
   r.model = std::move(model);
   startLoad(std::move(r));
+}
+
+void EngineHost::connectServer(const RemoteServer& server) {
+  LoadRequest r;
+  r.dir = server.url;
+  r.remote = server;
+  startLoad(std::move(r));
+}
+
+quint64 EngineHost::listModels(const RemoteServer& server) {
+  ModelListRequest r;
+  r.id = ++next_id_;
+  r.server = server;
+  emit requestModelList(r);
+  return r.id;
 }
 
 void EngineHost::cancelLoad() {

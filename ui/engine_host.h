@@ -38,6 +38,12 @@ public:
   // Tools and tests: a model built in memory (no tokenizer: answers take prompt ids).
   void loadModel(std::shared_ptr<const Model> model, const QString& name, const QString& backend, int threads = 0,
                  int context = 0);
+  // The remote backend: chat with a model on an OpenAI-compatible server (vLLM, SGLang,
+  // moescope-cli serve) instead of a local one; modelLoaded or modelLoadFailed follow.
+  void connectServer(const RemoteServer& server);
+  // The models a server lists (GET /v1/models), answered by modelsListed with the returned id.
+  quint64 listModels(const RemoteServer& server);
+  bool isRemote() const { return has_model_ && !model_.server.isEmpty(); }
   void cancelLoad();  // the window goes back at once; the worker drops the result
   // Starts an answer to `messages` (template messages), with `control` applied to it (empty: as
   // trained). Returns false when busy or no model.
@@ -79,12 +85,16 @@ signals:
   void compared(const moescope::ui::CompareOutcome& outcome);
   void analysisProgress(quint64 id, qint64 done, qint64 total);
   void analysed(const moescope::ui::AnalysisOutcome& outcome);
+  void modelsListed(const moescope::ui::ModelListOutcome& outcome);
+  // The remote model's layer or expert counts were learned from a response (model() changed).
+  void modelShapeChanged(const moescope::ui::ModelInfo& info);
 
   // To the worker (queued).
   void requestLoad(const moescope::ui::LoadRequest& request);
   void requestGenerate(const moescope::ui::GenerationRequest& request);
   void requestCompare(const moescope::ui::CompareRequest& request);
   void requestAnalysis(const moescope::ui::AnalysisRequest& request);
+  void requestModelList(const moescope::ui::ModelListRequest& request);
 
 private:
   void startLoad(LoadRequest request);

@@ -4,7 +4,9 @@
 // routing intervention included): nothing is read from shared state on the other side.
 #include <QMetaType>
 #include <QString>
+#include <QStringList>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -24,6 +26,18 @@ enum class RouterScores { Automatic = 0, Always = 1, Never = 2 };
 constexpr int kAutomaticRouterScores = 4096;
 bool records_router_scores(RouterScores mode, int n_moe_layers, int n_experts);
 
+// An OpenAI-compatible server to chat with instead of a local model (vLLM, SGLang, moescope-cli
+// serve): the remote backend (ui/remote_client.h).
+struct RemoteServer {
+  QString url;       // base URL: http(s)://host:port (a trailing /v1 is accepted)
+  QString api_key;   // sent as "Authorization: Bearer …"; never logged or saved with conversations
+  QString model;     // a model id from GET /v1/models; empty: the server's first
+  // The model's config.json (a file, a checkpoint folder or a preset name) for the layer and expert
+  // counts when the server does not say them; empty: from the server, else from the responses.
+  QString config;
+  int timeout_ms = 60000;  // no byte from the server for this long ends the request
+};
+
 struct LoadRequest {
   quint64 id = 0;
   QString dir;                               // checkpoint directory or GGUF file
@@ -33,6 +47,18 @@ struct LoadRequest {
   // Tools and tests: a model built in memory (random weights of a published shape) instead of
   // `dir`; it has no tokenizer, so answers to it take prompt ids (GenerationRequest::prompt_ids).
   std::shared_ptr<const Model> model;
+  std::optional<RemoteServer> remote;  // set: connect to this server instead of loading `dir`
+};
+
+// The models a server lists (GET /v1/models), for the connect dialog.
+struct ModelListRequest {
+  quint64 id = 0;
+  RemoteServer server;
+};
+struct ModelListOutcome {
+  quint64 id = 0;
+  QString error;  // non-empty: the listing failed (one line)
+  QStringList models;
 };
 
 struct GenerationRequest {
@@ -88,6 +114,8 @@ struct AnalysisOutcome {
 }  // namespace moescope::ui
 
 Q_DECLARE_METATYPE(moescope::ui::LoadRequest)
+Q_DECLARE_METATYPE(moescope::ui::ModelListRequest)
+Q_DECLARE_METATYPE(moescope::ui::ModelListOutcome)
 Q_DECLARE_METATYPE(moescope::ui::GenerationRequest)
 Q_DECLARE_METATYPE(moescope::ui::CompareRequest)
 Q_DECLARE_METATYPE(moescope::ui::CompareOutcome)

@@ -31,7 +31,8 @@ struct StreamChunk {
 };
 
 struct ModelInfo {
-  QString dir;           // empty for a model built in memory (tools, tests)
+  QString dir;           // empty for a model built in memory (tools, tests) or on a server
+  QString server;        // the server's base URL when the model runs there (remote backend)
   std::shared_ptr<const ModelSpec> spec;  // the loaded model's description (shared, immutable)
   QString name;          // display name (directory name)
   QString architecture;
@@ -41,6 +42,9 @@ struct ModelInfo {
   int n_experts = 0;
   int top_k = 0;
   std::vector<int> moe_layers;
+  // Where the layer and expert counts came from (remote backend: "the server", "config …",
+  // "the responses" when inferred); empty for a local model.
+  QString shape_source;
   // Each MoE layer's router correction bias (DeepSeek-V3 e_score_correction_bias), as floats; an
   // inner vector is empty where the layer has none (or the weights are not in host memory). The
   // token inspector rebuilds the router's steps from it (moescope/route_explain.h).
@@ -60,12 +64,17 @@ struct GenerationSummary {
   int prompt_tokens = 0;
   int reused_tokens = 0;
   int generated_tokens = 0;
-  double prefill_seconds = 0.0;
+  double prefill_seconds = 0.0;   // remote backend: time to the first token (prefill and network)
   double tokens_per_second = 0.0;
   bool used_fallback = false;
   QString fallback_reason;
   KvStats kv;
   int64_t device_bytes = -1;  // as in StreamChunk
+  // Said beside a complete answer (remote backend: the server sent no routing, and which flag to add).
+  QString notice;
+  // Non-empty: the answer ended early on this error (the server went away, a malformed payload);
+  // `text` holds what had arrived, which the conversation keeps.
+  QString error;
   // The session's whole trace after the answer (what the conversation keeps and saves): the
   // chunks' segments appended to the trace the conversation had, unless the session re-used a
   // prefix the conversation did not hold. Copied once per answer, never converted.

@@ -8,6 +8,7 @@
 #include "moescope/compare.h"
 #include "moescope/error.h"
 #include "moescope/model_weights.h"
+#include "ui/remote_client.h"
 #include "ui/stream_buffer.h"
 
 namespace moescope::ui {
@@ -93,7 +94,27 @@ bool records_router_scores(RouterScores mode, int n_moe_layers, int n_experts) {
   return false;
 }
 
-EngineWorker::EngineWorker(StreamBuffer* buffer, WorkerFlags* flags) : buffer_(buffer), flags_(flags) {}
+EngineWorker::EngineWorker(StreamBuffer* buffer, WorkerFlags* flags)
+    : buffer_(buffer), flags_(flags), remote_(new RemoteClient(buffer, flags, this)) {
+  // The remote backend answers asynchronously on this thread's event loop; its outcomes leave as
+  // the local engine's do.
+  connect(remote_, &RemoteClient::connected, this, [this](quint64 id, const ModelInfo& info) {
+    if (flags_->load_cancel.load() >= id) {
+      remote_->disconnectServer();
+      return;
+    }
+    experiments_.reset();
+    session_.reset();  // the server answers from now on; the local weights are given back
+    format_.reset();
+    emit loadProgress(id, tr("Ready"), 100);
+    emit loaded(id, info);
+  });
+  connect(remote_, &RemoteClient::connectFailed, this, &EngineWorker::loadFailed);
+  connect(remote_, &RemoteClient::shapeLearned, this, &EngineWorker::shapeLearned);
+  connect(remote_, &RemoteClient::finished, this, &EngineWorker::finished);
+  connect(remote_, &RemoteClient::failed, this, &EngineWorker::failed);
+  connect(remote_, &RemoteClient::listed, this, &EngineWorker::modelsListed);
+}
 
 EngineWorker::~EngineWorker() = default;
 
@@ -105,6 +126,11 @@ const ChatFormat& EngineWorker::format() const {
 void EngineWorker::load(const LoadRequest& request) {
   const std::filesystem::path dir = request.dir.toStdString();
   auto cancelled = [&] { return flags_->load_cancel.load() >= request.id; };
+  if (request.remote && remote_) {
+    emit loadProgress(request.id, tr("Connecting to %1…").arg(request.remote->url), 30);
+    remote_->connectTo(request.id, *request.remote);
+    return;
+  }
   try {
     std::shared_ptr<const Model> model = request.model;
     std::optional<ChatFormat> format;
@@ -160,6 +186,7 @@ void EngineWorker::load(const LoadRequest& request) {
     if (const int64_t device = session->backend().device_memory_used(); device > 0) info.device_bytes = device;
 
     experiments_.reset();  // it ran on the previous model's weights
+    if (remote_) remote_->disconnectServer();
     session_ = std::move(session);
     format_ = std::move(format);
     spdlog::info("model {} ready on {}", info.name.toStdString(), info.backend.toStdString());
@@ -172,6 +199,10 @@ void EngineWorker::load(const LoadRequest& request) {
 }
 
 void EngineWorker::generate(const GenerationRequest& request) {
+  if (remote_ && remote_->isConnected()) {
+    remote_->generate(request);  // finished() or failed() come later, from the network
+    return;
+  }
   try {
     run_generation(request);
   } catch (const std::exception& e) {
@@ -255,7 +286,19 @@ void EngineWorker::run_generation(const GenerationRequest& request) {
   emit finished(summary);
 }
 
+void EngineWorker::listModels(const ModelListRequest& request) {
+  if (remote_) remote_->listModels(request);
+}
+
+void EngineWorker::shutdown() {
+  delete remote_;
+  remote_ = nullptr;
+}
+
 Session& EngineWorker::experiments_session() {
+  if (remote_ && remote_->isConnected())
+    throw Error("this experiment changes or re-runs the model's routing, which a server does not allow: open a local model "
+                "(File ▸ Open model) to run it");
   if (!session_) throw Error("no model is loaded: load one first (File ▸ Open model)");
   if (!experiments_) {
     const int context = std::min(kExperimentsContext, session_->backend().context_length());

@@ -20,6 +20,7 @@
 namespace moescope::ui {
 
 class StreamBuffer;
+class RemoteClient;
 
 // Flags the host sets from the UI thread and the worker reads.
 struct WorkerFlags {
@@ -42,6 +43,9 @@ public slots:
   void generate(const moescope::ui::GenerationRequest& request);
   void compare(const moescope::ui::CompareRequest& request);
   void analyze(const moescope::ui::AnalysisRequest& request);
+  void listModels(const moescope::ui::ModelListRequest& request);
+  // In the worker's thread as it ends: the network objects go while their thread still runs.
+  void shutdown();
 
 signals:
   void loadProgress(quint64 id, const QString& stage, int percent);
@@ -55,6 +59,8 @@ signals:
   void compared(const moescope::ui::CompareOutcome& outcome);
   void analysisProgress(quint64 id, qint64 done, qint64 total);
   void analysed(const moescope::ui::AnalysisOutcome& outcome);
+  void shapeLearned(const moescope::ui::ModelInfo& info);  // remote backend (RemoteClient)
+  void modelsListed(const moescope::ui::ModelListOutcome& outcome);
 
 private:
   void run_generation(const GenerationRequest& request);
@@ -64,6 +70,7 @@ private:
 
   StreamBuffer* buffer_;
   WorkerFlags* flags_;
+  RemoteClient* remote_;                   // a child: chats with a server instead of session_
   std::unique_ptr<Session> session_;       // the chat's
   std::unique_ptr<Session> experiments_;   // compare and corpus analysis
   std::optional<ChatFormat> format_;       // empty for a model built in memory (no tokenizer)

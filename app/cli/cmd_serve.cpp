@@ -225,6 +225,10 @@ Request parse_request(const std::string& text, bool chat, Engine& e) {
   p.sampling.repetition_penalty = float(get_number(body, "repetition_penalty", 1.0, 1e-6, 100.0));
   p.sampling.seed = uint64_t(get_int(body, "seed", 0, INT64_MIN, INT64_MAX));
   p.stop_ids = e.chat.stop_ids();
+  if (get_bool(body, "ignore_eos", false)) {  // vLLM's and SGLang's: exactly max_tokens tokens
+    p.stop_ids.clear();
+    p.stop_at_eos = false;
+  }
 
   if (chat) {
     const json* msgs = field(body, "messages");

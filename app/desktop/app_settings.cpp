@@ -31,6 +31,30 @@ QString AppSettings::lastModel() const {
   return list.isEmpty() ? QString() : list.front();
 }
 
+QString AppSettings::serverUrl() const { return s_->value(QStringLiteral("server/url")).toString(); }
+QString AppSettings::serverModel() const { return s_->value(QStringLiteral("server/model")).toString(); }
+QString AppSettings::serverConfig() const { return s_->value(QStringLiteral("server/config")).toString(); }
+int AppSettings::serverTimeoutMs() const {
+  const int v = s_->value(QStringLiteral("server/timeout_ms"), 60000).toInt();
+  return v > 0 ? v : 60000;
+}
+bool AppSettings::rememberServerKey() const { return s_->value(QStringLiteral("server/remember_key"), false).toBool(); }
+QString AppSettings::serverKey() const {
+  return rememberServerKey() ? s_->value(QStringLiteral("server/api_key")).toString() : QString();
+}
+
+void AppSettings::saveServer(const QString& url, const QString& model, const QString& config, int timeout_ms,
+                             bool remember_key, const QString& key) {
+  s_->setValue(QStringLiteral("server/url"), url);
+  s_->setValue(QStringLiteral("server/model"), model);
+  s_->setValue(QStringLiteral("server/config"), config);
+  s_->setValue(QStringLiteral("server/timeout_ms"), timeout_ms);
+  s_->setValue(QStringLiteral("server/remember_key"), remember_key);
+  if (remember_key && !key.isEmpty()) s_->setValue(QStringLiteral("server/api_key"), key);
+  else s_->remove(QStringLiteral("server/api_key"));  // a key not to remember is not kept
+  s_->sync();
+}
+
 QByteArray AppSettings::windowGeometry() const { return s_->value(QStringLiteral("window/geometry")).toByteArray(); }
 QByteArray AppSettings::windowState() const { return s_->value(QStringLiteral("window/state")).toByteArray(); }
 QByteArray AppSettings::splitterState() const { return s_->value(QStringLiteral("window/splitter")).toByteArray(); }

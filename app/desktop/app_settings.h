@@ -19,6 +19,17 @@ public:
   QStringList recentModels() const;
   void addRecentModel(const QString& dir);  // most recent first, at most 8
   QString lastModel() const;
+  // The remote backend (File ▸ Connect to a server): the last server, and its API key only when
+  // the user asked to remember it (stored unencrypted in this file: the dialog says so).
+  QString serverUrl() const;
+  QString serverModel() const;
+  QString serverConfig() const;
+  int serverTimeoutMs() const;
+  bool rememberServerKey() const;
+  QString serverKey() const;  // empty unless remembered
+  void saveServer(const QString& url, const QString& model, const QString& config, int timeout_ms, bool remember_key,
+                  const QString& key);
+  QString fileName() const { return s_->fileName(); }
   QByteArray windowGeometry() const;
   QByteArray windowState() const;
   QByteArray splitterState() const;

@@ -33,6 +33,7 @@
 #include "ui/guide.h"
 #include "ui/message_widget.h"
 #include "ui/notice_bar.h"
+#include "ui/server_dialog.h"
 #include "ui/settings_dialog.h"
 #include "ui/engine_host.h"
 #include "ui/experiments/active_intervention.h"
@@ -205,6 +206,9 @@ void MainWindow::buildMenus() {
   file->addAction(tr("Export conversation as &JSON…"), this, [this] { exportTo(false); });
   file->addSeparator();
   file->addAction(tr("&Backend…"), this, &MainWindow::chooseBackend);
+  QAction* server = file->addAction(tr("Connect to a &server…"), this, &MainWindow::openServerDialog);
+  server->setObjectName(QStringLiteral("connectServerAction"));
+  server->setStatusTip(tr("Chat with a model served by vLLM, SGLang or moescope-cli serve, and watch its routing"));
   file->addSeparator();
   file->addAction(tr("&Quit"), QKeySequence::Quit, this, &QWidget::close);
 
@@ -600,9 +604,20 @@ void MainWindow::onFinished(const ui::GenerationSummary& summary) {
   }
   chat_->setGenerating(false);
   if (c && c->id == current_id_) showCurrent(/*replace_trace=*/false);
-  speed_label_->setText(tr("%1 tokens/s").arg(summary.tokens_per_second, 0, 'f', 1));
+  speed_label_->setText(tr("%1 tokens/s").arg(summary.tokens_per_second, 0, 'f', 1) +
+                        (engine_->isRemote() && summary.prefill_seconds > 0
+                             ? tr(" · first token after %1 s").arg(summary.prefill_seconds, 0, 'f', 2)
+                             : QString()));
   updateContextLabel(summary.kv.tokens, summary.kv.capacity);
   if (summary.used_fallback) showFallbackNotice(summary.fallback_reason);
+  if (!summary.notice.isEmpty()) {
+    spdlog::warn("{}", summary.notice.toStdString());
+    chat_->notices()->show_notice(QStringLiteral("routing"), NoticeBar::Level::Warning, summary.notice.toHtmlEscaped());
+  } else {
+    chat_->notices()->remove_notice(QStringLiteral("routing"));
+  }
+  if (!summary.error.isEmpty())
+    showError(QStringLiteral("generate"), tr("The answer ended early (what arrived is kept)"), summary.error);
   if (summary.context_full)
     onContextOverflow(int(summary.kv.tokens), int(summary.kv.capacity), -2);
   answering_id_.clear();
@@ -692,13 +707,16 @@ void MainWindow::onLoaded(const ui::ModelInfo& info) {
   for (auto& c : conversations_)
     if (c.messages.empty()) c.sampling = defaults_;
   model_label_->setText(tr("Model: %1").arg(info.name));
-  model_label_->setToolTip(tr("%1\n%2, %3 layers, %4 experts, top-%5").arg(info.dir, info.architecture).arg(info.n_layers).arg(info.n_experts).arg(info.top_k));
+  model_label_->setToolTip(tr("%1\n%2, %3 layers, %4 experts, top-%5").arg(info.server.isEmpty() ? info.dir : info.server, info.architecture).arg(info.n_layers).arg(info.n_experts).arg(info.top_k) +
+                           (info.shape_source.isEmpty() ? QString() : tr("\nlayers and experts from %1").arg(info.shape_source)));
   backend_label_->setText(info.backend);
   speed_label_->clear();
   updateContextLabel(0, info.context_length);
   if (guide_) guide_->setModel(info.spec, info.name);
-  settings_->addRecentModel(info.dir);
-  rebuildRecentMenu();
+  if (!info.dir.isEmpty()) {
+    settings_->addRecentModel(info.dir);
+    rebuildRecentMenu();
+  }
   restoreReadyState();
   if (info.template_fallback) showFallbackNotice(info.template_problem);
   // The bundled teaching model knows a few narrow topics: the empty chat offers prompts it was
@@ -745,16 +763,45 @@ void MainWindow::openModelDialog() {
   openModel(fi.fileName() == QStringLiteral("config.json") ? fi.absolutePath() : file);
 }
 
+void MainWindow::connectToServer(const ui::RemoteServer& server) {
+  if (engine_->isGenerating()) {
+    showError(QStringLiteral("load"), tr("Stop the answer first"), tr("A model cannot be changed while it answers."));
+    return;
+  }
+  chat_->notices()->remove_notice(QStringLiteral("load"));
+  chat_->notices()->remove_notice(QStringLiteral("fallback"));
+  chat_->notices()->remove_notice(QStringLiteral("routing"));
+  spdlog::info("connecting to the server {}", server.url.toStdString());  // never the key
+  chat_->setLoading(server.model.isEmpty() ? server.url : server.model);
+  engine_->connectServer(server);
+}
+
+void MainWindow::openServerDialog() {
+  ui::RemoteServer initial;
+  initial.url = settings_->serverUrl();
+  initial.model = settings_->serverModel();
+  initial.config = settings_->serverConfig();
+  initial.timeout_ms = settings_->serverTimeoutMs();
+  initial.api_key = !server_key_.isEmpty() ? server_key_ : settings_->serverKey();
+  ui::ServerDialog dialog(engine_, initial, settings_->rememberServerKey(), settings_->fileName(), this);
+  if (dialog.exec() != QDialog::Accepted) return;
+  const ui::RemoteServer s = dialog.server();
+  server_key_ = s.api_key;  // for this session in any case
+  settings_->saveServer(s.url, s.model, s.config, s.timeout_ms, dialog.rememberKey(), s.api_key);
+  connectToServer(s);
+}
+
 void MainWindow::chooseBackend() {
   const QStringList kinds = {QStringLiteral("auto"), QStringLiteral("cpu"), QStringLiteral("cuda")};
   bool ok = false;
   const QString kind = QInputDialog::getItem(this, tr("Backend"),
-                                             tr("Where the model runs (auto: CUDA when a GPU is usable). Applies when a model is opened."),
+                                             tr("Where the model runs (auto: CUDA when a GPU is usable). Applies when a model is opened.\n"
+                                                "A model on a server: File ▸ Connect to a server…"),
                                              kinds, int(std::max<qsizetype>(0, kinds.indexOf(settings_->backend()))), false, &ok);
   if (!ok) return;
   settings_->setBackend(kind);
   options_.backend.clear();
-  if (engine_->hasModel()) openModel(engine_->model().dir);
+  if (engine_->hasModel() && !engine_->isRemote()) openModel(engine_->model().dir);
 }
 
 // ---- export ----------------------------------------------------------------------------------

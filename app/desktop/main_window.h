@@ -11,6 +11,7 @@
 #include "ui/conversation.h"
 #include "ui/conversation_store.h"
 #include "ui/engine_types.h"
+#include "ui/engine_requests.h"
 #include "ui/notice_bar.h"
 
 class QAction;
@@ -47,6 +48,10 @@ public:
 
   // Commands (the menus and buttons call these; so do tests and the screenshot mode).
   void openModel(const QString& dir);
+  // The remote backend: chat with a model on an OpenAI-compatible server (File ▸ Connect to a
+  // server…, which opens the dialog and remembers the choices as AppSettings says).
+  void connectToServer(const ui::RemoteServer& server);
+  void openServerDialog();
   void send(const QString& text, int edit_index = -1);
   void regenerate();
   void stop();
@@ -121,6 +126,7 @@ private:
 
   AppOptions options_;
   QString data_dir_;
+  QString server_key_;  // the API key given this session (kept in settings only when asked to)
   std::unique_ptr<AppSettings> settings_;
   std::unique_ptr<ui::ConversationStore> store_;
   ui::EngineFeed* feed_;

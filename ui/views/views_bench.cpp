@@ -7,6 +7,12 @@
 //   moescope-views-bench --model tests/data/models/chat-tiny [--tokens 1500] [--rounds 3]
 //                        [--threads N] [--screenshots DIR]
 //   moescope-views-bench --shape resources/presets/olmoe-1b-7b.json [--layers 1] [--tokens 200]
+//   moescope-views-bench --server http://127.0.0.1:8080 [--api-key KEY] [--tokens 400]
+//
+// --server runs the answers on an OpenAI-compatible server through the app's remote backend
+// (moescope-cli serve, vLLM, SGLang: started with routing returned), so the figures say what the
+// views cost a streamed answer; it also prints the server's own decode rate where the server
+// logs it beside (moescope-cli serve prints it per answer on stderr).
 //
 // --shape takes a published config.json and builds random BF16 weights of that shape (no
 // tokenizer: a fixed random prompt, tokens shown as "<id>"). Its answers last seconds, as a real
@@ -64,6 +70,8 @@ struct Options {
   int threads = 0;
   QString screenshots;
   QString shape;    // config.json of a synthetic model
+  QString server;   // base URL of an OpenAI-compatible server (remote backend)
+  QString api_key;
   int layers = 1;   // its layers (--shape only)
 };
 
@@ -82,6 +90,8 @@ int main(int argc, char** argv) {
     else if (a[i] == QLatin1String("--screenshots")) o.screenshots = a[i + 1];
     else if (a[i] == QLatin1String("--shape")) o.shape = a[i + 1];
     else if (a[i] == QLatin1String("--layers")) o.layers = a[i + 1].toInt();
+    else if (a[i] == QLatin1String("--server")) o.server = a[i + 1];
+    else if (a[i] == QLatin1String("--api-key")) o.api_key = a[i + 1];
     else {
       std::fprintf(stderr, "moescope-views-bench: unknown option %s\n", qPrintable(a[i]));
       return 2;
@@ -93,7 +103,13 @@ int main(int argc, char** argv) {
   EngineHost host(&feed);
   std::optional<ChatFormat> chat;  // the prompt's template (the host renders answers' text itself)
   const bool synthetic = !o.shape.isEmpty();
-  if (!synthetic) {
+  const bool remote = !o.server.isEmpty();
+  if (remote) {
+    RemoteServer server;
+    server.url = o.server;
+    server.api_key = o.api_key;
+    host.connectServer(server);
+  } else if (!synthetic) {
     chat.emplace(ChatFormat::from_dir(o.model.toStdString()));
     host.loadModel(o.model, QStringLiteral("cpu"), o.threads);
   } else {
@@ -119,7 +135,11 @@ int main(int argc, char** argv) {
   register_views(registry);
 
   std::vector<int32_t> prompt;
-  if (chat) {
+  const nlohmann::ordered_json story =
+      nlohmann::ordered_json::array({{{"role", "user"}, {"content", "Tell me a long story about experts who route tokens."}}});
+  if (remote) {
+    // The server applies its template to `story`.
+  } else if (chat) {
     nlohmann::ordered_json messages = nlohmann::ordered_json::array();
     messages.push_back({{"role", "user"}, {"content", "Tell me a long story about experts who route tokens."}});
     prompt = chat->render(messages, true).ids;
@@ -137,7 +157,8 @@ int main(int argc, char** argv) {
     const double cpu0 = thread_cpu_seconds();
     const auto wall0 = Clock::now();
     GenerationRequest r;
-    r.prompt_ids = prompt;
+    if (remote) r.messages_json = story.dump();
+    else r.prompt_ids = prompt;
     r.sampling.max_tokens = o.tokens;
     r.sampling.temperature = 0.8;
     r.sampling.top_p = 1.0;

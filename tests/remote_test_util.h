@@ -1,0 +1,110 @@
+#pragma once
+// Servers for the remote-backend tests (test_remote_client, test_app): `moescope-cli serve` on a
+// free loopback port, and a scripted HTTP/1.1 server on a loopback QTcpServer that plays the wire
+// shapes vLLM and SGLang document (tests/data/remote/*), cuts them, or never answers.
+#include <QProcess>
+#include <QString>
+#include <QTcpServer>
+#include <QTcpSocket>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+namespace moescope::test {
+
+namespace fs = std::filesystem;
+
+const QString kServeModel = QString::fromStdString((fs::path(MOESCOPE_SOURCE_DIR) / "resources/models/moescope-tiny").string());
+inline constexpr const char* kKey = "remote-test-key";
+
+inline std::string read_file(const fs::path& p) {
+  std::ifstream f(p, std::ios::binary);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+// moescope-cli serve on a free port; killed at the end (or by a test).
+class Serve {
+public:
+  explicit Serve(const QStringList& extra = {}) {
+    p_.setProcessChannelMode(QProcess::SeparateChannels);
+    p_.start(MOESCOPE_CLI, QStringList{"serve", "--model", kServeModel, "--port", "0", "--api-key", kKey} + extra);
+    if (!p_.waitForStarted(10000)) qFatal("serve did not start");
+    QByteArray line;
+    while (!line.contains('\n') && p_.waitForReadyRead(60000)) line += p_.readAllStandardOutput();
+    const int colon = line.lastIndexOf(':'), slash = line.indexOf("/v1");
+    port_ = line.mid(colon + 1, slash - colon - 1).toInt();
+    if (port_ <= 0) qFatal("serve printed no port: %s / %s", line.constData(), p_.readAllStandardError().constData());
+  }
+  ~Serve() { kill(); }
+  void kill() {
+    if (p_.state() == QProcess::NotRunning) return;
+    p_.kill();
+    p_.waitForFinished(10000);
+  }
+  QString url() const { return QStringLiteral("http://127.0.0.1:%1").arg(port_); }
+
+private:
+  QProcess p_;
+  int port_ = 0;
+};
+
+// A scripted HTTP/1.1 server: GET /v1/models answers `models`; a POST answers `answer` (status
+// line, headers and body as given), optionally cut after `cut` bytes, or never (`hang`).
+class Scripted : public QObject {
+public:
+  QByteArray models = "{\"object\":\"list\",\"data\":[{\"id\":\"Qwen/Qwen3-30B-A3B\",\"object\":\"model\",\"max_model_len\":40960}]}";
+  QByteArray answer;
+  qsizetype cut = -1;
+  bool hang = false;
+  bool hang_models = false;
+  QByteArray last_request;
+
+  Scripted() {
+    server_.listen(QHostAddress::LocalHost, 0);
+    connect(&server_, &QTcpServer::newConnection, this, [this] {
+      while (QTcpSocket* s = server_.nextPendingConnection()) {
+        auto* buf = new QByteArray;
+        connect(s, &QTcpSocket::readyRead, this, [this, s, buf] {
+          *buf += s->readAll();
+          const qsizetype head = buf->indexOf("\r\n\r\n");
+          if (head < 0) return;
+          const QByteArray h = buf->left(head);
+          qsizetype length = 0;
+          for (const QByteArray& line : h.split('\n'))
+            if (line.toLower().startsWith("content-length:")) length = line.mid(15).trimmed().toLongLong();
+          if (buf->size() < head + 4 + length) return;
+          last_request = *buf;
+          const bool is_models = h.startsWith("GET /v1/models");
+          buf->clear();
+          if ((is_models && hang_models) || (!is_models && hang)) return;  // say nothing, keep the socket open
+          const QByteArray reply = is_models ? json_response(models) : (cut >= 0 ? answer.left(cut) : answer);
+          s->write(reply);
+          s->flush();
+          if (!is_models || cut >= 0) s->disconnectFromHost();
+        });
+        connect(s, &QTcpSocket::disconnected, s, [s, buf] {
+          delete buf;
+          s->deleteLater();
+        });
+      }
+    });
+  }
+  QString url() const { return QStringLiteral("http://127.0.0.1:%1").arg(server_.serverPort()); }
+
+  static QByteArray json_response(const QByteArray& body, int status = 200, const QByteArray& reason = "OK") {
+    return "HTTP/1.1 " + QByteArray::number(status) + " " + reason + "\r\nContent-Type: application/json\r\nContent-Length: " +
+           QByteArray::number(body.size()) + "\r\nConnection: keep-alive\r\n\r\n" + body;
+  }
+  static QByteArray sse_response(const QByteArray& events) {
+    return "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\nConnection: close\r\n\r\n" + events;
+  }
+
+private:
+  QTcpServer server_;
+};
+
+}  // namespace moescope::test
