@@ -409,6 +409,7 @@ public:
     if (size == 0) throw Error(name + ": empty file");
     ::madvise(const_cast<uint8_t*>(file_.data()), size, MADV_SEQUENTIAL);
     int64_t line_no = 0;
+    size_t dropped = 0;
     for (size_t at = 0; at < size;) {
       const char* nl = static_cast<const char*>(std::memchr(d + at, '\n', size - at));
       const size_t end = nl ? size_t(nl - d) : size;
@@ -425,6 +426,10 @@ public:
         lines_.push_back({int64_t(b), int64_t(e - b), line_no});
       }
       at = end + 1;
+      if (at - dropped > (size_t(8) << 20) || at >= size) {  // the scan keeps no pages either
+        drop_pages(file_.data() + dropped, file_.data() + std::min(at, size));
+        dropped = std::min(at, size);
+      }
     }
     if (lines_.empty()) throw Error(name + ": no responses");
     // The first response fixes the shape (and its layers are the ones every response must have).
@@ -493,6 +498,8 @@ public:
           par.failed(i);
           throw;
         }
+        const uint8_t* line = file_.data() + lines_[size_t(i)].offset;
+        drop_pages(line, line + lines_[size_t(i)].length);  // memory: the statistics, not the file
         if (!par.step(1, i + 1)) break;
       }
     });
