@@ -328,7 +328,7 @@ private slots:
     write_safetensors(f, {{"routed_experts", "F32", shape, bytes_of(x.weights)}});
     expect_error([&] { RoutingDump::open(f, model_shape()); }, "bad.safetensors: tensor 'routed_experts' has dtype F32; expert ids must be integers");
     write_safetensors(f, {{"routed_experts", "I16", shape, ids16}, {"token_ids", "I32", {x.S, x.T - 1}, bytes_of(std::vector<int32_t>(size_t(x.S * (x.T - 1))))}});
-    expect_error([&] { RoutingDump::open(f, model_shape()); }, "token ids [2, 3] must have the shape of the routing's leading dimensions [2, 4]");
+    expect_error([&] { RoutingDump::open(f, model_shape()); }, "bad.safetensors: tensor 'token_ids' [2, 3] must have the shape of the routing's leading dimensions [2, 4]");
     write_safetensors(f, {{"routed_experts", "I16", shape, ids16}, {"token_ids", "F32", {x.S, x.T}, bytes_of(std::vector<float>(size_t(x.S * x.T)))}});
     expect_error([&] { RoutingDump::open(f, model_shape()); }, "tensor 'token_ids' has dtype F32; token ids must be integers");
     write_safetensors(f, {{"routed_experts", "I16", shape, ids16}, {"weights", "F32", {x.S, x.T, x.L, 1}, bytes_of(std::vector<float>(size_t(x.S * x.T * x.L)))}});

@@ -568,7 +568,7 @@ public:
     if (tokens_) {
       const std::vector<int64_t> lead(dims.begin(), dims.end() - 2);
       if (tokens_->dims != lead)
-        throw Error(token_name_ + ": token ids " + dims_string(tokens_->dims) +
+        throw Error(token_name_ + " " + dims_string(tokens_->dims) +
                     " must have the shape of the routing's leading dimensions " + dims_string(lead));
     }
   }
@@ -654,7 +654,7 @@ protected:
   IntArray ids_;
   std::optional<IntArray> tokens_;
   std::optional<FloatArray> weights_;
-  std::string token_name_;  // the file (or tensor) of the token ids, for messages
+  std::string token_name_;  // "FILE: token ids" / "FILE: tensor 'token_ids'", for messages
 
 private:
   bool padding(size_t t) const { return tokens_ && tokens_->at(t) < 0; }
@@ -756,7 +756,7 @@ public:
     if (!token_ids.empty()) {
       tokens_file_.emplace(token_ids);
       tokens_ = int_array_of(*tokens_file_);
-      token_name_ = token_ids.filename().string();
+      token_name_ = token_ids.filename().string() + ": token ids";
     }
     init(given);
   }
@@ -825,7 +825,7 @@ public:
     if (!token_ids.empty()) {
       tokens_file_.emplace(token_ids);
       tokens_ = int_array_of(*tokens_file_);
-      token_name_ = token_ids.filename().string();
+      token_name_ = token_ids.filename().string() + ": token ids";
     } else if (const SafetensorsEntry* t = find({"token_ids"})) {
       if (!integer_dtype(t->dtype))
         throw Error(name + ": tensor 'token_ids' has dtype " + t->dtype + "; token ids must be integers (I32, I64, ...)");
