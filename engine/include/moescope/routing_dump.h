@@ -30,8 +30,8 @@ namespace moescope {
 
 // progress(done, total): called on the thread that runs stats(), a few times a second at most;
 // the units are the dump's own (tokens of an array, lines of JSON lines), done / total is the
-// fraction read. cancel: when it turns true, stats() stops within a few milliseconds with
-// Error("cancelled").
+// fraction read. cancel: when it turns true, stats() stops at the next chunk it reads (arrays:
+// milliseconds; JSON lines: after the line being parsed) with Error("cancelled").
 struct DumpProgress {
   std::function<void(int64_t done, int64_t total)> progress;
   const std::atomic<bool>* cancel = nullptr;

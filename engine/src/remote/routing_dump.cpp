@@ -201,7 +201,7 @@ public:
     std::vector<std::exception_ptr> errors(static_cast<size_t>(n_));
     for (int w = 0; w < n_; ++w) {
       const int64_t first = units_ * w / n_, last = units_ * (w + 1) / n_;
-      threads.emplace_back([&, w, first, last] {
+      auto body = [&, w, first, last] {
         try {
           work(w, first, last);
         } catch (...) {
@@ -210,7 +210,14 @@ public:
         std::lock_guard<std::mutex> lock(mu_);
         ++finished_;
         cv_.notify_all();
-      });
+      };
+      try {
+        threads.emplace_back(body);
+      } catch (...) {  // no thread to be had: stop the ones started before reporting it
+        stop_.store(true);
+        for (auto& t : threads) t.join();
+        throw Error("routing dump statistics: cannot start a worker thread");
+      }
     }
     std::exception_ptr progress_error;
     {
