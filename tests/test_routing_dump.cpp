@@ -4,6 +4,7 @@
 // one clear error.
 #include <QtTest>
 
+#include <algorithm>
 #include <atomic>
 #include <cstring>
 #include <filesystem>
@@ -400,6 +401,37 @@ private slots:
     expect_error([&] { RoutingDump::open(g, s); }, "broken.jsonl line 2: not one whole JSON response");
     std::ofstream(g) << "\n\n";
     expect_error([&] { RoutingDump::open(g, s); }, "broken.jsonl: no responses");
+  }
+
+  // Enough lines for two workers: the counts equal the one-thread ones, and of two malformed
+  // lines the first in the file is named, whichever worker meets its line first.
+  void json_lines_over_threads() {
+    std::ifstream in(kData / "dump_vllm.jsonl");
+    std::vector<std::string> lines;
+    for (std::string l; std::getline(in, l);) lines.push_back(l);
+    TraceShape s = model_shape();
+    s.n_layers = 0;
+    s.moe_layers = {0, 1};
+    auto write = [&](const fs::path& f, std::vector<int> bad) {
+      std::ofstream out(f);
+      for (int i = 1; i <= 60; ++i)
+        out << (std::find(bad.begin(), bad.end(), i) != bad.end() ? std::string("{\"choices\": [}") : lines[size_t(i % 3)]) << "\n";
+    };
+    const fs::path f = dir() / "many.jsonl";
+    write(f, {});
+    qputenv("MOESCOPE_DUMP_THREADS", "1");
+    const RoutingStats one = RoutingDump::open(f, s)->stats();
+    qputenv("MOESCOPE_DUMP_THREADS", "2");
+    const RoutingStats two = RoutingDump::open(f, s)->stats();
+    const RoutingStats three = RoutingDump::open(kData / "dump_vllm.jsonl", s)->stats();
+    QCOMPARE(two.tokens(), one.tokens());
+    QCOMPARE(one.tokens(), 20 * three.tokens());
+    for (int m = 0; m < 2; ++m) QCOMPARE(two.load(m), one.load(m));
+    write(f, {45, 52});
+    expect_error([&] { RoutingDump::open(f, s)->stats(); }, "many.jsonl line 45: ");
+    write(f, {7, 45});
+    expect_error([&] { RoutingDump::open(f, s)->stats(); }, "many.jsonl line 7: ");
+    qunsetenv("MOESCOPE_DUMP_THREADS");
   }
 
   void trace_file() {

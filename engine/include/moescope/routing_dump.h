@@ -57,7 +57,10 @@ public:
   // text empty), read on demand; cost proportional to that sequence only. n_experts: shape's, or
   // max id + 1 within it. Error for an index out of range or a malformed sequence.
   RoutingTrace sequence(int64_t index) const;
-  // e.g. "response 3 (id chatcmpl-…), 812 tokens" / "sequence 17, 1,998 tokens"
+  // e.g. "response 3 (id chatcmpl-…, line 4), 812 tokens" / "sequence 17, 1,998 tokens" (indices
+  // from 0, as sequence() takes them; tokens without padding). Arrays: cheap (reads the sequence's
+  // token ids). JSON lines: parses that line, so ask for the rows on screen, not all of them; a
+  // line that does not parse gives "response 3 (line 4): unreadable" (sequence() has the error).
   std::string sequence_label(int64_t index) const;
   // Statistics over the whole dump, streamed (flat memory), on every core, with progress and
   // cancel (Error "cancelled").
