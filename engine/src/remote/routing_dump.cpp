@@ -912,7 +912,13 @@ int64_t RoutingDump::sequences() const { return src_->sequences(); }
 const TraceShape& RoutingDump::shape() const { return src_->shape; }
 RoutingTrace RoutingDump::sequence(int64_t index) const { return src_->sequence(index); }
 std::string RoutingDump::sequence_label(int64_t index) const { return src_->label(index); }
-RoutingStats RoutingDump::stats(const DumpProgress& p) const { return src_->stats(p); }
+RoutingStats RoutingDump::stats(const DumpProgress& p) const {
+  const auto t0 = std::chrono::steady_clock::now();
+  RoutingStats s = src_->stats(p);
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  spdlog::debug("routing dump {}: statistics of {} tokens in {:.2f} s", src_->name, s.tokens(), secs);
+  return s;
+}
 
 RoutingStats dump_stats(const fs::path& path, const TraceShape& shape, const fs::path& token_ids) {
   return RoutingDump::open(path, shape, token_ids)->stats();
