@@ -317,9 +317,9 @@ private slots:
     expect_error([&] { dump_stats(kData / "bad_dump_float.npy", s); }, "dtype '<f4' is not a little-endian integer");
     expect_error([&] { dump_stats(kData / "bad_dump_truncated.npy", s); }, "truncated .npy data");
     expect_error([&] { dump_stats(kData / "dump_routing.npy", s, kData / "dump_routing.npy"); },
-                 "token ids must have the shape of the routing's leading dimensions");
+                 "token ids [2, 5, 3, 2] must have the shape of the routing's leading dimensions [2, 5]");
     expect_error([&] { dump_stats(kData / "dump_sglang.jsonl", {}); }, "dump_sglang.jsonl line 1: sglext.routed_experts: a base64 array carries no shape");
-    expect_error([&] { dump_stats(kData / "dump_vllm.jsonl", s, kData / "dump_token_ids.npy"); }, "apply to .npy dumps only");
+    expect_error([&] { dump_stats(kData / "dump_vllm.jsonl", s, kData / "dump_token_ids.npy"); }, "apply to .npy and .safetensors dumps only");
     expect_error([&] { dump_stats(kData / "nowhere.jsonl", s); }, "cannot open");
   }
 

@@ -354,6 +354,40 @@ def cases(tmp):
     dump_case("a server's error body", "error_body.json")
     dump_case("a response without routing (server not started with the flag)", "vllm_chat_no_routing.json")
 
+    # Routing dumps written here: safetensors arrays [sequences, tokens, layers, top_k] and JSON lines.
+    def st_dump(name, tensors, cut=0):
+        def f(d):
+            header, data = {}, b""
+            for tname, dtype, shape, raw in tensors:
+                header[tname] = {"dtype": dtype, "shape": shape, "data_offsets": [len(data), len(data) + len(raw)]}
+                data += raw
+            write_st(os.path.join(d, name), header, data[:len(data) - cut] if cut else data)
+        return f
+    ids16 = struct.pack("<48h", *[i % 8 for i in range(48)])  # [2, 4, 3, 2]
+    dump_st = ["stats", "--trace", "{d}/r.safetensors"]
+    file_case("routing dump", ".safetensors cut short (data missing)",
+              st_dump("r.safetensors", [("routed_experts", "I16", [2, 4, 3, 2], ids16)], cut=10), dump_st)
+    file_case("routing dump", ".safetensors ids of a float dtype",
+              st_dump("r.safetensors", [("routed_experts", "F32", [2, 4, 3, 2], b"\0" * 192)]), dump_st)
+    file_case("routing dump", ".safetensors token ids of another shape",
+              st_dump("r.safetensors", [("routed_experts", "I16", [2, 4, 3, 2], ids16),
+                                        ("token_ids", "I32", [2, 3], b"\0" * 24)]), dump_st)
+    file_case("routing dump", ".safetensors with two candidate id tensors",
+              st_dump("r.safetensors", [("a", "I16", [2, 4, 3, 2], ids16), ("b", "I16", [2, 4, 3, 2], ids16)]), dump_st)
+    file_case("routing dump", ".safetensors without expert ids",
+              st_dump("r.safetensors", [("logits", "F32", [2], b"\0" * 8)]), dump_st)
+    file_case("routing dump", "expert id ≥ the model's expert count",
+              st_dump("r.safetensors", [("routed_experts", "I16", [2, 4, 3, 2],
+                                         struct.pack("<48h", *[(9 if i == 30 else i % 8) for i in range(48)]))]),
+              dump_st + ["--model", "{d}"])
+    vllm_lines = open(os.path.join(remote, "dump_vllm.jsonl")).read().splitlines()
+    file_case("routing dump", ".jsonl whose last line is cut short",
+              w("r.jsonl", vllm_lines[0] + "\n" + vllm_lines[1][:len(vllm_lines[1]) // 2] + "\n"),
+              ["stats", "--trace", "{d}/r.jsonl"])
+    file_case("routing dump", ".jsonl with a malformed line",
+              w("r.jsonl", vllm_lines[0] + "\n\n" + '{"id": "x", "choices": [}' + "\n" + vllm_lines[1] + "\n"),
+              ["stats", "--trace", "{d}/r.jsonl"])
+
     serve = ["serve", "--model", "{d}"]
     file_case("serve", "--host beyond loopback without --api-key", lambda d: None, serve + ["--host", "0.0.0.0"])
     file_case("serve", "port out of range", lambda d: None, serve + ["--port", "70000"])

@@ -2,7 +2,8 @@
 //                    [--token-ids FILE.npy]
 // Load-balance metrics per MoE layer (definitions in routing_stats.h) of a routing trace, or of a
 // routing dump (moescope/routing_dump.h): JSON lines of vLLM / SGLang responses, or a NumPy array
-// of expert ids [tokens, layers, top_k] (memory-mapped, streamed) with the token ids beside it.
+// or safetensors tensor of expert ids [tokens, layers, top_k] / [sequences, tokens, layers, top_k]
+// (memory-mapped, streamed on every core) with the token ids beside it.
 // The model (its config.json or a preset) says which layers are MoE and how many experts there
 // are; without it the dump's own shape is used.
 #include <fstream>

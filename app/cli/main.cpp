@@ -38,7 +38,9 @@ const std::vector<Entry> kCommands = {
      "          [--layers N] [--json]   shapes: olmoe-1b-7b qwen3-30b-a3b deepseek-v2-lite mixtral-8x7b deepseek-v3\n"
      "          gpt-oss-20b gpt-oss-120b qwen3.5-35b-a3b glm-4.5-air glm-4.7-flash"},
     {"stats", moescope::cli::cmd_stats,
-     "stats     --trace FILE.json [--csv OUT]   (layer,tokens,cv,maxvio,entropy,dead,distinct per MoE layer)"},
+     "stats     --trace FILE.json [--csv OUT]   (layer,tokens,cv,maxvio,entropy,dead,distinct per MoE layer)\n"
+     "          FILE: a trace, or a routing dump (.jsonl of vLLM/SGLang responses, .npy or .safetensors ids\n"
+     "          [seqs,] tokens, layers, top_k) with [--token-ids FILE.npy] [--model DIR|--config FILE|--preset NAME]"},
     {"analyze", moescope::cli::cmd_analyze,
      "analyze   --model DIR --corpus FILE|FOLDER --out DIR [--window N]   (routing statistics per domain)"},
     {"forward", moescope::cli::cmd_forward,

@@ -28,6 +28,10 @@ public:
   const std::vector<int64_t>& shape() const { return shape_; }
   size_t count() const { return count_; }
   int64_t at(size_t i) const;  // element i in C order
+  // The raw elements (C order, little-endian, element_bytes() each, signed or not) in the mapping.
+  const uint8_t* data() const { return data_; }
+  int element_bytes() const { return bytes_; }
+  bool is_signed() const { return signed_; }
   // Gives back the pages of elements [0, i) (read again from the file if touched later): a
   // streamed pass keeps its resident memory small however large the file.
   void release_before(size_t i) const;

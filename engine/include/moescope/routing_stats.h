@@ -38,6 +38,11 @@ public:
   // One token given as ids [n_moe_layers][k] (negative = none), for dumps read without a trace;
   // Error on an id >= n_experts.
   void add_token(const int32_t* ids, int k);
+  // Counts gathered elsewhere (a streamed dump's workers): load[m * n_experts + e] is added to
+  // expert e of MoE layer m, and `tokens` to the token count.
+  void add_counts(const int64_t* load, int64_t tokens);
+  // Another statistics' counts (same experts and layers; Error otherwise).
+  void merge(const RoutingStats& other);
   void clear();
 
   int n_experts() const { return n_experts_; }

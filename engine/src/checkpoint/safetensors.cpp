@@ -11,6 +11,7 @@
 #include "moescope/checkpoint.h"
 #include "moescope/error.h"
 #include "checkpoint/mapped_file.h"
+#include "checkpoint/safetensors_header.h"
 
 namespace fs = std::filesystem;
 
@@ -32,29 +33,30 @@ DType parse_dtype(const std::string& s, const std::string& where) {
 
 Checkpoint::~Checkpoint() = default;
 
-void Checkpoint::add_file(const fs::path& file) {
-  auto mapped = std::make_unique<MappedFile>(file);
-  const std::string fname = file.filename().string();
-  const size_t size = mapped->size();
+std::vector<SafetensorsEntry> read_safetensors_header(
+    const MappedFile& file, const std::function<size_t(const std::string&, const std::string&)>& element_size) {
+  const std::string fname = file.path().filename().string();
+  const size_t size = file.size();
   if (size < 8) throw Error(fname + ": truncated safetensors file (" + std::to_string(size) + " bytes)");
   uint64_t header_len = 0;
-  std::memcpy(&header_len, mapped->data(), 8);  // little-endian on every supported host
+  std::memcpy(&header_len, file.data(), 8);  // little-endian on every supported host
   if (header_len > size - 8)
     throw Error(fname + ": header length " + std::to_string(header_len) + " runs past the end of the file (" +
                 std::to_string(size) + " bytes)");
   if (header_len > kMaxHeaderBytes) throw Error(fname + ": header length " + std::to_string(header_len) + " is absurd");
   nlohmann::json header;
   try {
-    header = nlohmann::json::parse(mapped->data() + 8, mapped->data() + 8 + header_len);
+    header = nlohmann::json::parse(file.data() + 8, file.data() + 8 + header_len);
   } catch (const nlohmann::json::exception& e) {
     throw Error(fname + ": header is not valid JSON (" + std::string(e.what()) + ")");
   }
   if (!header.is_object()) throw Error(fname + ": header is not a JSON object");
 
-  const uint8_t* base = mapped->data() + 8 + header_len;
+  const uint8_t* base = file.data() + 8 + header_len;
   const uint64_t data_size = size - 8 - header_len;
   struct Span { uint64_t begin, end; std::string name; };
   std::vector<Span> spans;
+  std::vector<SafetensorsEntry> out;
 
   for (auto it = header.begin(); it != header.end(); ++it) {
     const std::string& name = it.key();
@@ -65,14 +67,15 @@ void Checkpoint::add_file(const fs::path& file) {
         !info["shape"].is_array() || !info.contains("data_offsets") || !info["data_offsets"].is_array() ||
         info["data_offsets"].size() != 2)
       throw Error(where + " has a malformed entry");
-    TensorView t;
-    t.dtype = parse_dtype(info["dtype"].get<std::string>(), where);
-    uint64_t numel = 1;
+    SafetensorsEntry t;
+    t.name = name;
+    t.dtype = info["dtype"].get<std::string>();
+    const size_t esize = element_size(t.dtype, where);
     for (const auto& d : info["shape"]) {
       if (!d.is_number_unsigned()) throw Error(where + " has a malformed shape " + info["shape"].dump());
       uint64_t v = d.get<uint64_t>();
-      if (v > (1ull << 40) || (v && numel > (1ull << 48) / v)) throw Error(where + " has an absurd shape");
-      numel *= v;
+      if (v > (1ull << 40) || (v && t.numel > (1ull << 48) / v)) throw Error(where + " has an absurd shape");
+      t.numel *= v;
       t.shape.push_back(int64_t(v));
     }
     const auto& off = info["data_offsets"];
@@ -82,29 +85,51 @@ void Checkpoint::add_file(const fs::path& file) {
     if (begin > end || end > data_size)
       throw Error(where + " has data offsets [" + std::to_string(begin) + ", " + std::to_string(end) +
                   ") outside the file's " + std::to_string(data_size) + " data bytes (truncated file?)");
-    if (end - begin != numel * dtype_size(t.dtype))
-      throw Error(where + " holds " + std::to_string(end - begin) + " bytes but its shape " + t.shape_string() +
-                  " and dtype " + dtype_name(t.dtype) + " need " + std::to_string(numel * dtype_size(t.dtype)));
-    t.data = base + begin;
-    if (reinterpret_cast<uintptr_t>(t.data) % dtype_size(t.dtype) != 0 && end > begin) {
-      auto copy = std::make_unique<uint8_t[]>(end - begin);  // new[] is aligned for any dtype
-      std::memcpy(copy.get(), base + begin, end - begin);
-      t.data = copy.get();
-      aligned_copies_.push_back(std::move(copy));
-      spdlog::debug("{}: misaligned in the file, copied ({} bytes)", where, end - begin);
+    if (end - begin != t.numel * esize) {
+      std::string shape = "[";
+      for (size_t i = 0; i < t.shape.size(); ++i) shape += (i ? ", " : "") + std::to_string(t.shape[i]);
+      throw Error(where + " holds " + std::to_string(end - begin) + " bytes but its shape " + shape + "]" +
+                  " and dtype " + t.dtype + " need " + std::to_string(t.numel * esize));
     }
-    if (tensors_.count(name)) throw Error(where + " appears in more than one file");
+    t.data = base + begin;
+    t.bytes = end - begin;
     spans.push_back({begin, end, name});
-    tensors_[name] = t;
-    origin_[name] = fname;
+    out.push_back(std::move(t));
   }
   std::sort(spans.begin(), spans.end(), [](const Span& a, const Span& b) { return a.begin < b.begin; });
   for (size_t i = 1; i < spans.size(); ++i)
     if (spans[i].begin < spans[i - 1].end && spans[i].end > spans[i].begin)
       throw Error(fname + ": tensors '" + spans[i - 1].name + "' and '" + spans[i].name + "' overlap");
+  return out;
+}
+
+void Checkpoint::add_file(const fs::path& file) {
+  auto mapped = std::make_unique<MappedFile>(file);
+  const std::string fname = file.filename().string();
+  const size_t size = mapped->size();
+  const auto entries = read_safetensors_header(*mapped, [](const std::string& dtype, const std::string& where) {
+    return dtype_size(parse_dtype(dtype, where));
+  });
+  for (const SafetensorsEntry& e : entries) {
+    const std::string where = fname + ": tensor '" + e.name + "'";
+    TensorView t;
+    t.dtype = parse_dtype(e.dtype, where);
+    t.shape = e.shape;
+    t.data = e.data;
+    if (reinterpret_cast<uintptr_t>(t.data) % dtype_size(t.dtype) != 0 && e.bytes > 0) {
+      auto copy = std::make_unique<uint8_t[]>(e.bytes);  // new[] is aligned for any dtype
+      std::memcpy(copy.get(), e.data, e.bytes);
+      t.data = copy.get();
+      aligned_copies_.push_back(std::move(copy));
+      spdlog::debug("{}: misaligned in the file, copied ({} bytes)", where, e.bytes);
+    }
+    if (tensors_.count(e.name)) throw Error(where + " appears in more than one file");
+    tensors_[e.name] = t;
+    origin_[e.name] = fname;
+  }
   total_bytes_ += size;
   files_.push_back(std::move(mapped));
-  spdlog::debug("checkpoint: {} with {} tensors ({} bytes)", fname, spans.size(), size);
+  spdlog::debug("checkpoint: {} with {} tensors ({} bytes)", fname, entries.size(), size);
 }
 
 std::unique_ptr<Checkpoint> Checkpoint::open_file(const fs::path& file) {

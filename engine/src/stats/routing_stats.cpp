@@ -77,6 +77,20 @@ void RoutingStats::add_token(const int32_t* ids, int k) {
   ++tokens_;
 }
 
+void RoutingStats::add_counts(const int64_t* load, int64_t tokens) {
+  for (size_t m = 0; m < layers_.size(); ++m)
+    for (size_t e = 0; e < size_t(n_experts_); ++e) load_[m][e] += load[m * size_t(n_experts_) + e];
+  tokens_ += tokens;
+}
+
+void RoutingStats::merge(const RoutingStats& other) {
+  if (other.n_experts_ != n_experts_ || other.layers_ != layers_)
+    throw Error("routing statistics: merging statistics of another model");
+  for (size_t m = 0; m < layers_.size(); ++m)
+    for (size_t e = 0; e < size_t(n_experts_); ++e) load_[m][e] += other.load_[m][e];
+  tokens_ += other.tokens_;
+}
+
 LayerBalance RoutingStats::layer(int moe_index) const {
   return balance_of(load_[size_t(moe_index)], tokens_, layers_[size_t(moe_index)]);
 }
