@@ -30,6 +30,7 @@
 #include <spdlog/spdlog.h>
 
 #include "app_settings.h"
+#include "dump_panel.h"
 #include "logging.h"
 #include "main_window.h"
 #include "moescope/routing_trace.h"
@@ -943,6 +944,43 @@ private slots:
     QVERIFY(w.chat()->notices()->has_notice(QStringLiteral("generate")));
     QVERIFY(w.chat()->notices()->notice_text(QStringLiteral("generate")).contains(QStringLiteral("ended early")));
     QVERIFY(w.chat()->sendButton()->isEnabled());
+  }
+
+  // File ▸ Open routing dump: a JSON-lines dump of server responses and a .npy array with token
+  // ids beside, shown in the views a sequence at a time; statistics over the whole dump on a
+  // thread; a broken file is one message and the window stays usable.
+  void opensRoutingDumps() {
+    auto w = open();
+    const QString data = QStringLiteral(MOESCOPE_TEST_DATA) + QStringLiteral("/remote/");
+    QVERIFY(w->openRoutingDump(data + QStringLiteral("dump_vllm.jsonl")));
+    moescope::desktop::DumpPanel* panel = w->dumpPanel();
+    QVERIFY(panel && panel->dump());
+    QCOMPARE(QString::fromStdString(panel->dump()->format()), QStringLiteral("jsonl"));
+    const moescope::RoutingTrace first = panel->dump()->sequence(0);
+    QVERIFY(first.size() > 0);
+    QCOMPARE(w->traces()->trace(), first);  // the views show sequence 1
+    QVERIFY(w->traces()->source().contains(QStringLiteral("dump_vllm.jsonl")));
+    if (panel->dump()->sequences() > 1) {
+      panel->showSequence(1);
+      QCOMPARE(w->traces()->trace(), panel->dump()->sequence(1));
+    }
+    QSignalSpy stats(panel, &moescope::desktop::DumpPanel::statsReady);
+    panel->computeStats();
+    QTRY_VERIFY_WITH_TIMEOUT(stats.count() == 1, kTimeout);
+    QVERIFY(stats.front().at(0).toBool());
+    QVERIFY2(panel->statsText().contains(QStringLiteral("tokens")), qPrintable(panel->statsText()));
+    QVERIFY(panel->statsText().contains(QStringLiteral("Mean over the layers")));
+
+    QVERIFY(w->openRoutingDump(data + QStringLiteral("dump_routing.npy"), {}, data + QStringLiteral("dump_token_ids.npy")));
+    QCOMPARE(QString::fromStdString(panel->dump()->format()), QStringLiteral("npy"));
+    QCOMPARE(w->traces()->trace(), panel->dump()->sequence(0));
+
+    QVERIFY(!w->openRoutingDump(data + QStringLiteral("bad_dump_truncated.npy")));
+    QVERIFY(w->chat()->notices()->has_notice(QStringLiteral("dump")));
+    QVERIFY2(w->chat()->notices()->notice_text(QStringLiteral("dump")).contains(QStringLiteral("truncated")),
+             qPrintable(w->chat()->notices()->notice_text(QStringLiteral("dump"))));
+    // The chat still answers beside the dump.
+    QVERIFY(!ask(*w, QStringLiteral("Hello")).text.isEmpty());
   }
 
   void generationDefaults() {

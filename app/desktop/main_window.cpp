@@ -25,6 +25,7 @@
 #include <spdlog/spdlog.h>
 
 #include "app_settings.h"
+#include "dump_panel.h"
 #include "moescope/routing_trace.h"
 #include "ui/chat_panel.h"
 #include "ui/conversation_list.h"
@@ -201,6 +202,9 @@ void MainWindow::buildMenus() {
   file->addAction(tr("&Open model…"), QKeySequence::Open, this, &MainWindow::openModelDialog);
   recent_menu_ = file->addMenu(tr("Recent models"));
   rebuildRecentMenu();
+  QAction* dump = file->addAction(tr("Open routing &dump…"), this, &MainWindow::openRoutingDumpDialog);
+  dump->setObjectName(QStringLiteral("openDumpAction"));
+  dump->setStatusTip(tr("Routed experts recorded from vLLM / SGLang (JSON lines) or saved as numpy / safetensors arrays"));
   file->addSeparator();
   file->addAction(tr("Export conversation as &Markdown…"), this, [this] { exportTo(true); });
   file->addAction(tr("Export conversation as &JSON…"), this, [this] { exportTo(false); });
@@ -789,6 +793,45 @@ void MainWindow::openServerDialog() {
   server_key_ = s.api_key;  // for this session in any case
   settings_->saveServer(s.url, s.model, s.config, s.timeout_ms, dialog.rememberKey(), s.api_key);
   connectToServer(s);
+}
+
+bool MainWindow::openRoutingDump(const QString& path, const QString& config, const QString& token_ids) {
+  if (!dump_panel_) {
+    dump_dock_ = new QDockWidget(tr("Routing dump"), this);
+    dump_dock_->setObjectName(QStringLiteral("dock-routing-dump"));
+    dump_panel_ = new DumpPanel(traces_, dump_dock_);
+    dump_dock_->setWidget(dump_panel_);
+    addDockWidget(Qt::RightDockWidgetArea, dump_dock_);
+  }
+  dump_dock_->show();
+  dump_dock_->raise();
+  QString error;
+  const bool ok = dump_panel_->openDump(path, config, token_ids, &error);
+  if (!ok) showError(QStringLiteral("dump"), tr("Could not open the routing dump %1").arg(QFileInfo(path).fileName()), error);
+  else chat_->notices()->remove_notice(QStringLiteral("dump"));
+  return ok;
+}
+
+void MainWindow::openRoutingDumpDialog() {
+  const QString path = QFileDialog::getOpenFileName(
+      this, tr("Open a routing dump"), QString(),
+      tr("Routing dumps (*.jsonl *.npy *.safetensors *.json);;JSON lines of server responses (*.jsonl);;"
+         "numpy arrays (*.npy);;safetensors (*.safetensors);;Routing traces (*.json);;All files (*)"));
+  if (path.isEmpty()) return;
+  // Token ids beside a .npy dump: <name>.token_ids.npy, <name>_token_ids.npy or token_ids.npy.
+  QString ids;
+  const QFileInfo fi(path);
+  if (fi.suffix() == QLatin1String("npy"))
+    for (const QString& name : {fi.completeBaseName() + QStringLiteral(".token_ids.npy"), fi.completeBaseName() + QStringLiteral("_token_ids.npy"),
+                                QStringLiteral("token_ids.npy")})
+      if (const QString p = fi.dir().filePath(name); p != path && QFileInfo::exists(p)) {
+        ids = p;
+        break;
+      }
+  // The loaded model's config when the dump is of it; else as the file says.
+  QString config;
+  if (engine_->hasModel() && !engine_->model().dir.isEmpty()) config = engine_->model().dir;
+  if (!openRoutingDump(path, config, ids) && !config.isEmpty()) openRoutingDump(path, {}, ids);
 }
 
 void MainWindow::chooseBackend() {

@@ -36,6 +36,8 @@ struct ViewFactory;
 
 namespace moescope::desktop {
 
+class DumpPanel;
+
 class AppSettings;
 
 class MainWindow : public QMainWindow {
@@ -52,6 +54,12 @@ public:
   // server…, which opens the dialog and remembers the choices as AppSettings says).
   void connectToServer(const ui::RemoteServer& server);
   void openServerDialog();
+  // File ▸ Open routing dump: a dump of routed experts shown in every view, a sequence at a time,
+  // in the "Routing dump" dock (dump_panel.h). config: the model's config.json / preset (layers
+  // and experts); token_ids: ids beside an array dump. False with the message shown on a bad file.
+  bool openRoutingDump(const QString& path, const QString& config = {}, const QString& token_ids = {});
+  void openRoutingDumpDialog();
+  DumpPanel* dumpPanel() const { return dump_panel_; }
   void send(const QString& text, int edit_index = -1);
   void regenerate();
   void stop();
@@ -126,7 +134,9 @@ private:
 
   AppOptions options_;
   QString data_dir_;
-  QString server_key_;  // the API key given this session (kept in settings only when asked to)
+  QString server_key_;
+  DumpPanel* dump_panel_ = nullptr;  // made on first use
+  QDockWidget* dump_dock_ = nullptr;  // the API key given this session (kept in settings only when asked to)
   std::unique_ptr<AppSettings> settings_;
   std::unique_ptr<ui::ConversationStore> store_;
   ui::EngineFeed* feed_;
