@@ -206,6 +206,22 @@ void ViewFrame::useIntegerTicks(QCPAxis* axis) {
   axis->setTicker(ticker);
 }
 
+void ViewFrame::placeLegendAbove(QCustomPlot* plot) {
+  QCPLegend* legend = plot->legend;
+  legend->setVisible(true);
+  if (legend->layout() == plot->plotLayout()) return;
+  plot->axisRect()->insetLayout()->take(legend);  // QCustomPlot's default place: inside the axis rect
+  plot->plotLayout()->insertRow(0);
+  plot->plotLayout()->addElement(0, 0, legend);
+  plot->plotLayout()->setRowStretchFactor(0, 0.001);  // as high as the legend needs, no more
+  plot->plotLayout()->setRowSpacing(0);
+  legend->setFillOrder(QCPLegend::foColumnsFirst);
+  legend->setWrap(4);
+  legend->setBrush(Qt::NoBrush);
+  legend->setBorderPen(Qt::NoPen);
+  legend->setMargins(QMargins(4, 2, 4, 0));
+}
+
 bool ViewFrame::exportPng(const QString& path, int width, int height) {
   refreshNow();
   QCustomPlot* p = currentPlot();
