@@ -961,6 +961,7 @@ private slots:
       } else if (auto* insp = qobject_cast<InspectorView*>(v)) {
         QVERIFY2(insp->headerText().contains(QStringLiteral("weights unknown")), qPrintable(insp->headerText()));
         QVERIFY(insp->headerText().contains(QStringLiteral("expert ids only")));
+        QVERIFY(insp->headerText().contains(QStringLiteral("router scores not sent")));
         QCOMPARE(insp->table()->rowCount(), 2);
         QCOMPARE(insp->table()->item(0, 1)->text(), QStringLiteral("1, 0"));  // the order of choice
         QVERIFY(insp->table()->horizontalHeaderItem(1)->text().contains(QStringLiteral("weights unknown")));
@@ -983,7 +984,8 @@ private slots:
   // Issue 17: what each layer keeps and how the router routes, per architecture, from the
   // shipped presets: gpt-oss (sliding window every other layer, attention sinks, softmax after
   // top-k), Qwen3.5-MoE (Gated DeltaNet linear attention in 3 of 4 layers, a gated shared
-  // expert), DeepSeek-R1 (MLA latent, group-limited routing with a correction bias).
+  // expert), Mixtral (softmax renormalised over the chosen), DeepSeek-R1 (MLA latent,
+  // group-limited routing with a correction bias).
   void views_per_architecture() {
     struct Case {
       std::string preset;
@@ -998,6 +1000,10 @@ private slots:
          {"30 × recurrent state (linear attention), 10 × full attention",
           "linear attention (Gated DeltaNet) in 30 of 40 layers (75 %)"},
          {"renormalised over the chosen", "the gate's value per token is not in the trace"}},
+        {"mixtral-8x7b",
+         {"32 layers: 32 × full attention"},
+         {"softmax over all 8 experts, top-2, renormalised over the chosen (the same as a softmax over the chosen "
+          "experts' logits)"}},
         {"deepseek-r1",
          {"61 layers: 61 × MLA latent (512 + 64 values per token)"},
          {"group-limited: keeps the best 4 of 8 groups (a group scores the sum of its two best)",

@@ -235,7 +235,7 @@ QString InspectorView::headerText() const {
       .arg(tok.pos)
       .arg(tok.phase == Phase::Prefill ? tr("prompt (prefill)") : tr("generated (decode)"))
       .arg(shared_expert_text(m).toHtmlEscaped())
-      .arg(rt.has_probs() ? tr("recorded") : tr("not recorded"))
+      .arg(rt.has_probs() ? tr("recorded") : !rt.has_weights() ? tr("not sent") : tr("not recorded"))
       .arg(m->selectedToken() < 0 ? tr(" (the newest; click a token to pick another)") : QString()) +
          (m->spec() && m->spec()->n_moe_layers() > 0
               ? QStringLiteral("<br>") + tr("router: %1").arg(router_rule_text(m->spec()->moe.router)).toHtmlEscaped()
