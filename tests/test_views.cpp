@@ -993,7 +993,7 @@ private slots:
     };
     const std::vector<Case> cases = {
         {"gpt-oss-20b",
-         {"24 layers: 12 × sliding window of 128 tokens, 12 × full attention", "attention sinks"},
+         {"What the 24 layers keep: 12 × sliding window of 128 tokens, 12 × full attention", "attention sinks"},
          {"top-4 of the 32 raw logits, then a softmax over the chosen (softmax after top-k)",
           "the router's linear layer has a bias"}},
         {"qwen3.5-35b-a3b",
@@ -1001,11 +1001,11 @@ private slots:
           "linear attention (Gated DeltaNet) in 30 of 40 layers (75 %)"},
          {"renormalised over the chosen", "the gate's value per token is not in the trace"}},
         {"mixtral-8x7b",
-         {"32 layers: 32 × full attention"},
+         {"What the 32 layers keep: 32 × full attention"},
          {"softmax over all 8 experts, top-2, renormalised over the chosen (the same as a softmax over the chosen "
           "experts' logits)"}},
         {"deepseek-r1",
-         {"61 layers: 61 × MLA latent (512 + 64 values per token)"},
+         {"What the 61 layers keep: 61 × MLA latent (512 + 64 values per token)"},
          {"group-limited: keeps the best 4 of 8 groups (a group scores the sum of its two best)",
           "a correction bias is added to the scores for the choice only", "weights × 2.5"}},
     };
@@ -1159,6 +1159,11 @@ private slots:
     perf.show();
     perf.refreshNow();
     check(perf.currentPlot(), "performance tokens/s");
+    // A narrow dock: one legend item a row, still above the data, and no wider than the plot.
+    perf.resize(260, 450);
+    perf.refreshNow();
+    check(perf.currentPlot(), "performance tokens/s, 260 px wide");
+    QVERIFY(perf.currentPlot()->legend->outerRect().right() <= perf.currentPlot()->width());
     LoadView load(model);
     load.resize(700, 450);
     load.show();

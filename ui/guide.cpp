@@ -176,7 +176,7 @@ QString cache_kinds_text(const ModelSpec& spec) {
   }
   QStringList parts;
   for (const auto& [k, n] : kinds) parts << QStringLiteral("%1 × %2").arg(n).arg(k);
-  QString text = QObject::tr("%1 layers: %2").arg(spec.n_layers).arg(parts.join(QStringLiteral(", ")));
+  QString text = parts.join(QStringLiteral(", "));
   if (const int lin = spec.n_linear_layers(); lin > 0)
     text += QObject::tr("; linear attention (Gated DeltaNet) in %1 of %2 layers (%3 %), each keeping a fixed %4 "
                         "recurrent state (FP32) instead of a cache that grows with the tokens")

@@ -45,8 +45,8 @@ QString guide_page_html(const QString& id, const ModelSpec* spec, const QString&
 // What layer `layer` keeps for attention: "full attention", "sliding window of 128 tokens",
 // "MLA latent (512 + 64 values per token)" or "recurrent state (linear attention)".
 QString layer_cache_kind(const ModelSpec& spec, int layer);
-// The layers grouped by that kind, in layer order ("12 × sliding window of 128 tokens, 12 × full
-// attention"), then the linear-attention share of layers and the attention sinks where the model
+// The layers grouped by that kind, in order of first appearance ("12 × sliding window of 128
+// tokens, 12 × full attention"), then the linear-attention share of layers and the attention sinks where the model
 // has them.
 QString cache_kinds_text(const ModelSpec& spec);
 // The router's rule in one line: what it scores with, how it chooses (top-k, groups, correction

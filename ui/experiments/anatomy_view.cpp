@@ -3,11 +3,13 @@
 #include <QComboBox>
 #include <QFile>
 #include <QFileDialog>
+#include <QBoxLayout>
 #include <QFileInfo>
 #include <QHBoxLayout>
 #include <QHeaderView>
 #include <QLabel>
 #include <QPushButton>
+#include <QResizeEvent>
 #include <QScrollBar>
 #include <QScrollArea>
 #include <QSlider>
@@ -38,7 +40,8 @@ QString count_text(double n) {
 
 QString bytes_text(double b) { return QString::fromStdString(format_bytes_iec(b)); }
 
-constexpr int kLoadedIndex = 0;  // combo: "Loaded model", then presets, then opened configs
+constexpr int kLoadedIndex = 0;
+constexpr int kStackBelow = 640;  // narrower than this: the bars below the table  // combo: "Loaded model", then presets, then opened configs
 
 }  // namespace
 
@@ -100,10 +103,12 @@ AnatomyView::AnatomyView(EngineFeed* feed, QWidget* parent) : QWidget(parent) {
 
   plot_ = new QCustomPlot(this);
   plot_->setMinimumSize(260, 200);
-  auto* middle = new QHBoxLayout;
-  middle->addWidget(params_, 3);
-  middle->addWidget(plot_, 2);
-  layout->addLayout(middle, 1);
+  // Table and bars side by side; in a narrow dock one above the other (resizeEvent), so the
+  // table's columns and headers keep their width.
+  middle_ = new QBoxLayout(QBoxLayout::LeftToRight);
+  middle_->addWidget(params_, 3);
+  middle_->addWidget(plot_, 2);
+  layout->addLayout(middle_, 1);
 
   auto* mem_row = new QHBoxLayout;
   auto* context_label = new QLabel(tr("Context (tokens):"), this);
@@ -234,7 +239,7 @@ void AnatomyView::showSpec(const ModelSpec& spec, const QString& source) {
   text += tr("<br>KV cache: %1").arg(QString::fromStdString(kv_figure_text(kv_figure(spec), attention_kind_name(spec))).toHtmlEscaped());
   // What each layer keeps (sliding windows, linear attention's share, attention sinks) and the
   // router's rule, in the words of the KV view and the token inspector (ui/guide.h).
-  text += QStringLiteral("<br>") + tr("Layers: %1").arg(cache_kinds_text(spec)).toHtmlEscaped();
+  text += QStringLiteral("<br>") + tr("What the %1 layers keep: %2").arg(spec.n_layers).arg(cache_kinds_text(spec)).toHtmlEscaped();
   if (spec.n_moe_layers() > 0) text += QStringLiteral("<br>") + tr("Router: %1").arg(router_rule_text(spec.moe.router)).toHtmlEscaped();
   summary_->setText(text);
 
@@ -325,6 +330,12 @@ void AnatomyView::showSpec(const ModelSpec& spec, const QString& source) {
   plot_->legend->setFillOrder(QCPLegend::foColumnsFirst);
   plot_->replot();
   refreshMemory();
+}
+
+void AnatomyView::resizeEvent(QResizeEvent* e) {
+  QWidget::resizeEvent(e);
+  const auto direction = width() < kStackBelow ? QBoxLayout::TopToBottom : QBoxLayout::LeftToRight;
+  if (middle_->direction() != direction) middle_->setDirection(direction);
 }
 
 void AnatomyView::fitParamsHeight(int rows) {

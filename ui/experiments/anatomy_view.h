@@ -9,6 +9,7 @@
 #include "moescope/model_spec.h"
 #include "ui/engine_types.h"
 
+class QBoxLayout;
 class QComboBox;
 class QLabel;
 class QSlider;
@@ -45,6 +46,9 @@ signals:
   // "learn more" was clicked: the window opens the guide at this view's page (ui/guide.h).
   void learnMoreRequested(const QString& view_id);
 
+protected:
+  void resizeEvent(QResizeEvent* e) override;
+
 private:
   void onSource(int index);
   void refreshMemory();
@@ -54,6 +58,7 @@ private:
   std::optional<ModelSpec> spec_;
   QString loaded_dir_;
   QWidget* content_;
+  QBoxLayout* middle_;
   QComboBox* source_;
   QLabel* summary_;
   QTableWidget* params_;

@@ -121,23 +121,25 @@ KvView::KvView(TraceModel* model, QWidget* parent)
   bytes_bars_->setPen(Qt::NoPen);
   bytes_bars_->setBarsGroup(group);
   mha_bars_ = new QCPBars(bytes_plot_->xAxis, bytes_plot_->yAxis);
-  mha_bars_->setName(tr("plain multi-head attention would need"));
+  mha_bars_->setName(tr("multi-head attention would need"));
   mha_bars_->setBrush(QColor(0xC9, 0xCE, 0xD4));
   mha_bars_->setPen(Qt::NoPen);
   mha_bars_->setBarsGroup(group);
   state_bars_ = new QCPBars(bytes_plot_->xAxis, bytes_plot_->yAxis);
-  state_bars_->setName(tr("fixed recurrent state (linear attention)"));
+  state_bars_->setName(tr("linear-attention state"));
   state_bars_->setBrush(QColor(0x5B, 0xA0, 0x5B));
   state_bars_->setPen(Qt::NoPen);
   state_bars_->setBarsGroup(group);
   window_bars_ = new QCPBars(bytes_plot_->xAxis, bytes_plot_->yAxis);
-  window_bars_->setName(tr("KV cache, sliding-window layer"));
+  window_bars_->setName(tr("sliding-window KV"));
   window_bars_->setBrush(QColor(0x9A, 0x6F, 0xC4));
   window_bars_->setPen(Qt::NoPen);
   window_bars_->setBarsGroup(group);
   bytes_plot_->xAxis->setLabel(tr("layer"));
   bytes_plot_->yAxis->setLabel(tr("MiB in use"));
   placeLegendAbove(bytes_plot_);
+  // Only what the model has joins the legend (refresh); none of it widens the dock before then.
+  for (QCPBars* b : {mha_bars_, state_bars_, window_bars_}) b->removeFromLegend();
   tabs_->addTab(bytes_plot_, tr("Bytes per layer"));
 
   blocks_plot_ = makePlot(this);
@@ -224,7 +226,7 @@ int KvView::fillPermille() const { return fill_->value(); }
 
 QString KvView::layerKindsText() const {
   const ModelSpec* spec = traceModel()->spec();
-  return spec && spec->n_layers > 0 ? tr("Per layer: %1.").arg(cache_kinds_text(*spec)) : QString();
+  return spec && spec->n_layers > 0 ? tr("What the %1 layers keep: %2.").arg(spec->n_layers).arg(cache_kinds_text(*spec)) : QString();
 }
 
 // Every layer with what it keeps. With the model's spec the engine's figures (which count the
