@@ -171,6 +171,12 @@ void TestExperimentsUi::anatomy_docked_without_overlap() {
       for (size_t j = i + 1; j < parts.size(); ++j)
         QVERIFY2(!parts[i].second.intersects(parts[j].second),
                  qPrintable(QStringLiteral("%1 x %2: %3 overlaps %4").arg(size.width()).arg(size.height()).arg(parts[i].first, parts[j].first)));
+    // Nothing sticks out at the right: the content is as wide as the view (no sideways scrolling),
+    // the learn-more link included.
+    QVERIFY2(content->width() <= view.width(), qPrintable(QStringLiteral("content %1 wide in a %2 wide view").arg(content->width()).arg(view.width())));
+    auto* more = view.findChild<QLabel*>(QStringLiteral("learnMore"));
+    QVERIFY(more);
+    QVERIFY(QRect(QPoint(0, 0), view.size()).contains(QRect(more->mapTo(&view, QPoint(0, 0)), more->size())));
     // The summary has the height its wrapped text needs.
     QVERIFY2(summary->height() >= summary->heightForWidth(summary->width()),
              qPrintable(QStringLiteral("%1 < %2").arg(summary->height()).arg(summary->heightForWidth(summary->width()))));
@@ -187,6 +193,8 @@ void TestExperimentsUi::anatomy_docked_without_overlap() {
     plot->replot(QCustomPlot::rpImmediateRefresh);
     QVERIFY(plot->legend->visible());
     QVERIFY(!plot->legend->outerRect().intersects(plot->axisRect()->outerRect()));
+    if (const QString shots = qEnvironmentVariable("MOESCOPE_SHOTS"); !shots.isEmpty())
+      QVERIFY(view.grab().save(QDir(shots).filePath(QStringLiteral("anatomy-docked-%1x%2.png").arg(size.width()).arg(size.height()))));
     // Smaller than its parts need: the view scrolls.
     if (size.width() < 500) {
       auto* scroll = view.findChild<QScrollArea*>(QStringLiteral("anatomy-scroll"));

@@ -54,6 +54,8 @@ AnatomyView::AnatomyView(EngineFeed* feed, QWidget* parent) : QWidget(parent) {
   scroll->setObjectName(QStringLiteral("anatomy-scroll"));
   scroll->setWidgetResizable(true);
   scroll->setFrameShape(QFrame::NoFrame);
+  // Up and down only: the parts wrap or shrink to the dock's width (nothing hides at the right).
+  scroll->setHorizontalScrollBarPolicy(Qt::ScrollBarAlwaysOff);
   outer->addWidget(scroll);
   content_ = new QWidget(scroll);
   content_->setObjectName(QStringLiteral("anatomy-content"));
@@ -70,6 +72,9 @@ AnatomyView::AnatomyView(EngineFeed* feed, QWidget* parent) : QWidget(parent) {
   auto* row = new QHBoxLayout;
   source_ = new QComboBox(this);
   source_->setObjectName(QStringLiteral("anatomy-source"));
+  // The combo may get narrower than its longest entry (a file path) in a small dock.
+  source_->setSizeAdjustPolicy(QComboBox::AdjustToMinimumContentsLengthWithIcon);
+  source_->setMinimumContentsLength(10);
   source_->addItem(tr("Loaded model"), QString());
   for (const QString& p : preset_names()) source_->addItem(tr("Preset: %1").arg(p), QStringLiteral("preset:") + p);
   auto* open = new QPushButton(tr("Inspect config.json…"), this);
