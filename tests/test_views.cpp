@@ -979,6 +979,29 @@ private slots:
       QVERIFY(csv.contains(id));
       QCOMPARE(csv[id], full_csv[id]);
     }
+
+    // Live from a server: ids-only segments streamed in as the host publishes them.
+    EngineFeed live;
+    TraceModel* live_traces = traces_of(live);
+    QWidget live_parent;
+    const std::vector<ViewFrame*> live_views = all_views(live, live_traces, &live_parent);
+    emit live.modelChanged(info_for(ids));
+    emit live.generationStarted();
+    for (size_t i = 0; i < ids.size(); i += 2) {
+      StreamChunk c;
+      c.trace = segment_of(ids, i, std::min(ids.size(), i + 2));
+      c.new_tokens = i >= 3 ? 2 : 0;
+      c.total_tokens = int(i);
+      emit live.chunk(c);
+      for (ViewFrame* v : live_views) {
+        v->resize(600, 400);
+        v->refreshNow();
+      }
+    }
+    QCOMPARE(live_traces->trace().size(), ids.size());
+    QVERIFY(!live_traces->trace().has_weights());
+    for (ViewFrame* v : live_views)
+      if (auto* insp = qobject_cast<InspectorView*>(v)) QVERIFY(insp->headerText().contains(QStringLiteral("weights unknown")));
   }
 
   // Issue 17: what each layer keeps and how the router routes, per architecture, from the
