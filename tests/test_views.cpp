@@ -954,6 +954,11 @@ private slots:
         const QString tip = map->cellText(2, 0);
         QVERIFY2(tip.contains(QStringLiteral("choice 2 of 2, weight unknown")), qPrintable(tip));
         QVERIFY2(!tip.contains(QStringLiteral("0.000")), qPrintable(tip));
+        if (const QString shots = qEnvironmentVariable("MOESCOPE_SHOTS"); !shots.isEmpty()) {
+          QVERIFY(map->exportPng(shots + QStringLiteral("/ids-only-routing.png"), 640, 400));
+          for (ViewFrame* w : views)
+            if (qobject_cast<InspectorView*>(w)) QVERIFY(w->grab().save(shots + QStringLiteral("/ids-only-inspector.png")));
+        }
         map->setMode(RoutingMapPlottable::Mode::LayersTopExpert);
         map->refreshNow();
         QCOMPARE(p->cellColour(4, 0), expert_colour(3, 8));  // the top expert needs no weight
@@ -968,7 +973,8 @@ private slots:
         for (int r = 0; r < insp->table()->rowCount(); ++r)
           for (int c = 0; c < insp->table()->columnCount(); ++c)
             QVERIFY2(!insp->table()->item(r, c)->text().contains(QStringLiteral("0.000")), qPrintable(insp->table()->item(r, c)->text()));
-        QCOMPARE(insp->table()->item(0, 5)->text(), QStringLiteral("not recorded"));  // no bogus margin
+        QCOMPARE(insp->table()->item(0, 5)->text(), QStringLiteral("not sent"));  // no bogus margin
+        QCOMPARE(insp->table()->item(0, 3)->text(), QStringLiteral("not sent"));  // nor runners-up
       } else if (auto* col = qobject_cast<ExpertColouringView*>(v)) {
         QVERIFY(col->previewHtml().contains(QStringLiteral("weight unknown")));
         QVERIFY(!col->previewHtml().contains(QStringLiteral("weight 0.000")));

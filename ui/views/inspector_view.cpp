@@ -266,7 +266,8 @@ void InspectorView::refresh() {
   const int L = rt.n_moe_layers(), K = rt.top_k(), E = rt.n_experts();
   const bool weights = rt.has_weights();
   const QString chosen_header = weights ? tr("experts by weight (w weight · s score · +b biased score)")
-                                        : tr("experts in order of choice (weights unknown · s score · +b biased score)");
+                                        : rt.has_probs() ? tr("experts, in order of choice (weights unknown · s score)")
+                                                         : tr("experts, in order of choice (weights unknown)");
   if (table_->horizontalHeaderItem(1) && table_->horizontalHeaderItem(1)->text() != chosen_header)
     table_->horizontalHeaderItem(1)->setText(chosen_header);
   QVector<double> px, py;
@@ -320,10 +321,12 @@ void InspectorView::refresh() {
     }
     table_->setItem(l, 0, cell(QString::number(rt.moe_layers()[size_t(l)]), Qt::AlignRight | Qt::AlignVCenter));
     table_->setItem(l, 1, cell(chosen.join(QStringLiteral(", "))));
-    table_->setItem(l, 2, cell(group_step_text(conf)));
-    table_->setItem(l, 3, cell(conf.recorded ? runners.join(QStringLiteral(", ")) : tr("not recorded")));
-    table_->setItem(l, 4, cell(conf.recorded ? QString::number(conf.entropy, 'f', 3) : tr("not recorded"), Qt::AlignRight | Qt::AlignVCenter));
-    table_->setItem(l, 5, cell(conf.recorded ? QString::number(conf.margin, 'f', 4) : tr("not recorded"), Qt::AlignRight | Qt::AlignVCenter));
+    // Without scores: "not recorded" (a local trace without them), "not sent" (a server's ids-only one).
+    const QString none = weights ? tr("not recorded") : tr("not sent");
+    table_->setItem(l, 2, cell(conf.recorded ? group_step_text(conf) : none));
+    table_->setItem(l, 3, cell(conf.recorded ? runners.join(QStringLiteral(", ")) : none));
+    table_->setItem(l, 4, cell(conf.recorded ? QString::number(conf.entropy, 'f', 3) : none, Qt::AlignRight | Qt::AlignVCenter));
+    table_->setItem(l, 5, cell(conf.recorded ? QString::number(conf.margin, 'f', 4) : none, Qt::AlignRight | Qt::AlignVCenter));
   }
   path_->setData(px, py, true);
   auto ticker = QSharedPointer<QCPAxisTickerText>::create();
