@@ -1110,6 +1110,8 @@ private slots:
       QCOMPARE(r.state, spec.is_linear(r.layer));
       QCOMPARE(r.bytes, r.state ? double(spec.linear.state_values()) * 4.0 : 2048.0 * 100);
     }
+    if (const QString shots = qEnvironmentVariable("MOESCOPE_SHOTS"); !shots.isEmpty())
+      QVERIFY(kv.grab().save(shots + QStringLiteral("/kv-qwen35-bytes-per-layer.png")));
     QVERIFY(kv.exportCsv(dir_.path() + QStringLiteral("/kv-qwen35.csv")));
     const auto csv = parse_csv(dir_.path() + QStringLiteral("/kv-qwen35.csv"));
     const int linear = spec.is_linear(0) ? 0 : 1;  // a linear-attention layer

@@ -114,27 +114,20 @@ KvView::KvView(TraceModel* model, QWidget* parent)
   tabs_->addTab(growth_plot_, tr("Growth"));
 
   bytes_plot_ = makePlot(this);
-  auto* group = new QCPBarsGroup(bytes_plot_);
-  bytes_bars_ = new QCPBars(bytes_plot_->xAxis, bytes_plot_->yAxis);
-  bytes_bars_->setName(tr("KV cache"));
-  bytes_bars_->setBrush(QColor(0x41, 0x7B, 0xB8));
-  bytes_bars_->setPen(Qt::NoPen);
-  bytes_bars_->setBarsGroup(group);
-  mha_bars_ = new QCPBars(bytes_plot_->xAxis, bytes_plot_->yAxis);
-  mha_bars_->setName(tr("multi-head attention would need"));
-  mha_bars_->setBrush(QColor(0xC9, 0xCE, 0xD4));
-  mha_bars_->setPen(Qt::NoPen);
-  mha_bars_->setBarsGroup(group);
-  state_bars_ = new QCPBars(bytes_plot_->xAxis, bytes_plot_->yAxis);
-  state_bars_->setName(tr("linear-attention state"));
-  state_bars_->setBrush(QColor(0x5B, 0xA0, 0x5B));
-  state_bars_->setPen(Qt::NoPen);
-  state_bars_->setBarsGroup(group);
-  window_bars_ = new QCPBars(bytes_plot_->xAxis, bytes_plot_->yAxis);
-  window_bars_->setName(tr("sliding-window KV"));
-  window_bars_->setBrush(QColor(0x9A, 0x6F, 0xC4));
-  window_bars_->setPen(Qt::NoPen);
-  window_bars_->setBarsGroup(group);
+  // One bar a layer, coloured by what the layer keeps; the multi-head figure (MLA) as a wider,
+  // lighter bar behind it (made first, so drawn first).
+  auto bars = [this](const QString& name, QColor colour, double width) {
+    auto* b = new QCPBars(bytes_plot_->xAxis, bytes_plot_->yAxis);
+    b->setName(name);
+    b->setBrush(colour);
+    b->setPen(Qt::NoPen);
+    b->setWidth(width);
+    return b;
+  };
+  mha_bars_ = bars(tr("multi-head attention would need"), QColor(0xC9, 0xCE, 0xD4), 0.85);
+  bytes_bars_ = bars(tr("KV cache"), QColor(0x41, 0x7B, 0xB8), 0.55);
+  window_bars_ = bars(tr("sliding-window KV"), QColor(0x9A, 0x6F, 0xC4), 0.55);
+  state_bars_ = bars(tr("linear-attention state"), QColor(0x5B, 0xA0, 0x5B), 0.55);
   bytes_plot_->xAxis->setLabel(tr("layer"));
   bytes_plot_->yAxis->setLabel(tr("MiB in use"));
   placeLegendAbove(bytes_plot_);
