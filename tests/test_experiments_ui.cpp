@@ -3,6 +3,7 @@
 // window and engine host, compare with/without end to end, corpus analysis with progress, CSV
 // export and cancel, and the chat and the experiments sharing one loaded model, on the bundled
 // teaching model. Offscreen; waits with QTRY_*.
+#include <QApplication>
 #include <QDir>
 #include <QFile>
 #include <QLabel>
@@ -13,8 +14,14 @@
 #include <QTest>
 #include <nlohmann/json.hpp>
 
+#include <QScrollArea>
+#include <qcustomplot.h>
+
 #include "main_window.h"
+#include "moescope/anatomy.h"
 #include "moescope/model_spec.h"
+#include "moescope/resources.h"
+#include "ui/guide.h"
 #include "ui/experiments/active_intervention.h"
 #include "ui/experiments/anatomy_view.h"
 #include "ui/experiments/corpus_view.h"
@@ -56,6 +63,9 @@ class TestExperimentsUi : public QObject {
 
 private slots:
   void anatomy_presets();
+  void anatomy_per_architecture();
+  void anatomy_docked_without_overlap();
+  void experiments_learn_more();
   void intervention_reaches_generation();
   void compare_with_without();
   void corpus_analysis();
@@ -96,6 +106,134 @@ void TestExperimentsUi::anatomy_presets() {
   QFile csv(dir.filePath(QStringLiteral("anatomy.csv")));
   QVERIFY(csv.open(QIODevice::ReadOnly));
   QVERIFY(csv.readAll().startsWith("component,total_params,active_params"));
+}
+
+// Issue 17: the anatomy says what each architecture's layers keep and how its router routes:
+// gpt-oss' sliding windows and attention sinks, Qwen3.5-MoE's share of linear-attention layers
+// (and their parameters in a row of their own), DeepSeek-R1's MLA latent and group-limited router.
+void TestExperimentsUi::anatomy_per_architecture() {
+  AnatomyView view(nullptr);
+  QVERIFY(view.showPreset(QStringLiteral("gpt-oss-20b")));
+  QString text = view.summaryText();
+  QVERIFY2(text.contains(QStringLiteral("12 × sliding window of 128 tokens, 12 × full attention")), qPrintable(text));
+  QVERIFY2(text.contains(QStringLiteral("attention sinks")), qPrintable(text));
+  QVERIFY2(text.contains(QStringLiteral("softmax after top-k")), qPrintable(text));
+  QVERIFY(!text.contains(QStringLiteral("linear attention (Gated DeltaNet)")));
+
+  QVERIFY(view.showPreset(QStringLiteral("qwen3.5-35b-a3b")));
+  text = view.summaryText();
+  QVERIFY2(text.contains(QStringLiteral("linear attention (Gated DeltaNet) in 30 of 40 layers (75 %)")), qPrintable(text));
+  QVERIFY(!text.contains(QStringLiteral("attention sinks")));
+  const moescope::ModelSpec spec = moescope::load_model_spec(moescope::preset_path("qwen3.5-35b-a3b"));
+  const moescope::ParamCounts c = moescope::count_params(spec);
+  QTableWidget* t = view.paramsTable();
+  int linear_row = -1;
+  qint64 sum = 0;
+  for (int r = 0; r + 1 < t->rowCount(); ++r) {
+    if (t->item(r, 0)->text() == QStringLiteral("Linear attention")) linear_row = r;
+    sum += t->item(r, 1)->data(Qt::UserRole).toLongLong();
+  }
+  QVERIFY(linear_row >= 0);
+  QCOMPARE(t->item(linear_row, 1)->data(Qt::UserRole).toLongLong(), qint64(c.linear_attention));
+  QCOMPARE(sum, qint64(c.total));  // the components add up to the total again
+
+  QVERIFY(view.showPreset(QStringLiteral("deepseek-r1")));
+  text = view.summaryText();
+  QVERIFY2(text.contains(QStringLiteral("61 × MLA latent (512 + 64 values per token)")), qPrintable(text));
+  QVERIFY2(text.contains(QStringLiteral("group-limited: keeps the best 4 of 8 groups")), qPrintable(text));
+  for (int r = 0; r < view.paramsTable()->rowCount(); ++r)
+    QVERIFY(view.paramsTable()->item(r, 0)->text() != QStringLiteral("Linear attention"));
+}
+
+// Issue 16: docked at a small size, the anatomy's parts never overlap: the summary is not clipped,
+// the parameter table shows its total row above the context row, the memory table comes after it,
+// and the plot's legend covers neither the bars nor their labels. A dock smaller than that scrolls.
+void TestExperimentsUi::anatomy_docked_without_overlap() {
+  for (const QSize size : {QSize(420, 520), QSize(900, 640)}) {
+    AnatomyView view(nullptr);
+    view.resize(size);
+    view.show();
+    QVERIFY(QTest::qWaitForWindowExposed(&view));
+    QVERIFY(view.showPreset(QStringLiteral("qwen3.5-35b-a3b")));  // the longest table (ten rows)
+    QApplication::processEvents();
+    QWidget* content = view.content();
+    auto rect_of = [content](QWidget* w) { return QRect(w->mapTo(content, QPoint(0, 0)), w->size()); };
+    QLabel* summary = view.summaryLabel();
+    QTableWidget* params = view.paramsTable();
+    QTableWidget* memory = view.memoryTable();
+    auto* context_label = view.findChild<QLabel*>(QStringLiteral("anatomy-context-label"));
+    QVERIFY(context_label);
+    const std::vector<std::pair<const char*, QRect>> parts = {
+        {"summary", rect_of(summary)},       {"params", rect_of(params)},
+        {"plot", rect_of(view.plot())},       {"context", rect_of(view.contextBox())},
+        {"context label", rect_of(context_label)}, {"memory", rect_of(memory)}};
+    for (size_t i = 0; i < parts.size(); ++i)
+      for (size_t j = i + 1; j < parts.size(); ++j)
+        QVERIFY2(!parts[i].second.intersects(parts[j].second),
+                 qPrintable(QStringLiteral("%1 x %2: %3 overlaps %4").arg(size.width()).arg(size.height()).arg(parts[i].first, parts[j].first)));
+    // Nothing sticks out at the right: the content is as wide as the view (no sideways scrolling),
+    // the learn-more link included.
+    QVERIFY2(content->width() <= view.width(), qPrintable(QStringLiteral("content %1 wide in a %2 wide view").arg(content->width()).arg(view.width())));
+    auto* more = view.findChild<QLabel*>(QStringLiteral("learnMore"));
+    QVERIFY(more);
+    QVERIFY(QRect(QPoint(0, 0), view.size()).contains(QRect(more->mapTo(&view, QPoint(0, 0)), more->size())));
+    // The summary has the height its wrapped text needs.
+    QVERIFY2(summary->height() >= summary->heightForWidth(summary->width()),
+             qPrintable(QStringLiteral("%1 < %2").arg(summary->height()).arg(summary->heightForWidth(summary->width()))));
+    // The total row lies inside the table's viewport, above the context row.
+    const QRect total = params->visualItemRect(params->item(params->rowCount() - 1, 0));
+    QVERIFY2(params->viewport()->rect().contains(total),
+             qPrintable(QStringLiteral("total row %1,%2 %3x%4 outside the viewport %5x%6 (table %7 high, minimum %8, rows %9)")
+                            .arg(total.x()).arg(total.y()).arg(total.width()).arg(total.height())
+                            .arg(params->viewport()->width()).arg(params->viewport()->height())
+                            .arg(params->height()).arg(params->minimumHeight()).arg(params->rowCount())));
+    QVERIFY(QRect(params->viewport()->mapTo(content, total.topLeft()), total.size()).bottom() < rect_of(view.contextBox()).top());
+    // The legend is outside the axis rect, its tick labels (the components) included.
+    QCustomPlot* plot = view.plot();
+    plot->replot(QCustomPlot::rpImmediateRefresh);
+    QVERIFY(plot->legend->visible());
+    QVERIFY(!plot->legend->outerRect().intersects(plot->axisRect()->outerRect()));
+    if (const QString shots = qEnvironmentVariable("MOESCOPE_SHOTS"); !shots.isEmpty())
+      QVERIFY(view.grab().save(QDir(shots).filePath(QStringLiteral("anatomy-docked-%1x%2.png").arg(size.width()).arg(size.height()))));
+    // Smaller than its parts need: the view scrolls.
+    if (size.width() < 500) {
+      auto* scroll = view.findChild<QScrollArea*>(QStringLiteral("anatomy-scroll"));
+      QVERIFY(scroll);
+      QVERIFY(content->height() >= content->minimumSizeHint().height());
+    }
+  }
+}
+
+// Issue 16: the experiments' docks (anatomy, routing experiments, corpus analysis) have a "learn
+// more" link like every view's, opening the guide at their page.
+void TestExperimentsUi::experiments_learn_more() {
+  QTemporaryDir dir;
+  ViewRegistry views;
+  register_experiments(views);
+  moescope::desktop::AppOptions o;
+  o.model_dir = kModel;
+  o.backend = QStringLiteral("cpu");
+  o.data_dir = dir.path();
+  o.settings_file = dir.filePath(QStringLiteral("settings.ini"));
+  moescope::desktop::MainWindow w(o, views);
+  QSignalSpy ready(&w, &moescope::desktop::MainWindow::modelReady);
+  w.show();
+  QTRY_VERIFY_WITH_TIMEOUT(ready.count() > 0, kTimeout);
+  for (const QString id : {QStringLiteral("anatomy"), QStringLiteral("experiments"), QStringLiteral("corpus")}) {
+    const QString page = guide_page_for_view(id);
+    QVERIFY2(!page.isEmpty() && guide_page(page), qPrintable(id));
+    auto* more = w.viewWidget(id)->findChild<QLabel*>(QStringLiteral("learnMore"));
+    QVERIFY2(more, qPrintable(id));
+    QVERIFY(w.showView(id));
+    QTRY_VERIFY(more->isVisible());
+    if (w.guide()) {
+      w.guide()->showPage(page == QStringLiteral("moe") ? QStringLiteral("mla") : QStringLiteral("moe"));
+      w.guide()->hide();
+    }
+    QTest::mouseClick(more, Qt::LeftButton, {}, more->rect().center());
+    QTRY_VERIFY(w.guide() && w.guide()->isVisible());
+    QCOMPARE(w.guide()->currentPage(), page);
+  }
 }
 
 void TestExperimentsUi::intervention_reaches_generation() {

@@ -74,6 +74,20 @@ RoutingTrace small_trace(bool probs) {
   return t;
 }
 
+// The trace a remote server (vLLM, SGLang) gives for small_trace(): the same expert ids in the
+// same order of choice, no weights (issue 18).
+RoutingTrace ids_only_trace() {
+  const RoutingTrace full = small_trace(false);
+  RoutingTrace t("remote", full.n_experts(), full.top_k(), full.moe_layers());
+  for (size_t i = 0; i < full.size(); ++i) {
+    std::vector<int32_t> ids;
+    for (int m = 0; m < full.n_moe_layers(); ++m)
+      for (int s = 0; s < full.top_k(); ++s) ids.push_back(full.expert(i, m, s));
+    t.append(full.token(i), ids.data(), nullptr, full.top_k());
+  }
+  return t;
+}
+
 // Skewed random routing of a DeepSeek-R1-sized model: 256 experts, top-8, 61 layers (3 dense + 58
 // MoE would be real; all 61 here to be generous).
 RoutingTrace big_trace(size_t n_tokens) {
@@ -141,6 +155,20 @@ ModelInfo info_for(const RoutingTrace& t) {
   i.top_k = t.top_k();
   i.moe_layers = t.moe_layers();
   i.n_layers = t.moe_layers().empty() ? 0 : t.moe_layers().back() + 1;
+  i.backend = QStringLiteral("CPU (test)");
+  return i;
+}
+
+// The ModelInfo of a shipped preset (configuration only: no weights, no directory).
+ModelInfo info_for_preset(const std::string& name) {
+  ModelInfo i;
+  i.spec = std::make_shared<const ModelSpec>(load_model_spec(preset_path(name)));
+  i.name = QString::fromStdString(name);
+  i.architecture = QString::fromStdString(i.spec->architecture);
+  i.n_layers = i.spec->n_layers;
+  i.n_experts = i.spec->moe.router.n_experts;
+  i.top_k = i.spec->moe.router.top_k;
+  i.moe_layers = i.spec->moe_layer_indices();
   i.backend = QStringLiteral("CPU (test)");
   return i;
 }
@@ -679,8 +707,10 @@ private slots:
     QCOMPARE(rows.size(), 1 + 512);
     QCOMPARE(rows[51], (QStringList{"50", "15", "16"}));
     kv.setTab(KvView::BytesPerLayer);
-    check_exports(&kv, dir_.path(), QStringLiteral("layer,tokens,bytes,mha_bytes"));
-    QCOMPARE(parse_csv(dir_.path() + QStringLiteral("/kv.csv"))[1], (QStringList{"0", "815", QString::number(1152 * 815), QString::number(32768 * 815)}));
+    check_exports(&kv, dir_.path(), QStringLiteral("layer,tokens,bytes,mha_bytes,cache"));
+    // No model spec: the engine's layers with a KV cache, their kind unknown (empty).
+    QCOMPARE(parse_csv(dir_.path() + QStringLiteral("/kv.csv"))[1],
+             (QStringList{"0", "815", QString::number(1152 * 815), QString::number(32768 * 815), QString()}));
 
     PerformanceView perf(model);
     perf.resize(800, 500);
@@ -852,6 +882,325 @@ private slots:
       QVERIFY(v->exportCsv(dir_.path() + QStringLiteral("/dense.csv")));
       QVERIFY(!parse_csv(dir_.path() + QStringLiteral("/dense.csv")).isEmpty());
     }
+  }
+
+  // Issue 18: a trace with expert ids only (a remote server's) and no ModelSpec, in every
+  // registered view: nothing crashes, nothing shows or exports a weight (no 0.000 in its place),
+  // the routing map colours by choice rank, the inspector says the weights are unknown, and the
+  // id-only statistics (load, co-activation) are those of the same routing with weights.
+  void weights_unknown_trace_everywhere() {
+    const RoutingTrace ids = ids_only_trace();
+    QVERIFY(!ids.has_weights());
+    QCOMPARE(ids.weight(0, 0, 0), 0.0f);
+    const RoutingTrace back = RoutingTrace::from_json(ids.to_json());
+    QVERIFY(!back.has_weights());
+    QCOMPARE(back.expert(2, 0, 0), 1);
+
+    // Every view's CSV for a trace, by view id; the views stay alive in `parent`.
+    auto show = [this](const RoutingTrace& trace, QWidget* parent, EngineFeed& feed, std::vector<ViewFrame*>* out) {
+      TraceModel* traces = traces_of(feed);
+      const std::vector<ViewFrame*> views = all_views(feed, traces, parent);
+      ModelInfo info = info_for(trace);  // no spec and no directory: a remote model
+      emit feed.modelChanged(info);
+      emit feed.traceReplaced(std::make_shared<const RoutingTrace>(trace));
+      traces->selectToken(2);
+      QMap<QString, QString> csv;
+      for (ViewFrame* v : views) {
+        v->resize(700, 500);
+        v->refreshNow();
+        const QString base = dir_.path() + QStringLiteral("/ids-%1-%2").arg(QString::fromStdString(trace.model()), v->viewId());
+        [&] { QVERIFY2(v->exportPng(base + QStringLiteral(".png"), 400, 300), qPrintable(v->viewId())); }();
+        [&] { QVERIFY(v->exportCsv(base + QStringLiteral(".csv"))); }();
+        csv[v->viewId()] = v->csv();
+      }
+      *out = views;
+      return std::make_pair(traces, csv);
+    };
+    QWidget parent_ids, parent_full;
+    EngineFeed feed_ids, feed_full;
+    std::vector<ViewFrame*> views, full_views;
+    const auto [traces, csv] = show(ids, &parent_ids, feed_ids, &views);
+    const auto [full_traces, full_csv] = show(small_trace(false), &parent_full, feed_full, &full_views);
+    QVERIFY(traces->spec() == nullptr);
+    QVERIFY(!traces->trace().has_weights());
+    QVERIFY(full_traces->trace().has_weights());
+
+    // No export has a number in a weight column: every "weight" field is empty.
+    int weight_columns = 0;
+    for (ViewFrame* v : views) {
+      const QString path = dir_.path() + QStringLiteral("/ids-remote-%1.csv").arg(v->viewId());
+      const auto rows = parse_csv(path);
+      QVERIFY2(!rows.isEmpty(), qPrintable(v->viewId()));
+      const int col = int(rows[0].indexOf(QStringLiteral("weight")));
+      if (col < 0) continue;
+      ++weight_columns;
+      QVERIFY2(rows.size() > 1, qPrintable(v->viewId()));
+      for (int r = 1; r < rows.size(); ++r)
+        QVERIFY2(col < rows[r].size() && rows[r][col].isEmpty(), qPrintable(v->viewId() + QStringLiteral(": ") + rows[r].join(',')));
+    }
+    QCOMPARE(weight_columns, 3);  // routing map, inspector, expert colours
+
+    for (ViewFrame* v : views) {
+      if (auto* map = qobject_cast<RoutingMapView*>(v)) {
+        map->setLayer(0);
+        map->refreshNow();
+        RoutingMapPlottable* p = map->map();
+        QVERIFY(p->byRank());
+        // Token 2, layer 1: expert 1 first, expert 0 second → expert 1 darker; not chosen: empty.
+        QVERIFY(p->cellColour(2, 1).lightness() < p->cellColour(2, 0).lightness());
+        QCOMPARE(p->cellColour(2, 5), empty_cell_colour());
+        // Every first choice has the same colour (no weight to tell them apart).
+        QCOMPARE(p->cellColour(0, 0), p->cellColour(2, 1));
+        const QString tip = map->cellText(2, 0);
+        QVERIFY2(tip.contains(QStringLiteral("choice 2 of 2, weight unknown")), qPrintable(tip));
+        QVERIFY2(!tip.contains(QStringLiteral("0.000")), qPrintable(tip));
+        if (const QString shots = qEnvironmentVariable("MOESCOPE_SHOTS"); !shots.isEmpty()) {
+          QVERIFY(map->exportPng(shots + QStringLiteral("/ids-only-routing.png"), 640, 400));
+          for (ViewFrame* w : views)
+            if (qobject_cast<InspectorView*>(w)) QVERIFY(w->grab().save(shots + QStringLiteral("/ids-only-inspector.png")));
+        }
+        map->setMode(RoutingMapPlottable::Mode::LayersTopExpert);
+        map->refreshNow();
+        QCOMPARE(p->cellColour(4, 0), expert_colour(3, 8));  // the top expert needs no weight
+        QVERIFY(map->exportPng(dir_.path() + QStringLiteral("/ids-routing-layers.png"), 400, 300));
+      } else if (auto* insp = qobject_cast<InspectorView*>(v)) {
+        QVERIFY2(insp->headerText().contains(QStringLiteral("weights unknown")), qPrintable(insp->headerText()));
+        QVERIFY(insp->headerText().contains(QStringLiteral("expert ids only")));
+        QVERIFY(insp->headerText().contains(QStringLiteral("router scores not sent")));
+        QCOMPARE(insp->table()->rowCount(), 2);
+        QCOMPARE(insp->table()->item(0, 1)->text(), QStringLiteral("1, 0"));  // the order of choice
+        QVERIFY(insp->table()->horizontalHeaderItem(1)->text().contains(QStringLiteral("weights unknown")));
+        for (int r = 0; r < insp->table()->rowCount(); ++r)
+          for (int c = 0; c < insp->table()->columnCount(); ++c)
+            QVERIFY2(!insp->table()->item(r, c)->text().contains(QStringLiteral("0.000")), qPrintable(insp->table()->item(r, c)->text()));
+        QCOMPARE(insp->table()->item(0, 5)->text(), QStringLiteral("not sent"));  // no bogus margin
+        QCOMPARE(insp->table()->item(0, 3)->text(), QStringLiteral("not sent"));  // nor runners-up
+      } else if (auto* col = qobject_cast<ExpertColouringView*>(v)) {
+        QVERIFY(col->previewHtml().contains(QStringLiteral("weight unknown")));
+        QVERIFY(!col->previewHtml().contains(QStringLiteral("weight 0.000")));
+      }
+    }
+    // Load balance and co-activation count ids only: the same as with the weights.
+    for (const QString id : {QStringLiteral("load"), QStringLiteral("coactivation")}) {
+      QVERIFY(csv.contains(id));
+      QCOMPARE(csv[id], full_csv[id]);
+    }
+
+    // Live from a server: ids-only segments streamed in as the host publishes them.
+    EngineFeed live;
+    TraceModel* live_traces = traces_of(live);
+    QWidget live_parent;
+    const std::vector<ViewFrame*> live_views = all_views(live, live_traces, &live_parent);
+    emit live.modelChanged(info_for(ids));
+    emit live.generationStarted();
+    for (size_t i = 0; i < ids.size(); i += 2) {
+      StreamChunk c;
+      c.trace = segment_of(ids, i, std::min(ids.size(), i + 2));
+      c.new_tokens = i >= 3 ? 2 : 0;
+      c.total_tokens = int(i);
+      emit live.chunk(c);
+      for (ViewFrame* v : live_views) {
+        v->resize(600, 400);
+        v->refreshNow();
+      }
+    }
+    QCOMPARE(live_traces->trace().size(), ids.size());
+    QVERIFY(!live_traces->trace().has_weights());
+    for (ViewFrame* v : live_views)
+      if (auto* insp = qobject_cast<InspectorView*>(v)) QVERIFY(insp->headerText().contains(QStringLiteral("weights unknown")));
+  }
+
+  // Issue 17: what each layer keeps and how the router routes, per architecture, from the
+  // shipped presets: gpt-oss (sliding window every other layer, attention sinks, softmax after
+  // top-k), Qwen3.5-MoE (Gated DeltaNet linear attention in 3 of 4 layers, a gated shared
+  // expert), Mixtral (softmax renormalised over the chosen), DeepSeek-R1 (MLA latent,
+  // group-limited routing with a correction bias).
+  void views_per_architecture() {
+    struct Case {
+      std::string preset;
+      QStringList kv_has, router_has;
+    };
+    const std::vector<Case> cases = {
+        {"gpt-oss-20b",
+         {"What the 24 layers keep: 12 × sliding window of 128 tokens, 12 × full attention", "attention sinks"},
+         {"top-4 of the 32 raw logits, then a softmax over the chosen (softmax after top-k)",
+          "the router's linear layer has a bias"}},
+        {"qwen3.5-35b-a3b",
+         {"30 × recurrent state (linear attention), 10 × full attention",
+          "linear attention (Gated DeltaNet) in 30 of 40 layers (75 %)"},
+         {"renormalised over the chosen", "the gate's value per token is not in the trace"}},
+        {"mixtral-8x7b",
+         {"What the 32 layers keep: 32 × full attention"},
+         {"softmax over all 8 experts, top-2, renormalised over the chosen (the same as a softmax over the chosen "
+          "experts' logits)"}},
+        {"deepseek-r1",
+         {"What the 61 layers keep: 61 × MLA latent (512 + 64 values per token)"},
+         {"group-limited: keeps the best 4 of 8 groups (a group scores the sum of its two best)",
+          "a correction bias is added to the scores for the choice only", "weights × 2.5"}},
+    };
+    for (const Case& c : cases) {
+      const ModelInfo info = info_for_preset(c.preset);
+      const ModelSpec& spec = *info.spec;
+      EngineFeed feed;
+      TraceModel* traces = traces_of(feed);
+      QWidget parent;
+      const std::vector<ViewFrame*> views = all_views(feed, traces, &parent);
+      emit feed.modelChanged(info);
+      // One token routed to experts 0..k-1 at every MoE layer, ids only (as a server sends them).
+      RoutingTrace t(c.preset, info.n_experts, info.top_k, info.moe_layers);
+      std::vector<int32_t> ids;
+      for (size_t m = 0; m < info.moe_layers.size(); ++m)
+        for (int s = 0; s < info.top_k; ++s) ids.push_back(s);
+      t.append(TraceToken{0, 1, "Hi", Phase::Prefill}, ids.data(), nullptr, info.top_k);
+      emit feed.traceReplaced(std::make_shared<const RoutingTrace>(t));
+      traces->selectToken(0);
+      QVERIFY(traces->spec());
+      for (ViewFrame* v : views) {
+        v->resize(800, 500);
+        v->refreshNow();
+        if (auto* kv = qobject_cast<KvView*>(v)) {
+          const QString text = kv->layerKindsText();
+          for (const QString& want : c.kv_has) QVERIFY2(text.contains(want), qPrintable(QString::fromStdString(c.preset) + ": " + text));
+          kv->setTab(KvView::BytesPerLayer);
+          check_exports(kv, dir_.path(), QStringLiteral("layer,tokens,bytes,mha_bytes,cache"));
+          const auto rows = parse_csv(dir_.path() + QStringLiteral("/kv.csv"));
+          QCOMPARE(rows.size(), 1 + spec.n_layers);  // every layer, its kind from the spec
+          for (int l = 0; l < spec.n_layers; ++l) {
+            QCOMPARE(rows[l + 1][4], layer_cache_kind(spec, l));
+            QVERIFY(rows[l + 1][2].isEmpty());  // no engine figures: no bytes claimed
+          }
+        } else if (auto* insp = qobject_cast<InspectorView*>(v)) {
+          const QString header = insp->headerText();
+          for (const QString& want : c.router_has)
+            QVERIFY2(header.contains(want.toHtmlEscaped()), qPrintable(QString::fromStdString(c.preset) + ": " + header));
+          QVERIFY(header.contains(QStringLiteral("weights unknown")));
+        } else if (auto* map = qobject_cast<RoutingMapView*>(v)) {
+          QVERIFY2(map->cellText(0, 0).contains(QStringLiteral("\nrouter: ") + router_rule_text(spec.moe.router)), qPrintable(map->cellText(0, 0)));
+        }
+      }
+    }
+    // Live figures on Qwen3.5: the 10 attention layers hold K/V per token, the 30 linear-attention
+    // layers their fixed state, each shown on its own layer.
+    const ModelInfo info = info_for_preset("qwen3.5-35b-a3b");
+    const ModelSpec& spec = *info.spec;
+    TraceModel model;
+    model.setModel(info);
+    StreamChunk chunk;
+    chunk.has_kv = true;
+    chunk.kv.tokens = 100;
+    chunk.kv.capacity = 4096;
+    chunk.kv.block_tokens = 16;
+    chunk.kv.blocks_used = 7;
+    chunk.kv.blocks_total = 256;
+    chunk.kv.bytes_per_token_layer = 2048;
+    chunk.kv.mha_bytes_per_token_layer = 2048;
+    chunk.kv.n_layers = spec.n_attention_layers();
+    chunk.kv.state_layers = spec.n_linear_layers();
+    chunk.kv.state_bytes = int64_t(spec.n_linear_layers()) * spec.linear.state_values() * 4;
+    chunk.kv.bytes_used = 2048LL * 100 * chunk.kv.n_layers;
+    chunk.kv.element_type = "BF16";
+    model.addChunk(chunk);
+    KvView kv(&model);
+    kv.resize(800, 500);
+    kv.setTab(KvView::BytesPerLayer);
+    kv.refreshNow();
+    const auto rows = kv.layerRows();
+    QCOMPARE(int(rows.size()), spec.n_layers);
+    for (const KvView::LayerRow& r : rows) {
+      QCOMPARE(r.state, spec.is_linear(r.layer));
+      QCOMPARE(r.bytes, r.state ? double(spec.linear.state_values()) * 4.0 : 2048.0 * 100);
+    }
+    if (const QString shots = qEnvironmentVariable("MOESCOPE_SHOTS"); !shots.isEmpty())
+      QVERIFY(kv.grab().save(shots + QStringLiteral("/kv-qwen35-bytes-per-layer.png")));
+    QVERIFY(kv.exportCsv(dir_.path() + QStringLiteral("/kv-qwen35.csv")));
+    const auto csv = parse_csv(dir_.path() + QStringLiteral("/kv-qwen35.csv"));
+    const int linear = spec.is_linear(0) ? 0 : 1;  // a linear-attention layer
+    QVERIFY(spec.is_linear(linear));
+    QCOMPARE(csv[linear + 1][3], QString());  // a state has no multi-head equivalent
+    QCOMPARE(csv[linear + 1][4], QStringLiteral("recurrent state (linear attention)"));
+  }
+
+  // Issue 16: the legends of the KV and performance plots sit beside the data, never over it:
+  // the legend's rect holds none of the data points' pixel positions and leaves the axis rect free.
+  void legends_clear_of_the_plotted_points() {
+    EngineFeed feed;
+    TraceModel* model = traces_of(feed);
+    const RoutingTrace t = small_trace(false);
+    emit feed.modelChanged(info_for(t));
+    emit feed.generationStarted();
+    KvStats kv;
+    kv.capacity = 8192;
+    kv.block_tokens = 16;
+    kv.blocks_total = 512;
+    kv.bytes_per_token_layer = 1152;
+    kv.mha_bytes_per_token_layer = 32768;
+    kv.n_layers = 4;
+    kv.element_type = "BF16";
+    for (int i = 0; i < 6; ++i) {
+      StreamChunk c;
+      c.trace = segment_of(t, size_t(i), size_t(i + 1));
+      c.new_tokens = i < 3 ? 0 : 1;
+      c.total_tokens = std::max(0, i - 2);
+      c.tokens_per_second = 10.0 + i;
+      c.has_kv = true;
+      c.kv = kv;
+      c.kv.tokens = 800 + i;
+      c.kv.bytes_used = 1152LL * c.kv.tokens * 4;
+      emit feed.chunk(c);
+      QTest::qWait(15);
+    }
+    GenerationSummary s;
+    s.prompt_tokens = 3;
+    s.prefill_seconds = 0.5;
+    s.generated_tokens = 3;
+    s.tokens_per_second = 12.0;
+    s.kv = kv;
+    s.trace = std::make_shared<const RoutingTrace>(t);
+    emit feed.generationFinished(s);
+
+    auto check = [](QCustomPlot* plot, const char* what) {
+      plot->replot(QCustomPlot::rpImmediateRefresh);
+      QVERIFY2(plot->legend->visible(), what);
+      const QRect legend = plot->legend->outerRect();
+      QVERIFY2(!legend.intersects(plot->axisRect()->rect()), what);
+      int points = 0;
+      for (int i = 0; i < plot->plottableCount(); ++i) {
+        QCPAbstractPlottable* p = plot->plottable(i);
+        if (!p->visible()) continue;
+        auto* data = p->interface1D();
+        if (!data) continue;
+        for (int k = 0; k < data->dataCount(); ++k) {
+          const QPointF px(p->keyAxis()->coordToPixel(data->dataMainKey(k)), p->valueAxis()->coordToPixel(data->dataMainValue(k)));
+          QVERIFY2(!legend.contains(px.toPoint()), what);
+          ++points;
+        }
+      }
+      QVERIFY2(points > 0, what);
+    };
+    KvView kvv(model);
+    kvv.resize(700, 450);
+    kvv.show();
+    kvv.refreshNow();
+    check(kvv.currentPlot(), "KV growth");
+    kvv.setTab(KvView::BytesPerLayer);
+    kvv.refreshNow();
+    check(kvv.currentPlot(), "KV bytes per layer");
+    PerformanceView perf(model);
+    perf.resize(700, 450);
+    perf.show();
+    perf.refreshNow();
+    check(perf.currentPlot(), "performance tokens/s");
+    // A narrow dock: one legend item a row, still above the data, and no wider than the plot.
+    perf.resize(260, 450);
+    perf.refreshNow();
+    check(perf.currentPlot(), "performance tokens/s, 260 px wide");
+    QVERIFY(perf.currentPlot()->legend->outerRect().right() <= perf.currentPlot()->width());
+    LoadView load(model);
+    load.resize(700, 450);
+    load.show();
+    load.setTab(LoadView::OverTime);
+    load.refreshNow();
+    check(load.currentPlot(), "load balance over time");
   }
 
   void big_trace_in_time() {

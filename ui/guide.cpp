@@ -2,6 +2,7 @@
 
 #include <QFile>
 #include <QHBoxLayout>
+#include <QLabel>
 #include <QListWidget>
 #include <QPushButton>
 #include <QSignalBlocker>
@@ -9,6 +10,7 @@
 #include <QTextBrowser>
 #include <QUrl>
 #include <QVBoxLayout>
+#include <algorithm>
 #include <spdlog/spdlog.h>
 
 #include "moescope/anatomy.h"
@@ -154,6 +156,85 @@ QString figure_of(const QString& id, const ModelSpec& s) {
   return {};
 }
 }  // namespace
+
+QString layer_cache_kind(const ModelSpec& spec, int layer) {
+  if (layer < 0 || layer >= spec.n_layers) return {};
+  if (spec.is_linear(layer)) return QObject::tr("recurrent state (linear attention)");
+  if (spec.attn.kind == AttentionKind::MLA)
+    return QObject::tr("MLA latent (%1 + %2 values per token)").arg(spec.attn.kv_lora_rank).arg(spec.attn.qk_rope_head_dim);
+  if (const int w = spec.window(layer); w > 0) return QObject::tr("sliding window of %1 tokens").arg(w);
+  return QObject::tr("full attention");
+}
+
+QString cache_kinds_text(const ModelSpec& spec) {
+  std::vector<std::pair<QString, int>> kinds;  // in order of first appearance
+  for (int l = 0; l < spec.n_layers; ++l) {
+    const QString k = layer_cache_kind(spec, l);
+    auto it = std::find_if(kinds.begin(), kinds.end(), [&](const auto& p) { return p.first == k; });
+    if (it == kinds.end()) kinds.emplace_back(k, 1);
+    else ++it->second;
+  }
+  QStringList parts;
+  for (const auto& [k, n] : kinds) parts << QStringLiteral("%1 × %2").arg(n).arg(k);
+  QString text = parts.join(QStringLiteral(", "));
+  if (const int lin = spec.n_linear_layers(); lin > 0)
+    text += QObject::tr("; linear attention (Gated DeltaNet) in %1 of %2 layers (%3 %), each keeping a fixed %4 "
+                        "recurrent state (FP32) instead of a cache that grows with the tokens")
+                .arg(lin)
+                .arg(spec.n_layers)
+                .arg(100.0 * lin / std::max(1, spec.n_layers), 0, 'f', 0)
+                .arg(QString::fromStdString(format_bytes_iec(double(spec.linear.state_values()) * 4.0)));
+  if (spec.attn.sinks)
+    text += QObject::tr("; attention sinks: a learned logit per head joins every softmax, so a head can attend to "
+                        "nothing");
+  return text;
+}
+
+QString router_rule_text(const RouterSpec& r) {
+  QString text;
+  switch (r.scoring) {
+    case ScoreFunc::Softmax:
+      text = r.renormalize ? QObject::tr("softmax over all %1 experts, top-%2, renormalised over the chosen (the same as a "
+                                         "softmax over the chosen experts' logits)").arg(r.n_experts).arg(r.top_k)
+                           : QObject::tr("softmax over all %1 experts, top-%2, not renormalised").arg(r.n_experts).arg(r.top_k);
+      break;
+    case ScoreFunc::TopKSoftmax:
+      text = QObject::tr("top-%2 of the %1 raw logits, then a softmax over the chosen (softmax after top-k)")
+                 .arg(r.n_experts).arg(r.top_k);
+      break;
+    case ScoreFunc::Sigmoid:
+      text = QObject::tr("a sigmoid score per expert (%1 experts), top-%2%3")
+                 .arg(r.n_experts).arg(r.top_k)
+                 .arg(r.renormalize ? QObject::tr(", renormalised over the chosen") : QString());
+      break;
+  }
+  if (r.group_score != GroupScore::None)
+    text += QObject::tr(" · group-limited: keeps the best %1 of %2 groups (a group scores %3)")
+                .arg(r.topk_group).arg(r.n_group)
+                .arg(r.group_score == GroupScore::Max ? QObject::tr("its best expert") : QObject::tr("the sum of its two best"));
+  if (r.correction_bias)
+    text += QObject::tr(" · a correction bias is added to the scores for the choice only; the weights use the "
+                        "unbiased scores");
+  if (r.logit_bias) text += QObject::tr(" · the router's linear layer has a bias, added to the logits");
+  if (r.scaling != 1.0f && (!r.renormalize || r.scale_after_renorm))
+    text += QObject::tr(" · weights × %1").arg(QString::number(double(r.scaling), 'g', 4));
+  return text;
+}
+
+QHBoxLayout* intro_with_learn_more(QLabel* intro, QWidget* parent, const QString& tooltip, QLabel** link) {
+  auto* row = new QHBoxLayout;
+  row->setContentsMargins(0, 0, 0, 0);
+  row->addWidget(intro, 1);
+  auto* more = new QLabel(QObject::tr("<a href=\"#guide\">learn more</a>"), parent);
+  more->setObjectName(QStringLiteral("learnMore"));
+  more->setToolTip(tooltip);
+  more->setOpenExternalLinks(false);
+  more->setTextInteractionFlags(Qt::LinksAccessibleByMouse | Qt::LinksAccessibleByKeyboard);
+  more->setCursor(Qt::PointingHandCursor);
+  row->addWidget(more, 0, Qt::AlignTop);
+  if (link) *link = more;
+  return row;
+}
 
 const std::vector<GuidePage>& guide_pages() {
   static const std::vector<GuidePage> pages = {

@@ -13,6 +13,7 @@
 
 #include "moescope/model_spec.h"
 
+class QHBoxLayout;
 class QLabel;
 class QListWidget;
 class QPushButton;
@@ -39,6 +40,23 @@ QString guide_body_html(const QString& id);
 QString guide_figure_html(const QString& id, const ModelSpec* spec, const QString& model_name);
 // The whole page: title, text and figure.
 QString guide_page_html(const QString& id, const ModelSpec* spec, const QString& model_name);
+
+// How a model is built, in words every view and the guide share (figures from the spec alone).
+// What layer `layer` keeps for attention: "full attention", "sliding window of 128 tokens",
+// "MLA latent (512 + 64 values per token)" or "recurrent state (linear attention)".
+QString layer_cache_kind(const ModelSpec& spec, int layer);
+// The layers grouped by that kind, in order of first appearance ("12 × sliding window of 128
+// tokens, 12 × full attention"), then the linear-attention share of layers and the attention sinks where the model
+// has them.
+QString cache_kinds_text(const ModelSpec& spec);
+// The router's rule in one line: what it scores with, how it chooses (top-k, groups, correction
+// bias, router bias) and, for softmax routers, whether the weights are renormalised over the chosen.
+QString router_rule_text(const RouterSpec& r);
+
+// The "learn more" link of a widget that is not a ViewFrame (the experiments' docks), made as
+// ViewFrame makes its own: a QLabel named "learnMore" that opens nothing itself; connect its
+// linkActivated to the widget's learnMoreRequested. Placed top right of `intro` in one row.
+QHBoxLayout* intro_with_learn_more(QLabel* intro, QWidget* parent, const QString& tooltip, QLabel** link);
 
 class GuideWindow : public QWidget {
   Q_OBJECT

@@ -3,11 +3,15 @@
 #include <QComboBox>
 #include <QFile>
 #include <QFileDialog>
+#include <QBoxLayout>
 #include <QFileInfo>
 #include <QHBoxLayout>
 #include <QHeaderView>
 #include <QLabel>
 #include <QPushButton>
+#include <QResizeEvent>
+#include <QScrollBar>
+#include <QScrollArea>
 #include <QSlider>
 #include <QSpinBox>
 #include <QTableWidget>
@@ -20,6 +24,7 @@
 #include "moescope/anatomy.h"
 #include "presets.h"
 #include "ui/engine_feed.h"
+#include "ui/guide.h"
 
 namespace moescope::ui {
 
@@ -35,21 +40,41 @@ QString count_text(double n) {
 
 QString bytes_text(double b) { return QString::fromStdString(format_bytes_iec(b)); }
 
-constexpr int kLoadedIndex = 0;  // combo: "Loaded model", then presets, then opened configs
+constexpr int kLoadedIndex = 0;
+constexpr int kStackBelow = 640;  // narrower than this: the bars below the table  // combo: "Loaded model", then presets, then opened configs
 
 }  // namespace
 
 AnatomyView::AnatomyView(EngineFeed* feed, QWidget* parent) : QWidget(parent) {
-  auto* layout = new QVBoxLayout(this);
+  // Everything sits in a scroll area: a small dock scrolls instead of squeezing the rows into each
+  // other (issue 16: the context row over the total row, a clipped summary).
+  auto* outer = new QVBoxLayout(this);
+  outer->setContentsMargins(0, 0, 0, 0);
+  auto* scroll = new QScrollArea(this);
+  scroll->setObjectName(QStringLiteral("anatomy-scroll"));
+  scroll->setWidgetResizable(true);
+  scroll->setFrameShape(QFrame::NoFrame);
+  // Up and down only: the parts wrap or shrink to the dock's width (nothing hides at the right).
+  scroll->setHorizontalScrollBarPolicy(Qt::ScrollBarAlwaysOff);
+  outer->addWidget(scroll);
+  content_ = new QWidget(scroll);
+  content_->setObjectName(QStringLiteral("anatomy-content"));
+  scroll->setWidget(content_);
+  auto* layout = new QVBoxLayout(content_);
   auto* intro = new QLabel(tr("What a model is made of: parameters per component, how many of them each token "
                               "actually uses (active), the KV cache per token, and the memory it needs."),
                            this);
   intro->setWordWrap(true);
-  layout->addWidget(intro);
+  QLabel* more = nullptr;
+  layout->addLayout(intro_with_learn_more(intro, this, tr("What a model is made of: total and active parameters, the KV cache"), &more));
+  connect(more, &QLabel::linkActivated, this, [this] { emit learnMoreRequested(QStringLiteral("anatomy")); });
 
   auto* row = new QHBoxLayout;
   source_ = new QComboBox(this);
   source_->setObjectName(QStringLiteral("anatomy-source"));
+  // The combo may get narrower than its longest entry (a file path) in a small dock.
+  source_->setSizeAdjustPolicy(QComboBox::AdjustToMinimumContentsLengthWithIcon);
+  source_->setMinimumContentsLength(10);
   source_->addItem(tr("Loaded model"), QString());
   for (const QString& p : preset_names()) source_->addItem(tr("Preset: %1").arg(p), QStringLiteral("preset:") + p);
   auto* open = new QPushButton(tr("Inspect config.json…"), this);
@@ -78,19 +103,22 @@ AnatomyView::AnatomyView(EngineFeed* feed, QWidget* parent) : QWidget(parent) {
   params_->verticalHeader()->hide();
   params_->setEditTriggers(QAbstractItemView::NoEditTriggers);
   params_->verticalHeader()->setDefaultSectionSize(params_->fontMetrics().height() + 6);
-  // Nine rows (eight components + total), all visible without scrolling.
-  params_->setMinimumHeight(params_->horizontalHeader()->sizeHint().height() + 9 * (params_->fontMetrics().height() + 6) + 4);
   params_->setVerticalScrollBarPolicy(Qt::ScrollBarAsNeeded);
+  fitParamsHeight(9);  // eight components + total; showSpec() sets it for the rows it shows
 
   plot_ = new QCustomPlot(this);
   plot_->setMinimumSize(260, 200);
-  auto* middle = new QHBoxLayout;
-  middle->addWidget(params_, 3);
-  middle->addWidget(plot_, 2);
-  layout->addLayout(middle, 1);
+  // Table and bars side by side; in a narrow dock one above the other (resizeEvent), so the
+  // table's columns and headers keep their width.
+  middle_ = new QBoxLayout(QBoxLayout::LeftToRight);
+  middle_->addWidget(params_, 3);
+  middle_->addWidget(plot_, 2);
+  layout->addLayout(middle_, 1);
 
   auto* mem_row = new QHBoxLayout;
-  mem_row->addWidget(new QLabel(tr("Context (tokens):"), this));
+  auto* context_label = new QLabel(tr("Context (tokens):"), this);
+  context_label->setObjectName(QStringLiteral("anatomy-context-label"));
+  mem_row->addWidget(context_label);
   context_ = new QSpinBox(this);
   context_->setObjectName(QStringLiteral("anatomy-context"));
   context_->setRange(1, 1 << 20);
@@ -214,6 +242,10 @@ void AnatomyView::showSpec(const ModelSpec& spec, const QString& source) {
                      .arg(count_text(double(c.total)), count_text(double(c.active)));
   // The KV figure as every view and `moescope-cli inspect` give it (moescope/anatomy.h).
   text += tr("<br>KV cache: %1").arg(QString::fromStdString(kv_figure_text(kv_figure(spec), attention_kind_name(spec))).toHtmlEscaped());
+  // What each layer keeps (sliding windows, linear attention's share, attention sinks) and the
+  // router's rule, in the words of the KV view and the token inspector (ui/guide.h).
+  text += QStringLiteral("<br>") + tr("What the %1 layers keep: %2").arg(spec.n_layers).arg(cache_kinds_text(spec)).toHtmlEscaped();
+  if (spec.n_moe_layers() > 0) text += QStringLiteral("<br>") + tr("Router: %1").arg(router_rule_text(spec.moe.router)).toHtmlEscaped();
   summary_->setText(text);
 
   struct Row {
@@ -221,7 +253,7 @@ void AnatomyView::showSpec(const ModelSpec& spec, const QString& source) {
     int64_t total, active;
   };
   // Active per component follows count_params' convention (anatomy.h).
-  const std::vector<Row> rows = {
+  std::vector<Row> rows = {
       {tr("Embedding"), c.embedding, c.embedding},
       {tr("Attention"), c.attention, c.attention},
       {tr("Norms"), c.norms, c.norms},
@@ -232,6 +264,9 @@ void AnatomyView::showSpec(const ModelSpec& spec, const QString& source) {
       {tr("Output head"), c.lm_head, c.lm_head},
       {tr("Total"), c.total, c.active},
   };
+  if (c.linear_attention > 0)  // Qwen3.5 / Qwen3-Next: the Gated DeltaNet layers
+    rows.insert(rows.begin() + 2, Row{tr("Linear attention"), c.linear_attention, c.linear_attention});
+  fitParamsHeight(int(rows.size()));
   params_->setRowCount(int(rows.size()));
   for (int i = 0; i < int(rows.size()); ++i) {
     const Row& r = rows[size_t(i)];
@@ -284,14 +319,35 @@ void AnatomyView::showSpec(const ModelSpec& spec, const QString& source) {
   plot_->xAxis->setLabel(unit == 1e9 ? tr("parameters (billions)") : tr("parameters (millions)"));
   double max_total = 0;
   for (double t : total) max_total = std::max(max_total, t);
-  // Headroom on the right for the legend above the longest bar.
-  plot_->xAxis->setRange(0, max_total * 1.15 + 1e-9);
-  plot_->yAxis->setRange(-1.0, ticks.size() + 0.6);  // a row of room for the legend
+  plot_->xAxis->setRange(0, max_total * 1.05 + 1e-9);
+  plot_->yAxis->setRange(0.4, ticks.size() + 0.6);
+  // The legend in a row of its own above the bars, never over them or their labels (issue 16).
   plot_->legend->setVisible(true);
+  if (plot_->legend->layout() != plot_->plotLayout()) {
+    plot_->axisRect()->insetLayout()->take(plot_->legend);
+    plot_->plotLayout()->insertRow(0);
+    plot_->plotLayout()->addElement(0, 0, plot_->legend);
+    plot_->plotLayout()->setRowStretchFactor(0, 0.001);
+    plot_->plotLayout()->setRowSpacing(0);
+    plot_->legend->setBorderPen(Qt::NoPen);
+    plot_->legend->setBrush(Qt::NoBrush);
+  }
   plot_->legend->setFillOrder(QCPLegend::foColumnsFirst);
-  plot_->axisRect()->insetLayout()->setInsetAlignment(0, Qt::AlignTop | Qt::AlignRight);
   plot_->replot();
   refreshMemory();
+}
+
+void AnatomyView::resizeEvent(QResizeEvent* e) {
+  QWidget::resizeEvent(e);
+  const auto direction = width() < kStackBelow ? QBoxLayout::TopToBottom : QBoxLayout::LeftToRight;
+  if (middle_->direction() != direction) middle_->setDirection(direction);
+}
+
+void AnatomyView::fitParamsHeight(int rows) {
+  // Every row visible without scrolling the table (the view's scroll area scrolls instead).
+  // Room for the horizontal scroll bar too: a narrow dock scrolls the columns sideways.
+  params_->setMinimumHeight(params_->horizontalHeader()->sizeHint().height() + rows * params_->verticalHeader()->defaultSectionSize() +
+                            params_->horizontalScrollBar()->sizeHint().height() + 2 * params_->frameWidth() + 2);
 }
 
 void AnatomyView::refreshMemory() {

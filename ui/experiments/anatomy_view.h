@@ -9,6 +9,7 @@
 #include "moescope/model_spec.h"
 #include "ui/engine_types.h"
 
+class QBoxLayout;
 class QComboBox;
 class QLabel;
 class QSlider;
@@ -35,14 +36,29 @@ public:
   QTableWidget* paramsTable() const { return params_; }
   QTableWidget* memoryTable() const { return memory_; }
   QString summaryText() const;
+  // The parts, for tests of the layout (none may overlap another).
+  QWidget* content() const { return content_; }
+  QLabel* summaryLabel() const { return summary_; }
+  QCustomPlot* plot() const { return plot_; }
+  QSpinBox* contextBox() const { return context_; }
+
+signals:
+  // "learn more" was clicked: the window opens the guide at this view's page (ui/guide.h).
+  void learnMoreRequested(const QString& view_id);
+
+protected:
+  void resizeEvent(QResizeEvent* e) override;
 
 private:
   void onSource(int index);
   void refreshMemory();
+  void fitParamsHeight(int rows);
   void setModelDir(const QString& dir);
 
   std::optional<ModelSpec> spec_;
   QString loaded_dir_;
+  QWidget* content_;
+  QBoxLayout* middle_;
   QComboBox* source_;
   QLabel* summary_;
   QTableWidget* params_;

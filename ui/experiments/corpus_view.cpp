@@ -17,6 +17,7 @@
 
 #include "ui/engine_feed.h"
 #include "ui/engine_host.h"
+#include "ui/guide.h"
 
 namespace moescope::ui {
 
@@ -40,7 +41,9 @@ CorpusView::CorpusView(EngineFeed* feed, EngineHost* host, QWidget* parent)
                               "file) through the model and compare the domains' expert load, layer by layer."),
                            this);
   intro->setWordWrap(true);
-  layout->addWidget(intro);
+  QLabel* more = nullptr;
+  layout->addLayout(intro_with_learn_more(intro, this, tr("Which experts specialise in which kind of text"), &more));
+  connect(more, &QLabel::linkActivated, this, [this] { emit learnMoreRequested(QStringLiteral("corpus")); });
 
   auto* row = new QHBoxLayout;
   path_ = new QLineEdit(this);

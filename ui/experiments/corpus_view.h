@@ -35,6 +35,8 @@ public:
   QProgressBar* progress() const { return progress_; }
 
 signals:
+  // "learn more" was clicked: the window opens the guide at this view's page (ui/guide.h).
+  void learnMoreRequested(const QString& view_id);
   void finished(const moescope::ui::AnalysisOutcome& outcome);
 
 private:

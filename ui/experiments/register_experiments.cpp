@@ -7,12 +7,14 @@
 #include <QMenu>
 #include <QPushButton>
 #include <QStatusBar>
+#include <spdlog/spdlog.h>
 
 #include "active_intervention.h"
 #include "anatomy_view.h"
 #include "corpus_view.h"
 #include "routing_panel.h"
 #include "ui/chat_panel.h"
+#include "ui/guide.h"
 #include "ui/view_registry.h"
 
 namespace moescope::ui {
@@ -66,6 +68,27 @@ void attach_experiments(const ExperimentsWiring& w) {
     else
       ai->reset();
   });
+
+  // "learn more" in the experiments' docks: the window's guide at the dock's page. The window
+  // opens its guide from Help ▸ Guide (the action named guideAction), which makes it on first use;
+  // the page is then shown in it (the window's only GuideWindow).
+  auto open_guide = [window](const QString& view_id) {
+    auto* action = window->findChild<QAction*>(QStringLiteral("guideAction"));
+    if (!action) {
+      spdlog::warn("learn more ({}): the window has no Help ▸ Guide", view_id.toStdString());
+      return;
+    }
+    action->trigger();
+    if (auto* guide = window->findChild<GuideWindow*>()) guide->showPage(guide_page_for_view(view_id));
+  };
+  if (view) {
+    if (auto* v = qobject_cast<AnatomyView*>(view(QStringLiteral("anatomy"))))
+      QObject::connect(v, &AnatomyView::learnMoreRequested, window, open_guide);
+    if (auto* v = qobject_cast<RoutingPanel*>(view(QStringLiteral("experiments"))))
+      QObject::connect(v, &RoutingPanel::learnMoreRequested, window, open_guide);
+    if (auto* v = qobject_cast<CorpusView*>(view(QStringLiteral("corpus"))))
+      QObject::connect(v, &CorpusView::learnMoreRequested, window, open_guide);
+  }
 
   // File menu: inspect a bare config.json in the anatomy view.
   if (!w.file_menu) return;

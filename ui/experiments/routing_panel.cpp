@@ -22,6 +22,7 @@
 #include "moescope/model_spec.h"
 #include "ui/engine_feed.h"
 #include "ui/engine_host.h"
+#include "ui/guide.h"
 
 namespace moescope::ui {
 
@@ -57,7 +58,9 @@ RoutingPanel::RoutingPanel(EngineFeed* feed, EngineHost* host, ActiveInterventio
                               "intervention applies to the chat's next answers until you reset it."),
                            this);
   intro->setWordWrap(true);
-  layout->addWidget(intro);
+  QLabel* more = nullptr;
+  layout->addLayout(intro_with_learn_more(intro, this, tr("How the router picks experts, and what an intervention changes"), &more));
+  connect(more, &QLabel::linkActivated, this, [this] { emit learnMoreRequested(QStringLiteral("experiments")); });
 
   auto* ind_row = new QHBoxLayout;
   indicator_ = new QLabel(this);

@@ -48,6 +48,8 @@ public:
   const CompareOutcome& lastOutcome() const { return outcome_; }
 
 signals:
+  // "learn more" was clicked: the window opens the guide at this view's page (ui/guide.h).
+  void learnMoreRequested(const QString& view_id);
   void compareFinished(const moescope::ui::CompareOutcome& outcome);
 
 private:

@@ -41,7 +41,8 @@ QString expert_coloured_html(const RoutingTrace& trace, size_t first, size_t las
     const QColor bg = expert_colour(e, trace.n_experts());
     const QColor fg = text_colour_on(bg);
     const QString text = QString::fromStdString(trace.token(t).text).toHtmlEscaped();
-    const QString tip = e >= 0 ? QStringLiteral("token %1 · expert %2 · weight %3").arg(t).arg(e).arg(trace.weight(t, m, 0), 0, 'f', 3)
+    const QString weight = trace.has_weights() ? QString::number(trace.weight(t, m, 0), 'f', 3) : QStringLiteral("unknown");
+    const QString tip = e >= 0 ? QStringLiteral("token %1 · expert %2 · weight %3").arg(t).arg(e).arg(weight)
                                : QStringLiteral("token %1 · no expert").arg(t);
     const QString style = QStringLiteral("background-color:%1; color:%2;").arg(bg.name(), fg.name());
     if (links)
@@ -279,7 +280,8 @@ QString ExpertColouringView::csv() const {
   if (layer_ >= rt.n_moe_layers()) return out;
   for (size_t t = first; t < last && t < rt.size(); ++t)
     out += QStringLiteral("%1,%2,%3,%4,%5\n").arg(t).arg(csv_field(QString::fromStdString(rt.token(t).text)))
-               .arg(rt.moe_layers()[size_t(layer_)]).arg(rt.expert(t, layer_, 0)).arg(rt.weight(t, layer_, 0), 0, 'g', 6);
+               .arg(rt.moe_layers()[size_t(layer_)]).arg(rt.expert(t, layer_, 0))
+               .arg(rt.has_weights() ? QString::number(rt.weight(t, layer_, 0), 'g', 6) : QString());  // empty: unknown
   return out;
 }
 

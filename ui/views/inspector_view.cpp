@@ -11,6 +11,7 @@
 #include <qcustomplot.h>
 
 #include "moescope/routing.h"
+#include "ui/guide.h"
 #include "ui/views/palette.h"
 #include "ui/views/trace_model.h"
 
@@ -35,7 +36,10 @@ const char* kHelp =
     "rule: its selection value (score, + bias where the model has one) minus that of the expert that would "
     "have come in next from the kept groups. Without the loaded model's router it is the k-th best score "
     "minus the (k+1)-th. A shared expert, when the model has one, processes every token at every MoE layer "
-    "in addition to the routed ones.";
+    "in addition to the routed ones.\n\n"
+    "Weights unknown: a trace from a remote server (vLLM, SGLang) carries only the chosen experts' ids, "
+    "in the order of choice, so the experts are listed in that order, every dot has the same size, and "
+    "no weight is shown or exported.";
 
 QTableWidgetItem* cell(const QString& text, Qt::Alignment align = Qt::AlignLeft | Qt::AlignVCenter) {
   auto* it = new QTableWidgetItem(text);
@@ -77,7 +81,8 @@ QString shared_expert_text(const TraceModel* m) {
     case SharedExperts::None: return QObject::tr("no shared expert");
     case SharedExperts::Plain: return QObject::tr("+ shared expert at every MoE layer (always on, width %1)").arg(spec->moe.shared_width);
     case SharedExperts::SigmoidGated:
-      return QObject::tr("+ gated shared expert at every MoE layer (always on, sigmoid gate, width %1)").arg(spec->moe.shared_width);
+      return QObject::tr("+ gated shared expert at every MoE layer (always on, scaled by a sigmoid gate of its own, "
+                         "width %1; the gate's value per token is not in the trace)").arg(spec->moe.shared_width);
   }
   return {};
 }
@@ -210,6 +215,12 @@ int InspectorView::token() const {
   return t >= 0 ? t : int(traceModel()->trace().size()) - 1;
 }
 
+namespace {
+QString weights_unknown_text() {
+  return QObject::tr("weights unknown — the server sends expert ids only (listed in the order of choice)");
+}
+}  // namespace
+
 QString InspectorView::headerText() const {
   const TraceModel* m = traceModel();
   const RoutingTrace& rt = m->trace();
@@ -224,9 +235,14 @@ QString InspectorView::headerText() const {
       .arg(tok.pos)
       .arg(tok.phase == Phase::Prefill ? tr("prompt (prefill)") : tr("generated (decode)"))
       .arg(shared_expert_text(m).toHtmlEscaped())
-      .arg(rt.has_probs() ? tr("recorded") : tr("not recorded"))
+      .arg(rt.has_probs() ? tr("recorded") : !rt.has_weights() ? tr("not sent") : tr("not recorded"))
       .arg(m->selectedToken() < 0 ? tr(" (the newest; click a token to pick another)") : QString()) +
-         (m->spec() ? QStringLiteral("<br>") + weight_sum_text(m->spec()->moe.router).toHtmlEscaped() : QString());
+         (m->spec() && m->spec()->n_moe_layers() > 0
+              ? QStringLiteral("<br>") + tr("router: %1").arg(router_rule_text(m->spec()->moe.router)).toHtmlEscaped()
+              : QString()) +
+         (!rt.has_weights() ? QStringLiteral("<br>") + weights_unknown_text().toHtmlEscaped()
+          : m->spec()       ? QStringLiteral("<br>") + weight_sum_text(m->spec()->moe.router).toHtmlEscaped()
+                            : QString());
 }
 
 void InspectorView::refresh() {
@@ -248,6 +264,12 @@ void InspectorView::refresh() {
   path_stale_ = false;
   plot_->clearItems();
   const int L = rt.n_moe_layers(), K = rt.top_k(), E = rt.n_experts();
+  const bool weights = rt.has_weights();
+  const QString chosen_header = weights ? tr("experts by weight (w weight · s score · +b biased score)")
+                                        : rt.has_probs() ? tr("experts, in order of choice (weights unknown · s score)")
+                                                         : tr("experts, in order of choice (weights unknown)");
+  if (table_->horizontalHeaderItem(1) && table_->horizontalHeaderItem(1)->text() != chosen_header)
+    table_->horizontalHeaderItem(1)->setText(chosen_header);
   QVector<double> px, py;
   table_->setRowCount(t >= 0 ? L : 0);
   double wmax = 1e-6;
@@ -259,12 +281,15 @@ void InspectorView::refresh() {
     std::vector<std::pair<int, float>> picked;  // (expert, weight), by weight
     for (int s = 0; s < K; ++s)
       if (const int e = rt.expert(size_t(t), l, s); e >= 0) picked.emplace_back(e, rt.weight(size_t(t), l, s));
-    std::stable_sort(picked.begin(), picked.end(), [](const auto& a, const auto& b) { return a.second > b.second; });
+    if (weights)  // without weights: the order of choice, as recorded
+      std::stable_sort(picked.begin(), picked.end(), [](const auto& a, const auto& b) { return a.second > b.second; });
     QStringList chosen;
     for (size_t i = 0; i < picked.size(); ++i) {
       const auto [e, w] = picked[i];
       QString text = QStringLiteral("%1 (%2)").arg(e).arg(w, 0, 'f', 3);
-      if (conf.recorded) {
+      if (!weights) {
+        text = conf.recorded ? QStringLiteral("%1 (s %2)").arg(e).arg(rt.prob(size_t(t), l, e), 0, 'f', 3) : QString::number(e);
+      } else if (conf.recorded) {
         const QString score = QString::number(rt.prob(size_t(t), l, e), 'f', 3);
         text = conf.biased ? QStringLiteral("%1 (w %2 · s %3 · +b %4)").arg(e).arg(w, 0, 'f', 3).arg(score)
                             .arg(conf.why.selection[size_t(e)], 0, 'f', 3)
@@ -278,7 +303,7 @@ void InspectorView::refresh() {
       auto* dot = new QCPItemTracer(plot_);
       dot->position->setCoords(l, e);
       dot->setStyle(QCPItemTracer::tsCircle);
-      dot->setSize(5 + 13 * double(w) / wmax);
+      dot->setSize(weights ? 5 + 13 * double(w) / wmax : 11.0);
       const QColor c = expert_colour(e, E);
       dot->setPen(QPen(c.darker(140)));
       dot->setBrush(c);
@@ -296,10 +321,12 @@ void InspectorView::refresh() {
     }
     table_->setItem(l, 0, cell(QString::number(rt.moe_layers()[size_t(l)]), Qt::AlignRight | Qt::AlignVCenter));
     table_->setItem(l, 1, cell(chosen.join(QStringLiteral(", "))));
-    table_->setItem(l, 2, cell(group_step_text(conf)));
-    table_->setItem(l, 3, cell(conf.recorded ? runners.join(QStringLiteral(", ")) : tr("not recorded")));
-    table_->setItem(l, 4, cell(conf.recorded ? QString::number(conf.entropy, 'f', 3) : tr("not recorded"), Qt::AlignRight | Qt::AlignVCenter));
-    table_->setItem(l, 5, cell(conf.recorded ? QString::number(conf.margin, 'f', 4) : tr("not recorded"), Qt::AlignRight | Qt::AlignVCenter));
+    // Without scores: "not recorded" (a local trace without them), "not sent" (a server's ids-only one).
+    const QString none = weights ? tr("not recorded") : tr("not sent");
+    table_->setItem(l, 2, cell(conf.recorded ? group_step_text(conf) : none));
+    table_->setItem(l, 3, cell(conf.recorded ? runners.join(QStringLiteral(", ")) : none));
+    table_->setItem(l, 4, cell(conf.recorded ? QString::number(conf.entropy, 'f', 3) : none, Qt::AlignRight | Qt::AlignVCenter));
+    table_->setItem(l, 5, cell(conf.recorded ? QString::number(conf.margin, 'f', 4) : none, Qt::AlignRight | Qt::AlignVCenter));
   }
   path_->setData(px, py, true);
   auto ticker = QSharedPointer<QCPAxisTickerText>::create();
@@ -332,14 +359,18 @@ QString InspectorView::csv() const {
     std::vector<std::pair<int, float>> picked;
     for (int s = 0; s < rt.top_k(); ++s)
       if (const int e = rt.expert(size_t(t), l, s); e >= 0) picked.emplace_back(e, rt.weight(size_t(t), l, s));
-    std::stable_sort(picked.begin(), picked.end(), [](const auto& a, const auto& b) { return a.second > b.second; });
+    // Without weights (a remote server's trace): the order of choice, and the weight left empty.
+    const bool weights = rt.has_weights();
+    if (weights)
+      std::stable_sort(picked.begin(), picked.end(), [](const auto& a, const auto& b) { return a.second > b.second; });
     int rank = 0;
     const QString layer = QString::number(rt.moe_layers()[size_t(l)]);
     for (const auto& [e, w] : picked)
-      out += QStringLiteral("%1,%2,%3,%4,%5,%6,1,%7,%8\n").arg(t).arg(layer).arg(rank++).arg(e).arg(w, 0, 'g', 6)
-                 .arg(detail(e), ent, mar);
+      out += QStringLiteral("%1,%2,%3,%4,%5,%6,1,%7,%8\n").arg(t).arg(layer).arg(rank++).arg(e)
+                 .arg(weights ? QString::number(w, 'g', 6) : QString(), detail(e), ent, mar);
     for (const auto& [e, p] : conf.runners_up)
-      out += QStringLiteral("%1,%2,%3,%4,0,%5,0,%6,%7\n").arg(t).arg(layer).arg(rank++).arg(e).arg(detail(e), ent, mar);
+      out += QStringLiteral("%1,%2,%3,%4,%5,%6,0,%7,%8\n").arg(t).arg(layer).arg(rank++).arg(e)
+                 .arg(weights ? QStringLiteral("0") : QString(), detail(e), ent, mar);
   }
   return out;
 }

@@ -10,6 +10,7 @@
 #include <qcustomplot.h>
 
 #include "moescope/anatomy.h"
+#include "ui/guide.h"
 #include "ui/views/palette.h"
 #include "ui/views/trace_model.h"
 
@@ -26,7 +27,12 @@ const char* kHelp =
     "one compressed latent vector (kv_lora_rank) plus a small RoPE key per token and layer instead of "
     "full keys and values for every head; the ratio shows how much memory that saves against plain "
     "multi-head attention with the same heads. Figures come from the engine while it runs; a saved "
-    "conversation or a trace file has none.";
+    "conversation or a trace file has none.\n\n"
+    "What each layer keeps depends on the architecture (the line under the figures, and the colours of "
+    "'Bytes per layer'): full attention looks back at every token; a sliding window (gpt-oss: every "
+    "other layer, 128 tokens) looks back only at the last N tokens; MLA keeps the compressed latent; "
+    "a linear-attention layer (Qwen3.5's Gated DeltaNet) keeps no per-token cache at all but a "
+    "fixed-size recurrent state that it updates with every token.";
 }  // namespace
 
 // The fill bar, drawn like the style's progress bar. QProgressBar::setValue repaints at once
@@ -79,6 +85,11 @@ KvView::KvView(TraceModel* model, QWidget* parent)
   body()->addWidget(fill_label_);
   body()->addWidget(fill_);
   body()->addWidget(mla_label_);
+  layers_label_ = new QLabel(this);
+  layers_label_->setObjectName(QStringLiteral("kvLayers"));
+  layers_label_->setWordWrap(true);
+  layers_label_->setVisible(false);
+  body()->addWidget(layers_label_);
   tabs_ = new QTabWidget(this);
   tabs_->setDocumentMode(true);
   body()->addWidget(tabs_, 1);
@@ -99,28 +110,29 @@ KvView::KvView(TraceModel* model, QWidget* parent)
   capacity_line_->setPen(QPen(QColor(0xD6, 0x27, 0x28), 1.2, Qt::DashLine));
   growth_plot_->xAxis->setLabel(tr("generation time (s, idle time left out)"));
   growth_plot_->yAxis->setLabel(tr("tokens in the cache"));
-  growth_plot_->legend->setVisible(true);
-  growth_plot_->legend->setBrush(QColor(255, 255, 255, 210));
-  growth_plot_->axisRect()->insetLayout()->setInsetAlignment(0, Qt::AlignTop | Qt::AlignLeft);
+  placeLegendAbove(growth_plot_);  // beside the data, never over it (issue 16)
   tabs_->addTab(growth_plot_, tr("Growth"));
 
   bytes_plot_ = makePlot(this);
-  auto* group = new QCPBarsGroup(bytes_plot_);
-  bytes_bars_ = new QCPBars(bytes_plot_->xAxis, bytes_plot_->yAxis);
-  bytes_bars_->setName(tr("this cache"));
-  bytes_bars_->setBrush(QColor(0x41, 0x7B, 0xB8));
-  bytes_bars_->setPen(Qt::NoPen);
-  bytes_bars_->setBarsGroup(group);
-  mha_bars_ = new QCPBars(bytes_plot_->xAxis, bytes_plot_->yAxis);
-  mha_bars_->setName(tr("plain multi-head attention would need"));
-  mha_bars_->setBrush(QColor(0xC9, 0xCE, 0xD4));
-  mha_bars_->setPen(Qt::NoPen);
-  mha_bars_->setBarsGroup(group);
+  // One bar a layer, coloured by what the layer keeps; the multi-head figure (MLA) as a wider,
+  // lighter bar behind it (made first, so drawn first).
+  auto bars = [this](const QString& name, QColor colour, double width) {
+    auto* b = new QCPBars(bytes_plot_->xAxis, bytes_plot_->yAxis);
+    b->setName(name);
+    b->setBrush(colour);
+    b->setPen(Qt::NoPen);
+    b->setWidth(width);
+    return b;
+  };
+  mha_bars_ = bars(tr("multi-head attention would need"), QColor(0xC9, 0xCE, 0xD4), 0.85);
+  bytes_bars_ = bars(tr("KV cache"), QColor(0x41, 0x7B, 0xB8), 0.55);
+  window_bars_ = bars(tr("sliding-window KV"), QColor(0x9A, 0x6F, 0xC4), 0.55);
+  state_bars_ = bars(tr("linear-attention state"), QColor(0x5B, 0xA0, 0x5B), 0.55);
   bytes_plot_->xAxis->setLabel(tr("layer"));
   bytes_plot_->yAxis->setLabel(tr("MiB in use"));
-  bytes_plot_->legend->setVisible(true);
-  bytes_plot_->legend->setBrush(QColor(255, 255, 255, 210));
-  bytes_plot_->axisRect()->insetLayout()->setInsetAlignment(0, Qt::AlignTop | Qt::AlignRight);
+  placeLegendAbove(bytes_plot_);
+  // Only what the model has joins the legend (refresh); none of it widens the dock before then.
+  for (QCPBars* b : {mha_bars_, state_bars_, window_bars_}) b->removeFromLegend();
   tabs_->addTab(bytes_plot_, tr("Bytes per layer"));
 
   blocks_plot_ = makePlot(this);
@@ -205,6 +217,49 @@ QString KvView::compressionText() const {
 
 int KvView::fillPermille() const { return fill_->value(); }
 
+QString KvView::layerKindsText() const {
+  const ModelSpec* spec = traceModel()->spec();
+  return spec && spec->n_layers > 0 ? tr("What the %1 layers keep: %2.").arg(spec->n_layers).arg(cache_kinds_text(*spec)) : QString();
+}
+
+// Every layer with what it keeps. With the model's spec the engine's figures (which count the
+// layers that keep K/V, and the linear-attention layers' state apart) are put on the model's
+// layers; without one, only the engine's layers with a KV cache, their kind unknown.
+std::vector<KvView::LayerRow> KvView::layerRows() const {
+  const TraceModel* m = traceModel();
+  const KvStats& kv = m->kv();
+  const ModelSpec* spec = m->spec();
+  const bool have = m->hasKv();
+  std::vector<LayerRow> rows;
+  if (spec && spec->n_layers > 0 && (!have || kv.n_layers == spec->n_attention_layers())) {
+    const double state = have && kv.state_layers > 0 ? double(kv.state_bytes) / double(kv.state_layers)
+                                                     : double(spec->linear.state_values()) * 4.0;
+    for (int l = 0; l < spec->n_layers; ++l) {
+      LayerRow r;
+      r.layer = l;
+      r.cache = layer_cache_kind(*spec, l);
+      r.state = spec->is_linear(l);
+      r.window = !r.state && spec->window(l) > 0;
+      if (have && r.state) {
+        r.bytes = state;
+      } else if (have) {
+        r.bytes = double(kv.bytes_per_token_layer) * double(kv.tokens);
+        r.mha = double(kv.mha_bytes_per_token_layer) * double(kv.tokens);
+      }
+      rows.push_back(r);
+    }
+  } else if (have) {
+    for (int l = 0; l < kv.n_layers; ++l) {
+      LayerRow r;
+      r.layer = l;
+      r.bytes = double(kv.bytes_per_token_layer) * double(kv.tokens);
+      r.mha = double(kv.mha_bytes_per_token_layer) * double(kv.tokens);
+      rows.push_back(r);
+    }
+  }
+  return rows;
+}
+
 void KvView::refresh() {
   TraceModel* m = traceModel();
   const KvStats& kv = m->kv();
@@ -220,6 +275,9 @@ void KvView::refresh() {
   const QString mla = compressionText();
   if (mla_label_->text() != mla) mla_label_->setText(mla);
   if (mla_label_->isVisible() == mla.isEmpty()) mla_label_->setVisible(!mla.isEmpty());
+  const QString layers = layerKindsText();
+  if (layers_label_->text() != layers) layers_label_->setText(layers);
+  if (layers_label_->isVisibleTo(this) == layers.isEmpty()) layers_label_->setVisible(!layers.isEmpty());
   setStatus(m->hasModel() ? tr("Model: %1 · backend: %2").arg(m->model().name, m->model().backend) : QString());
 
   switch (tabs_->currentIndex()) {
@@ -243,22 +301,41 @@ void KvView::refresh() {
       break;
     }
     case BytesPerLayer: {
-      QVector<double> keys, used, mha;
+      QVector<double> keys, used, wkeys, wused, skeys, sused;
       const double mib = 1024.0 * 1024.0;
-      for (int l = 0; l < kv.n_layers && m->hasKv(); ++l) {
-        keys.push_back(l);
-        used.push_back(double(kv.bytes_per_token_layer) * double(kv.tokens) / mib);
-        mha.push_back(double(kv.mha_bytes_per_token_layer) * double(kv.tokens) / mib);
+      const std::vector<LayerRow> rows = layerRows();
+      for (const LayerRow& r : rows) {
+        if (r.state) {
+          skeys.push_back(r.layer);
+          sused.push_back(r.bytes / mib);
+          continue;
+        }
+        (r.window ? wkeys : keys).push_back(r.layer);
+        (r.window ? wused : used).push_back(r.bytes / mib);
       }
-      const bool show_mha = compressionRatio() > 1.0001;
+      QVector<double> mkeys = keys + wkeys;  // the multi-head equivalent of every attention layer
+      std::sort(mkeys.begin(), mkeys.end());
+      const bool show_mha = compressionRatio() > 1.0001 && m->hasKv();
       bytes_bars_->setData(keys, used, true);
-      mha_bars_->setData(show_mha ? keys : QVector<double>(), show_mha ? mha : QVector<double>(), true);
-      mha_bars_->setVisible(show_mha);
-      if (show_mha) mha_bars_->addToLegend(); else mha_bars_->removeFromLegend();
-      bytes_plot_->xAxis->setRange(-0.7, std::max(1, kv.n_layers) - 0.3);
+      window_bars_->setData(wkeys, wused, true);
+      state_bars_->setData(skeys, sused, true);
+      QVector<double> mvals(mkeys.size(), rows.empty() ? 0.0 : double(kv.mha_bytes_per_token_layer) * double(kv.tokens) / mib);
+      mha_bars_->setData(show_mha ? mkeys : QVector<double>(), show_mha ? mvals : QVector<double>(), true);
+      auto legend = [](QCPBars* b, bool on) {
+        b->setVisible(on);
+        if (on) b->addToLegend();
+        else b->removeFromLegend();
+      };
+      legend(mha_bars_, show_mha);
+      legend(bytes_bars_, !keys.isEmpty() || (wkeys.isEmpty() && skeys.isEmpty()));
+      legend(window_bars_, !wkeys.isEmpty());
+      legend(state_bars_, !skeys.isEmpty());
+      bytes_plot_->xAxis->setRange(-0.7, std::max<int>(1, int(rows.size())) - 0.3);
       double top = 1e-6;
       for (double v : used) top = std::max(top, v);
-      if (show_mha) for (double v : mha) top = std::max(top, v);
+      for (double v : wused) top = std::max(top, v);
+      for (double v : sused) top = std::max(top, v);
+      if (show_mha) for (double v : mvals) top = std::max(top, v);
       bytes_plot_->yAxis->setRange(0, top * 1.25);
       bytes_plot_->replot(QCustomPlot::rpQueuedReplot);
       break;
@@ -296,9 +373,16 @@ QString KvView::csv() const {
   QString out;
   switch (tabs_->currentIndex()) {
     case BytesPerLayer:
-      out = QStringLiteral("layer,tokens,bytes,mha_bytes\n");
-      for (int l = 0; l < kv.n_layers && m->hasKv(); ++l)
-        out += QStringLiteral("%1,%2,%3,%4\n").arg(l).arg(kv.tokens).arg(kv.bytes_per_token_layer * kv.tokens).arg(kv.mha_bytes_per_token_layer * kv.tokens);
+      // cache: what the layer keeps (empty without the model's spec); figures empty without the
+      // engine's; a linear-attention layer's state has no multi-head equivalent.
+      out = QStringLiteral("layer,tokens,bytes,mha_bytes,cache\n");
+      for (const LayerRow& r : layerRows()) {
+        const bool have = m->hasKv();
+        out += QStringLiteral("%1,%2,%3,%4,%5\n")
+                   .arg(r.layer)
+                   .arg(have ? QString::number(kv.tokens) : QString(), have ? QString::number(qint64(r.bytes)) : QString(),
+                        have && !r.state ? QString::number(qint64(r.mha)) : QString(), csv_field(r.cache));
+      }
       break;
     case Blocks: {
       out = QStringLiteral("block,tokens_used,block_tokens\n");

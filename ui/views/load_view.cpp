@@ -114,9 +114,7 @@ LoadView::LoadView(TraceModel* model, QWidget* parent)
   layer_graph_->setPen(QPen(QColor(0x7f, 0x7f, 0x7f), 1.2, Qt::DashLine));
   time_plot_->xAxis->setLabel(tr("tokens in the window"));
   time_plot_->yAxis->setLabel(tr("imbalance"));
-  time_plot_->legend->setVisible(true);
-  time_plot_->axisRect()->insetLayout()->setInsetAlignment(0, Qt::AlignTop | Qt::AlignRight);
-  time_plot_->legend->setBrush(QColor(255, 255, 255, 210));
+  placeLegendAbove(time_plot_);  // beside the curves, never over them (issue 16)
   tabs_->addTab(time_plot_, tr("Over time"));
 
   table_ = new QTableWidget(this);

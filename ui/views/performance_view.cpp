@@ -56,9 +56,7 @@ PerformanceView::PerformanceView(TraceModel* model, QWidget* parent)
   prefill_->setScatterStyle(QCPScatterStyle(QCPScatterStyle::ssDisc, QColor(0xff, 0x7f, 0x0e), 8));
   speed_plot_->xAxis->setLabel(tr("generation time (s)"));
   speed_plot_->yAxis->setLabel(tr("decode tokens/s"));
-  speed_plot_->legend->setVisible(true);
-  speed_plot_->legend->setBrush(QColor(255, 255, 255, 210));
-  speed_plot_->axisRect()->insetLayout()->setInsetAlignment(0, Qt::AlignTop | Qt::AlignLeft);
+  placeLegendAbove(speed_plot_);  // beside the data, never over it (issue 16)
   tabs_->addTab(speed_plot_, tr("Tokens/s"));
 
   time_plot_ = makePlot(this);

@@ -28,11 +28,22 @@ QColor RoutingMapPlottable::cellColour(size_t t, int row) const {
   if (mode_ == Mode::LayersTopExpert) return expert_colour(trace_->expert(t, row, 0), trace_->n_experts());
   if (layer_ >= trace_->n_moe_layers()) return empty_cell_colour();
   for (int s = 0; s < trace_->top_k(); ++s)
-    if (trace_->expert(t, layer_, s) == row) {
-      const int level = std::clamp(int(std::lround(trace_->weight(t, layer_, s) / weight_top_ * 255.0)), 0, 255);
-      return QColor::fromRgb(weight_lut_[size_t(level)]);
-    }
+    if (trace_->expert(t, layer_, s) == row) return QColor::fromRgb(weight_lut_[size_t(level(t, layer_, s))]);
   return empty_cell_colour();
+}
+
+bool RoutingMapPlottable::byRank() const { return trace_ && !trace_->has_weights(); }
+
+int RoutingMapPlottable::rankLevel(int slot, int top_k) {
+  // First choice darkest, the last one lightest; a single choice is darkest.
+  if (top_k <= 1) return 255;
+  return std::clamp(int(std::lround(255.0 * double(top_k - 1 - slot) / double(top_k - 1))), 0, 255);
+}
+
+int RoutingMapPlottable::level(size_t t, int m, int slot) const {
+  if (byRank()) return rankLevel(slot, trace_->top_k());
+  // weight_top_ is never 0 (setWeightRange keeps 1 for "nothing seen yet").
+  return std::clamp(int(std::lround(trace_->weight(t, m, slot) / weight_top_ * 255.0)), 0, 255);
 }
 
 double RoutingMapPlottable::selectTest(const QPointF&, bool, QVariant*) const { return -1; }
@@ -72,17 +83,18 @@ void RoutingMapPlottable::draw(QCPPainter* painter) {
 
   if (mode_ == Mode::ExpertsOfLayer) {
     if (layer_ < trace_->n_moe_layers()) {
-      // Several tokens may share a column: keep the strongest weight (levels compare like weights).
-      std::vector<uint8_t> level(size_t(cols) * size_t(R), 0);
+      // Several tokens may share a column: keep the strongest weight (levels compare like weights;
+      // without weights, the earliest choice).
+      std::vector<uint8_t> levels(size_t(cols) * size_t(R), 0);
       std::vector<uint8_t> used(size_t(cols) * size_t(R), 0);
       for (size_t t = first; t < last; ++t) {
         const size_t c = (t - first) * size_t(cols) / visible;
         for (int s = 0; s < trace_->top_k(); ++s) {
           const int e = trace_->expert(t, layer_, s);
           if (e < 0 || e >= R) continue;
-          const int lv = std::clamp(int(std::lround(trace_->weight(t, layer_, s) / weight_top_ * 255.0)), 0, 255);
+          const int lv = level(t, layer_, s);
           const size_t i = size_t(image_row(e)) * size_t(cols) + c;
-          level[i] = uint8_t(std::max<int>(level[i], lv));
+          levels[i] = uint8_t(std::max<int>(levels[i], lv));
           used[i] = 1;
         }
       }
@@ -90,7 +102,7 @@ void RoutingMapPlottable::draw(QCPPainter* painter) {
         auto* line = reinterpret_cast<QRgb*>(image_.scanLine(y));
         for (int x = 0; x < cols; ++x) {
           const size_t i = size_t(y) * size_t(cols) + size_t(x);
-          if (used[i]) line[x] = weight_lut_[level[i]];
+          if (used[i]) line[x] = weight_lut_[levels[i]];
         }
       }
     }

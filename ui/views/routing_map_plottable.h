@@ -2,7 +2,8 @@
 #include <memory>
 // A QCustomPlot plottable that draws a routing trace as a heatmap without copying it: tokens along
 // the key axis, and either the experts of one MoE layer (cell colour = routing weight) or the MoE
-// layers (cell colour = the token's top expert). Each replot renders only the visible tokens into
+// layers (cell colour = the token's top expert). A trace without weights (a remote server's: expert
+// ids only) is coloured by choice rank instead: the first choice darkest, the last lightest. Each replot renders only the visible tokens into
 // an image of at most one column per screen pixel, so 4,000 tokens × 256 experts pan and zoom
 // smoothly. Token t covers keys [t − ½, t + ½]; row r covers values [r − ½, r + ½].
 #include <QImage>
@@ -22,6 +23,10 @@ public:
   void setTrace(std::shared_ptr<const RoutingTrace> trace) { trace_ = std::move(trace); }
   void setMode(Mode mode, int moe_index);
   void setWeightRange(double top) { weight_top_ = top > 0 ? top : 1.0; }  // weight shown darkest
+  // True when the trace has no weights and cells are coloured by choice rank.
+  bool byRank() const;
+  // Colour level 0-255 of choice `slot` among `top_k` when coloured by rank.
+  static int rankLevel(int slot, int top_k);
   Mode mode() const { return mode_; }
   int layer() const { return layer_; }
   int rows() const;
@@ -40,6 +45,7 @@ protected:
   void drawLegendIcon(QCPPainter* painter, const QRectF& rect) const override;
 
 private:
+  int level(size_t t, int m, int slot) const;  // colour level 0-255 of one chosen cell
   std::shared_ptr<const RoutingTrace> trace_;
   Mode mode_ = Mode::ExpertsOfLayer;
   int layer_ = 0;

@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <map>
 
+#include "ui/guide.h"
 #include "ui/views/expert_colouring.h"
 #include "ui/views/palette.h"
 #include "ui/views/trace_model.h"
@@ -26,7 +27,10 @@ const char* kHelp =
     "coloured cells. In 'layers, top expert' each row is a MoE layer and the colour names the expert "
     "with the highest score there (the same expert has the same colour in every view), so horizontal "
     "stripes mean consecutive tokens share an expert. Drag to pan, mouse wheel to zoom (over an axis: "
-    "zoom only that axis), click a token to open it in the token inspector.";
+    "zoom only that axis), click a token to open it in the token inspector.\n\n"
+    "Weights unknown: a trace from a remote server (vLLM, SGLang) carries only the chosen experts' ids, "
+    "in the order of choice. Its cells are then coloured by choice rank (first choice darkest) and the "
+    "tooltips and the CSV leave the weight out.";
 constexpr int kMinRowPx = 10;  // a row of the map is never drawn lower than this
 }  // namespace
 
@@ -168,13 +172,43 @@ void RoutingMapView::updateWeightTop(bool from_start) {
     weight_top_ = 0;
   }
   const int m = map_->layer();
-  if (m < rt.n_moe_layers())
+  if (m < rt.n_moe_layers() && rt.has_weights())
     for (size_t t = weight_scanned_; t < rt.size(); ++t)
       for (int s = 0; s < rt.top_k(); ++s)
         if (rt.expert(t, m, s) >= 0) weight_top_ = std::max(weight_top_, double(rt.weight(t, m, s)));
   weight_scanned_ = rt.size();
   map_->setWeightRange(weight_top_ > 0 ? weight_top_ : 1.0);
-  scale_->setDataRange(QCPRange(0, weight_top_ > 0 ? weight_top_ : 1.0));
+  updateScale();
+}
+
+// The colour scale names what the darkness stands for: the weight, or (weights unknown) the rank
+// of the choice, with the ranks as its ticks.
+void RoutingMapView::updateScale() {
+  const RoutingTrace& rt = traceModel()->trace();
+  const bool by_rank = !rt.has_weights();
+  const int k = std::max(1, rt.top_k());
+  if (by_rank) {
+    if (scale_ticks_k_ != k) {
+      auto ticker = QSharedPointer<QCPAxisTickerText>::create();
+      const int stride = std::max(1, k / 4);
+      for (int slot = 0; slot < k; slot += stride)
+        ticker->addTick(RoutingMapPlottable::rankLevel(slot, k) / 255.0, tr("choice %1").arg(slot + 1));
+      if ((k - 1) % stride != 0) ticker->addTick(RoutingMapPlottable::rankLevel(k - 1, k) / 255.0, tr("choice %1").arg(k));
+      scale_->axis()->setTicker(ticker);
+      scale_ticks_k_ = k;
+    }
+    scale_->setLabel(tr("choice rank (weights unknown)"));
+    scale_->setDataRange(QCPRange(0, 1));
+  } else {
+    if (scale_ticks_k_ != 0) {
+      scale_->axis()->setTicker(QSharedPointer<QCPAxisTicker>::create());
+      scale_ticks_k_ = 0;
+    }
+    scale_->setLabel(tr("weight"));
+    scale_->setDataRange(QCPRange(0, weight_top_ > 0 ? weight_top_ : 1.0));
+  }
+  const QString mode_text = by_rank ? tr("experts of a layer (choice rank)") : tr("experts of a layer (weight)");
+  if (mode_box_->itemText(0) != mode_text) mode_box_->setItemText(0, mode_text);
 }
 
 void RoutingMapView::clampRanges() {
@@ -299,10 +333,22 @@ QString RoutingMapView::cellText(size_t t, int row) const {
     int slot = -1;
     for (int k = 0; k < rt.top_k(); ++k)
       if (rt.expert(t, m, k) == row) slot = k;
-    s += slot >= 0 ? tr(", expert %1: weight %2 (choice %3 of %4)").arg(row).arg(rt.weight(t, m, slot), 0, 'f', 3).arg(slot + 1).arg(rt.top_k())
-                   : tr(", expert %1: not selected").arg(row);
+    if (slot < 0)
+      s += tr(", expert %1: not selected").arg(row);
+    else if (rt.has_weights())
+      s += tr(", expert %1: weight %2 (choice %3 of %4)").arg(row).arg(rt.weight(t, m, slot), 0, 'f', 3).arg(slot + 1).arg(rt.top_k());
+    else
+      s += tr(", expert %1: choice %2 of %3, weight unknown").arg(row).arg(slot + 1).arg(rt.top_k());
   } else {
     s += tr(", top expert %1").arg(rt.expert(t, m, 0));
+  }
+  if (const ModelSpec* spec = traceModel()->spec(); spec && spec->moe.router.n_experts == rt.n_experts())
+    s += tr("\nrouter: %1").arg(router_rule_text(spec->moe.router));
+  if (!rt.has_weights()) {
+    s += tr("\nexperts in order of choice (weight unknown: the server sends expert ids only):");
+    for (int k = 0; k < rt.top_k(); ++k)
+      if (const int e = rt.expert(t, m, k); e >= 0) s += QStringLiteral(" %1").arg(e);
+    return s;
   }
   s += tr("\nexperts (weight):");
   for (int k = 0; k < rt.top_k(); ++k) {
@@ -329,7 +375,8 @@ bool RoutingMapView::eventFilter(QObject* o, QEvent* e) {
 }
 
 QString RoutingMapView::csv() const {
-  // The data behind the map: one row per (token, layer, choice) of the visible tokens.
+  // The data behind the map: one row per (token, layer, choice) of the visible tokens; the weight
+  // is left empty when the trace has none (a remote server's), never written as 0.
   const RoutingTrace& rt = traceModel()->trace();
   QString out = QStringLiteral("token,pos,text,phase,layer,slot,expert,weight\n");
   const QCPRange r = plot_->xAxis->range();
@@ -345,7 +392,8 @@ QString RoutingMapView::csv() const {
       for (int k = 0; k < rt.top_k(); ++k) {
         const int e = rt.expert(t, m, k);
         if (e < 0) continue;
-        out += head + QStringLiteral("%1,%2,%3,%4\n").arg(rt.moe_layers()[size_t(m)]).arg(k).arg(e).arg(rt.weight(t, m, k), 0, 'g', 6);
+        const QString w = rt.has_weights() ? QString::number(rt.weight(t, m, k), 'g', 6) : QString();
+        out += head + QStringLiteral("%1,%2,%3,%4\n").arg(rt.moe_layers()[size_t(m)]).arg(k).arg(e).arg(w);
       }
     }
   }

@@ -1,6 +1,6 @@
 #pragma once
 // Routing map: tokens left to right; rows are either the experts of one MoE layer (colour =
-// routing weight) or the MoE layers (colour = the token's top expert). Drag to pan, wheel to zoom,
+// routing weight, or choice rank when the weights are unknown) or the MoE layers (colour = the token's top expert). Drag to pan, wheel to zoom,
 // hover for the token and its experts, click to inspect the token.
 #include "ui/views/routing_map_plottable.h"
 #include "ui/views/view_frame.h"
@@ -40,6 +40,8 @@ private:
   double fitted_span_ = -1;  // the row span fitRows() last chose
   void fitRows(bool force);
   void updateWeightTop(bool from_start);
+  void updateScale();
+  int scale_ticks_k_ = 0;  // top_k the rank ticks of the colour scale were made for (0: weight ticks)
 
   QComboBox* mode_box_;
   QComboBox* layer_box_;

@@ -206,6 +206,37 @@ void ViewFrame::useIntegerTicks(QCPAxis* axis) {
   axis->setTicker(ticker);
 }
 
+void ViewFrame::placeLegendAbove(QCustomPlot* plot) {
+  QCPLegend* legend = plot->legend;
+  legend->setVisible(true);
+  if (legend->layout() == plot->plotLayout()) return;
+  // The legend row must not make the dock wider than the plot itself needs: the minimum width stays
+  // what it was without it, and the row holds as many items as fit (one a row in a narrow dock).
+  const int min_width = static_cast<QWidget*>(plot)->minimumSizeHint().width();  // public in QWidget
+  plot->axisRect()->insetLayout()->take(legend);  // QCustomPlot's default place: inside the axis rect
+  plot->plotLayout()->insertRow(0);
+  plot->plotLayout()->addElement(0, 0, legend);
+  plot->plotLayout()->setRowStretchFactor(0, 0.001);  // as high as the legend needs, no more
+  plot->plotLayout()->setRowSpacing(0);
+  legend->setFillOrder(QCPLegend::foColumnsFirst);
+  legend->setBrush(Qt::NoBrush);
+  legend->setBorderPen(Qt::NoPen);
+  legend->setMargins(QMargins(4, 2, 4, 0));
+  plot->setMinimumWidth(std::max(plot->minimumWidth(), min_width));
+  QObject::connect(plot, &QCustomPlot::beforeReplot, plot, [plot] {
+    QCPLegend* l = plot->legend;
+    int widest = 1;
+    for (int i = 0; i < l->itemCount(); ++i)
+      if (QCPAbstractLegendItem* item = l->item(i)) widest = std::max(widest, item->minimumOuterSizeHint().width());
+    const int room = plot->width() - l->margins().left() - l->margins().right();
+    const int per_row = std::clamp(room / (widest + l->columnSpacing()), 1, std::max(1, l->itemCount()));
+    if (l->wrap() != per_row) {
+      l->setWrap(per_row);
+      l->setFillOrder(QCPLegend::foColumnsFirst, true);  // rearranges the items for the new wrap
+    }
+  });
+}
+
 bool ViewFrame::exportPng(const QString& path, int width, int height) {
   refreshNow();
   QCustomPlot* p = currentPlot();

@@ -56,6 +56,9 @@ protected:
   void markDirty() { dirty_ = true; }
   // A plot with the views' common look (fonts, margins, drag/zoom off unless asked).
   static QCustomPlot* makePlot(QWidget* parent);
+  // Shows the plot's legend in a row of its own above the axis rect, its items side by side, so it
+  // never covers data (issue 16).
+  static void placeLegendAbove(QCustomPlot* plot);
   // Ticks on whole numbers only (expert ids, layers), however far the axis is zoomed.
   static void useIntegerTicks(QCPAxis* axis);
 
