@@ -153,6 +153,7 @@ MainWindow::MainWindow(const AppOptions& options, const ui::ViewRegistry& views,
   wiring.intervention = intervention_;
   wiring.view = [this](const QString& id) { return viewWidget(id); };
   wiring.show_view = [this](const QString& id) { return showView(id); };
+  wiring.open_guide = [this](const QString& page) { openGuide(page); };
   ui::attach_experiments(wiring);
 
   resize(1280, 800);

@@ -69,17 +69,10 @@ void attach_experiments(const ExperimentsWiring& w) {
       ai->reset();
   });
 
-  // "learn more" in the experiments' docks: the window's guide at the dock's page. The window
-  // opens its guide from Help ▸ Guide (the action named guideAction), which makes it on first use;
-  // the page is then shown in it (the window's only GuideWindow).
-  auto open_guide = [window](const QString& view_id) {
-    auto* action = window->findChild<QAction*>(QStringLiteral("guideAction"));
-    if (!action) {
-      spdlog::warn("learn more ({}): the window has no Help ▸ Guide", view_id.toStdString());
-      return;
-    }
-    action->trigger();
-    if (auto* guide = window->findChild<GuideWindow*>()) guide->showPage(guide_page_for_view(view_id));
+  // "learn more" in the experiments' docks: the window's guide at the dock's page.
+  auto open_guide = [guide = w.open_guide](const QString& view_id) {
+    if (guide) guide(guide_page_for_view(view_id));
+    else spdlog::warn("learn more ({}): this window has no guide", view_id.toStdString());
   };
   if (view) {
     if (auto* v = qobject_cast<AnatomyView*>(view(QStringLiteral("anatomy"))))

@@ -27,6 +27,8 @@ struct ExperimentsWiring {
   // The widget of view `id` (null when the window has none), and showing its dock.
   std::function<QWidget*(const QString& id)> view;
   std::function<bool(const QString& id)> show_view;
+  // Opens the window's guide at a page id (ui/guide.h); "learn more" in the experiments' docks.
+  std::function<void(const QString& page)> open_guide;
 };
 void attach_experiments(const ExperimentsWiring& wiring);
 
