@@ -2,7 +2,12 @@
 // Servers for the remote-backend tests (test_remote_client, test_app): `moescope-cli serve` on a
 // free loopback port, and a scripted HTTP/1.1 server on a loopback QTcpServer that plays the wire
 // shapes vLLM and SGLang document (tests/data/remote/*), cuts them, or never answers.
+#include <QFile>
 #include <QProcess>
+#include <QSslCertificate>
+#include <QSslConfiguration>
+#include <QSslKey>
+#include <QSslServer>
 #include <QString>
 #include <QTcpServer>
 #include <QTcpSocket>
@@ -106,5 +111,22 @@ public:
 private:
   QTcpServer server_;
 };
+
+// A self-signed certificate for 127.0.0.1 made with the openssl command into `dir`, set on `server`,
+// which then listens on a free loopback port. False when openssl is missing or fails.
+inline bool self_signed(QSslServer& server, const QString& dir) {
+  const QString key = dir + QStringLiteral("/tls.key"), crt = dir + QStringLiteral("/tls.crt");
+  QProcess p;
+  p.start(QStringLiteral("openssl"), {"req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", crt, "-days", "1",
+                                      "-subj", "/CN=127.0.0.1"});
+  if (!p.waitForFinished(30000) || p.exitCode() != 0) return false;
+  QFile kf(key), cf(crt);
+  if (!kf.open(QIODevice::ReadOnly) || !cf.open(QIODevice::ReadOnly)) return false;
+  QSslConfiguration c = QSslConfiguration::defaultConfiguration();
+  c.setPrivateKey(QSslKey(kf.readAll(), QSsl::Rsa));
+  c.setLocalCertificate(QSslCertificate(cf.readAll()));
+  server.setSslConfiguration(c);
+  return server.listen(QHostAddress::LocalHost, 0);
+}
 
 }  // namespace moescope::test

@@ -15,6 +15,8 @@
 #include <QPlainTextEdit>
 #include <QPushButton>
 #include <QSignalSpy>
+#include <QSslServer>
+#include <QSslSocket>
 #include <QStandardPaths>
 #include <QTabBar>
 #include <QTextBlock>
@@ -901,6 +903,15 @@ private slots:
     QVERIFY(w.current()->trace && w.current()->trace->has_weights());
     QCOMPARE(w.traces()->trace().size(), w.current()->trace->size());
     QVERIFY(!w.chat()->notices()->has_notice(QStringLiteral("routing")));
+    // Regenerate and edit as for a local model: the last answer replaced, the edited turn re-asked.
+    const GenerationSummary again = regenerate(w);
+    QCOMPARE(int(w.current()->messages.size()), 2);
+    QCOMPARE(w.current()->messages.back().content, again.text);
+    const GenerationSummary edited = ask(w, QStringLiteral("What is 791-126?"), 0);
+    QCOMPARE(int(w.current()->messages.size()), 2);
+    QCOMPARE(w.current()->messages.front().content, QStringLiteral("What is 791-126?"));
+    QCOMPARE(w.current()->messages.back().content, edited.text);
+    QCOMPARE(w.traces()->trace().size(), w.current()->trace->size());
     QDirIterator files(dir_->path(), QDir::Files, QDirIterator::Subdirectories);
     while (files.hasNext()) {
       QFile f(files.next());
@@ -944,6 +955,15 @@ private slots:
     QVERIFY(w.chat()->notices()->has_notice(QStringLiteral("generate")));
     QVERIFY(w.chat()->notices()->notice_text(QStringLiteral("generate")).contains(QStringLiteral("ended early")));
     QVERIFY(w.chat()->sendButton()->isEnabled());
+
+    // HTTPS goes through Qt's TLS: a server whose certificate is not trusted is one clear line.
+    QSslServer tls;
+    if (!QSslSocket::supportsSsl() || !moescope::test::self_signed(tls, dir_->path())) QSKIP("no TLS backend or openssl here");
+    server.url = QStringLiteral("https://127.0.0.1:%1").arg(tls.serverPort());
+    QSignalSpy failed(&w, &MainWindow::modelFailed);
+    w.connectToServer(server);
+    QTRY_VERIFY_WITH_TIMEOUT(failed.count() == 1, kTimeout);
+    QVERIFY2(failed.front().at(0).toString().contains(QStringLiteral("TLS handshake")), qPrintable(failed.front().at(0).toString()));
   }
 
   // File ▸ Open routing dump: a JSON-lines dump of server responses and a .npy array with token
