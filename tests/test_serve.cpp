@@ -364,6 +364,9 @@ private slots:
                                           << "'temperature' must be between";
     QTest::newRow("stream not a bool") << R"({"messages": [{"role": "user", "content": "hi"}], "stream": "yes"})" << 400
                                        << "'stream' must be true or false";
+    QTest::newRow("prompt + max_tokens beyond the context")
+        << R"({"messages": [{"role": "user", "content": "hi"}], "max_tokens": 510})" << 400
+        << "maximum context length is";
     QTest::newRow("n above 1") << R"({"messages": [{"role": "user", "content": "hi"}], "n": 2})" << 400 << "'n' must be 1";
     QTest::newRow("unknown model") << R"({"model": "gpt-9", "messages": [{"role": "user", "content": "hi"}]})" << 404
                                    << "The model `gpt-9` does not exist";

@@ -482,6 +482,7 @@ struct Engine {
   std::unique_ptr<Session> session;
   std::string name;
   int max_request_tokens = 0;
+  int context = 0;  // max_model_len
   bool harmony = false;  // gpt-oss' harmony format (ChatFormat::harmony())
   std::mutex mutex;  // one request at a time on the session
   std::atomic<uint64_t> next_id{1};
@@ -557,6 +558,13 @@ Request parse_request(const std::string& text, bool chat, Engine& e) {
     }
   }
   if (r.prompt.empty()) throw bad_request("the prompt is empty");
+  // vLLM's check (and message): prompt and completion together within the context.
+  if (int64_t(r.prompt.size()) + p.max_tokens > e.context)
+    throw bad_request("This model's maximum context length is " + std::to_string(e.context) + " tokens. However, you requested " +
+                      std::to_string(r.prompt.size() + size_t(p.max_tokens)) + " tokens (" + std::to_string(r.prompt.size()) +
+                      " in the " + (chat ? "messages" : "prompt") + ", " + std::to_string(p.max_tokens) +
+                      " in the completion). Please reduce the length of the " + (chat ? "messages" : "prompt") +
+                      " or completion.");
   return r;
 }
 
@@ -800,6 +808,7 @@ int cmd_serve(int argc, char** argv) {
   e.name = e.model->spec.name;
   e.harmony = e.chat.harmony();
   const int context = e.session->backend().context_length();
+  e.context = context;
   e.max_request_tokens = int(args.get_int("max-request-tokens", std::min(context, 4096)));
   if (e.max_request_tokens < 1 || e.max_request_tokens > context)
     throw Error("--max-request-tokens must be in 1.." + std::to_string(context) + " (the context)");
