@@ -451,6 +451,30 @@ private slots:
     QCOMPARE(got.text, chat_ref_.text);
   }
 
+  // Three requests in one write (HTTP/1.1 pipelining): the front keeps what it read past the
+  // first one and answers all three, in order, then closes as the last asked.
+  void pipelined_requests_answered_in_order() {
+    const std::string body = R"({"prompt": "The expert", "max_tokens": 3, "temperature": 0})";
+    const std::string auth = std::string("Authorization: Bearer ") + kKey + "\r\n";
+    const std::string reqs = "GET /v1/models HTTP/1.1\r\nHost: x\r\n" + auth + "\r\n" +
+                             "POST /v1/completions HTTP/1.1\r\nHost: x\r\n" + auth + "Content-Length: " +
+                             std::to_string(body.size()) + "\r\n\r\n" + body +
+                             "GET /v1/nothing HTTP/1.1\r\nHost: x\r\n" + auth + "Connection: close\r\n\r\n";
+    const int fd = connect_loopback(server_->port(), false);
+    QVERIFY(fd >= 0);
+    QCOMPARE(::send(fd, reqs.data(), reqs.size(), MSG_NOSIGNAL), ssize_t(reqs.size()));
+    timeval tv{10, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    std::string got;
+    char buf[4096];
+    for (ssize_t n; (n = ::recv(fd, buf, sizeof buf, 0)) > 0;) got.append(buf, size_t(n));
+    ::close(fd);
+    const size_t a = got.find("HTTP/1.1 200"), b = got.find("HTTP/1.1 200", a + 1), c = got.find("HTTP/1.1 404", b + 1);
+    QVERIFY2(a == 0 && b != std::string::npos && c != std::string::npos, got.c_str());
+    QVERIFY(got.find("\"object\":\"list\"") < b);
+    QVERIFY(got.find("text_completion", b) < c);
+  }
+
   // Slowloris proper: bytes that keep coming, one every 300 ms, so that no single read waits longer
   // than the --timeout (2 s), from more clients than there are connection threads (8). Each is cut
   // off about 2 s after its first byte (a whole request must arrive within --timeout), and a normal
