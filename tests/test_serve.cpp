@@ -133,6 +133,16 @@ public:
   }
   int port() const { return port_; }
   qint64 pid() const { return p_.processId(); }
+  // SIGTERM, then the exit status (-1: still running after 20 s, -2: killed by a signal) and stderr.
+  std::pair<int, QString> terminate_and_wait() {
+    p_.terminate();
+    if (!p_.waitForFinished(20000)) {
+      p_.kill();
+      p_.waitForFinished(5000);
+      return {-1, QString()};
+    }
+    return {p_.exitStatus() == QProcess::NormalExit ? p_.exitCode() : -2, QString::fromUtf8(p_.readAllStandardError())};
+  }
   bool running() const { return p_.state() == QProcess::Running; }
   httplib::Client client(const std::string& key = kKey) const {
     httplib::Client c("127.0.0.1", port_);
@@ -334,7 +344,13 @@ private slots:
     qInfo("load: %d clients, %.1f s, %d streamed answers (%.1f/s), all equal to the answer alone; server VmRSS %ld -> %ld kB "
           "(%+ld kB)",
           kClients, took, total, total / took, rss0, rss1, rss1 - rss0);
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+    // ASan keeps freed memory in quarantine (up to 256 MiB) and TSan its shadow: the resident size
+    // of a sanitized server grows by design, so only the uninstrumented build checks it.
+    qInfo("load: built with a sanitizer: VmRSS growth not checked");
+#else
     QVERIFY2(rss1 - rss0 < kMaxGrowthKiB, qPrintable(QString("VmRSS grew by %1 kB").arg(rss1 - rss0)));
+#endif
   }
 
   void api_key_required() {
@@ -676,6 +692,38 @@ private slots:
     QVERIFY(q.waitForFinished(60000));
     QCOMPARE(q.exitCode(), 1);
     QVERIFY(QString::fromUtf8(q.readAllStandardError()).trimmed().startsWith("moescope-cli bench-serve: cannot reach"));
+  }
+
+  // SIGTERM stops the server cleanly (status 0, "stopped") and lets an answer under way finish:
+  // the signal is masked before the engine's compute threads start, so none of them can take it
+  // (its default action would kill the process mid-answer).
+  void sigterm_stops_cleanly() {
+    Server s({"--timeout", "5"});
+    int status = 0;
+    std::string body;
+    std::thread t([&] {
+      auto c = s.client();
+      auto res = c.Post("/v1/completions",
+                        R"({"prompt": "The expert", "max_tokens": 500, "temperature": 0, "ignore_eos": true, "stream": true})",
+                        "application/json");
+      if (res) {
+        status = res->status;
+        body = res->body;
+      }
+    });
+    QTest::qWait(50);
+    const auto [code, err] = s.terminate_and_wait();
+    t.join();
+    QCOMPARE(code, 0);
+    QVERIFY2(err.trimmed().endsWith("moescope-cli serve: stopped"), qPrintable(err));
+    if (status == 200) {  // the request got in before the signal: its answer is whole
+      QVERIFY(body.ends_with("data: [DONE]\n\n"));
+      remote::StreamAssembler a;
+      a.feed(body);
+      a.finish();
+      QCOMPARE(a.result().choices[0].token_ids.size(), size_t(0));  // not asked for
+    }
+    qInfo("sigterm: status 0; the request under way %s", status == 200 ? "finished whole" : "was not yet in");
   }
 
   void non_loopback_needs_a_key() {

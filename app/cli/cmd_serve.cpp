@@ -802,6 +802,43 @@ int cmd_serve(int argc, char** argv) {
     throw Error("--host " + host + " listens beyond this machine: give --api-key KEY as well");
   if (args.has("api-key") && api_key.empty()) throw Error("--api-key must not be empty");
 
+  FrontLimits limits;
+  limits.workers = size_t(http_threads);
+  limits.max_connections = size_t(max_connections);
+  limits.request_timeout_ms = int(timeout * 1000);
+  limits.io_timeout_ms = int(timeout * 1000);
+  limits.keep_alive_ms = int(std::min<long long>(timeout, 5) * 1000);
+  Front svr(limits);
+
+  // SIGINT/SIGTERM end the server from a thread of their own, blocked everywhere else: masked
+  // before any other thread starts (the CPU backend's compute threads, the connection workers), or
+  // the kernel may hand the signal to one of them and its default action kills the process. While
+  // the model loads, a signal ends the process at once; once serving, it lets the requests under
+  // way finish. The guard wakes and joins the signal thread however this function is left.
+  sigset_t sigs = stop_signals();
+  pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
+  std::atomic<bool> listening{false}, leaving{false};
+  std::thread stopper([&svr, &listening, &leaving, sigs] {
+    int sig = 0;
+    sigwait(&sigs, &sig);
+    if (leaving) return;
+    if (!listening) {
+      std::cerr << "moescope-cli serve: stopped while loading\n";
+      std::_Exit(128 + sig);
+    }
+    spdlog::info("serve: signal {}: finishing the requests under way", sig);
+    svr.stop_serving();
+  });
+  struct JoinStopper {
+    std::atomic<bool>& leaving;
+    std::thread& t;
+    ~JoinStopper() {
+      leaving = true;
+      pthread_kill(t.native_handle(), SIGTERM);
+      t.join();
+    }
+  } join_stopper{leaving, stopper};
+
   const auto dir = model_dir(args);
   Engine e{load_model(dir), ChatFormat::from_dir(dir), nullptr, "", 0, false, {}, {}};
   e.session = std::make_unique<Session>(e.model, make_backend(e.model, backend_options(args)));
@@ -813,18 +850,6 @@ int cmd_serve(int argc, char** argv) {
   if (e.max_request_tokens < 1 || e.max_request_tokens > context)
     throw Error("--max-request-tokens must be in 1.." + std::to_string(context) + " (the context)");
 
-  // SIGINT/SIGTERM end the server from a thread of their own (blocked everywhere else, so the
-  // connection threads started below inherit the mask).
-  sigset_t sigs = stop_signals();
-  pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
-
-  FrontLimits limits;
-  limits.workers = size_t(http_threads);
-  limits.max_connections = size_t(max_connections);
-  limits.request_timeout_ms = int(timeout * 1000);
-  limits.io_timeout_ms = int(timeout * 1000);
-  limits.keep_alive_ms = int(std::min<long long>(timeout, 5) * 1000);
-  Front svr(limits);
   svr.set_payload_max_length(size_t(max_body));
 
   svr.set_pre_routing_handler([&](const httplib::Request& req, httplib::Response& res) {
@@ -918,26 +943,10 @@ int cmd_serve(int argc, char** argv) {
   else if (!svr.bind_to_port(host, int(port))) bound = -1;
   if (bound <= 0) throw Error("cannot listen on " + host + ":" + std::to_string(port) + " (in use, or not an address here)");
 
-  std::atomic<bool> serving{true};
-  std::thread stopper([&svr, &serving, sigs] {
-    int sig = 0;
-    sigwait(&sigs, &sig);
-    if (serving) spdlog::info("serve: signal {}: finishing the requests under way", sig);
-    svr.stop_serving();
-  });
+  listening = true;
   const std::string url = "http://" + (host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" + std::to_string(bound);
   std::cout << "moescope-cli serve: " << e.name << " on " << url << "/v1 (" << e.session->backend().name() << ")" << std::endl;
-  std::exception_ptr failure;
-  try {
-    svr.run();
-  } catch (...) {
-    failure = std::current_exception();
-  }
-  // Ended by a signal (stopper done) or by a failure: wake the stopper in the latter case.
-  serving = false;
-  pthread_kill(stopper.native_handle(), SIGTERM);
-  stopper.join();
-  if (failure) std::rethrow_exception(failure);
+  svr.run();
   std::cerr << "moescope-cli serve: stopped\n";
   return 0;
 }
