@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <fstream>
 #include <nlohmann/json.hpp>
 #include <numeric>
 #include <random>
@@ -496,6 +497,36 @@ private slots:
     d.erase("head_dim");
     d.update({{"kv_lora_rank", 8}, {"qk_nope_head_dim", 8}, {"qk_rope_head_dim", 4}, {"v_head_dim", 8}});
     QCOMPARE(spec_from_config(d).moe_layer, (std::vector<bool>{true, false, true, false}));
+  }
+
+  // GLM-4.7-Flash (Glm4MoeLiteForCausalLM): `mlp_layer_types` says which layers are MoE; a config
+  // without it (GLM-4.7-Flash's published config.json has only first_k_dense_replace: 1) takes
+  // first_k_dense_replace and moe_layer_freq as DeepSeek's layout does (vLLM builds the model on its
+  // DeepSeek-V2 code, which reads them), and with neither key layer 0 is dense (Glm4MoeLiteConfig).
+  void glm4_moe_lite_dense_layers() {
+    std::ifstream f(std::string(MOESCOPE_SOURCE_DIR) + "/tests/data/models/glm4-moe-lite/config.json");
+    nlohmann::json c = nlohmann::json::parse(f);
+    QCOMPARE(c["num_hidden_layers"].get<int>(), 3);
+    QCOMPARE(spec_from_config(c).moe_layer, (std::vector<bool>{true, false, true}));  // sparse, dense, sparse
+    c["first_k_dense_replace"] = 2;  // mlp_layer_types wins when both are there
+    QCOMPARE(spec_from_config(c).moe_layer, (std::vector<bool>{true, false, true}));
+    c.erase("mlp_layer_types");
+    QCOMPARE(spec_from_config(c).moe_layer, (std::vector<bool>{false, false, true}));
+    QCOMPARE(spec_from_config(c).moe_layer_indices(), (std::vector<int>{2}));
+    c["first_k_dense_replace"] = 0;
+    QCOMPARE(spec_from_config(c).moe_layer, (std::vector<bool>{true, true, true}));
+    c["first_k_dense_replace"] = 1;
+    QCOMPARE(spec_from_config(c).moe_layer, (std::vector<bool>{false, true, true}));
+    c["moe_layer_freq"] = 2;
+    QCOMPARE(spec_from_config(c).moe_layer, (std::vector<bool>{false, false, true}));
+    c.erase("moe_layer_freq");
+    c.erase("first_k_dense_replace");
+    QCOMPARE(spec_from_config(c).moe_layer, (std::vector<bool>{false, true, true}));  // Glm4MoeLiteConfig's default
+    // The shipped preset (config without mlp_layer_types): 47 layers, layer 0 dense.
+    const ModelSpec flash = load_model_spec(std::string(MOESCOPE_SOURCE_DIR) + "/resources/presets/glm-4.7-flash.json");
+    QCOMPARE(flash.n_layers, 47);
+    QCOMPARE(flash.n_moe_layers(), 46);
+    QVERIFY(!flash.moe_layer[0] && flash.moe_layer[1] && flash.moe_layer[46]);
   }
 
   // GLM-4.5-Air as published: 46 layers, layer 0 dense, GQA 96/8 heads of 128 with rotary on the

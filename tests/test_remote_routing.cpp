@@ -231,6 +231,28 @@ private slots:
     expect_error([&] { to_trace(s, 0, sample_shape()); }, "\"return_routed_experts\": true");
   }
 
+  // A reasoning model behind vLLM (gpt-oss' harmony channels, or a <think> parser): the thinking
+  // comes apart from the answer, as message.reasoning_content (newer vLLM: reasoning) or, when
+  // streaming, delta.reasoning_content; moescope-cli serve sends the same for gpt-oss.
+  void reasoning_content_apart_from_text() {
+    ResponseRouting r = parse_response_text(
+        R"({"choices": [{"index": 0, "message": {"role": "assistant", "content": "4.", "reasoning_content": "2+2 is 4."}}]})");
+    QCOMPARE(r.choices[0].text, std::string("4."));
+    QCOMPARE(r.choices[0].reasoning, std::string("2+2 is 4."));
+    r = parse_response_text(R"({"choices": [{"index": 0, "message": {"content": null, "reasoning": "still"}}]})");
+    QCOMPARE(r.choices[0].text, std::string());
+    QCOMPARE(r.choices[0].reasoning, std::string("still"));
+    StreamAssembler a;
+    a.feed("data: {\"choices\": [{\"index\": 0, \"delta\": {\"role\": \"assistant\", \"content\": \"\"}}]}\n\n"
+           "data: {\"choices\": [{\"index\": 0, \"delta\": {\"reasoning_content\": \"2+2\"}}]}\n\n"
+           "data: {\"choices\": [{\"index\": 0, \"delta\": {\"reasoning_content\": \" is 4.\"}}]}\n\n"
+           "data: {\"choices\": [{\"index\": 0, \"delta\": {\"content\": \"4.\"}, \"finish_reason\": \"stop\"}]}\n\n"
+           "data: [DONE]\n\n");
+    a.finish();
+    QCOMPARE(a.result().choices[0].reasoning, std::string("2+2 is 4."));
+    QCOMPARE(a.result().choices[0].text, std::string("4."));
+  }
+
   void malformed_data() {
     QTest::addColumn<QString>("file");
     QTest::addColumn<QString>("needle");

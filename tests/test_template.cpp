@@ -12,6 +12,8 @@
 
 #include "moescope/chat.h"
 #include "moescope/chat_template.h"
+#include "moescope/error.h"
+#include "moescope/harmony.h"
 
 using nlohmann::ordered_json;
 namespace fs = std::filesystem;
@@ -69,6 +71,7 @@ private slots:
   void side_file_template();
   void strftime_now_clock();
   void harmony_chat_format();
+  void harmony_channels_from_ids();
   void syntax_errors_carry_line();
   void raise_exception_carries_line();
   void unknown_filter_and_test();
@@ -277,6 +280,93 @@ void TestTemplate::harmony_chat_format() {
   QVERIFY(!tiny.harmony());
   const std::vector<int32_t> tiny_stops = tiny.stop_ids();
   QVERIFY(std::find(tiny_stops.begin(), tiny_stops.end(), *tiny.tokenizer().token_to_id("<|end|>")) != tiny_stops.end());
+}
+
+// The harmony answer as gpt-oss writes it, split by channel from its token ids (what `serve` does
+// with a chat answer, as vLLM does for gpt-oss): analysis -> reasoning, final -> content, and no
+// special token or header text in either. The vocabulary is chat-tiny's with its role tokens renamed
+// to harmony's (as in harmony_chat_format; the real gpt-oss tokenizer is not in tests/data), so the
+// ids are those of real special tokens of a tokenizer that ChatFormat takes for harmony.
+void TestTemplate::harmony_channels_from_ids() {
+  QTemporaryDir dir;
+  const fs::path d = dir.path().toStdString();
+  std::string vocab = read_file(kData / "models" / "chat-tiny" / "tokenizer.json");
+  for (auto [from, to] : {std::pair{"\"<|system|>\"", "\"<|start|>\""}, std::pair{"\"<|user|>\"", "\"<|channel|>\""},
+                          std::pair{"\"<|assistant|>\"", "\"<|message|>\""}, std::pair{"\"<|begin|>\"", "\"<|return|>\""}}) {
+    for (size_t at = vocab.find(from); at != std::string::npos; at = vocab.find(from, at))
+      vocab.replace(at, std::string(from).size(), to);
+  }
+  std::ofstream(d / "tokenizer.json", std::ios::binary) << vocab;
+  const moescope::Tokenizer tok = moescope::Tokenizer::from_file(d / "tokenizer.json");
+  const auto id = [&](const char* t) { return *tok.token_to_id(t); };
+  const auto ids = [&](const std::string& text) { return tok.encode(text, false); };
+  const std::string answer =
+      "<|channel|>analysis<|message|>The user asks 2+2. That is 4.<|end|>"
+      "<|start|>assistant<|channel|>final<|message|>It is 4.<|return|>";
+  const std::vector<int32_t> all = ids(answer);
+  QVERIFY(std::find(all.begin(), all.end(), id("<|channel|>")) != all.end());
+  QVERIFY(std::find(all.begin(), all.end(), id("<|return|>")) != all.end());
+
+  moescope::HarmonyText h = moescope::HarmonyParser::parse(tok, all);
+  QCOMPARE(h.reasoning, std::string("The user asks 2+2. That is 4."));
+  QCOMPARE(h.content, std::string("It is 4."));
+  QVERIFY(h.has_final);
+
+  // One id at a time (streaming): the pieces add up to the same, reasoning pieces before content.
+  {
+    moescope::HarmonyParser p(tok);
+    std::string r, c;
+    bool content_started = false, reasoning_after_content = false;
+    for (int32_t i : all) {
+      const moescope::HarmonyText t = p.push(i);
+      if (!t.content.empty()) content_started = true;
+      if (!t.reasoning.empty() && content_started) reasoning_after_content = true;
+      r += t.reasoning;
+      c += t.content;
+      QVERIFY(t.reasoning.find("<|") == std::string::npos && t.content.find("<|") == std::string::npos);
+    }
+    const moescope::HarmonyText t = p.flush();
+    r += t.reasoning;
+    c += t.content;
+    QCOMPARE(r, h.reasoning);
+    QCOMPARE(c, h.content);
+    QVERIFY(!reasoning_after_content);
+  }
+
+  // Stopped in the middle of the reasoning (max_tokens): no content yet, and no final.
+  std::vector<int32_t> cut = ids("<|channel|>analysis<|message|>Still thinking");
+  h = moescope::HarmonyParser::parse(tok, cut);
+  QCOMPARE(h.reasoning, std::string("Still thinking"));
+  QCOMPARE(h.content, std::string());
+  QVERIFY(!h.has_final);
+
+  // Two reasoning messages (analysis, then a commentary preamble) are joined with "\n"; a tool call
+  // (to=...) is reasoning too, its header left out.
+  h = moescope::HarmonyParser::parse(
+      tok, ids("<|channel|>analysis<|message|>First.<|end|><|start|>assistant<|channel|>commentary<|message|>Second.<|end|>"
+               "<|start|>assistant to=functions.f<|channel|>commentary json<|message|>{\"x\": 1}<|end|>"
+               "<|start|>assistant<|channel|>final<|message|>Done.<|return|>"));
+  QCOMPARE(h.reasoning, std::string("First.\nSecond.\n{\"x\": 1}"));
+  QCOMPARE(h.content, std::string("Done."));
+
+  // The header is never text, even when it runs over several tokens.
+  h = moescope::HarmonyParser::parse(tok, ids("<|channel|>final<|message|>Only final.<|return|>"));
+  QCOMPARE(h.reasoning, std::string());
+  QCOMPARE(h.content, std::string("Only final."));
+
+  // A model that ignores the format: its text is the content, not dropped.
+  h = moescope::HarmonyParser::parse(tok, ids("Plain words."));
+  QCOMPARE(h.content, std::string("Plain words."));
+  QCOMPARE(h.reasoning, std::string());
+
+  // A tokenizer without the harmony tokens is refused with one line.
+  const moescope::Tokenizer tiny = moescope::Tokenizer::from_file(kData / "models" / "chat-tiny" / "tokenizer.json");
+  try {
+    moescope::HarmonyParser bad(tiny);
+    QFAIL("a tokenizer without <|channel|> was taken for harmony");
+  } catch (const moescope::Error& e) {
+    QVERIFY2(std::string(e.what()).find("not gpt-oss' harmony format") != std::string::npos, e.what());
+  }
 }
 
 void TestTemplate::syntax_errors_carry_line() {

@@ -12,4 +12,5 @@ int cmd_stats(int argc, char** argv);
 int cmd_analyze(int argc, char** argv);
 int cmd_compare(int argc, char** argv);
 int cmd_serve(int argc, char** argv);
+int cmd_bench_serve(int argc, char** argv);
 }  // namespace moescope::cli

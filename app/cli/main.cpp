@@ -48,10 +48,16 @@ const std::vector<Entry> kCommands = {
     {"serve", moescope::cli::cmd_serve,
      "serve     --model DIR|FILE [--host 127.0.0.1] [--port 8080] [--api-key KEY] [--backend cpu|cuda]\n"
      "          [--context N] [--max-body BYTES] [--max-request-tokens N] [--http-threads N] [--timeout S]\n"
+     "          [--max-connections N]\n"
      "          OpenAI-compatible /v1/models, /v1/chat/completions, /v1/completions (stream or not);\n"
-     "          \"return_routed_experts\": true adds the routing in vLLM's format, with the weights.\n"
+     "          \"return_routed_experts\": true adds the routing in vLLM's format, with the weights;\n"
+     "          a gpt-oss (harmony) chat answer comes as reasoning_content (analysis) and content (final).\n"
      "          Loopback only unless --host says otherwise, which then needs --api-key. --port 0: a free port\n"
      "          (the line on stdout names it). Requests queue on the one engine; Ctrl-C stops."},
+    {"bench-serve", moescope::cli::cmd_bench_serve,
+     "bench-serve --url http://127.0.0.1:PORT [--tokens 128] [--requests 3] [--prompt TEXT] [--api-key KEY]\n"
+     "          [--json]   streams /v1/completions: client time to first token and tokens/s beside the\n"
+     "          server's own decode rate (moescope serve's moescope_timing) and their ratio"},
     {"tokenize", moescope::cli::cmd_tokenize, "tokenize [--model DIR|FILE.gguf] (--text T | --file F) [--add-special]"},
     {"detokenize", moescope::cli::cmd_detokenize, "detokenize [--model DIR|FILE.gguf] --ids 1,2,3 [--skip-special]"},
     {"template", moescope::cli::cmd_template, "template --model DIR --messages FILE.json [--no-generation-prompt]"},

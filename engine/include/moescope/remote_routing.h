@@ -84,6 +84,7 @@ const char* server_name(Server s);
 struct ChoiceRouting {
   int index = 0;
   std::string text;           // message.content, text, or the streamed deltas joined
+  std::string reasoning;      // message.reasoning_content (or vLLM's newer "reasoning"), or the deltas joined
   std::string finish_reason;
   std::vector<int32_t> token_ids;  // generated ids, where the server sent them
   RoutedExperts routed;       // rows of the generated tokens (SGLang: all but the last; when the

@@ -182,6 +182,15 @@ void read_choice(const json& ch, size_t i, const RoutingGeometry& g, ResponseRou
   for (const char* key : {"message", "delta"})
     if (auto m = ch.find(key); m != ch.end() && m->is_object())
       if (auto ct = m->find("content"); ct != m->end() && ct->is_string()) text = ct->get<std::string>();
+  // A reasoning model's thinking, apart from the answer: vLLM's reasoning parsers (gpt-oss' harmony
+  // analysis channel, <think>...</think>) send it as reasoning_content (newer vLLM: reasoning).
+  for (const char* key : {"message", "delta"})
+    if (auto m = ch.find(key); m != ch.end() && m->is_object())
+      for (const char* field : {"reasoning_content", "reasoning"})
+        if (auto rc = m->find(field); rc != m->end() && rc->is_string()) {
+          c.reasoning += rc->get<std::string>();
+          break;
+        }
   if (auto t = ch.find("text"); t != ch.end() && t->is_string()) text = t->get<std::string>();
   c.text += text;
   if (delta_text) *delta_text = text;
