@@ -359,6 +359,24 @@ private slots:
     QVERIFY(!a.summary.trace);
   }
 
+  // A reasoning model's thinking arrives apart (vLLM's reasoning parsers: reasoning_content;
+  // newer vLLM: reasoning): the chat gets it inside <think>…</think>, folded by ui/thinking.h.
+  void reasoning_arrives_as_thinking() {
+    Scripted server;
+    server.answer = Scripted::sse_response(
+        "data: {\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"reasoning_content\":\"Let me\"}}]}\n\n"
+        "data: {\"choices\":[{\"index\":0,\"delta\":{\"reasoning\":\" add.\"}}]}\n\n"
+        "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"81\"}}]}\n\n"
+        "data: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n");
+    EngineHost host(nullptr);
+    QCOMPARE(connect_host(host, server_at(server.url())), QString());
+    const Answer a = ask(host, question("What is 23+58?"), greedy(8));
+    QCOMPARE(a.failure, QString());
+    QCOMPARE(a.summary.text, QString("<think>Let me add.</think>\n\n81"));
+    QCOMPARE(a.streamed_text, a.summary.text);
+    QCOMPARE(a.summary.generated_tokens, 3);
+  }
+
   void cut_stream_keeps_the_partial_answer() {
     Scripted server;
     const QByteArray full = Scripted::sse_response(QByteArray::fromStdString(read_file(fs::path(MOESCOPE_TEST_DATA) / "remote/vllm_chat_stream.txt")));

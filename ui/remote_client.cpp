@@ -129,6 +129,8 @@ struct RemoteClient::Answer {
   std::string text;
   std::vector<std::string> pieces;  // the text of each streamed delta (one token each)
   bool stopping = false;
+  bool thinking = false;            // inside <think> (reasoning deltas so far, no answer yet)
+  bool answer_started = false;
   std::string error;                // set: the stream broke; the answer ends with what it has
   std::optional<RoutingTrace> trace;
   std::vector<int> rows;            // payload layer of each MoE layer
@@ -378,13 +380,26 @@ void RemoteClient::generate(const GenerationRequest& request) {
   a->id = request.id;
   a->stream = remote::StreamAssembler(remote::RoutingGeometry{c.shape.n_layers, c.shape.top_k});
   Answer* ap = a.get();
-  a->stream.on_text = [this, ap](int choice, const std::string& delta) {
-    if (choice != 0) return;
+  // The answer's text as the chat shows it: a reasoning model's thinking (sent apart as
+  // reasoning_content: gpt-oss' analysis channel, <think> sections) inside <think>…</think>, which
+  // the chat folds (ui/thinking.h), then the answer.
+  auto add = [this, ap](const std::string& shown, const std::string& piece) {
     if (ap->first_token_seconds < 0) ap->first_token_seconds = ap->clock.nsecsElapsed() * 1e-9;
     ++ap->tokens;
-    ap->text += delta;
-    ap->pieces.push_back(delta);
-    buffer_->add_text(QString::fromStdString(delta), 1, ap->tokens_per_second());
+    ap->text += shown;
+    ap->pieces.push_back(piece);
+    buffer_->add_text(QString::fromStdString(shown), 1, ap->tokens_per_second());
+  };
+  a->stream.on_reasoning = [ap, add](int choice, const std::string& delta) {
+    if (choice != 0 || ap->answer_started) return;  // thinking after the answer: kept in the response only
+    add(ap->thinking ? delta : "<think>" + delta, delta);
+    ap->thinking = true;
+  };
+  a->stream.on_text = [ap, add](int choice, const std::string& delta) {
+    if (choice != 0) return;
+    ap->answer_started = true;
+    add(ap->thinking ? "</think>\n\n" + delta : delta, delta);
+    ap->thinking = false;
   };
   a->stream.on_routing = [this, ap](int choice) {
     if (choice > 0 || !ap->live_routing || !connected_ || connected_->shape.n_experts <= 0) return;
@@ -497,6 +512,10 @@ void RemoteClient::onAnswerDone() {
 
   const remote::ResponseRouting& r = a->stream.result();
   const remote::ChoiceRouting* choice = r.choices.empty() ? nullptr : &r.choices.front();
+  if (a->thinking) {  // only thinking arrived: the section is closed (the chat shows it folded)
+    a->text += "</think>";
+    buffer_->add_text(QStringLiteral("</think>"), 0, a->tokens_per_second());
+  }
   summary.text = QString::fromStdString(a->text);
   if (summary.stop_reason.isEmpty())
     summary.stop_reason = summary.error.isEmpty() ? stop_reason_of(choice ? choice->finish_reason : std::string()) : QStringLiteral("error");

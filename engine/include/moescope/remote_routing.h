@@ -142,6 +142,9 @@ public:
   ResponseRouting& result() { return r_; }
   // Called for every text delta: (choice index, text).
   std::function<void(int, const std::string&)> on_text;
+  // Called for every reasoning delta (reasoning_content / reasoning): (choice index, text);
+  // before on_text when one chunk has both.
+  std::function<void(int, const std::string&)> on_reasoning;
   // Called when routing rows arrived (choice index, or -1 for prompt / sequence rows).
   std::function<void(int)> on_routing;
 

@@ -174,7 +174,7 @@ int index_of(const json& ch, size_t fallback) {
 
 // One choice of a response or of a stream chunk (delta); appends what it carries.
 void read_choice(const json& ch, size_t i, const RoutingGeometry& g, ResponseRouting& r, bool* routed,
-                 std::string* delta_text) {
+                 std::string* delta_text, std::string* delta_reasoning = nullptr) {
   if (!ch.is_object()) throw Error("choice " + std::to_string(i) + " is not an object");
   ChoiceRouting& c = choice_at(r, index_of(ch, i));
   const std::string where = "choice " + std::to_string(c.index);
@@ -189,6 +189,7 @@ void read_choice(const json& ch, size_t i, const RoutingGeometry& g, ResponseRou
       for (const char* field : {"reasoning_content", "reasoning"})
         if (auto rc = m->find(field); rc != m->end() && rc->is_string()) {
           c.reasoning += rc->get<std::string>();
+          if (delta_reasoning) *delta_reasoning = rc->get<std::string>();
           break;
         }
   if (auto t = ch.find("text"); t != ch.end() && t->is_string()) text = t->get<std::string>();
@@ -370,8 +371,10 @@ void StreamAssembler::chunk(const std::string& data) {
     for (size_t i = 0; i < ch->size(); ++i) {
       bool routed = false;
       std::string delta;
-      read_choice((*ch)[i], i, geometry_, r_, &routed, &delta);
+      std::string reasoning;
+      read_choice((*ch)[i], i, geometry_, r_, &routed, &delta, &reasoning);
       const int index = index_of((*ch)[i], i);
+      if (!reasoning.empty() && on_reasoning) on_reasoning(index, reasoning);
       if (!delta.empty() && on_text) on_text(index, delta);
       if (routed && on_routing) on_routing(index);
     }
