@@ -89,6 +89,10 @@ Answer ask(EngineHost& host, const nlohmann::ordered_json& messages, const Sampl
     a.failure = m;
     done = true;
   });
+  QMetaObject::Connection c4 = QObject::connect(&host, &EngineHost::contextOverflow, [&](int prompt, int context, int) {
+    a.failure = QStringLiteral("context overflow: %1 of %2").arg(prompt).arg(context);
+    done = true;
+  });
   GenerationRequest r;
   r.messages_json = messages.dump();
   r.sampling = s;
@@ -99,6 +103,7 @@ Answer ask(EngineHost& host, const nlohmann::ordered_json& messages, const Sampl
   QObject::disconnect(c1);
   QObject::disconnect(c2);
   QObject::disconnect(c3);
+  QObject::disconnect(c4);
   return a;
 }
 
@@ -248,6 +253,25 @@ private slots:
     // Connecting to the dead server now says so.
     EngineHost again(nullptr);
     QVERIFY(connect_host(again, server_at(serve.url(), kKey)).contains("connection refused"));
+  }
+
+  // More tokens asked than the server's context holds: asked again with the room there is; a
+  // conversation that does not fit at all is the host's contextOverflow (the chat offers a new one).
+  void answers_within_the_servers_context() {
+    Serve serve;
+    EngineHost host(nullptr);
+    QCOMPARE(connect_host(host, server_at(serve.url(), kKey)), QString());
+    const Answer a = ask(host, question("What is 23+58?"), greedy(512));  // 18 prompt tokens + 512 > 512
+    QCOMPARE(a.failure, QString());
+    QVERIFY(!a.summary.text.isEmpty());
+    QSignalSpy overflow(&host, &EngineHost::contextOverflow);
+    std::string long_text;
+    for (int i = 0; i < 300; ++i) long_text += "expert router token ";
+    const Answer b = ask(host, question(long_text.c_str()), greedy(8));
+    QVERIFY2(overflow.count() == 1, qPrintable(b.failure));
+    QCOMPARE(overflow.front().at(1).toInt(), 512);
+    QVERIFY(overflow.front().at(0).toInt() > 512);
+    QVERIFY(!host.isGenerating());
   }
 
   void wrong_key_and_unknown_model() {

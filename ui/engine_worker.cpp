@@ -113,6 +113,7 @@ EngineWorker::EngineWorker(StreamBuffer* buffer, WorkerFlags* flags)
   connect(remote_, &RemoteClient::shapeLearned, this, &EngineWorker::shapeLearned);
   connect(remote_, &RemoteClient::finished, this, &EngineWorker::finished);
   connect(remote_, &RemoteClient::failed, this, &EngineWorker::failed);
+  connect(remote_, &RemoteClient::contextOverflow, this, &EngineWorker::contextOverflow);
   connect(remote_, &RemoteClient::listed, this, &EngineWorker::modelsListed);
 }
 

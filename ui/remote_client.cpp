@@ -1,6 +1,6 @@
 #include "ui/remote_client.h"
 
-#include <QJsonDocument>
+#include <QRegularExpression>
 #include <QNetworkAccessManager>
 #include <QNetworkReply>
 #include <QNetworkRequest>
@@ -26,6 +26,7 @@ namespace fs = std::filesystem;
 QString qs(const std::string& s) { return QString::fromStdString(s); }
 
 constexpr int kStopPollMs = 20;
+constexpr int kMinAnswerRoom = 16;  // fewer free tokens than this: the conversation does not fit
 
 // A request failed before or without an HTTP answer: what the user can act on.
 QString network_failure(QNetworkReply* reply, int timeout_ms) {
@@ -128,6 +129,8 @@ struct RemoteClient::Answer {
   int tokens = 0;
   std::string text;
   std::vector<std::string> pieces;  // the text of each streamed delta (one token each)
+  GenerationRequest request;       // as asked (sent again once with fewer tokens if they do not fit)
+  bool retried = false;
   bool stopping = false;
   bool thinking = false;            // inside <think> (reasoning deltas so far, no answer yet)
   bool answer_started = false;
@@ -345,7 +348,9 @@ void RemoteClient::listModels(const ModelListRequest& request) {
   }
 }
 
-void RemoteClient::generate(const GenerationRequest& request) {
+void RemoteClient::generate(const GenerationRequest& request) { start(request, false); }
+
+void RemoteClient::start(const GenerationRequest& request, bool retried) {
   if (!connected_) {
     emit failed(request.id, tr("not connected to a server"));
     return;
@@ -378,6 +383,8 @@ void RemoteClient::generate(const GenerationRequest& request) {
 
   auto a = std::make_unique<Answer>();
   a->id = request.id;
+  a->request = request;
+  a->retried = retried;
   a->stream = remote::StreamAssembler(remote::RoutingGeometry{c.shape.n_layers, c.shape.top_k});
   Answer* ap = a.get();
   // The answer's text as the chat shows it: a reasoning model's thinking (sent apart as
@@ -484,6 +491,29 @@ void RemoteClient::onAnswerDone() {
   summary.request = a->id;
   try {
     if (reply && status >= 400) {
+      // vLLM's (and serve's) "maximum context length is C tokens. However, you requested N tokens
+      // (P in the messages, M in the completion)": the answer gets what room there is, or the
+      // conversation no longer fits (the chat offers a new one).
+      static const QRegularExpression context_re(
+          QStringLiteral("maximum context length is (\\d+) tokens.*?(\\d+) in the messages"));
+      const QRegularExpressionMatch m = context_re.match(remote_error_message(rest));
+      if (status == 400 && m.hasMatch()) {
+        const int context = m.captured(1).toInt(), prompt = m.captured(2).toInt();
+        const int room = context - prompt;
+        if (!a->retried && room >= kMinAnswerRoom) {
+          GenerationRequest again = a->request;
+          again.sampling.max_tokens = room;
+          spdlog::info("remote: {} prompt tokens of a {}-token context: asking again for at most {} tokens", prompt, context, room);
+          answer_.reset();
+          start(again, true);
+          return;
+        }
+        const quint64 id = a->id;
+        answer_.reset();
+        spdlog::warn("remote: the conversation ({} tokens) does not fit the server's context of {}", prompt, context);
+        emit contextOverflow(id, prompt, context, -1);
+        return;
+      }
       failAnswer(http_failure(reply, rest));
       return;
     }

@@ -67,6 +67,8 @@ signals:
   void shapeLearned(const moescope::ui::ModelInfo& info);
   void finished(const moescope::ui::GenerationSummary& summary);
   void failed(quint64 id, const QString& message);
+  // The server refused the conversation: it does not fit its context (drop_messages -1: unknown).
+  void contextOverflow(quint64 id, int prompt_tokens, int context, int drop_messages);
   void listed(const moescope::ui::ModelListOutcome& outcome);
 
 private:
@@ -81,6 +83,7 @@ private:
   QNetworkAccessManager& network();
   QNetworkRequest request_for(const RemoteServer& server, const QString& path) const;
   void onModels(quint64 id, const RemoteServer& server, QNetworkReply* reply);
+  void start(const GenerationRequest& request, bool retried);
   void onData();
   void onAnswerDone();
   void endAnswer(GenerationSummary summary);
