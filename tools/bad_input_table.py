@@ -393,6 +393,9 @@ def cases(tmp):
     file_case("serve", "port out of range", lambda d: None, serve + ["--port", "70000"])
     file_case("serve", "empty --api-key", lambda d: None, serve + ["--api-key", ""])
     file_case("serve", "--max-body below 1 KiB", lambda d: None, serve + ["--max-body", "10"])
+    file_case("serve", "--max-connections 0", lambda d: None, serve + ["--max-connections", "0"])
+    file_case("bench-serve", "a URL that is not http://", lambda d: None, ["bench-serve", "--url", "ftp://example"])
+    file_case("bench-serve", "nothing listens there", lambda d: None, ["bench-serve", "--url", "http://127.0.0.1:1"])
 
     gen = ["generate", "--model", "{d}", "--ids"]
     file_case("command line", "token id outside the vocabulary", lambda d: None, gen + ["1,99999"])

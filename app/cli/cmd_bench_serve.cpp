@@ -143,7 +143,10 @@ int cmd_bench_serve(int argc, char** argv) {
     httplib::Headers h;
     if (!key.empty()) h.emplace("Authorization", "Bearer " + key);
     auto m = cli.Get("/v1/models", h);
-    if (!m) throw Error("cannot reach " + base + " (" + httplib::to_string(m.error()) + ")");
+    if (!m)
+      throw Error("cannot reach " + base +
+                  (m.error() == httplib::Error::Connection ? ": connection refused (is the server running, on this port?)"
+                                                             : " (" + httplib::to_string(m.error()) + ")"));
     const json j = json::parse(m->body, nullptr, false);
     if (m->status != 200 || !j.is_object() || !j.contains("data") || !j["data"].is_array() || j["data"].empty())
       throw Error("GET /v1/models answered " + std::to_string(m->status) + ", not a model list");
