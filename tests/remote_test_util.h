@@ -17,6 +17,8 @@
 #include <sstream>
 #include <string>
 
+#include "serve_process.h"
+
 namespace moescope::test {
 
 namespace fs = std::filesystem;
@@ -34,16 +36,8 @@ inline std::string read_file(const fs::path& p) {
 // moescope-cli serve on a free port; killed at the end (or by a test).
 class Serve {
 public:
-  explicit Serve(const QStringList& extra = {}) {
-    p_.setProcessChannelMode(QProcess::SeparateChannels);
-    p_.start(MOESCOPE_CLI, QStringList{"serve", "--model", kServeModel, "--port", "0", "--api-key", kKey} + extra);
-    if (!p_.waitForStarted(10000)) qFatal("serve did not start");
-    QByteArray line;
-    while (!line.contains('\n') && p_.waitForReadyRead(60000)) line += p_.readAllStandardOutput();
-    const int colon = line.lastIndexOf(':'), slash = line.indexOf("/v1");
-    port_ = line.mid(colon + 1, slash - colon - 1).toInt();
-    if (port_ <= 0) qFatal("serve printed no port: %s / %s", line.constData(), p_.readAllStandardError().constData());
-  }
+  explicit Serve(const QStringList& extra = {})
+      : port_(start_serve(p_, QStringList{"serve", "--model", kServeModel, "--port", "0", "--api-key", kKey} + extra)) {}
   ~Serve() { kill(); }
   void kill() {
     if (p_.state() == QProcess::NotRunning) return;

@@ -151,6 +151,15 @@ private:
     return w;
   }
 
+  // A window's options that load no model at start (this test's folders).
+  AppOptions withoutModel() const {
+    AppOptions o;
+    o.load_model = false;
+    o.data_dir = dir_->path();
+    o.settings_file = dir_->filePath(QStringLiteral("settings.ini"));
+    return o;
+  }
+
   // Sends and waits for the answer; returns its summary.
   static GenerationSummary ask(MainWindow& w, const QString& text, int edit = -1) {
     QSignalSpy done(w.engine(), &moescope::ui::EngineHost::generationFinished);
@@ -689,10 +698,7 @@ private slots:
 
   // Before a model is loaded the guide says so; a window without views has nothing to open.
   void guideWithoutAModel() {
-    AppOptions o;
-    o.load_model = false;
-    o.data_dir = dir_->path();
-    o.settings_file = dir_->filePath(QStringLiteral("settings.ini"));
+    const AppOptions o = withoutModel();
     MainWindow w(o, views_);
     w.show();
     w.openGuide(QStringLiteral("balance"));
@@ -883,10 +889,7 @@ private slots:
   // the partial answer stays in the conversation.
   void chatsWithAServer() {
     moescope::test::Serve serve;
-    AppOptions o;
-    o.load_model = false;
-    o.data_dir = dir_->path();
-    o.settings_file = dir_->filePath(QStringLiteral("settings.ini"));
+    const AppOptions o = withoutModel();
     MainWindow w(o, views_);
     w.show();
     QSignalSpy ready(&w, &MainWindow::modelReady);

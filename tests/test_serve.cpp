@@ -31,6 +31,7 @@
 #include "moescope/error.h"
 #include "moescope/harmony.h"
 #include "moescope/remote_routing.h"
+#include "serve_process.h"
 #include "moescope/routing_trace.h"
 #include "moescope/tokenizer.h"
 
@@ -117,16 +118,8 @@ void same_routing(const RoutingTrace& got, const RoutingTrace& want) {
 
 class Server {
 public:
-  explicit Server(const QStringList& extra, const QString& model = kModel) {
-    p_.setProcessChannelMode(QProcess::SeparateChannels);
-    p_.start(MOESCOPE_CLI, QStringList{"serve", "--model", model, "--port", "0", "--api-key", kKey} + extra);
-    if (!p_.waitForStarted(10000)) qFatal("serve did not start");
-    QByteArray line;
-    while (!line.contains('\n') && p_.waitForReadyRead(60000)) line += p_.readAllStandardOutput();
-    const int colon = line.lastIndexOf(':'), slash = line.indexOf("/v1");
-    port_ = line.mid(colon + 1, slash - colon - 1).toInt();
-    if (port_ <= 0) qFatal("serve printed no port: %s / %s", line.constData(), p_.readAllStandardError().constData());
-  }
+  explicit Server(const QStringList& extra, const QString& model = kModel)
+      : port_(moescope::test::start_serve(p_, QStringList{"serve", "--model", model, "--port", "0", "--api-key", kKey} + extra)) {}
   ~Server() {
     p_.terminate();
     if (!p_.waitForFinished(10000)) p_.kill();
