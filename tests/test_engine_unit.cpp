@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 #include <numeric>
 #include <random>
+#include <set>
 
 #include "moescope/anatomy.h"
 #include "moescope/backend.h"
@@ -626,6 +627,49 @@ private slots:
     // Context overflow is a clear error, not a crash.
     std::vector<int32_t> longp(200, 5);
     QVERIFY_THROWS_EXCEPTION(Error, a.generate(longp, p));
+  }
+
+  // A gated shared expert's gate (Qwen2-MoE) is recorded per token and MoE layer: in (0, 1), varying
+  // with the token, the same whether a token was decoded one at a time or read in one prefill, and
+  // kept by the JSON form; a plain shared expert (DeepSeek-V3) records none.
+  void shared_expert_gates_in_the_trace() {
+    auto model = load_model(std::string(MOESCOPE_TEST_DATA) + "/models/qwen2-moe");
+    QVERIFY(model->spec.moe.shared == SharedExperts::SigmoidGated);
+    Session a(model, make_backend(model, {"cpu", 128, 2})), b(model, make_backend(model, {"cpu", 128, 2}));
+    GenerateParams p;
+    p.max_tokens = 5;
+    p.stop_at_eos = false;
+    std::vector<int32_t> prompt = {1, 17, 42, 9};
+    const GenerateResult r = a.generate(prompt, p);
+    const RoutingTrace& ta = a.trace();
+    QVERIFY(ta.has_shared_gates());
+    std::set<float> seen;
+    for (size_t i = 0; i < ta.size(); ++i)
+      for (int m = 0; m < ta.n_moe_layers(); ++m) {
+        const float g = ta.shared_gate(i, m);
+        QVERIFY2(g > 0.0f && g < 1.0f, qPrintable(QString::number(g)));
+        seen.insert(g);
+      }
+    QVERIFY(seen.size() > 3);
+    // The same tokens in one prefill: the same gates (decode rows land where prefill rows do).
+    std::vector<int32_t> all = prompt;
+    all.insert(all.end(), r.generated.begin(), r.generated.end() - 1);  // the last one is never fed
+    b.prefill(all, false);
+    const RoutingTrace& tb = b.trace();
+    QCOMPARE(tb.size(), ta.size());
+    for (size_t i = 0; i < ta.size(); ++i)
+      for (int m = 0; m < ta.n_moe_layers(); ++m) QVERIFY(std::abs(ta.shared_gate(i, m) - tb.shared_gate(i, m)) < 2e-3f);
+    const RoutingTrace back = RoutingTrace::from_json(ta.to_json());
+    QCOMPARE(back, ta);
+    RoutingTrace cut = ta.slice(2, ta.size());
+    QVERIFY(cut.has_shared_gates());
+    QCOMPARE(cut.shared_gate(0, 0), ta.shared_gate(2, 0));
+
+    auto plain = load_model(std::string(MOESCOPE_TEST_DATA) + "/models/deepseek-v3");
+    Session c(plain, make_backend(plain, {"cpu", 128, 2}));
+    c.generate(prompt, p);
+    QVERIFY(!c.trace().has_shared_gates());
+    QCOMPARE(c.trace().shared_gate(0, 0), -1.0f);
   }
 
   void cancellation_stops_within_one_token() {

@@ -492,6 +492,19 @@ private slots:
     QCOMPARE(w.table()->item(0, 1)->text(), QStringLiteral("1 (0.550), 0 (0.450)"));
     QCOMPARE(w.table()->item(0, 3)->text(), QStringLiteral("not recorded"));
     QVERIFY(w.headerText().contains(QStringLiteral("not recorded")));
+
+    // A gated shared expert's gate (Qwen2-MoE, recorded by the CPU backend) follows each layer's experts.
+    RoutingTrace gated("gated", 4, 2, {0, 1});
+    const int32_t ids[] = {1, 0, 2, 3};
+    const float wts[] = {0.6f, 0.4f, 0.7f, 0.3f}, gates[] = {0.25f, 0.75f};
+    gated.append({0, 5, "x", Phase::Prefill}, ids, wts, 2, nullptr, gates);
+    TraceModel gm;
+    gm.replaceTrace(gated, QStringLiteral("test"));
+    InspectorView g(&gm);
+    gm.selectToken(0);
+    g.refreshNow();
+    QCOMPARE(g.table()->item(0, 1)->text(), QStringLiteral("1 (0.600), 0 (0.400), shared × 0.250"));
+    QCOMPARE(g.table()->item(1, 1)->text(), QStringLiteral("2 (0.700), 3 (0.300), shared × 0.750"));
   }
 
   // Group-limited routing explained (DeepSeek-V3's router on the golden model's config): the group
@@ -1028,7 +1041,7 @@ private slots:
         {"qwen3.5-35b-a3b",
          {"30 × recurrent state (linear attention), 10 × full attention",
           "linear attention (Gated DeltaNet) in 30 of 40 layers (75 %)"},
-         {"renormalised over the chosen", "the gate's value per token is not in the trace"}},
+         {"renormalised over the chosen", "this trace has no gate values"}},
         {"mixtral-8x7b",
          {"What the 32 layers keep: 32 × full attention"},
          {"softmax over all 8 experts, top-2, renormalised over the chosen (the same as a softmax over the chosen "

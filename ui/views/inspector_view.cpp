@@ -81,8 +81,11 @@ QString shared_expert_text(const TraceModel* m) {
     case SharedExperts::None: return QObject::tr("no shared expert");
     case SharedExperts::Plain: return QObject::tr("+ shared expert at every MoE layer (always on, width %1)").arg(spec->moe.shared_width);
     case SharedExperts::SigmoidGated:
-      return QObject::tr("+ gated shared expert at every MoE layer (always on, scaled by a sigmoid gate of its own, "
-                         "width %1; the gate's value per token is not in the trace)").arg(spec->moe.shared_width);
+      return m->trace().has_shared_gates()
+                 ? QObject::tr("+ gated shared expert at every MoE layer (always on, scaled by a sigmoid gate of its own, "
+                               "width %1; its gate value is the last entry of each layer's experts)").arg(spec->moe.shared_width)
+                 : QObject::tr("+ gated shared expert at every MoE layer (always on, scaled by a sigmoid gate of its own, "
+                               "width %1; this trace has no gate values: the backend did not record them)").arg(spec->moe.shared_width);
   }
   return {};
 }
@@ -320,6 +323,7 @@ void InspectorView::refresh() {
       ring->setBrush(Qt::NoBrush);
     }
     table_->setItem(l, 0, cell(QString::number(rt.moe_layers()[size_t(l)]), Qt::AlignRight | Qt::AlignVCenter));
+    if (rt.has_shared_gates()) chosen << tr("shared × %1").arg(rt.shared_gate(size_t(t), l), 0, 'f', 3);
     table_->setItem(l, 1, cell(chosen.join(QStringLiteral(", "))));
     // Without scores: "not recorded" (a local trace without them), "not sent" (a server's ids-only one).
     const QString none = weights ? tr("not recorded") : tr("not sent");

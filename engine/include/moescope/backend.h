@@ -29,6 +29,9 @@ struct ForwardResult {
   std::vector<int32_t> expert_ids;
   std::vector<float> expert_weights;
   std::vector<float> probs;  // [n_tokens][n_moe_layers][n_experts] when requested
+  // [n_tokens][n_moe_layers]: the sigmoid gate of a gated shared expert (Qwen2-MoE, Qwen3.5),
+  // where the backend records it (CPU); empty otherwise.
+  std::vector<float> shared_gates;
 };
 
 struct KvStats {

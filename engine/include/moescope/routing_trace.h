@@ -34,8 +34,11 @@ public:
 
   // ids/weights: [n_moe_layers][k] for one token, k <= top_k() (rest padded as "none"); ids
   // outside [0, n_experts) are "none" too. weights == nullptr: not known (see above).
-  // probs: [n_moe_layers][n_experts] or nullptr.
-  void append(const TraceToken& token, const int32_t* ids, const float* weights, int k, const float* probs = nullptr);
+  // probs: [n_moe_layers][n_experts] or nullptr. shared_gates: [n_moe_layers], the sigmoid gate of a
+  // gated shared expert (Qwen2-MoE, Qwen3.5) at each MoE layer, or nullptr (tokens without them
+  // read as 0 once a trace has some).
+  void append(const TraceToken& token, const int32_t* ids, const float* weights, int k, const float* probs = nullptr,
+              const float* shared_gates = nullptr);
   void truncate(size_t n_tokens);
   void clear() { truncate(0); }
   // Segments: tokens [first, last) as a trace of their own (same shape; probabilities when this
@@ -66,6 +69,9 @@ public:
   bool has_weights() const { return !weights_unknown_; }
   bool has_probs() const { return !probs_.empty(); }
   float prob(size_t i, int m, int expert) const;  // 0 when not recorded
+  // The gated shared expert's gate value (JSON "shared_gate"); -1 when none was recorded.
+  bool has_shared_gates() const { return !gates_.empty(); }
+  float shared_gate(size_t i, int m) const;
   size_t bytes() const;                           // memory held by the routing arrays
 
   nlohmann::json to_json() const;
@@ -85,6 +91,7 @@ private:
   std::vector<uint16_t> ids_;      // [tokens][moe_layers][top_k], 0xFFFF = none
   std::vector<uint16_t> weights_;  // same shape, IEEE half
   std::vector<uint16_t> probs_;    // [tokens][moe_layers][n_experts] half, or empty
+  std::vector<uint16_t> gates_;    // [tokens][moe_layers] half: the shared expert's gate, or empty
   bool weights_unknown_ = false;   // some token was appended without weights
 };
 

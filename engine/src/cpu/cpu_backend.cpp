@@ -722,12 +722,17 @@ private:
       first = start[size_t(e)];
     }
     n_pairs_ = start[size_t(E)];
-    // Shared expert(s): every token, plain (DeepSeek) or behind a sigmoid gate (Qwen2-MoE).
+    // Shared expert(s): every token, plain (DeepSeek) or behind a sigmoid gate (Qwen2-MoE), whose
+    // value goes into the routing trace too.
+    if (s_.moe.shared == SharedExperts::SigmoidGated && out.shared_gates.size() != size_t(out.n_tokens) * size_t(n_moe))
+      out.shared_gates.assign(size_t(out.n_tokens) * size_t(n_moe), 0.0f);
     if (s_.moe.shared != SharedExperts::None)
       add_all_tokens(L.shared, T, [&](int t) {
         if (s_.moe.shared != SharedExperts::SigmoidGated) return 1.0f;
         const float z = cpu::dot(xn_.data() + size_t(t) * H, L.shared_gate.data, L.shared_gate.dtype, H);
-        return 1.0f / (1.0f + std::exp(-z));
+        const float g = 1.0f / (1.0f + std::exp(-z));
+        out.shared_gates[size_t(out_row0 + t) * size_t(n_moe) + size_t(moe_index)] = g;
+        return g;
       });
     run_groups(T, y);
   }

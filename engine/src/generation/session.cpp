@@ -76,7 +76,8 @@ void Session::record(std::span<const int32_t> tokens, int pos0, Phase phase, con
     if (token_text) tk.text = token_text(tokens[t]);
     const size_t row = t * size_t(nm);
     trace_.append(tk, r.expert_ids.data() + row * K, r.expert_weights.data() + row * K, K,
-                  r.probs.empty() ? nullptr : r.probs.data() + row * size_t(trace_.n_experts()));
+                  r.probs.empty() ? nullptr : r.probs.data() + row * size_t(trace_.n_experts()),
+                  r.shared_gates.empty() ? nullptr : r.shared_gates.data() + row);
   }
   (void)first;
 }

@@ -29,7 +29,7 @@ RoutingTrace::RoutingTrace(std::string model, int n_experts, int top_k, std::vec
 }
 
 void RoutingTrace::append(const TraceToken& token, const int32_t* ids, const float* weights, int k,
-                          const float* probs) {
+                          const float* probs, const float* shared_gates) {
   tokens_.push_back(token);
   if (!weights) weights_unknown_ = true;
   const size_t nm = moe_layers_.size();
@@ -45,6 +45,12 @@ void RoutingTrace::append(const TraceToken& token, const int32_t* ids, const flo
   } else if (!probs_.empty()) {
     probs_.resize(tokens_.size() * nm * size_t(n_experts_), 0);
   }
+  if (shared_gates) {
+    gates_.resize((tokens_.size() - 1) * nm, 0);
+    for (size_t m = 0; m < nm; ++m) gates_.push_back(f32_to_f16(shared_gates[m]));
+  } else if (!gates_.empty()) {
+    gates_.resize(tokens_.size() * nm, 0);
+  }
 }
 
 void RoutingTrace::truncate(size_t n) {
@@ -54,6 +60,7 @@ void RoutingTrace::truncate(size_t n) {
   ids_.resize(n * moe_layers_.size() * size_t(top_k_));
   weights_.resize(ids_.size());
   if (!probs_.empty()) probs_.resize(n * moe_layers_.size() * size_t(n_experts_));
+  if (!gates_.empty()) gates_.resize(n * moe_layers_.size());
 }
 
 RoutingTrace RoutingTrace::slice(size_t first, size_t last) const {
@@ -89,6 +96,13 @@ void RoutingTrace::append(const RoutingTrace& seg, size_t first, size_t last) {
   } else if (!probs_.empty()) {
     probs_.resize(tokens_.size() * scores, 0);
   }
+  const size_t nm = moe_layers_.size();
+  if (!seg.gates_.empty()) {
+    gates_.resize(before * nm, 0);
+    gates_.insert(gates_.end(), at(seg.gates_, first * nm), at(seg.gates_, last * nm));
+  } else if (!gates_.empty()) {
+    gates_.resize(tokens_.size() * nm, 0);
+  }
 }
 
 int RoutingTrace::expert(size_t i, int m, int slot) const {
@@ -103,7 +117,12 @@ float RoutingTrace::prob(size_t i, int m, int e) const {
   return f16_to_f32(probs_[(i * moe_layers_.size() + size_t(m)) * size_t(n_experts_) + size_t(e)]);
 }
 
-size_t RoutingTrace::bytes() const { return (ids_.size() + weights_.size() + probs_.size()) * 2; }
+float RoutingTrace::shared_gate(size_t i, int m) const {
+  if (gates_.empty()) return -1.0f;
+  return f16_to_f32(gates_[i * moe_layers_.size() + size_t(m)]);
+}
+
+size_t RoutingTrace::bytes() const { return (ids_.size() + weights_.size() + probs_.size() + gates_.size()) * 2; }
 
 nlohmann::json RoutingTrace::to_json() const {
   using nlohmann::json;
@@ -128,6 +147,7 @@ nlohmann::json RoutingTrace::to_json() const {
         for (int e = 0; e < n_experts_; ++e) p.push_back(half_digits(prob(i, m, e)));
         r["probs"] = p;
       }
+      if (has_shared_gates()) r["shared_gate"] = half_digits(shared_gate(i, m));
       routes.push_back(r);
     }
     toks.push_back({{"pos", t.pos}, {"id", t.id}, {"text", t.text},
@@ -166,7 +186,7 @@ RoutingTrace RoutingTrace::from_json(const nlohmann::json& j) {
   if (!j.contains("tokens") || !j["tokens"].is_array()) throw fail("missing 'tokens' array");
   const size_t nm = layers.size();
   std::vector<int32_t> ids(nm * size_t(top_k));
-  std::vector<float> w(nm * size_t(top_k)), probs;
+  std::vector<float> w(nm * size_t(top_k)), probs, gates;
   size_t index = 0;
   for (const auto& tk : j["tokens"]) {
     const std::string where = "token " + std::to_string(index++);
@@ -180,7 +200,7 @@ RoutingTrace RoutingTrace::from_json(const nlohmann::json& j) {
       throw fail(where + ": 'routes' must hold one entry per MoE layer");
     std::fill(ids.begin(), ids.end(), -1);
     std::fill(w.begin(), w.end(), 0.0f);
-    bool with_probs = false, with_weights = true;
+    bool with_probs = false, with_weights = true, with_gates = false;
     for (size_t m = 0; m < nm; ++m) {
       const auto& r = tk["routes"][m];
       const bool route_weights = weights_known && r.is_object() && r.contains("weights");
@@ -205,8 +225,16 @@ RoutingTrace RoutingTrace::from_json(const nlohmann::json& j) {
           probs[m * size_t(n_experts) + size_t(e)] = r["probs"][size_t(e)].get<float>();
         }
       }
+      if (r.contains("shared_gate")) {
+        if (!r["shared_gate"].is_number() || !(r["shared_gate"].get<double>() >= 0.0 && r["shared_gate"].get<double>() <= 1.0))
+          throw fail(where + ": 'shared_gate' must be a number in [0, 1]");
+        if (!with_gates) gates.assign(nm, 0.0f);
+        with_gates = true;
+        gates[m] = r["shared_gate"].get<float>();
+      }
     }
-    t.append(tt, ids.data(), with_weights ? w.data() : nullptr, top_k, with_probs ? probs.data() : nullptr);
+    t.append(tt, ids.data(), with_weights ? w.data() : nullptr, top_k, with_probs ? probs.data() : nullptr,
+             with_gates ? gates.data() : nullptr);
   }
   return t;
 }
