@@ -73,6 +73,16 @@ private slots:
   void one_load_for_chat_and_experiments();
 };
 
+// A window on the chat test model, on the CPU, keeping its files in `dir`.
+static moescope::desktop::AppOptions window_options(const QTemporaryDir& dir) {
+  moescope::desktop::AppOptions o;
+  o.model_dir = kModel;
+  o.backend = QStringLiteral("cpu");
+  o.data_dir = dir.path();
+  o.settings_file = dir.filePath(QStringLiteral("settings.ini"));
+  return o;
+}
+
 void TestExperimentsUi::anatomy_presets() {
   AnatomyView view(nullptr);
   QVERIFY(view.showPreset(QStringLiteral("deepseek-r1")));
@@ -210,11 +220,7 @@ void TestExperimentsUi::experiments_learn_more() {
   QTemporaryDir dir;
   ViewRegistry views;
   register_experiments(views);
-  moescope::desktop::AppOptions o;
-  o.model_dir = kModel;
-  o.backend = QStringLiteral("cpu");
-  o.data_dir = dir.path();
-  o.settings_file = dir.filePath(QStringLiteral("settings.ini"));
+  const moescope::desktop::AppOptions o = window_options(dir);
   moescope::desktop::MainWindow w(o, views);
   QSignalSpy ready(&w, &moescope::desktop::MainWindow::modelReady);
   w.show();
@@ -240,11 +246,7 @@ void TestExperimentsUi::intervention_reaches_generation() {
   QTemporaryDir dir;
   ViewRegistry views;
   register_experiments(views);
-  moescope::desktop::AppOptions o;
-  o.model_dir = kModel;
-  o.backend = QStringLiteral("cpu");
-  o.data_dir = dir.path();
-  o.settings_file = dir.filePath(QStringLiteral("settings.ini"));
+  const moescope::desktop::AppOptions o = window_options(dir);
   moescope::desktop::MainWindow w(o, views);
   QSignalSpy ready(&w, &moescope::desktop::MainWindow::modelReady);
   w.show();

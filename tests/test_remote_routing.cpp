@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "moescope/error.h"
+#include "expect_error.h"
 #include "moescope/remote_routing.h"
 #include "moescope/routing_dump.h"
 #include "moescope/routing_stats.h"
@@ -78,19 +79,7 @@ RoutingTrace stream_trace(const std::string& text, const RoutingGeometry& g, siz
   return to_trace(a.result(), 0, sample_shape());
 }
 
-// Expects `f` to throw an Error whose one-line message contains `needle`.
-template <class F>
-void expect_error(F&& f, const char* needle) {
-  try {
-    f();
-  } catch (const Error& e) {
-    const std::string msg = e.what();
-    QVERIFY2(msg.find(needle) != std::string::npos, qPrintable(QString::fromStdString("unexpected message: " + msg)));
-    QVERIFY2(msg.find('\n') == std::string::npos, "message must be one line");
-    return;
-  }
-  QFAIL(qPrintable(QString("no error; expected one containing '%1'").arg(needle)));
-}
+using moescope::test::expect_error;
 
 }  // namespace
 

@@ -13,6 +13,7 @@
 #include <sstream>
 #include <thread>
 
+#include "expect_error.h"
 #include "moescope/error.h"
 #include "moescope/routing_dump.h"
 
@@ -24,18 +25,7 @@ namespace {
 
 const fs::path kData = fs::path(MOESCOPE_TEST_DATA) / "remote";
 
-template <class F>
-void expect_error(F&& f, const std::string& needle) {
-  try {
-    f();
-  } catch (const Error& e) {
-    const std::string msg = e.what();
-    QVERIFY2(msg.find(needle) != std::string::npos, qPrintable(QString::fromStdString("unexpected message: " + msg)));
-    QVERIFY2(msg.find('\n') == std::string::npos, "message must be one line");
-    return;
-  }
-  QFAIL(qPrintable(QString::fromStdString("no error; expected one containing '" + needle + "'")));
-}
+using moescope::test::expect_error;
 
 std::string shape_tuple(const std::vector<int64_t>& shape) {
   std::string s = "(";
