@@ -13,6 +13,7 @@
 #include <QTcpSocket>
 
 #include <filesystem>
+#include <memory>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -51,6 +52,34 @@ private:
   int port_ = 0;
 };
 
+// A self-signed certificate for 127.0.0.1 (also as its IP subject-alternative name) made with the
+// openssl command into `dir`: the TLS configuration of a server that presents it. False when
+// openssl is missing or fails.
+inline bool self_signed_config(const QString& dir, QSslConfiguration* config, QSslCertificate* certificate = nullptr) {
+  const QString key = dir + QStringLiteral("/tls.key"), crt = dir + QStringLiteral("/tls.crt");
+  QProcess p;
+  p.start(QStringLiteral("openssl"), {"req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", crt, "-days", "1",
+                                      "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"});
+  if (!p.waitForFinished(30000) || p.exitCode() != 0) return false;
+  QFile kf(key), cf(crt);
+  if (!kf.open(QIODevice::ReadOnly) || !cf.open(QIODevice::ReadOnly)) return false;
+  const QSslCertificate cert(cf.readAll());
+  QSslConfiguration c = QSslConfiguration::defaultConfiguration();
+  c.setPrivateKey(QSslKey(kf.readAll(), QSsl::Rsa));
+  c.setLocalCertificate(cert);
+  *config = c;
+  if (certificate) *certificate = cert;
+  return !cert.isNull();
+}
+
+// `server` presenting a self-signed certificate, listening on a free loopback port.
+inline bool self_signed(QSslServer& server, const QString& dir) {
+  QSslConfiguration c;
+  if (!self_signed_config(dir, &c)) return false;
+  server.setSslConfiguration(c);
+  return server.listen(QHostAddress::LocalHost, 0);
+}
+
 // A scripted HTTP/1.1 server: GET /v1/models answers `models`; a POST answers `answer` (status
 // line, headers and body as given), optionally cut after `cut` bytes, or never (`hang`).
 class Scripted : public QObject {
@@ -62,10 +91,21 @@ public:
   bool hang_models = false;
   QByteArray last_request;
 
-  Scripted() {
-    server_.listen(QHostAddress::LocalHost, 0);
-    connect(&server_, &QTcpServer::newConnection, this, [this] {
-      while (QTcpSocket* s = server_.nextPendingConnection()) {
+  // tls_dir non-empty: HTTPS with a self-signed certificate made there (certificate() is it).
+  explicit Scripted(const QString& tls_dir = {}) {
+    if (!tls_dir.isEmpty()) {
+      auto tls = std::make_unique<QSslServer>();
+      QSslConfiguration c;
+      if (!self_signed_config(tls_dir, &c, &certificate_)) return;
+      tls->setSslConfiguration(c);
+      server_ = std::move(tls);
+    } else {
+      server_ = std::make_unique<QTcpServer>();
+    }
+    server_->listen(QHostAddress::LocalHost, 0);
+    // After the TLS handshake for QSslServer, at once for a plain server.
+    connect(server_.get(), &QTcpServer::pendingConnectionAvailable, this, [this] {
+      while (QTcpSocket* s = server_->nextPendingConnection()) {
         auto* buf = new QByteArray;
         connect(s, &QTcpSocket::readyRead, this, [this, s, buf] {
           *buf += s->readAll();
@@ -92,7 +132,11 @@ public:
       }
     });
   }
-  QString url() const { return QStringLiteral("http://127.0.0.1:%1").arg(server_.serverPort()); }
+  bool listening() const { return server_ && server_->isListening(); }
+  const QSslCertificate& certificate() const { return certificate_; }
+  QString url() const {
+    return QStringLiteral("%1://127.0.0.1:%2").arg(certificate_.isNull() ? "http" : "https").arg(server_ ? server_->serverPort() : 0);
+  }
 
   static QByteArray json_response(const QByteArray& body, int status = 200, const QByteArray& reason = "OK") {
     return "HTTP/1.1 " + QByteArray::number(status) + " " + reason + "\r\nContent-Type: application/json\r\nContent-Length: " +
@@ -103,24 +147,8 @@ public:
   }
 
 private:
-  QTcpServer server_;
+  std::unique_ptr<QTcpServer> server_;
+  QSslCertificate certificate_;
 };
-
-// A self-signed certificate for 127.0.0.1 made with the openssl command into `dir`, set on `server`,
-// which then listens on a free loopback port. False when openssl is missing or fails.
-inline bool self_signed(QSslServer& server, const QString& dir) {
-  const QString key = dir + QStringLiteral("/tls.key"), crt = dir + QStringLiteral("/tls.crt");
-  QProcess p;
-  p.start(QStringLiteral("openssl"), {"req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", crt, "-days", "1",
-                                      "-subj", "/CN=127.0.0.1"});
-  if (!p.waitForFinished(30000) || p.exitCode() != 0) return false;
-  QFile kf(key), cf(crt);
-  if (!kf.open(QIODevice::ReadOnly) || !cf.open(QIODevice::ReadOnly)) return false;
-  QSslConfiguration c = QSslConfiguration::defaultConfiguration();
-  c.setPrivateKey(QSslKey(kf.readAll(), QSsl::Rsa));
-  c.setLocalCertificate(QSslCertificate(cf.readAll()));
-  server.setSslConfiguration(c);
-  return server.listen(QHostAddress::LocalHost, 0);
-}
 
 }  // namespace moescope::test

@@ -9,6 +9,8 @@
 //     answers (timeout), a stream cut mid-event, an HTTP error with a JSON body.
 #include <QProcess>
 #include <QSignalSpy>
+#include <QSslConfiguration>
+#include <QSslSocket>
 #include <QTcpServer>
 #include <QTcpSocket>
 #include <QTemporaryDir>
@@ -430,6 +432,32 @@ private slots:
     QCOMPARE(b.failure, QString());
     QCOMPARE(b.summary.text, QString("Hi"));
     QVERIFY2(b.summary.error.contains("invalid JSON"), qPrintable(b.summary.error));
+  }
+
+  // HTTPS through Qt's TLS: a chat with a server whose certificate is trusted (here: added to the
+  // default configuration's CAs, as a system store would hold it).
+  void https_with_a_trusted_certificate() {
+    if (!QSslSocket::supportsSsl()) QSKIP("no TLS backend in this Qt");
+    QTemporaryDir dir;
+    Scripted server(dir.path());
+    if (!server.listening()) QSKIP("openssl could not make a certificate here");
+    server.answer = Scripted::sse_response(QByteArray::fromStdString(read_file(fs::path(MOESCOPE_TEST_DATA) / "remote/vllm_chat_stream.txt")));
+    QVERIFY(server.url().startsWith("https://"));
+    EngineHost host(nullptr);
+    const QString untrusted = connect_host(host, server_at(server.url()));
+    QVERIFY2(untrusted.contains("TLS handshake"), qPrintable(untrusted));
+    const QSslConfiguration before = QSslConfiguration::defaultConfiguration();
+    QSslConfiguration trusting = before;
+    trusting.addCaCertificate(server.certificate());
+    QSslConfiguration::setDefaultConfiguration(trusting);
+    EngineHost fresh(nullptr);  // a new network manager, with the trusting configuration
+    const QString m = connect_host(fresh, server_at(server.url()));
+    const Answer a = ask(fresh, question("hi"), greedy(3));
+    QSslConfiguration::setDefaultConfiguration(before);
+    QCOMPARE(m, QString());
+    QCOMPARE(a.failure, QString());
+    QCOMPARE(a.summary.text, QString("Hi there"));
+    QVERIFY(a.summary.trace && a.summary.trace->size() == 6);
   }
 
   void timeouts() {
