@@ -9,6 +9,8 @@
 
 #include "cpu/gemm.h"
 #include "moescope/backend.h"
+#include "moescope/compare.h"
+#include "moescope/routing_stats.h"
 #include "moescope/error.h"
 #include "moescope/npy.h"
 #include "moescope/session.h"
@@ -255,6 +257,58 @@ private slots:
     QCOMPARE(third.reused_tokens, cached);
     Session fresh2(model, make_backend(model, {"cpu", 64, 2}));
     QCOMPARE(third.generated, fresh2.generate(longer, p).generated);
+  }
+
+  // Every architecture in the tools that work on routing: a generated answer's trace has the
+  // model's MoE layers and top-k and reads back from its JSON, its statistics count every token,
+  // and an intervention (top-1 instead of the model's top-k; the first expert disabled everywhere)
+  // changes the routing in compare_runs and never selects a disabled expert.
+  void tools_on_every_architecture_data() { rows(); }
+  void tools_on_every_architecture() {
+    QFETCH(QString, name);
+    const std::string n = name.toStdString();
+    auto model = load_model(dir_of(n.c_str()));
+    const ModelSpec& spec = model->spec;
+    Session s(model, make_backend(model, {"cpu", 64, 2}));
+    GenerateParams p;
+    p.max_tokens = 4;
+    p.stop_at_eos = false;
+    const std::vector<int32_t> prompt = {1, 5, 9, 13, 2};
+    const GenerateResult r = s.generate(prompt, p);
+    QCOMPARE(int(r.generated.size()), 4);
+    const RoutingTrace& t = s.trace();
+    QCOMPARE(t.size(), prompt.size() + r.generated.size() - 1);  // the last sampled token is never fed
+    QCOMPARE(t.moe_layers(), spec.moe_layer_indices());
+    QCOMPARE(RoutingTrace::from_json(t.to_json()), t);
+    RoutingStats stats = RoutingStats::for_trace(t);
+    stats.add_all(t);
+    QCOMPARE(stats.tokens(), int64_t(t.size()));
+    if (spec.moe_layer_indices().empty()) return;  // dense: no routing to change
+    QCOMPARE(t.top_k(), spec.moe.router.top_k);
+    for (int m = 0; m < t.n_moe_layers(); ++m) {
+      int64_t routed = 0;
+      for (int64_t c : stats.load(m)) routed += c;
+      QCOMPARE(routed, int64_t(t.size()) * t.top_k());  // every token chose top-k experts at every MoE layer
+    }
+
+    RoutingControl top1;
+    top1.top_k = 1;
+    GenerateParams greedy = p;
+    greedy.sampling.temperature = 0.0f;
+    const RunComparison c = compare_runs(s, prompt, greedy, top1);
+    QVERIFY(c.first_route_divergence_pos >= 0);
+    QVERIFY(c.routed_overlap < 1.0);
+
+    RoutingControl off;
+    off.disabled.assign(size_t(spec.n_layers), std::vector<uint8_t>(size_t(spec.moe.router.n_experts), 0));
+    for (int l : spec.moe_layer_indices()) off.disabled[size_t(l)][0] = 1;
+    GenerateParams with = p;
+    with.control = off;
+    s.reset();
+    s.generate(prompt, with);
+    for (size_t i = 0; i < s.trace().size(); ++i)
+      for (int m = 0; m < s.trace().n_moe_layers(); ++m)
+        for (int k = 0; k < s.trace().top_k(); ++k) QVERIFY(s.trace().expert(i, m, k) != 0);
   }
 
 private:
