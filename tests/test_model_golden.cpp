@@ -10,6 +10,8 @@
 #include "cpu/gemm.h"
 #include "moescope/backend.h"
 #include "moescope/compare.h"
+#include "moescope/corpus_analysis.h"
+#include "moescope/tokenizer.h"
 #include "moescope/routing_stats.h"
 #include "moescope/error.h"
 #include "moescope/npy.h"
@@ -261,8 +263,9 @@ private slots:
 
   // Every architecture in the tools that work on routing: a generated answer's trace has the
   // model's MoE layers and top-k and reads back from its JSON, its statistics count every token,
-  // and an intervention (top-1 instead of the model's top-k; the first expert disabled everywhere)
-  // changes the routing in compare_runs and never selects a disabled expert.
+  // an intervention (top-1 instead of the model's top-k; the first expert disabled everywhere)
+  // changes the routing in compare_runs and never selects a disabled expert, and a corpus analysis
+  // counts every token of its domains.
   void tools_on_every_architecture_data() { rows(); }
   void tools_on_every_architecture() {
     QFETCH(QString, name);
@@ -309,6 +312,24 @@ private slots:
     for (size_t i = 0; i < s.trace().size(); ++i)
       for (int m = 0; m < s.trace().n_moe_layers(); ++m)
         for (int k = 0; k < s.trace().top_k(); ++k) QVERIFY(s.trace().expert(i, m, k) != 0);
+
+    // Corpus analysis, with a byte tokenizer (256 ids: within every test model's vocabulary).
+    const Tokenizer bytes = Tokenizer::from_file(std::string(MOESCOPE_TEST_DATA) + "/tokenizers/bytes-256/tokenizer.json");
+    QCOMPARE(bytes.encode("ab"), (std::vector<int32_t>{97, 98}));
+    s.reset();
+    AnalysisOptions small;
+    small.window = 16;
+    const std::string code = "def f(a, b): return a + b", prose = "The router picks the experts.";
+    const CorpusAnalysis a = analyze_corpus(s, bytes, {{"code", code}, {"prose", prose}}, small);
+    QCOMPARE(a.domains.size(), size_t(2));
+    QCOMPARE(a.domains[0].tokens, int64_t(code.size()));
+    QCOMPARE(a.domains[1].tokens, int64_t(prose.size()));
+    QCOMPARE(a.moe_layers, spec.moe_layer_indices());
+    for (const DomainRouting& d : a.domains) {
+      int64_t chosen = 0;
+      for (int64_t c : d.load[0]) chosen += c;
+      QCOMPARE(chosen, d.tokens * spec.moe.router.top_k);
+    }
   }
 
 private:
