@@ -26,6 +26,9 @@ namespace fs = std::filesystem;
 QString qs(const std::string& s) { return QString::fromStdString(s); }
 
 constexpr int kStopPollMs = 20;
+
+// A server's address for the log: without a user name or password written into the URL.
+std::string loggable(const QString& url) { return QUrl(url).toString(QUrl::RemoveUserInfo).toStdString(); }
 constexpr int kMinAnswerRoom = 16;  // fewer free tokens than this: the conversation does not fit
 
 // A request failed before or without an HTTP answer: what the user can act on.
@@ -226,7 +229,7 @@ void RemoteClient::connectTo(quint64 id, const RemoteServer& server) {
   try {
     QNetworkReply* reply = network().get(request_for(server, QStringLiteral("/v1/models")));
     connecting_ = reply;
-    spdlog::info("remote: connecting to {} (model {})", server.url.toStdString(),
+    spdlog::info("remote: connecting to {} (model {})", loggable(server.url),
                  server.model.isEmpty() ? std::string("the server's first") : server.model.toStdString());
     connect(reply, &QNetworkReply::finished, this, [this, id, server, reply] { onModels(id, server, reply); });
   } catch (const std::exception& e) {
@@ -300,12 +303,12 @@ void RemoteClient::onModels(quint64 id, const RemoteServer& server, QNetworkRepl
     info.top_k = c.shape.top_k;
     info.moe_layers = c.shape.moe_layers;
     spdlog::info("remote: connected to {}, model {} ({} MoE layers, {} experts, top-{}; shape from {})",
-                 server.url.toStdString(), info.name.toStdString(), info.moe_layers.size(), info.n_experts, info.top_k,
+                 loggable(server.url), info.name.toStdString(), info.moe_layers.size(), info.n_experts, info.top_k,
                  info.shape_source.toStdString());
     connected_ = std::move(c);
     emit connected(id, connected_->info);
   } catch (const std::exception& e) {
-    spdlog::error("remote: connecting to {} failed: {}", server.url.toStdString(), e.what());
+    spdlog::error("remote: connecting to {} failed: {}", loggable(server.url), e.what());
     emit connectFailed(id, QString::fromUtf8(e.what()));
   }
 }
@@ -460,7 +463,7 @@ void RemoteClient::start(const GenerationRequest& request, bool retried) {
   connect(a->reply, &QNetworkReply::finished, this, &RemoteClient::onAnswerDone);
   answer_ = std::move(a);
   stop_poll_.start();
-  spdlog::info("remote: streaming an answer from {} ({} max tokens)", c.server.url.toStdString(), s.max_tokens);
+  spdlog::info("remote: streaming an answer from {} ({} max tokens)", loggable(c.server.url), s.max_tokens);
 }
 
 void RemoteClient::onData() {

@@ -14,6 +14,7 @@
 #include <QMenuBar>
 #include <QMessageBox>
 #include <QTimer>
+#include <QUrl>
 #include <QPlainTextEdit>
 #include <QProgressBar>
 #include <QPushButton>
@@ -776,7 +777,7 @@ void MainWindow::connectToServer(const ui::RemoteServer& server) {
   chat_->notices()->remove_notice(QStringLiteral("load"));
   chat_->notices()->remove_notice(QStringLiteral("fallback"));
   chat_->notices()->remove_notice(QStringLiteral("routing"));
-  spdlog::info("connecting to the server {}", server.url.toStdString());  // never the key
+  spdlog::info("connecting to the server {}", QUrl(server.url).toString(QUrl::RemoveUserInfo).toStdString());  // never the key
   chat_->setLoading(server.model.isEmpty() ? server.url : server.model);
   engine_->connectServer(server);
 }
