@@ -151,41 +151,6 @@ struct RemoteClient::Answer {
   }
 };
 
-namespace {
-
-// Rows [from, a.n_tokens) of a payload into the trace (ids only unless the server sent weights).
-void append_rows(RoutingTrace& trace, const remote::RoutedExperts& a, const std::vector<float>& weights, int64_t from,
-                 int32_t pos0, Phase phase, const std::vector<int>& rows, const std::vector<int32_t>& token_ids,
-                 const std::function<std::string(int64_t)>& text_of) {
-  const int K = a.top_k, L = a.n_layers;
-  if (K > trace.top_k())
-    throw Error("the routed experts have " + std::to_string(K) + " experts a layer; the model selects " + std::to_string(trace.top_k()));
-  const bool has_weights = weights.size() == a.ids.size();
-  const size_t nm = rows.size();
-  std::vector<int32_t> ids(nm * size_t(K));
-  std::vector<float> w(nm * size_t(K));
-  for (int64_t t = from; t < a.n_tokens; ++t) {
-    const size_t base = size_t(t) * size_t(L) * size_t(K);
-    for (size_t m = 0; m < nm; ++m)
-      for (int k = 0; k < K; ++k) {
-        const size_t src = base + size_t(rows[m]) * size_t(K) + size_t(k);
-        const int32_t e = a.ids[src];
-        if (e >= trace.n_experts())
-          throw Error("expert id " + std::to_string(e) + " is not below the model's " + std::to_string(trace.n_experts()) +
-                      " experts (physical ids of redundant experts under expert-parallel load balancing, or another model's config?)");
-        ids[m * size_t(K) + size_t(k)] = e;
-        if (has_weights) w[m * size_t(K) + size_t(k)] = weights[src];
-      }
-    TraceToken tk;
-    tk.pos = pos0 + int32_t(t);
-    tk.id = size_t(t) < token_ids.size() ? token_ids[size_t(t)] : 0;
-    tk.phase = phase;
-    tk.text = text_of(t);
-    trace.append(tk, ids.data(), has_weights ? w.data() : nullptr, K);
-  }
-}
-
-}  // namespace
 
 // ---- the client ----------------------------------------------------------------------------------
 
@@ -432,7 +397,7 @@ void RemoteClient::start(const GenerationRequest& request, bool retried) {
       if (P.n_tokens > ap->prompt_rows) {
         if (ap->generated_rows > 0) throw Error("prompt rows after generated rows");
         if (P.n_layers != ap->payload_layers) throw Error("the payload's layer count changed");
-        append_rows(*ap->trace, P, r.prompt_weights, ap->prompt_rows, 0, Phase::Prefill, ap->rows, r.prompt_token_ids,
+        remote::append_rows(*ap->trace, P, r.prompt_weights, ap->prompt_rows, 0, Phase::Prefill, ap->rows, r.prompt_token_ids,
                     [&](int64_t t) {
                       if (!tok || size_t(t) >= r.prompt_token_ids.size()) return std::string();
                       const int32_t id = r.prompt_token_ids[size_t(t)];
@@ -443,7 +408,7 @@ void RemoteClient::start(const GenerationRequest& request, bool retried) {
       if (G && G->n_tokens > ap->generated_rows) {
         if (ap->prompt_rows == 0) throw Error("generated rows before the prompt's");
         if (G->n_layers != ap->payload_layers) throw Error("the payload's layer count changed");
-        append_rows(*ap->trace, *G, g->weights, ap->generated_rows, int32_t(ap->prompt_rows), Phase::Decode, ap->rows,
+        remote::append_rows(*ap->trace, *G, g->weights, ap->generated_rows, int32_t(ap->prompt_rows), Phase::Decode, ap->rows,
                     g->token_ids, [&](int64_t t) { return size_t(t) < ap->pieces.size() ? ap->pieces[size_t(t)] : std::string(); });
         ap->generated_rows = G->n_tokens;
       }
@@ -598,14 +563,14 @@ void RemoteClient::onAnswerDone() {
         remote::layer_map(first.n_layers, c.shape, moe_layers, rows);
         RoutingTrace full(c.shape.model, c.shape.n_experts, c.shape.top_k, moe_layers);
         const std::shared_ptr<const Tokenizer> tok = c.tokenizer;
-        append_rows(full, P, r.prompt_weights, 0, 0, Phase::Prefill, rows, r.prompt_token_ids, [&](int64_t t) {
+        remote::append_rows(full, P, r.prompt_weights, 0, 0, Phase::Prefill, rows, r.prompt_token_ids, [&](int64_t t) {
           if (!tok || size_t(t) >= r.prompt_token_ids.size()) return std::string();
           const int32_t id = r.prompt_token_ids[size_t(t)];
           return tok->decode(std::span<const int32_t>(&id, 1));
         });
         const int32_t pos0 = !P.empty() ? int32_t(P.n_tokens) : int32_t(std::max<int64_t>(r.prompt_tokens, 0));
         if (G)
-          append_rows(full, *G, choice->weights, 0, pos0, Phase::Decode, rows, choice->token_ids,
+          remote::append_rows(full, *G, choice->weights, 0, pos0, Phase::Decode, rows, choice->token_ids,
                       [&](int64_t t) { return size_t(t) < a->pieces.size() ? a->pieces[size_t(t)] : std::string(); });
         const size_t live = a->trace && a->live_routing && a->trace->same_shape(full) ? a->trace->size() : 0;
         if (full.size() > live) buffer_->add_trace(full, live);

@@ -175,6 +175,15 @@ TraceShape trace_shape_of(const ModelSpec& spec);
 // layer that holds MoE layer m. Error when the payload fits neither the MoE layers nor all layers.
 void layer_map(int payload_layers, const TraceShape& shape, std::vector<int>& moe_layers, std::vector<int>& rows);
 
+// Rows [from, a.n_tokens) of a payload into `trace` as tokens at positions pos0 + row, with
+// rows[m]: the payload layer of the trace's MoE layer m (layer_map). Weights where `weights` has the
+// payload's shape (moescope-cli serve), else none; token ids where `token_ids` has them; text from
+// `text_of` (may be empty). Error on more experts a layer than the trace's top-k or an id at or above
+// its expert count. to_trace and the app's remote backend (rows as they stream) share it.
+void append_rows(RoutingTrace& trace, const RoutedExperts& a, const std::vector<float>& weights, int64_t from, int64_t pos0,
+                 Phase phase, const std::vector<int>& rows, const std::vector<int32_t>& token_ids,
+                 const std::function<std::string(int64_t)>& text_of = {});
+
 // The routing of one choice: prompt rows (phase prefill) then generated rows (decode). The payload's
 // layer axis may count the MoE layers (vLLM) or all layers (SGLang); anything else is an Error.
 // Weights unknown unless the response carried them.

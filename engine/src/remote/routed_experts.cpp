@@ -421,6 +421,39 @@ void layer_map(int L, const TraceShape& shape, std::vector<int>& moe_layers, std
   }
 }
 
+void append_rows(RoutingTrace& trace, const RoutedExperts& a, const std::vector<float>& weights, int64_t from, int64_t pos0,
+                 Phase phase, const std::vector<int>& rows, const std::vector<int32_t>& token_ids,
+                 const std::function<std::string(int64_t)>& text_of) {
+  const int K = a.top_k, L = a.n_layers;
+  if (a.empty() || from >= a.n_tokens) return;
+  if (K > trace.top_k())
+    throw Error("the routed experts have " + std::to_string(K) + " experts a layer; the model selects " + std::to_string(trace.top_k()));
+  const bool has_weights = !weights.empty() && weights.size() == a.ids.size();
+  const size_t nm = rows.size();
+  std::vector<int32_t> ids(nm * size_t(K));
+  std::vector<float> w(nm * size_t(K));
+  for (int64_t t = from; t < a.n_tokens; ++t) {
+    const size_t base = size_t(t) * size_t(L) * size_t(K);
+    for (size_t m = 0; m < nm; ++m)
+      for (int k = 0; k < K; ++k) {
+        const size_t src = base + size_t(rows[m]) * size_t(K) + size_t(k);
+        const int32_t e = a.ids[src];
+        if (e >= trace.n_experts())
+          throw Error("expert id " + std::to_string(e) + " (token " + std::to_string(pos0 + t) + ", layer " +
+                      std::to_string(trace.moe_layers()[m]) + ") is not below the model's " + std::to_string(trace.n_experts()) +
+                      " experts (physical ids of redundant experts under expert-parallel load balancing?)");
+        ids[m * size_t(K) + size_t(k)] = e;
+        if (has_weights) w[m * size_t(K) + size_t(k)] = weights[src];
+      }
+    TraceToken tk;
+    tk.pos = int32_t(pos0 + t);
+    tk.id = size_t(t) < token_ids.size() ? token_ids[size_t(t)] : 0;
+    tk.phase = phase;
+    if (text_of) tk.text = text_of(t);
+    trace.append(tk, ids.data(), has_weights ? w.data() : nullptr, K);
+  }
+}
+
 RoutingTrace to_trace(const ResponseRouting& r, int choice_index, const TraceShape& shape) {
   const ChoiceRouting* c = nullptr;
   for (const auto& ch : r.choices)
@@ -450,41 +483,12 @@ RoutingTrace to_trace(const ResponseRouting& r, int choice_index, const TraceSha
   }
   const bool weights = r.prompt_weights.size() == P.ids.size() && c->weights.size() == G.ids.size() &&
                        !(r.prompt_weights.empty() && c->weights.empty());
+  static const std::vector<float> kNone;
 
   RoutingTrace trace(shape.model.empty() ? r.model : shape.model, n_experts, top_k, moe_layers);
-  const size_t nm = moe_layers.size();
-  std::vector<int32_t> ids(nm * size_t(K));
-  std::vector<float> w(nm * size_t(K));
-  auto add = [&](const RoutedExperts& a, const std::vector<float>& aw, int64_t t, TraceToken tk) {
-    const size_t base = size_t(t) * size_t(L) * size_t(K);
-    for (size_t m = 0; m < nm; ++m)
-      for (int k = 0; k < K; ++k) {
-        const size_t src = base + size_t(rows[m]) * size_t(K) + size_t(k);
-        const int32_t e = a.ids[src];
-        if (e >= n_experts)
-          throw Error("expert id " + std::to_string(e) + " (token " + std::to_string(tk.pos) + ", layer " +
-                      std::to_string(moe_layers[m]) + ") is not below the model's " + std::to_string(n_experts) +
-                      " experts (physical ids of redundant experts under expert-parallel load balancing?)");
-        ids[m * size_t(K) + size_t(k)] = e;
-        if (weights) w[m * size_t(K) + size_t(k)] = aw[src];
-      }
-    trace.append(tk, ids.data(), weights ? w.data() : nullptr, K);
-  };
-  for (int64_t t = 0; t < P.n_tokens; ++t) {
-    TraceToken tk;
-    tk.pos = int32_t(t);
-    tk.id = size_t(t) < r.prompt_token_ids.size() ? r.prompt_token_ids[size_t(t)] : 0;
-    tk.phase = Phase::Prefill;
-    add(P, r.prompt_weights, t, tk);
-  }
+  append_rows(trace, P, weights ? r.prompt_weights : kNone, 0, 0, Phase::Prefill, rows, r.prompt_token_ids);
   const int64_t pos0 = !P.empty() ? P.n_tokens : std::max<int64_t>(r.prompt_tokens, 0);
-  for (int64_t t = 0; t < G.n_tokens; ++t) {
-    TraceToken tk;
-    tk.pos = int32_t(pos0 + t);
-    tk.id = size_t(t) < c->token_ids.size() ? c->token_ids[size_t(t)] : 0;
-    tk.phase = Phase::Decode;
-    add(G, c->weights, t, tk);
-  }
+  append_rows(trace, G, weights ? c->weights : kNone, 0, pos0, Phase::Decode, rows, c->token_ids);
   return trace;
 }
 
