@@ -73,14 +73,19 @@ private slots:
   void one_load_for_chat_and_experiments();
 };
 
-// A window on the chat test model, on the CPU, keeping its files in `dir`.
-static moescope::desktop::AppOptions window_options(const QTemporaryDir& dir) {
+// A shown window on the chat test model (CPU, its files in `dir`) once the model is ready; null
+// when it did not get ready in time.
+static std::unique_ptr<moescope::desktop::MainWindow> ready_window(const QTemporaryDir& dir, const ViewRegistry& views) {
   moescope::desktop::AppOptions o;
   o.model_dir = kModel;
   o.backend = QStringLiteral("cpu");
   o.data_dir = dir.path();
   o.settings_file = dir.filePath(QStringLiteral("settings.ini"));
-  return o;
+  auto w = std::make_unique<moescope::desktop::MainWindow>(o, views);
+  QSignalSpy ready(w.get(), &moescope::desktop::MainWindow::modelReady);
+  w->show();
+  if (!QTest::qWaitFor([&] { return ready.count() > 0; }, kTimeout)) return nullptr;
+  return w;
 }
 
 void TestExperimentsUi::anatomy_presets() {
@@ -220,11 +225,9 @@ void TestExperimentsUi::experiments_learn_more() {
   QTemporaryDir dir;
   ViewRegistry views;
   register_experiments(views);
-  const moescope::desktop::AppOptions o = window_options(dir);
-  moescope::desktop::MainWindow w(o, views);
-  QSignalSpy ready(&w, &moescope::desktop::MainWindow::modelReady);
-  w.show();
-  QTRY_VERIFY_WITH_TIMEOUT(ready.count() > 0, kTimeout);
+  const auto window = ready_window(dir, views);
+  QVERIFY(window);
+  moescope::desktop::MainWindow& w = *window;
   for (const QString id : {QStringLiteral("anatomy"), QStringLiteral("experiments"), QStringLiteral("corpus")}) {
     const QString page = guide_page_for_view(id);
     QVERIFY2(!page.isEmpty() && guide_page(page), qPrintable(id));
@@ -246,11 +249,9 @@ void TestExperimentsUi::intervention_reaches_generation() {
   QTemporaryDir dir;
   ViewRegistry views;
   register_experiments(views);
-  const moescope::desktop::AppOptions o = window_options(dir);
-  moescope::desktop::MainWindow w(o, views);
-  QSignalSpy ready(&w, &moescope::desktop::MainWindow::modelReady);
-  w.show();
-  QTRY_VERIFY_WITH_TIMEOUT(ready.count() > 0, kTimeout);
+  const auto window = ready_window(dir, views);
+  QVERIFY(window);
+  moescope::desktop::MainWindow& w = *window;
   auto* panel = qobject_cast<RoutingPanel*>(w.viewWidget(QStringLiteral("experiments")));
   QVERIFY(panel);
   const moescope::ModelSpec spec = moescope::load_model_spec(kModel.toStdString());

@@ -11,6 +11,7 @@
 
 #include "moescope/error.h"
 #include "expect_error.h"
+#include "remote_samples.h"
 #include "moescope/remote_routing.h"
 #include "moescope/routing_dump.h"
 #include "moescope/routing_stats.h"
@@ -33,16 +34,7 @@ std::string slurp(const std::string& name) {
   return std::move(ss).str();
 }
 
-// The samples' model: 3 layers, layer 0 dense, 8 experts, top-2 (gen_remote_samples.py).
-TraceShape sample_shape() {
-  TraceShape s;
-  s.model = "sample";
-  s.n_experts = 8;
-  s.top_k = 2;
-  s.n_layers = 3;
-  s.moe_layers = {1, 2};
-  return s;
-}
+using moescope::test::sample_shape;
 const RoutingGeometry kSglangGeometry{3, 2};  // SGLang's layer axis counts every layer
 
 int expected(int t, int m, int k, int c = 0) { return (3 * t + 2 * m + k + 5 * c) % 8; }

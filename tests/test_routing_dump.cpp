@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "expect_error.h"
+#include "remote_samples.h"
 #include "moescope/error.h"
 #include "moescope/routing_dump.h"
 
@@ -119,15 +120,7 @@ struct Data {
   }
 };
 
-TraceShape model_shape() {  // 3 layers, layer 0 dense, 8 experts, top-2
-  TraceShape s;
-  s.model = "sample";
-  s.n_experts = 8;
-  s.top_k = 2;
-  s.n_layers = 3;
-  s.moe_layers = {1, 2};
-  return s;
-}
+using moescope::test::sample_shape;
 
 void check_stats(const RoutingStats& st, const std::vector<std::vector<int64_t>>& want, int64_t tokens) {
   QCOMPARE(st.tokens(), tokens);
@@ -176,7 +169,7 @@ private slots:
     const fs::path ids = dir() / "routed.npy", tok = dir() / "tokens.npy";
     write_npy(ids, "<i2", {x.S, x.T, x.L, x.K}, bytes_of(x.ids_as<int16_t>()));
     write_npy(tok, "<i4", {x.S, x.T}, bytes_of(x.tokens));
-    const auto d = RoutingDump::open(ids, model_shape(), tok);
+    const auto d = RoutingDump::open(ids, sample_shape(), tok);
     QCOMPARE(d->format(), std::string("npy"));
     QCOMPARE(d->shape().top_k, 2);
     QCOMPARE(d->shape().n_layers, 3);
@@ -187,7 +180,7 @@ private slots:
     const auto want = x.loads({1, 2}, true, n);
     QCOMPARE(n, int64_t(5 + 3 + 4));
     check_stats(d->stats(), want, n);
-    check_stats(dump_stats(ids, model_shape(), tok), want, n);  // the one-call form: the same
+    check_stats(dump_stats(ids, sample_shape(), tok), want, n);  // the one-call form: the same
     expect_error([&] { d->sequence(3); }, "routed.npy: no sequence 3 (the dump has 3)");
     expect_error([&] { d->sequence(-1); }, "no sequence -1");
 
@@ -206,7 +199,7 @@ private slots:
     const Data x(1, 6);
     const fs::path ids = dir() / "one.npy";
     write_npy(ids, "<i8", {x.T, x.L, x.K}, bytes_of(x.ids_as<int64_t>()));
-    const auto d = RoutingDump::open(ids, model_shape());
+    const auto d = RoutingDump::open(ids, sample_shape());
     QCOMPARE(d->sequences(), int64_t(1));
     check_sequences(*d, x, false, false);
     QCOMPARE(d->sequence_label(0), std::string("sequence 0, 6 tokens"));
@@ -229,7 +222,7 @@ private slots:
     qputenv("MOESCOPE_DUMP_THREADS", threads);
     int64_t n = 0;
     const auto want = x.loads({1, 2}, true, n);
-    const auto d = RoutingDump::open(ids, model_shape(), tok);
+    const auto d = RoutingDump::open(ids, sample_shape(), tok);
     std::vector<std::pair<int64_t, int64_t>> seen;
     DumpProgress p;
     p.progress = [&](int64_t done, int64_t total) { seen.emplace_back(done, total); };
@@ -246,7 +239,7 @@ private slots:
     const Data x(7, 3001);
     const fs::path ids = dir() / "cancel.npy";
     write_npy(ids, "<i4", {x.S, x.T, x.L, x.K}, bytes_of(x.ids));
-    const auto d = RoutingDump::open(ids, model_shape());
+    const auto d = RoutingDump::open(ids, sample_shape());
     std::atomic<bool> stop{true};
     DumpProgress p;
     p.cancel = &stop;
@@ -258,7 +251,7 @@ private slots:
     const Data x(7, 3001);
     const fs::path ids = dir() / "conc.npy";
     write_npy(ids, "<i2", {x.S, x.T, x.L, x.K}, bytes_of(x.ids_as<int16_t>()));
-    const auto d = RoutingDump::open(ids, model_shape());
+    const auto d = RoutingDump::open(ids, sample_shape());
     RoutingStats st;
     std::thread worker([&] { st = d->stats(); });
     size_t sizes = 0;
@@ -276,19 +269,19 @@ private slots:
     write_safetensors(f, {{"routed_experts", "I16", {x.S, x.T, x.L, x.K}, bytes_of(x.ids_as<int16_t>())},
                           {"token_ids", "I64", {x.S, x.T}, bytes_of(std::vector<int64_t>(x.tokens.begin(), x.tokens.end()))},
                           {"routed_expert_weights", "F32", {x.S, x.T, x.L, x.K}, bytes_of(x.weights)}});
-    const auto d = RoutingDump::open(f, model_shape());
+    const auto d = RoutingDump::open(f, sample_shape());
     QCOMPARE(d->format(), std::string("safetensors"));
     check_sequences(*d, x, true);
     int64_t n = 0;
     const auto want = x.loads({1, 2}, true, n);
     check_stats(d->stats(), want, n);
-    check_stats(dump_stats(f, model_shape()), want, n);
+    check_stats(dump_stats(f, sample_shape()), want, n);
 
     // The same numbers in a .npy give the same statistics.
     const fs::path ids = dir() / "same.npy", tok = dir() / "same_tokens.npy";
     write_npy(ids, "<i2", {x.S, x.T, x.L, x.K}, bytes_of(x.ids_as<int16_t>()));
     write_npy(tok, "<i4", {x.S, x.T}, bytes_of(x.tokens));
-    const RoutingStats a = dump_stats(ids, model_shape(), tok), b = d->stats();
+    const RoutingStats a = dump_stats(ids, sample_shape(), tok), b = d->stats();
     for (int m = 0; m < 2; ++m) QCOMPARE(a.load(m), b.load(m));
 
     // One unnamed integer tensor of rank 3 (BF16 weights under the other name); token ids from a .npy.
@@ -302,11 +295,11 @@ private slots:
     const fs::path g = dir() / "one.safetensors";
     write_safetensors(g, {{"weights", "BF16", {y.T, y.L, y.K}, bytes_of(bf16)},
                           {"experts", "I32", {y.T, y.L, y.K}, bytes_of(y.ids)}});
-    const auto e = RoutingDump::open(g, model_shape());
+    const auto e = RoutingDump::open(g, sample_shape());
     check_sequences(*e, y, true, false);
     const fs::path ytok = dir() / "one_tokens.npy";
     write_npy(ytok, "<i4", {y.T}, bytes_of(y.tokens));
-    check_sequences(*RoutingDump::open(g, model_shape(), ytok), y, true, true);
+    check_sequences(*RoutingDump::open(g, sample_shape(), ytok), y, true, true);
   }
 
   void bad_safetensors() {
@@ -315,28 +308,28 @@ private slots:
     const std::vector<int64_t> shape{x.S, x.T, x.L, x.K};
     const fs::path f = dir() / "bad.safetensors";
     write_safetensors(f, {{"routed_experts", "I16", shape, ids16}}, 10);
-    expect_error([&] { RoutingDump::open(f, model_shape()); }, "bad.safetensors: tensor 'routed_experts' has data offsets [0, 96) outside the file's 86 data bytes (truncated file?)");
+    expect_error([&] { RoutingDump::open(f, sample_shape()); }, "bad.safetensors: tensor 'routed_experts' has data offsets [0, 96) outside the file's 86 data bytes (truncated file?)");
     write_safetensors(f, {{"routed_experts", "F32", shape, bytes_of(x.weights)}});
-    expect_error([&] { RoutingDump::open(f, model_shape()); }, "bad.safetensors: tensor 'routed_experts' has dtype F32; expert ids must be integers");
+    expect_error([&] { RoutingDump::open(f, sample_shape()); }, "bad.safetensors: tensor 'routed_experts' has dtype F32; expert ids must be integers");
     write_safetensors(f, {{"routed_experts", "I16", shape, ids16}, {"token_ids", "I32", {x.S, x.T - 1}, bytes_of(std::vector<int32_t>(size_t(x.S * (x.T - 1))))}});
-    expect_error([&] { RoutingDump::open(f, model_shape()); }, "bad.safetensors: tensor 'token_ids' [2, 3] must have the shape of the routing's leading dimensions [2, 4]");
+    expect_error([&] { RoutingDump::open(f, sample_shape()); }, "bad.safetensors: tensor 'token_ids' [2, 3] must have the shape of the routing's leading dimensions [2, 4]");
     write_safetensors(f, {{"routed_experts", "I16", shape, ids16}, {"token_ids", "F32", {x.S, x.T}, bytes_of(std::vector<float>(size_t(x.S * x.T)))}});
-    expect_error([&] { RoutingDump::open(f, model_shape()); }, "tensor 'token_ids' has dtype F32; token ids must be integers");
+    expect_error([&] { RoutingDump::open(f, sample_shape()); }, "tensor 'token_ids' has dtype F32; token ids must be integers");
     write_safetensors(f, {{"routed_experts", "I16", shape, ids16}, {"weights", "F32", {x.S, x.T, x.L, 1}, bytes_of(std::vector<float>(size_t(x.S * x.T * x.L)))}});
-    expect_error([&] { RoutingDump::open(f, model_shape()); }, "tensor 'weights' [2, 4, 3, 1] must have the expert ids' shape [2, 4, 3, 2]");
+    expect_error([&] { RoutingDump::open(f, sample_shape()); }, "tensor 'weights' [2, 4, 3, 1] must have the expert ids' shape [2, 4, 3, 2]");
     write_safetensors(f, {{"a", "I16", shape, ids16}, {"b", "I16", shape, ids16}});
-    expect_error([&] { RoutingDump::open(f, model_shape()); }, "several integer tensors of rank 3 or 4 ('a', 'b'); name the expert ids 'routed_experts'");
+    expect_error([&] { RoutingDump::open(f, sample_shape()); }, "several integer tensors of rank 3 or 4 ('a', 'b'); name the expert ids 'routed_experts'");
     write_safetensors(f, {{"logits", "F32", {2, 2}, bytes_of(std::vector<float>(4))}});
-    expect_error([&] { RoutingDump::open(f, model_shape()); }, "bad.safetensors: no expert ids");
+    expect_error([&] { RoutingDump::open(f, sample_shape()); }, "bad.safetensors: no expert ids");
     write_safetensors(f, {{"routed_experts", "I16", {x.T, 1, x.K}, bytes_of(std::vector<int16_t>(size_t(x.T * x.K)))}});
-    expect_error([&] { RoutingDump::open(f, model_shape()); }, "bad.safetensors: the routed experts have 1 layers a token");
+    expect_error([&] { RoutingDump::open(f, sample_shape()); }, "bad.safetensors: the routed experts have 1 layers a token");
     std::ofstream(f, std::ios::binary) << "abc";
-    expect_error([&] { RoutingDump::open(f, model_shape()); }, "bad.safetensors: truncated safetensors file (3 bytes)");
+    expect_error([&] { RoutingDump::open(f, sample_shape()); }, "bad.safetensors: truncated safetensors file (3 bytes)");
     // An expert id at or above the model's expert count names where it is.
     std::vector<int16_t> high = x.ids_as<int16_t>();
     high[size_t(x.at(1, 2, 2, 0))] = 9;
     write_safetensors(f, {{"routed_experts", "I16", shape, bytes_of(high)}});
-    const auto d = RoutingDump::open(f, model_shape());
+    const auto d = RoutingDump::open(f, sample_shape());
     expect_error([&] { d->stats(); }, "bad.safetensors: expert id 9 (sequence 1, token 2) is not below the model's 8 experts");
     expect_error([&] { d->sequence(1); }, "expert id 9 (sequence 1, token 2)");
     QCOMPARE(d->sequence(0).size(), size_t(x.T));  // the other sequence reads
@@ -347,7 +340,7 @@ private slots:
     const fs::path ids = dir() / "r.npy", tok = dir() / "t.npy";
     write_npy(ids, "<i2", {x.S, x.T, x.L, x.K}, bytes_of(x.ids_as<int16_t>()));
     write_npy(tok, "<i4", {x.S * x.T}, bytes_of(x.tokens));
-    expect_error([&] { RoutingDump::open(ids, model_shape(), tok); },
+    expect_error([&] { RoutingDump::open(ids, sample_shape(), tok); },
                  "t.npy: token ids [8] must have the shape of the routing's leading dimensions [2, 4]");
   }
 
@@ -359,7 +352,7 @@ private slots:
     QCOMPARE(lines.size(), size_t(3));
     const fs::path f = dir() / "rollouts.jsonl";
     std::ofstream(f) << lines[0] << "\n\n" << lines[1] << "\n" << lines[2] << "\n";
-    TraceShape s = model_shape();
+    TraceShape s = sample_shape();
     s.n_layers = 0;  // vLLM sends the MoE layers only
     s.moe_layers = {0, 1};
     const auto d = RoutingDump::open(f, s);
@@ -399,7 +392,7 @@ private slots:
     std::ifstream in(kData / "dump_vllm.jsonl");
     std::vector<std::string> lines;
     for (std::string l; std::getline(in, l);) lines.push_back(l);
-    TraceShape s = model_shape();
+    TraceShape s = sample_shape();
     s.n_layers = 0;
     s.moe_layers = {0, 1};
     auto write = [&](const fs::path& f, std::vector<int> bad) {
