@@ -378,41 +378,8 @@ void RemoteClient::start(const GenerationRequest& request, bool retried) {
   };
   a->stream.on_routing = [this, ap](int choice) {
     if (choice > 0 || !ap->live_routing || !connected_ || connected_->shape.n_experts <= 0) return;
-    const remote::ResponseRouting& r = ap->stream.result();
     try {
-      const remote::RoutedExperts& P = r.prompt;
-      const remote::ChoiceRouting* g = r.choices.empty() ? nullptr : &r.choices.front();
-      const remote::RoutedExperts* G = g && g->index == 0 ? &g->routed : nullptr;
-      if (P.empty() && (!G || G->empty())) return;
-      const remote::RoutedExperts& first = !P.empty() ? P : *G;
-      if (!ap->trace) {
-        const remote::TraceShape& shape = connected_->shape;
-        std::vector<int> moe_layers;
-        remote::layer_map(first.n_layers, shape, moe_layers, ap->rows);
-        ap->payload_layers = first.n_layers;
-        ap->trace.emplace(shape.model, shape.n_experts, shape.top_k > 0 ? shape.top_k : first.top_k, moe_layers);
-      }
-      const size_t before = ap->trace->size();
-      const std::shared_ptr<const Tokenizer> tok = connected_->tokenizer;
-      if (P.n_tokens > ap->prompt_rows) {
-        if (ap->generated_rows > 0) throw Error("prompt rows after generated rows");
-        if (P.n_layers != ap->payload_layers) throw Error("the payload's layer count changed");
-        remote::append_rows(*ap->trace, P, r.prompt_weights, ap->prompt_rows, 0, Phase::Prefill, ap->rows, r.prompt_token_ids,
-                    [&](int64_t t) {
-                      if (!tok || size_t(t) >= r.prompt_token_ids.size()) return std::string();
-                      const int32_t id = r.prompt_token_ids[size_t(t)];
-                      return tok->decode(std::span<const int32_t>(&id, 1));
-                    });
-        ap->prompt_rows = P.n_tokens;
-      }
-      if (G && G->n_tokens > ap->generated_rows) {
-        if (ap->prompt_rows == 0) throw Error("generated rows before the prompt's");
-        if (G->n_layers != ap->payload_layers) throw Error("the payload's layer count changed");
-        remote::append_rows(*ap->trace, *G, g->weights, ap->generated_rows, int32_t(ap->prompt_rows), Phase::Decode, ap->rows,
-                    g->token_ids, [&](int64_t t) { return size_t(t) < ap->pieces.size() ? ap->pieces[size_t(t)] : std::string(); });
-        ap->generated_rows = G->n_tokens;
-      }
-      if (ap->trace->size() > before) buffer_->add_trace(*ap->trace, before);
+      extendTrace(*ap, false);
     } catch (const std::exception& e) {
       // Built again from the whole response at the end, where a real problem is reported.
       spdlog::debug("remote: live routing set aside ({}); the trace is built when the answer ends", e.what());
@@ -429,6 +396,49 @@ void RemoteClient::start(const GenerationRequest& request, bool retried) {
   answer_ = std::move(a);
   stop_poll_.start();
   spdlog::info("remote: streaming an answer from {} ({} max tokens)", loggable(c.server.url), s.max_tokens);
+}
+
+// Appends the response's routing rows that are not yet in the answer's trace (prompt rows, then
+// the first choice's generated rows) and hands the new tokens to the stream buffer. Error when the
+// rows do not fit the model's shape or come out of order. complete: the response has ended (generated
+// rows without prompt rows then start where the usage's prompt count says).
+void RemoteClient::extendTrace(Answer& a, bool complete) {
+  const Connection& c = *connected_;
+  const remote::ResponseRouting& r = a.stream.result();
+  const remote::RoutedExperts& P = r.prompt;
+  const remote::ChoiceRouting* g = r.choices.empty() ? nullptr : &r.choices.front();
+  const remote::RoutedExperts* G = g && g->index == 0 ? &g->routed : nullptr;
+  if (P.empty() && (!G || G->empty())) return;
+  const remote::RoutedExperts& first = !P.empty() ? P : *G;
+  if (!a.trace) {
+    std::vector<int> moe_layers;
+    remote::layer_map(first.n_layers, c.shape, moe_layers, a.rows);
+    a.payload_layers = first.n_layers;
+    a.trace.emplace(c.shape.model, c.shape.n_experts, c.shape.top_k > 0 ? c.shape.top_k : first.top_k, moe_layers);
+  }
+  const size_t before = a.trace->size();
+  if (P.n_tokens > a.prompt_rows) {
+    if (a.generated_rows > 0) throw Error("prompt rows after generated rows");
+    if (P.n_layers != a.payload_layers) throw Error("the payload's layer count changed");
+    const std::shared_ptr<const Tokenizer> tok = c.tokenizer;
+    remote::append_rows(*a.trace, P, r.prompt_weights, a.prompt_rows, 0, Phase::Prefill, a.rows, r.prompt_token_ids,
+                        [&](int64_t t) {
+                          if (!tok || size_t(t) >= r.prompt_token_ids.size()) return std::string();
+                          const int32_t id = r.prompt_token_ids[size_t(t)];
+                          return tok->decode(std::span<const int32_t>(&id, 1));
+                        });
+    a.prompt_rows = P.n_tokens;
+  }
+  if (G && G->n_tokens > a.generated_rows) {
+    if (G->n_layers != a.payload_layers) throw Error("the payload's layer count changed");
+    if (a.prompt_rows == 0 && !complete) throw Error("generated rows before the prompt's");
+    // Positions after the prompt's rows, or after the prompt the usage names when no prompt rows came.
+    const int64_t pos0 = a.prompt_rows > 0 ? a.prompt_rows : std::max<int64_t>(r.prompt_tokens, 0);
+    remote::append_rows(*a.trace, *G, g->weights, a.generated_rows, pos0, Phase::Decode, a.rows, g->token_ids,
+                        [&](int64_t t) { return size_t(t) < a.pieces.size() ? a.pieces[size_t(t)] : std::string(); });
+    a.generated_rows = G->n_tokens;
+  }
+  if (a.trace->size() > before) buffer_->add_trace(*a.trace, before);
 }
 
 void RemoteClient::onData() {
@@ -527,8 +537,8 @@ void RemoteClient::onAnswerDone() {
   summary.prefill_seconds = std::max(0.0, a->first_token_seconds);
   summary.tokens_per_second = a->tokens_per_second();
 
-  // The whole answer's routing, built again from the complete response (the live rows are its
-  // prefix; SGLang's and vLLM's come only now).
+  // The whole answer's routing: the live rows and what only the complete response carries (SGLang's
+  // and vLLM's come now).
   if (summary.error.isEmpty() && !summary.cancelled && connected_) {
     if (!r.has_routing()) {
       summary.notice = QString::fromStdString(r.missing_routing_message());
@@ -559,22 +569,14 @@ void RemoteClient::onAnswerDone() {
                        c.shape.moe_layers.size(), c.shape.top_k, c.shape.n_experts);
           emit shapeLearned(c.info);
         }
-        std::vector<int> moe_layers, rows;
-        remote::layer_map(first.n_layers, c.shape, moe_layers, rows);
-        RoutingTrace full(c.shape.model, c.shape.n_experts, c.shape.top_k, moe_layers);
-        const std::shared_ptr<const Tokenizer> tok = c.tokenizer;
-        remote::append_rows(full, P, r.prompt_weights, 0, 0, Phase::Prefill, rows, r.prompt_token_ids, [&](int64_t t) {
-          if (!tok || size_t(t) >= r.prompt_token_ids.size()) return std::string();
-          const int32_t id = r.prompt_token_ids[size_t(t)];
-          return tok->decode(std::span<const int32_t>(&id, 1));
-        });
-        const int32_t pos0 = !P.empty() ? int32_t(P.n_tokens) : int32_t(std::max<int64_t>(r.prompt_tokens, 0));
-        if (G)
-          remote::append_rows(full, *G, choice->weights, 0, pos0, Phase::Decode, rows, choice->token_ids,
-                      [&](int64_t t) { return size_t(t) < a->pieces.size() ? a->pieces[size_t(t)] : std::string(); });
-        const size_t live = a->trace && a->live_routing && a->trace->same_shape(full) ? a->trace->size() : 0;
-        if (full.size() > live) buffer_->add_trace(full, live);
-        summary.trace = std::make_shared<const RoutingTrace>(std::move(full));
+        // The rows not yet in the live trace (all of them for vLLM and SGLang, which send routing
+        // at the end); from scratch when the live rows were set aside.
+        if (!a->live_routing || (a->trace && a->trace->n_experts() != c.shape.n_experts)) {
+          a->trace.reset();
+          a->prompt_rows = a->generated_rows = 0;
+        }
+        extendTrace(*a, true);
+        summary.trace = std::make_shared<const RoutingTrace>(std::move(*a->trace));
       } catch (const std::exception& e) {
         summary.notice = tr("The server's routing could not be read: %1").arg(QString::fromUtf8(e.what()));
         spdlog::error("remote: {}", summary.notice.toStdString());

@@ -84,6 +84,7 @@ private:
   QNetworkRequest request_for(const RemoteServer& server, const QString& path) const;
   void onModels(quint64 id, const RemoteServer& server, QNetworkReply* reply);
   void start(const GenerationRequest& request, bool retried);
+  void extendTrace(Answer& a, bool complete);
   void onData();
   void onAnswerDone();
   void endAnswer(GenerationSummary summary);
