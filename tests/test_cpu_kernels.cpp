@@ -5,8 +5,15 @@
 // in double. The levels differ from each other and from ref only in the order of their fp32 sums
 // (AMX: in the three-way bf16 split of x, which is exact); a kernel that drops a tail, reads the
 // wrong row or mixes up tokens misses by the size of a whole product.
+//
+// The other block types (gemm_qtile.h): with QuantX::Int8 the reference is the same double loop
+// over the dequantised weights and x quantised to 8 bits as the kernel's contract says (blocks of
+// 32, d = max|x| / 127, q = round(x · (1 / d))), same tolerance; and against the fp32 x the
+// difference must stay inside the bound that rounding implies, Σ_k |w_k| · d_k / 2. With
+// QuantX::F32, the plain reference with 1e-5.
 #include <QtTest>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <random>
@@ -16,6 +23,7 @@
 #include "cpu/gemm.h"
 #include "moescope/cpu_ops.h"
 #include "moescope/thread_pool.h"
+#include "quant_test_blocks.h"
 
 using namespace moescope;
 using cpu::Isa;
@@ -29,11 +37,11 @@ struct Weights {
   int rows, K;
   std::vector<float> f32;      // the values (as the kernel must read them)
   std::vector<uint16_t> half;  // BF16 or F16 storage
-  std::vector<uint8_t> blocks; // Q8_0 storage
+  std::vector<uint8_t> blocks; // block-type storage
   TensorView view() const {
     const void* data = dt == DType::F32 ? static_cast<const void*>(f32.data())
-                       : dt == DType::Q8_0 ? static_cast<const void*>(blocks.data())
-                                           : half.data();
+                       : dtype_is_quantized(dt) ? static_cast<const void*>(blocks.data())
+                                                : half.data();
     return {dt, {rows, K}, data};
   }
 };
@@ -72,6 +80,29 @@ Weights make_weights(DType dt, int rows, int K, std::mt19937& rng) {
     }
   }
   return w;
+}
+
+// Random blocks of a block type (quant_test_blocks.h), with the values the dequantiser makes of them.
+Weights make_block_weights(DType dt, int rows, int K, std::mt19937& rng) {
+  Weights w{dt, rows, K, std::vector<float>(size_t(rows) * K), {}};
+  const size_t n_blocks = w.f32.size() / size_t(dtype_block_elems(dt));
+  w.blocks = test::random_blocks(dt, n_blocks, rng, 0.05f);
+  dequantize_blocks(dt, w.blocks.data(), w.f32.data(), int64_t(n_blocks));
+  return w;
+}
+
+// x as the integer kernels see it: blocks of 32, d = max|x| / 127, q = round(x · (1 / d)); also
+// each element's d (for the rounding bound).
+void quantize_x_like_the_kernel(const float* x, int K, float* xq, float* d_of) {
+  for (int b = 0; b < K / 32; ++b) {
+    float amax = 0.0f;
+    for (int j = 0; j < 32; ++j) amax = std::max(amax, std::fabs(x[32 * b + j]));
+    const float d = amax / 127.0f, id = d > 0.0f ? 1.0f / d : 0.0f;
+    for (int j = 0; j < 32; ++j) {
+      xq[32 * b + j] = d * float(std::clamp(int(std::nearbyint(x[32 * b + j] * id)), -127, 127));
+      d_of[32 * b + j] = d;
+    }
+  }
 }
 
 std::vector<float> make_x(int m, int K, std::mt19937& rng) {
@@ -255,17 +286,71 @@ private slots:
     }
   }
 
-  // Block types other than Q8_0 are for the dequantiser, not these kernels, and Q8_0 rows must
-  // be whole blocks: clear errors.
-  void block_types_are_refused() {
+  // Every other block type at every level, both ways of meeting x: one x row (decode) and five
+  // (a tail of the 4-row strips), 7 rows (a strip tail), row offsets, K of whole 256-chunks for
+  // the k-quants and IQ4_XS and, for the 32-blocks, a chunk and a part (352 = 256 + 3 × 32); x
+  // rows by pointer with one pack tag over two weights (the gate/up pattern: x quantised once).
+  void block_types_match_reference_data() {
+    QTest::addColumn<int>("level");
+    QTest::addColumn<int>("type");
+    for (Isa isa : kLevels)
+      for (DType t : {DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q5_1, DType::Q2_K, DType::Q3_K, DType::Q4_K,
+                      DType::Q5_K, DType::Q6_K, DType::IQ4_NL, DType::IQ4_XS, DType::MXFP4})
+        QTest::newRow(qPrintable(QString("%1 %2").arg(cpu::isa_name(isa), dtype_name(t)))) << int(isa) << int(t);
+  }
+  void block_types_match_reference() {
+    if (!use_level()) QSKIP("this CPU (or this build) lacks the level");
+    QFETCH(int, type);
+    const DType dt = DType(type);
+    QVERIFY(cpu::gemm_supports(dt));
+    std::mt19937 rng(29 + uint32_t(type));
+    const int K = dtype_block_elems(dt) == 256 ? 512 : 352, rows = 7;
+    const Weights w1 = make_block_weights(dt, rows, K, rng), w2 = make_block_weights(dt, rows, K, rng);
+    for (int m : {1, 5}) {
+      const std::vector<float> x = make_x(m, K, rng);
+      std::vector<const float*> xr;
+      for (int i = 0; i < m; ++i) xr.push_back(x.data() + size_t(i) * K);
+      std::vector<float> xq(x.size()), dx(x.size());
+      for (int i = 0; i < m; ++i) quantize_x_like_the_kernel(xr[size_t(i)], K, xq.data() + size_t(i) * K, dx.data() + size_t(i) * K);
+      std::vector<const float*> xqr;
+      for (int i = 0; i < m; ++i) xqr.push_back(xq.data() + size_t(i) * K);
+      for (cpu::QuantX mode : {cpu::QuantX::Int8, cpu::QuantX::F32}) {
+        cpu::set_quant_activations(mode);
+        cpu::XPack pack;
+        pack.tag = cpu::new_pack_tags();
+        std::vector<float> y1(size_t(m) * rows, NAN), y2(size_t(m) * rows, NAN);
+        cpu::gemm_rows(cpu::RowsIn{xr.data()}, m, w1.view(), 0, rows, y1.data(), size_t(rows), &pack);
+        cpu::gemm_rows(cpu::RowsIn{xr.data()}, m, w2.view(), 2, rows, y2.data(), size_t(rows), &pack);
+        const bool int8 = mode == cpu::QuantX::Int8;
+        check(int8 ? xqr : xr, w1, 0, rows, y1.data(), size_t(rows));
+        check(int8 ? xqr : xr, w2, 2, rows, y2.data(), size_t(rows));
+        if (!int8) continue;
+        for (int i = 0; i < m; ++i)  // against the unquantised x: inside x's rounding bound
+          for (int r = 0; r < rows; ++r) {
+            double ref = 0.0, bound = 0.0;
+            for (int k = 0; k < K; ++k) {
+              const double wk = w1.f32[size_t(r) * K + size_t(k)];
+              ref += double(xr[size_t(i)][k]) * wk;
+              bound += std::abs(wk) * double(dx[size_t(i) * K + size_t(k)]) / 2;
+            }
+            QVERIFY2(std::abs(y1[size_t(i) * rows + size_t(r)] - ref) <= bound * 1.0001 + 1e-6,
+                     qPrintable(QString("token %1 row %2: %3 vs %4, bound %5").arg(i).arg(r)
+                                    .arg(y1[size_t(i) * rows + size_t(r)]).arg(ref).arg(bound)));
+          }
+      }
+      cpu::set_quant_activations(cpu::QuantX::Int8);
+    }
+  }
+
+  // Rows of a block type must be whole blocks: a clear error.
+  void partial_blocks_are_refused() {
     std::vector<uint8_t> block(256, 0);
     std::vector<float> x(256, 1.0f), y(1);
-    const TensorView q4k{DType::Q4_K, {1, 256}, block.data()};
-    QVERIFY_THROWS_EXCEPTION(std::exception,
-                             cpu::gemm_rows(cpu::RowsIn{nullptr, x.data(), 256}, 1, q4k, 0, 1, y.data(), 1));
+    const TensorView q4k{DType::Q4_K, {1, 96}, block.data()};
+    QVERIFY_THROWS_EXCEPTION(std::exception, cpu::gemm_rows(cpu::RowsIn{nullptr, x.data(), 96}, 1, q4k, 0, 1, y.data(), 1));
     const TensorView q8{DType::Q8_0, {1, 48}, block.data()};
     QVERIFY_THROWS_EXCEPTION(std::exception, cpu::gemm_rows(cpu::RowsIn{nullptr, x.data(), 48}, 1, q8, 0, 1, y.data(), 1));
-    QVERIFY(cpu::gemm_supports(DType::Q8_0) && !cpu::gemm_supports(DType::Q4_K));
+    QVERIFY(!cpu::gemm_supports(DType::U8));
   }
 
   // The choice at start: MOESCOPE_CPU_ISA is honoured where the CPU has the level.

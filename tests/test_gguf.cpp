@@ -8,6 +8,8 @@
 #include <QTemporaryDir>
 
 #include <bit>
+#include <map>
+#include <random>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
@@ -16,6 +18,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "cpu/gemm.h"
 #include "moescope/backend.h"
 #include "moescope/chat.h"
 #include "moescope/tokenizer.h"
@@ -26,6 +29,7 @@
 #include "moescope/session.h"
 #include "moescope/tensor.h"
 #include "gguf_write.h"
+#include "quant_test_blocks.h"
 
 using namespace moescope;
 using namespace moescope::test;
@@ -502,6 +506,112 @@ private slots:
     for (size_t i = 0; i < f.logits.size(); ++i) err = std::max(err, std::fabs(q.logits[i] - f.logits[i]));
     qInfo("Q8_0 (%d matrices) vs the F32 file: max |logit difference| = %.3g (random tiny model)", quantised, double(err));
     QVERIFY(err > 0.0f);  // the quantised weights were used
+  }
+
+  // Every block type read in place in a whole model: a Qwen3-MoE file of the golden's layout made
+  // 256 wide (so that every matrix's rows are whole k-quant blocks), its matrices in a rotation of
+  // the block types (the embedding, tied to the LM head, Q6_K; the router Q8_0, which the loader
+  // widens) with random blocks, against an F32 file holding the same weights dequantised.
+  // With fp32 activations (QuantX::F32) the forward equals the F32 file's up to fp32 rounding;
+  // with the default 8-bit activations it stays within what their rounding explains (3 % of the
+  // largest |logit|; 8-bit x moves a product by at most 1/254 of its block's largest |x|) and
+  // selects the same experts on at least 90 % of token-layers.
+  void block_types_in_a_whole_model() {
+    auto g = GgufFile::open(kData / "gguf" / "qwen3-moe.gguf");
+    Kv kv = metadata_of(*g);
+    for (auto& [key, v] : kv) {
+      const std::map<std::string, int64_t> wide = {{"qwen3moe.embedding_length", 256},
+                                                   {"qwen3moe.feed_forward_length", 256},
+                                                   {"qwen3moe.expert_feed_forward_length", 256},
+                                                   {"qwen3moe.attention.key_length", 64},
+                                                   {"qwen3moe.attention.value_length", 64}};
+      if (auto it = wide.find(key); it != wide.end()) v.i = it->second, v.u = uint64_t(it->second);
+    }
+    const std::vector<std::pair<DType, uint32_t>> rotation = {
+        {DType::Q4_K, 12}, {DType::Q6_K, 14}, {DType::Q5_K, 13}, {DType::Q3_K, 11},  {DType::Q2_K, 10},
+        {DType::IQ4_XS, 23}, {DType::Q4_0, 2}, {DType::Q4_1, 3}, {DType::Q5_0, 6},  {DType::Q5_1, 7},
+        {DType::IQ4_NL, 20}, {DType::MXFP4, 39}, {DType::Q8_0, 8}};
+    std::mt19937 rng(5);
+    std::normal_distribution<float> nd(0.0f, 0.1f);
+    std::vector<GgufOut> ts, widened;
+    std::set<DType> used;
+    size_t next = 0;
+    for (const auto& n : g->tensor_names()) {
+      const GgufTensor& t = g->tensor(n);
+      GgufOut o{n, 0, t.ne, {}};
+      const bool experts = n.find("exps") != std::string::npos;
+      for (auto& d : o.ne) {
+        if (d == 48 || (d == 16 && experts) || (d == 64 && !experts)) d = 256;
+        else if (d == 32) d = 128;
+        else if (d == 16) d = 64;
+      }
+      int64_t numel = 1;
+      for (int64_t d : o.ne) numel *= d;
+      std::vector<float> f(static_cast<size_t>(numel), 0.0f);
+      if (o.ne.size() == 1) {  // norms
+        for (auto& v : f) v = 1.0f + nd(rng);
+        o.data = f32_bytes(f);
+      } else {
+        const auto [dt, id] = n == "token_embd.weight"              ? std::pair{DType::Q6_K, 14u}
+                              : n.find("ffn_gate_inp") != std::string::npos ? std::pair{DType::Q8_0, 8u}
+                                                                       : rotation[next++ % rotation.size()];
+        used.insert(dt);
+        o.type = id;
+        const size_t blocks = size_t(numel / dtype_block_elems(dt));
+        o.data = test::random_blocks(dt, blocks, rng, 0.06f);
+        dequantize_blocks(dt, o.data.data(), f.data(), int64_t(blocks));
+      }
+      GgufOut w = o;
+      w.type = 0, w.data = f32_bytes(f);
+      ts.push_back(std::move(o));
+      widened.push_back(std::move(w));
+    }
+    QCOMPARE(used.size(), rotation.size());  // every type is in the model
+    TempFile tmp;
+    write_file(tmp.path("q.gguf"), gguf_file(kv, ts));
+    write_file(tmp.path("f32.gguf"), gguf_file(kv, widened));
+    auto q = load_model(tmp.path("q.gguf")), f = load_model(tmp.path("f32.gguf"));
+    QCOMPARE(q->spec.hidden, 256);
+    QCOMPARE(q->weights.embed.dtype, DType::Q6_K);  // read in place, rows dequantised per token
+    QCOMPARE(q->weights.lm_head.data, q->weights.embed.data);
+    QCOMPARE(q->weights.layers[1].router.dtype, DType::F32);  // widened
+    std::set<DType> in_place;
+    for (const auto& L : q->weights.layers) {
+      for (const TensorView* v : {&L.q.w, &L.k.w, &L.v.w, &L.o.w, &L.dense.gate, &L.dense.up, &L.dense.down})
+        if (v->data) in_place.insert(v->dtype);
+      for (const auto& e : L.experts) in_place.insert(e.gate.dtype), in_place.insert(e.up.dtype), in_place.insert(e.down.dtype);
+    }
+    QCOMPARE(in_place.size(), rotation.size());
+    std::vector<int32_t> ids;
+    for (int i = 0; i < 24; ++i) ids.push_back(int32_t((i * 37 + 11) % 256));
+    auto run = [&](std::shared_ptr<const Model> m, cpu::QuantX mode) {
+      cpu::set_quant_activations(mode);
+      Session session(m, make_backend(m, {"cpu", 256, 2}));
+      ForwardResult r = session.prefill(ids, true);
+      cpu::set_quant_activations(cpu::QuantX::Int8);
+      return r;
+    };
+    const ForwardResult ref = run(f, cpu::QuantX::Int8);  // F32 weights: the mode does not apply
+    const ForwardResult exact = run(q, cpu::QuantX::F32), fast = run(q, cpu::QuantX::Int8);
+    float peak = 0.0f, e_exact = 0.0f, e_fast = 0.0f;
+    for (size_t i = 0; i < ref.logits.size(); ++i) {
+      peak = std::max(peak, std::fabs(ref.logits[i]));
+      e_exact = std::max(e_exact, std::fabs(exact.logits[i] - ref.logits[i]));
+      e_fast = std::max(e_fast, std::fabs(fast.logits[i] - ref.logits[i]));
+    }
+    size_t same = 0;
+    const size_t token_layers = ref.expert_ids.size() / size_t(ref.top_k);
+    for (size_t s = 0; s < token_layers; ++s)
+      same += std::equal(ref.expert_ids.begin() + ptrdiff_t(s) * ref.top_k, ref.expert_ids.begin() + ptrdiff_t(s + 1) * ref.top_k,
+                         fast.expert_ids.begin() + ptrdiff_t(s) * ref.top_k);
+    qInfo("13 block types in place vs the dequantised F32 file: max |logit| %.3g; fp32 activations %.3g; 8-bit "
+          "activations %.3g (%.2f %%), same experts on %zu of %zu token-layers",
+          double(peak), double(e_exact), double(e_fast), 100.0 * double(e_fast / peak), same, token_layers);
+    QVERIFY(exact.expert_ids == ref.expert_ids);
+    QVERIFY(e_exact <= 1e-4f * peak);
+    QVERIFY(e_fast <= 0.03f * peak);
+    QVERIFY(same * 10 >= token_layers * 9);
+    QVERIFY(e_fast > 0.0f);  // the integer path ran
   }
 
   // A GGUF file without a tokenizer of its own (these goldens have placeholder vocabularies) takes

@@ -77,8 +77,8 @@ class GgufFile;
 // per expert). Tensors the binding has to build (q/k rows of llama files un-permuted, DeepSeek's
 // kv_b joined from attn_k_b and attn_v_b) go into `owned`.
 ModelWeights bind_gguf_weights(const ModelSpec& spec, const GgufFile& gguf, std::vector<std::unique_ptr<uint8_t[]>>& owned);
-// The stopgap until the backends have block-type kernels: every quantised view is replaced by an
-// F32 copy in `owned`, logged with spdlog (count, types, bytes).
+// Keeps the block-quantised views the backends read in place (projections, experts, embedding, LM
+// head) and replaces the other quantised views by F32 copies in `owned`; logs both with spdlog.
 void dequantize_weights_for_backends(ModelWeights& weights, std::vector<std::unique_ptr<uint8_t[]>>& owned);
 
 // A loaded model: spec + mapped checkpoint + bound weights.

@@ -182,9 +182,10 @@ void softmax(float* x, int n) {
 }
 
 void embed(const TensorView& table, int id, float* out) {
-  const int hidden = int(table.shape[1]);
-  const size_t elt = dtype_size(table.dtype);
-  to_f32(table.dtype, static_cast<const uint8_t*>(table.data) + size_t(id) * hidden * elt, out, hidden);
+  const int64_t hidden = table.shape[1];
+  // dtype_bytes: rows of a block type are whole blocks (the loader widens a table whose are not).
+  to_f32(table.dtype, static_cast<const uint8_t*>(table.data) + dtype_bytes(table.dtype, int64_t(id) * hidden), out,
+         hidden);
 }
 
 }  // namespace moescope::cpu

@@ -28,6 +28,24 @@ struct Generic {
   static reg widen(const uint8_t* w, int k) { return scalar_weight<D>(w, k); }
 };
 
+// The portable level of gemm_qtile.h: one group at a time in plain integers.
+struct QGeneric {
+  static constexpr int P[16] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
+  using acc = float;
+  static acc zero() { return 0.0f; }
+  static void dot(const QChunk& w, const QChunk& x, acc& a) {
+    for (int g = 0; g < 16; ++g) {
+      int isum = 0;
+      for (int l = 0; l < 16; ++l) isum += int(w.q[16 * g + l]) * int(x.q[16 * g + l]);
+      a += float(isum) * (w.s[g] * x.s[g]) + w.o[g] * x.o[g];
+    }
+  }
+  static void dot_f32(const int8_t* q, float s, float o, const float* x, acc& a) {
+    for (int l = 0; l < 16; ++l) a += (s * float(q[l]) + o) * x[l];
+  }
+  static float hsum(acc a) { return a; }
+};
+
 #if defined(__x86_64__) && defined(__GNUC__)
 // The CPU's features and whether the OS saves the registers they use (XCR0), from cpuid.
 struct X86 {
@@ -121,11 +139,27 @@ bool force_isa(Isa isa) {
   return true;
 }
 
-detail::GemmFn detail::gemm_generic() { return &gemm_level<Generic>; }
+detail::GemmFn detail::gemm_generic() { return &gemm_level<Generic, QGeneric>; }
 
 bool gemm_supports(DType dt) {
-  return dt == DType::F32 || dt == DType::BF16 || dt == DType::F16 || dt == DType::Q8_0;
+  return dt == DType::F32 || dt == DType::BF16 || dt == DType::F16 || dtype_is_quantized(dt);
 }
+
+namespace {
+std::atomic<QuantX>& quant_x() {
+  static std::atomic<QuantX> q{[] {
+    const char* env = std::getenv("MOESCOPE_CPU_QUANT_X");
+    if (!env || !*env || std::string_view(env) == "int8") return QuantX::Int8;
+    if (std::string_view(env) == "f32") return QuantX::F32;
+    spdlog::warn("MOESCOPE_CPU_QUANT_X={}: not one of int8, f32; using int8", env);
+    return QuantX::Int8;
+  }()};
+  return q;
+}
+}  // namespace
+
+QuantX quant_activations() { return quant_x().load(std::memory_order_relaxed); }
+void set_quant_activations(QuantX q) { quant_x().store(q, std::memory_order_relaxed); }
 
 uint64_t new_pack_tags(int n) {
   static std::atomic<uint64_t> next{1};
@@ -143,10 +177,13 @@ void gemm_rows(const RowsIn& x, int m, const TensorView& w, int row0, int row1, 
                XPack* pack) {
   if (!gemm_supports(w.dtype))
     throw Error(std::string("matmul: weights of type ") + dtype_name(w.dtype) + " need dequantising first");
-  if (w.dtype == DType::Q8_0 && w.shape[1] % 32 != 0)
-    throw Error("matmul: Q8_0 rows of " + std::to_string(w.shape[1]) + " weights are not whole blocks");
+  if (dtype_is_quantized(w.dtype) && w.shape[1] % dtype_block_elems(w.dtype) != 0)
+    throw Error(std::string("matmul: ") + dtype_name(w.dtype) + " rows of " + std::to_string(w.shape[1]) +
+                " weights are not whole blocks");
   if (m <= 0 || row1 <= row0) return;
-  level_fn(active_isa())(x, m, w.dtype, w.data, int(w.shape[1]), int(w.shape[0]), row0, row1, y, y_stride, pack);
+  thread_local XPack own;  // a caller without a pack of its own: packed on every call (tag 0)
+  level_fn(active_isa())(x, m, w.dtype, w.data, int(w.shape[1]), int(w.shape[0]), row0, row1, y, y_stride,
+                         pack ? pack : &own);
 }
 
 }  // namespace moescope::cpu

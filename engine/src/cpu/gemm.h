@@ -1,8 +1,9 @@
 #pragma once
 // The CPU backend's matrix kernels: y = x · Wᵀ over a block of W's rows, for any number of x rows
 // given as pointers (so that the MoE runs an expert over its tokens without gathering them).
-// Weights are F32, BF16, F16 or Q8_0 rows, widened to fp32 in registers; every sum accumulates in
-// fp32.
+// Weights are F32, BF16, F16 or Q8_0 rows, widened to fp32 in registers, every sum accumulating in
+// fp32; or rows of another block type (Q4_K, Q6_K, MXFP4, ...), multiplied as llama.cpp does, in
+// integers against x rows quantised to 8 bits (gemm_qtile.h).
 //
 // One tile kernel (gemm_tile.h) is compiled once per instruction-set level (gemm_avx2.cpp,
 // gemm_avx512.cpp, and the portable gemm.cpp), BF16 weights have a kernel of their own on AMX's
@@ -41,8 +42,11 @@ struct XPack {
   ~XPack();  // out of line (gemm.cpp), like xpack_reserve
   XPack(const XPack&) = delete;
   XPack& operator=(const XPack&) = delete;
+  // What data holds: AMX's bf16 pairs (gemm_amx.cpp) or 8-bit x blocks (gemm_qtile.h).
+  enum class Kind : uint8_t { None, AmxBf16, Q8 };
   uint64_t tag = 0;  // 0: pack on every call
   uint64_t packed_tag = 0;
+  Kind kind = Kind::None;
   int m = 0, K = 0;
   std::vector<uint32_t> data;
 };
@@ -52,13 +56,22 @@ uint64_t new_pack_tags(int n = 1);  // the first of n fresh tags
 uint32_t* xpack_reserve(XPack& pack, size_t n);
 
 // The weight types the kernels read directly: F32, BF16, F16 and Q8_0 (d · q widened in registers,
-// the same values the dequantiser gives). Other block types are dequantised at load.
+// the same values the dequantiser gives, products in fp32), and every other block type of
+// tensor.h (integer dot products with x quantised to 8 bits per block of 32: gemm_qtile.h).
 bool gemm_supports(DType dt);
 
 // For i < m and r in [row0, row1): y[i * y_stride + (r - row0)] = Σ_k x_i[k] · W[r, k], with
 // K = w.shape[1] and W of a type gemm_supports (anything else throws).
 void gemm_rows(const RowsIn& x, int m, const TensorView& w, int row0, int row1, float* y, size_t y_stride,
                XPack* pack = nullptr);
+
+// How the block types other than Q8_0 meet x (gemm_qtile.h): Int8, the default, quantises x to 8
+// bits per block of 32 and multiplies in integers, as llama.cpp does (fast; x's rounding moves a
+// product by up to ~0.4 % of Σ|w·x|); F32 keeps x in fp32 and widens the weights (the dequantised
+// model's forward up to rounding; slower). MOESCOPE_CPU_QUANT_X=int8|f32 sets it at start.
+enum class QuantX : uint8_t { Int8, F32 };
+QuantX quant_activations();
+void set_quant_activations(QuantX q);
 
 // Rows of W per work item a caller hands to one thread (a multiple of every level's tile height).
 inline constexpr int kGemmRowBlock = 48;

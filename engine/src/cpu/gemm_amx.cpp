@@ -121,7 +121,7 @@ void amx_gemm(const RowsIn& x, int m, DType dt, const void* w, int K, int n_rows
               size_t ys, XPack* pack) {
   const detail::GemmFn fallback = detail::gemm_avx512();
   if (dt != DType::BF16 || m < kMinRows || K % 32 != 0) {
-    fallback(x, m, dt, w, K, n_rows, row0, row1, y, ys, nullptr);
+    fallback(x, m, dt, w, K, n_rows, row0, row1, y, ys, pack);
     return;
   }
   const int full = row0 + (row1 - row0) / 16 * 16;  // rows [row0, full) in tiles of 16
@@ -132,11 +132,11 @@ void amx_gemm(const RowsIn& x, int m, DType dt, const void* w, int K, int n_rows
     XPack& pk = pack ? *pack : own;
     const size_t block = size_t(K / 2) * kTok * kParts;
     const size_t blocks = size_t((m + kTok - 1) / kTok);
-    if (!pack || pk.tag == 0 || pk.tag != pk.packed_tag || pk.m != m || pk.K != K) {
+    if (!pack || pk.tag == 0 || pk.tag != pk.packed_tag || pk.kind != XPack::Kind::AmxBf16 || pk.m != m || pk.K != K) {
       uint32_t* data = xpack_reserve(pk, blocks * block);
       for (size_t bi = 0; bi < blocks; ++bi)
         pack_block(x, int(bi) * kTok, std::min(kTok, m - int(bi) * kTok), K, data + bi * block);
-      pk.packed_tag = pk.tag, pk.m = m, pk.K = K;
+      pk.packed_tag = pk.tag, pk.kind = XPack::Kind::AmxBf16, pk.m = m, pk.K = K;
     }
     configure_tiles();
     alignas(64) float out[kRowTiles * 16 * 16];
@@ -156,7 +156,7 @@ void amx_gemm(const RowsIn& x, int m, DType dt, const void* w, int K, int n_rows
     }
     _tile_release();
   }
-  if (full < row1) fallback(x, m, dt, w, K, n_rows, full, row1, y + (full - row0), ys, nullptr);
+  if (full < row1) fallback(x, m, dt, w, K, n_rows, full, row1, y + (full - row0), ys, pack);
 }
 
 }  // namespace

@@ -6,6 +6,7 @@
 #if defined(__x86_64__) && defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
 #include <immintrin.h>
 
+#include "cpu/gemm_qtile_avx2.h"
 #include "cpu/gemm_tile.h"
 
 namespace moescope::cpu {
@@ -40,7 +41,7 @@ struct Avx2 {
 
 }  // namespace
 
-detail::GemmFn detail::gemm_avx2() { return &gemm_level<Avx2>; }
+detail::GemmFn detail::gemm_avx2() { return &gemm_level<Avx2, QAvx2>; }
 
 }  // namespace moescope::cpu
 #else

@@ -12,6 +12,7 @@
 #endif
 #include <immintrin.h>
 
+#include "cpu/gemm_qtile_avx2.h"
 #include "cpu/gemm_tile.h"
 
 namespace moescope::cpu {
@@ -42,7 +43,7 @@ struct Avx512 {
 
 }  // namespace
 
-detail::GemmFn detail::gemm_avx512() { return &gemm_level<Avx512>; }
+detail::GemmFn detail::gemm_avx512() { return &gemm_level<Avx512, QAvx2>; }
 
 }  // namespace moescope::cpu
 #else

@@ -18,6 +18,7 @@
 #include <utility>
 
 #include "cpu/gemm.h"
+#include "cpu/gemm_qtile.h"
 
 // Each including file defines its V in an anonymous namespace, so every instantiation below is
 // its own (internal linkage), and the helpers are static: the levels' copies never merge at link
@@ -135,16 +136,17 @@ struct TileKernels {
   }
 };
 
-// The level's gemm entry point for gemm.h's detail::GemmFn.
-template <class V>
+// The level's gemm entry point for gemm.h's detail::GemmFn: V's tile kernel for F32/BF16/F16/Q8_0,
+// QV's integer kernel (gemm_qtile.h) for the other block types.
+template <class V, class QV>
 void gemm_level(const RowsIn& x, int m, DType dt, const void* w, int K, int n_rows, int row0, int row1, float* y,
-                size_t ys, XPack*) {
+                size_t ys, XPack* pack) {
   switch (dt) {
     case DType::F32: TileKernels<V, DType::F32>::run(x, m, w, K, n_rows, row0, row1, y, ys); return;
     case DType::BF16: TileKernels<V, DType::BF16>::run(x, m, w, K, n_rows, row0, row1, y, ys); return;
     case DType::F16: TileKernels<V, DType::F16>::run(x, m, w, K, n_rows, row0, row1, y, ys); return;
     case DType::Q8_0: TileKernels<V, DType::Q8_0>::run(x, m, w, K, n_rows, row0, row1, y, ys); return;
-    default: return;  // gemm_rows checked the dtype
+    default: QKernels<QV>::run_any(x, m, dt, w, K, row0, row1, y, ys, *pack); return;  // gemm_rows checked it
   }
 }
 

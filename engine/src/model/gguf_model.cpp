@@ -450,28 +450,26 @@ void for_each_view(ModelWeights& w, F&& f) {
 
 }  // namespace
 
-// Until the backends have kernels for every block type, quantised weights without one are widened
-// to F32 copies at load time (they then need 4 bytes a weight, not their file size). Q8_0
-// projections stay as they are in the file (cpu/gemm.h reads them). One function, so that as the
-// kernels arrive it shrinks and nothing else changes.
+// Block-quantised weights are kept as they are in the file (memory-mapped) wherever a backend reads
+// them: the projections, experts, shared experts, dense FFNs and the LM head, whose rows the CPU
+// kernels multiply in place (cpu/gemm.h), and the embedding, whose rows it dequantises one token at
+// a time; the CUDA backend dequantises them as it uploads them. The rest (MLA's kv_b, which the
+// attention splits by head, routers, norms, biases, and any matrix whose rows are not whole blocks)
+// is small and widened to F32 here.
 void dequantize_weights_for_backends(ModelWeights& w, std::vector<std::unique_ptr<uint8_t[]>>& owned) {
-  // The projections the CPU kernels read in place when their type allows (Q8_0: cpu/gemm.h; the
-  // CUDA backend widens them as it uploads them). Everything else that is block-quantised (the
-  // embedding, MLA's kv_b, routers, other block types) is widened here.
-  std::set<const TensorView*> direct;
-  if (w.lm_head.data != w.embed.data) direct.insert(&w.lm_head);
+  std::set<const TensorView*> direct{&w.embed, &w.lm_head};
   for (auto& L : w.layers) {
     for (Linear* l : {&L.q, &L.k, &L.v, &L.o, &L.q_a, &L.q_b, &L.kv_a}) direct.insert(&l->w);
     for (MlpWeights* m : {&L.dense, &L.shared}) direct.insert(&m->gate), direct.insert(&m->up), direct.insert(&m->down);
     for (auto& m : L.experts) direct.insert(&m.gate), direct.insert(&m.up), direct.insert(&m.down);
   }
-  std::map<const void*, TensorView> done;  // the tied lm_head is the embedding
-  size_t tensors = 0, bytes = 0, kept = 0;
-  std::map<std::string, int> types;
+  std::map<const void*, TensorView> done;
+  size_t tensors = 0, bytes = 0;
+  std::map<std::string, int> types, kept;
   for_each_view(w, [&](TensorView& t) {
     if (!t.data || !dtype_is_quantized(t.dtype)) return;
-    if (t.dtype == DType::Q8_0 && t.shape.size() == 2 && t.shape[1] % 32 == 0 && direct.count(&t)) {
-      ++kept;
+    if (t.shape.size() == 2 && t.shape[1] % dtype_block_elems(t.dtype) == 0 && direct.count(&t)) {
+      ++kept[dtype_name(t.dtype)];
       return;
     }
     if (auto it = done.find(t.data); it != done.end() && it->second.shape == t.shape) {
@@ -488,13 +486,14 @@ void dequantize_weights_for_backends(ModelWeights& w, std::vector<std::unique_pt
     bytes += size_t(t.numel()) * 4;
     owned.push_back(std::move(buf));
   });
-  if (kept) spdlog::info("gguf: {} Q8_0 projection tensors are read in place by the CPU kernels", kept);
-  if (tensors == 0) return;
-  std::string list;
-  for (const auto& [name, n] : types) list += (list.empty() ? "" : ", ") + std::to_string(n) + " " + name;
-  spdlog::warn("dequantised {} quantised weight tensors ({}) to F32 at load time, {:.1f} MB: the backends have "
-               "no kernels for these types yet",
-               tensors, list, double(bytes) / 1e6);
+  auto list = [](const std::map<std::string, int>& m) {
+    std::string s;
+    for (const auto& [name, n] : m) s += (s.empty() ? "" : ", ") + std::to_string(n) + " " + name;
+    return s;
+  };
+  if (!kept.empty()) spdlog::info("quantised weights read in place: {} tensors", list(kept));
+  if (tensors) spdlog::info("widened {} small quantised tensors ({}) to F32 at load time, {:.1f} MB", tensors, list(types),
+                            double(bytes) / 1e6);
 }
 
 ModelWeights bind_gguf_weights(const ModelSpec& spec, const GgufFile& g, std::vector<std::unique_ptr<uint8_t[]>>& owned) {

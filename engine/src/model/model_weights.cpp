@@ -359,8 +359,8 @@ std::shared_ptr<const Model> load_model(const std::filesystem::path& dir) {
   m->spec = load_model_spec(dir);
   m->checkpoint = Checkpoint::open(dir);
   m->weights = bind_weights(m->spec, *m->checkpoint);
-  // gpt-oss' MXFP4 experts: widened to F32 for the backends as GGUF's block types are, until the
-  // backends have MXFP4 kernels (a correctness path for now: gpt-oss-20b would need ~80 GB).
+  // gpt-oss' MXFP4 experts (repacked into GGUF's MXFP4 blocks by the binder): read in place by the
+  // CPU kernels, as GGUF's block types are; what else is quantised is widened.
   bool mxfp4 = false;
   for (const auto& L : m->weights.layers)
     for (const auto& x : L.experts) mxfp4 = mxfp4 || x.gate.dtype == DType::MXFP4;
