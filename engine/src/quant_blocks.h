@@ -34,6 +34,10 @@
 #include <cstdint>
 #include <cstring>
 
+#if defined(__AVX2__)
+#include <immintrin.h>
+#endif
+
 #include "moescope/tensor.h"
 
 namespace moescope::quant {
@@ -85,13 +89,26 @@ static constexpr bool has_addend(DType t) {
   return t == DType::Q4_1 || t == DType::Q5_1 || t == DType::Q2_K || t == DType::Q4_K || t == DType::Q5_K;
 }
 
-// 32 codes of 4 bits in 16 bytes: element j is the low nibble of qs[j], element j + 16 its high one.
-static inline void nibbles32(const uint8_t* qs, int8_t* q, const int8_t* table = nullptr, int bias = 0) {
+// 32 codes of 4 bits in 16 bytes: element j is the low nibble of qs[j], element j + 16 its high
+// one; q = code − bias, or table[code].
+static inline void nibbles32(const uint8_t* qs, int8_t* q, int bias = 0) {
   for (int j = 0; j < 16; ++j) {
-    const int lo = qs[j] & 0x0F, hi = qs[j] >> 4;
-    q[j] = int8_t(table ? table[lo] : lo - bias);
-    q[j + 16] = int8_t(table ? table[hi] : hi - bias);
+    q[j] = int8_t((qs[j] & 0x0F) - bias);
+    q[j + 16] = int8_t((qs[j] >> 4) - bias);
   }
+}
+static inline void nibbles32(const uint8_t* qs, int8_t* q, const int8_t* table) {
+#if defined(__AVX2__)  // a level file: the 16-entry table is one byte shuffle
+  const __m128i t = _mm_loadu_si128(reinterpret_cast<const __m128i*>(table));
+  const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qs)), m = _mm_set1_epi8(0x0F);
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(q), _mm_shuffle_epi8(t, _mm_and_si128(b, m)));
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(q + 16), _mm_shuffle_epi8(t, _mm_and_si128(_mm_srli_epi16(b, 4), m)));
+#else
+  for (int j = 0; j < 16; ++j) {
+    q[j] = table[qs[j] & 0x0F];
+    q[j + 16] = table[qs[j] >> 4];
+  }
+#endif
 }
 
 // The 6-bit scales and mins of Q4_K/Q5_K (get_scale_min_k4).
@@ -113,7 +130,7 @@ static inline void unpack(const uint8_t* b, int8_t* q, float* s, float* o) {
     std::memcpy(q, b + 2, 32);
     s[0] = s[1] = half_at(b);
   } else if constexpr (T == DType::Q4_0) {
-    nibbles32(b + 2, q, nullptr, 8);
+    nibbles32(b + 2, q, 8);
     s[0] = s[1] = half_at(b);
   } else if constexpr (T == DType::Q4_1) {
     nibbles32(b + 4, q);
@@ -147,13 +164,14 @@ static inline void unpack(const uint8_t* b, int8_t* q, float* s, float* o) {
     const uint8_t* sc = b + 96;
     const float d = half_at(b + 108);
     for (int h = 0; h < 2; ++h)
-      for (int p = 0; p < 4; ++p)
+      for (int p = 0; p < 4; ++p) {
+        const int hbit = 4 * h + p;  // element e takes bit e / 32 of hmask[e % 32]
         for (int l = 0; l < 32; ++l) {
-          const int e = 128 * h + 32 * p + l;
           const int low = (qs[32 * h + l] >> (2 * p)) & 3;
-          const int high_bit = (hmask[l] >> (e / 32)) & 1;  // a set bit means no −4 offset
-          q[e] = int8_t(low - ((high_bit ^ 1) << 2));
+          const int high_bit = (hmask[l] >> hbit) & 1;  // a set bit means no −4 offset
+          q[128 * h + 32 * p + l] = int8_t(low - ((high_bit ^ 1) << 2));
         }
+      }
     for (int g = 0; g < 16; ++g) {
       const int lo = g < 8 ? (sc[g] & 0x0F) : (sc[g - 8] >> 4);
       const int hi = (sc[8 + g % 4] >> (2 * (g / 4))) & 3;
@@ -186,13 +204,15 @@ static inline void unpack(const uint8_t* b, int8_t* q, float* s, float* o) {
     const auto* scales = reinterpret_cast<const int8_t*>(b + 192);
     const float d = half_at(b + 208);
     for (int h = 0; h < 2; ++h)
-      for (int p = 0; p < 4; ++p)
+      for (int p = 0; p < 4; ++p) {
+        const uint8_t* lo = ql + 64 * h + 32 * (p % 2);
+        const int shift = 4 * (p / 2);
         for (int l = 0; l < 32; ++l) {
-          const int r = 32 * p + l;
-          const int low = (ql[64 * h + r % 64] >> (4 * (r / 64))) & 0x0F;
+          const int low = (lo[l] >> shift) & 0x0F;
           const int high = (qh[32 * h + l] >> (2 * p)) & 3;
-          q[128 * h + r] = int8_t((low | (high << 4)) - 32);
+          q[128 * h + 32 * p + l] = int8_t((low | (high << 4)) - 32);
         }
+      }
     for (int g = 0; g < 16; ++g) s[g] = d * float(scales[g]);
   } else if constexpr (T == DType::IQ4_NL) {
     nibbles32(b + 2, q, kIq4nl);
