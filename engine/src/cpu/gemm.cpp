@@ -7,6 +7,7 @@
 #include <cpuid.h>
 #endif
 #include <cstdlib>
+#include <cstring>
 #include <spdlog/spdlog.h>
 #include <string_view>
 
@@ -40,6 +41,7 @@ struct QGeneric {
       a += float(isum) * (w.s[g] * x.s[g]) + w.o[g] * x.o[g];
     }
   }
+  static void order(const float* natural, float* dst) { std::memcpy(dst, natural, 16 * sizeof(float)); }
   static void dot_f32(const int8_t* q, float s, float o, const float* x, acc& a) {
     for (int l = 0; l < 16; ++l) a += (s * float(q[l]) + o) * x[l];
   }

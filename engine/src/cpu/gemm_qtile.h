@@ -22,7 +22,8 @@
 //
 // QV provides: P[16] (the order in which its dot product produces the 16 group sums of a chunk:
 // position i holds group P[i]; s and o are stored in that order so no shuffle is needed), acc,
-// zero(), dot(w, x, acc) (acc += one chunk's contribution), dot_f32(q, s, o, x, acc) (acc += one
+// order(natural, dst) (16 values by group into that order), zero(), dot(w, x, acc) (acc += one
+// chunk's contribution), dot_f32(q, s, o, x, acc) (acc += one
 // group of 16 weights s · q + o against 16 fp32 x), hsum(acc).
 //
 // Layout: a strip of 4 W rows is unpacked whole (4 × K/256 chunks, in L1/L2), then every x row
@@ -32,6 +33,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <cstdlib>
 
 #include "cpu/gemm.h"
 #include "quant_blocks.h"
@@ -80,7 +82,7 @@ struct QKernels {
         }
         for (int h = 0; h < 2; ++h) {
           ch.s[pos.v[2 * b + h]] = d;
-          ch.o[pos.v[2 * b + h]] = d * float(sum[h]);
+          ch.o[pos.v[2 * b + h]] = d * float(sum[h]);  // (a few values a row: no need for QV::order)
         }
       }
     }
@@ -100,10 +102,9 @@ struct QKernels {
         quant::unpack<T>(row + size_t(c * (kChunk / be) + b) * bb, w.q + be * b, s + b * (be / 16), o + b * (be / 16));
       if (nb < kChunk / be) std::memset(w.q + be * nb, 0, size_t(kChunk - be * nb));
     }
-    for (int g = 0; g < 16; ++g) {
-      w.s[pos.v[g]] = s[g];
-      w.o[pos.v[g]] = quant::has_addend(T) ? o[g] : 0.0f;
-    }
+    QV::order(s, w.s);
+    if constexpr (quant::has_addend(T)) QV::order(o, w.o);
+    else std::memset(w.o, 0, sizeof w.o);
   }
 
   template <int R>
@@ -138,8 +139,8 @@ struct QKernels {
   }
 
   template <DType T>
-  static void run(const RowsIn& x, int m, const void* w, int K, int row0, int row1, float* y, size_t ys,
-                  XPack& pack) {
+  static void run(const RowsIn& x, int m, const void* w, int K, int n_rows, int row0, int row1, float* y,
+                  size_t ys, XPack& pack) {
     const int nc = chunks(K);
     const bool int8 = quant_activations() == QuantX::Int8;
     constexpr size_t words = sizeof(QChunk) / sizeof(uint32_t);
@@ -157,10 +158,22 @@ struct QKernels {
     }
     const size_t row_bytes = size_t(K / quant::kBlockElems<T>) * quant::kBlockBytes<T>;
     const auto* wb = static_cast<const uint8_t*>(w);
+    constexpr size_t chunk_bytes = size_t(kChunk / quant::kBlockElems<T>) * quant::kBlockBytes<T>;
     for (int r = row0; r < row1; r += NR) {
       const int nr = std::min(NR, row1 - r);
-      for (int j = 0; j < nr; ++j)
-        for (int c = 0; c < nc; ++c) unpack_chunk<T>(wb + size_t(r + j) * row_bytes, c, K, wq[size_t(j) * size_t(nc) + size_t(c)]);
+      for (int j = 0; j < nr; ++j) {
+        const uint8_t* row = wb + size_t(r + j) * row_bytes;
+        // The same bytes of the next strip's row are fetched while this one is unpacked: rows are
+        // a few KB, and the hardware prefetchers stop at every 4 KB page.
+        static const bool kPf = !std::getenv("MOESCOPE_QPF0");
+        const uint8_t* next = kPf && r + NR + j < n_rows ? row + size_t(NR) * row_bytes : nullptr;
+        for (int c = 0; c < nc; ++c) {
+          if (next)
+            for (size_t off = size_t(c) * chunk_bytes; off < std::min(row_bytes, size_t(c + 1) * chunk_bytes); off += 64)
+              __builtin_prefetch(next + off, 0, 2);
+          unpack_chunk<T>(row, c, K, wq[size_t(j) * size_t(nc) + size_t(c)]);
+        }
+      }
       float* yr = y + size_t(r - row0);
       if (!int8) {
         switch (nr) {
@@ -181,10 +194,10 @@ struct QKernels {
   }
 
   // Every block type but Q8_0 (which the fp32 tile kernel reads exactly); false for the others.
-  static bool run_any(const RowsIn& x, int m, DType dt, const void* w, int K, int row0, int row1, float* y, size_t ys,
-                      XPack& pack) {
+  static bool run_any(const RowsIn& x, int m, DType dt, const void* w, int K, int n_rows, int row0, int row1, float* y,
+                      size_t ys, XPack& pack) {
     if (dt == DType::Q8_0) return false;
-    return quant::with_block_type(dt, [&]<DType T>() { run<T>(x, m, w, K, row0, row1, y, ys, pack); });
+    return quant::with_block_type(dt, [&]<DType T>() { run<T>(x, m, w, K, n_rows, row0, row1, y, ys, pack); });
   }
 };
 

@@ -16,6 +16,11 @@ namespace {
 struct QAvx2 {
   static constexpr int P[16] = {0, 2, 4, 6, 1, 3, 5, 7, 8, 10, 12, 14, 9, 11, 13, 15};
   using acc = __m256;
+  static void order(const float* natural, float* dst) {  // P within each half of 8
+    const __m256i idx = _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7);
+    _mm256_storeu_ps(dst, _mm256_permutevar8x32_ps(_mm256_loadu_ps(natural), idx));
+    _mm256_storeu_ps(dst + 8, _mm256_permutevar8x32_ps(_mm256_loadu_ps(natural + 8), idx));
+  }
   static acc zero() { return _mm256_setzero_ps(); }
   // 32 products of two groups, as 8 int32 partial sums (4 per group, one group per 128-bit lane).
   static __m256i pair(const int8_t* w, const int8_t* x) {

@@ -146,7 +146,7 @@ void gemm_level(const RowsIn& x, int m, DType dt, const void* w, int K, int n_ro
     case DType::BF16: TileKernels<V, DType::BF16>::run(x, m, w, K, n_rows, row0, row1, y, ys); return;
     case DType::F16: TileKernels<V, DType::F16>::run(x, m, w, K, n_rows, row0, row1, y, ys); return;
     case DType::Q8_0: TileKernels<V, DType::Q8_0>::run(x, m, w, K, n_rows, row0, row1, y, ys); return;
-    default: QKernels<QV>::run_any(x, m, dt, w, K, row0, row1, y, ys, *pack); return;  // gemm_rows checked it
+    default: QKernels<QV>::run_any(x, m, dt, w, K, n_rows, row0, row1, y, ys, *pack); return;  // gemm_rows checked it
   }
 }
 
