@@ -33,7 +33,6 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
-#include <cstdlib>
 
 #include "cpu/gemm.h"
 #include "quant_blocks.h"
@@ -165,8 +164,7 @@ struct QKernels {
         const uint8_t* row = wb + size_t(r + j) * row_bytes;
         // The same bytes of the next strip's row are fetched while this one is unpacked: rows are
         // a few KB, and the hardware prefetchers stop at every 4 KB page.
-        static const bool kPf = !std::getenv("MOESCOPE_QPF0");
-        const uint8_t* next = kPf && r + NR + j < n_rows ? row + size_t(NR) * row_bytes : nullptr;
+        const uint8_t* next = r + NR + j < n_rows ? row + size_t(NR) * row_bytes : nullptr;
         for (int c = 0; c < nc; ++c) {
           if (next)
             for (size_t off = size_t(c) * chunk_bytes; off < std::min(row_bytes, size_t(c + 1) * chunk_bytes); off += 64)
