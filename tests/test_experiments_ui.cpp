@@ -100,6 +100,16 @@ void TestExperimentsUi::anatomy_presets() {
   QVERIFY2(view.summaryText().contains(QStringLiteral("68.6 KiB per token in BF16 for all 61 attention layers")),
            qPrintable(view.summaryText()));
   QCOMPARE(view.contextTokens(), 163840);  // DeepSeek-R1's max_position_embeddings
+  // The memory calculator: every weight format, DeepSeek-R1's 671B at Q4_K_M and IQ1_S among them
+  // (671.0e9 × 4.85 / 8 bytes = 379 GiB; × 1.5625 / 8 = 122 GiB).
+  QCOMPARE(view.memoryTable()->rowCount(), int(moescope::weight_formats().size()));
+  QStringList formats;
+  for (int r = 0; r < view.memoryTable()->rowCount(); ++r) formats << view.memoryTable()->item(r, 0)->text();
+  QVERIFY2(formats.contains(QStringLiteral("Q4_K_M (4.85 bits)")) && formats.contains(QStringLiteral("IQ1_S (1.562 bits)")) &&
+               formats.contains(QStringLiteral("BF16 (16 bits)")),
+           qPrintable(formats.join(QStringLiteral(", "))));
+  const int q4 = int(formats.indexOf(QStringLiteral("Q4_K_M (4.85 bits)")));
+  QCOMPARE(view.memoryTable()->item(q4, 1)->text(), QStringLiteral("379 GiB"));
   view.setContext(4096);
   const QString kv_4k = view.memoryTable()->item(0, 2)->text(), total_4k = view.memoryTable()->item(0, 3)->text();
   view.setContext(131072);

@@ -28,6 +28,7 @@
 #include "moescope/npy.h"
 #include "moescope/session.h"
 #include "moescope/tensor.h"
+#include "moescope/weight_footprint.h"
 #include "gguf_write.h"
 #include "quant_test_blocks.h"
 
@@ -582,6 +583,17 @@ private slots:
       for (const auto& e : L.experts) in_place.insert(e.gate.dtype), in_place.insert(e.up.dtype), in_place.insert(e.down.dtype);
     }
     QCOMPARE(in_place.size(), rotation.size());
+    // Its footprint as loaded: the file's bytes, with the widened routers at 4 bytes a weight.
+    const WeightFootprint fp = weight_footprint(q->spec, q->weights);
+    int64_t want = 0;
+    for (const auto& o : ts)
+      want += o.name.find("ffn_gate_inp") != std::string::npos ? int64_t(o.data.size() / 34 * 32 * 4) : int64_t(o.data.size());
+    QCOMPARE(fp.total_bytes, want);
+    const auto embd = std::find_if(ts.begin(), ts.end(), [](const GgufOut& o) { return o.name == "token_embd.weight"; });
+    QCOMPARE(fp.parts.at("embedding").bytes_by_type.at("Q6_K"), int64_t(embd->data.size()));
+    QVERIFY(fp.parts.at("router").bytes_by_type.count("F32") && !fp.parts.count("lm_head"));  // tied: counted once
+    QVERIFY(fp.decode_bytes_per_token < fp.total_bytes && fp.decode_bytes_per_token > fp.parts.at("embedding").bytes);
+    QVERIFY2(types_text(fp).find("Q6_K") != std::string::npos, types_text(fp).c_str());
     std::vector<int32_t> ids;
     for (int i = 0; i < 24; ++i) ids.push_back(int32_t((i * 37 + 11) % 256));
     auto run = [&](std::shared_ptr<const Model> m, cpu::QuantX mode) {

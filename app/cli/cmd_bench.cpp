@@ -12,6 +12,7 @@
 #include "commands.h"
 #include "common.h"
 #include "moescope/anatomy.h"
+#include "moescope/weight_footprint.h"
 #include "moescope/error.h"
 #include "moescope/sampler.h"
 
@@ -79,17 +80,12 @@ int cmd_bench(int argc, char** argv) {
   const double linear_decode_s = backend->linear_state_seconds() - linear_before;
 
   const Backend::Calibration cal = backend->calibrate();
-  // Bytes a weight: BF16 for --shape; for a checkpoint, the routed experts' type (most of what
-  // decode reads: Q8_0 is 34 bytes a 32 weights), else that of the first dense FFN.
-  double bytes_per_weight = 2.0;
-  for (const LayerWeights& L : model->weights.layers) {
-    const TensorView& t = !L.experts.empty() ? L.experts[0].gate : L.dense.gate;
-    if (t.data && t.shape.size() == 2) {
-      bytes_per_weight = double(dtype_bytes(t.dtype, t.shape[1])) / double(t.shape[1]);
-      if (!L.experts.empty()) break;
-    }
-  }
-  const double weight_bytes = decode_weight_bytes(s, bytes_per_weight);
+  // The weight bytes a decoded token reads, from the views as loaded (each tensor in its own type: a
+  // Q4_K_M file's Q6_K head and F32 routers count as what they are); BF16 for weights made on the
+  // fly (--shape), which have no views in memory.
+  const WeightFootprint footprint = weight_footprint(s, model->weights);
+  const double weight_bytes =
+      footprint.total_bytes > 0 ? double(footprint.decode_bytes_per_token) : decode_weight_bytes(s, 2.0);
   const KvStats kv = backend->kv_stats();
   const double avg_ctx = prompt + decode / 2.0;
   const double kv_bytes = double(kv.bytes_per_token_layer) * kv.n_layers * avg_ctx;
@@ -115,7 +111,7 @@ int cmd_bench(int argc, char** argv) {
                       {"decode_tokens_per_s", decode_tps},
                       {"ms_per_token", 1000.0 * decode_s / decode},
                       {"weight_bytes_per_token", int64_t(weight_bytes)},
-                      {"bytes_per_weight", bytes_per_weight},
+                      {"bytes_per_weight", footprint.total_bytes > 0 ? footprint.bits_per_weight / 8.0 : 2.0},
                       {"kv_bytes_per_token_avg", int64_t(kv_bytes)},
                       {"bandwidth_gbs", cal.bandwidth_gbs},
                       {"decode_roofline_tokens_per_s", roofline_tps},

@@ -1,7 +1,9 @@
 // moescope-cli inspect --model DIR|config.json | --preset NAME [--context N] [--json]
-// Prints the model's anatomy (parameters total/active by component, KV bytes per token, memory at
-// BF16/FP8/INT4 for N tokens of context, by default the model's own context) as a table, or as
-// JSON with --json. Needs only config.json.
+// Prints the model's anatomy (parameters total/active by component, KV bytes per token, memory for
+// each weight format of anatomy.h's weight_formats() at N tokens of context, by default the
+// model's own context) as a table, or as JSON with --json. Needs only config.json; where the
+// weights are there too (a checkpoint folder, a GGUF file) it also gives their own footprint: the
+// types by component, the bytes and the bytes a decoded token reads ("file_weights").
 #include <cstdio>
 #include <iostream>
 #include <nlohmann/json.hpp>
@@ -12,6 +14,8 @@
 #include "moescope/anatomy.h"
 #include "moescope/error.h"
 #include "moescope/model_spec.h"
+#include "moescope/model_weights.h"
+#include "moescope/weight_footprint.h"
 
 namespace moescope::cli {
 
@@ -87,12 +91,30 @@ std::string anatomy_table(const ModelSpec& spec, const nlohmann::json& j) {
   out << "\nKV cache: " << kv_figure_text(kv_figure(spec), attention) << "\n";
   const int64_t ctx = j["memory_context_tokens"].get<int64_t>();
   out << "\nmemory at " << ctx << " tokens of context\n" << row("weights as", "weights", "KV cache", "total");
-  for (auto [key, name] : {std::pair<const char*, const char*>{"bf16", "BF16"}, {"fp8", "FP8"}, {"int4", "INT4"}}) {
-    const auto& m = j["memory"][key];
-    out << row(name, format_bytes_iec(double(m["weights_bytes"].get<int64_t>())),
+  const double kv = double(j["memory"]["bf16"]["kv_bytes"].get<int64_t>());
+  if (j.contains("file_weights")) {
+    const auto& f = j["file_weights"];
+    const double w = double(f["total_bytes"].get<int64_t>());
+    char bpw[32];
+    std::snprintf(bpw, sizeof bpw, "%.2f", f["bits_per_weight"].get<double>());
+    out << row(std::string("this file (") + bpw + " bits)", format_bytes_iec(w), format_bytes_iec(kv), format_bytes_iec(w + kv));
+  }
+  for (const WeightFormat& fmt : weight_formats()) {
+    const auto& m = j["memory"][fmt.key];
+    out << row(fmt.label, format_bytes_iec(double(m["weights_bytes"].get<int64_t>())),
                format_bytes_iec(double(m["kv_bytes"].get<int64_t>())), format_bytes_iec(double(m["total_bytes"].get<int64_t>())));
   }
-  out << "  (KV cache in BF16; --json prints every figure)\n";
+  out << "  (KV cache in BF16; the _M mixes and Q2_K at their typical bits a weight; --json prints every figure)\n";
+  if (j.contains("file_weights")) {
+    const auto& f = j["file_weights"];
+    out << "\nthis file's weights: " << f["types"].get<std::string>() << "; a decoded token reads "
+        << format_bytes_iec(double(f["decode_bytes_per_token"].get<int64_t>())) << " of them\n";
+    for (const auto& [part, p] : f["parts"].items()) {
+      std::string types;
+      for (const auto& [t, b] : p["bytes_by_type"].items()) types += (types.empty() ? "" : " + ") + t;
+      out << row(part, format_bytes_iec(double(p["bytes"].get<int64_t>())), types);
+    }
+  }
   if (j.contains("vision")) out << "\n" << j["vision"].get<std::string>() << "\n";
   return out.str();
 }
@@ -107,7 +129,17 @@ int cmd_inspect(int argc, char** argv) {
   if (auto p = args.get("preset")) spec.name = *p;
   const long long context = args.get_int("context", default_memory_context(spec));
   if (context <= 0 || context > (1ll << 24)) throw Error("--context must be between 1 and 16777216");
-  const nlohmann::json j = anatomy_json(spec, context);
+  nlohmann::json j = anatomy_json(spec, context);
+  // The weights' own footprint where they are there (mapped, not read: cheap at any size).
+  const bool weights_here = !args.get("preset") && (is_gguf_path(source) || (std::filesystem::is_directory(source) && [&] {
+    for (const auto& e : std::filesystem::directory_iterator(source))
+      if (e.path().extension() == ".safetensors") return true;
+    return false;
+  }()));
+  if (weights_here) {
+    auto model = load_model(source);
+    j["file_weights"] = footprint_json(weight_footprint(model->spec, model->weights));
+  }
   if (args.has("json")) std::cout << j.dump(2) << "\n";
   else std::cout << anatomy_table(spec, j);
   return 0;

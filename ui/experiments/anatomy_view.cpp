@@ -131,14 +131,18 @@ AnatomyView::AnatomyView(EngineFeed* feed, QWidget* parent) : QWidget(parent) {
   mem_row->addWidget(slider_, 1);
   layout->addLayout(mem_row);
 
-  memory_ = new QTableWidget(3, 4, this);
+  memory_ = new QTableWidget(int(weight_formats().size()), 4, this);
   memory_->setObjectName(QStringLiteral("anatomy-memory"));
   memory_->setHorizontalHeaderLabels({tr("Weights as"), tr("Weights"), tr("KV cache (BF16)"), tr("Total")});
   memory_->horizontalHeader()->setSectionResizeMode(QHeaderView::Stretch);
   memory_->verticalHeader()->hide();
   memory_->setEditTriggers(QAbstractItemView::NoEditTriggers);
   memory_->verticalHeader()->setDefaultSectionSize(memory_->fontMetrics().height() + 6);
-  memory_->setFixedHeight(memory_->horizontalHeader()->sizeHint().height() + 3 * (memory_->fontMetrics().height() + 6) + 4);
+  memory_->setFixedHeight(memory_->horizontalHeader()->sizeHint().height() +
+                          memory_->rowCount() * (memory_->fontMetrics().height() + 6) + 4);
+  memory_->setToolTip(tr("The weights at each format: BF16, FP8, and llama.cpp's GGUF types. Q8_0, Q6_K, MXFP4 and "
+                         "IQ1_S are single types (their block scales included); Q5_K_M, Q4_K_M, Q3_K_M and Q2_K are "
+                         "llama-quantize's mixes, at their typical bits a weight (within ~0.1 bit by model)."));
   layout->addWidget(memory_);
 
   connect(source_, &QComboBox::currentIndexChanged, this, &AnatomyView::onSource);
@@ -354,9 +358,10 @@ void AnatomyView::refreshMemory() {
   if (!spec_) return;
   const nlohmann::json j = anatomy_json(*spec_, context_->value());
   int row = 0;
-  for (const char* name : {"bf16", "fp8", "int4"}) {
-    const auto& m = j["memory"][name];
-    const QString cells[] = {QString::fromLatin1(name).toUpper(), bytes_text(m["weights_bytes"].get<double>()),
+  for (const WeightFormat& f : weight_formats()) {
+    const auto& m = j["memory"][f.key];
+    const QString cells[] = {tr("%1 (%2 bits)").arg(QString::fromLatin1(f.label)).arg(f.bits_per_weight, 0, 'g', 4),
+                             bytes_text(m["weights_bytes"].get<double>()),
                              bytes_text(m["kv_bytes"].get<double>()), bytes_text(m["total_bytes"].get<double>())};
     for (int k = 0; k < 4; ++k) {
       auto* item = new QTableWidgetItem(cells[k]);

@@ -11,6 +11,7 @@
 // given (active and active_without_embedding).
 #include <cstdint>
 #include <string>
+#include <vector>
 #include <nlohmann/json_fwd.hpp>
 
 #include "moescope/model_spec.h"
@@ -64,8 +65,21 @@ std::string format_bytes_iec(double bytes);
 // (max_position_embeddings), 4096 when the config gives none.
 int64_t default_memory_context(const ModelSpec& spec);
 
+// The weight formats the memory figures are given for: the safetensors types, FP8 and INT4, and
+// llama.cpp's GGUF types and mixes. Bits per weight include the block scales (Q4_K: 144 bytes a
+// block of 256 = 4.5); the _M mixes and Q2_K are llama-quantize's mixes of several types, whose
+// share of each varies a little by model: typical figures (within ~0.1 bit), e.g. DeepSeek-R1's
+// published Q4_K_M file is 4.8 bits a weight.
+struct WeightFormat {
+  const char* key;    // "q4_k_m"
+  const char* label;  // "Q4_K_M"
+  double bits_per_weight;
+};
+const std::vector<WeightFormat>& weight_formats();
+
 // The `moescope-cli inspect` JSON: architecture, layers, attention kind, experts, parameter
-// breakdown, KV bytes per token, and memory for weights (BF16/FP8/INT4) + KV at `context` tokens.
+// breakdown, KV bytes per token, and for each weight format (weight_formats()) the weights, the KV
+// cache at `context` tokens, their total and the weight bytes a decoded token reads.
 nlohmann::json anatomy_json(const ModelSpec& spec, int64_t context);
 
 }  // namespace moescope

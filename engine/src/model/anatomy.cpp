@@ -120,6 +120,14 @@ std::string attention_kind_name(const ModelSpec& s) {
   return s.attn.kind == AttentionKind::MLA ? "MLA" : s.attn.n_kv_heads == s.attn.n_heads ? "MHA" : "GQA";
 }
 
+const std::vector<WeightFormat>& weight_formats() {
+  static const std::vector<WeightFormat> f = {
+      {"bf16", "BF16", 16.0},   {"fp8", "FP8", 8.0},       {"q8_0", "Q8_0", 8.5},      {"q6_k", "Q6_K", 6.5625},
+      {"q5_k_m", "Q5_K_M", 5.7}, {"q4_k_m", "Q4_K_M", 4.85}, {"mxfp4", "MXFP4", 4.25},   {"int4", "INT4", 4.0},
+      {"q3_k_m", "Q3_K_M", 3.9}, {"q2_k", "Q2_K", 2.9},      {"iq1_m", "IQ1_M", 1.75},   {"iq1_s", "IQ1_S", 1.5625}};
+  return f;
+}
+
 int64_t default_memory_context(const ModelSpec& spec) { return spec.max_position > 0 ? spec.max_position : 4096; }
 
 nlohmann::json anatomy_json(const ModelSpec& s, int64_t context) {
@@ -195,11 +203,16 @@ nlohmann::json anatomy_json(const ModelSpec& s, int64_t context) {
              {"recurrent_state_bytes_fp32", fig.state_bytes}};
 
   json memory = json::object();
-  for (auto [name, bpp] : {std::pair<const char*, double>{"bf16", 2.0}, {"fp8", 1.0}, {"int4", 0.5}}) {
+  for (const WeightFormat& f : weight_formats()) {
+    const double bpp = f.bits_per_weight / 8.0;
     const double weights = double(c.total) * bpp;
     const double kv_bytes = double(kv_bf16_token) * double(context);
-    memory[name] = {{"weights_bytes", int64_t(weights)}, {"kv_bytes", int64_t(kv_bytes)},
-                    {"total_bytes", int64_t(weights + kv_bytes)}};
+    memory[f.key] = {{"label", f.label},
+                     {"bits_per_weight", f.bits_per_weight},
+                     {"weights_bytes", int64_t(weights)},
+                     {"kv_bytes", int64_t(kv_bytes)},
+                     {"total_bytes", int64_t(weights + kv_bytes)},
+                     {"decode_weight_bytes", int64_t(decode_weight_bytes(s, bpp))}};
   }
 
   json j = {{"architecture", s.architecture},
