@@ -39,9 +39,12 @@ struct DeltaRuleArgs {
 // Per value head h (key head h / (nv / nk)) and token t in order: q, k L2-normalised
 // (x / sqrt(Σx² + 1e-6)), q also by 1/sqrt(dk); S ← exp(g)·S; S ← S + k ⊗ β(v − Sᵀk); o = Sᵀq;
 // out = o / rms(o) · norm · silu(z). Grid: one block of 128 threads per value head, each thread
-// owning columns d of S; shared memory (2·dk + dv) floats, at most kDeltaRuleMaxSmemFloats (48
-// KiB, no opt-in). The caller checks that bound and that nv is a multiple of nk.
-constexpr int kDeltaRuleMaxSmemFloats = 12 * 1024;
+// owning columns d of S; dynamic shared memory (2·dk + dv) floats, at most
+// kDeltaRuleMaxSmemFloats: with block_sum's 32 floats of static shared memory that stays under
+// the 48 KiB a launch may use without opt-in. The caller checks that bound and that nv is a
+// multiple of nk. Prefill runs the tokens one after the other in each block (nv blocks): correct,
+// not fast; a chunked (WY) form is the faster prefill.
+constexpr int kDeltaRuleMaxSmemFloats = 12 * 1024 - 64;
 void delta_rule(const DeltaRuleArgs& args, cudaStream_t stream);
 
 }  // namespace moescope::kernels

@@ -27,7 +27,8 @@
 # compile 15.5 s (safetensors.cpp). On 16 cores that is about 314/16 = 20 s of compiling, floored
 # by the longest compile plus the library and link steps: under a minute, with CMake's CUDA
 # detection at configure (~10 s) on top. The GPU steps are estimated from the work they do, on an H200:
-# gpu tests ~1-2 min (9 tiny golden models, CPU references on 2 threads, eager module loading),
+# gpu tests ~1-3 min (16 tiny golden models incl. gpt-oss and Qwen3.5-MoE, plus test_cuda_model's
+# linear_state and test_cuda_ops' delta_net/sinks rows; CPU references on 2 threads, eager module loading),
 # kernel table ~20 s, five benches ~10-20 s each (weights generated on the device, 512-token
 # prefill, 256 decode steps, calibration). Every step has its own timeout, so an overrun costs
 # that step only; the whole script stops itself at MOESCOPE_GPU_BUDGET seconds (default 540).
