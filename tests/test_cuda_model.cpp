@@ -53,7 +53,8 @@ constexpr float kRouteMargin = 2e-3f;
   return nlohmann::json::parse(in);
 }
 
-// A copy of `m` whose big matrices are rounded to BF16, as the CUDA backend uploads them.
+// A copy of `m` whose big matrices are rounded to BF16, as the CUDA backend uploads them
+// (cuda_weights.h: not the embedding, the router or other small fp32 tensors).
 [[maybe_unused]] std::shared_ptr<const Model> bf16_twin(const std::shared_ptr<const Model>& m,
                                                         std::vector<std::shared_ptr<const Model>>& keep) {
   auto twin = std::make_shared<Model>();
@@ -72,13 +73,12 @@ constexpr float kRouteMargin = 2e-3f;
     twin->storage.push_back(std::move(buf));
   };
   ModelWeights& w = twin->weights;
-  const bool tied = w.lm_head.data == w.embed.data;
-  round(w.embed);
-  if (tied) w.lm_head = w.embed;
-  else round(w.lm_head);
+  // The embedding stays as it is (the device keeps a non-BF16 table in fp32); the LM head, tied
+  // or not, is a BF16 matrix there (round() gives a tied head storage of its own).
+  round(w.lm_head);
   for (auto& L : w.layers) {
-    for (Linear* l : {&L.q, &L.k, &L.v, &L.o, &L.q_a, &L.q_b, &L.kv_a, &L.kv_b, &L.lin_qkv, &L.lin_z, &L.lin_b, &L.lin_a,
-                      &L.lin_out})
+    // (the DeltaNet gates' lin_b / lin_a stay fp32 on the device, as the router)
+    for (Linear* l : {&L.q, &L.k, &L.v, &L.o, &L.q_a, &L.q_b, &L.kv_a, &L.kv_b, &L.lin_qkv, &L.lin_z, &L.lin_out})
       round(l->w);
     for (MlpWeights* mw : {&L.dense, &L.shared}) round(mw->gate), round(mw->up), round(mw->down);
     for (auto& e : L.experts) round(e.gate), round(e.up), round(e.down);

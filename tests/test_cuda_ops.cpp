@@ -236,6 +236,11 @@ PT_CASE(embed) {
   std::vector<float> ref(ids.size() * H);
   for (size_t i = 0; i < ids.size(); ++i) cpu::embed(tv, ids[i], ref.data() + i * H);
   PT_CHECK(close("embed", cuda_ops::embed(tv, ids), ref, 0.0f, 0.0f));
+  // An F32 table (kept in fp32 on the device): exact too.
+  auto table32 = random_vec(size_t(V) * H, 8);
+  TensorView tv32{DType::F32, {V, H}, table32.data()};
+  for (size_t i = 0; i < ids.size(); ++i) cpu::embed(tv32, ids[i], ref.data() + i * H);
+  PT_CHECK(close("embed f32", cuda_ops::embed(tv32, ids), ref, 0.0f, 0.0f));
 #endif
 }
 

@@ -26,7 +26,7 @@ std::vector<float> rope(const std::vector<float>& x, int n_tokens, int heads, in
 std::vector<float> swiglu(const std::vector<float>& gate_up, int n, int width);
 // Same layout → gpt-oss' clamped SwiGLU (cpu::clamped_swiglu).
 std::vector<float> swiglu_clamped(const std::vector<float>& gate_up, int n, int width, float alpha, float limit);
-// Rows of a BF16 table.
+// Rows of a table: F32 kept in fp32, any other dtype rounded to BF16 (as the upload stores them).
 std::vector<float> embed(const TensorView& table, const std::vector<int32_t>& ids);
 
 struct Routes {

@@ -484,7 +484,8 @@ private:
   void enqueue(int T, int K, bool probs, bool last_logits) {
     cudaStream_t st = ctx_.stream();
     const int H = s_.hidden, V = s_.vocab_size, E = s_.moe.router.n_experts;
-    kernels::embed(w_->embed, sc_.io + 1, sc_.x, T, H, st);
+    if (w_->embed_f32) kernels::embed(w_->embed_f32, sc_.io + 1, sc_.x, T, H, st);
+    else kernels::embed(w_->embed, sc_.io + 1, sc_.x, T, H, st);
     MOESCOPE_CUDA_LAUNCHED();
     int moe_index = 0;
     for (int l = 0; l < s_.n_layers; ++l) {
@@ -567,6 +568,7 @@ private:
     const int A = Cc + VD + 2 * nv;
     float* p = sc_.proj;  // [T, qkv (Cc) | z (VD) | b (nv) | a (nv)]
     cuda::linear(ctx_, L.lin_in, sc_.xn, s_.hidden, T, p, A, sc_.xbf);
+    cuda::linear(ctx_, L.lin_ba, sc_.xn, s_.hidden, T, p + Cc + VD, A, sc_.xbf);  // fp32 weights
     kernels::delta_conv(p, A, L.lin_conv, conv_state(l), sc_.lin_conv, Cc, T, Cc, la.conv_kernel, st);
     MOESCOPE_CUDA_LAUNCHED();
     kernels::DeltaRuleArgs d{};

@@ -155,10 +155,15 @@ std::vector<float> swiglu(const std::vector<float>& gate_up, int n, int width) {
 std::vector<float> embed(const TensorView& table, const std::vector<int32_t>& ids) {
   Context ctx;
   const int hidden = int(table.dim(1));
-  auto dt = upload(ctx, bf16_bits(table)), di = upload(ctx, ids);
+  // An F32 table stays fp32 (as the weight upload keeps non-BF16 embeddings); others go to BF16.
+  const bool f32 = table.dtype == DType::F32;
+  std::vector<float> f(f32 ? size_t(table.numel()) : 0);
+  if (f32) to_f32(table.dtype, table.data, f.data(), table.numel());
+  auto dt = f32 ? upload(ctx, f) : upload(ctx, bf16_bits(table)), di = upload(ctx, ids);
   DeviceBuffer dy(ids.size() * hidden * sizeof(float));
   auto launch = [&] {
-    kernels::embed(dt.as<uint16_t>(), di.as<int32_t>(), dy.as<float>(), int(ids.size()), hidden, ctx.stream());
+    if (f32) kernels::embed(dt.as<float>(), di.as<int32_t>(), dy.as<float>(), int(ids.size()), hidden, ctx.stream());
+    else kernels::embed(dt.as<uint16_t>(), di.as<int32_t>(), dy.as<float>(), int(ids.size()), hidden, ctx.stream());
     MOESCOPE_CUDA_LAUNCHED();
   };
   launch();

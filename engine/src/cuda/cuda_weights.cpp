@@ -157,15 +157,18 @@ DeviceWeights place_all(Placer& p, const Model& model) {
   const ModelWeights& w = model.weights;
   const auto& a = s.attn;
   DeviceWeights d;
-  d.embed = p.bf16({&w.embed});
+  // Synthetic models (no host data) generate a BF16 table; a BF16 checkpoint's is exact in BF16.
+  const bool embed_f32 = w.embed.data && w.embed.dtype != DType::BF16;
+  if (embed_f32) d.embed_f32 = p.f32(w.embed);
+  else d.embed = p.bf16({&w.embed});
   const float off = s.norm_weight_offset;
   d.final_norm = p.norm(w.final_norm, off);
-  if (s.tie_embeddings) {
+  if (s.tie_embeddings && !embed_f32) {
     d.lm_head.w = d.embed;
     d.lm_head.out = int(w.embed.dim(0));
     d.lm_head.in = int(w.embed.dim(1));
   } else {
-    d.lm_head = p.matrix({&w.lm_head});
+    d.lm_head = p.matrix({s.tie_embeddings ? &w.embed : &w.lm_head});
   }
   for (int l = 0; l < s.n_layers; ++l) {
     const LayerWeights& L = w.layers[size_t(l)];
@@ -173,7 +176,8 @@ DeviceWeights place_all(Placer& p, const Model& model) {
     dl.attn_norm = p.norm(L.attn_norm, off);
     dl.ffn_norm = p.norm(L.ffn_norm, off);
     if (s.is_linear(l)) {  // Gated DeltaNet: [qkv; z; b; a] in one matrix, the constants in fp32
-      dl.lin_in = p.matrix({&L.lin_qkv.w, &L.lin_z.w, &L.lin_b.w, &L.lin_a.w});
+      dl.lin_in = p.matrix({&L.lin_qkv.w, &L.lin_z.w});
+      dl.lin_ba = p.matrix({&L.lin_b.w, &L.lin_a.w}, /*f32=*/true);
       dl.lin_out = p.matrix({&L.lin_out.w});
       dl.lin_conv = p.f32(L.conv);
       dl.a_log = p.f32(L.a_log, Init::Zero);
