@@ -947,6 +947,25 @@ PT_CASE(perf_table) {
     cuda_ops::shared_expert_add(x, random_vec(size_t(H), 31), sh, y, H, n);
     report("shared_expert", "512x2048 gated", 4.0 * n * H * 4, 2.0 * n * H);
   }
+  {  // gpt-oss-20b's attention with sinks at decode (64 heads of 64, 8 kv heads)
+    const int tokens = 1, pos0 = 4095, heads = 64, kv_heads = 8, hd = 64, len = pos0 + tokens, kd = kv_heads * hd;
+    auto q = random_vec(size_t(tokens) * heads * hd, 11), k = random_vec(size_t(len) * kd, 12),
+         v = random_vec(size_t(len) * kd, 13), sinks = random_vec(size_t(heads), 14);
+    cuda_ops::attention(q, k, v, tokens, pos0, heads, kv_heads, hd, 0.125f, 0, 64, &sinks);
+    report("attention_sinks", "1 token @4095 64/8x64", double(len) * kd * 2 * 4 + double(heads) * hd * 8,
+           4.0 * heads * hd * double(len));
+  }
+  for (int T : {1, 256}) {  // Qwen3.5-35B-A3B's Gated DeltaNet layer: 16 key heads, 32 value heads of 128
+    const cuda_ops::DeltaNetDims d{16, 32, 128, 128, 4};
+    const int Cc = 2 * 16 * 128 + 32 * 128, VD = 32 * 128, A = Cc + VD + 2 * 32;
+    auto proj = random_vec(size_t(T) * A, 43), conv_w = random_vec(size_t(Cc) * 4, 44, -0.5f, 0.5f);
+    cuda_ops::delta_net(proj, T, d, conv_w, random_vec(32, 45), random_vec(32, 46), random_vec(128, 47, 0.5f, 1.5f),
+                        1e-6f, {T});
+    // the recurrent state read and written twice per token, the inputs read and outputs written once
+    const double state = 32.0 * 128 * 128 * 4;
+    report("delta_net", fmt::format("{} tokens 16/32 heads of 128", T), 4.0 * state * T + double(T) * (A + VD) * 4,
+           6.0 * 32 * 128 * 128 * T);
+  }
   {
     const long long n = 256LL << 20;
     cuda_ops::fill_uniform(n, 7, 0.02f, false);
