@@ -175,7 +175,7 @@ DeviceWeights place_all(Placer& p, const Model& model) {
     DeviceLayer dl;
     dl.attn_norm = p.norm(L.attn_norm, off);
     dl.ffn_norm = p.norm(L.ffn_norm, off);
-    if (s.is_linear(l)) {  // Gated DeltaNet: [qkv; z; b; a] in one matrix, the constants in fp32
+    if (s.is_linear(l)) {  // Gated DeltaNet: [qkv; z] BF16; the gates [b; a], the constants fp32
       dl.lin_in = p.matrix({&L.lin_qkv.w, &L.lin_z.w});
       dl.lin_ba = p.matrix({&L.lin_b.w, &L.lin_a.w}, /*f32=*/true);
       dl.lin_out = p.matrix({&L.lin_out.w});
