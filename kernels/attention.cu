@@ -93,7 +93,7 @@ __global__ void attention_split_kernel(AttentionArgs a, int chunk, int splits, i
   }
 }
 
-// grid (n_heads, n_tokens): out = Σ_s o_s e^{m_s - M} / Σ_s l_s e^{m_s - M}
+// grid (n_heads, n_tokens): out = Σ_s o_s e^{m_s - M} / (Σ_s l_s e^{m_s - M} [+ e^{sink_h - M}])
 __global__ void attention_merge_kernel(AttentionArgs a, int splits, const float* __restrict__ partial) {
   const int h = blockIdx.x, t = blockIdx.y;
   const size_t part_stride = size_t(a.dv) + 2;
@@ -106,6 +106,8 @@ __global__ void attention_merge_kernel(AttentionArgs a, int splits, const float*
     const float ls = base[s * part_stride + a.dv + 1];
     if (ls > 0.0f) l += ls * expf(base[s * part_stride + a.dv] - m);
   }
+  // The sink joins the sum at the scores' max m, as cpu/attention_impl.h adds exp(sink - m).
+  if (a.sinks) l += expf(a.sinks[h] - m);
   const float inv = 1.0f / l;
   for (int d = threadIdx.x; d < a.dv; d += blockDim.x) {
     float acc = 0.0f;

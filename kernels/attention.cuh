@@ -30,6 +30,10 @@ struct AttentionArgs {
   int n_tokens;
   float* out;             // out + t·out_stride + h·dv
   int out_stride;
+  // gpt-oss: one learned logit per query head joins each softmax's denominator (not its output):
+  // out = Σ_j e^{s_j - m} v_j / (Σ_j e^{s_j - m} + e^{sink_h - m}), m the max over the scores.
+  // Null: no sinks. fp32 [n_heads], device memory.
+  const float* sinks;
 };
 
 // Floats of scratch `partial` needs for n_tokens with `splits` spans.

@@ -22,6 +22,13 @@ __device__ __forceinline__ uint16_t f2bf16(float f) {  // round to nearest even,
 __device__ __forceinline__ float load_w(const uint16_t* w, size_t i) { return bf16f(w[i]); }
 __device__ __forceinline__ float load_w(const float* w, size_t i) { return w[i]; }
 
+// gpt-oss' clamped SwiGLU of one (gate, up) pair, as cpu::clamped_swiglu: the gate clamped from
+// above, the up value on both sides, then (u + 1) · g · sigmoid(alpha · g).
+__device__ __forceinline__ float clamped_swiglu(float g, float u, float alpha, float limit) {
+  const float gc = fminf(g, limit), uc = fminf(fmaxf(u, -limit), limit);
+  return (uc + 1.0f) * gc / (1.0f + expf(-alpha * gc));
+}
+
 __device__ __forceinline__ float warp_sum(float v) {
   for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
   return v;

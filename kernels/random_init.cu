@@ -19,6 +19,11 @@ __global__ void fill_kernel(void* dst, bool dst_f32, long long n, uint64_t seed,
   }
 }
 
+__global__ void add_constant_kernel(float* x, long long n, float value) {
+  for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x)
+    x[i] += value;
+}
+
 unsigned blocks_for(long long n) { return unsigned(n / 256 + 1 < 16384 ? n / 256 + 1 : 16384); }
 
 }  // namespace
@@ -29,6 +34,11 @@ void fill_uniform(void* dst, bool dst_f32, long long n, uint64_t seed, float sca
 
 void fill_constant(void* dst, bool dst_f32, long long n, float value, cudaStream_t stream) {
   fill_kernel<<<blocks_for(n), 256, 0, stream>>>(dst, dst_f32, n, 0, 0.0f, false, value);
+}
+
+void add_constant(float* x, long long n, float value, cudaStream_t stream) {
+  if (n <= 0) return;
+  add_constant_kernel<<<blocks_for(n), 256, 0, stream>>>(x, n, value);
 }
 
 }  // namespace moescope::kernels

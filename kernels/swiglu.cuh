@@ -7,4 +7,9 @@ namespace moescope::kernels {
 
 void swiglu(const float* in, void* out, bool out_bf16, int n, int width, cudaStream_t stream);
 
+// gpt-oss' clamped SwiGLU (cpu::clamped_swiglu), same layout: with g' = min(gate, limit) and
+// u' = clamp(up, -limit, limit), out = (u' + 1) · g' · sigmoid(alpha · g').
+void swiglu_clamped(const float* in, void* out, bool out_bf16, int n, int width, float alpha, float limit,
+                    cudaStream_t stream);
+
 }  // namespace moescope::kernels

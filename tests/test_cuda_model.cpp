@@ -31,7 +31,11 @@ using namespace moescope;
 namespace {
 
 const char* kModels[] = {"mixtral", "qwen2-moe", "qwen3-moe", "olmoe", "olmoe-f16", "olmoe-clip", "glm4-moe", "deepseek-v2-lite",
-                         "deepseek-v2-group", "deepseek-v3", "deepseek-v3-bf16"};
+                         "deepseek-v2-group", "deepseek-v3", "deepseek-v3-bf16", "glm4-moe-lite",
+                         // sinks, alternating sliding windows, biases, clamped SwiGLU; MXFP4 experts
+                         "gpt-oss", "gpt-oss-mxfp4",
+                         // Gated DeltaNet layers, gated attention, (1 + w) norms, gated shared expert
+                         "qwen3.5-moe", "qwen3.5-moe-vl"};
 
 // Logit tolerances (max abs error), scaled by max(1, max |reference logit|):
 //   vs the CPU backend on the same BF16 weights: 1e-2 (prefill rounds matmul inputs to BF16);
@@ -49,7 +53,8 @@ constexpr float kRouteMargin = 2e-3f;
   return nlohmann::json::parse(in);
 }
 
-// A copy of `m` whose big matrices are rounded to BF16, as the CUDA backend uploads them.
+// A copy of `m` whose big matrices are rounded to BF16, as the CUDA backend uploads them
+// (cuda_weights.h: not the embedding, the router or other small fp32 tensors).
 [[maybe_unused]] std::shared_ptr<const Model> bf16_twin(const std::shared_ptr<const Model>& m,
                                                         std::vector<std::shared_ptr<const Model>>& keep) {
   auto twin = std::make_shared<Model>();
@@ -68,12 +73,13 @@ constexpr float kRouteMargin = 2e-3f;
     twin->storage.push_back(std::move(buf));
   };
   ModelWeights& w = twin->weights;
-  const bool tied = w.lm_head.data == w.embed.data;
-  round(w.embed);
-  if (tied) w.lm_head = w.embed;
-  else round(w.lm_head);
+  // The embedding stays as it is (the device keeps a non-BF16 table in fp32); the LM head, tied
+  // or not, is a BF16 matrix there (round() gives a tied head storage of its own).
+  round(w.lm_head);
   for (auto& L : w.layers) {
-    for (Linear* l : {&L.q, &L.k, &L.v, &L.o, &L.q_a, &L.q_b, &L.kv_a, &L.kv_b}) round(l->w);
+    // (the DeltaNet gates' lin_b / lin_a stay fp32 on the device, as the router)
+    for (Linear* l : {&L.q, &L.k, &L.v, &L.o, &L.q_a, &L.q_b, &L.kv_a, &L.kv_b, &L.lin_qkv, &L.lin_z, &L.lin_out})
+      round(l->w);
     for (MlpWeights* mw : {&L.dense, &L.shared}) round(mw->gate), round(mw->up), round(mw->down);
     for (auto& e : L.experts) round(e.gate), round(e.up), round(e.down);
   }
@@ -162,6 +168,14 @@ void check_parity(const std::string& n) {
   plaintest::info("{}: routing identical to the CPU backend ({} near-ties, widest {:.3g}), max weight error {:.3g}", n,
                   near_ties, widest_tie, werr);
   PT_CHECK(werr <= 1e-3f);
+
+  // The gated shared expert's sigmoid gates (Qwen2-MoE, Qwen3.5) reach the trace on CUDA too.
+  PT_COMPARE(rc.shared_gates.size(), rr.shared_gates.size());
+  if (!rr.shared_gates.empty() && rc.shared_gates.size() == rr.shared_gates.size()) {
+    const float gerr = max_abs_diff(rc.shared_gates.data(), rr.shared_gates.data(), rr.shared_gates.size());
+    plaintest::info("{}: shared-expert gates max error {:.3g} (tolerance {:.3g})", n, gerr, kTolCpu);
+    PT_CHECK(gerr <= kTolCpu);
+  }
 }
 
 // Prefill half, then one token at a time: graph-captured steps equal uncaptured ones, and
@@ -232,11 +246,15 @@ void check_greedy(const std::string& n) {
   } else {
     plaintest::info("{}: {} greedy tokens identical to the CPU session", n, a.size());
   }
-  // Prefix reuse (truncate) then the same continuation again.
+  // Prefix reuse (truncate) then the same continuation again. A linear-attention state cannot be
+  // rewound to the prompt: it is cleared and the prompt runs again (CpuBackend does the same).
   const auto again = on_gpu.generate(prompt, p);
   PT_COMPARE(again.generated, a);
-  PT_CHECK(again.reused_tokens > 0);
+  if (model->spec.n_linear_layers() == 0) PT_CHECK(again.reused_tokens > 0);
+  else PT_COMPARE(again.reused_tokens, 0);
   const KvStats kv = on_gpu.backend().kv_stats();
+  PT_COMPARE(kv.n_layers, model->spec.n_attention_layers());
+  PT_COMPARE(kv.state_layers, model->spec.n_linear_layers());
   PT_COMPARE(kv.element_type, std::string("F32"));
   PT_COMPARE(kv.bytes_per_token_layer, int64_t(model->spec.kv_values_per_token()) * 4);
   PT_CHECK(on_gpu.backend().device_memory_used() > 0);
@@ -257,6 +275,77 @@ PT_CASE(decode_graph) {
 PT_CASE(greedy) {
   REQUIRE_CUDA();
   for (const char* m : kModels) PT_ROW(m, [&] { check_greedy(m); });
+}
+
+// Qwen3.5's linear-attention state on the device: a prompt fed in chunks of 5, 1, 7 and 3 tokens
+// (prefill and decode paths, the state carried between forwards) gives transformers' logits; the
+// state can be cleared but not rewound; a session that edits its prompt reuses nothing, one that
+// extends what is cached reuses all of it (as test_model_golden's recurrent_state_reuse on the CPU).
+PT_CASE(linear_state) {
+  REQUIRE_CUDA();
+  const char* name = "qwen3.5-moe";
+  auto g = golden(name);
+  auto model = load_model(dir_of(name));
+  PT_CHECK(model->spec.n_linear_layers() > 0);
+  auto ids = g["input_ids"].get<std::vector<int32_t>>();
+  NpyArray ref = read_npy(dir_of(name) + "/logits.npy");
+  const int V = model->spec.vocab_size;
+  const float scale = std::max(1.0f, max_abs(ref.data));
+  auto backend = make_backend(model, {"cuda", 64, 0});
+  ForwardOptions all;
+  all.all_logits = true;
+  float err = 0.0f;
+  for (size_t t0 = 0; t0 < ids.size();) {
+    static const size_t kSizes[] = {5, 1, 7, 3};
+    const size_t n = std::min(ids.size() - t0, kSizes[t0 % 4]);
+    ForwardResult r;
+    backend->forward(std::span<const int32_t>(ids.data() + t0, n), all, r);
+    err = std::max(err, max_abs_diff(r.logits.data(), ref.data.data() + t0 * V, n * V));
+    t0 += n;
+  }
+  plaintest::info("{}: chunked prefill on CUDA, max |logit - transformers| = {:.3g} (tolerance {:.3g})", name, err,
+                  kTolGolden * scale);
+  PT_CHECK(err <= kTolGolden * scale);
+  PT_COMPARE(backend->reusable_prefix(8), 0);
+  PT_COMPARE(backend->reusable_prefix(int(ids.size())), int(ids.size()));
+  bool threw = false;
+  try {
+    backend->truncate(8);
+  } catch (const Error&) {
+    threw = true;
+  }
+  PT_CHECK(threw);
+  PT_COMPARE(backend->kv_stats().state_layers, model->spec.n_linear_layers());
+  // Cleared, the same prompt in one forward gives the same last logits.
+  backend->truncate(0);
+  PT_COMPARE(backend->n_cached(), 0);
+  ForwardResult whole;
+  backend->forward(ids, ForwardOptions{}, whole);
+  const float werr = max_abs_diff(whole.logits.data(), ref.data.data() + (ids.size() - 1) * V, size_t(V));
+  plaintest::info("{}: after truncate(0), one forward: max |last logit - transformers| = {:.3g}", name, werr);
+  PT_CHECK(werr <= kTolGolden * scale);
+
+  GenerateParams p;
+  p.max_tokens = 4;
+  p.stop_at_eos = false;
+  Session session(model, make_backend(model, {"cuda", 64, 0}));
+  PT_COMPARE(session.generate(ids, p).reused_tokens, 0);
+  std::vector<int32_t> edited(ids.begin(), ids.begin() + 10);
+  edited.push_back(77), edited.push_back(78);
+  GenerateResult second = session.generate(edited, p);
+  PT_COMPARE(second.reused_tokens, 0);
+  Session fresh(model, make_backend(model, {"cuda", 64, 0}));
+  PT_COMPARE(second.generated, fresh.generate(edited, p).generated);
+  std::vector<int32_t> longer = edited;
+  longer.insert(longer.end(), second.generated.begin(), second.generated.end() - 1);
+  const int cached = session.backend().n_cached();
+  PT_COMPARE(cached, int(longer.size()));
+  longer.push_back(second.generated.back());
+  longer.push_back(5);
+  GenerateResult third = session.generate(longer, p);
+  PT_COMPARE(third.reused_tokens, cached);
+  Session fresh2(model, make_backend(model, {"cuda", 64, 0}));
+  PT_COMPARE(third.generated, fresh2.generate(longer, p).generated);
 }
 
 // A model far larger than any GPU: one clear error with both numbers.

@@ -184,6 +184,48 @@ PT_CASE(swiglu) {
 #endif
 }
 
+// gpt-oss' clamped SwiGLU against cpu::clamped_swiglu: inputs in ±6 cross the limits 1.2 (the
+// golden model's) and 7 (the released models') on both sides.
+PT_CASE(swiglu_clamped) {
+  REQUIRE_CUDA();
+#ifdef MOESCOPE_HAVE_CUDA
+  struct Row { const char* name; int n, width; float alpha, limit; };
+  for (const Row& r : {Row{"1x16 limit 1.2", 1, 16, 1.5f, 1.2f}, Row{"5x2880 limit 7", 5, 2880, 1.702f, 7.0f},
+                       Row{"33x100 limit 1.2", 33, 100, 1.5f, 1.2f}})
+    PT_ROW(r.name, [&] {
+      const int n = r.n, width = r.width;
+      auto gu = random_vec(size_t(n) * 2 * width, 8, -6.0f, 6.0f);
+      std::vector<float> ref(size_t(n) * width), up(ref.size());
+      for (int t = 0; t < n; ++t) {
+        std::copy_n(gu.data() + size_t(t) * 2 * width, width, ref.data() + size_t(t) * width);
+        std::copy_n(gu.data() + size_t(t) * 2 * width + width, width, up.data() + size_t(t) * width);
+      }
+      cpu::clamped_swiglu(ref.data(), up.data(), int(ref.size()), r.alpha, r.limit);
+      PT_CHECK(close("swiglu_clamped", cuda_ops::swiglu_clamped(gu, n, width, r.alpha, r.limit), ref, 1e-6f, 1e-5f));
+    });
+#endif
+}
+
+// Qwen3.5's gated attention output: each head times sigmoid of the gate beside its query.
+PT_CASE(output_gate) {
+  REQUIRE_CUDA();
+#ifdef MOESCOPE_HAVE_CUDA
+  struct Row { const char* name; int n, heads, d; };
+  for (const Row& r : {Row{"1x4x16", 1, 4, 16}, Row{"7x32x256", 7, 32, 256}, Row{"300x3x12", 300, 3, 12}})
+    PT_ROW(r.name, [&] {
+      auto att = random_vec(size_t(r.n) * r.heads * r.d, 9), qg = random_vec(size_t(r.n) * r.heads * 2 * r.d, 10, -8.0f, 8.0f);
+      auto ref = att;
+      for (int t = 0; t < r.n; ++t)
+        for (int h = 0; h < r.heads; ++h)
+          for (int i = 0; i < r.d; ++i) {
+            const float g = qg[(size_t(t) * r.heads + h) * 2 * r.d + size_t(r.d + i)];
+            ref[(size_t(t) * r.heads + h) * r.d + i] *= 1.0f / (1.0f + std::exp(-g));
+          }
+      PT_CHECK(close("output_gate", cuda_ops::output_gate(att, qg, r.n, r.heads, r.d), ref, 1e-6f, 1e-5f));
+    });
+#endif
+}
+
 PT_CASE(embed) {
   REQUIRE_CUDA();
 #ifdef MOESCOPE_HAVE_CUDA
@@ -194,6 +236,11 @@ PT_CASE(embed) {
   std::vector<float> ref(ids.size() * H);
   for (size_t i = 0; i < ids.size(); ++i) cpu::embed(tv, ids[i], ref.data() + i * H);
   PT_CHECK(close("embed", cuda_ops::embed(tv, ids), ref, 0.0f, 0.0f));
+  // An F32 table (kept in fp32 on the device): exact too.
+  auto table32 = random_vec(size_t(V) * H, 8);
+  TensorView tv32{DType::F32, {V, H}, table32.data()};
+  for (size_t i = 0; i < ids.size(); ++i) cpu::embed(tv32, ids[i], ref.data() + i * H);
+  PT_CHECK(close("embed f32", cuda_ops::embed(tv32, ids), ref, 0.0f, 0.0f));
 #endif
 }
 
@@ -279,9 +326,11 @@ PT_CASE(route) {
 }
 
 #ifdef MOESCOPE_HAVE_CUDA
+// sinks (gpt-oss; null: none): one logit per head joins each softmax's denominator only, as
+// transformers appends it as a last softmax column and drops that column's output.
 std::vector<float> attention_reference(const std::vector<float>& q, const std::vector<float>& k,
                                        const std::vector<float>& v, int tokens, int pos0, int heads, int kv_heads,
-                                       int hd, int window, float scale) {
+                                       int hd, int window, float scale, const std::vector<float>* sinks = nullptr) {
   const int len = pos0 + tokens, kd = kv_heads * hd, group = heads / kv_heads;
   std::vector<float> ref(size_t(tokens) * heads * hd, 0.0f), scores(static_cast<size_t>(len));
   for (int t = 0; t < tokens; ++t)
@@ -290,7 +339,16 @@ std::vector<float> attention_reference(const std::vector<float>& q, const std::v
       for (int j = lo; j <= p; ++j)
         scores[size_t(j - lo)] =
             cpu::dot(q.data() + (size_t(t) * heads + h) * hd, k.data() + size_t(j) * kd + g * hd, DType::F32, hd) * scale;
-      cpu::softmax(scores.data(), p - lo + 1);
+      if (sinks) {
+        const int n = p - lo + 1;
+        float m = scores[0];
+        for (int j = 1; j < n; ++j) m = std::max(m, scores[size_t(j)]);
+        double sum = std::exp(double((*sinks)[size_t(h)]) - m);
+        for (int j = 0; j < n; ++j) sum += std::exp(double(scores[size_t(j)]) - m);
+        for (int j = 0; j < n; ++j) scores[size_t(j)] = float(std::exp(double(scores[size_t(j)]) - m) / sum);
+      } else {
+        cpu::softmax(scores.data(), p - lo + 1);
+      }
       for (int j = lo; j <= p; ++j)
         cpu::axpy(scores[size_t(j - lo)], v.data() + size_t(j) * kd + g * hd, DType::F32,
                   ref.data() + (size_t(t) * heads + h) * hd, hd);
@@ -300,25 +358,33 @@ std::vector<float> attention_reference(const std::vector<float>& q, const std::v
 #endif
 
 // Causal GQA attention over a paged cache (blocks stored out of order): decode (one token,
-// many spans), prefill (many tokens), sliding window, head dims that are not multiples of 32.
+// many spans), prefill (many tokens), sliding window, head dims that are not multiples of 32,
+// gpt-oss' attention sinks (with and without a window; sinks from -3 to 3, some above every score).
 PT_CASE(attention) {
   REQUIRE_CUDA();
 #ifdef MOESCOPE_HAVE_CUDA
-  struct Row { const char* name; int tokens, pos0, heads, kv_heads, head_dim, window, span; };
+  struct Row { const char* name; int tokens, pos0, heads, kv_heads, head_dim, window, span; bool sinks = false; };
   for (const Row& r : {Row{"decode 8/2x64 len 300", 1, 299, 8, 2, 64, 0, 64},
                        Row{"decode 4/4x128 len 1", 1, 0, 4, 4, 128, 0, 64},
                        Row{"decode 32/4x128 len 1000 window 257", 1, 999, 32, 4, 128, 257, 64},
                        Row{"prefill 20 @7 4/2x12", 20, 7, 4, 2, 12, 0, 256},
                        Row{"prefill 70 @0 16/16x64 window 33", 70, 0, 16, 16, 64, 33, 32},
-                       Row{"prefill 300 @5 8/1x128", 300, 5, 8, 1, 128, 0, 256}})
+                       Row{"prefill 300 @5 8/1x128", 300, 5, 8, 1, 128, 0, 256},
+                       Row{"sinks decode 8/2x64 len 300", 1, 299, 8, 2, 64, 0, 64, true},
+                       Row{"sinks decode 4/2x16 len 3 window 5 (gpt-oss test shape)", 1, 2, 4, 2, 16, 5, 64, true},
+                       Row{"sinks prefill 16 @0 4/2x16 window 5", 16, 0, 4, 2, 16, 5, 256, true},
+                       Row{"sinks prefill 70 @3 8/8x64 spans of 32", 70, 3, 8, 8, 64, 0, 32, true}})
     PT_ROW(r.name, [&] {
       const int len = r.pos0 + r.tokens, hd = r.head_dim, kd = r.kv_heads * hd;
       const float scale = 1.0f / std::sqrt(float(hd));
       auto q = random_vec(size_t(r.tokens) * r.heads * hd, 11), k = random_vec(size_t(len) * kd, 12),
            v = random_vec(size_t(len) * kd, 13);
-      const auto ref = attention_reference(q, k, v, r.tokens, r.pos0, r.heads, r.kv_heads, hd, r.window, scale);
+      const auto sinks = random_vec(size_t(r.heads), 14, -3.0f, 3.0f);
+      const std::vector<float>* sp = r.sinks ? &sinks : nullptr;
+      const auto ref = attention_reference(q, k, v, r.tokens, r.pos0, r.heads, r.kv_heads, hd, r.window, scale, sp);
       PT_CHECK(close("attention",
-                     cuda_ops::attention(q, k, v, r.tokens, r.pos0, r.heads, r.kv_heads, hd, scale, r.window, r.span),
+                     cuda_ops::attention(q, k, v, r.tokens, r.pos0, r.heads, r.kv_heads, hd, scale, r.window, r.span,
+                                         sp),
                      ref, 1e-5f, 1e-4f));
     });
 #endif
@@ -484,9 +550,11 @@ void random_routes(int n, int k, int E, std::vector<int32_t>& ids, std::vector<f
 PT_CASE(moe_experts_decode) {
   REQUIRE_CUDA();
 #ifdef MOESCOPE_HAVE_CUDA
-  struct Row { const char* name; int n, hidden, width, E, k; };
+  // gpt_oss: per-expert biases and the clamped SwiGLU (limit 1.2: the values cross it).
+  struct Row { const char* name; int n, hidden, width, E, k; bool gpt_oss = false; };
   for (const Row& r : {Row{"1 token Qwen3 8/128 2048x768", 1, 2048, 768, 128, 8}, Row{"3 tokens odd 100x37", 3, 100, 37, 7, 3},
-                       Row{"4 tokens 72x40", 4, 72, 40, 16, 6}})
+                       Row{"4 tokens 72x40", 4, 72, 40, 16, 6}, Row{"gpt-oss 1 token 32/4 256x64", 1, 256, 64, 32, 4, true},
+                       Row{"gpt-oss 3 tokens 8/3 100x37", 3, 100, 37, 8, 3, true}})
     PT_ROW(r.name, [&] {
       const int H = r.hidden, W = r.width, E = r.E, K = r.k;
       Bf16Tensor gu(random_vec(size_t(E) * 2 * W * H, 31, -0.05f, 0.05f), {int64_t(E) * 2 * W, H});
@@ -495,6 +563,13 @@ PT_CASE(moe_experts_decode) {
       std::vector<int32_t> ids;
       std::vector<float> w;
       random_routes(r.n, K, E, ids, w);
+      cuda_ops::MoeExtras ex;
+      if (r.gpt_oss) {
+        ex.gate_up_bias = random_vec(size_t(E) * 2 * W, 40, -1.0f, 1.0f);
+        ex.down_bias = random_vec(size_t(E) * H, 41, -0.5f, 0.5f);
+        ex.clamped = true, ex.alpha = 1.5f, ex.limit = 1.2f;
+        for (auto& v : x) v *= 20.0f;  // gate/up values beyond the limit
+      }
       ThreadPool pool(2);
       std::vector<float> href(size_t(r.n) * K * W, 0.0f), yref(size_t(r.n) * H, 0.0f), g(size_t(2) * W), o(static_cast<size_t>(H));
       for (int t = 0; t < r.n; ++t)
@@ -504,13 +579,20 @@ PT_CASE(moe_experts_decode) {
           TensorView ge{DType::BF16, {2 * W, H}, gu.bits.data() + size_t(e) * 2 * W * H};
           TensorView de{DType::BF16, {H, W}, dn.bits.data() + size_t(e) * H * W};
           cpu::matmul(pool, x.data() + size_t(t) * H, 1, ge, nullptr, g.data());
-          cpu::silu_mul(g.data(), g.data() + W, W);
+          if (r.gpt_oss) {  // as CpuBackend::run_groups: biases, then the clamped SwiGLU
+            for (int i = 0; i < 2 * W; ++i) g[size_t(i)] += ex.gate_up_bias[size_t(e) * 2 * W + i];
+            cpu::clamped_swiglu(g.data(), g.data() + W, W, ex.alpha, ex.limit);
+          } else {
+            cpu::silu_mul(g.data(), g.data() + W, W);
+          }
           float* h = href.data() + (size_t(t) * K + j) * W;
           std::copy_n(g.data(), W, h);
           cpu::matmul(pool, h, 1, de, nullptr, o.data());
+          if (r.gpt_oss)
+            for (int i = 0; i < H; ++i) o[size_t(i)] += ex.down_bias[size_t(e) * H + i];
           for (int i = 0; i < H; ++i) yref[size_t(t) * H + i] += w[size_t(t) * K + j] * o[size_t(i)];
         }
-      auto got = cuda_ops::moe_experts(x, r.n, gu.view, dn.view, E, ids, w, K);
+      auto got = cuda_ops::moe_experts(x, r.n, gu.view, dn.view, E, ids, w, K, r.gpt_oss ? &ex : nullptr);
       PT_CHECK(close("moe_gate_up", got.h, href, 1e-5f, 1e-4f));
       PT_CHECK(close("moe_down", got.y, yref, 1e-5f, 1e-4f));
     });
@@ -571,11 +653,128 @@ PT_CASE(shared_expert) {
       auto x = random_vec(size_t(r.n) * H, 36), sh = random_vec(size_t(r.n) * H, 37), y = random_vec(size_t(r.n) * H, 38);
       auto gate = r.gated ? random_vec(size_t(H), 39, -0.1f, 0.1f) : std::vector<float>{};
       auto ref = y;
+      std::vector<float> gref;
       for (int t = 0; t < r.n; ++t) {
         const float g = r.gated ? rules::sigmoid(cpu::dot(x.data() + size_t(t) * H, gate.data(), DType::F32, H)) : 1.0f;
+        gref.push_back(g);
         for (int i = 0; i < H; ++i) ref[size_t(t) * H + i] += g * sh[size_t(t) * H + i];
       }
-      PT_CHECK(close("shared_expert_add", cuda_ops::shared_expert_add(x, gate, sh, y, H, r.n), ref, 1e-6f, 1e-5f));
+      std::vector<float> gates;
+      PT_CHECK(close("shared_expert_add", cuda_ops::shared_expert_add(x, gate, sh, y, H, r.n, r.gated ? &gates : nullptr),
+                     ref, 1e-6f, 1e-5f));
+      if (r.gated) PT_CHECK(close("shared_expert_add gates (trace)", gates, gref, 1e-6f, 1e-5f));
+    });
+#endif
+}
+
+// The (1 + w) norms' offset, added to the weights at upload.
+PT_CASE(add_constant) {
+  REQUIRE_CUDA();
+#ifdef MOESCOPE_HAVE_CUDA
+  for (size_t n : {size_t(1), size_t(48), size_t(100003)}) {
+    auto x = random_vec(n, 42);
+    auto ref = x;
+    for (auto& v : ref) v += 1.0f;
+    PT_CHECK(close("add_constant", cuda_ops::add_constant(x, 1.0f), ref, 0.0f, 0.0f));
+  }
+#endif
+}
+
+#ifdef MOESCOPE_HAVE_CUDA
+// Gated DeltaNet, written out plainly from CpuBackend::linear_attention's formulas (one token at
+// a time, double accumulators): proj rows [qkv (Cc) | z (VD) | b (nv) | a (nv)], zero states.
+cuda_ops::DeltaNetResult delta_net_reference(const std::vector<float>& proj, int T, const cuda_ops::DeltaNetDims& d,
+                                             const std::vector<float>& conv_w, const std::vector<float>& a_log,
+                                             const std::vector<float>& dt_bias, const std::vector<float>& norm,
+                                             float eps) {
+  const int KD = d.nk * d.dk, VD = d.nv * d.dv, Cc = 2 * KD + VD, A = Cc + VD + 2 * d.nv, Kc = d.kernel;
+  cuda_ops::DeltaNetResult r;
+  r.out.assign(size_t(T) * VD, 0.0f);
+  r.recurrent.assign(size_t(d.nv) * d.dk * d.dv, 0.0f);
+  std::vector<float> cv(size_t(T) * Cc);
+  auto in = [&](int u, int c) { return u >= 0 ? proj[size_t(u) * A + c] : 0.0f; };  // zero initial conv state
+  for (int c = 0; c < Cc; ++c)
+    for (int t = 0; t < T; ++t) {
+      double acc = 0.0;
+      for (int j = 0; j < Kc; ++j) acc += double(conv_w[size_t(c) * Kc + j]) * in(t - (Kc - 1) + j, c);
+      cv[size_t(t) * Cc + c] = float(acc / (1.0 + std::exp(-acc)));
+    }
+  r.conv.assign(size_t(Kc - 1) * Cc, 0.0f);
+  for (int q = 0; q < Kc - 1; ++q)
+    for (int c = 0; c < Cc; ++c) r.conv[size_t(q) * Cc + c] = in(T - (Kc - 1) + q, c);
+  std::vector<double> qn(size_t(d.dk)), kn(size_t(d.dk)), mem(size_t(d.dv)), o(size_t(d.dv));
+  for (int h = 0; h < d.nv; ++h) {
+    float* S = r.recurrent.data() + size_t(h) * d.dk * d.dv;
+    const int kh = h / (d.nv / d.nk);
+    for (int t = 0; t < T; ++t) {
+      const float* row = cv.data() + size_t(t) * Cc;
+      auto l2 = [&](const float* x, std::vector<double>& y, double scale) {
+        double ss = 0.0;
+        for (int i = 0; i < d.dk; ++i) ss += double(x[i]) * x[i];
+        for (int i = 0; i < d.dk; ++i) y[size_t(i)] = x[i] * scale / std::sqrt(ss + 1e-6);
+      };
+      l2(row + size_t(kh) * d.dk, qn, 1.0 / std::sqrt(double(d.dk)));
+      l2(row + KD + size_t(kh) * d.dk, kn, 1.0);
+      const float* v = row + 2 * KD + size_t(h) * d.dv;
+      const float* p = proj.data() + size_t(t) * A;
+      const double beta = 1.0 / (1.0 + std::exp(-double(p[Cc + VD + h])));
+      const double a = double(p[Cc + VD + d.nv + h]) + dt_bias[size_t(h)];
+      const double g = -std::exp(double(a_log[size_t(h)])) * (a > 20.0 ? a : std::log1p(std::exp(a)));
+      const double decay = std::exp(g);
+      for (int e = 0; e < d.dv; ++e) {
+        double m = 0.0;
+        for (int i = 0; i < d.dk; ++i) {
+          S[size_t(i) * d.dv + e] = float(S[size_t(i) * d.dv + e] * decay);
+          m += kn[size_t(i)] * S[size_t(i) * d.dv + e];
+        }
+        mem[size_t(e)] = beta * (v[e] - m);
+      }
+      double ss = 0.0;
+      for (int e = 0; e < d.dv; ++e) {
+        double acc = 0.0;
+        for (int i = 0; i < d.dk; ++i) {
+          S[size_t(i) * d.dv + e] = float(S[size_t(i) * d.dv + e] + kn[size_t(i)] * mem[size_t(e)]);
+          acc += qn[size_t(i)] * S[size_t(i) * d.dv + e];
+        }
+        o[size_t(e)] = acc, ss += acc * acc;
+      }
+      const double inv = 1.0 / std::sqrt(ss / d.dv + eps);
+      const float* z = p + Cc + size_t(h) * d.dv;
+      for (int e = 0; e < d.dv; ++e)
+        r.out[size_t(t) * VD + size_t(h) * d.dv + e] =
+            float(o[size_t(e)] * inv * norm[size_t(e)] * (z[e] / (1.0 + std::exp(-double(z[e])))));
+    }
+  }
+  return r;
+}
+#endif
+
+// Gated DeltaNet's causal conv1d and gated delta rule (delta_net.cu) against the plain reference:
+// the golden model's heads, Qwen3.5-35B-A3B's (16 key heads of 128 serving 32 value heads of 128,
+// kernel 4), a single key head; one forward or several (5, 1, 7, 3 tokens: the conv and recurrent
+// states carried between launches, decode's one-token path included), outputs and final states.
+PT_CASE(delta_net) {
+  REQUIRE_CUDA();
+#ifdef MOESCOPE_HAVE_CUDA
+  struct Row { const char* name; int T; cuda_ops::DeltaNetDims d; std::vector<int> chunks; };
+  for (const Row& r : {Row{"golden 2x8 / 4x12 k4, 16 tokens at once", 16, {2, 4, 8, 12, 4}, {16}},
+                       Row{"golden 2x8 / 4x12 k4, chunks 5 1 7 3", 16, {2, 4, 8, 12, 4}, {5, 1, 7, 3}},
+                       Row{"Qwen3.5 16x128 / 32x128 k4, chunks 3 1 1", 5, {16, 32, 128, 128, 4}, {3, 1, 1}},
+                       Row{"1x40 / 3x24 k2, 40 one at a time", 40, {1, 3, 40, 24, 2}, std::vector<int>(40, 1)}})
+    PT_ROW(r.name, [&] {
+      const auto& d = r.d;
+      const int KD = d.nk * d.dk, VD = d.nv * d.dv, Cc = 2 * KD + VD, A = Cc + VD + 2 * d.nv;
+      auto proj = random_vec(size_t(r.T) * A, 43, -2.0f, 2.0f);
+      auto conv_w = random_vec(size_t(Cc) * d.kernel, 44, -0.7f, 0.7f);
+      auto a_log = random_vec(size_t(d.nv), 45, -2.0f, 1.0f), dt_bias = random_vec(size_t(d.nv), 46, -1.0f, 1.0f);
+      auto norm = random_vec(size_t(d.dv), 47, 0.5f, 1.5f);
+      for (int t = 0; t < r.T; ++t) proj[size_t(t) * A + Cc + VD + d.nv] = 25.0f;  // softplus' linear branch
+      const float eps = 1e-6f;
+      const auto ref = delta_net_reference(proj, r.T, d, conv_w, a_log, dt_bias, norm, eps);
+      const auto got = cuda_ops::delta_net(proj, r.T, d, conv_w, a_log, dt_bias, norm, eps, r.chunks);
+      PT_CHECK(close("delta_net out", got.out, ref.out, 1e-5f, 1e-4f));
+      PT_CHECK(close("delta_net recurrent state", got.recurrent, ref.recurrent, 1e-5f, 1e-4f));
+      PT_CHECK(close("delta_net conv state", got.conv, ref.conv, 0.0f, 0.0f));
     });
 #endif
 }
@@ -747,6 +946,25 @@ PT_CASE(perf_table) {
     auto x = random_vec(size_t(n) * H, 28), sh = random_vec(size_t(n) * H, 29), y = random_vec(size_t(n) * H, 30);
     cuda_ops::shared_expert_add(x, random_vec(size_t(H), 31), sh, y, H, n);
     report("shared_expert", "512x2048 gated", 4.0 * n * H * 4, 2.0 * n * H);
+  }
+  {  // gpt-oss-20b's attention with sinks at decode (64 heads of 64, 8 kv heads)
+    const int tokens = 1, pos0 = 4095, heads = 64, kv_heads = 8, hd = 64, len = pos0 + tokens, kd = kv_heads * hd;
+    auto q = random_vec(size_t(tokens) * heads * hd, 11), k = random_vec(size_t(len) * kd, 12),
+         v = random_vec(size_t(len) * kd, 13), sinks = random_vec(size_t(heads), 14);
+    cuda_ops::attention(q, k, v, tokens, pos0, heads, kv_heads, hd, 0.125f, 0, 64, &sinks);
+    report("attention_sinks", "1 token @4095 64/8x64", double(len) * kd * 2 * 4 + double(heads) * hd * 8,
+           4.0 * heads * hd * double(len));
+  }
+  for (int T : {1, 256}) {  // Qwen3.5-35B-A3B's Gated DeltaNet layer: 16 key heads, 32 value heads of 128
+    const cuda_ops::DeltaNetDims d{16, 32, 128, 128, 4};
+    const int Cc = 2 * 16 * 128 + 32 * 128, VD = 32 * 128, A = Cc + VD + 2 * 32;
+    auto proj = random_vec(size_t(T) * A, 43), conv_w = random_vec(size_t(Cc) * 4, 44, -0.5f, 0.5f);
+    cuda_ops::delta_net(proj, T, d, conv_w, random_vec(32, 45), random_vec(32, 46), random_vec(128, 47, 0.5f, 1.5f),
+                        1e-6f, {T});
+    // the recurrent state read and written twice per token, the inputs read and outputs written once
+    const double state = 32.0 * 128 * 128 * 4;
+    report("delta_net", fmt::format("{} tokens 16/32 heads of 128", T), 4.0 * state * T + double(T) * (A + VD) * 4,
+           6.0 * 32 * 128 * 128 * T);
   }
   {
     const long long n = 256LL << 20;

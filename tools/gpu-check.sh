@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The CUDA engine on a real GPU in one prepared run (issue 19): build only what the GPU checks
 # need, run the gpu-labelled tests (kernel-by-kernel and whole-model parity against the CPU
-# backend), the kernel table's performance mode and `moescope-cli bench --backend cuda` on five
+# backend), the kernel table's performance mode and `moescope-cli bench --backend cuda` on seven
 # real model shapes, and write every log and a results.json into $OUT.
 #
 #   tools/gpu-check.sh --fetch-deps   here (Debian 12, network), once before a device run: the
@@ -27,8 +27,9 @@
 # compile 15.5 s (safetensors.cpp). On 16 cores that is about 314/16 = 20 s of compiling, floored
 # by the longest compile plus the library and link steps: under a minute, with CMake's CUDA
 # detection at configure (~10 s) on top. The GPU steps are estimated from the work they do, on an H200:
-# gpu tests ~1-2 min (9 tiny golden models, CPU references on 2 threads, eager module loading),
-# kernel table ~20 s, five benches ~10-20 s each (weights generated on the device, 512-token
+# gpu tests ~1-3 min (16 tiny golden models incl. gpt-oss and Qwen3.5-MoE, plus test_cuda_model's
+# linear_state and test_cuda_ops' delta_net/sinks rows; CPU references on 2 threads, eager module loading),
+# kernel table ~20 s, seven benches ~10-20 s each (weights generated on the device, 512-token
 # prefill, 256 decode steps, calibration). Every step has its own timeout, so an overrun costs
 # that step only; the whole script stops itself at MOESCOPE_GPU_BUDGET seconds (default 540).
 #
@@ -275,9 +276,12 @@ step build "$LOGS/build.log" 420 cmake --build "$BUILD" -j "$JOBS" --target moes
   finish 1
 say "build: $(( $(date +%s) - bs ))s wall on $JOBS jobs"
 CLI=$BUILD/app/cli/moescope-cli
-# BF16 weights on the device: 14, 61, 31, 46 (16 of 32 layers) and ~76 GB (3 dense + 3 MoE layers
-# of 61), each alone on the 141 GB card (docs/cuda-backend.md).
-SHAPES=("olmoe-1b-7b" "qwen3-30b-a3b" "deepseek-v2-lite" "mixtral-8x7b --layers 16" "deepseek-v3 --layers 6")
+# BF16 weights on the device: 14, 61, 31, 46 (16 of 32 layers), ~76 GB (3 dense + 3 MoE layers
+# of 61), then the last two architectures to reach CUDA, gpt-oss (sinks, windows, biased clamped
+# experts) and Qwen3.5 (Gated DeltaNet layers): 42 and 69 GB; each alone on the 141 GB card
+# (docs/cuda-backend.md). They come last, so the budget cuts them first.
+SHAPES=("olmoe-1b-7b" "qwen3-30b-a3b" "deepseek-v2-lite" "mixtral-8x7b --layers 16" "deepseek-v3 --layers 6"
+  "gpt-oss-20b" "qwen3.5-35b-a3b")
 
 if [ "$DRY" = 1 ]; then
   say "DRY RUN: built $CLI, $BUILD/tests/test_cuda_ops, $BUILD/tests/test_cuda_model for sm_$ARCH"

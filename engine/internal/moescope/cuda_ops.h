@@ -24,7 +24,9 @@ std::vector<float> rope(const std::vector<float>& x, int n_tokens, int heads, in
                         const std::vector<float>& inv_freq, float attention_factor, int pos0);
 // [n, 2·width] = [gate | up] → silu(gate) · up
 std::vector<float> swiglu(const std::vector<float>& gate_up, int n, int width);
-// Rows of a BF16 table.
+// Same layout → gpt-oss' clamped SwiGLU (cpu::clamped_swiglu).
+std::vector<float> swiglu_clamped(const std::vector<float>& gate_up, int n, int width, float alpha, float limit);
+// Rows of a table: F32 kept in fp32, any other dtype rounded to BF16 (as the upload stores them).
 std::vector<float> embed(const TensorView& table, const std::vector<int32_t>& ids);
 
 struct Routes {
@@ -36,10 +38,15 @@ Routes route(const RouterSpec& r, const std::vector<float>& logits, int n_tokens
              const RoutingControl& control, int layer);
 
 // Causal GQA attention of n_tokens queries q [n_tokens, nh·hd] at positions pos0 + t over a
-// paged cache holding k, v [pos0 + n_tokens, n_kv·hd]; `span` positions per split.
+// paged cache holding k, v [pos0 + n_tokens, n_kv·hd]; `span` positions per split. sinks: null,
+// or gpt-oss' sink logits [n_heads] in each softmax's denominator.
 std::vector<float> attention(const std::vector<float>& q, const std::vector<float>& k, const std::vector<float>& v,
                              int n_tokens, int pos0, int n_heads, int n_kv, int head_dim, float scale, int window,
-                             int span);
+                             int span, const std::vector<float>* sinks = nullptr);
+// Qwen3.5's gated attention output: att [n, heads·d] · sigmoid(gate), the gates read from q_proj's
+// output qg [n, heads, 2, d] (per head: query, then gate).
+std::vector<float> output_gate(const std::vector<float>& att, const std::vector<float>& qg, int n_tokens, int heads,
+                               int d);
 
 // Index of the largest value of each row (lowest on ties).
 std::vector<int32_t> argmax(const std::vector<float>& logits, int rows, int vocab);
@@ -68,8 +75,16 @@ std::vector<float> mla_v_up(const std::vector<float>& o_lat, const TensorView& k
 struct MoeDecode {
   std::vector<float> h, y;
 };
+// extras (gpt-oss): per-expert biases gate_up_bias [E·2W] (gate, then up, per expert) and
+// down_bias [E·H] (either may be empty), and the clamped SwiGLU.
+struct MoeExtras {
+  std::vector<float> gate_up_bias, down_bias;
+  bool clamped = false;
+  float alpha = 0.0f, limit = 0.0f;
+};
 MoeDecode moe_experts(const std::vector<float>& x, int n_tokens, const TensorView& gate_up, const TensorView& down,
-                      int n_experts, const std::vector<int32_t>& ids, const std::vector<float>& weights, int top_k);
+                      int n_experts, const std::vector<int32_t>& ids, const std::vector<float>& weights, int top_k,
+                      const MoeExtras* extras = nullptr);
 // Prefill's bookkeeping: the (token, slot) pairs grouped by expert, the gather of their rows as
 // BF16, and the weighted combine of expert outputs [n_tokens·top_k, H] (row i: pair rows[i]).
 struct MoeGroups {
@@ -80,9 +95,30 @@ struct MoeGroups {
 MoeGroups moe_group(const std::vector<int32_t>& ids, const std::vector<float>& weights, int n_tokens, int top_k,
                     int n_experts, const std::vector<float>& x, int hidden, const std::vector<float>& expert_out);
 // The shared expert's output added behind its gate: y + sigmoid(gate · x) · s (gate empty: 1).
+// gates_out (with a gate): the n_tokens gate values the kernel recorded.
 std::vector<float> shared_expert_add(const std::vector<float>& x, const std::vector<float>& gate,
                                      const std::vector<float>& s, const std::vector<float>& y, int hidden,
-                                     int n_tokens);
+                                     int n_tokens, std::vector<float>* gates_out = nullptr);
+// x + value (the norm-weight offset added at upload).
+std::vector<float> add_constant(const std::vector<float>& x, float value);
+
+// Gated DeltaNet (delta_net.cuh) over n_tokens rows proj [n_tokens, A], A = Cc + VD + 2·nv, each
+// [q, k, v (Cc) | z (VD) | b (nv) | a (nv)] as the backend's fused projection, fed in forwards of
+// `chunks` tokens (summing to n_tokens) from zero states: delta_conv then delta_rule per chunk.
+// conv_w [Cc·Kc], a_log and dt_bias [nv], norm [dv]. Returns the outputs [n_tokens, VD] and the
+// final states.
+struct DeltaNetDims {
+  int nk, nv, dk, dv, kernel;
+};
+struct DeltaNetResult {
+  std::vector<float> out;        // [n_tokens, nv·dv]
+  std::vector<float> recurrent;  // [nv, dk, dv]
+  std::vector<float> conv;       // [kernel - 1, Cc]
+};
+DeltaNetResult delta_net(const std::vector<float>& proj, int n_tokens, const DeltaNetDims& d,
+                         const std::vector<float>& conv_w, const std::vector<float>& a_log,
+                         const std::vector<float>& dt_bias, const std::vector<float>& norm, float eps,
+                         const std::vector<int>& chunks);
 // Synthetic weights of the benchmarks: n values uniform in ±scale from (seed, index), as fp32 or
 // BF16 (widened), or a constant.
 std::vector<float> fill_uniform(long long n, uint64_t seed, float scale, bool f32);

@@ -16,6 +16,8 @@
 // Shape legend: T = tokens in this chunk, H = hidden, E = routed experts, K = experts per token,
 // W = FFN width, V = vocabulary, nh/nkv = query/key-value heads, hd = head dim,
 // C = kv_lora_rank (MLA latent), R = qk_rope_head_dim, N = qk_nope_head_dim, Dv = v_head_dim.
+// Linear attention (Gated DeltaNet): nk/nv = key/value heads, dk/dv = their dims,
+// Cc = conv channels (2·nk·dk + nv·dv), Kc = conv kernel, VD = nv·dv.
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -25,10 +27,12 @@
 #include <cstring>
 #include <memory>
 
+#include "add_bias.cuh"
 #include "attention.cuh"
 #include "clamp.cuh"
 #include "cuda/cuda_context.h"
 #include "cuda/cuda_weights.h"
+#include "delta_net.cuh"
 #include "embed.cuh"
 #include "gemv.cuh"
 #include "kv_store.cuh"
@@ -37,6 +41,7 @@
 #include "moe_group.cuh"
 #include "moescope/backend.h"
 #include "moescope/error.h"
+#include "output_gate.cuh"
 #include "random_init.cuh"
 #include "rmsnorm.cuh"
 #include "rope.cuh"
@@ -87,6 +92,8 @@ struct Scratch {
   uint16_t* xg = nullptr;                                     // [rows, H] gathered, BF16
   float* eo = nullptr;                                        // [rows, H] expert outputs
   float* shared_out = nullptr;                                // [T, H]
+  float* shared_gates = nullptr;                              // [T][n_moe] sigmoid gates (trace)
+  float* lin_conv = nullptr;                                  // [T, Cc] DeltaNet conv output
   float* router_logits = nullptr;                             // [T, E]
   int32_t* ids = nullptr;                                     // [T][n_moe][K]
   float* wts = nullptr;                                       // [T][n_moe][K]
@@ -108,17 +115,20 @@ public:
       : model_(std::move(model)), s_(model_->spec), opt_(opt),
         capacity_(opt.context > 0 ? std::min(opt.context, s_.max_position) : std::min(s_.max_position, 8192)) {
     const auto& a = s_.attn;
-    // gpt-oss' sinks, per-layer windows, router logit bias and biased, clamped experts are
-    // implemented on the CPU backend only so far (its softmax-after-top-k routing is shared).
-    if (a.sinks || !a.sliding_layer.empty() || s_.moe.router.logit_bias ||
-        s_.moe.expert_bias || s_.moe.activation != ExpertActivation::SiLU)
-      throw Error("the CUDA backend does not run " + s_.architecture +
-                  " yet (attention sinks, per-layer sliding windows, biased clamped experts); use --backend cpu");
-    // Qwen3.5's Gated DeltaNet layers, gated attention and (1 + w) norms: CPU backend only so far.
-    if (s_.n_linear_layers() > 0 || a.output_gate || s_.norm_weight_offset != 0.0f)
-      throw Error("the CUDA backend does not run " + s_.architecture +
-                  " yet (linear-attention layers with a recurrent state, gated attention, zero-centred norms); "
-                  "use --backend cpu");
+    // What the kernels below do not cover (the CPU backend runs all of it).
+    for (const LayerWeights& L : model_->weights.layers)
+      if (L.dense.gate_b.data || L.shared.gate_b.data)
+        throw Error("the CUDA backend does not run " + s_.architecture +
+                    " (biases on a dense or shared FFN); use --backend cpu");
+    if (a.output_gate && (a.kind != AttentionKind::GQA || a.qk_norm == QKNorm::Full || a.clip_qkv > 0.0f))
+      throw Error("the CUDA backend runs gated attention only with GQA and per-head or no q/k norm (use --backend cpu)");
+    if (s_.n_linear_layers() > 0) {
+      const auto& la = s_.linear;
+      if (la.n_k_heads <= 0 || la.n_v_heads % la.n_k_heads != 0 || la.conv_kernel < 1 ||
+          2 * la.k_head_dim + la.v_head_dim > kernels::kDeltaRuleMaxSmemFloats)
+        throw Error("linear-attention heads too wide (or value heads not a multiple of key heads) for the CUDA "
+                    "kernels (use --backend cpu)");
+    }
     if (s_.n_moe_layers() > 0 &&
         s_.moe.router.n_experts > kernels::kRouterMaxExperts)
       throw Error("the CUDA backend routes at most " + std::to_string(kernels::kRouterMaxExperts) +
@@ -128,10 +138,17 @@ public:
     n_moe_ = s_.n_moe_layers();
     values_ = s_.kv_values_per_token();
     n_blocks_ = (capacity_ + kBlockTokens - 1) / kBlockTokens;
-    kv_bytes_ = size_t(s_.n_layers) * n_blocks_ * kBlockTokens * values_ * sizeof(float);
+    // Layer l's slot: in the KV cache (attention layers) or in the recurrent state (linear ones).
+    for (int l = 0, na = 0, nl = 0; l < s_.n_layers; ++l) slot_.push_back(s_.is_linear(l) ? nl++ : na++);
+    kv_bytes_ = size_t(s_.n_attention_layers()) * n_blocks_ * kBlockTokens * values_ * sizeof(float);
+    state_bytes_ = size_t(s_.n_linear_layers()) * size_t(s_.linear.state_values()) * sizeof(float);
 
-    // Attention spans for decode: at most 64, so the graph's fixed grid covers the capacity.
-    const int visible = a.sliding_window > 0 ? std::min(capacity_, a.sliding_window) : capacity_;
+    // Attention spans for decode: at most 64, so the graph's fixed grid covers the capacity, or
+    // the sliding window when every attention layer has one (gpt-oss alternates: full).
+    bool all_windowed = a.sliding_window > 0;
+    for (int l = 0; l < s_.n_layers; ++l)
+      if (!s_.is_linear(l) && s_.window(l) == 0) all_windowed = false;
+    const int visible = all_windowed ? std::min(capacity_, a.sliding_window) : capacity_;
     decode_chunk_ = std::min(8192, std::max(64, (visible + 63) / 64 + 31) / 32 * 32);
     decode_splits_ = (visible + decode_chunk_ - 1) / decode_chunk_;
 
@@ -142,16 +159,20 @@ public:
     scratch_bytes_ = plan.used();
     size_t free_b = 0, total_b = 0;
     MOESCOPE_CUDA_CHECK(cudaMemGetInfo(&free_b, &total_b));
-    const size_t need = weight_bytes + kv_bytes_ + scratch_bytes_ + kHeadroom;
+    const size_t need = weight_bytes + kv_bytes_ + state_bytes_ + scratch_bytes_ + kHeadroom;
     if (need > free_b)
       throw Error("not enough GPU memory on " + ctx_.device_name() + ": " + s_.name + " needs " + fmt_gib(need) +
-                  " (weights " + fmt_gib(weight_bytes) + ", KV cache " + fmt_gib(kv_bytes_) + " for " +
+                  " (weights " + fmt_gib(weight_bytes) + ", KV cache " + fmt_gib(kv_bytes_ + state_bytes_) + " for " +
                   std::to_string(capacity_) + " tokens, scratch " + fmt_gib(scratch_bytes_ + kHeadroom) +
                   ") but only " + fmt_gib(free_b) + " of " + fmt_gib(total_b) +
                   " are free; use --backend cpu or a smaller --context");
 
     w_ = shared ? std::move(shared) : std::make_shared<const cuda::DeviceWeights>(cuda::upload_weights(ctx_, *model_));
     kv_ = DeviceBuffer(kv_bytes_);
+    if (state_bytes_) {  // linear-attention state, zero: the empty sequence
+      state_ = DeviceBuffer(state_bytes_);
+      MOESCOPE_CUDA_CHECK(cudaMemsetAsync(state_.get(), 0, state_bytes_, ctx_.stream()));
+    }
     scratch_buf_ = DeviceBuffer(scratch_bytes_);
     Arena arena(scratch_buf_.get());
     carve(arena);
@@ -174,6 +195,7 @@ public:
     h_wts_ = PinnedBuffer(sizeof(float) * size_t(kMaxT) * std::max(1, n_moe_) * E);
     h_probs_ = PinnedBuffer(sizeof(float) * size_t(kMaxT) * std::max(1, n_moe_) * E);
     h_counts_ = PinnedBuffer(sizeof(int32_t) * E);
+    h_gates_ = PinnedBuffer(sizeof(float) * size_t(kMaxT) * std::max(1, n_moe_));
     ctx_.sync();
     name_ = "CUDA: " + ctx_.device_name();
     spdlog::info("{}: {} layers, KV cache {} for {} tokens (F32, {} blocks of {}), scratch {}, graphs {}", name_,
@@ -190,14 +212,28 @@ public:
   const ModelSpec& spec() const override { return s_; }
   int context_length() const override { return capacity_; }
   int n_cached() const override { return n_cached_; }
-  void truncate(int n) override { n_cached_ = std::min(n_cached_, std::max(0, n)); }
+  // The linear-attention state sums up the whole sequence: it can be kept or cleared, not
+  // rewound (as CpuBackend).
+  int reusable_prefix(int n) const override {
+    return state_bytes_ == 0 || n >= n_cached_ ? std::min(n, n_cached_) : 0;
+  }
+  void truncate(int n) override {
+    n = std::max(0, n);
+    if (state_bytes_ && n < n_cached_) {
+      if (n > 0)
+        throw Error("the linear-attention state holds all " + std::to_string(n_cached_) +
+                    " tokens and cannot be rewound to " + std::to_string(n) + " (only cleared)");
+      clear_state();
+    }
+    n_cached_ = std::min(n_cached_, n);
+  }
   std::unique_ptr<Backend> sibling(int context) const override {
     BackendOptions o = opt_;
     if (context > 0) o.context = context;
     return std::make_unique<CudaBackend>(model_, o, w_);
   }
   int64_t device_memory_used() const override {
-    return int64_t(w_->arena.size() + kv_.size() + scratch_buf_.size() + ctx_.workspace_bytes());
+    return int64_t(w_->arena.size() + kv_.size() + state_.size() + scratch_buf_.size() + ctx_.workspace_bytes());
   }
 
   KvStats kv_stats() const override {
@@ -208,11 +244,13 @@ public:
     k.blocks_used = (n_cached_ + kBlockTokens - 1) / kBlockTokens;
     k.blocks_total = n_blocks_;
     k.bytes_per_token_layer = int64_t(values_) * 4;
-    k.bytes_used = k.bytes_per_token_layer * s_.n_layers * n_cached_;
+    k.bytes_used = k.bytes_per_token_layer * s_.n_attention_layers() * n_cached_;
     k.bytes_reserved = int64_t(kv_bytes_);
     k.mha_bytes_per_token_layer = int64_t(s_.mha_kv_values_per_token()) * 4;
-    k.n_layers = s_.n_layers;
+    k.n_layers = s_.n_attention_layers();
     k.element_type = "F32";
+    k.state_layers = s_.n_linear_layers();
+    k.state_bytes = int64_t(state_bytes_);
     return k;
   }
 
@@ -237,6 +275,11 @@ public:
       }
     } catch (...) {
       n_cached_ = start;  // a failed forward leaves the cache as it was
+      if (state_bytes_) {  // but a recurrent state has moved on: start again
+        clear_state();
+        n_cached_ = 0;
+        spdlog::warn("a failed forward cleared the linear-attention state; the next one starts from position 0");
+      }
       throw;
     }
   }
@@ -254,13 +297,18 @@ private:
     const int nh = a.n_heads;
     int A, att_w;
     if (a.kind == AttentionKind::GQA) {
-      A = nh * a.head_dim + 2 * a.n_kv_heads * a.head_dim;
+      A = (a.output_gate ? 2 : 1) * nh * a.head_dim + 2 * a.n_kv_heads * a.head_dim;
       att_w = nh * a.head_dim;
     } else {
       A = (a.q_lora_rank > 0 ? a.q_lora_rank : nh * a.q_head_dim()) + C + R;
       att_w = nh * C;
     }
-    const int max_in = std::max({H, A, nh * a.out_head_dim(), Wmax, a.q_lora_rank, 1});
+    const auto& la = s_.linear;
+    if (s_.n_linear_layers() > 0) {  // DeltaNet layers: [qkv | z | b | a] in proj, their output in att
+      A = std::max(A, la.conv_dim() + la.value_dim() + 2 * la.n_v_heads);
+      att_w = std::max(att_w, la.value_dim());
+    }
+    const int max_in = std::max({H, A, att_w, nh * a.out_head_dim(), Wmax, a.q_lora_rank, 1});
     const int n_moe = std::max(1, n_moe_);
     sc_.io = ar.take<int32_t>(1 + kMaxT);
     sc_.inv_freq = ar.take<float>(std::max(1, s_.rope.dim / 2));
@@ -287,6 +335,8 @@ private:
       sc_.slot_row = ar.take<int32_t>(rows);
     }
     sc_.shared_out = ar.take<float>(size_t(T) * H);
+    sc_.shared_gates = ar.take<float>(size_t(T) * n_moe);
+    if (s_.n_linear_layers() > 0) sc_.lin_conv = ar.take<float>(size_t(T) * la.conv_dim());
     sc_.ids = ar.take<int32_t>(size_t(T) * n_moe * E);
     sc_.wts = ar.take<float>(size_t(T) * n_moe * E);
     sc_.probs = ar.take<float>(size_t(T) * n_moe * E);
@@ -303,10 +353,11 @@ private:
     sc_.block_table = ar.take<int32_t>(size_t(n_blocks_));
   }
 
+  // The KV cache of (attention) layer l, at its slot among the attention layers.
   kernels::KvLayer kv_layer(int l) const {
     kernels::KvLayer k;
     const long long per_layer = (long long)n_blocks_ * kBlockTokens * values_;
-    k.base = kv_.as<float>() ? kv_.as<float>() + l * per_layer : nullptr;
+    k.base = kv_.as<float>() ? kv_.as<float>() + slot_[size_t(l)] * per_layer : nullptr;
     k.block_table = sc_.block_table;
     k.block_tokens = kBlockTokens;
     k.values = values_;
@@ -323,7 +374,7 @@ private:
     g.kv = kv_layer(l);
     g.n_heads = a.n_heads;
     g.scale = a.softmax_scale;
-    g.window = a.sliding_window;
+    g.window = s_.window(l);
     g.pos0 = sc_.io;
     g.n_tokens = T;
     g.out = out, g.out_stride = out_stride;
@@ -348,7 +399,7 @@ private:
       return;
     }
     const int longest = pos_host_ + T;
-    const int visible = s_.attn.sliding_window > 0 ? std::min(longest, s_.attn.sliding_window) : longest;
+    const int visible = g.window > 0 ? std::min(longest, g.window) : longest;
     const int splits = (visible + kPrefillChunk - 1) / kPrefillChunk;
     g.n_tokens = 1;
     const long long per_token = kernels::attention_partial_floats(g, splits);
@@ -404,6 +455,27 @@ private:
     if (probs)
       std::memcpy(out.probs.data() + size_t(out_row0) * n_moe_ * E, h_probs_.get(),
                   sizeof(float) * size_t(T) * n_moe_ * E);
+    if (gated_shared()) {  // the shared-expert gates into the trace, as CpuBackend::moe records them
+      const size_t all = size_t(out.n_tokens) * size_t(n_moe_);
+      if (out.shared_gates.size() != all) out.shared_gates.assign(all, 0.0f);
+      std::memcpy(out.shared_gates.data() + size_t(out_row0) * n_moe_, h_gates_.get(), sizeof(float) * size_t(T) * n_moe_);
+    }
+  }
+
+  bool gated_shared() const { return n_moe_ > 0 && s_.moe.shared == SharedExperts::SigmoidGated; }
+
+  // Layer l's linear-attention state: recurrent [nv][dk][dv], then the conv inputs [Kc - 1][Cc].
+  float* recurrent_state(int l) const {
+    return state_.as<float>() + size_t(slot_[size_t(l)]) * size_t(s_.linear.state_values());
+  }
+  float* conv_state(int l) const {
+    const auto& la = s_.linear;
+    return recurrent_state(l) + size_t(la.n_v_heads) * la.k_head_dim * la.v_head_dim;
+  }
+  void clear_state() {
+    if (!state_bytes_) return;
+    MOESCOPE_CUDA_CHECK(cudaMemsetAsync(state_.get(), 0, state_bytes_, ctx_.stream()));
+    ctx_.sync();
   }
 
   // The whole forward of T tokens on the stream, ending with the asynchronous copies of the
@@ -412,7 +484,8 @@ private:
   void enqueue(int T, int K, bool probs, bool last_logits) {
     cudaStream_t st = ctx_.stream();
     const int H = s_.hidden, V = s_.vocab_size, E = s_.moe.router.n_experts;
-    kernels::embed(w_->embed, sc_.io + 1, sc_.x, T, H, st);
+    if (w_->embed_f32) kernels::embed(w_->embed_f32, sc_.io + 1, sc_.x, T, H, st);
+    else kernels::embed(w_->embed, sc_.io + 1, sc_.x, T, H, st);
     MOESCOPE_CUDA_LAUNCHED();
     int moe_index = 0;
     for (int l = 0; l < s_.n_layers; ++l) {
@@ -421,7 +494,8 @@ private:
       // fused into this norm ----
       kernels::add_rmsnorm(sc_.x, l == 0 ? nullptr : sc_.delta, L.attn_norm, s_.rms_eps, sc_.xn, T, H, st);
       MOESCOPE_CUDA_LAUNCHED();
-      if (s_.attn.kind == AttentionKind::GQA) attention_gqa(l, L, T);
+      if (s_.is_linear(l)) linear_attention(l, L, T);
+      else if (s_.attn.kind == AttentionKind::GQA) attention_gqa(l, L, T);
       else attention_mla(l, L, T);
       // ---- feed-forward block: x += ffn(rmsnorm(x)) ----
       kernels::add_rmsnorm(sc_.x, sc_.delta, L.ffn_norm, s_.rms_eps, sc_.xn, T, H, st);
@@ -444,6 +518,9 @@ private:
     if (probs)
       MOESCOPE_CUDA_CHECK(cudaMemcpyAsync(h_probs_.get(), sc_.probs, sizeof(float) * size_t(T) * n_moe_ * E,
                                           cudaMemcpyDeviceToHost, st));
+    if (gated_shared())
+      MOESCOPE_CUDA_CHECK(cudaMemcpyAsync(h_gates_.get(), sc_.shared_gates, sizeof(float) * size_t(T) * n_moe_,
+                                          cudaMemcpyDeviceToHost, st));
   }
 
   // ---- grouped-query attention (Mixtral, Qwen, OLMoE) ---------------------------------------
@@ -451,25 +528,61 @@ private:
     const auto& a = s_.attn;
     cudaStream_t st = ctx_.stream();
     const int nh = a.n_heads, nkv = a.n_kv_heads, hd = a.head_dim, qd = nh * hd, kd = nkv * hd;
-    const int A = qd + 2 * kd;
-    float* p = sc_.proj;  // [T, q (nh·hd) | k (nkv·hd) | v (nkv·hd)]
+    // With output_gate (Qwen3.5) q_proj's rows per head are [query (hd), gate (hd)]: the queries
+    // are read in place at a head stride of 2·hd and the gates stay where they are.
+    const int qhs = a.output_gate ? 2 * hd : hd, qrows = nh * qhs;
+    const int A = qrows + 2 * kd;
+    float* p = sc_.proj;  // [T, q (nh·qhs) | k (nkv·hd) | v (nkv·hd)]
     cuda::linear(ctx_, L.in_proj, sc_.xn, s_.hidden, T, p, A, sc_.xbf);
-    if (a.qk_norm == QKNorm::Full) {  // OLMoE: over all heads at once
+    if (a.qk_norm == QKNorm::Full) {  // OLMoE: over all heads at once (never with output_gate)
       kernels::rmsnorm(p, A, 0, 1, L.q_norm, s_.rms_eps, p, A, T, qd, st);
       kernels::rmsnorm(p + qd, A, 0, 1, L.k_norm, s_.rms_eps, p + qd, A, T, kd, st);
     } else if (a.qk_norm == QKNorm::PerHead) {  // Qwen3: each head on its own, before RoPE
-      kernels::rmsnorm(p, A, hd, nh, L.q_norm, s_.rms_eps, p, A, T, hd, st);
-      kernels::rmsnorm(p + qd, A, hd, nkv, L.k_norm, s_.rms_eps, p + qd, A, T, hd, st);
+      kernels::rmsnorm(p, A, qhs, nh, L.q_norm, s_.rms_eps, p, A, T, hd, st);
+      kernels::rmsnorm(p + qrows, A, hd, nkv, L.k_norm, s_.rms_eps, p + qrows, A, T, hd, st);
     }
     // OLMoE's clip_qkv: q and k are clamped after their norms (transformers' OlmoeAttention).
     if (a.clip_qkv > 0.0f) kernels::clamp(p, (long long)T * A, a.clip_qkv, st);
     const auto& r = s_.rope;
-    kernels::rope(p, A, 0, hd, nh, r.dim, r.interleaved, sc_.inv_freq, r.attention_factor, sc_.io, T, st);
-    kernels::rope(p, A, qd, hd, nkv, r.dim, r.interleaved, sc_.inv_freq, r.attention_factor, sc_.io, T, st);
-    kernels::kv_store(kv_layer(l), p + qd, A, sc_.io, T, st);  // cache row: [K | V]
+    kernels::rope(p, A, 0, qhs, nh, r.dim, r.interleaved, sc_.inv_freq, r.attention_factor, sc_.io, T, st);
+    kernels::rope(p, A, qrows, hd, nkv, r.dim, r.interleaved, sc_.inv_freq, r.attention_factor, sc_.io, T, st);
+    kernels::kv_store(kv_layer(l), p + qrows, A, sc_.io, T, st);  // cache row: [K | V]
     MOESCOPE_CUDA_LAUNCHED();
-    attend(attention_args(l, p, A, hd, sc_.att, qd, T), T, T <= kernels::kGemvMaxTokens);
+    kernels::AttentionArgs g = attention_args(l, p, A, qhs, sc_.att, qd, T);
+    g.sinks = L.sinks;  // gpt-oss (null otherwise)
+    attend(g, T, T <= kernels::kGemvMaxTokens);
+    if (a.output_gate) {  // Qwen3.5: attn_output · sigmoid(gate), before o_proj
+      kernels::output_gate(sc_.att, qd, p + hd, A, qhs, nh, hd, T, st);
+      MOESCOPE_CUDA_LAUNCHED();
+    }
     cuda::linear(ctx_, L.o, sc_.att, qd, T, sc_.delta, s_.hidden, sc_.xbf);
+  }
+
+  // ---- Gated DeltaNet linear attention (Qwen3.5), CpuBackend::linear_attention ---------------
+  // No KV cache: the layer's state (recurrent_state, conv_state) is updated in place, the
+  // tokens one after the other (delta_net.cuh).
+  void linear_attention(int l, const cuda::DeviceLayer& L, int T) {
+    const auto& la = s_.linear;
+    cudaStream_t st = ctx_.stream();
+    const int nv = la.n_v_heads, Cc = la.conv_dim(), VD = la.value_dim();
+    const int A = Cc + VD + 2 * nv;
+    float* p = sc_.proj;  // [T, qkv (Cc) | z (VD) | b (nv) | a (nv)]
+    cuda::linear(ctx_, L.lin_in, sc_.xn, s_.hidden, T, p, A, sc_.xbf);
+    cuda::linear(ctx_, L.lin_ba, sc_.xn, s_.hidden, T, p + Cc + VD, A, sc_.xbf);  // fp32 weights
+    kernels::delta_conv(p, A, L.lin_conv, conv_state(l), sc_.lin_conv, Cc, T, Cc, la.conv_kernel, st);
+    MOESCOPE_CUDA_LAUNCHED();
+    kernels::DeltaRuleArgs d{};
+    d.conv = sc_.lin_conv, d.conv_stride = Cc;
+    d.z = p + Cc, d.z_stride = A;
+    d.beta = p + Cc + VD, d.a = p + Cc + VD + nv, d.gate_stride = A;
+    d.a_log = L.a_log, d.dt_bias = L.dt_bias, d.norm = L.lin_norm, d.eps = s_.rms_eps;
+    d.state = recurrent_state(l);
+    d.out = sc_.att, d.out_stride = VD;
+    d.nk = la.n_k_heads, d.nv = nv, d.dk = la.k_head_dim, d.dv = la.v_head_dim;
+    d.n_tokens = T;
+    kernels::delta_rule(d, st);
+    MOESCOPE_CUDA_LAUNCHED();
+    cuda::linear(ctx_, L.lin_out, sc_.att, VD, T, sc_.delta, s_.hidden, sc_.xbf);
   }
 
   // ---- multi-head latent attention (DeepSeek-V2/V3), absorbed form --------------------------
@@ -541,9 +654,14 @@ private:
                    probs ? sc_.probs + size_t(m) * E : nullptr, n_moe_ * E, st);
     MOESCOPE_CUDA_LAUNCHED();
 
+    // gpt-oss: expert biases and the clamped SwiGLU (null and false elsewhere)
+    kernels::ExpertExtras ex;
+    ex.gate_up_bias = L.experts_gate_up_bias, ex.down_bias = L.experts_down_bias;
+    ex.clamped = s_.moe.activation == ExpertActivation::ClampedSwiGLU;
+    ex.alpha = s_.moe.swiglu_alpha, ex.limit = s_.moe.swiglu_limit;
     if (T <= kernels::kGemvMaxTokens) {  // decode: only the selected experts' rows are read
-      kernels::moe_gate_up(sc_.xn, H, L.experts_gate_up, We, ids, wts, stride, K, sc_.h, T, st);  // [T, K, W]
-      kernels::moe_down(sc_.h, We, L.experts_down, H, ids, wts, stride, K, y, T, false, st);
+      kernels::moe_gate_up(sc_.xn, H, L.experts_gate_up, We, ids, wts, stride, K, sc_.h, T, st, ex);  // [T, K, W]
+      kernels::moe_down(sc_.h, We, L.experts_down, H, ids, wts, stride, K, y, T, false, st, ex);
       MOESCOPE_CUDA_LAUNCHED();
     } else {  // prefill: group (token, slot) pairs by expert, one matmul per expert
       kernels::moe_group(ids, wts, stride, T, K, E, sc_.counts, sc_.offsets, sc_.rows, sc_.slot_row, st);
@@ -560,14 +678,24 @@ private:
           if (!counts[e]) continue;
           cuda::gemm_bf16(ctx_, L.experts_gate_up + size_t(e) * 2 * We * H, 2 * We, H, sc_.xg + size_t(off) * H, H,
                           counts[e], sc_.gu + size_t(off) * 2 * We, 2 * We);
+          if (ex.gate_up_bias) {  // expert e's rows: [gate | up] + its [gate_b | up_b]
+            kernels::add_bias(sc_.gu + size_t(off) * 2 * We, 2 * We, ex.gate_up_bias + size_t(e) * 2 * We, counts[e],
+                              2 * We, st);
+            MOESCOPE_CUDA_LAUNCHED();
+          }
         }
         auto* hb = reinterpret_cast<uint16_t*>(sc_.h);  // [total, W] BF16
-        kernels::swiglu(sc_.gu, hb, true, total, We, st);
+        if (ex.clamped) kernels::swiglu_clamped(sc_.gu, hb, true, total, We, ex.alpha, ex.limit, st);
+        else kernels::swiglu(sc_.gu, hb, true, total, We, st);
         MOESCOPE_CUDA_LAUNCHED();
         for (int e = 0, off = 0; e < E; off += counts[e++]) {
           if (!counts[e]) continue;
           cuda::gemm_bf16(ctx_, L.experts_down + size_t(e) * H * We, H, We, hb + size_t(off) * We, We, counts[e],
                           sc_.eo + size_t(off) * H, H);
+          if (ex.down_bias) {
+            kernels::add_bias(sc_.eo + size_t(off) * H, H, ex.down_bias + size_t(e) * H, counts[e], H, st);
+            MOESCOPE_CUDA_LAUNCHED();
+          }
         }
       }
       kernels::moe_combine(sc_.eo, sc_.slot_row, wts, stride, K, y, H, T, false, st);  // weighted scatter back
@@ -577,7 +705,8 @@ private:
     // Shared expert(s): every token, plain (DeepSeek) or behind a sigmoid gate (Qwen2-MoE).
     if (s_.moe.shared != SharedExperts::None) {
       mlp(L.shared_gate_up, L.shared_down, sc_.xn, T, sc_.shared_out);
-      kernels::shared_expert_add(sc_.xn, L.shared_gate, sc_.shared_out, y, H, T, st);
+      // the gates also go into the trace buffer [T][n_moe] (moe layer m)
+      kernels::shared_expert_add(sc_.xn, L.shared_gate, sc_.shared_out, y, H, T, st, sc_.shared_gates + m, n_moe_);
       MOESCOPE_CUDA_LAUNCHED();
     }
   }
@@ -633,12 +762,13 @@ private:
   BackendOptions opt_;
   Context ctx_;  // before every buffer: destroyed after them
   std::shared_ptr<const cuda::DeviceWeights> w_;  // shared with siblings (one device copy)
-  DeviceBuffer kv_, scratch_buf_;
+  DeviceBuffer kv_, state_, scratch_buf_;  // state_: linear-attention layers, by slot_
   Scratch sc_;
-  PinnedBuffer h_io_, h_logits_, h_ids_, h_wts_, h_probs_, h_counts_;
+  PinnedBuffer h_io_, h_logits_, h_ids_, h_wts_, h_probs_, h_counts_, h_gates_;
   std::vector<uint8_t> disabled_host_;
   int n_moe_ = 0, values_ = 0, n_blocks_ = 0;
-  size_t kv_bytes_ = 0, scratch_bytes_ = 0;
+  std::vector<int> slot_;  // [n_layers] the layer's index among its kind (attention or linear)
+  size_t kv_bytes_ = 0, state_bytes_ = 0, scratch_bytes_ = 0;
   int decode_chunk_ = 0, decode_splits_ = 0;
   int n_cached_ = 0;
   int pos_host_ = 0;

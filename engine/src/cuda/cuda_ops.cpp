@@ -10,12 +10,14 @@
 #include "clamp.cuh"
 #include "convert.cuh"
 #include "cuda/cuda_context.h"
+#include "delta_net.cuh"
 #include "embed.cuh"
 #include "kv_store.cuh"
 #include "mla.cuh"
 #include "moe_gemv.cuh"
 #include "moe_group.cuh"
 #include "moescope/error.h"
+#include "output_gate.cuh"
 #include "random_init.cuh"
 #include "rmsnorm.cuh"
 #include "rope.cuh"
@@ -153,10 +155,15 @@ std::vector<float> swiglu(const std::vector<float>& gate_up, int n, int width) {
 std::vector<float> embed(const TensorView& table, const std::vector<int32_t>& ids) {
   Context ctx;
   const int hidden = int(table.dim(1));
-  auto dt = upload(ctx, bf16_bits(table)), di = upload(ctx, ids);
+  // An F32 table stays fp32 (as the weight upload keeps non-BF16 embeddings); others go to BF16.
+  const bool f32 = table.dtype == DType::F32;
+  std::vector<float> f(f32 ? size_t(table.numel()) : 0);
+  if (f32) to_f32(table.dtype, table.data, f.data(), table.numel());
+  auto dt = f32 ? upload(ctx, f) : upload(ctx, bf16_bits(table)), di = upload(ctx, ids);
   DeviceBuffer dy(ids.size() * hidden * sizeof(float));
   auto launch = [&] {
-    kernels::embed(dt.as<uint16_t>(), di.as<int32_t>(), dy.as<float>(), int(ids.size()), hidden, ctx.stream());
+    if (f32) kernels::embed(dt.as<float>(), di.as<int32_t>(), dy.as<float>(), int(ids.size()), hidden, ctx.stream());
+    else kernels::embed(dt.as<uint16_t>(), di.as<int32_t>(), dy.as<float>(), int(ids.size()), hidden, ctx.stream());
     MOESCOPE_CUDA_LAUNCHED();
   };
   launch();
@@ -191,7 +198,7 @@ Routes route(const RouterSpec& r, const std::vector<float>& logits, int n_tokens
 
 std::vector<float> attention(const std::vector<float>& q, const std::vector<float>& k, const std::vector<float>& v,
                              int n_tokens, int pos0, int n_heads, int n_kv, int head_dim, float scale, int window,
-                             int span) {
+                             int span, const std::vector<float>* sinks) {
   Context ctx;
   const int len = pos0 + n_tokens, kd = n_kv * head_dim, values = 2 * kd, block = 16;
   const int n_blocks = (len + block - 1) / block;
@@ -206,6 +213,7 @@ std::vector<float> attention(const std::vector<float>& q, const std::vector<floa
   }
   auto dq = upload(ctx, q), dc = upload(ctx, cache), dt = upload(ctx, table);
   auto dp = upload(ctx, std::vector<int32_t>{pos0});
+  DeviceBuffer ds = sinks ? upload(ctx, *sinks) : DeviceBuffer();
   DeviceBuffer dout(size_t(n_tokens) * n_heads * head_dim * sizeof(float));
   kernels::AttentionArgs a{};
   a.q = dq.as<float>(), a.q_stride = n_heads * head_dim, a.q_head_stride = head_dim;
@@ -215,6 +223,7 @@ std::vector<float> attention(const std::vector<float>& q, const std::vector<floa
   a.n_heads = n_heads, a.group = n_heads / n_kv, a.scale = scale, a.window = window;
   a.pos0 = dp.as<int32_t>(), a.first = 0, a.n_tokens = n_tokens;
   a.out = dout.as<float>(), a.out_stride = n_heads * head_dim;
+  a.sinks = sinks ? ds.as<float>() : nullptr;
   const int visible = window > 0 ? std::min(window, len) : len;
   const int splits = (visible + span - 1) / span;
   DeviceBuffer partial(size_t(kernels::attention_partial_floats(a, splits)) * sizeof(float));
@@ -367,7 +376,8 @@ std::vector<float> mla_v_up(const std::vector<float>& o_lat, const TensorView& k
 }
 
 MoeDecode moe_experts(const std::vector<float>& x, int n_tokens, const TensorView& gate_up, const TensorView& down,
-                      int n_experts, const std::vector<int32_t>& ids, const std::vector<float>& weights, int top_k) {
+                      int n_experts, const std::vector<int32_t>& ids, const std::vector<float>& weights, int top_k,
+                      const MoeExtras* extras) {
   Context ctx;
   const int H = int(gate_up.dim(1)), W = int(down.dim(1));
   if (gate_up.dim(0) != int64_t(n_experts) * 2 * W || down.dim(0) != int64_t(n_experts) * H)
@@ -375,11 +385,18 @@ MoeDecode moe_experts(const std::vector<float>& x, int n_tokens, const TensorVie
   auto dx = upload(ctx, x), dgu = upload(ctx, bf16_bits(gate_up)), dd = upload(ctx, bf16_bits(down));
   auto di = upload(ctx, ids), dwt = upload(ctx, weights);
   DeviceBuffer dh(size_t(n_tokens) * top_k * W * sizeof(float)), dy(size_t(n_tokens) * H * sizeof(float));
+  kernels::ExpertExtras ex;
+  DeviceBuffer dgb, ddb;
+  if (extras) {
+    if (!extras->gate_up_bias.empty()) dgb = upload(ctx, extras->gate_up_bias), ex.gate_up_bias = dgb.as<float>();
+    if (!extras->down_bias.empty()) ddb = upload(ctx, extras->down_bias), ex.down_bias = ddb.as<float>();
+    ex.clamped = extras->clamped, ex.alpha = extras->alpha, ex.limit = extras->limit;
+  }
   auto launch = [&] {
     kernels::moe_gate_up(dx.as<float>(), H, dgu.as<uint16_t>(), W, di.as<int32_t>(), dwt.as<float>(), top_k, top_k,
-                         dh.as<float>(), n_tokens, ctx.stream());
+                         dh.as<float>(), n_tokens, ctx.stream(), ex);
     kernels::moe_down(dh.as<float>(), W, dd.as<uint16_t>(), H, di.as<int32_t>(), dwt.as<float>(), top_k, top_k,
-                      dy.as<float>(), n_tokens, false, ctx.stream());
+                      dy.as<float>(), n_tokens, false, ctx.stream(), ex);
     MOESCOPE_CUDA_LAUNCHED();
   };
   launch();
@@ -425,17 +442,19 @@ MoeGroups moe_group(const std::vector<int32_t>& ids, const std::vector<float>& w
 
 std::vector<float> shared_expert_add(const std::vector<float>& x, const std::vector<float>& gate,
                                      const std::vector<float>& s, const std::vector<float>& y, int hidden,
-                                     int n_tokens) {
+                                     int n_tokens, std::vector<float>* gates_out) {
   Context ctx;
   auto dx = upload(ctx, x), ds = upload(ctx, s), dy = upload(ctx, y);
   DeviceBuffer dg = gate.empty() ? DeviceBuffer() : upload(ctx, gate);
+  DeviceBuffer dgo(std::max<size_t>(1, size_t(n_tokens)) * sizeof(float));
   auto launch = [&] {
     kernels::shared_expert_add(dx.as<float>(), gate.empty() ? nullptr : dg.as<float>(), ds.as<float>(),
-                               dy.as<float>(), hidden, n_tokens, ctx.stream());
+                               dy.as<float>(), hidden, n_tokens, ctx.stream(), gates_out ? dgo.as<float>() : nullptr, 1);
     MOESCOPE_CUDA_LAUNCHED();
   };
   launch();
   auto r = download<float>(ctx, dy, y.size());
+  if (gates_out) *gates_out = download<float>(ctx, dgo, size_t(n_tokens));
   time_launches(ctx, launch);
   return r;
 }
@@ -451,6 +470,99 @@ std::vector<float> fill_uniform(long long n, uint64_t seed, float scale, bool f3
   auto r = f32 ? download<float>(ctx, d, size_t(n)) : widen(download<uint16_t>(ctx, d, size_t(n)));
   time_launches(ctx, launch);
   return r;
+}
+
+std::vector<float> add_constant(const std::vector<float>& x, float value) {
+  Context ctx;
+  auto dx = upload(ctx, x);
+  auto launch = [&] {
+    kernels::add_constant(dx.as<float>(), (long long)x.size(), value, ctx.stream());
+    MOESCOPE_CUDA_LAUNCHED();
+  };
+  launch();
+  auto r = download<float>(ctx, dx, x.size());
+  time_launches(ctx, launch);  // adds again on the device copy; the result is already here
+  return r;
+}
+
+std::vector<float> swiglu_clamped(const std::vector<float>& gate_up, int n, int width, float alpha, float limit) {
+  Context ctx;
+  auto din = upload(ctx, gate_up);
+  DeviceBuffer dout(std::max<size_t>(1, size_t(n) * width) * sizeof(float));
+  auto launch = [&] {
+    kernels::swiglu_clamped(din.as<float>(), dout.get(), false, n, width, alpha, limit, ctx.stream());
+    MOESCOPE_CUDA_LAUNCHED();
+  };
+  launch();
+  auto r = download<float>(ctx, dout, size_t(n) * width);
+  time_launches(ctx, launch);
+  return r;
+}
+
+std::vector<float> output_gate(const std::vector<float>& att, const std::vector<float>& qg, int n_tokens, int heads,
+                               int d) {
+  Context ctx;
+  if (att.size() != size_t(n_tokens) * heads * d || qg.size() != size_t(n_tokens) * heads * 2 * d)
+    throw Error("cuda_ops::output_gate: att [n, heads·d] and qg [n, heads, 2, d] expected");
+  auto dy = upload(ctx, att), dg = upload(ctx, qg);
+  auto launch = [&] {
+    kernels::output_gate(dy.as<float>(), heads * d, dg.as<float>() + d, heads * 2 * d, 2 * d, heads, d, n_tokens,
+                         ctx.stream());
+    MOESCOPE_CUDA_LAUNCHED();
+  };
+  launch();
+  auto r = download<float>(ctx, dy, att.size());
+  time_launches(ctx, launch);  // gates again on the device copy; the result is already here
+  return r;
+}
+
+DeltaNetResult delta_net(const std::vector<float>& proj, int n_tokens, const DeltaNetDims& d,
+                         const std::vector<float>& conv_w, const std::vector<float>& a_log,
+                         const std::vector<float>& dt_bias, const std::vector<float>& norm, float eps,
+                         const std::vector<int>& chunks) {
+  Context ctx;
+  const int KD = d.nk * d.dk, VD = d.nv * d.dv, Cc = 2 * KD + VD, A = Cc + VD + 2 * d.nv;
+  if (proj.size() != size_t(n_tokens) * A || conv_w.size() != size_t(Cc) * d.kernel ||
+      a_log.size() != size_t(d.nv) || dt_bias.size() != size_t(d.nv) || norm.size() != size_t(d.dv))
+    throw Error("cuda_ops::delta_net: inconsistent sizes");
+  if (d.nk <= 0 || d.nv % d.nk != 0 || 2 * d.dk + d.dv > kernels::kDeltaRuleMaxSmemFloats)
+    throw Error("cuda_ops::delta_net: heads the kernel does not take");
+  int total = 0;
+  for (int c : chunks) total += c;
+  if (total != n_tokens) throw Error("cuda_ops::delta_net: the chunks must sum to n_tokens");
+  const size_t rec_n = size_t(d.nv) * d.dk * d.dv, conv_n = size_t(d.kernel - 1) * Cc;
+  auto dp = upload(ctx, proj), dw = upload(ctx, conv_w), dal = upload(ctx, a_log), ddt = upload(ctx, dt_bias),
+       dn = upload(ctx, norm);
+  DeviceBuffer drec(std::max<size_t>(1, rec_n) * sizeof(float)), dconv(std::max<size_t>(1, conv_n) * sizeof(float)),
+      dcv(std::max<size_t>(1, size_t(n_tokens) * Cc) * sizeof(float)),
+      dout(std::max<size_t>(1, size_t(n_tokens) * VD) * sizeof(float));
+  auto launch = [&] {
+    MOESCOPE_CUDA_CHECK(cudaMemsetAsync(drec.get(), 0, drec.size(), ctx.stream()));
+    MOESCOPE_CUDA_CHECK(cudaMemsetAsync(dconv.get(), 0, dconv.size(), ctx.stream()));
+    for (int t0 = 0, i = 0; i < int(chunks.size()); t0 += chunks[size_t(i++)]) {
+      const int T = chunks[size_t(i)];
+      const float* p = dp.as<float>() + size_t(t0) * A;
+      kernels::delta_conv(p, A, dw.as<float>(), dconv.as<float>(), dcv.as<float>() + size_t(t0) * Cc, Cc, T, Cc,
+                          d.kernel, ctx.stream());
+      kernels::DeltaRuleArgs r{};
+      r.conv = dcv.as<float>() + size_t(t0) * Cc, r.conv_stride = Cc;
+      r.z = p + Cc, r.z_stride = A;
+      r.beta = p + Cc + VD, r.a = p + Cc + VD + d.nv, r.gate_stride = A;
+      r.a_log = dal.as<float>(), r.dt_bias = ddt.as<float>(), r.norm = dn.as<float>(), r.eps = eps;
+      r.state = drec.as<float>();
+      r.out = dout.as<float>() + size_t(t0) * VD, r.out_stride = VD;
+      r.nk = d.nk, r.nv = d.nv, r.dk = d.dk, r.dv = d.dv, r.n_tokens = T;
+      kernels::delta_rule(r, ctx.stream());
+      MOESCOPE_CUDA_LAUNCHED();
+    }
+  };
+  launch();
+  DeltaNetResult res;
+  res.out = download<float>(ctx, dout, size_t(n_tokens) * VD);
+  res.recurrent = download<float>(ctx, drec, rec_n);
+  res.conv = download<float>(ctx, dconv, conv_n);
+  time_launches(ctx, launch);
+  return res;
 }
 
 std::vector<float> fill_constant(long long n, float value, bool f32) {

@@ -36,6 +36,9 @@ public:
 
   // Concatenates views along their first dimension into one tensor of dtype BF16 or fp32.
   const void* place(std::initializer_list<const TensorView*> parts, bool f32, Init init = Init::Random) {
+    return place(std::vector<const TensorView*>(parts), f32, init);
+  }
+  const void* place(const std::vector<const TensorView*>& parts, bool f32, Init init = Init::Random) {
     size_t n = 0;
     for (const TensorView* v : parts) n += size_t(v->numel());
     void* dst = f32 ? static_cast<void*>(arena_.take<float>(n)) : static_cast<void*>(arena_.take<uint16_t>(n));
@@ -49,6 +52,15 @@ public:
   }
   const float* f32(const TensorView& v, Init init = Init::Random) {
     return v.shape.empty() ? nullptr : static_cast<const float*>(place({&v}, true, init));
+  }
+  // A norm weight used as offset + w (ModelSpec::norm_weight_offset): stored with the offset added.
+  const float* norm(const TensorView& v, float offset) {
+    float* d = const_cast<float*>(f32(v, Init::One));
+    if (ctx_ && d && offset != 0.0f) {
+      kernels::add_constant(d, v.numel(), offset, ctx_->stream());
+      MOESCOPE_CUDA_LAUNCHED();
+    }
+    return d;
   }
   const uint16_t* bf16(std::initializer_list<const TensorView*> parts) {
     return static_cast<const uint16_t*>(place(parts, false));
@@ -145,28 +157,42 @@ DeviceWeights place_all(Placer& p, const Model& model) {
   const ModelWeights& w = model.weights;
   const auto& a = s.attn;
   DeviceWeights d;
-  d.embed = p.bf16({&w.embed});
-  d.final_norm = p.f32(w.final_norm, Init::One);
-  if (s.tie_embeddings) {
+  // Synthetic models (no host data) generate a BF16 table; a BF16 checkpoint's is exact in BF16.
+  const bool embed_f32 = w.embed.data && w.embed.dtype != DType::BF16;
+  if (embed_f32) d.embed_f32 = p.f32(w.embed);
+  else d.embed = p.bf16({&w.embed});
+  const float off = s.norm_weight_offset;
+  d.final_norm = p.norm(w.final_norm, off);
+  if (s.tie_embeddings && !embed_f32) {
     d.lm_head.w = d.embed;
     d.lm_head.out = int(w.embed.dim(0));
     d.lm_head.in = int(w.embed.dim(1));
   } else {
-    d.lm_head = p.matrix({&w.lm_head});
+    d.lm_head = p.matrix({s.tie_embeddings ? &w.embed : &w.lm_head});
   }
   for (int l = 0; l < s.n_layers; ++l) {
     const LayerWeights& L = w.layers[size_t(l)];
     DeviceLayer dl;
-    dl.attn_norm = p.f32(L.attn_norm, Init::One);
-    dl.ffn_norm = p.f32(L.ffn_norm, Init::One);
-    if (a.kind == AttentionKind::GQA) {
+    dl.attn_norm = p.norm(L.attn_norm, off);
+    dl.ffn_norm = p.norm(L.ffn_norm, off);
+    if (s.is_linear(l)) {  // Gated DeltaNet: [qkv; z] BF16; the gates [b; a], the constants fp32
+      dl.lin_in = p.matrix({&L.lin_qkv.w, &L.lin_z.w});
+      dl.lin_ba = p.matrix({&L.lin_b.w, &L.lin_a.w}, /*f32=*/true);
+      dl.lin_out = p.matrix({&L.lin_out.w});
+      dl.lin_conv = p.f32(L.conv);
+      dl.a_log = p.f32(L.a_log, Init::Zero);
+      dl.dt_bias = p.f32(L.dt_bias, Init::Zero);
+      dl.lin_norm = p.f32(L.lin_norm, Init::One);  // plain w: no offset (CpuBackend::linear_attention)
+    } else if (a.kind == AttentionKind::GQA) {
+      // q_proj rows are [query; gate] per head with AttentionSpec::output_gate (twice as many).
       dl.in_proj = p.matrix({&L.q.w, &L.k.w, &L.v.w});
-      if (a.qkv_bias && !L.q.b.shape.empty())
+      if (!L.q.b.shape.empty())
         dl.in_proj.bias = static_cast<const float*>(p.place({&L.q.b, &L.k.b, &L.v.b}, true));
       if (a.qk_norm != QKNorm::None) {
-        dl.q_norm = p.f32(L.q_norm, Init::One);
-        dl.k_norm = p.f32(L.k_norm, Init::One);
+        dl.q_norm = p.norm(L.q_norm, off);
+        dl.k_norm = p.norm(L.k_norm, off);
       }
+      if (a.sinks) dl.sinks = p.f32(L.sinks);
     } else {
       if (a.q_lora_rank > 0) {
         dl.in_proj = p.matrix({&L.q_a.w, &L.kv_a.w});
@@ -178,15 +204,25 @@ DeviceWeights place_all(Placer& p, const Model& model) {
       dl.kv_a_norm = p.f32(L.kv_a_norm, Init::One);
       dl.kv_b = p.bf16({&L.kv_b.w});
     }
-    dl.o = p.matrix({&L.o.w});
+    if (!s.is_linear(l)) {
+      dl.o = p.matrix({&L.o.w});
+      if (!L.o.b.shape.empty()) dl.o.bias = p.f32(L.o.b);  // gpt-oss, Llama with attention_bias
+    }
     if (!s.moe_layer[size_t(l)]) {
       dl.dense_gate_up = p.matrix({&L.dense.gate, &L.dense.up});
       dl.dense_down = p.matrix({&L.dense.down});
     } else {
       dl.router = p.matrix({&L.router}, /*f32=*/true);
+      if (s.moe.router.logit_bias) dl.router.bias = p.f32(L.router_logit_bias, Init::Zero);  // gpt-oss
       if (!L.router_bias.shape.empty()) dl.router_bias = p.f32(L.router_bias, Init::Zero);
       dl.experts_gate_up = p.stack(L.experts, true);
       dl.experts_down = p.stack(L.experts, false);
+      if (s.moe.expert_bias) {  // gpt-oss: fp32 [E][2W] (gate, then up, per expert) and [E][H]
+        std::vector<const TensorView*> gu, dn;
+        for (const MlpWeights& e : L.experts) gu.push_back(&e.gate_b), gu.push_back(&e.up_b), dn.push_back(&e.down_b);
+        dl.experts_gate_up_bias = static_cast<const float*>(p.place(gu, true));
+        dl.experts_down_bias = static_cast<const float*>(p.place(dn, true));
+      }
       if (s.moe.shared != SharedExperts::None) {
         dl.shared_gate_up = p.matrix({&L.shared.gate, &L.shared.up});
         dl.shared_down = p.matrix({&L.shared.down});

@@ -4,8 +4,11 @@
 //     forward reads them together: [q; k; v], MLA [q_a or q; kv_a], SwiGLU [gate; up];
 //   - routed experts stacked per layer: gate_up [E][2W][H], down [E][H][W], so the decode
 //     kernels find expert e at a fixed stride from the ids on the device;
-//   - the small, precision-sensitive tensors in fp32: norm weights, biases, router,
-//     correction bias, shared-expert gate.
+//   - the embedding in fp32 unless the checkpoint's is BF16 (then the LM head, tied or not, is a
+//     BF16 matrix of its own);
+//   - the small, precision-sensitive tensors in fp32: norm weights (with norm_weight_offset
+//     added, so the kernels multiply by the stored w), biases, router, correction bias,
+//     shared-expert gate, attention sinks, the Gated DeltaNet gates' projections and constants.
 // Everything lives in one allocation (the arena); planning walks the same code without
 // allocating, so the memory check knows the exact size first.
 #include <cstdint>
@@ -21,23 +24,36 @@ struct DeviceLayer {
   const float* ffn_norm = nullptr;
   DeviceMatrix in_proj;  // GQA: [q; k; v] (+ bias); MLA: [q_a or q; kv_a]
   DeviceMatrix q_b;      // MLA with q LoRA
-  DeviceMatrix o;
+  DeviceMatrix o;                    // (+ bias: gpt-oss, Llama with attention_bias)
+  const float* sinks = nullptr;      // gpt-oss: fp32 [n_heads] attention sink logits
   const float* q_norm = nullptr;     // GQA q/k norm ([head_dim] per head or full width)
   const float* k_norm = nullptr;
   const float* q_a_norm = nullptr;   // MLA
   const float* kv_a_norm = nullptr;
   const uint16_t* kv_b = nullptr;    // MLA [nh·(N+Dv), C]
   DeviceMatrix dense_gate_up, dense_down;
-  DeviceMatrix router;               // fp32 [E, H]
+  // Gated DeltaNet (ModelSpec::is_linear layers; no attention weights there)
+  DeviceMatrix lin_in;               // [q, k, v (conv_dim); z (value_dim)]
+  DeviceMatrix lin_ba;               // fp32 [b (nv); a (nv)]: the gates, small and precision-sensitive
+  DeviceMatrix lin_out;              // [H, value_dim]
+  const float* lin_conv = nullptr;   // fp32 [conv_dim][conv_kernel]
+  const float* a_log = nullptr;      // fp32 [nv]
+  const float* dt_bias = nullptr;    // fp32 [nv]
+  const float* lin_norm = nullptr;   // fp32 [v_head_dim]
+  DeviceMatrix router;               // fp32 [E, H] (+ logit bias: gpt-oss)
   const float* router_bias = nullptr;
   const uint16_t* experts_gate_up = nullptr;  // [E][2W][H]
   const uint16_t* experts_down = nullptr;     // [E][H][W]
+  const float* experts_gate_up_bias = nullptr;  // gpt-oss: fp32 [E][2W]
+  const float* experts_down_bias = nullptr;     // gpt-oss: fp32 [E][H]
   DeviceMatrix shared_gate_up, shared_down;
   const float* shared_gate = nullptr;         // fp32 [H]
 };
 
 struct DeviceWeights {
-  const uint16_t* embed = nullptr;  // [V, H]
+  const uint16_t* embed = nullptr;      // [V, H] BF16 checkpoints (and synthetic models)
+  const float* embed_f32 = nullptr;     // [V, H] other checkpoints: fp32, the values as they are (a
+                                        // lookup reads T rows, so precision costs no bandwidth)
   const float* final_norm = nullptr;
   DeviceMatrix lm_head;             // [V, H] (the embedding when tied)
   std::vector<DeviceLayer> layers;
