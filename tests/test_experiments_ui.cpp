@@ -105,7 +105,7 @@ void TestExperimentsUi::anatomy_presets() {
   QCOMPARE(view.memoryTable()->rowCount(), int(moescope::weight_formats().size()));
   QStringList formats;
   for (int r = 0; r < view.memoryTable()->rowCount(); ++r) formats << view.memoryTable()->item(r, 0)->text();
-  QVERIFY2(formats.contains(QStringLiteral("Q4_K_M (4.85 bits)")) && formats.contains(QStringLiteral("IQ1_S (1.562 bits)")) &&
+  QVERIFY2(formats.contains(QStringLiteral("Q4_K_M (4.85 bits)")) && formats.contains(QStringLiteral("IQ1_S (1.563 bits)")) &&
                formats.contains(QStringLiteral("BF16 (16 bits)")),
            qPrintable(formats.join(QStringLiteral(", "))));
   const int q4 = int(formats.indexOf(QStringLiteral("Q4_K_M (4.85 bits)")));

@@ -138,8 +138,10 @@ AnatomyView::AnatomyView(EngineFeed* feed, QWidget* parent) : QWidget(parent) {
   memory_->verticalHeader()->hide();
   memory_->setEditTriggers(QAbstractItemView::NoEditTriggers);
   memory_->verticalHeader()->setDefaultSectionSize(memory_->fontMetrics().height() + 6);
-  memory_->setFixedHeight(memory_->horizontalHeader()->sizeHint().height() +
-                          memory_->rowCount() * (memory_->fontMetrics().height() + 6) + 4);
+  // Five formats in view (BF16 … Q5_K_M), the rest a scroll away, so that a small dock keeps room
+  // for the parameter table.
+  memory_->setVerticalScrollBarPolicy(Qt::ScrollBarAsNeeded);
+  memory_->setFixedHeight(memory_->horizontalHeader()->sizeHint().height() + 5 * (memory_->fontMetrics().height() + 6) + 4);
   memory_->setToolTip(tr("The weights at each format: BF16, FP8, and llama.cpp's GGUF types. Q8_0, Q6_K, MXFP4 and "
                          "IQ1_S are single types (their block scales included); Q5_K_M, Q4_K_M, Q3_K_M and Q2_K are "
                          "llama-quantize's mixes, at their typical bits a weight (within ~0.1 bit by model)."));
