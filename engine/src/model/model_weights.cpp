@@ -499,8 +499,8 @@ std::shared_ptr<const Model> load_model(const std::filesystem::path& dir, const 
     m->weights = bind_gguf_weights(m->spec, *m->gguf, m->owned);
     dequantize_weights_for_backends(m->weights, m->owned);
     apply_load_options(*m, options);
-    spdlog::info("loaded {} ({}, {} layers, {} MoE) from {}", m->spec.name, m->spec.architecture, m->spec.n_layers,
-                 m->spec.n_moe_layers(), m->gguf->describe());
+    spdlog::info("loaded {} ({}, {} layers, {} MoE, weights {}) from {}", m->spec.name, m->spec.architecture,
+                 m->spec.n_layers, m->spec.n_moe_layers(), weights_label(*m), m->gguf->describe());
     return m;
   }
   auto m = std::make_shared<Model>();
@@ -518,8 +518,8 @@ std::shared_ptr<const Model> load_model(const std::filesystem::path& dir, const 
   if (m->spec.vision_unused)
     spdlog::warn("{}: {} holds a vision tower; moescope runs only its language model (the vision part is not used)",
                  m->spec.name, m->spec.architecture);
-  spdlog::info("loaded {} ({}, {} layers, {} MoE) from {}", m->spec.name, m->spec.architecture, m->spec.n_layers,
-               m->spec.n_moe_layers(), dir.string());
+  spdlog::info("loaded {} ({}, {} layers, {} MoE, weights {}) from {}", m->spec.name, m->spec.architecture,
+               m->spec.n_layers, m->spec.n_moe_layers(), weights_label(*m), dir.string());
   return m;
 }
 
