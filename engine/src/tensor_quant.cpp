@@ -49,8 +49,13 @@ void quantize_q8_0(const float* x, void* dst, int64_t n_blocks) {
     const uint16_t h = f32_to_f16(d);
     std::memcpy(out, &h, 2);  // little-endian, as in a GGUF file
     for (int j = 0; j < 32; ++j) {
-      const float v = x[j] * id;  // |v| <= 127 for finite x
-      out[2 + j] = uint8_t(int8_t(std::isfinite(v) ? std::round(v) : 0.0f));
+      // roundf(v), ties away from zero, without a libm call: |v| <= 127 (and a little) for finite
+      // x, so the truncation and a - i are exact (gguf's np_roundf: floor(a) + floor(2·(a - floor(a)))).
+      const float v = x[j] * id;
+      const float a = std::isfinite(v) ? std::fabs(v) : 0.0f;
+      int i = int(a);
+      i += a - float(i) >= 0.5f ? 1 : 0;
+      out[2 + j] = uint8_t(int8_t(v < 0.0f ? -i : i));
     }
   }
 }
