@@ -4,11 +4,14 @@
 #include <QAbstractScrollArea>
 #include <QAbstractSpinBox>
 #include <QAction>
+#include <QApplication>
+#include <QCheckBox>
 #include <QComboBox>
 #include <QDir>
 #include <QDirIterator>
 #include <QDockWidget>
 #include <QFile>
+#include <QFileDialog>
 #include <QLabel>
 #include <QListWidget>
 #include <QMenu>
@@ -24,6 +27,7 @@
 #include <QTextDocument>
 #include <QTemporaryDir>
 #include <QTest>
+#include <QTimer>
 #include <filesystem>
 #include <memory>
 #include <qcustomplot.h>
@@ -502,6 +506,51 @@ private slots:
     QVERIFY(w.chat()->notices()->notice_text(QStringLiteral("load")).contains(QStringLiteral("does not exist")));
     QVERIFY(w.chat()->sendButton()->isEnabled());
     QCOMPARE(int(w.current()->messages.size()), 2);
+  }
+
+  // --weights q8_0's counterpart in the app: the status bar and the recent-models list show the
+  // folder name and what the weights are, and a recent model reopens as it was loaded.
+  void quantisedOnLoadShowsInStatusAndRecent() {
+    auto w = open();
+    QVERIFY(w->engine()->hasModel());
+    QVERIFY2(w->statusText().contains(QStringLiteral("chat-tiny · F32")), qPrintable(w->statusText()));
+    QSignalSpy ready(w.get(), &MainWindow::modelReady);
+    w->openModel(kModel, moescope::WeightsMode::Q8_0);
+    QTRY_VERIFY_WITH_TIMEOUT(ready.count() == 1, kTimeout);
+    QCOMPARE(w->engine()->model().weights_mode, moescope::WeightsMode::Q8_0);
+    QVERIFY2(w->statusText().contains(QStringLiteral("chat-tiny · Q8_0 (quantised on load)")), qPrintable(w->statusText()));
+    QMenu* recent = nullptr;
+    for (QMenu* m : w->findChildren<QMenu*>())
+      if (m->title() == QStringLiteral("Recent models")) recent = m;
+    QVERIFY(recent && !recent->actions().isEmpty());
+    QCOMPARE(recent->actions().front()->text(), QStringLiteral("chat-tiny · Q8_0 (quantised on load)"));
+    QCOMPARE(recent->actions().front()->toolTip(), kModel);
+    recent->actions().front()->trigger();  // reopened as last loaded
+    QTRY_VERIFY_WITH_TIMEOUT(ready.count() == 2, kTimeout);
+    QCOMPARE(w->engine()->model().weights_mode, moescope::WeightsMode::Q8_0);
+    w->openModel(kModel, moescope::WeightsMode::AsStored);
+    QTRY_VERIFY_WITH_TIMEOUT(ready.count() == 3, kTimeout);
+    QVERIFY2(w->statusText().contains(QStringLiteral("chat-tiny · F32")), qPrintable(w->statusText()));
+    QCOMPARE(recent->actions().front()->text(), QStringLiteral("chat-tiny · F32"));
+    // File ▸ Open model… offers the choice under its file list.
+    QAction* open_action = nullptr;
+    for (QAction* a : w->findChildren<QAction*>())
+      if (a->text() == QStringLiteral("&Open model…")) open_action = a;
+    QVERIFY(open_action);
+    bool offered = false;
+    QTimer::singleShot(0, w.get(), [&] {
+      auto* dialog = qobject_cast<QFileDialog*>(QApplication::activeModalWidget());
+      if (!dialog) return;
+      auto* box = dialog->findChild<QCheckBox*>(QStringLiteral("quantiseOnLoad"));
+      offered = box && box->text().contains(QStringLiteral("Q8_0")) && !box->isChecked();
+      if (box) box->setChecked(true);
+      dialog->selectFile(kModel + QStringLiteral("/config.json"));
+      static_cast<QDialog*>(dialog)->accept();  // QFileDialog::accept, public through QDialog
+    });
+    open_action->trigger();
+    QVERIFY(offered);
+    QTRY_VERIFY_WITH_TIMEOUT(ready.count() == 4, kTimeout);
+    QCOMPARE(w->engine()->model().weights_mode, moescope::WeightsMode::Q8_0);
   }
 
   void fallbackTemplateIsAnnounced() {

@@ -5,12 +5,14 @@
 #include <QTemporaryDir>
 #include <QtTest>
 
+#include <cmath>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
 #include "moescope/checkpoint.h"
 #include "moescope/error.h"
 #include "moescope/model_weights.h"
+#include "moescope/npy.h"
 #include "safetensors_edit.h"
 
 using namespace moescope;
@@ -478,6 +480,45 @@ private slots:
     QVERIFY(p.waitForFinished(30000));
     QCOMPARE(p.exitCode(), 1);
     QVERIFY(QString::fromUtf8(p.readAllStandardError()).contains("token id 99999 is outside the vocabulary"));
+  }
+
+  // --weights as-stored|q8_0 on every command that loads a model: a bad value is one line and
+  // status 1; q8_0 moves the teaching model's logits a little (test_load_options measures it).
+  void cli_weights_option() {
+    const QString tiny = QString(MOESCOPE_SOURCE_DIR) + "/resources/models/moescope-tiny";
+    QTemporaryDir tmp;
+    const QString out = tmp.filePath("x.npy");
+    auto run = [](const QStringList& args) {
+      QProcess p;
+      p.start(MOESCOPE_CLI, args);
+      p.waitForFinished(60000);
+      return std::pair(p.exitCode(), QString::fromUtf8(p.readAllStandardError()).trimmed());
+    };
+    const QStringList bad = {"--model", tiny, "--weights", "q4"};
+    for (const QStringList& cmd :
+         {QStringList{"forward", "--ids", "1,2", "--logits", out}, QStringList{"generate", "--ids", "1,2", "--max-tokens", "1"},
+          QStringList{"compare", "--prompt", "Hi", "--max-tokens", "1", "--top-k-experts", "1"},
+          QStringList{"bench", "--prompt-tokens", "2", "--decode-tokens", "1"}, QStringList{"serve", "--port", "0"}}) {
+      const auto [rc, err] = run(cmd + bad);
+      QCOMPARE(rc, 1);
+      QVERIFY2(err.endsWith("--weights must be as-stored or q8_0 (got 'q4')"), qPrintable(cmd[0] + ": " + err));
+      QCOMPARE(err.count('\n'), 0);
+    }
+    auto [rc, err] = run({"bench", "--shape", "olmoe-1b-7b", "--layers", "1", "--weights", "q8_0"});
+    QCOMPARE(rc, 1);
+    QVERIFY2(err.endsWith("--weights applies to --model only (--shape builds random BF16 weights)"), qPrintable(err));
+    const QStringList fwd = {"forward", "--model", tiny, "--ids", "1,17,305,42,999", "--logits", out};
+    std::tie(rc, err) = run(fwd + QStringList{"--weights", "as-stored"});
+    QCOMPARE(rc, 0);
+    const moescope::NpyArray stored = moescope::read_npy(out.toStdString());
+    std::tie(rc, err) = run(fwd + QStringList{"--weights", "q8_0"});
+    QCOMPARE(rc, 0);
+    const moescope::NpyArray q8 = moescope::read_npy(out.toStdString());
+    QCOMPARE(q8.shape, stored.shape);
+    float diff = 0.0f, peak = 0.0f;
+    for (size_t i = 0; i < q8.data.size(); ++i)
+      diff = std::max(diff, std::fabs(q8.data[i] - stored.data[i])), peak = std::max(peak, std::fabs(stored.data[i]));
+    QVERIFY2(diff > 0.0f && diff <= 0.03f * peak, qPrintable(QString("max |Δlogit| %1 of max |logit| %2").arg(diff).arg(peak)));
   }
 };
 

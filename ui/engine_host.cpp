@@ -109,11 +109,12 @@ void EngineHost::startLoad(LoadRequest r) {
   emit requestLoad(r);
 }
 
-void EngineHost::loadModel(const QString& dir, const QString& backend, int threads) {
+void EngineHost::loadModel(const QString& dir, const QString& backend, int threads, WeightsMode weights) {
   LoadRequest r;
   r.dir = dir;
   r.backend = backend.isEmpty() ? QStringLiteral("auto") : backend;
   r.threads = threads;
+  r.weights = weights;
   startLoad(std::move(r));
 }
 

@@ -34,7 +34,9 @@ public:
 
   EngineFeed* feed() const { return feed_; }
 
-  void loadModel(const QString& dir, const QString& backend, int threads = 0);
+  // weights: LoadOptions::weights (Q8_0: quantised at load, see moescope/model_weights.h).
+  void loadModel(const QString& dir, const QString& backend, int threads = 0,
+                 WeightsMode weights = WeightsMode::AsStored);
   // Tools and tests: a model built in memory (no tokenizer: answers take prompt ids).
   void loadModel(std::shared_ptr<const Model> model, const QString& name, const QString& backend, int threads = 0,
                  int context = 0);

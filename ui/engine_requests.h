@@ -44,6 +44,7 @@ struct LoadRequest {
   QString backend = QStringLiteral("auto");  // "auto" | "cpu" | "cuda"
   int threads = 0;                           // 0: one per physical core
   int context = 0;                           // KV capacity in tokens; 0: the backend's default
+  WeightsMode weights = WeightsMode::AsStored;  // Q8_0: quantise the weights on load (LoadOptions)
   // Tools and tests: a model built in memory (random weights of a published shape) instead of
   // `dir`; it has no tokenizer, so answers to it take prompt ids (GenerationRequest::prompt_ids).
   std::shared_ptr<const Model> model;

@@ -37,6 +37,8 @@ struct ModelInfo {
   QString name;          // display name (directory name)
   QString architecture;
   QString backend;       // Backend::name()
+  QString weights;       // weights_label(): "BF16", "Q4_K_M", "Q8_0 (quantised on load)"; empty on a server
+  WeightsMode weights_mode = WeightsMode::AsStored;  // as load_model applied it
   int context_length = 0;
   int n_layers = 0;
   int n_experts = 0;

@@ -136,12 +136,15 @@ void EngineWorker::load(const LoadRequest& request) {
     std::shared_ptr<const Model> model = request.model;
     std::optional<ChatFormat> format;
     if (!model) {
-      spdlog::info("loading model {} (backend {})", dir.string(), request.backend.toStdString());
+      spdlog::info("loading model {} (backend {}, weights {})", dir.string(), request.backend.toStdString(),
+                   weights_mode_name(request.weights));
       if (!std::filesystem::exists(dir)) throw Error("model " + dir.string() + " does not exist");
       if (!std::filesystem::is_directory(dir) && !is_gguf_path(dir))
         throw Error(dir.string() + " is neither a checkpoint directory nor a GGUF file");
-      emit loadProgress(request.id, tr("Reading the checkpoint…"), 10);
-      model = load_model_shared(dir);
+      emit loadProgress(request.id, request.weights == WeightsMode::Q8_0 ? tr("Reading and quantising the weights…")
+                                                                          : tr("Reading the checkpoint…"),
+                        10);
+      model = load_model_shared(dir, LoadOptions{request.weights});
       ++flags_->model_loads;
       if (cancelled()) return;
       emit loadProgress(request.id, tr("Reading the tokenizer and chat template…"), 55);
@@ -171,6 +174,8 @@ void EngineWorker::load(const LoadRequest& request) {
     info.spec = std::shared_ptr<const ModelSpec>(model, &model->spec);
     info.architecture = qs(model->spec.architecture);
     info.backend = qs(session->backend().name());
+    info.weights = qs(weights_label(*model));
+    info.weights_mode = model->weights_mode;
     info.context_length = session->backend().context_length();
     info.n_layers = model->spec.n_layers;
     info.n_experts = model->spec.moe.router.n_experts;

@@ -11,11 +11,11 @@
 namespace moescope::cli {
 
 int cmd_analyze(int argc, char** argv) {
-  Args args(argc, argv, 2, {}, {"model", "corpus", "out", "window", "backend", "threads"});
+  Args args(argc, argv, 2, {}, {"model", "corpus", "out", "window", "backend", "threads", "weights"});
   const auto dir = model_dir(args);
   auto domains = read_corpus(args.require("corpus"));
   const std::string out = args.require("out");
-  auto model = load_model(dir);
+  auto model = load_model(dir, load_options(args));
   ChatFormat chat = ChatFormat::from_dir(dir);
   BackendOptions bo = backend_options(args);
   AnalysisOptions opt;

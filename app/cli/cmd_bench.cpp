@@ -28,7 +28,7 @@ std::string preset_of_shape(const std::string& shape) { return shape == "deepsee
 
 int cmd_bench(int argc, char** argv) {
   Args args(argc, argv, 2, {"json"},
-            {"shape", "model", "backend", "prompt-tokens", "decode-tokens", "layers", "threads", "seed"});
+            {"shape", "model", "backend", "prompt-tokens", "decode-tokens", "layers", "threads", "seed", "weights"});
   BackendOptions bopt = backend_options(args);
   const bool want_cuda = bopt.kind == "cuda" || (bopt.kind == "auto" && cuda_available());
   const int prompt = int(args.get_int("prompt-tokens", want_cuda ? 512 : 64));
@@ -39,13 +39,15 @@ int cmd_bench(int argc, char** argv) {
 
   std::shared_ptr<const Model> model;
   std::string what;
+  const LoadOptions lopt = load_options(args);
   if (auto shape = args.get("shape")) {
+    if (args.has("weights")) throw Error("--weights applies to --model only (--shape builds random BF16 weights)");
     ModelSpec spec = load_model_spec(preset_path(preset_of_shape(*shape)));
     spec.name = *shape;
     model = make_synthetic_model(spec, layers, uint64_t(args.get_int("seed", 1)), /*host_storage=*/!want_cuda);
     what = "shape " + *shape + " (random BF16 weights)";
   } else {
-    model = load_model(model_dir(args));
+    model = load_model(model_dir(args), lopt);
     if (layers > 0) throw Error("--layers applies to --shape only");
     what = "model " + model->spec.name;
   }

@@ -19,9 +19,9 @@ namespace moescope::cli {
 int cmd_compare(int argc, char** argv) {
   Args args(argc, argv, 2, {"chat", "ignore-bias", "json"},
             {"model", "prompt", "system", "max-tokens", "backend", "context", "threads", "disable-experts",
-             "force-expert", "top-k-experts"});
+             "force-expert", "top-k-experts", "weights"});
   const auto dir = model_dir(args);
-  auto model = load_model(dir);
+  auto model = load_model(dir, load_options(args));
   ChatFormat chat = ChatFormat::from_dir(dir);
   const std::string text = args.require("prompt");
   std::vector<int32_t> prompt;

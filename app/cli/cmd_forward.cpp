@@ -12,10 +12,10 @@
 namespace moescope::cli {
 
 int cmd_forward(int argc, char** argv) {
-  Args args(argc, argv, 2, {"probs"}, {"model", "ids", "backend", "logits", "trace", "context", "threads"});
+  Args args(argc, argv, 2, {"probs"}, {"model", "ids", "backend", "logits", "trace", "context", "threads", "weights"});
   const auto ids = args.get_int_list("ids");
   if (!args.has("logits") && !args.has("trace")) throw Error("give --logits OUT.npy and/or --trace OUT.json");
-  auto model = load_model(model_dir(args));
+  auto model = load_model(model_dir(args), load_options(args));
   Session session(model, make_backend(model, backend_options(args)));
   std::vector<int32_t> tokens(ids.begin(), ids.end());
   ForwardResult r = session.prefill(tokens, /*all_logits=*/true);

@@ -46,9 +46,9 @@ int cmd_generate(int argc, char** argv) {
   Args args(argc, argv, 2, {"chat", "ignore-bias", "probs"},
             {"model", "prompt", "ids", "system", "max-tokens", "temperature", "top-k", "top-p", "min-p",
              "repetition-penalty", "seed", "backend", "trace", "context", "threads", "disable-experts",
-             "force-expert", "top-k-experts"});
+             "force-expert", "top-k-experts", "weights"});
   const auto dir = model_dir(args);
-  auto model = load_model(dir);
+  auto model = load_model(dir, load_options(args));
   const ModelSpec& s = model->spec;
 
   std::optional<ChatFormat> chat;

@@ -774,7 +774,7 @@ sigset_t stop_signals() {
 int cmd_serve(int argc, char** argv) {
   Args args(argc, argv, 2, {},
             {"model", "host", "port", "api-key", "backend", "context", "threads", "max-body", "max-request-tokens",
-             "http-threads", "timeout", "max-connections"});
+             "http-threads", "timeout", "max-connections", "weights"});
   const std::string host = args.get_or("host", "127.0.0.1");
   const std::string api_key = args.get_or("api-key", "");
   const long long port = args.get_int("port", 8080);
@@ -840,7 +840,7 @@ int cmd_serve(int argc, char** argv) {
   } join_stopper{leaving, stopper};
 
   const auto dir = model_dir(args);
-  Engine e{load_model(dir), ChatFormat::from_dir(dir), nullptr, "", 0, false, {}, {}};
+  Engine e{load_model(dir, load_options(args)), ChatFormat::from_dir(dir), nullptr, "", 0, false, {}, {}};
   e.session = std::make_unique<Session>(e.model, make_backend(e.model, backend_options(args)));
   e.name = e.model->spec.name;
   e.harmony = e.chat.harmony();

@@ -114,6 +114,12 @@ RoutingControl routing_control(const Args& args, const ModelSpec& s) {
   return c;
 }
 
+LoadOptions load_options(const Args& args) {
+  LoadOptions o;
+  if (auto w = args.get("weights")) o.weights = parse_weights_mode(*w);
+  return o;
+}
+
 BackendOptions backend_options(const Args& args) {
   BackendOptions o;
   o.kind = args.get_or("backend", "auto");

@@ -18,6 +18,8 @@ std::filesystem::path preset_path(const std::string& name);
 // Interventions from --disable-experts 'L:E,E;*:E', --force-expert [L:]E, --top-k-experts K,
 // --ignore-bias (validated against the model).
 RoutingControl routing_control(const Args& args, const ModelSpec& spec);
+// Load options from --weights as-stored|q8_0 (Error naming both for anything else).
+LoadOptions load_options(const Args& args);
 // Backend options from --backend, --context, --threads.
 BackendOptions backend_options(const Args& args);
 

@@ -27,28 +27,31 @@ const std::vector<Entry> kCommands = {
     {"generate", moescope::cli::cmd_generate,
      "generate  --model DIR (--prompt TEXT [--chat] [--system TEXT] | --ids 1,2,3) [--max-tokens N]\n"
      "          [--temperature T] [--top-k K] [--top-p P] [--min-p P] [--repetition-penalty R] [--seed S]\n"
-     "          [--backend cpu|cuda] [--trace OUT.json] [--probs]\n"
+     "          [--backend cpu|cuda] [--weights as-stored|q8_0] [--trace OUT.json] [--probs]\n"
      "          [--disable-experts 'L:E,E;*:E'] [--force-expert [L:]E] [--top-k-experts K] [--ignore-bias]"},
     {"compare", moescope::cli::cmd_compare,
-     "compare   --model DIR --prompt TEXT [--chat] [--json] <interventions as for generate>   (both answers, divergence)"},
+     "compare   --model DIR --prompt TEXT [--chat] [--json] [--weights as-stored|q8_0]\n"
+     "          <interventions as for generate>   (both answers, divergence)"},
     {"inspect", moescope::cli::cmd_inspect,
      "inspect   --model DIR|config.json | --preset NAME [--context N] [--json]   (anatomy: parameters, KV, memory)"},
     {"bench", moescope::cli::cmd_bench,
      "bench     --shape NAME|--model DIR [--backend cpu|cuda] [--prompt-tokens N] [--decode-tokens N]\n"
-     "          [--layers N] [--json]   shapes: olmoe-1b-7b qwen3-30b-a3b deepseek-v2-lite mixtral-8x7b deepseek-v3\n"
+     "          [--layers N] [--weights as-stored|q8_0 (with --model)] [--json]   shapes: olmoe-1b-7b qwen3-30b-a3b deepseek-v2-lite mixtral-8x7b deepseek-v3\n"
      "          gpt-oss-20b gpt-oss-120b qwen3.5-35b-a3b glm-4.5-air glm-4.7-flash"},
     {"stats", moescope::cli::cmd_stats,
      "stats     --trace FILE.json [--csv OUT]   (layer,tokens,cv,maxvio,entropy,dead,distinct per MoE layer)\n"
      "          FILE: a trace, or a routing dump (.jsonl of vLLM/SGLang responses, .npy or .safetensors ids\n"
      "          [seqs,] tokens, layers, top_k) with [--token-ids FILE.npy] [--model DIR|--config FILE|--preset NAME]"},
     {"analyze", moescope::cli::cmd_analyze,
-     "analyze   --model DIR --corpus FILE|FOLDER --out DIR [--window N]   (routing statistics per domain)"},
+     "analyze   --model DIR --corpus FILE|FOLDER --out DIR [--window N] [--weights as-stored|q8_0]\n"
+     "          (routing statistics per domain)"},
     {"forward", moescope::cli::cmd_forward,
-     "forward   --model DIR --ids 1,2,3 [--backend cpu|cuda] --logits OUT.npy --trace OUT.json"},
+     "forward   --model DIR --ids 1,2,3 [--backend cpu|cuda] [--weights as-stored|q8_0] --logits OUT.npy\n"
+     "          --trace OUT.json"},
     {"serve", moescope::cli::cmd_serve,
      "serve     --model DIR|FILE [--host 127.0.0.1] [--port 8080] [--api-key KEY] [--backend cpu|cuda]\n"
      "          [--context N] [--max-body BYTES] [--max-request-tokens N] [--http-threads N] [--timeout S]\n"
-     "          [--max-connections N]\n"
+     "          [--max-connections N] [--weights as-stored|q8_0]\n"
      "          OpenAI-compatible /v1/models, /v1/chat/completions, /v1/completions (stream or not);\n"
      "          \"return_routed_experts\": true adds the routing in vLLM's format, with the weights;\n"
      "          a gpt-oss (harmony) chat answer comes as reasoning_content (analysis) and content (final).\n"
@@ -71,8 +74,10 @@ void print_help() {
   std::cout << "\nWithout --model, commands use the bundled teaching model. --model takes a checkpoint directory\n"
                "(config.json, *.safetensors, tokenizer.json) or a GGUF file (.gguf, the first part of a split set\n"
                "NAME-00001-of-0000N.gguf, or an Ollama blob); a GGUF model's tokenizer and chat template come from\n"
-               "its metadata (or from tokenizer.json / tokenizer_config.json beside the file, which win). Q8_0\n"
-               "GGUF weights are read in place; other quantised types are widened to F32 at load time for now.\n"
+               "its metadata (or from tokenizer.json / tokenizer_config.json beside the file, which win). GGUF\n"
+               "block-quantised weights are read in place. --weights q8_0 quantises the F32/BF16/F16 matrices\n"
+               "(projections, experts, LM head; rows a multiple of 32) to Q8_0 at load time, in memory: about\n"
+               "half the memory of BF16, the file untouched (--weights as-stored, the default, keeps them).\n"
                "Exit status 0 on success; on bad input one line on stderr and status 1.\n"
                "Log verbosity: SPDLOG_LEVEL=debug|info|warn (default warn), on stderr.\n";
 }

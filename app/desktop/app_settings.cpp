@@ -1,5 +1,7 @@
 #include "app_settings.h"
 
+#include <algorithm>
+
 namespace moescope::desktop {
 
 AppSettings::AppSettings(const QString& ini_file)
@@ -18,13 +20,43 @@ void AppSettings::setRouterScores(int mode) { s_->setValue(QStringLiteral("engin
 
 QStringList AppSettings::recentModels() const { return s_->value(QStringLiteral("models/recent")).toStringList(); }
 
-void AppSettings::addRecentModel(const QString& dir) {
+// models/recent_labels and models/recent_weights run beside models/recent, entry for entry (files
+// written before they existed lack them: missing entries read as empty).
+void AppSettings::addRecentModel(const QString& dir, const QString& label, const QString& weights) {
   QStringList list = recentModels();
-  list.removeAll(dir);
+  QStringList labels = s_->value(QStringLiteral("models/recent_labels")).toStringList();
+  QStringList modes = s_->value(QStringLiteral("models/recent_weights")).toStringList();
+  labels.resize(list.size());
+  modes.resize(list.size());
+  for (qsizetype i = list.indexOf(dir); i >= 0; i = list.indexOf(dir)) {
+    list.removeAt(i);
+    labels.removeAt(i);
+    modes.removeAt(i);
+  }
   list.prepend(dir);
-  while (list.size() > 8) list.removeLast();
+  labels.prepend(label);
+  modes.prepend(weights);
+  const qsizetype keep = std::min<qsizetype>(list.size(), 8);
+  list.resize(keep), labels.resize(keep), modes.resize(keep);
   s_->setValue(QStringLiteral("models/recent"), list);
+  s_->setValue(QStringLiteral("models/recent_labels"), labels);
+  s_->setValue(QStringLiteral("models/recent_weights"), modes);
 }
+
+QString AppSettings::recentLabel(const QString& dir) const {
+  const QStringList labels = s_->value(QStringLiteral("models/recent_labels")).toStringList();
+  const qsizetype i = recentModels().indexOf(dir);
+  return i >= 0 && i < labels.size() ? labels[i] : QString();
+}
+
+QString AppSettings::recentWeights(const QString& dir) const {
+  const QStringList modes = s_->value(QStringLiteral("models/recent_weights")).toStringList();
+  const qsizetype i = recentModels().indexOf(dir);
+  return i >= 0 && i < modes.size() && !modes[i].isEmpty() ? modes[i] : QStringLiteral("as-stored");
+}
+
+bool AppSettings::quantiseOnLoad() const { return s_->value(QStringLiteral("models/quantise_q8_0"), false).toBool(); }
+void AppSettings::setQuantiseOnLoad(bool on) { s_->setValue(QStringLiteral("models/quantise_q8_0"), on); }
 
 QString AppSettings::lastModel() const {
   const QStringList list = recentModels();

@@ -17,8 +17,15 @@ public:
   int routerScores() const;  // RouterScores as int: 0 automatic, 1 always, 2 never
   void setRouterScores(int mode);
   QStringList recentModels() const;
-  void addRecentModel(const QString& dir);  // most recent first, at most 8
+  // Most recent first, at most 8; `label` is what the recent-models menu shows beside the name
+  // (weights_label), `weights` how it was loaded ("as-stored" | "q8_0"), used when it is reopened.
+  void addRecentModel(const QString& dir, const QString& label = {}, const QString& weights = {});
+  QString recentLabel(const QString& dir) const;    // empty when unknown
+  QString recentWeights(const QString& dir) const;  // "as-stored" when unknown
   QString lastModel() const;
+  // File ▸ Open model…'s "Quantise the weights to Q8_0 on load", as last chosen.
+  bool quantiseOnLoad() const;
+  void setQuantiseOnLoad(bool on);
   // The remote backend (File ▸ Connect to a server): the last server, and its API key only when
   // the user asked to remember it (stored unencrypted in this file: the dialog says so).
   QString serverUrl() const;

@@ -24,6 +24,10 @@ struct Options {
                            QStringLiteral("PATH")};
   QCommandLineOption backend{QStringLiteral("backend"), QStringLiteral("Backend: auto (default), cpu or cuda."),
                              QStringLiteral("KIND")};
+  QCommandLineOption weights{QStringLiteral("weights"),
+                             QStringLiteral("as-stored (default) or q8_0: quantise the F32/BF16/F16 weights to Q8_0 as "
+                                            "the model loads (about half the memory of BF16; the file is not changed)."),
+                             QStringLiteral("MODE")};
   QCommandLineOption screenshot{QStringLiteral("screenshot"),
                                 QStringLiteral("Save a screenshot of the window to FILE.png once it has settled, then exit. "
                                                "Uses a fresh data folder unless MOESCOPE_DATA_DIR is set."),
@@ -41,7 +45,7 @@ void describe(QCoreApplication& app, QCommandLineParser& parser, const Options& 
   parser.setApplicationDescription(QStringLiteral("Chat with a Mixture-of-Experts model while watching its experts work."));
   parser.addHelpOption();
   parser.addVersionOption();
-  parser.addOptions({o.model, o.backend, o.screenshot, o.prompt, o.view});
+  parser.addOptions({o.model, o.backend, o.weights, o.screenshot, o.prompt, o.view});
   parser.process(app);
 }
 
@@ -77,6 +81,11 @@ int main(int argc, char** argv) {
   if (!options.backend.isEmpty() && options.backend != QLatin1String("auto") && options.backend != QLatin1String("cpu") &&
       options.backend != QLatin1String("cuda")) {
     spdlog::error("--backend must be auto, cpu or cuda (got '{}')", options.backend.toStdString());
+    return 2;
+  }
+  options.weights = parser.value(o.weights).toLower();
+  if (!options.weights.isEmpty() && options.weights != QLatin1String("as-stored") && options.weights != QLatin1String("q8_0")) {
+    spdlog::error("--weights must be as-stored or q8_0 (got '{}')", options.weights.toStdString());
     return 2;
   }
   if (!options.model_dir.isEmpty()) options.model_dir = QDir(options.model_dir).absolutePath();

@@ -1,6 +1,8 @@
 #include "main_window.h"
 
 #include <QAction>
+#include <QCheckBox>
+#include <QGridLayout>
 #include <QActionGroup>
 #include <QApplication>
 #include <QClipboard>
@@ -189,6 +191,8 @@ MainWindow::MainWindow(const AppOptions& options, const ui::ViewRegistry& views,
     if (dir.isEmpty()) {
       chat_->setModelReady(false, tr("No model loaded — use File ▸ Open model…"));
       QMetaObject::invokeMethod(this, [this] { emit modelFailed(tr("no model found")); }, Qt::QueuedConnection);
+    } else if (!options_.weights.isEmpty()) {
+      openModel(dir, options_.weights == QLatin1String("q8_0") ? WeightsMode::Q8_0 : WeightsMode::AsStored);
     } else {
       openModel(dir);
     }
@@ -316,7 +320,16 @@ void MainWindow::updateContextLabel(int64_t used, int64_t capacity) {
 void MainWindow::rebuildRecentMenu() {
   recent_menu_->clear();
   const QStringList recent = settings_->recentModels();
-  for (const QString& dir : recent) recent_menu_->addAction(dir, this, [this, dir] { openModel(dir); });
+  // "name · quantisation", the path in the tooltip; reopened as it was loaded.
+  for (const QString& dir : recent) {
+    const QString label = settings_->recentLabel(dir), name = QFileInfo(dir).fileName();
+    QAction* a = recent_menu_->addAction(label.isEmpty() ? name : tr("%1 · %2").arg(name, label), this,
+                                         [this, dir] { openModel(dir); });
+    a->setToolTip(dir);
+    a->setStatusTip(dir);
+    a->setData(dir);
+  }
+  recent_menu_->setToolTipsVisible(true);
   recent_menu_->setEnabled(!recent.isEmpty());
 }
 
@@ -684,7 +697,7 @@ void MainWindow::dropOldestMessages(int n) {
 
 // ---- model -----------------------------------------------------------------------------------
 
-void MainWindow::openModel(const QString& dir) {
+void MainWindow::openModel(const QString& dir, std::optional<WeightsMode> weights) {
   if (engine_->isGenerating()) {
     showError(QStringLiteral("load"), tr("Stop the answer first"), tr("A model cannot be changed while it answers."));
     return;
@@ -692,9 +705,12 @@ void MainWindow::openModel(const QString& dir) {
   chat_->notices()->remove_notice(QStringLiteral("load"));
   chat_->notices()->remove_notice(QStringLiteral("fallback"));
   const QString backend = !options_.backend.isEmpty() ? options_.backend : settings_->backend();
-  spdlog::info("opening model {}", dir.toStdString());
+  const WeightsMode mode = weights ? *weights
+                                   : settings_->recentWeights(dir) == QLatin1String("q8_0") ? WeightsMode::Q8_0
+                                                                                           : WeightsMode::AsStored;
+  spdlog::info("opening model {} (weights {})", dir.toStdString(), weights_mode_name(mode));
   chat_->setLoading(QFileInfo(dir).fileName());
-  engine_->loadModel(dir, backend, settings_->threads());
+  engine_->loadModel(dir, backend, settings_->threads(), mode);
 }
 
 // After a failed or cancelled load: the model the engine still holds, if any, stays usable.
@@ -712,7 +728,9 @@ void MainWindow::onLoaded(const ui::ModelInfo& info) {
   // Conversations that never ran keep pace with the model's defaults.
   for (auto& c : conversations_)
     if (c.messages.empty()) c.sampling = defaults_;
-  model_label_->setText(tr("Model: %1").arg(info.name));
+  // The file or folder name and what its weights are ("BF16", "Q4_K_M", "Q8_0 (quantised on load)").
+  const QString shown = info.dir.isEmpty() ? info.name : QFileInfo(info.dir).fileName();
+  model_label_->setText(info.weights.isEmpty() ? tr("Model: %1").arg(shown) : tr("Model: %1 · %2").arg(shown, info.weights));
   model_label_->setToolTip(tr("%1\n%2, %3 layers, %4 experts, top-%5").arg(info.server.isEmpty() ? info.dir : info.server, info.architecture).arg(info.n_layers).arg(info.n_experts).arg(info.top_k) +
                            (info.shape_source.isEmpty() ? QString() : tr("\nlayers and experts from %1").arg(info.shape_source)));
   backend_label_->setText(info.backend);
@@ -720,7 +738,7 @@ void MainWindow::onLoaded(const ui::ModelInfo& info) {
   updateContextLabel(0, info.context_length);
   if (guide_) guide_->setModel(info.spec, info.name);
   if (!info.dir.isEmpty()) {
-    settings_->addRecentModel(info.dir);
+    settings_->addRecentModel(info.dir, info.weights, QString::fromLatin1(weights_mode_name(info.weights_mode)));
     rebuildRecentMenu();
   }
   restoreReadyState();
@@ -761,12 +779,24 @@ void MainWindow::openModelDialog() {
   const QString start = engine_->hasModel() ? QFileInfo(engine_->model().dir).path() : QString();
   // One dialog for both kinds: a checkpoint directory is opened by choosing its config.json, a GGUF
   // model by choosing the file (.gguf, the first part of a split set, or an Ollama blob).
-  const QString file = QFileDialog::getOpenFileName(
-      this, tr("Open a model: a checkpoint's config.json or a GGUF file"), start,
-      tr("Models (config.json *.gguf);;GGUF files (*.gguf);;Hugging Face checkpoints (config.json);;All files (*)"));
-  if (file.isEmpty()) return;
+  // Qt's own dialog (not the platform's), which takes the Q8_0 check box under its file list.
+  QFileDialog dialog(this, tr("Open a model: a checkpoint's config.json or a GGUF file"), start,
+                     tr("Models (config.json *.gguf);;GGUF files (*.gguf);;Hugging Face checkpoints (config.json);;All files (*)"));
+  dialog.setOption(QFileDialog::DontUseNativeDialog);
+  dialog.setFileMode(QFileDialog::ExistingFile);
+  auto* q8 = new QCheckBox(tr("Quantise the weights to Q8_0 on load (uses about half the memory of BF16)"), &dialog);
+  q8->setObjectName(QStringLiteral("quantiseOnLoad"));
+  q8->setToolTip(tr("F32, BF16 and F16 projections and experts become Q8_0 in memory as the model loads; the file "
+                    "is not changed. A GGUF file that is already quantised stays as it is."));
+  q8->setChecked(settings_->quantiseOnLoad());
+  if (auto* grid = qobject_cast<QGridLayout*>(dialog.layout())) grid->addWidget(q8, grid->rowCount(), 0, 1, grid->columnCount());
+  else dialog.layout()->addWidget(q8);
+  if (dialog.exec() != QDialog::Accepted || dialog.selectedFiles().isEmpty()) return;
+  settings_->setQuantiseOnLoad(q8->isChecked());
+  const QString file = dialog.selectedFiles().front();
   const QFileInfo fi(file);
-  openModel(fi.fileName() == QStringLiteral("config.json") ? fi.absolutePath() : file);
+  openModel(fi.fileName() == QStringLiteral("config.json") ? fi.absolutePath() : file,
+            q8->isChecked() ? WeightsMode::Q8_0 : WeightsMode::AsStored);
 }
 
 void MainWindow::connectToServer(const ui::RemoteServer& server) {
@@ -846,7 +876,7 @@ void MainWindow::chooseBackend() {
   if (!ok) return;
   settings_->setBackend(kind);
   options_.backend.clear();
-  if (engine_->hasModel() && !engine_->isRemote()) openModel(engine_->model().dir);
+  if (engine_->hasModel() && !engine_->isRemote()) openModel(engine_->model().dir, engine_->model().weights_mode);
 }
 
 // ---- export ----------------------------------------------------------------------------------

@@ -5,6 +5,7 @@
 #include <QMainWindow>
 #include <map>
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "app_options.h"
@@ -49,7 +50,9 @@ public:
   ~MainWindow() override;
 
   // Commands (the menus and buttons call these; so do tests and the screenshot mode).
-  void openModel(const QString& dir);
+  // weights: how to load it (File ▸ Open model…'s Q8_0 choice); none: as it was last loaded
+  // (the recent-models list remembers), else as stored.
+  void openModel(const QString& dir, std::optional<WeightsMode> weights = std::nullopt);
   // The remote backend: chat with a model on an OpenAI-compatible server (File ▸ Connect to a
   // server…, which opens the dialog and remembers the choices as AppSettings says).
   void connectToServer(const ui::RemoteServer& server);

@@ -81,6 +81,25 @@ ModelWeights bind_gguf_weights(const ModelSpec& spec, const GgufFile& gguf, std:
 // head) and replaces the other quantised views by F32 copies in `owned`; logs both with spdlog.
 void dequantize_weights_for_backends(ModelWeights& weights, std::vector<std::unique_ptr<uint8_t[]>>& owned);
 
+// How load_model keeps the weights. AsStored: in the checkpoint's dtype, read from the memory map.
+// Q8_0 (`--weights q8_0`): every matrix the backends multiply in place (attention projections
+// q/k/v/o/q_a/q_b/kv_a, dense, shared and expert gate/up/down, an untied LM head) that is F32,
+// BF16 or F16 with rows a multiple of 32 is quantised at load into Q8_0 blocks owned by the Model
+// (about 53% of BF16's bytes, 27% of F32's); the mapped file is untouched and the rest (embedding,
+// norms, routers, MLA's kv_b, rows that are not whole blocks) stays as stored. The same rule holds
+// for a GGUF file's F32/BF16/F16 tensors; its block-quantised ones are kept as they are.
+enum class WeightsMode : uint8_t { AsStored, Q8_0 };
+struct LoadOptions {
+  WeightsMode weights = WeightsMode::AsStored;
+  bool operator==(const LoadOptions&) const = default;
+};
+const char* weights_mode_name(WeightsMode m);  // "as-stored", "q8_0" (the CLI's spelling)
+// "as-stored" / "q8_0" (any case); Error listing both for anything else.
+WeightsMode parse_weights_mode(const std::string& text);
+// Quantises the matrices described at WeightsMode::Q8_0 into `owned`, on all cores; returns how
+// many it quantised and logs that with the bytes before and after.
+int quantize_weights_q8_0(ModelWeights& weights, std::vector<std::unique_ptr<uint8_t[]>>& owned);
+
 // A loaded model: spec + mapped checkpoint + bound weights.
 struct Model {
   ModelSpec spec;
@@ -89,6 +108,8 @@ struct Model {
   std::vector<std::unique_ptr<uint8_t[]>> owned;  // tensors built at load (see bind_gguf_weights)
   ModelWeights weights;
   std::filesystem::path dir;  // the checkpoint directory, or the GGUF file
+  // Q8_0 when load_model quantised at least one matrix (LoadOptions::weights), else AsStored.
+  WeightsMode weights_mode = WeightsMode::AsStored;
   // Synthetic models (benchmarks): random weights of a real shape, no file. With host storage the
   // views point into `storage`; without, every view has data == nullptr and a device backend
   // generates the weights itself from `seed`.
@@ -99,15 +120,22 @@ struct Model {
 
 // Reads config.json (+ generation_config.json), maps the safetensors and binds the weights; or,
 // for a GGUF file (.gguf, a split set's part, an Ollama blob), reads its metadata and maps it.
-std::shared_ptr<const Model> load_model(const std::filesystem::path& dir);
+std::shared_ptr<const Model> load_model(const std::filesystem::path& dir, const LoadOptions& options = {});
 // True for a path load_model reads as GGUF: a regular file ending in .gguf or starting with the
 // GGUF magic.
 bool is_gguf_path(const std::filesystem::path& path);
 // load_model, once per process: while anyone holds the model of `dir`, later calls get the same
 // one (one memory map, one set of bound weights) as long as the checkpoint's files are unchanged
-// (same config.json and safetensors sizes and modification times). Thread-safe. The app's chat
-// worker and its experiments worker share a model this way, each with its own backend and KV cache.
-std::shared_ptr<const Model> load_model_shared(const std::filesystem::path& dir);
+// (same config.json and safetensors sizes and modification times) and the options are the same.
+// Thread-safe. The app's chat worker and its experiments worker share a model this way, each with
+// its own backend and KV cache.
+std::shared_ptr<const Model> load_model_shared(const std::filesystem::path& dir, const LoadOptions& options = {});
+
+// What the weights are, for the status bar, the recent-models list and `inspect`: the dtype of a
+// safetensors checkpoint's matrices ("BF16"), "Q8_0 (quantised on load)" after --weights q8_0, and
+// for a GGUF file its general.file_type name ("Q4_K_M") or else the block types of its matrices
+// ("Q4_K/Q6_K"), the most frequent first.
+std::string weights_label(const Model& model);
 
 // A model of `spec`'s shape with random BF16 weights (norms 1, small uniform values elsewhere),
 // cut to its first `layers` layers when layers > 0. host_storage=false leaves every view's data

@@ -68,4 +68,9 @@ void to_f32(DType t, const void* src, float* dst, int64_t n);
 // reference the goldens in tests/data/quant/ come from. Throws Error for a non-block type.
 void dequantize_blocks(DType t, const void* src, float* dst, int64_t n_blocks);
 
+// Quantises 32·n_blocks floats into n_blocks Q8_0 blocks (fp16 d = max|x|/127, then 32 int8
+// round(x/d), ties away from zero), byte for byte what llama.cpp's quantize_row_q8_0_ref and the
+// PyPI gguf package's quantize make of them. Non-finite products give code 0.
+void quantize_q8_0(const float* x, void* dst, int64_t n_blocks);
+
 }  // namespace moescope

@@ -2,10 +2,14 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+#include <atomic>
+#include <cctype>
 #include <cstring>
 #include <functional>
 #include <map>
 #include <mutex>
+#include <thread>
 
 #include "moescope/error.h"
 #include "moescope/gguf.h"
@@ -342,7 +346,151 @@ bool is_gguf_path(const std::filesystem::path& path) {
   return path.extension() == ".gguf" || GgufFile::looks_like_gguf(path);
 }
 
-std::shared_ptr<const Model> load_model(const std::filesystem::path& dir) {
+const char* weights_mode_name(WeightsMode m) { return m == WeightsMode::Q8_0 ? "q8_0" : "as-stored"; }
+
+WeightsMode parse_weights_mode(const std::string& text) {
+  std::string t = text;
+  for (char& c : t) c = char(std::tolower(static_cast<unsigned char>(c)));
+  if (t == "as-stored") return WeightsMode::AsStored;
+  if (t == "q8_0") return WeightsMode::Q8_0;
+  throw Error("--weights must be as-stored or q8_0 (got '" + text + "')");
+}
+
+namespace {
+
+// The matrices the backends multiply in place (the "direct" views of
+// dequantize_weights_for_backends in gguf_model.cpp) less the embedding, which only has rows looked
+// up. W is ModelWeights or const ModelWeights.
+template <class W, class F>
+void for_each_matrix(W& w, F&& f) {
+  f(w.lm_head);
+  for (auto& L : w.layers) {
+    for (auto* l : {&L.q, &L.k, &L.v, &L.o, &L.q_a, &L.q_b, &L.kv_a}) f(l->w);
+    for (auto* m : {&L.dense, &L.shared}) f(m->gate), f(m->up), f(m->down);
+    for (auto& m : L.experts) f(m.gate), f(m.up), f(m.down);
+  }
+}
+
+}  // namespace
+
+int quantize_weights_q8_0(ModelWeights& w, std::vector<std::unique_ptr<uint8_t[]>>& owned) {
+  // One job per distinct source matrix; views that share a source share its Q8_0 copy.
+  struct Job {
+    TensorView src;
+    uint8_t* out = nullptr;
+    std::vector<TensorView*> views;
+  };
+  std::vector<Job> jobs;
+  std::map<const void*, size_t> by_data;
+  for_each_matrix(w, [&](TensorView& t) {
+    if (!t.data || t.shape.size() != 2 || t.shape[1] % 32 != 0) return;
+    if (t.dtype != DType::F32 && t.dtype != DType::BF16 && t.dtype != DType::F16) return;
+    if (t.data == w.embed.data) return;  // a tied LM head: the embedding stays as stored
+    auto [it, fresh] = by_data.try_emplace(t.data, jobs.size());
+    if (fresh) jobs.push_back(Job{t, nullptr, {}});
+    Job& job = jobs[it->second];
+    if (job.src.shape == t.shape && job.src.dtype == t.dtype) job.views.push_back(&t);
+  });
+  if (jobs.empty()) return 0;
+  size_t before = 0, after = 0;
+  for (Job& job : jobs) {
+    const size_t bytes = size_t(job.src.shape[0]) * dtype_bytes(DType::Q8_0, job.src.shape[1]);
+    owned.push_back(std::make_unique<uint8_t[]>(bytes));
+    job.out = owned.back().get();
+    before += job.src.nbytes();
+    after += bytes;
+  }
+  // Work in chunks of rows (a model's few large matrices, the LM head, split as well as its many
+  // experts); each thread widens one row at a time into its own buffer.
+  struct Chunk {
+    size_t job;
+    int64_t row0, row1;
+  };
+  std::vector<Chunk> chunks;
+  constexpr int64_t kRows = 256;
+  for (size_t j = 0; j < jobs.size(); ++j)
+    for (int64_t r = 0; r < jobs[j].src.shape[0]; r += kRows)
+      chunks.push_back({j, r, std::min(r + kRows, jobs[j].src.shape[0])});
+  std::atomic<size_t> next{0};
+  auto work = [&] {
+    std::vector<float> row;
+    for (size_t c = next++; c < chunks.size(); c = next++) {
+      const Job& job = jobs[chunks[c].job];
+      const int64_t cols = job.src.shape[1];
+      const size_t in_row = dtype_bytes(job.src.dtype, cols), out_row = dtype_bytes(DType::Q8_0, cols);
+      row.resize(size_t(cols));
+      for (int64_t r = chunks[c].row0; r < chunks[c].row1; ++r) {
+        to_f32(job.src.dtype, static_cast<const uint8_t*>(job.src.data) + size_t(r) * in_row, row.data(), cols);
+        quantize_q8_0(row.data(), job.out + size_t(r) * out_row, cols / 32);
+      }
+    }
+  };
+  const size_t n_threads = std::min<size_t>(std::max(1u, std::thread::hardware_concurrency()), chunks.size());
+  std::vector<std::thread> threads;
+  for (size_t i = 1; i < n_threads; ++i) threads.emplace_back(work);
+  work();
+  for (auto& t : threads) t.join();
+  int views = 0;
+  for (Job& job : jobs)
+    for (TensorView* v : job.views) {
+      *v = TensorView{DType::Q8_0, job.src.shape, job.out};
+      ++views;
+    }
+  spdlog::info("quantised {} matrices to Q8_0 at load time ({} threads): {:.1f} MB as stored, {:.1f} MB in Q8_0",
+               jobs.size(), n_threads, double(before) / 1e6, double(after) / 1e6);
+  return views;
+}
+
+namespace {
+
+// Applies LoadOptions::weights to a freshly bound model.
+void apply_load_options(Model& m, const LoadOptions& options) {
+  if (options.weights != WeightsMode::Q8_0) return;
+  if (quantize_weights_q8_0(m.weights, m.owned) > 0) {
+    m.weights_mode = WeightsMode::Q8_0;
+    return;
+  }
+  spdlog::warn("--weights q8_0 changes nothing for {}: none of its matrices is F32, BF16 or F16 with rows a multiple "
+               "of 32 (a quantised file stays as it is)",
+               m.dir.filename().string());
+}
+
+// llama.cpp's llama_ftype (general.file_type) by value; null for an unknown one.
+const char* file_type_name(int64_t t) {
+  static const std::map<int64_t, const char*> names = {
+      {0, "F32"},      {1, "F16"},      {2, "Q4_0"},     {3, "Q4_1"},     {7, "Q8_0"},       {8, "Q5_0"},
+      {9, "Q5_1"},     {10, "Q2_K"},    {11, "Q3_K_S"},  {12, "Q3_K_M"},  {13, "Q3_K_L"},    {14, "Q4_K_S"},
+      {15, "Q4_K_M"},  {16, "Q5_K_S"},  {17, "Q5_K_M"},  {18, "Q6_K"},    {19, "IQ2_XXS"},   {20, "IQ2_XS"},
+      {21, "Q2_K_S"},  {22, "IQ3_XS"},  {23, "IQ3_XXS"}, {24, "IQ1_S"},   {25, "IQ4_NL"},    {26, "IQ3_S"},
+      {27, "IQ3_M"},   {28, "IQ2_S"},   {29, "IQ2_M"},   {30, "IQ4_XS"},  {31, "IQ1_M"},     {32, "BF16"},
+      {36, "TQ1_0"},   {37, "TQ2_0"},   {38, "MXFP4_MOE"}};
+  auto it = names.find(t);
+  return it == names.end() ? nullptr : it->second;
+}
+
+}  // namespace
+
+std::string weights_label(const Model& m) {
+  if (m.weights_mode == WeightsMode::Q8_0) return "Q8_0 (quantised on load)";
+  if (m.gguf)
+    if (const GgufValue* v = m.gguf->find("general.file_type"); v && v->is_integer())
+      if (const char* name = file_type_name(v->i)) return name;
+  std::map<std::string, int> count;
+  for_each_matrix(m.weights, [&](const TensorView& t) {
+    if (t.data) ++count[dtype_name(t.dtype)];
+  });
+  if (count.empty()) return dtype_name(m.weights.dtype);
+  std::vector<std::pair<std::string, int>> order(count.begin(), count.end());
+  std::stable_sort(order.begin(), order.end(), [](const auto& a, const auto& b) { return a.second > b.second; });
+  std::string label;
+  for (const auto& entry : order) {
+    if (!label.empty()) label += '/';
+    label += entry.first;
+  }
+  return label;
+}
+
+std::shared_ptr<const Model> load_model(const std::filesystem::path& dir, const LoadOptions& options) {
   if (is_gguf_path(dir)) {
     auto m = std::make_shared<Model>();
     m->dir = dir;
@@ -350,8 +498,9 @@ std::shared_ptr<const Model> load_model(const std::filesystem::path& dir) {
     m->spec = spec_from_gguf(*m->gguf);
     m->weights = bind_gguf_weights(m->spec, *m->gguf, m->owned);
     dequantize_weights_for_backends(m->weights, m->owned);
-    spdlog::info("loaded {} ({}, {} layers, {} MoE) from {}", m->spec.name, m->spec.architecture, m->spec.n_layers,
-                 m->spec.n_moe_layers(), m->gguf->describe());
+    apply_load_options(*m, options);
+    spdlog::info("loaded {} ({}, {} layers, {} MoE, weights {}) from {}", m->spec.name, m->spec.architecture,
+                 m->spec.n_layers, m->spec.n_moe_layers(), weights_label(*m), m->gguf->describe());
     return m;
   }
   auto m = std::make_shared<Model>();
@@ -365,11 +514,12 @@ std::shared_ptr<const Model> load_model(const std::filesystem::path& dir) {
   for (const auto& L : m->weights.layers)
     for (const auto& x : L.experts) mxfp4 = mxfp4 || x.gate.dtype == DType::MXFP4;
   if (mxfp4) dequantize_weights_for_backends(m->weights, m->owned);
+  apply_load_options(*m, options);
   if (m->spec.vision_unused)
     spdlog::warn("{}: {} holds a vision tower; moescope runs only its language model (the vision part is not used)",
                  m->spec.name, m->spec.architecture);
-  spdlog::info("loaded {} ({}, {} layers, {} MoE) from {}", m->spec.name, m->spec.architecture, m->spec.n_layers,
-               m->spec.n_moe_layers(), dir.string());
+  spdlog::info("loaded {} ({}, {} layers, {} MoE, weights {}) from {}", m->spec.name, m->spec.architecture,
+               m->spec.n_layers, m->spec.n_moe_layers(), weights_label(*m), dir.string());
   return m;
 }
 
@@ -400,10 +550,10 @@ std::string checkpoint_key(const std::filesystem::path& dir) {
 }
 }  // namespace
 
-std::shared_ptr<const Model> load_model_shared(const std::filesystem::path& dir) {
+std::shared_ptr<const Model> load_model_shared(const std::filesystem::path& dir, const LoadOptions& options) {
   static std::mutex mu;
   static std::map<std::string, std::weak_ptr<const Model>> cache;
-  const std::string key = checkpoint_key(dir);
+  const std::string key = checkpoint_key(dir) + "#weights=" + weights_mode_name(options.weights);
   std::lock_guard<std::mutex> lock(mu);  // one load at a time: a second caller waits for the first
   for (auto it = cache.begin(); it != cache.end();) it = it->second.expired() ? cache.erase(it) : std::next(it);
   if (auto it = cache.find(key); it != cache.end())
@@ -411,7 +561,7 @@ std::shared_ptr<const Model> load_model_shared(const std::filesystem::path& dir)
       spdlog::info("sharing the loaded model of {}", dir.string());
       return model;
     }
-  auto model = load_model(dir);
+  auto model = load_model(dir, options);
   cache[key] = model;
   return model;
 }
