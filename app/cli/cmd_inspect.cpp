@@ -97,7 +97,8 @@ std::string anatomy_table(const ModelSpec& spec, const nlohmann::json& j) {
     const double w = double(f["total_bytes"].get<int64_t>());
     char bpw[32];
     std::snprintf(bpw, sizeof bpw, "%.2f", f["bits_per_weight"].get<double>());
-    out << row(std::string("this file (") + bpw + " bits)", format_bytes_iec(w), format_bytes_iec(kv), format_bytes_iec(w + kv));
+    out << row(std::string("this file (").append(bpw).append(" bits)"), format_bytes_iec(w), format_bytes_iec(kv),
+               format_bytes_iec(w + kv));
   }
   for (const WeightFormat& fmt : weight_formats()) {
     const auto& m = j["memory"][fmt.key];
@@ -111,7 +112,7 @@ std::string anatomy_table(const ModelSpec& spec, const nlohmann::json& j) {
         << format_bytes_iec(double(f["decode_bytes_per_token"].get<int64_t>())) << " of them\n";
     for (const auto& [part, p] : f["parts"].items()) {
       std::string types;
-      for (const auto& [t, b] : p["bytes_by_type"].items()) types += (types.empty() ? "" : " + ") + t;
+      for (const auto& [t, b] : p["bytes_by_type"].items()) types.append(types.empty() ? "" : " + ").append(t);
       out << row(part, format_bytes_iec(double(p["bytes"].get<int64_t>())), types);
     }
   }

@@ -65,7 +65,8 @@ std::string types_text(const WeightFootprint& f) {
   for (const auto& [b, t] : v) {
     const double share = f.total_bytes > 0 ? 100.0 * double(b) / double(f.total_bytes) : 0.0;
     if (share < 0.5) continue;
-    s += (s.empty() ? "" : ", ") + t + " " + std::to_string(int(std::lround(share))) + " %";
+    if (!s.empty()) s += ", ";
+    s.append(t).append(" ").append(std::to_string(int(std::lround(share)))).append(" %");
   }
   return s;
 }
