@@ -20,6 +20,8 @@
 #include "main_window.h"
 #include "moescope/anatomy.h"
 #include "moescope/model_spec.h"
+#include "moescope/model_weights.h"
+#include "moescope/weight_footprint.h"
 #include "moescope/resources.h"
 #include "ui/guide.h"
 #include "ui/experiments/active_intervention.h"
@@ -63,6 +65,7 @@ class TestExperimentsUi : public QObject {
 
 private slots:
   void anatomy_presets();
+  void anatomy_loaded_file_row();
   void anatomy_per_architecture();
   void anatomy_docked_without_overlap();
   void experiments_learn_more();
@@ -86,6 +89,24 @@ static std::unique_ptr<moescope::desktop::MainWindow> ready_window(const QTempor
   w->show();
   if (!QTest::qWaitFor([&] { return ready.count() > 0; }, kTimeout)) return nullptr;
   return w;
+}
+
+// The loaded model's own weights come first in the memory table (its file's quantisation), from
+// the footprint the engine reports; a preset shows only the formats.
+void TestExperimentsUi::anatomy_loaded_file_row() {
+  auto model = moescope::load_model(kModel.toStdString());
+  auto fp = std::make_shared<const moescope::WeightFootprint>(moescope::weight_footprint(model->spec, model->weights));
+  QVERIFY(fp->total_bytes > 0 && fp->bytes_by_type.count("F32"));
+  AnatomyView view(nullptr);
+  view.setLoadedModel(kModel, fp);
+  QTableWidget* m = view.memoryTable();
+  QCOMPARE(m->rowCount(), int(moescope::weight_formats().size()) + 1);
+  QCOMPARE(m->item(0, 0)->text(), QStringLiteral("This file (32.00 bits)"));  // an F32 checkpoint
+  QCOMPARE(m->item(0, 1)->text(), QString::fromStdString(moescope::format_bytes_iec(double(fp->total_bytes))));
+  QVERIFY(m->item(0, 1)->toolTip().contains(QStringLiteral("F32 100 %")));
+  QVERIFY(view.showPreset(QStringLiteral("deepseek-r1")));
+  QCOMPARE(m->rowCount(), int(moescope::weight_formats().size()));
+  QVERIFY(m->item(0, 0)->text().startsWith(QStringLiteral("BF16")));
 }
 
 void TestExperimentsUi::anatomy_presets() {

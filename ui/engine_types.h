@@ -11,6 +11,7 @@
 #include "moescope/backend.h"
 #include "moescope/model_spec.h"
 #include "moescope/routing_trace.h"
+#include "moescope/weight_footprint.h"
 
 namespace moescope::ui {
 
@@ -39,6 +40,8 @@ struct ModelInfo {
   QString backend;       // Backend::name()
   QString weights;       // weights_label(): "BF16", "Q4_K_M", "Q8_0 (quantised on load)"; empty on a server
   WeightsMode weights_mode = WeightsMode::AsStored;  // as load_model applied it
+  // The weights as loaded, by component and type (null on a server).
+  std::shared_ptr<const WeightFootprint> footprint;
   int context_length = 0;
   int n_layers = 0;
   int n_experts = 0;

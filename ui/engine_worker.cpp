@@ -176,6 +176,7 @@ void EngineWorker::load(const LoadRequest& request) {
     info.backend = qs(session->backend().name());
     info.weights = qs(weights_label(*model));
     info.weights_mode = model->weights_mode;
+    info.footprint = std::make_shared<const WeightFootprint>(weight_footprint(model->spec, model->weights));
     info.context_length = session->backend().context_length();
     info.n_layers = model->spec.n_layers;
     info.n_experts = model->spec.moe.router.n_experts;

@@ -131,7 +131,7 @@ AnatomyView::AnatomyView(EngineFeed* feed, QWidget* parent) : QWidget(parent) {
   mem_row->addWidget(slider_, 1);
   layout->addLayout(mem_row);
 
-  memory_ = new QTableWidget(int(weight_formats().size()), 4, this);
+  memory_ = new QTableWidget(int(weight_formats().size()) + 1, 4, this);  // + the loaded file's row
   memory_->setObjectName(QStringLiteral("anatomy-memory"));
   memory_->setHorizontalHeaderLabels({tr("Weights as"), tr("Weights"), tr("KV cache (BF16)"), tr("Total")});
   memory_->horizontalHeader()->setSectionResizeMode(QHeaderView::Stretch);
@@ -165,10 +165,16 @@ AnatomyView::AnatomyView(EngineFeed* feed, QWidget* parent) : QWidget(parent) {
     if (!path.isEmpty()) exportCsv(path);
   });
   if (feed) {
-    connect(feed, &EngineFeed::modelChanged, this, [this](const ModelInfo& info) { setModelDir(info.dir); });
+    connect(feed, &EngineFeed::modelChanged, this,
+            [this](const ModelInfo& info) { setLoadedModel(info.dir, info.footprint); });
   }
   summary_->setText(tr("No model loaded yet: choose a preset or inspect a config.json."));
   refreshMemory();
+}
+
+void AnatomyView::setLoadedModel(const QString& dir, std::shared_ptr<const WeightFootprint> footprint) {
+  loaded_footprint_ = std::move(footprint);
+  setModelDir(dir);
 }
 
 void AnatomyView::setModelDir(const QString& dir) {
@@ -180,6 +186,7 @@ void AnatomyView::onSource(int index) {
   const QString data = source_->itemData(index).toString();
   try {
     error_->hide();
+    showing_loaded_ = index == kLoadedIndex;
     if (index == kLoadedIndex) {
       if (loaded_dir_.isEmpty()) return;
       showSpec(load_model_spec(loaded_dir_.toStdString()), tr("loaded model"));
@@ -360,6 +367,23 @@ void AnatomyView::refreshMemory() {
   if (!spec_) return;
   const nlohmann::json j = anatomy_json(*spec_, context_->value());
   int row = 0;
+  // The loaded model's own weights first: what its file's quantisation takes.
+  const bool file_row = showing_loaded_ && loaded_footprint_ && loaded_footprint_->total_bytes > 0;
+  memory_->setRowCount(int(weight_formats().size()) + (file_row ? 1 : 0));
+  if (file_row) {
+    const WeightFootprint& f = *loaded_footprint_;
+    const double kv = j["memory"]["bf16"]["kv_bytes"].get<double>();
+    const QString cells[] = {tr("This file (%1 bits)").arg(f.bits_per_weight, 0, 'f', 2), bytes_text(double(f.total_bytes)),
+                             bytes_text(kv), bytes_text(double(f.total_bytes) + kv)};
+    for (int k = 0; k < 4; ++k) {
+      auto* item = new QTableWidgetItem(cells[k]);
+      if (k > 0) item->setTextAlignment(Qt::AlignRight | Qt::AlignVCenter);
+      item->setToolTip(tr("The loaded weights as they are: %1. A decoded token reads %2 of them.")
+                           .arg(QString::fromStdString(types_text(f)), bytes_text(double(f.decode_bytes_per_token))));
+      memory_->setItem(row, k, item);
+    }
+    ++row;
+  }
   for (const WeightFormat& f : weight_formats()) {
     const auto& m = j["memory"][f.key];
     const QString cells[] = {tr("%1 (%2 bits)").arg(QString::fromLatin1(f.label)).arg(f.bits_per_weight, 0, 'g', 4),

@@ -7,6 +7,7 @@
 #include <optional>
 
 #include "moescope/model_spec.h"
+#include "moescope/weight_footprint.h"
 #include "ui/engine_types.h"
 
 class QBoxLayout;
@@ -38,6 +39,9 @@ public:
   QString summaryText() const;
   // The parts, for tests of the layout (none may overlap another).
   QWidget* content() const { return content_; }
+  // The loaded model (what the engine feed reports): its directory and its weights' footprint,
+  // which the memory table shows first while "loaded model" is the source.
+  void setLoadedModel(const QString& dir, std::shared_ptr<const WeightFootprint> footprint);
   QLabel* summaryLabel() const { return summary_; }
   QCustomPlot* plot() const { return plot_; }
   QSpinBox* contextBox() const { return context_; }
@@ -57,6 +61,10 @@ private:
 
   std::optional<ModelSpec> spec_;
   QString loaded_dir_;
+  // The loaded model's weights as they are (its file's quantisation): a first memory row while the
+  // loaded model is shown.
+  std::shared_ptr<const WeightFootprint> loaded_footprint_;
+  bool showing_loaded_ = false;
   QWidget* content_;
   QBoxLayout* middle_;
   QComboBox* source_;

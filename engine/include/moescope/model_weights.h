@@ -60,6 +60,43 @@ struct ModelWeights {
   std::vector<std::shared_ptr<uint8_t[]>> owned;
 };
 
+// The component a weight view belongs to (anatomy's ParamCounts names, weight_part_name()).
+enum class WeightPart : uint8_t {
+  Embedding, LmHead, Attention, LinearAttention, Norms, DenseFfn, Router, RoutedExperts, SharedExperts
+};
+const char* weight_part_name(WeightPart p);  // "embedding", "lm_head", ..., "shared_experts"
+
+// Calls f(part, matrix, view) for every view of the weights (empty ones included: check .data),
+// W being ModelWeights or const ModelWeights. `matrix` marks the views the backends multiply in
+// place as matrices: attention and linear-attention projections (not MLA's kv_b, which the
+// attention splits by head), the dense, shared and routed experts' gate/up/down, and the LM head.
+// A tied LM head is visited as its own view (it shares the embedding's data).
+template <class W, class F>
+void for_each_weight(W& w, F&& f) {
+  f(WeightPart::Embedding, false, w.embed);
+  f(WeightPart::LmHead, true, w.lm_head);
+  f(WeightPart::Norms, false, w.final_norm);
+  for (auto& L : w.layers) {
+    for (auto* t : {&L.attn_norm, &L.ffn_norm}) f(WeightPart::Norms, false, *t);
+    for (auto* l : {&L.q, &L.k, &L.v, &L.o, &L.q_a, &L.q_b, &L.kv_a}) f(WeightPart::Attention, true, l->w);
+    for (auto* l : {&L.q, &L.k, &L.v, &L.o, &L.q_a, &L.q_b, &L.kv_a, &L.kv_b}) f(WeightPart::Attention, false, l->b);
+    f(WeightPart::Attention, false, L.kv_b.w);
+    for (auto* t : {&L.q_norm, &L.k_norm, &L.q_a_norm, &L.kv_a_norm, &L.sinks}) f(WeightPart::Attention, false, *t);
+    for (auto* l : {&L.lin_qkv, &L.lin_z, &L.lin_b, &L.lin_a, &L.lin_out})
+      f(WeightPart::LinearAttention, true, l->w), f(WeightPart::LinearAttention, false, l->b);
+    for (auto* t : {&L.conv, &L.dt_bias, &L.a_log, &L.lin_norm}) f(WeightPart::LinearAttention, false, *t);
+    auto mlp = [&](WeightPart part, auto& m) {
+      for (auto* t : {&m.gate, &m.up, &m.down}) f(part, true, *t);
+      for (auto* t : {&m.gate_b, &m.up_b, &m.down_b}) f(part, false, *t);
+    };
+    mlp(WeightPart::DenseFfn, L.dense);
+    for (auto* t : {&L.router, &L.router_bias, &L.router_logit_bias}) f(WeightPart::Router, false, *t);
+    for (auto& e : L.experts) mlp(WeightPart::RoutedExperts, e);
+    mlp(WeightPart::SharedExperts, L.shared);
+    f(WeightPart::SharedExperts, false, L.shared_gate);
+  }
+}
+
 // Binds every tensor the spec needs. Accepts the Hub's per-expert tensors and transformers 5's
 // fused `experts.gate_up_proj` / `experts.down_proj`. Throws Error naming the tensor on a missing
 // tensor or a wrong shape.

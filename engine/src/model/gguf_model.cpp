@@ -22,7 +22,6 @@
 #include <cmath>
 #include <cstring>
 #include <map>
-#include <set>
 #include <regex>
 
 #include "moescope/error.h"
@@ -434,20 +433,6 @@ std::map<std::string, TensorView> hf_tensors(const ModelSpec& s, const GgufFile&
   return out;
 }
 
-// Every view of the weights, for the dequantising fallback below.
-template <class F>
-void for_each_view(ModelWeights& w, F&& f) {
-  f(w.embed), f(w.final_norm), f(w.lm_head);
-  for (auto& L : w.layers) {
-    for (TensorView* t : {&L.attn_norm, &L.ffn_norm, &L.q_norm, &L.k_norm, &L.q_a_norm, &L.kv_a_norm, &L.router,
-                          &L.router_bias, &L.shared_gate})
-      f(*t);
-    for (Linear* l : {&L.q, &L.k, &L.v, &L.o, &L.q_a, &L.q_b, &L.kv_a, &L.kv_b}) f(l->w), f(l->b);
-    for (MlpWeights* m : {&L.dense, &L.shared}) f(m->gate), f(m->up), f(m->down);
-    for (auto& m : L.experts) f(m.gate), f(m.up), f(m.down);
-  }
-}
-
 }  // namespace
 
 // Block-quantised weights are kept as they are in the file (memory-mapped) wherever a backend reads
@@ -457,18 +442,12 @@ void for_each_view(ModelWeights& w, F&& f) {
 // attention splits by head, routers, norms, biases, and any matrix whose rows are not whole blocks)
 // is small and widened to F32 here.
 void dequantize_weights_for_backends(ModelWeights& w, std::vector<std::unique_ptr<uint8_t[]>>& owned) {
-  std::set<const TensorView*> direct{&w.embed, &w.lm_head};
-  for (auto& L : w.layers) {
-    for (Linear* l : {&L.q, &L.k, &L.v, &L.o, &L.q_a, &L.q_b, &L.kv_a}) direct.insert(&l->w);
-    for (MlpWeights* m : {&L.dense, &L.shared}) direct.insert(&m->gate), direct.insert(&m->up), direct.insert(&m->down);
-    for (auto& m : L.experts) direct.insert(&m.gate), direct.insert(&m.up), direct.insert(&m.down);
-  }
   std::map<const void*, TensorView> done;
   size_t tensors = 0, bytes = 0;
   std::map<std::string, int> types, kept;
-  for_each_view(w, [&](TensorView& t) {
+  for_each_weight(w, [&](WeightPart part, bool matrix, TensorView& t) {
     if (!t.data || !dtype_is_quantized(t.dtype)) return;
-    if (t.shape.size() == 2 && t.shape[1] % dtype_block_elems(t.dtype) == 0 && direct.count(&t)) {
+    if ((matrix || part == WeightPart::Embedding) && t.shape.size() == 2 && t.shape[1] % dtype_block_elems(t.dtype) == 0) {
       ++kept[dtype_name(t.dtype)];
       return;
     }

@@ -356,22 +356,20 @@ WeightsMode parse_weights_mode(const std::string& text) {
   throw Error("--weights must be as-stored or q8_0 (got '" + text + "')");
 }
 
-namespace {
-
-// The matrices the backends multiply in place (the "direct" views of
-// dequantize_weights_for_backends in gguf_model.cpp) less the embedding, which only has rows looked
-// up. W is ModelWeights or const ModelWeights.
-template <class W, class F>
-void for_each_matrix(W& w, F&& f) {
-  f(w.lm_head);
-  for (auto& L : w.layers) {
-    for (auto* l : {&L.q, &L.k, &L.v, &L.o, &L.q_a, &L.q_b, &L.kv_a}) f(l->w);
-    for (auto* m : {&L.dense, &L.shared}) f(m->gate), f(m->up), f(m->down);
-    for (auto& m : L.experts) f(m.gate), f(m.up), f(m.down);
+const char* weight_part_name(WeightPart p) {
+  switch (p) {
+    case WeightPart::Embedding: return "embedding";
+    case WeightPart::LmHead: return "lm_head";
+    case WeightPart::Attention: return "attention";
+    case WeightPart::LinearAttention: return "linear_attention";
+    case WeightPart::Norms: return "norms";
+    case WeightPart::DenseFfn: return "dense_ffn";
+    case WeightPart::Router: return "router";
+    case WeightPart::RoutedExperts: return "routed_experts";
+    case WeightPart::SharedExperts: return "shared_experts";
   }
+  return "?";
 }
-
-}  // namespace
 
 int quantize_weights_q8_0(ModelWeights& w, std::vector<std::unique_ptr<uint8_t[]>>& owned) {
   // One job per distinct source matrix; views that share a source share its Q8_0 copy.
@@ -382,8 +380,8 @@ int quantize_weights_q8_0(ModelWeights& w, std::vector<std::unique_ptr<uint8_t[]
   };
   std::vector<Job> jobs;
   std::map<const void*, size_t> by_data;
-  for_each_matrix(w, [&](TensorView& t) {
-    if (!t.data || t.shape.size() != 2 || t.shape[1] % 32 != 0) return;
+  for_each_weight(w, [&](WeightPart, bool matrix, TensorView& t) {
+    if (!matrix || !t.data || t.shape.size() != 2 || t.shape[1] % 32 != 0) return;
     if (t.dtype != DType::F32 && t.dtype != DType::BF16 && t.dtype != DType::F16) return;
     if (t.data == w.embed.data) return;  // a tied LM head: the embedding stays as stored
     auto [it, fresh] = by_data.try_emplace(t.data, jobs.size());
@@ -476,8 +474,8 @@ std::string weights_label(const Model& m) {
     if (const GgufValue* v = m.gguf->find("general.file_type"); v && v->is_integer())
       if (const char* name = file_type_name(v->i)) return name;
   std::map<std::string, int> count;
-  for_each_matrix(m.weights, [&](const TensorView& t) {
-    if (t.data) ++count[dtype_name(t.dtype)];
+  for_each_weight(m.weights, [&](WeightPart, bool matrix, const TensorView& t) {
+    if (matrix && t.data) ++count[dtype_name(t.dtype)];
   });
   if (count.empty()) return dtype_name(m.weights.dtype);
   std::vector<std::pair<std::string, int>> order(count.begin(), count.end());
@@ -553,7 +551,8 @@ std::string checkpoint_key(const std::filesystem::path& dir) {
 std::shared_ptr<const Model> load_model_shared(const std::filesystem::path& dir, const LoadOptions& options) {
   static std::mutex mu;
   static std::map<std::string, std::weak_ptr<const Model>> cache;
-  const std::string key = checkpoint_key(dir) + "#weights=" + weights_mode_name(options.weights);
+  std::string key = checkpoint_key(dir);
+  key.append("#weights=").append(weights_mode_name(options.weights));  // (appended: GCC 12 -Wrestrict on a + chain)
   std::lock_guard<std::mutex> lock(mu);  // one load at a time: a second caller waits for the first
   for (auto it = cache.begin(); it != cache.end();) it = it->second.expired() ? cache.erase(it) : std::next(it);
   if (auto it = cache.find(key); it != cache.end())

@@ -10,43 +10,25 @@ namespace moescope {
 
 WeightFootprint weight_footprint(const ModelSpec& spec, const ModelWeights& w) {
   WeightFootprint f;
-  int64_t weights = 0;
-  auto add = [&](const char* part, const TensorView& t) {
-    if (!t.data || t.shape.empty()) return int64_t(0);
+  int64_t weights = 0, active_experts = 0;
+  for_each_weight(w, [&](WeightPart part, bool, const TensorView& t) {
+    if (!t.data || t.shape.empty()) return;
+    if (part == WeightPart::LmHead && t.data == w.embed.data) return;  // tied: counted once
     const auto bytes = int64_t(t.nbytes());
-    auto& p = f.parts[part];
+    auto& p = f.parts[weight_part_name(part)];
     p.bytes += bytes;
     p.bytes_by_type[dtype_name(t.dtype)] += bytes;
     f.bytes_by_type[dtype_name(t.dtype)] += bytes;
     f.total_bytes += bytes;
     weights += t.numel();
-    return bytes;
-  };
-  auto mlp = [&](const char* part, const MlpWeights& m) {
-    int64_t b = 0;
-    for (const TensorView* t : {&m.gate, &m.up, &m.down, &m.gate_b, &m.up_b, &m.down_b}) b += add(part, *t);
-    return b;
-  };
-  add("embedding", w.embed);
-  if (w.lm_head.data != w.embed.data) add("lm_head", w.lm_head);
-  add("norms", w.final_norm);
-  int64_t active_experts = 0;
-  for (size_t l = 0; l < w.layers.size(); ++l) {
-    const LayerWeights& L = w.layers[l];
-    for (const TensorView* t : {&L.attn_norm, &L.ffn_norm}) add("norms", *t);
-    for (const Linear* x : {&L.q, &L.k, &L.v, &L.o, &L.q_a, &L.q_b, &L.kv_a, &L.kv_b}) add("attention", x->w), add("attention", x->b);
-    for (const TensorView* t : {&L.q_norm, &L.k_norm, &L.q_a_norm, &L.kv_a_norm, &L.sinks}) add("attention", *t);
-    for (const Linear* x : {&L.lin_qkv, &L.lin_z, &L.lin_b, &L.lin_a, &L.lin_out})
-      add("linear_attention", x->w), add("linear_attention", x->b);
-    for (const TensorView* t : {&L.conv, &L.dt_bias, &L.a_log, &L.lin_norm}) add("linear_attention", *t);
-    mlp("dense_ffn", L.dense);
-    for (const TensorView* t : {&L.router, &L.router_bias, &L.router_logit_bias}) add("router", *t);
+  });
+  for (const LayerWeights& L : w.layers) {  // top_k of each MoE layer's average expert
+    if (L.experts.empty()) continue;
     int64_t layer_experts = 0;
-    for (const auto& e : L.experts) layer_experts += mlp("routed_experts", e);
-    if (!L.experts.empty())
-      active_experts += int64_t(std::llround(double(layer_experts) / double(L.experts.size()) * spec.moe.router.top_k));
-    mlp("shared_experts", L.shared);
-    add("shared_experts", L.shared_gate);
+    for (const auto& e : L.experts)
+      for (const TensorView* t : {&e.gate, &e.up, &e.down, &e.gate_b, &e.up_b, &e.down_b})
+        if (t->data) layer_experts += int64_t(t->nbytes());
+    active_experts += int64_t(std::llround(double(layer_experts) / double(L.experts.size()) * spec.moe.router.top_k));
   }
   const int64_t embed = f.parts.count("embedding") ? f.parts["embedding"].bytes : 0;
   const int64_t experts = f.parts.count("routed_experts") ? f.parts["routed_experts"].bytes : 0;
