@@ -543,7 +543,7 @@ std::string checkpoint_key(const std::filesystem::path& dir) {
            std::to_string(fs::last_write_time(dir, e2).time_since_epoch().count());
     return key;
   }
-  for (const auto& [name, stamp] : files) key += "|" + name + "=" + stamp;
+  for (const auto& [name, stamp] : files) key.append("|").append(name).append("=").append(stamp);
   return key;
 }
 }  // namespace
@@ -552,7 +552,7 @@ std::shared_ptr<const Model> load_model_shared(const std::filesystem::path& dir,
   static std::mutex mu;
   static std::map<std::string, std::weak_ptr<const Model>> cache;
   std::string key = checkpoint_key(dir);
-  key.append("#weights=").append(weights_mode_name(options.weights));  // (appended: GCC 12 -Wrestrict on a + chain)
+  key.append("#weights=").append(weights_mode_name(options.weights));
   std::lock_guard<std::mutex> lock(mu);  // one load at a time: a second caller waits for the first
   for (auto it = cache.begin(); it != cache.end();) it = it->second.expired() ? cache.erase(it) : std::next(it);
   if (auto it = cache.find(key); it != cache.end())
