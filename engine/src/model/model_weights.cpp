@@ -539,8 +539,8 @@ std::string checkpoint_key(const std::filesystem::path& dir) {
   }
   std::string key = (ec ? dir : canonical).string();
   if (std::error_code e1, e2; fs::is_regular_file(dir, e1)) {  // a GGUF file
-    key += "=" + std::to_string(fs::file_size(dir, e1)) + "@" +
-           std::to_string(fs::last_write_time(dir, e2).time_since_epoch().count());
+    key.append("=").append(std::to_string(fs::file_size(dir, e1))).append("@");
+    key.append(std::to_string(fs::last_write_time(dir, e2).time_since_epoch().count()));
     return key;
   }
   for (const auto& [name, stamp] : files) key.append("|").append(name).append("=").append(stamp);
