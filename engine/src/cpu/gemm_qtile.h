@@ -24,7 +24,9 @@
 // position i holds group P[i]; s and o are stored in that order so no shuffle is needed), acc,
 // order(natural, dst) (16 values by group into that order), zero(), dot(w, x, acc) (acc += one
 // chunk's contribution), dot_f32(q, s, o, x, acc) (acc += one
-// group of 16 weights s · q + o against 16 fp32 x), hsum(acc).
+// group of 16 weights s · q + o against 16 fp32 x), hsum(acc); and fused<T>, true where the level
+// has dot_block<T>(block, x chunk, acc) for a 256-weight block type: the block decoded in registers
+// and multiplied at once (one x row: decode), equal to unpack + dot up to float rounding.
 //
 // Layout: a strip of 4 W rows is unpacked whole (4 × K/256 chunks, in L1/L2), then every x row
 // passes over it, so a weight is unpacked once per strip and x block, not once per x row.
@@ -157,6 +159,26 @@ struct QKernels {
     }
     const size_t row_bytes = size_t(K / quant::kBlockElems<T>) * quant::kBlockBytes<T>;
     const auto* wb = static_cast<const uint8_t*>(w);
+    if constexpr (QV::template fused<T>) {
+      // One x row (decode): the level decodes each block in registers and multiplies it at once,
+      // with no unpacked strip in between; the rows 4 ahead are fetched meanwhile.
+      if (int8 && m == 1) {
+        constexpr int pf_rows = 4;
+        for (int r = row0; r < row1; ++r) {
+          const uint8_t* row = wb + size_t(r) * row_bytes;
+          const uint8_t* next = r + pf_rows < n_rows ? row + size_t(pf_rows) * row_bytes : nullptr;
+          typename QV::acc acc = QV::zero();
+          for (int c = 0; c < nc; ++c) {
+            if (next)
+              for (size_t off = size_t(c) * quant::kBlockBytes<T>; off < size_t(c + 1) * quant::kBlockBytes<T>; off += 64)
+                __builtin_prefetch(next + off, 0, 2);
+            QV::template dot_block<T>(row + size_t(c) * quant::kBlockBytes<T>, xq[c], acc);
+          }
+          y[size_t(r - row0)] = QV::hsum(acc);
+        }
+        return;
+      }
+    }
     constexpr size_t chunk_bytes = size_t(kChunk / quant::kBlockElems<T>) * quant::kBlockBytes<T>;
     for (int r = row0; r < row1; r += NR) {
       const int nr = std::min(NR, row1 - r);

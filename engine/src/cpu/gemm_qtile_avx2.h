@@ -8,6 +8,8 @@
 // maddubs saturates at int16: |q_w| ≤ 127 and |q_x| ≤ 127 keep the sum of two products below it.
 #include <immintrin.h>
 
+#include <cstring>
+
 #include "cpu/gemm_qtile.h"
 
 namespace moescope::cpu {
@@ -51,6 +53,82 @@ struct QAvx2 {
       a = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x + 8 * h), a);
     }
   }
+  // Fused decode (gemm_qtile.h): Q4_K and Q6_K, the types of llama.cpp's Q4_K_M / Q5_K_M files.
+  // The codes stay unsigned (Q4_K: 0..15; Q6_K: 0..63, its −32 moved into the addend −32·s), so
+  // maddubs takes them as they are, without the sign trick: 2 · 63 · 127 < 2^15.
+  template <DType T>
+  static constexpr bool fused = T == DType::Q4_K || T == DType::Q6_K;
+
+  // 256 codes as 8 registers of 32 (u[8]) against the x chunk: the 16 group sums, in P order.
+  static void block_sums(const __m256i* u, const QChunk& x, __m256i sums[2]) {
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m256i p[8];
+    for (int r = 0; r < 8; ++r)
+      p[r] = _mm256_madd_epi16(_mm256_maddubs_epi16(u[r], _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.q + 32 * r))), ones);
+    for (int h = 0; h < 2; ++h)
+      sums[h] = _mm256_hadd_epi32(_mm256_hadd_epi32(p[4 * h], p[4 * h + 1]), _mm256_hadd_epi32(p[4 * h + 2], p[4 * h + 3]));
+  }
+  // acc += Σ_h sums_h · S_h · s_x + O_h · o_x (S, O: the block's scales and addends in P order).
+  static void finish(const __m256i sums[2], const __m256 S[2], const __m256 O[2], const QChunk& x, acc& a) {
+    for (int h = 0; h < 2; ++h) {
+      a = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sums[h]), _mm256_mul_ps(S[h], _mm256_loadu_ps(x.s + 8 * h)), a);
+      a = _mm256_fmadd_ps(O[h], _mm256_loadu_ps(x.o + 8 * h), a);
+    }
+  }
+
+  template <DType T>
+  static void dot_block(const uint8_t* b, const QChunk& x, acc& a) {
+    __m256i u[8];
+    __m256 S[2], O[2];
+    const __m256i m4 = _mm256_set1_epi8(0x0F);
+    if constexpr (T == DType::Q6_K) {
+      const __m256i m30 = _mm256_set1_epi8(0x30);
+      for (int h = 0; h < 2; ++h) {
+        const __m256i A = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 64 * h));
+        const __m256i B = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 64 * h + 32));
+        const __m256i H = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 128 + 32 * h));
+        u[4 * h] = _mm256_or_si256(_mm256_and_si256(A, m4), _mm256_and_si256(_mm256_slli_epi16(H, 4), m30));
+        u[4 * h + 1] = _mm256_or_si256(_mm256_and_si256(B, m4), _mm256_and_si256(_mm256_slli_epi16(H, 2), m30));
+        u[4 * h + 2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(A, 4), m4), _mm256_and_si256(H, m30));
+        u[4 * h + 3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(B, 4), m4),
+                                       _mm256_and_si256(_mm256_srli_epi16(H, 2), m30));
+      }
+      const __m128i sc8 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b + 192));
+      const __m256 d = _mm256_set1_ps(quant::half_at(b + 208));
+      const __m256i idx = _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7);
+      const __m256 minus32 = _mm256_set1_ps(-32.0f);
+      S[0] = _mm256_permutevar8x32_ps(_mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(sc8))), idx);
+      S[1] = _mm256_permutevar8x32_ps(_mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(sc8, 8)))), idx);
+      O[0] = _mm256_mul_ps(S[0], minus32), O[1] = _mm256_mul_ps(S[1], minus32);
+    } else {  // Q4_K
+      for (int j2 = 0; j2 < 4; ++j2) {
+        const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 16 + 32 * j2));
+        u[2 * j2] = _mm256_and_si256(v, m4);
+        u[2 * j2 + 1] = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+      }
+      // The 6-bit scales and mins of sub-blocks 0..7 from the 12 bytes (quant::scale_min_k4, four
+      // at a time in 32-bit words): bytes 0-3 hold scales 0-3 (low 6 bits) and the top 2 bits of
+      // scales 4-7, bytes 4-7 the same for the mins, bytes 8-11 the low 4 bits of scales 4-7
+      // (low nibble) and mins 4-7 (high nibble).
+      uint32_t w0, w1, w2;
+      std::memcpy(&w0, b + 4, 4), std::memcpy(&w1, b + 8, 4), std::memcpy(&w2, b + 12, 4);
+      const uint32_t sc[2] = {w0 & 0x3F3F3F3Fu, (w2 & 0x0F0F0F0Fu) | (((w0 >> 6) & 0x03030303u) << 4)};
+      const uint32_t mn[2] = {w1 & 0x3F3F3F3Fu, ((w2 >> 4) & 0x0F0F0F0Fu) | (((w1 >> 6) & 0x03030303u) << 4)};
+      auto widen = [](const uint32_t* v) {
+        return _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(v))));
+      };
+      const __m256 s8 = _mm256_mul_ps(_mm256_set1_ps(quant::half_at(b)), widen(sc));
+      const __m256 m8 = _mm256_xor_ps(_mm256_mul_ps(_mm256_set1_ps(quant::half_at(b + 2)), widen(mn)), _mm256_set1_ps(-0.0f));
+      // Group g takes sub-block g / 2; P order: groups 0,2,4,6,1,3,5,7 | 8,10,…: sub-blocks 0-3 twice, 4-7 twice.
+      const __m256i lo = _mm256_setr_epi32(0, 1, 2, 3, 0, 1, 2, 3), hi = _mm256_setr_epi32(4, 5, 6, 7, 4, 5, 6, 7);
+      S[0] = _mm256_permutevar8x32_ps(s8, lo), S[1] = _mm256_permutevar8x32_ps(s8, hi);
+      O[0] = _mm256_permutevar8x32_ps(m8, lo), O[1] = _mm256_permutevar8x32_ps(m8, hi);
+    }
+    __m256i sums[2];
+    block_sums(u, x, sums);
+    finish(sums, S, O, x, a);
+  }
+
   static float hsum(acc v) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
     s = _mm_add_ps(s, _mm_movehl_ps(s, s));
