@@ -286,7 +286,7 @@ private slots:
     }
   }
 
-  // Every other block type at every level, both ways of meeting x: one x row (decode) and five
+  // Every other block type at every level, both ways of meeting x: one x row (decode), three (both: the fused blocks of the AVX2 code) and five
   // (a tail of the 4-row strips), 7 rows (a strip tail), row offsets, K of whole 256-chunks for
   // the k-quants and IQ4_XS and, for the 32-blocks, a chunk and a part (352 = 256 + 3 × 32); x
   // rows by pointer with one pack tag over two weights (the gate/up pattern: x quantised once).
@@ -306,7 +306,7 @@ private slots:
     std::mt19937 rng(29 + uint32_t(type));
     const int K = dtype_block_elems(dt) == 256 ? 512 : 352, rows = 7;
     const Weights w1 = make_block_weights(dt, rows, K, rng), w2 = make_block_weights(dt, rows, K, rng);
-    for (int m : {1, 5}) {
+    for (int m : {1, 3, 5}) {  // 1 and 3: the fused blocks where the level has them (≤ 4 rows)
       const std::vector<float> x = make_x(m, K, rng);
       std::vector<const float*> xr;
       for (int i = 0; i < m; ++i) xr.push_back(x.data() + size_t(i) * K);

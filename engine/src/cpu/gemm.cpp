@@ -44,8 +44,10 @@ struct QGeneric {
   static void order(const float* natural, float* dst) { std::memcpy(dst, natural, 16 * sizeof(float)); }
   template <DType T>
   static constexpr bool fused = false;
+  struct Decoded {};
   template <DType T>
-  static void dot_block(const uint8_t*, const QChunk&, acc&) {}
+  static void decode(const uint8_t*, Decoded&) {}
+  static void apply(const Decoded&, const QChunk&, acc&) {}
   static void dot_f32(const int8_t* q, float s, float o, const float* x, acc& a) {
     for (int l = 0; l < 16; ++l) a += (s * float(q[l]) + o) * x[l];
   }

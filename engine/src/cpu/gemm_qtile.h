@@ -25,8 +25,8 @@
 // order(natural, dst) (16 values by group into that order), zero(), dot(w, x, acc) (acc += one
 // chunk's contribution), dot_f32(q, s, o, x, acc) (acc += one
 // group of 16 weights s · q + o against 16 fp32 x), hsum(acc); and fused<T>, true where the level
-// has dot_block<T>(block, x chunk, acc) for a 256-weight block type: the block decoded in registers
-// and multiplied at once (one x row: decode), equal to unpack + dot up to float rounding.
+// decodes a 256-weight block of type T into registers (decode<T>(block, Decoded&)) and multiplies
+// that with an x chunk (apply(Decoded, x chunk, acc)): equal to unpack + dot up to float rounding.
 //
 // Layout: a strip of 4 W rows is unpacked whole (4 × K/256 chunks, in L1/L2), then every x row
 // passes over it, so a weight is unpacked once per strip and x block, not once per x row.
@@ -53,7 +53,8 @@ inline constexpr int kChunk = 256;
 
 template <class QV>
 struct QKernels {
-  static constexpr int NR = 4;  // W rows per strip
+  static constexpr int NR = 4;          // W rows per strip
+  static constexpr int kFusedRows = 4;  // at most this many x rows take the fused blocks (QV::fused)
 
   // pos[g]: where group g's scale goes in a chunk (the inverse of QV::P).
   static constexpr auto pos = [] {
@@ -108,7 +109,9 @@ struct QKernels {
     else std::memset(w.o, 0, sizeof w.o);
   }
 
-  template <int R>
+  // U: the W chunks hold the fused types' unsigned codes (QV::store of a decoded block), which
+  // QV::dot_u multiplies without the sign trick.
+  template <int R, bool U = false>
   static void strip(const QChunk* wq, int nc, const QChunk* xq, int m, float* y, size_t ys) {
     for (int i = 0; i < m; ++i) {
       typename QV::acc acc[R];
@@ -116,7 +119,10 @@ struct QKernels {
       const QChunk* xi = xq + size_t(i) * size_t(nc);
       for (int c = 0; c < nc; ++c)
 #pragma GCC unroll 4
-        for (int j = 0; j < R; ++j) QV::dot(wq[size_t(j) * size_t(nc) + size_t(c)], xi[c], acc[j]);
+        for (int j = 0; j < R; ++j) {
+          if constexpr (U) QV::dot_u(wq[size_t(j) * size_t(nc) + size_t(c)], xi[c], acc[j]);
+          else QV::dot(wq[size_t(j) * size_t(nc) + size_t(c)], xi[c], acc[j]);
+        }
       for (int j = 0; j < R; ++j) y[size_t(i) * ys + size_t(j)] = QV::hsum(acc[j]);
     }
   }
@@ -136,6 +142,30 @@ struct QKernels {
             QV::dot_f32(wc.q + 16 * g, wc.s[pos.v[g]], wc.o[pos.v[g]], xi + kChunk * c + 16 * g, acc[j]);
           }
       for (int j = 0; j < R; ++j) y[size_t(i) * ys + size_t(j)] = QV::hsum(acc[j]);
+    }
+  }
+
+  // The fused path (QV::fused<T>) over W rows [row0, row1) for M x rows: each block decoded once
+  // into registers and multiplied with every x row; the rows 4 ahead fetched meanwhile.
+  template <DType T, int M>
+  static void fused_rows(const QChunk* xq, int nc, const uint8_t* wb, size_t row_bytes, int n_rows, int row0, int row1,
+                         float* y, size_t ys) {
+    constexpr int pf_rows = 4;
+    constexpr size_t bb = quant::kBlockBytes<T>;
+    for (int r = row0; r < row1; ++r) {
+      const uint8_t* row = wb + size_t(r) * row_bytes;
+      const uint8_t* next = r + pf_rows < n_rows ? row + size_t(pf_rows) * row_bytes : nullptr;
+      typename QV::acc acc[M];
+      for (int i = 0; i < M; ++i) acc[i] = QV::zero();
+      for (int c = 0; c < nc; ++c) {
+        if (next)
+          for (size_t off = size_t(c) * bb; off < size_t(c + 1) * bb; off += 64) __builtin_prefetch(next + off, 0, 2);
+        typename QV::Decoded dec;
+        QV::template decode<T>(row + size_t(c) * bb, dec);
+#pragma GCC unroll 4
+        for (int i = 0; i < M; ++i) QV::apply(dec, xq[size_t(i) * size_t(nc) + size_t(c)], acc[i]);
+      }
+      for (int i = 0; i < M; ++i) y[size_t(i) * ys + size_t(r - row0)] = QV::hsum(acc[i]);
     }
   }
 
@@ -160,23 +190,16 @@ struct QKernels {
     const size_t row_bytes = size_t(K / quant::kBlockElems<T>) * quant::kBlockBytes<T>;
     const auto* wb = static_cast<const uint8_t*>(w);
     if constexpr (QV::template fused<T>) {
-      // One x row (decode): the level decodes each block in registers and multiplies it at once,
-      // with no unpacked strip in between; the rows 4 ahead are fetched meanwhile.
-      if (int8 && m == 1) {
-        constexpr int pf_rows = 4;
-        for (int r = row0; r < row1; ++r) {
-          const uint8_t* row = wb + size_t(r) * row_bytes;
-          const uint8_t* next = r + pf_rows < n_rows ? row + size_t(pf_rows) * row_bytes : nullptr;
-          typename QV::acc acc = QV::zero();
-          for (int c = 0; c < nc; ++c) {
-            if (next)
-              for (size_t off = size_t(c) * quant::kBlockBytes<T>; off < size_t(c + 1) * quant::kBlockBytes<T>; off += 64)
-                __builtin_prefetch(next + off, 0, 2);
-            QV::template dot_block<T>(row + size_t(c) * quant::kBlockBytes<T>, xq[c], acc);
-          }
-          y[size_t(r - row0)] = QV::hsum(acc);
+      // A few x rows (decode, and the experts that get few tokens of a prompt): fused_rows, with no
+      // unpacked strip in between. More x rows than that would no longer keep their chunks in L1
+      // while a W row passes: the strips below.
+      if (int8 && m <= kFusedRows) {
+        switch (m) {  // the accumulators in registers
+          case 1: fused_rows<T, 1>(xq, nc, wb, row_bytes, n_rows, row0, row1, y, ys); return;
+          case 2: fused_rows<T, 2>(xq, nc, wb, row_bytes, n_rows, row0, row1, y, ys); return;
+          case 3: fused_rows<T, 3>(xq, nc, wb, row_bytes, n_rows, row0, row1, y, ys); return;
+          default: fused_rows<T, 4>(xq, nc, wb, row_bytes, n_rows, row0, row1, y, ys); return;
         }
-        return;
       }
     }
     constexpr size_t chunk_bytes = size_t(kChunk / quant::kBlockElems<T>) * quant::kBlockBytes<T>;
@@ -191,7 +214,14 @@ struct QKernels {
           if (next)
             for (size_t off = size_t(c) * chunk_bytes; off < std::min(row_bytes, size_t(c + 1) * chunk_bytes); off += 64)
               __builtin_prefetch(next + off, 0, 2);
-          unpack_chunk<T>(row, c, K, wq[size_t(j) * size_t(nc) + size_t(c)]);
+          QChunk& dst = wq[size_t(j) * size_t(nc) + size_t(c)];
+          if constexpr (QV::template fused<T>) {  // unsigned codes: s · u + o is the same weight
+            typename QV::Decoded dec;
+            QV::template decode<T>(row + size_t(c) * quant::kBlockBytes<T>, dec);
+            QV::store(dec, dst);
+          } else {
+            unpack_chunk<T>(row, c, K, dst);
+          }
         }
       }
       float* yr = y + size_t(r - row0);
@@ -204,11 +234,12 @@ struct QKernels {
         }
         continue;
       }
+      constexpr bool U = QV::template fused<T>;
       switch (nr) {
-        case 4: strip<4>(wq, nc, xq, m, yr, ys); break;
-        case 3: strip<3>(wq, nc, xq, m, yr, ys); break;
-        case 2: strip<2>(wq, nc, xq, m, yr, ys); break;
-        default: strip<1>(wq, nc, xq, m, yr, ys); break;
+        case 4: strip<4, U>(wq, nc, xq, m, yr, ys); break;
+        case 3: strip<3, U>(wq, nc, xq, m, yr, ys); break;
+        case 2: strip<2, U>(wq, nc, xq, m, yr, ys); break;
+        default: strip<1, U>(wq, nc, xq, m, yr, ys); break;
       }
     }
   }

@@ -53,33 +53,19 @@ struct QAvx2 {
       a = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x + 8 * h), a);
     }
   }
-  // Fused decode (gemm_qtile.h): Q4_K and Q6_K, the types of llama.cpp's Q4_K_M / Q5_K_M files.
-  // The codes stay unsigned (Q4_K: 0..15; Q6_K: 0..63, its −32 moved into the addend −32·s), so
-  // maddubs takes them as they are, without the sign trick: 2 · 63 · 127 < 2^15.
+  // Fused blocks (gemm_qtile.h): Q4_K, Q5_K and Q6_K, the types of llama.cpp's Q4_K_M / Q5_K_M
+  // files. The codes stay unsigned (Q4_K: 0..15, Q5_K: 0..31, Q6_K: 0..63 with its −32 moved into
+  // the addend −32·s), so maddubs takes them as they are, without the sign trick: 2·63·127 < 2^15.
   template <DType T>
-  static constexpr bool fused = T == DType::Q4_K || T == DType::Q6_K;
+  static constexpr bool fused = T == DType::Q4_K || T == DType::Q5_K || T == DType::Q6_K;
 
-  // 256 codes as 8 registers of 32 (u[8]) against the x chunk: the 16 group sums, in P order.
-  static void block_sums(const __m256i* u, const QChunk& x, __m256i sums[2]) {
-    const __m256i ones = _mm256_set1_epi16(1);
-    __m256i p[8];
-    for (int r = 0; r < 8; ++r)
-      p[r] = _mm256_madd_epi16(_mm256_maddubs_epi16(u[r], _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.q + 32 * r))), ones);
-    for (int h = 0; h < 2; ++h)
-      sums[h] = _mm256_hadd_epi32(_mm256_hadd_epi32(p[4 * h], p[4 * h + 1]), _mm256_hadd_epi32(p[4 * h + 2], p[4 * h + 3]));
-  }
-  // acc += Σ_h sums_h · S_h · s_x + O_h · o_x (S, O: the block's scales and addends in P order).
-  static void finish(const __m256i sums[2], const __m256 S[2], const __m256 O[2], const QChunk& x, acc& a) {
-    for (int h = 0; h < 2; ++h) {
-      a = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sums[h]), _mm256_mul_ps(S[h], _mm256_loadu_ps(x.s + 8 * h)), a);
-      a = _mm256_fmadd_ps(O[h], _mm256_loadu_ps(x.o + 8 * h), a);
-    }
-  }
+  struct Decoded {
+    __m256i u[8];     // codes 32·r … 32·r + 31
+    __m256 S[2], O[2];  // scales and addends of the 16 groups, P order
+  };
 
   template <DType T>
-  static void dot_block(const uint8_t* b, const QChunk& x, acc& a) {
-    __m256i u[8];
-    __m256 S[2], O[2];
+  static void decode(const uint8_t* b, Decoded& d) {
     const __m256i m4 = _mm256_set1_epi8(0x0F);
     if constexpr (T == DType::Q6_K) {
       const __m256i m30 = _mm256_set1_epi8(0x30);
@@ -87,24 +73,38 @@ struct QAvx2 {
         const __m256i A = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 64 * h));
         const __m256i B = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 64 * h + 32));
         const __m256i H = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 128 + 32 * h));
-        u[4 * h] = _mm256_or_si256(_mm256_and_si256(A, m4), _mm256_and_si256(_mm256_slli_epi16(H, 4), m30));
-        u[4 * h + 1] = _mm256_or_si256(_mm256_and_si256(B, m4), _mm256_and_si256(_mm256_slli_epi16(H, 2), m30));
-        u[4 * h + 2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(A, 4), m4), _mm256_and_si256(H, m30));
-        u[4 * h + 3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(B, 4), m4),
-                                       _mm256_and_si256(_mm256_srli_epi16(H, 2), m30));
+        d.u[4 * h] = _mm256_or_si256(_mm256_and_si256(A, m4), _mm256_and_si256(_mm256_slli_epi16(H, 4), m30));
+        d.u[4 * h + 1] = _mm256_or_si256(_mm256_and_si256(B, m4), _mm256_and_si256(_mm256_slli_epi16(H, 2), m30));
+        d.u[4 * h + 2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(A, 4), m4), _mm256_and_si256(H, m30));
+        d.u[4 * h + 3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(B, 4), m4),
+                                         _mm256_and_si256(_mm256_srli_epi16(H, 2), m30));
       }
       const __m128i sc8 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b + 192));
-      const __m256 d = _mm256_set1_ps(quant::half_at(b + 208));
+      const __m256 dv = _mm256_set1_ps(quant::half_at(b + 208));
       const __m256i idx = _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7);
       const __m256 minus32 = _mm256_set1_ps(-32.0f);
-      S[0] = _mm256_permutevar8x32_ps(_mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(sc8))), idx);
-      S[1] = _mm256_permutevar8x32_ps(_mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(sc8, 8)))), idx);
-      O[0] = _mm256_mul_ps(S[0], minus32), O[1] = _mm256_mul_ps(S[1], minus32);
-    } else {  // Q4_K
+      d.S[0] = _mm256_permutevar8x32_ps(_mm256_mul_ps(dv, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(sc8))), idx);
+      d.S[1] = _mm256_permutevar8x32_ps(_mm256_mul_ps(dv, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(sc8, 8)))), idx);
+      d.O[0] = _mm256_mul_ps(d.S[0], minus32), d.O[1] = _mm256_mul_ps(d.S[1], minus32);
+    } else {  // Q4_K, Q5_K
+      constexpr bool five = T == DType::Q5_K;
+      const uint8_t* qs = b + (five ? 48 : 16);
+      [[maybe_unused]] __m256i hv = _mm256_setzero_si256();
+      if constexpr (five) hv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 16));
       for (int j2 = 0; j2 < 4; ++j2) {
-        const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 16 + 32 * j2));
-        u[2 * j2] = _mm256_and_si256(v, m4);
-        u[2 * j2 + 1] = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+        const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qs + 32 * j2));
+        d.u[2 * j2] = _mm256_and_si256(v, m4);
+        d.u[2 * j2 + 1] = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+        if constexpr (five) {  // bit j of qh as bit 4 of sub-block j's codes (see quant::unpack)
+          const __m256i b4 = _mm256_set1_epi8(0x10);
+          auto bit4 = [&](int bit) {
+            return _mm256_and_si256(bit <= 4 ? _mm256_sll_epi16(hv, _mm_cvtsi32_si128(4 - bit))
+                                             : _mm256_srl_epi16(hv, _mm_cvtsi32_si128(bit - 4)),
+                                    b4);
+          };
+          d.u[2 * j2] = _mm256_or_si256(d.u[2 * j2], bit4(2 * j2));
+          d.u[2 * j2 + 1] = _mm256_or_si256(d.u[2 * j2 + 1], bit4(2 * j2 + 1));
+        }
       }
       // The 6-bit scales and mins of sub-blocks 0..7 from the 12 bytes (quant::scale_min_k4, four
       // at a time in 32-bit words): bytes 0-3 hold scales 0-3 (low 6 bits) and the top 2 bits of
@@ -121,12 +121,36 @@ struct QAvx2 {
       const __m256 m8 = _mm256_xor_ps(_mm256_mul_ps(_mm256_set1_ps(quant::half_at(b + 2)), widen(mn)), _mm256_set1_ps(-0.0f));
       // Group g takes sub-block g / 2; P order: groups 0,2,4,6,1,3,5,7 | 8,10,…: sub-blocks 0-3 twice, 4-7 twice.
       const __m256i lo = _mm256_setr_epi32(0, 1, 2, 3, 0, 1, 2, 3), hi = _mm256_setr_epi32(4, 5, 6, 7, 4, 5, 6, 7);
-      S[0] = _mm256_permutevar8x32_ps(s8, lo), S[1] = _mm256_permutevar8x32_ps(s8, hi);
-      O[0] = _mm256_permutevar8x32_ps(m8, lo), O[1] = _mm256_permutevar8x32_ps(m8, hi);
+      d.S[0] = _mm256_permutevar8x32_ps(s8, lo), d.S[1] = _mm256_permutevar8x32_ps(s8, hi);
+      d.O[0] = _mm256_permutevar8x32_ps(m8, lo), d.O[1] = _mm256_permutevar8x32_ps(m8, hi);
     }
-    __m256i sums[2];
-    block_sums(u, x, sums);
-    finish(sums, S, O, x, a);
+  }
+
+  // A decoded block into a strip chunk (codes as bytes, then S and O), for dot_u.
+  static void store(const Decoded& d, QChunk& w) {
+    for (int r = 0; r < 8; ++r) _mm256_storeu_si256(reinterpret_cast<__m256i*>(w.q + 32 * r), d.u[r]);
+    for (int h = 0; h < 2; ++h) _mm256_storeu_ps(w.s + 8 * h, d.S[h]), _mm256_storeu_ps(w.o + 8 * h, d.O[h]);
+  }
+  // dot for a chunk of unsigned codes (store): maddubs takes them as they are.
+  static void dot_u(const QChunk& w, const QChunk& x, acc& a) {
+    Decoded d;
+    for (int r = 0; r < 8; ++r) d.u[r] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w.q + 32 * r));
+    for (int h = 0; h < 2; ++h) d.S[h] = _mm256_loadu_ps(w.s + 8 * h), d.O[h] = _mm256_loadu_ps(w.o + 8 * h);
+    apply(d, x, a);
+  }
+
+  // acc += the decoded block against one x chunk.
+  static void apply(const Decoded& d, const QChunk& x, acc& a) {
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m256i p[8];
+    for (int r = 0; r < 8; ++r)
+      p[r] = _mm256_madd_epi16(_mm256_maddubs_epi16(d.u[r], _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.q + 32 * r))), ones);
+    for (int h = 0; h < 2; ++h) {
+      const __m256i sums =
+          _mm256_hadd_epi32(_mm256_hadd_epi32(p[4 * h], p[4 * h + 1]), _mm256_hadd_epi32(p[4 * h + 2], p[4 * h + 3]));
+      a = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sums), _mm256_mul_ps(d.S[h], _mm256_loadu_ps(x.s + 8 * h)), a);
+      a = _mm256_fmadd_ps(d.O[h], _mm256_loadu_ps(x.o + 8 * h), a);
+    }
   }
 
   static float hsum(acc v) {
