@@ -1,5 +1,5 @@
 // Load options (moescope/model_weights.h): the Q8_0 quantiser against the PyPI gguf package
-// (tests/data/quant/Q8_0-quantize.*, tests/tools/gen_q8_quantize_golden.py), `--weights q8_0` on
+// (tests/data/quant/Q8_0-quantize.*, tests/tools/gen_quant_goldens.py), `--weights q8_0` on
 // safetensors and GGUF models (which matrices it quantises, how far the logits move), the shared
 // model cache keyed on the options, and weights_label.
 #include <QtTest>

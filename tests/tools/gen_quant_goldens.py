@@ -10,7 +10,8 @@ The blocks: edge cases first (all-zero bytes; all 0xFF, which makes every half-f
 the largest finite half scale 65504 with all-ones codes; the smallest subnormal scale; a negative
 scale; E8M0 exponents 0, 1, 127, 254 for MXFP4), then blocks of random bytes (every code and scale
 bit pattern reachable), then blocks quantised from random floats by gguf's own quantiser where
-gguf has one. Deterministic (fixed seed).
+gguf has one. Deterministic (fixed seed). Also the quantiser golden of Q8_0
+(q8_0_quantize_golden: Q8_0-quantize.npy / .blocks).
 
     pip install gguf numpy
     python3 tests/tools/gen_quant_goldens.py [--out tests/data/quant]
@@ -59,6 +60,42 @@ def edge_blocks(name, type_size):
     return out
 
 
+def bf16_round(x):
+    """x rounded to the nearest BF16 value (ties to even), as float32."""
+    u = x.astype(np.float32).view(np.uint32).astype(np.uint64)
+    u = (u + 0x7FFF + ((u >> 16) & 1)) & 0xFFFF0000
+    return u.astype(np.uint32).view(np.float32)
+
+
+def q8_0_quantize_golden(out):
+    """Q8_0-quantize.npy (float32 [n_blocks, 32], the input) and Q8_0-quantize.blocks (the 34-byte
+    blocks gguf.quants.quantize makes of them, following quantize_row_q8_0_ref in ggml-quants.c):
+    test_load_options checks moescope's quantize_q8_0 (behind `--weights q8_0`) against them byte
+    for byte. Edge cases first (all zeros; a single non-zero value; exact ties x·(127/amax) = k + 0.5,
+    which round away from zero; a scale in the half-float subnormal range; a scale too large for a
+    half float, stored as infinity; BF16-representable values, what a BF16 checkpoint holds), then
+    random normal values over a wide range of magnitudes."""
+    rng = np.random.default_rng(8)
+    blocks = [np.zeros(32, np.float32)]
+    one = np.zeros(32, np.float32)
+    one[5] = -3.25
+    blocks.append(one)
+    ties = np.zeros(32, np.float32)  # amax 127: d = 1, id = 1, every x·id exact
+    ties[:8] = [127.0, 0.5, -0.5, 1.5, -2.5, 63.5, -126.5, 100.5]
+    blocks.append(ties)
+    blocks.append((rng.standard_normal(32) * 1e-4).astype(np.float32))  # d below 2^-14
+    blocks.append((rng.standard_normal(32) * 1e7).astype(np.float32))   # d above 65504
+    for _ in range(3):
+        blocks.append(bf16_round(rng.standard_normal(32) * rng.uniform(0.005, 0.1)))
+    for scale in np.geomspace(1e-4, 1e3, 24):
+        blocks.append((rng.standard_normal(32) * scale).astype(np.float32))
+    x = np.stack(blocks).astype(np.float32)
+    q = quantize(x, T.Q8_0).reshape(len(blocks), 34)
+    np.save(os.path.join(out, "Q8_0-quantize.npy"), x)
+    q.astype(np.uint8).tofile(os.path.join(out, "Q8_0-quantize.blocks"))
+    print(f"Q8_0 quantise: {len(blocks)} blocks")
+
+
 def main():
     here = os.path.dirname(os.path.abspath(__file__))
     ap = argparse.ArgumentParser()
@@ -98,6 +135,7 @@ def main():
                                   "nan": int(np.isnan(ref).sum())}
         print(f"{name}: {len(blocks)} blocks ({n_edge} edge, {n_quantised} quantised), "
               f"{int(np.isnan(ref).sum())} NaN values")
+    q8_0_quantize_golden(args.out)
     with open(os.path.join(args.out, "README.json"), "w") as f:
         json.dump(summary, f, indent=1)
         f.write("\n")
