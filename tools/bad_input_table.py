@@ -414,6 +414,9 @@ def cases(tmp):
               gen + ["1,2", "--top-k-experts", "0"])
     file_case("command line", "every routed expert of a layer disabled, no shared expert", lambda d: None,
               gen + ["1,2", "--disable-experts", "*:0,1,2,3,4,5,6,7"])
+    file_case("command line", "unknown --weights mode", lambda d: None, gen + ["1,2", "--weights", "q4"])
+    file_case("command line", "--weights with --shape (weights made on the fly)", lambda d: None,
+              ["bench", "--shape", "olmoe-1b-7b", "--layers", "1", "--weights", "q8_0"])
     file_case("command line", "unknown preset", lambda d: None, ["inspect", "--preset", "gpt-5"])
     file_case("command line", "prompt longer than the context", lambda d: None,
               gen + [",".join(["5"] * 5000)])
