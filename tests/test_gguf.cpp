@@ -451,8 +451,8 @@ private slots:
   // A quantised file runs: Q8_0 blocks for every matrix whose rows allow it (the tiny models'
   // rows are mostly 48 wide; DeepSeek-V3's q_b, o_proj and dense down_proj rows are 32 or 64).
   // The CPU kernels read the Q8_0 projections in place (d · q widened in registers, the values the
-  // dequantiser gives, summed in the same order), so the forward equals, bit for bit, that of an
-  // F32 file holding the dequantised values.
+  // dequantiser gives, summed in the same order, whatever the QuantX mode), so the forward equals,
+  // bit for bit, that of an F32 file holding the dequantised values.
   void quantised_file_loads_and_runs() {
     auto g = GgufFile::open(kData / "gguf" / "deepseek-v3.gguf");
     std::vector<GgufOut> ts;
@@ -495,14 +495,19 @@ private slots:
     QCOMPARE(model->gguf->tensor("blk.0.attn_output.weight").dtype, DType::Q8_0);
     std::ifstream in(kData / "models" / "deepseek-v3" / "golden.json");
     const auto ids = nlohmann::json::parse(in)["input_ids"].get<std::vector<int32_t>>();
-    auto run = [&](std::shared_ptr<const Model> m) {
+    auto run = [&](std::shared_ptr<const Model> m, cpu::QuantX mode = cpu::QuantX::F32) {
+      cpu::set_quant_activations(mode);
       Session session(m, make_backend(m, {"cpu", 256, 2}));
-      return session.prefill(ids, true);
+      ForwardResult r = session.prefill(ids, true);
+      cpu::set_quant_activations(cpu::QuantX::Int8);
+      return r;
     };
+    // With fp32 activations the Q8_0 forward is the widened file's, bit for bit.
     const ForwardResult q = run(model), w = run(load_model(t.path("q8-widened.gguf")));
     const ForwardResult f = run(load_model(kData / "gguf" / "deepseek-v3.gguf"));
     QVERIFY(q.logits == w.logits);
     QVERIFY(q.expert_ids == w.expert_ids);
+    QVERIFY(run(model, cpu::QuantX::Int8).logits == q.logits);  // Q8_0 meets fp32 x in either mode
     float err = 0.0f;
     for (size_t i = 0; i < f.logits.size(); ++i) err = std::max(err, std::fabs(q.logits[i] - f.logits[i]));
     qInfo("Q8_0 (%d matrices) vs the F32 file: max |logit difference| = %.3g (random tiny model)", quantised, double(err));

@@ -44,10 +44,15 @@ struct QGeneric {
   static void order(const float* natural, float* dst) { std::memcpy(dst, natural, 16 * sizeof(float)); }
   template <DType T>
   static constexpr bool fused = false;
+  template <DType T>
+  static constexpr bool signed_codes = false;
   struct Decoded {};
   template <DType T>
-  static void decode(const uint8_t*, Decoded&) {}
+  static void decode(const uint8_t*, int, int, Decoded&) {}
+  template <bool Signed = false>
   static void apply(const Decoded&, const QChunk&, acc&) {}
+  static void store(const Decoded&, QChunk&) {}
+  static void dot_u(const QChunk&, const QChunk&, acc&) {}
   static void dot_f32(const int8_t* q, float s, float o, const float* x, acc& a) {
     for (int l = 0; l < 16; ++l) a += (s * float(q[l]) + o) * x[l];
   }

@@ -53,20 +53,79 @@ struct QAvx2 {
       a = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x + 8 * h), a);
     }
   }
-  // Fused blocks (gemm_qtile.h): Q4_K, Q5_K and Q6_K, the types of llama.cpp's Q4_K_M / Q5_K_M
-  // files. The codes stay unsigned (Q4_K: 0..15, Q5_K: 0..31, Q6_K: 0..63 with its −32 moved into
-  // the addend −32·s), so maddubs takes them as they are, without the sign trick: 2·63·127 < 2^15.
+  // Fused blocks (gemm_qtile.h): every block type this kernel takes but Q2_K, Q3_K and IQ4_XS.
+  // Where the codes can stay unsigned (Q4_K: 0..15, Q5_K: 0..31, Q6_K: 0..63 with its −32 moved
+  // into the addend −32·s; Q4_0/Q5_0 likewise with −8·d / −16·d; Q4_1, Q5_1), maddubs takes them
+  // as they are, without the sign trick: 2·63·127 < 2^15. IQ4_NL and MXFP4 codes are signed.
   template <DType T>
-  static constexpr bool fused = T == DType::Q4_K || T == DType::Q5_K || T == DType::Q6_K;
+  static constexpr bool fused = T != DType::Q2_K && T != DType::Q3_K && T != DType::IQ4_XS && T != DType::Q8_0;
+  template <DType T>
+  static constexpr bool signed_codes = T == DType::IQ4_NL || T == DType::MXFP4;
 
   struct Decoded {
     __m256i u[8];     // codes 32·r … 32·r + 31
     __m256 S[2], O[2];  // scales and addends of the 16 groups, P order
   };
 
+  // Chunk c (256 weights) of a W row of K weights: one k-quant block, or 8 blocks of 32 (fewer at
+  // the end of a row, the rest zero).
   template <DType T>
-  static void decode(const uint8_t* b, Decoded& d) {
+  static void decode(const uint8_t* row, int c, int K, Decoded& d) {
     const __m256i m4 = _mm256_set1_epi8(0x0F);
+    constexpr size_t bb = quant::kBlockBytes<T>;
+    if constexpr (quant::kBlockElems<T> == 32) {
+      const int nb = std::min(8, K / 32 - 8 * c);
+      alignas(32) float sc[8] = {}, ad[8] = {};
+      for (int k = 0; k < 8; ++k) {
+        if (k >= nb) {
+          d.u[k] = _mm256_setzero_si256();
+          continue;
+        }
+        const uint8_t* b = row + size_t(8 * c + k) * bb;
+        auto nibbles = [&](const uint8_t* qs) {  // element j: low nibble of qs[j]; j + 16: its high one
+          const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qs));
+          const __m128i m = _mm_set1_epi8(0x0F);
+          return _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(v, 4), m), _mm_and_si128(v, m));
+        };
+        auto table = [&](const int8_t* t, const uint8_t* qs) {
+          const __m128i tv = _mm_loadu_si128(reinterpret_cast<const __m128i*>(t));
+          const __m256i n = nibbles(qs);
+          return _mm256_shuffle_epi8(_mm256_set_m128i(tv, tv), n);
+        };
+        auto fifth_bits = [&](const uint8_t* qh) {  // bit j of the u32 as 0x10 in byte j
+          uint32_t h;
+          std::memcpy(&h, qh, 4);
+          const __m256i rep = _mm256_shuffle_epi8(_mm256_set1_epi32(int(h)),
+                                                  _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2,
+                                                                   2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3));
+          const __m256i bit = _mm256_set1_epi64x(int64_t(0x8040201008040201ull));
+          return _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(rep, bit), bit), _mm256_set1_epi8(0x10));
+        };
+        if constexpr (T == DType::Q4_0 || T == DType::Q4_1) {
+          d.u[k] = nibbles(b + (T == DType::Q4_0 ? 2 : 4));
+          sc[k] = quant::half_at(b);
+          ad[k] = T == DType::Q4_0 ? -8.0f * sc[k] : quant::half_at(b + 2);
+        } else if constexpr (T == DType::Q5_0 || T == DType::Q5_1) {
+          constexpr bool one = T == DType::Q5_1;
+          d.u[k] = _mm256_or_si256(nibbles(b + (one ? 8 : 6)), fifth_bits(b + (one ? 4 : 2)));
+          sc[k] = quant::half_at(b);
+          ad[k] = one ? quant::half_at(b + 2) : -16.0f * sc[k];
+        } else if constexpr (T == DType::IQ4_NL) {
+          d.u[k] = table(quant::kIq4nl, b + 2);
+          sc[k] = quant::half_at(b);
+        } else {  // MXFP4
+          d.u[k] = table(quant::kMxfp4, b + 1);
+          sc[k] = quant::e8m0_half(b[0]);
+        }
+      }
+      // Groups 2k, 2k+1 take block k's values; P order: blocks 0-3 twice, then 4-7 twice.
+      const __m256i lo = _mm256_setr_epi32(0, 1, 2, 3, 0, 1, 2, 3), hi = _mm256_setr_epi32(4, 5, 6, 7, 4, 5, 6, 7);
+      const __m256 s8 = _mm256_load_ps(sc), a8 = _mm256_load_ps(ad);
+      d.S[0] = _mm256_permutevar8x32_ps(s8, lo), d.S[1] = _mm256_permutevar8x32_ps(s8, hi);
+      d.O[0] = _mm256_permutevar8x32_ps(a8, lo), d.O[1] = _mm256_permutevar8x32_ps(a8, hi);
+      return;
+    }
+    const uint8_t* b = row + size_t(c) * bb;
     if constexpr (T == DType::Q6_K) {
       const __m256i m30 = _mm256_set1_epi8(0x30);
       for (int h = 0; h < 2; ++h) {
@@ -136,15 +195,22 @@ struct QAvx2 {
     Decoded d;
     for (int r = 0; r < 8; ++r) d.u[r] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w.q + 32 * r));
     for (int h = 0; h < 2; ++h) d.S[h] = _mm256_loadu_ps(w.s + 8 * h), d.O[h] = _mm256_loadu_ps(w.o + 8 * h);
-    apply(d, x, a);
+    apply<false>(d, x, a);
   }
 
-  // acc += the decoded block against one x chunk.
+  // acc += the decoded block against one x chunk; Signed: codes in [−127, 127], multiplied by
+  // the sign trick (|u| · sign(x, u)).
+  template <bool Signed = false>
   static void apply(const Decoded& d, const QChunk& x, acc& a) {
     const __m256i ones = _mm256_set1_epi16(1);
     __m256i p[8];
-    for (int r = 0; r < 8; ++r)
-      p[r] = _mm256_madd_epi16(_mm256_maddubs_epi16(d.u[r], _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.q + 32 * r))), ones);
+    for (int r = 0; r < 8; ++r) {
+      const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.q + 32 * r));
+      if constexpr (Signed)
+        p[r] = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(d.u[r], d.u[r]), _mm256_sign_epi8(xv, d.u[r])), ones);
+      else
+        p[r] = _mm256_madd_epi16(_mm256_maddubs_epi16(d.u[r], xv), ones);
+    }
     for (int h = 0; h < 2; ++h) {
       const __m256i sums =
           _mm256_hadd_epi32(_mm256_hadd_epi32(p[4 * h], p[4 * h + 1]), _mm256_hadd_epi32(p[4 * h + 2], p[4 * h + 3]));
