@@ -758,8 +758,8 @@ private:
 
   std::shared_ptr<const Model> model_;
   const ModelSpec& s_;
-  int capacity_;
   BackendOptions opt_;
+  int capacity_;
   Context ctx_;  // before every buffer: destroyed after them
   std::shared_ptr<const cuda::DeviceWeights> w_;  // shared with siblings (one device copy)
   DeviceBuffer kv_, state_, scratch_buf_;  // state_: linear-attention layers, by slot_
