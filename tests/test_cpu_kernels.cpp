@@ -14,9 +14,11 @@
 #include <QtTest>
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <cstring>
 #include <random>
+#include <tuple>
 #include <vector>
 
 #include "cpu/attention.h"
@@ -145,7 +147,12 @@ class CpuKernelsTest : public QObject {
   }
 
 private slots:
-  void initTestCase() { initial_ = cpu::active_isa(); }
+  // The F32/BF16/F16/Q8_0 cases hold the kernels to fp32 x: QuantX::F32 (the default Int8 rounds
+  // x for BF16 prompts on AVX512_BF16 CPUs, which bf16_rounded_activations checks).
+  void initTestCase() {
+    initial_ = cpu::active_isa();
+    cpu::set_quant_activations(cpu::QuantX::F32);
+  }
   void cleanupTestCase() { cpu::force_isa(initial_); }
 
   // Every shape class: one x row (decode), tails in m, rows and K, exact tiles, AMX-sized
@@ -338,8 +345,42 @@ private slots:
                                     .arg(y1[size_t(i) * rows + size_t(r)]).arg(ref).arg(bound)));
           }
       }
-      cpu::set_quant_activations(cpu::QuantX::Int8);
+      cpu::set_quant_activations(cpu::QuantX::F32);
     }
+  }
+
+  // BF16 weights with x rounded to bf16 (QuantX::Int8, ≥ 4 x rows, the avx512 level on a CPU with
+  // AVX512_BF16: gemm_bf16dot_avx512.cpp) against the double loop over x rounded to nearest-even
+  // bf16, 1e-5 of Σ|x·w|; tails in m (4 x rows a tile), rows (4 a tile) and K (32 a step), x rows
+  // by pointer with one pack tag over two weights. On other CPUs the fp32 kernel runs instead, and
+  // the plain reference holds.
+  void bf16_rounded_activations() {
+    if (!cpu::force_isa(Isa::Avx512)) QSKIP("this CPU (or this build) lacks the avx512 level");
+    cpu::set_quant_activations(cpu::QuantX::Int8);
+    std::mt19937 rng(41);
+    for (auto [m, rows, K] : {std::tuple{4, 9, 64}, std::tuple{7, 50, 100}, std::tuple{33, 13, 96}}) {
+      const Weights w1 = make_weights(DType::BF16, rows, K, rng), w2 = make_weights(DType::BF16, rows, K, rng);
+      const std::vector<float> x = make_x(m, K, rng);
+      std::vector<const float*> xr;
+      std::vector<float> xb(x.size());
+      for (size_t i = 0; i < x.size(); ++i) {  // nearest-even bf16 (no subnormals in these x)
+        const uint32_t u = std::bit_cast<uint32_t>(x[i]);
+        xb[i] = std::bit_cast<float>(((u + 0x7FFFu + ((u >> 16) & 1u)) >> 16) << 16);
+      }
+      std::vector<const float*> xbr;
+      for (int i = 0; i < m; ++i) xr.push_back(x.data() + size_t(i) * K), xbr.push_back(xb.data() + size_t(i) * K);
+      cpu::XPack pack;
+      pack.tag = cpu::new_pack_tags();
+      std::vector<float> y1(size_t(m) * rows), y2(size_t(m) * rows);
+      cpu::gemm_rows(cpu::RowsIn{xr.data()}, m, w1.view(), 0, rows, y1.data(), size_t(rows), &pack);
+      cpu::gemm_rows(cpu::RowsIn{xr.data()}, m, w2.view(), 1, rows, y2.data(), size_t(rows), &pack);
+      const bool rounded = cpu::bf16_dot_products();
+      check(rounded ? xbr : xr, w1, 0, rows, y1.data(), size_t(rows));
+      check(rounded ? xbr : xr, w2, 1, rows, y2.data(), size_t(rows));
+      qInfo("m %d rows %d K %d: %s", m, rows, K, rounded ? "x rounded to bf16 (VDPBF16PS)" : "fp32 x (no AVX512_BF16)");
+    }
+    cpu::set_quant_activations(cpu::QuantX::F32);
+    cpu::force_isa(initial_);
   }
 
   // Rows of a block type must be whole blocks: a clear error.

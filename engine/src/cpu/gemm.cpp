@@ -62,7 +62,7 @@ struct QGeneric {
 #if defined(__x86_64__) && defined(__GNUC__)
 // The CPU's features and whether the OS saves the registers they use (XCR0), from cpuid.
 struct X86 {
-  bool avx2 = false, fma = false, f16c = false, avx512f = false, avx512bw = false;
+  bool avx2 = false, fma = false, f16c = false, avx512f = false, avx512bw = false, avx512bf16 = false;
   X86() {
     unsigned a, b, c, d;
     if (!__get_cpuid(1, &a, &b, &c, &d) || !((c >> 27) & 1u)) return;  // OSXSAVE
@@ -76,6 +76,7 @@ struct X86 {
     f16c = ymm && f16c_;
     avx512f = zmm && ((b >> 16) & 1u);
     avx512bw = zmm && ((b >> 30) & 1u);
+    if (__get_cpuid_count(7, 1, &a, &b, &c, &d)) avx512bf16 = zmm && ((a >> 5) & 1u);
   }
 };
 const X86& x86() {
@@ -154,6 +155,23 @@ bool force_isa(Isa isa) {
 
 detail::GemmFn detail::gemm_generic() { return &gemm_level<Generic, QGeneric>; }
 
+namespace {
+// x rows from which BF16 products take the bf16 dot-product kernel (fewer: decode, where the fp32
+// kernel is as fast, waiting on memory, and exact).
+constexpr int kBf16DotMinRows = 4;
+
+// True where BF16 prompts take gemm_bf16dot_avx512.cpp: the AVX-512 level in use (not AMX, whose
+// kernel is exact and faster), the CPU has AVX512_BF16, and activations may be rounded (QuantX::Int8).
+bool bf16dot_level_now() {
+#if defined(__x86_64__) && defined(__GNUC__)
+  static const bool cpu = detail::gemm_bf16dot() && x86().avx512bf16 && x86().avx512bw;
+  return cpu && active_isa() == Isa::Avx512 && quant_activations() == QuantX::Int8;
+#else
+  return false;
+#endif
+}
+}  // namespace
+
 bool gemm_supports(DType dt) {
   return dt == DType::F32 || dt == DType::BF16 || dt == DType::F16 || dtype_is_quantized(dt);
 }
@@ -170,6 +188,8 @@ std::atomic<QuantX>& quant_x() {
   return q;
 }
 }  // namespace
+
+bool bf16_dot_products() { return bf16dot_level_now(); }
 
 QuantX quant_activations() { return quant_x().load(std::memory_order_relaxed); }
 void set_quant_activations(QuantX q) { quant_x().store(q, std::memory_order_relaxed); }
@@ -195,8 +215,13 @@ void gemm_rows(const RowsIn& x, int m, const TensorView& w, int row0, int row1, 
                 " weights are not whole blocks");
   if (m <= 0 || row1 <= row0) return;
   thread_local XPack own;  // a caller without a pack of its own: packed on every call (tag 0)
-  level_fn(active_isa())(x, m, w.dtype, w.data, int(w.shape[1]), int(w.shape[0]), row0, row1, y, y_stride,
-                         pack ? pack : &own);
+  XPack* pk = pack ? pack : &own;
+  const int K = int(w.shape[1]), n_rows = int(w.shape[0]);
+  if (w.dtype == DType::BF16 && m >= kBf16DotMinRows && bf16dot_level_now()) {
+    detail::gemm_bf16dot()(x, m, w.dtype, w.data, K, n_rows, row0, row1, y, y_stride, pk);
+    return;
+  }
+  level_fn(active_isa())(x, m, w.dtype, w.data, K, n_rows, row0, row1, y, y_stride, pk);
 }
 
 }  // namespace moescope::cpu

@@ -42,8 +42,9 @@ struct XPack {
   ~XPack();  // out of line (gemm.cpp), like xpack_reserve
   XPack(const XPack&) = delete;
   XPack& operator=(const XPack&) = delete;
-  // What data holds: AMX's bf16 pairs (gemm_amx.cpp) or 8-bit x blocks (gemm_qtile.h).
-  enum class Kind : uint8_t { None, AmxBf16, Q8 };
+  // What data holds: AMX's bf16 pairs (gemm_amx.cpp), 8-bit x blocks (gemm_qtile.h) or bf16 x
+  // rows (gemm_bf16dot_avx512.cpp).
+  enum class Kind : uint8_t { None, AmxBf16, Q8, Bf16 };
   uint64_t tag = 0;  // 0: pack on every call
   uint64_t packed_tag = 0;
   Kind kind = Kind::None;
@@ -65,13 +66,17 @@ bool gemm_supports(DType dt);
 void gemm_rows(const RowsIn& x, int m, const TensorView& w, int row0, int row1, float* y, size_t y_stride,
                XPack* pack = nullptr);
 
-// How the block types other than Q8_0 meet x (gemm_qtile.h): Int8, the default, quantises x to 8
-// bits per block of 32 and multiplies in integers, as llama.cpp does (fast; x's rounding moves a
-// product by up to ~0.4 % of Σ|w·x|); F32 keeps x in fp32 and widens the weights (the dequantised
+// How activations meet the weights: Int8, the default, rounds them as llama.cpp does: for the
+// block types other than Q8_0, x is quantised to 8 bits per block of 32 and multiplied in integers
+// (gemm_qtile.h; x's rounding moves a product by up to ~0.4 % of Σ|w·x|), and on CPUs with
+// AVX512_BF16 but not AMX, prompts (≥ 4 x rows) over BF16 weights round x to bf16 for VDPBF16PS
+// (gemm_bf16dot_avx512.cpp; up to 2^-9 of |x|). F32 keeps x in fp32 everywhere (the dequantised
 // model's forward up to rounding; slower). MOESCOPE_CPU_QUANT_X=int8|f32 sets it at start.
 enum class QuantX : uint8_t { Int8, F32 };
 QuantX quant_activations();
 void set_quant_activations(QuantX q);
+// True where BF16 prompts take the bf16 dot-product kernel now (level, CPU and QuantX allowing).
+bool bf16_dot_products();
 
 // Rows of W per work item a caller hands to one thread (a multiple of every level's tile height).
 inline constexpr int kGemmRowBlock = 48;
@@ -84,6 +89,7 @@ GemmFn gemm_generic();
 GemmFn gemm_avx2();    // nullptr where not compiled (not x86-64)
 GemmFn gemm_avx512();  // nullptr where not compiled
 GemmFn gemm_amx();     // nullptr where not compiled; what it does not take goes to gemm_avx512
+GemmFn gemm_bf16dot(); // BF16 weights only, x rounded to bf16; nullptr where not compiled
 bool amx_available();  // the CPU has AMX-BF16 and the OS let this process use it
 }  // namespace detail
 
