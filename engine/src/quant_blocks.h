@@ -188,54 +188,11 @@ static inline void unpack(const uint8_t* b, int8_t* q, float* s, float* o) {
     const float d = half_at(b), dmin = half_at(b + 2);
     const uint8_t* qh = b + 16;
     const uint8_t* qs = b + (five ? 48 : 16);
-#if defined(__AVX2__)
-    {  // the same products, 8 at a time, each sub-block's value given to its two groups
-      alignas(8) uint8_t scs[8], mins[8];
-      for (int j = 0; j < 8; ++j) {
-        int sc, m;
-        scale_min_k4(b + 4, j, sc, m);
-        scs[j] = uint8_t(sc), mins[j] = uint8_t(m);
-      }
-      auto widen = [](const uint8_t* v) { return _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(v)))); };
-      const __m256 S = _mm256_mul_ps(_mm256_set1_ps(d), widen(scs));
-      const __m256 M = _mm256_xor_ps(_mm256_mul_ps(_mm256_set1_ps(dmin), widen(mins)), _mm256_set1_ps(-0.0f));
-      const __m256i lo2 = _mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3), hi2 = _mm256_setr_epi32(4, 4, 5, 5, 6, 6, 7, 7);
-      _mm256_storeu_ps(s, _mm256_permutevar8x32_ps(S, lo2));
-      _mm256_storeu_ps(s + 8, _mm256_permutevar8x32_ps(S, hi2));
-      _mm256_storeu_ps(o, _mm256_permutevar8x32_ps(M, lo2));
-      _mm256_storeu_ps(o + 8, _mm256_permutevar8x32_ps(M, hi2));
-    }
-#else
     for (int j = 0; j < 8; ++j) {
       int sc, m;
       scale_min_k4(b + 4, j, sc, m);
       s[2 * j] = s[2 * j + 1] = d * float(sc);
       o[2 * j] = o[2 * j + 1] = -(dmin * float(m));
-    }
-#endif
-#if defined(__AVX2__)
-    const __m256i mask = _mm256_set1_epi8(0x0F);
-    [[maybe_unused]] __m256i hv = _mm256_setzero_si256();
-    if constexpr (five) hv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qh));
-    for (int j2 = 0; j2 < 4; ++j2) {
-      const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qs + 32 * j2));
-      __m256i lo = _mm256_and_si256(v, mask), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), mask);
-      if constexpr (five) {
-        // bit `bit` of each qh byte moved to bit 4: 16-bit shifts of at most 4 left or 3 right, so
-        // bit 4 of each byte comes from that byte's own bits, which the mask keeps
-        auto bit4 = [&](int bit) {
-          const __m256i sh = bit <= 4 ? _mm256_sll_epi16(hv, _mm_cvtsi32_si128(4 - bit))
-                                      : _mm256_srl_epi16(hv, _mm_cvtsi32_si128(bit - 4));
-          return _mm256_and_si256(sh, _mm256_set1_epi8(0x10));
-        };
-        lo = _mm256_or_si256(lo, bit4(2 * j2));
-        hi = _mm256_or_si256(hi, bit4(2 * j2 + 1));
-      }
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(q + 64 * j2), lo);
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(q + 64 * j2 + 32), hi);
-    }
-#else
-    for (int j = 0; j < 8; ++j) {
       const int shift = 4 * (j % 2);
       for (int l = 0; l < 32; ++l) {
         int v = (qs[32 * (j / 2) + l] >> shift) & 0x0F;
@@ -243,7 +200,6 @@ static inline void unpack(const uint8_t* b, int8_t* q, float* s, float* o) {
         q[32 * j + l] = int8_t(v);
       }
     }
-#endif
   } else if constexpr (T == DType::Q6_K) {
     // Element 128·h + r: low 4 bits from ql[64·h + r % 64] (nibble r / 64), high 2 bits from
     // qh[32·h + r % 32] at shift 2·(r / 32).
@@ -251,26 +207,6 @@ static inline void unpack(const uint8_t* b, int8_t* q, float* s, float* o) {
     const uint8_t* qh = b + 128;
     const auto* scales = reinterpret_cast<const int8_t*>(b + 192);
     const float d = half_at(b + 208);
-#if defined(__AVX2__)
-    const __m256i m4 = _mm256_set1_epi8(0x0F), m30 = _mm256_set1_epi8(0x30), k32 = _mm256_set1_epi8(32);
-    for (int h = 0; h < 2; ++h) {
-      const __m256i A = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ql + 64 * h));
-      const __m256i B = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ql + 64 * h + 32));
-      const __m256i H = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qh + 32 * h));
-      // bits 2p, 2p+1 of qh as bits 4, 5 (16-bit shifts; the mask keeps each byte's own bits)
-      const __m256i lows[4] = {_mm256_and_si256(A, m4), _mm256_and_si256(B, m4),
-                               _mm256_and_si256(_mm256_srli_epi16(A, 4), m4), _mm256_and_si256(_mm256_srli_epi16(B, 4), m4)};
-      const __m256i highs[4] = {_mm256_and_si256(_mm256_slli_epi16(H, 4), m30), _mm256_and_si256(_mm256_slli_epi16(H, 2), m30),
-                                _mm256_and_si256(H, m30), _mm256_and_si256(_mm256_srli_epi16(H, 2), m30)};
-      for (int p = 0; p < 4; ++p)
-        _mm256_storeu_si256(reinterpret_cast<__m256i*>(q + 128 * h + 32 * p),
-                            _mm256_sub_epi8(_mm256_or_si256(lows[p], highs[p]), k32));
-    }
-    const __m128i sc8 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(scales));
-    const __m256 dv = _mm256_set1_ps(d);
-    _mm256_storeu_ps(s, _mm256_mul_ps(dv, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(sc8))));
-    _mm256_storeu_ps(s + 8, _mm256_mul_ps(dv, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(sc8, 8)))));
-#else
     for (int h = 0; h < 2; ++h)
       for (int p = 0; p < 4; ++p) {
         const uint8_t* lo = ql + 64 * h + 32 * (p % 2);
@@ -282,7 +218,6 @@ static inline void unpack(const uint8_t* b, int8_t* q, float* s, float* o) {
         }
       }
     for (int g = 0; g < 16; ++g) s[g] = d * float(scales[g]);
-#endif
   } else if constexpr (T == DType::IQ4_NL) {
     nibbles32(b + 2, q, kIq4nl);
     s[0] = s[1] = half_at(b);

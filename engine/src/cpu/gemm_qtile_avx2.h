@@ -24,26 +24,6 @@ struct QAvx2 {
     _mm256_storeu_ps(dst + 8, _mm256_permutevar8x32_ps(_mm256_loadu_ps(natural + 8), idx));
   }
   static acc zero() { return _mm256_setzero_ps(); }
-  // 32 products of two groups, as 8 int32 partial sums (4 per group, one group per 128-bit lane).
-  static __m256i pair(const int8_t* w, const int8_t* x) {
-    const __m256i wv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w));
-    const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x));
-    const __m256i p = _mm256_maddubs_epi16(_mm256_sign_epi8(wv, wv), _mm256_sign_epi8(xv, wv));
-    return _mm256_madd_epi16(p, _mm256_set1_epi16(1));
-  }
-  static void dot(const QChunk& w, const QChunk& x, acc& a) {
-#pragma GCC unroll 2
-    for (int h = 0; h < 2; ++h) {
-      const int8_t* wq = w.q + 128 * h;
-      const int8_t* xq = x.q + 128 * h;
-      const __m256i h01 = _mm256_hadd_epi32(pair(wq, xq), pair(wq + 32, xq + 32));
-      const __m256i h23 = _mm256_hadd_epi32(pair(wq + 64, xq + 64), pair(wq + 96, xq + 96));
-      const __m256 sums = _mm256_cvtepi32_ps(_mm256_hadd_epi32(h01, h23));
-      const __m256 scale = _mm256_mul_ps(_mm256_loadu_ps(w.s + 8 * h), _mm256_loadu_ps(x.s + 8 * h));
-      a = _mm256_fmadd_ps(sums, scale, a);
-      a = _mm256_fmadd_ps(_mm256_loadu_ps(w.o + 8 * h), _mm256_loadu_ps(x.o + 8 * h), a);
-    }
-  }
   static void dot_f32(const int8_t* q, float s, float o, const float* x, acc& a) {
     const __m256 sv = _mm256_set1_ps(s), ov = _mm256_set1_ps(o);
 #pragma GCC unroll 2
@@ -190,13 +170,16 @@ struct QAvx2 {
     for (int r = 0; r < 8; ++r) _mm256_storeu_si256(reinterpret_cast<__m256i*>(w.q + 32 * r), d.u[r]);
     for (int h = 0; h < 2; ++h) _mm256_storeu_ps(w.s + 8 * h, d.S[h]), _mm256_storeu_ps(w.o + 8 * h, d.O[h]);
   }
-  // dot for a chunk of unsigned codes (store): maddubs takes them as they are.
-  static void dot_u(const QChunk& w, const QChunk& x, acc& a) {
+  // A strip chunk back in registers.
+  static Decoded load(const QChunk& w) {
     Decoded d;
     for (int r = 0; r < 8; ++r) d.u[r] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w.q + 32 * r));
     for (int h = 0; h < 2; ++h) d.S[h] = _mm256_loadu_ps(w.s + 8 * h), d.O[h] = _mm256_loadu_ps(w.o + 8 * h);
-    apply<false>(d, x, a);
+    return d;
   }
+  // A chunk of signed codes (unpacked), and one of unsigned codes (store), against an x chunk.
+  static void dot(const QChunk& w, const QChunk& x, acc& a) { apply<true>(load(w), x, a); }
+  static void dot_u(const QChunk& w, const QChunk& x, acc& a) { apply<false>(load(w), x, a); }
 
   // acc += the decoded block against one x chunk; Signed: codes in [−127, 127], multiplied by
   // the sign trick (|u| · sign(x, u)).
