@@ -62,7 +62,8 @@ struct QGeneric {
 #if defined(__x86_64__) && defined(__GNUC__)
 // The CPU's features and whether the OS saves the registers they use (XCR0), from cpuid.
 struct X86 {
-  bool avx2 = false, fma = false, f16c = false, avx512f = false, avx512bw = false, avx512bf16 = false;
+  bool avx2 = false, fma = false, f16c = false, avx512f = false, avx512bw = false, avx512vnni = false,
+       avx512bf16 = false;
   X86() {
     unsigned a, b, c, d;
     if (!__get_cpuid(1, &a, &b, &c, &d) || !((c >> 27) & 1u)) return;  // OSXSAVE
@@ -76,6 +77,7 @@ struct X86 {
     f16c = ymm && f16c_;
     avx512f = zmm && ((b >> 16) & 1u);
     avx512bw = zmm && ((b >> 30) & 1u);
+    avx512vnni = zmm && ((c >> 11) & 1u);
     if (__get_cpuid_count(7, 1, &a, &b, &c, &d)) avx512bf16 = zmm && ((a >> 5) & 1u);
   }
 };
@@ -170,6 +172,19 @@ bool bf16dot_level_now() {
   return false;
 #endif
 }
+
+// True where the block types of gemm_qvnni_takes go to gemm_qvnni_avx512.cpp: the avx512 or amx
+// level in use (amx hands block types to the avx512 level), the CPU has AVX512_VNNI, and x is
+// quantised (QuantX::Int8).
+bool qvnni_level_now() {
+#if defined(__x86_64__) && defined(__GNUC__)
+  static const bool cpu = detail::gemm_qvnni() && x86().avx512vnni && x86().avx512bw;
+  const Isa isa = active_isa();
+  return cpu && (isa == Isa::Avx512 || isa == Isa::Amx) && quant_activations() == QuantX::Int8;
+#else
+  return false;
+#endif
+}
 }  // namespace
 
 bool gemm_supports(DType dt) {
@@ -219,6 +234,10 @@ void gemm_rows(const RowsIn& x, int m, const TensorView& w, int row0, int row1, 
   const int K = int(w.shape[1]), n_rows = int(w.shape[0]);
   if (w.dtype == DType::BF16 && m >= kBf16DotMinRows && bf16dot_level_now()) {
     detail::gemm_bf16dot()(x, m, w.dtype, w.data, K, n_rows, row0, row1, y, y_stride, pk);
+    return;
+  }
+  if (dtype_is_quantized(w.dtype) && detail::gemm_qvnni_takes(w.dtype) && qvnni_level_now()) {
+    detail::gemm_qvnni()(x, m, w.dtype, w.data, K, n_rows, row0, row1, y, y_stride, pk);
     return;
   }
   level_fn(active_isa())(x, m, w.dtype, w.data, K, n_rows, row0, row1, y, y_stride, pk);

@@ -7,7 +7,9 @@
 //
 // One tile kernel (gemm_tile.h) is compiled once per instruction-set level (gemm_avx2.cpp,
 // gemm_avx512.cpp, and the portable gemm.cpp), BF16 weights have a kernel of their own on AMX's
-// bf16 tile products (gemm_amx.cpp), and the best level this CPU has is chosen at run time. MOESCOPE_CPU_ISA=generic|avx2|avx512|amx forces one (a level this CPU lacks is refused with
+// bf16 tile products (gemm_amx.cpp), most block types one on AVX512_VNNI's integer dot products
+// (gemm_qvnni_avx512.cpp, under the avx512 and amx levels), and the best level this CPU has is
+// chosen at run time. MOESCOPE_CPU_ISA=generic|avx2|avx512|amx forces one (a level this CPU lacks is refused with
 // a warning); tests force each in turn (force_isa) and compare it with the plain loops.
 #include <cstdint>
 #include <string>
@@ -42,9 +44,9 @@ struct XPack {
   ~XPack();  // out of line (gemm.cpp), like xpack_reserve
   XPack(const XPack&) = delete;
   XPack& operator=(const XPack&) = delete;
-  // What data holds: AMX's bf16 pairs (gemm_amx.cpp), 8-bit x blocks (gemm_qtile.h) or bf16 x
-  // rows (gemm_bf16dot_avx512.cpp).
-  enum class Kind : uint8_t { None, AmxBf16, Q8, Bf16 };
+  // What data holds: AMX's bf16 pairs (gemm_amx.cpp), 8-bit x blocks (gemm_qtile.h), the same
+  // with per-lane scales (gemm_qvnni_avx512.cpp) or bf16 x rows (gemm_bf16dot_avx512.cpp).
+  enum class Kind : uint8_t { None, AmxBf16, Q8, Q8Lanes, Bf16 };
   uint64_t tag = 0;  // 0: pack on every call
   uint64_t packed_tag = 0;
   Kind kind = Kind::None;
@@ -90,6 +92,8 @@ GemmFn gemm_avx2();    // nullptr where not compiled (not x86-64)
 GemmFn gemm_avx512();  // nullptr where not compiled
 GemmFn gemm_amx();     // nullptr where not compiled; what it does not take goes to gemm_avx512
 GemmFn gemm_bf16dot(); // BF16 weights only, x rounded to bf16; nullptr where not compiled
+GemmFn gemm_qvnni();   // the block types gemm_qvnni_takes, x quantised; nullptr where not compiled
+bool gemm_qvnni_takes(DType dt);
 bool amx_available();  // the CPU has AMX-BF16 and the OS let this process use it
 }  // namespace detail
 

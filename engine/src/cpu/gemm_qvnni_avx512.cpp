@@ -1,0 +1,283 @@
+// gemm_qtile.h's integer products on AVX512_VNNI: the block types whose 256-weight chunk decodes
+// into registers (Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K, IQ4_NL, MXFP4) against x quantised
+// to 8 bits per block of 32, for any number of x rows. Built with -mavx512vnni -mavx512bw
+// (engine/CMakeLists.txt); gemm.cpp calls it only where the CPU has both, the avx512 or amx
+// level is in use and activations are quantised (QuantX::Int8).
+//
+// The same arithmetic as the AVX2 kernel (gemm_qtile_avx2.h), in fewer instructions: a chunk is
+// four 64-byte registers of unsigned codes in element order, and one VPDPBUSD per register adds
+// the products of 4 neighbouring codes into each of its 16 int32 lanes (no saturation, no sign
+// trick: the signed codes of IQ4_NL and MXFP4 are stored + 128 and the 128 · s is moved into the
+// addend, exactly in integers). Instead of reducing lanes to group sums, each lane is scaled by its
+// group's weight scale times its x block's scale, both laid out per lane beforehand (the weight's
+// when a block is decoded, once for all x rows; the x row's when it is quantised), so a chunk and an
+// x row take 4 dot products, 4 conversions, 4 multiplies and 5 FMAs, and each output one
+// horizontal sum at the end.
+//
+// x rows go 8 at a time (8 accumulators in registers) over a row block of W: each block is decoded
+// once per 8 x rows, and the block's rows stay in L2 between the passes.
+#include "cpu/gemm.h"
+
+#if defined(__x86_64__) && defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__F16C__)
+// GCC 12's avx512fintrin.h starts some conversions from a deliberately undefined vector, which
+// -Wuninitialized reports at every use.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+#include <immintrin.h>
+
+#include "cpu/gemm_qtile.h"
+
+namespace moescope::cpu {
+namespace {
+
+template <DType T>
+constexpr bool kTakes = T == DType::Q4_0 || T == DType::Q4_1 || T == DType::Q5_0 || T == DType::Q5_1 ||
+                        T == DType::Q4_K || T == DType::Q5_K || T == DType::Q6_K || T == DType::IQ4_NL ||
+                        T == DType::MXFP4;
+
+// gemm_qtile.h's quantize_row in natural group order (its QV needs P, and nothing else here).
+struct Natural {
+  static constexpr int P[16] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
+};
+using Q = QKernels<Natural>;
+
+// An x chunk as apply reads it: the codes, each lane's x block scale (lane l of register r holds
+// elements 64r + 4l … + 3, of x block 2r + l / 8), and the addend products dx · Σ qx per group.
+struct XChunk {
+  int8_t q[256];
+  float s[64];
+  float o[16];
+};
+static_assert(sizeof(XChunk) % sizeof(uint32_t) == 0);
+
+struct Decoded {
+  __m512i u[4];  // codes 64r … 64r + 63, unsigned
+  __m512 S[4];   // each lane's weight scale
+  __m512 O;      // the addends of the 16 groups
+};
+
+// Lane l of register r from block (of 32) 2r + l / 8, and from group 4r + l / 4.
+__m512 lanes_of_blocks(__m512 per_block, int r) {
+  return _mm512_permutexvar_ps(_mm512_add_epi32(_mm512_set1_epi32(2 * r),
+                                                _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1)),
+                               per_block);
+}
+__m512 lanes_of_groups(__m512 per_group, int r) {
+  return _mm512_permutexvar_ps(_mm512_add_epi32(_mm512_set1_epi32(4 * r),
+                                                _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3)),
+                               per_group);
+}
+// Group g from block g / 2.
+__m512 groups_of_blocks(__m512 per_block) {
+  return _mm512_permutexvar_ps(_mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7), per_block);
+}
+__m512 widen8(__m256 v) { return _mm512_castps256_ps512(v); }
+
+// Chunk c (256 weights) of a W row of K weights into d; blocks past the end of a row are zero.
+template <DType T>
+void decode(const uint8_t* row, int c, int K, Decoded& d) {
+  const __m512i m4 = _mm512_set1_epi8(0x0F);
+  constexpr size_t bb = quant::kBlockBytes<T>;
+  if constexpr (quant::kBlockElems<T> == 32) {
+    constexpr bool five = T == DType::Q5_0 || T == DType::Q5_1, table = T == DType::IQ4_NL || T == DType::MXFP4;
+    constexpr size_t qs_at = T == DType::Q4_0 || T == DType::IQ4_NL ? 2 : T == DType::MXFP4 ? 1 : T == DType::Q4_1 ? 4
+                             : T == DType::Q5_0                     ? 6
+                                                                    : 8;
+    const int nb = std::min(8, K / 32 - 8 * c);
+    alignas(32) float sc[8] = {}, ad[8] = {};
+    for (int r = 0; r < 4; ++r) {  // blocks 2r, 2r + 1
+      __m128i qs[2] = {_mm_setzero_si128(), _mm_setzero_si128()};
+      uint32_t qh[2] = {0, 0};
+      for (int t = 0; t < 2; ++t) {
+        const int k = 2 * r + t;
+        if (k >= nb) continue;
+        const uint8_t* b = row + size_t(8 * c + k) * bb;
+        qs[t] = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b + qs_at));
+        if constexpr (five) std::memcpy(&qh[t], b + (T == DType::Q5_1 ? 4 : 2), 4);
+        if constexpr (T == DType::MXFP4) sc[k] = quant::e8m0_half(b[0]);
+        else sc[k] = quant::half_at(b);
+        if constexpr (T == DType::Q4_1 || T == DType::Q5_1) ad[k] = quant::half_at(b + 2);
+        else if constexpr (T == DType::Q4_0) ad[k] = -8.0f * sc[k];
+        else if constexpr (T == DType::Q5_0) ad[k] = -16.0f * sc[k];
+        else ad[k] = -128.0f * sc[k];  // the table's codes, stored + 128
+      }
+      // Element j of a block: the low nibble of qs[j] (j < 16), the high one of qs[j − 16]: the
+      // 128-bit lanes hold qs0, qs0, qs1, qs1, the second and fourth shifted by 4.
+      const __m256i a = _mm256_set_m128i(qs[0], qs[0]), b = _mm256_set_m128i(qs[1], qs[1]);
+      __m512i v = _mm512_inserti64x4(_mm512_castsi256_si512(a), b, 1);
+      v = _mm512_and_si512(_mm512_srlv_epi64(v, _mm512_setr_epi64(0, 0, 4, 4, 0, 0, 4, 4)), m4);
+      if constexpr (five)  // bit j of qh: the fifth bit of element j
+        v = _mm512_or_si512(v, _mm512_maskz_mov_epi8(_cvtu64_mask64(uint64_t(qh[0]) | uint64_t(qh[1]) << 32),
+                                                     _mm512_set1_epi8(0x10)));
+      if constexpr (table)
+        v = _mm512_xor_si512(
+            _mm512_shuffle_epi8(_mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(
+                                    T == DType::IQ4_NL ? quant::kIq4nl : quant::kMxfp4))),
+                                v),
+            _mm512_set1_epi8(char(0x80)));
+      d.u[r] = v;
+    }
+    const __m512 s8 = widen8(_mm256_load_ps(sc)), a8 = widen8(_mm256_load_ps(ad));
+    for (int r = 0; r < 4; ++r) d.S[r] = lanes_of_blocks(s8, r);
+    d.O = groups_of_blocks(a8);
+    return;
+  }
+  const uint8_t* b = row + size_t(c) * bb;
+  if constexpr (T == DType::Q6_K) {
+    const __m512i m30 = _mm512_set1_epi8(0x30);
+    for (int h = 0; h < 2; ++h) {  // elements 128h … 128h + 127
+      const __m512i A = _mm512_loadu_si512(b + 64 * h);
+      const __m256i H = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 128 + 32 * h));
+      const __m512i HH = _mm512_inserti64x4(_mm512_castsi256_si512(H), H, 1);
+      // bits 0-1 of qh[j] are the high bits of element j, 2-3 of j + 32, 4-5 of j + 64, 6-7 of j + 96
+      const __m512i lo = _mm512_and_si512(_mm512_sllv_epi64(HH, _mm512_setr_epi64(4, 4, 4, 4, 2, 2, 2, 2)), m30);
+      const __m512i hi = _mm512_and_si512(_mm512_srlv_epi64(HH, _mm512_setr_epi64(0, 0, 0, 0, 2, 2, 2, 2)), m30);
+      d.u[2 * h] = _mm512_or_si512(_mm512_and_si512(A, m4), lo);
+      d.u[2 * h + 1] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(A, 4), m4), hi);
+    }
+    const __m512 s16 = _mm512_mul_ps(_mm512_set1_ps(quant::half_at(b + 208)),
+                                     _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(
+                                         _mm_loadu_si128(reinterpret_cast<const __m128i*>(b + 192)))));
+    for (int r = 0; r < 4; ++r) d.S[r] = lanes_of_groups(s16, r);
+    d.O = _mm512_mul_ps(s16, _mm512_set1_ps(-32.0f));
+  } else {  // Q4_K, Q5_K
+    constexpr bool five = T == DType::Q5_K;
+    const uint8_t* qs = b + (five ? 48 : 16);
+    [[maybe_unused]] __m512i hh = _mm512_setzero_si512();
+    if constexpr (five) {
+      const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 16));
+      hh = _mm512_inserti64x4(_mm512_castsi256_si512(h), h, 1);
+    }
+    for (int j = 0; j < 2; ++j) {  // 64 bytes of qs: sub-blocks 4j … 4j + 3
+      const __m512i v = _mm512_loadu_si512(qs + 64 * j);
+      __m512i lo = _mm512_and_si512(v, m4);                         // sub-blocks 4j | 4j + 2
+      __m512i hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);  // 4j + 1 | 4j + 3
+      if constexpr (five) {  // bit s of qh[l]: the fifth bit of element l of sub-block s
+        auto bits = [&](int s0, int s1) {
+          const __m512i sel = _mm512_inserti64x4(_mm512_set1_epi8(char(1 << s0)), _mm256_set1_epi8(char(1 << s1)), 1);
+          return _mm512_maskz_mov_epi8(_mm512_test_epi8_mask(hh, sel), _mm512_set1_epi8(0x10));
+        };
+        lo = _mm512_or_si512(lo, bits(4 * j, 4 * j + 2));
+        hi = _mm512_or_si512(hi, bits(4 * j + 1, 4 * j + 3));
+      }
+      d.u[2 * j] = _mm512_shuffle_i64x2(lo, hi, 0x44);      // sub-blocks 4j | 4j + 1
+      d.u[2 * j + 1] = _mm512_shuffle_i64x2(lo, hi, 0xEE);  // 4j + 2 | 4j + 3
+    }
+    // The 6-bit scales and mins of the 8 sub-blocks (as gemm_qtile_avx2.h unpacks them).
+    uint32_t w0, w1, w2;
+    std::memcpy(&w0, b + 4, 4), std::memcpy(&w1, b + 8, 4), std::memcpy(&w2, b + 12, 4);
+    const uint32_t sc[2] = {w0 & 0x3F3F3F3Fu, (w2 & 0x0F0F0F0Fu) | (((w0 >> 6) & 0x03030303u) << 4)};
+    const uint32_t mn[2] = {w1 & 0x3F3F3F3Fu, ((w2 >> 4) & 0x0F0F0F0Fu) | (((w1 >> 6) & 0x03030303u) << 4)};
+    auto widen = [](const uint32_t* v) {
+      return _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(v))));
+    };
+    const __m512 s8 = widen8(_mm256_mul_ps(_mm256_set1_ps(quant::half_at(b)), widen(sc)));
+    const __m512 m8 = widen8(_mm256_mul_ps(_mm256_set1_ps(-quant::half_at(b + 2)), widen(mn)));
+    for (int r = 0; r < 4; ++r) d.S[r] = lanes_of_blocks(s8, r);
+    d.O = groups_of_blocks(m8);
+  }
+}
+
+// acc += the decoded chunk against one x chunk.
+inline void apply(const Decoded& d, const XChunk& x, __m512& acc) {
+#pragma GCC unroll 4
+  for (int r = 0; r < 4; ++r) {
+    const __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), d.u[r], _mm512_loadu_si512(x.q + 64 * r));
+    acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), _mm512_mul_ps(d.S[r], _mm512_loadu_ps(x.s + 16 * r)), acc);
+  }
+  acc = _mm512_fmadd_ps(d.O, _mm512_loadu_ps(x.o), acc);
+}
+
+// W rows [row0, row1) against M x rows (M ≤ 8): each chunk decoded once and applied to every x
+// row; the rows 4 ahead fetched meanwhile.
+template <DType T, int M>
+void rows(const XChunk* xq, int nc, int K, const uint8_t* wb, size_t row_bytes, int n_rows, int row0, int row1,
+          float* y, size_t ys, bool fetch) {
+  constexpr int pf_rows = 4;
+  constexpr size_t cb = size_t(kChunk / quant::kBlockElems<T>) * quant::kBlockBytes<T>;  // a chunk's bytes
+  for (int r = row0; r < row1; ++r) {
+    const uint8_t* row = wb + size_t(r) * row_bytes;
+    const uint8_t* next = fetch && r + pf_rows < n_rows ? row + size_t(pf_rows) * row_bytes : nullptr;
+    __m512 acc[M];
+    for (int i = 0; i < M; ++i) acc[i] = _mm512_setzero_ps();
+    for (int c = 0; c < nc; ++c) {
+      if (next)
+        for (size_t off = size_t(c) * cb; off < std::min(row_bytes, size_t(c + 1) * cb); off += 64)
+          __builtin_prefetch(next + off, 0, 2);
+      Decoded dec;
+      decode<T>(row, c, K, dec);
+#pragma GCC unroll 8
+      for (int i = 0; i < M; ++i) apply(dec, xq[size_t(i) * size_t(nc) + size_t(c)], acc[i]);
+    }
+    for (int i = 0; i < M; ++i) y[size_t(i) * ys + size_t(r - row0)] = _mm512_reduce_add_ps(acc[i]);
+  }
+}
+
+// One x row into chunks(K) XChunks: quantize_row's codes and scales, the scales spread over lanes.
+void quantize(const float* x, int K, XChunk* out) {
+  for (int c = 0; c < Q::chunks(K); ++c) {
+    QChunk ch;
+    Q::quantize_row(x + kChunk * c, std::min(kChunk, K - kChunk * c), &ch);
+    XChunk& o = out[c];
+    std::memcpy(o.q, ch.q, sizeof o.q);
+    std::memcpy(o.o, ch.o, sizeof o.o);
+    for (int r = 0; r < 4; ++r)
+      for (int l = 0; l < 16; ++l) o.s[16 * r + l] = ch.s[4 * r + 2 * (l / 8)];  // group 2b: block b
+  }
+}
+
+template <DType T>
+void run(const RowsIn& x, int m, const void* w, int K, int n_rows, int row0, int row1, float* y, size_t ys,
+         XPack& pack) {
+  const int nc = Q::chunks(K);
+  constexpr size_t words = sizeof(XChunk) / sizeof(uint32_t);
+  // x rows quantised once per pack tag (see gemm_qtile.h's run).
+  const bool fresh = pack.tag == 0 || pack.packed_tag != pack.tag || pack.kind != XPack::Kind::Q8Lanes ||
+                     pack.m != m || pack.K != K;
+  auto* xq = reinterpret_cast<XChunk*>(xpack_reserve(pack, size_t(m) * size_t(nc) * words));
+  if (fresh) {
+    for (int i = 0; i < m; ++i) quantize(x[i], K, xq + size_t(i) * size_t(nc));
+    pack.packed_tag = pack.tag, pack.kind = XPack::Kind::Q8Lanes, pack.m = m, pack.K = K;
+  }
+  const size_t row_bytes = size_t(K / quant::kBlockElems<T>) * quant::kBlockBytes<T>;
+  const auto* wb = static_cast<const uint8_t*>(w);
+  for (int i0 = 0; i0 < m; i0 += 8) {
+    const XChunk* xi = xq + size_t(i0) * size_t(nc);
+    float* yi = y + size_t(i0) * ys;
+    const bool fetch = i0 == 0;  // later passes find the rows in cache
+    switch (std::min(8, m - i0)) {  // the accumulators in registers
+      case 1: rows<T, 1>(xi, nc, K, wb, row_bytes, n_rows, row0, row1, yi, ys, fetch); break;
+      case 2: rows<T, 2>(xi, nc, K, wb, row_bytes, n_rows, row0, row1, yi, ys, fetch); break;
+      case 3: rows<T, 3>(xi, nc, K, wb, row_bytes, n_rows, row0, row1, yi, ys, fetch); break;
+      case 4: rows<T, 4>(xi, nc, K, wb, row_bytes, n_rows, row0, row1, yi, ys, fetch); break;
+      case 5: rows<T, 5>(xi, nc, K, wb, row_bytes, n_rows, row0, row1, yi, ys, fetch); break;
+      case 6: rows<T, 6>(xi, nc, K, wb, row_bytes, n_rows, row0, row1, yi, ys, fetch); break;
+      case 7: rows<T, 7>(xi, nc, K, wb, row_bytes, n_rows, row0, row1, yi, ys, fetch); break;
+      default: rows<T, 8>(xi, nc, K, wb, row_bytes, n_rows, row0, row1, yi, ys, fetch); break;
+    }
+  }
+}
+
+void qvnni_gemm(const RowsIn& x, int m, DType dt, const void* w, int K, int n_rows, int row0, int row1, float* y,
+                size_t ys, XPack* pack) {
+  quant::with_block_type(dt, [&]<DType T>() {
+    if constexpr (kTakes<T>) run<T>(x, m, w, K, n_rows, row0, row1, y, ys, *pack);
+  });
+}
+
+}  // namespace
+
+detail::GemmFn detail::gemm_qvnni() { return &qvnni_gemm; }
+bool detail::gemm_qvnni_takes(DType dt) {
+  bool takes = false;
+  quant::with_block_type(dt, [&]<DType T>() { takes = kTakes<T>; });
+  return takes;
+}
+
+}  // namespace moescope::cpu
+#else
+moescope::cpu::detail::GemmFn moescope::cpu::detail::gemm_qvnni() { return nullptr; }
+bool moescope::cpu::detail::gemm_qvnni_takes(moescope::DType) { return false; }
+#endif
