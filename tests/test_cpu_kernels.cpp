@@ -313,8 +313,9 @@ private slots:
     std::mt19937 rng(29 + uint32_t(type));
     const int K = dtype_block_elems(dt) == 256 ? 512 : 352, rows = 7;
     const Weights w1 = make_block_weights(dt, rows, K, rng), w2 = make_block_weights(dt, rows, K, rng);
-    // 1 and 3: the fused blocks where the level has them (≤ 4 rows); 5: the strips; 11: the VNNI
-    // kernel's 8 x rows a pass and a tail (gemm_qvnni_avx512.cpp, at the avx512 and amx levels)
+    // 1 and 3: the fused blocks where the level has them (≤ 4 rows); 5: the strips; at the avx512
+    // and amx levels of a CPU with AVX512_VNNI, 3, 5 and 11 take gemm_qvnni_avx512.cpp instead
+    // (8 x rows a pass, then a tail)
     for (int m : {1, 3, 5, 11}) {
       const std::vector<float> x = make_x(m, K, rng);
       std::vector<const float*> xr;
