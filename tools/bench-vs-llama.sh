@@ -11,16 +11,20 @@
 #      for each --prompt count, decode --decode tokens, same threads; medians and the ratio.
 # Usage: tools/bench-vs-llama.sh [--shapes "qwen3-30b-a3b deepseek-v2-lite olmoe-1b-7b mixtral-8x7b"]
 #          [--layers 4] [--threads N] [--prompt "64 512"] [--decode 32] [--reps 3] [--quant TYPE]
-#          [--work DIR] [--moescope BIN]
+#          [--work DIR] [--moescope BIN] [--llama-no-amx]
 # Output: a table on stdout (decode rows also give both engines' share of the decode roofline
 # that moescope measured in that run: measured read bandwidth / bytes per token) and
 # DIR/results-DATE.json. --quant (Q8_0, Q4_K_M, ...) runs both engines
-# on the quantised GGUF file.
+# on the quantised GGUF file. --llama-no-amx builds llama.cpp (in DIR/llama-build-noamx) with
+# its AMX kernels compiled out and the rest of -march=native kept: llama.cpp 0.3.36's AMX matmul
+# (ggml_backend_amx_mul_mat) crashed with SIGSEGV in every prompt test of the quantised models on
+# a Xeon with AMX-INT8 (2026-12-04), so without it llama-bench gives no prefill figure there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 shapes="qwen3-30b-a3b deepseek-v2-lite olmoe-1b-7b mixtral-8x7b"
 layers=4 threads="" prompts="64 512" decode=32 reps=3 quant="" work="$root/.bench" cli="$root/build/app/cli/moescope-cli"
+no_amx=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --shapes) shapes=$2; shift 2 ;;
@@ -32,6 +36,7 @@ while [ $# -gt 0 ]; do
     --quant) quant=$2; shift 2 ;;
     --work) work=$2; shift 2 ;;
     --moescope) cli=$2; shift 2 ;;
+    --llama-no-amx) no_amx=1; shift ;;
     *) echo "unknown option $1 (see the header of $0)" >&2; exit 2 ;;
   esac
 done
@@ -51,14 +56,20 @@ if [ -z "$lcpp_src" ]; then
   tar xzf "$work"/llama_cpp_python-*.tar.gz -C "$work"
   lcpp_src=$(ls -d "$work"/llama_cpp_python-*/vendor/llama.cpp | head -1)
 fi
-lcpp_build="$work/llama-build"
+lcpp_build="$work/llama-build" lcpp_flags=""
+if [ "$no_amx" = 1 ]; then
+  # explicit -mno-* options win over what -march=native turns on, wherever they stand
+  lcpp_build="$work/llama-build-noamx" lcpp_flags="-mno-amx-tile -mno-amx-int8 -mno-amx-bf16"
+fi
 if [ ! -x "$lcpp_build/bin/llama-bench" ] || [ ! -x "$lcpp_build/bin/llama-quantize" ]; then
-  log "building llama.cpp ($lcpp_src)"
+  log "building llama.cpp ($lcpp_src${lcpp_flags:+, $lcpp_flags})"
   cmake -S "$lcpp_src" -B "$lcpp_build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DGGML_NATIVE=ON -DGGML_CUDA=OFF \
+    -DCMAKE_C_FLAGS="$lcpp_flags" -DCMAKE_CXX_FLAGS="$lcpp_flags" \
     -DLLAMA_CURL=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TOOLS=ON >&2
   cmake --build "$lcpp_build" -j "$(nproc)" --target llama-bench llama-quantize >&2
 fi
 lcpp_ver=$(cat "$work"/llama_cpp_python-*/PKG-INFO | sed -n 's/^Version: //p' | head -1)
+lcpp_ver="$lcpp_ver${lcpp_flags:+ ($lcpp_flags)}"
 
 # 2. the tools' Python
 py="$work/venv/bin/python"

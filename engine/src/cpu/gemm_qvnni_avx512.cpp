@@ -14,8 +14,8 @@
 // x row take 4 dot products, 4 conversions, 4 multiplies and 5 FMAs, and each output one
 // horizontal sum at the end.
 //
-// x rows go 8 at a time (8 accumulators in registers) over a row block of W: each block is decoded
-// once per 8 x rows, and the block's rows stay in L2 between the passes.
+// x rows go 8 at a time (kPass) over a row block of W: each block is decoded once per 8 x rows,
+// and the block's rows stay in L2 between the passes.
 #include "cpu/gemm.h"
 
 #if defined(__x86_64__) && defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__F16C__)
@@ -27,6 +27,9 @@
 #endif
 #include <immintrin.h>
 
+#include <array>
+#include <utility>
+
 #include "cpu/gemm_qtile.h"
 
 namespace moescope::cpu {
@@ -37,11 +40,7 @@ constexpr bool kTakes = T == DType::Q4_0 || T == DType::Q4_1 || T == DType::Q5_0
                         T == DType::Q4_K || T == DType::Q5_K || T == DType::Q6_K || T == DType::IQ4_NL ||
                         T == DType::MXFP4;
 
-// gemm_qtile.h's quantize_row in natural group order (its QV needs P, and nothing else here).
-struct Natural {
-  static constexpr int P[16] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
-};
-using Q = QKernels<Natural>;
+int chunks(int K) { return (K + kChunk - 1) / kChunk; }  // gemm_qtile.h's chunks of 256 weights
 
 // An x chunk as apply reads it: the codes, each lane's x block scale (lane l of register r holds
 // elements 64r + 4l … + 3, of x block 2r + l / 8), and the addend products dx · Σ qx per group.
@@ -190,7 +189,11 @@ inline void apply(const Decoded& d, const XChunk& x, __m512& acc) {
   acc = _mm512_fmadd_ps(d.O, _mm512_loadu_ps(x.o), acc);
 }
 
-// W rows [row0, row1) against M x rows (M ≤ 8): each chunk decoded once and applied to every x
+// x rows a pass over W: M accumulators, the decoded chunk (9 registers) and the temporaries in the
+// 32 vector registers (16 a pass spilled: 36 against 63 G weight-rows per second for Q4_K).
+constexpr int kPass = 8;
+
+// W rows [row0, row1) against M x rows (M ≤ kPass): each chunk decoded once and applied to every x
 // row; the rows 4 ahead fetched meanwhile.
 template <DType T, int M>
 void rows(const XChunk* xq, int nc, int K, const uint8_t* wb, size_t row_bytes, int n_rows, int row0, int row1,
@@ -215,23 +218,41 @@ void rows(const XChunk* xq, int nc, int K, const uint8_t* wb, size_t row_bytes, 
   }
 }
 
-// One x row into chunks(K) XChunks: quantize_row's codes and scales, the scales spread over lanes.
+// One x row into chunks(K) XChunks: gemm_qtile.h's quantize_row (d = max|x| / 127 per block of
+// 32, q = round(x / d) to nearest even), the same values 16 lanes at a time, with each block's d
+// spread over the lanes that read it.
 void quantize(const float* x, int K, XChunk* out) {
-  for (int c = 0; c < Q::chunks(K); ++c) {
-    QChunk ch;
-    Q::quantize_row(x + kChunk * c, std::min(kChunk, K - kChunk * c), &ch);
+  for (int c = 0; c < chunks(K); ++c) {
     XChunk& o = out[c];
-    std::memcpy(o.q, ch.q, sizeof o.q);
-    std::memcpy(o.o, ch.o, sizeof o.o);
-    for (int r = 0; r < 4; ++r)
-      for (int l = 0; l < 16; ++l) o.s[16 * r + l] = ch.s[4 * r + 2 * (l / 8)];  // group 2b: block b
+    const int nb = std::min(8, (K - kChunk * c) / 32);  // K is whole blocks of 32
+    alignas(32) float d8[8] = {};
+    for (int b = 0; b < 8; ++b) {
+      if (b >= nb) {
+        std::memset(o.q + 32 * b, 0, 32);
+        o.o[2 * b] = o.o[2 * b + 1] = 0.0f;
+        continue;
+      }
+      const float* xb = x + kChunk * c + 32 * b;
+      const __m512 v[2] = {_mm512_loadu_ps(xb), _mm512_loadu_ps(xb + 16)};
+      const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(v[0]), _mm512_abs_ps(v[1])));
+      const float d = amax / 127.0f, id = d > 0.0f ? 1.0f / d : 0.0f;
+      for (int h = 0; h < 2; ++h) {
+        __m512i q = _mm512_cvtps_epi32(_mm512_mul_ps(v[h], _mm512_set1_ps(id)));  // MXCSR: nearest even
+        q = _mm512_max_epi32(_mm512_min_epi32(q, _mm512_set1_epi32(127)), _mm512_set1_epi32(-127));
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(o.q + 32 * b + 16 * h), _mm512_cvtsepi32_epi8(q));
+        o.o[2 * b + h] = d * float(_mm512_reduce_add_epi32(q));
+      }
+      d8[b] = d;
+    }
+    const __m512 s8 = widen8(_mm256_load_ps(d8));
+    for (int r = 0; r < 4; ++r) _mm512_storeu_ps(o.s + 16 * r, lanes_of_blocks(s8, r));
   }
 }
 
 template <DType T>
 void run(const RowsIn& x, int m, const void* w, int K, int n_rows, int row0, int row1, float* y, size_t ys,
          XPack& pack) {
-  const int nc = Q::chunks(K);
+  const int nc = chunks(K);
   constexpr size_t words = sizeof(XChunk) / sizeof(uint32_t);
   // x rows quantised once per pack tag (see gemm_qtile.h's run).
   const bool fresh = pack.tag == 0 || pack.packed_tag != pack.tag || pack.kind != XPack::Kind::Q8Lanes ||
@@ -243,21 +264,13 @@ void run(const RowsIn& x, int m, const void* w, int K, int n_rows, int row0, int
   }
   const size_t row_bytes = size_t(K / quant::kBlockElems<T>) * quant::kBlockBytes<T>;
   const auto* wb = static_cast<const uint8_t*>(w);
-  for (int i0 = 0; i0 < m; i0 += 8) {
-    const XChunk* xi = xq + size_t(i0) * size_t(nc);
-    float* yi = y + size_t(i0) * ys;
-    const bool fetch = i0 == 0;  // later passes find the rows in cache
-    switch (std::min(8, m - i0)) {  // the accumulators in registers
-      case 1: rows<T, 1>(xi, nc, K, wb, row_bytes, n_rows, row0, row1, yi, ys, fetch); break;
-      case 2: rows<T, 2>(xi, nc, K, wb, row_bytes, n_rows, row0, row1, yi, ys, fetch); break;
-      case 3: rows<T, 3>(xi, nc, K, wb, row_bytes, n_rows, row0, row1, yi, ys, fetch); break;
-      case 4: rows<T, 4>(xi, nc, K, wb, row_bytes, n_rows, row0, row1, yi, ys, fetch); break;
-      case 5: rows<T, 5>(xi, nc, K, wb, row_bytes, n_rows, row0, row1, yi, ys, fetch); break;
-      case 6: rows<T, 6>(xi, nc, K, wb, row_bytes, n_rows, row0, row1, yi, ys, fetch); break;
-      case 7: rows<T, 7>(xi, nc, K, wb, row_bytes, n_rows, row0, row1, yi, ys, fetch); break;
-      default: rows<T, 8>(xi, nc, K, wb, row_bytes, n_rows, row0, row1, yi, ys, fetch); break;
-    }
-  }
+  using Rows = void (*)(const XChunk*, int, int, const uint8_t*, size_t, int, int, int, float*, size_t, bool);
+  static constexpr auto table = []<int... Ms>(std::integer_sequence<int, Ms...>) {
+    return std::array<Rows, sizeof...(Ms)>{&rows<T, Ms + 1>...};  // the accumulators in registers
+  }(std::make_integer_sequence<int, kPass>{});
+  for (int i0 = 0; i0 < m; i0 += kPass)  // later passes find the rows in cache: no prefetching
+    table[size_t(std::min(kPass, m - i0) - 1)](xq + size_t(i0) * size_t(nc), nc, K, wb, row_bytes, n_rows, row0, row1,
+                                              y + size_t(i0) * ys, ys, i0 == 0);
 }
 
 void qvnni_gemm(const RowsIn& x, int m, DType dt, const void* w, int K, int n_rows, int row0, int row1, float* y,
