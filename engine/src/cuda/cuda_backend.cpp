@@ -39,6 +39,8 @@
 #include "mla.cuh"
 #include "moe_gemv.cuh"
 #include "moe_group.cuh"
+#include "quant_dequant.cuh"
+#include "quant_gemv.cuh"
 #include "moescope/backend.h"
 #include "moescope/error.h"
 #include "output_gate.cuh"
@@ -100,6 +102,7 @@ struct Scratch {
   float* probs = nullptr;                                     // [T][n_moe][E]
   int32_t *counts = nullptr, *offsets = nullptr, *rows = nullptr, *slot_row = nullptr;
   uint16_t* xbf = nullptr;                                    // [max(T, rows), max_in]
+  uint16_t* wq = nullptr;  // BF16: one block-quantised expert matrix widened for prefill's matmul
   float* partial = nullptr;
   long long partial_floats = 0;
   float* logits = nullptr;                                    // [kLogitRows, V]
@@ -341,6 +344,7 @@ private:
     sc_.wts = ar.take<float>(size_t(T) * n_moe * E);
     sc_.probs = ar.take<float>(size_t(T) * n_moe * E);
     sc_.xbf = ar.take<uint16_t>(ffn_rows * max_in);
+    if (const size_t wq = cuda::dequant_scratch_elems(*model_)) sc_.wq = ar.take<uint16_t>(wq);
     // Attention partials: the decode grid, and prefill in token groups that fit.
     kernels::AttentionArgs probe = attention_args(0, nullptr, 0, 0, nullptr, 0, 1);
     const int prefill_splits = (capacity_ + kPrefillChunk - 1) / kPrefillChunk;
@@ -635,6 +639,17 @@ private:
     }
   }
 
+  // Expert e of a stack as a BF16 [rows, cols] matrix for cuBLAS: in place, or (block types)
+  // widened into sc_.wq, which the stream's order keeps until the matmul that reads it is done.
+  const void* expert_bf16(const void* stack, DType type, int e, int rows, int cols) {
+    const char* at = static_cast<const char*>(stack) + size_t(e) * cuda::expert_bytes(type, rows, cols);
+    if (type == DType::BF16) return at;
+    kernels::quant_dequantize(at, type, int64_t(rows) * cols / dtype_block_elems(type), sc_.wq, false,
+                              ctx_.stream());
+    MOESCOPE_CUDA_LAUNCHED();
+    return sc_.wq;
+  }
+
   // ---- MoE: router → top-k → weights → experts → combine ------------------------------------
   void moe(int l, const cuda::DeviceLayer& L, int T, int K, int m, bool probs) {
     cudaStream_t st = ctx_.stream();
@@ -660,8 +675,19 @@ private:
     ex.clamped = s_.moe.activation == ExpertActivation::ClampedSwiGLU;
     ex.alpha = s_.moe.swiglu_alpha, ex.limit = s_.moe.swiglu_limit;
     if (T <= kernels::kGemvMaxTokens) {  // decode: only the selected experts' rows are read
-      kernels::moe_gate_up(sc_.xn, H, L.experts_gate_up, We, ids, wts, stride, K, sc_.h, T, st, ex);  // [T, K, W]
-      kernels::moe_down(sc_.h, We, L.experts_down, H, ids, wts, stride, K, y, T, false, st, ex);
+      // [T, K, W], then y: BF16 experts, or block-quantised ones read in place
+      if (L.experts_gate_up_type == DType::BF16)
+        kernels::moe_gate_up(sc_.xn, H, static_cast<const uint16_t*>(L.experts_gate_up), We, ids, wts, stride, K,
+                             sc_.h, T, st, ex);
+      else
+        kernels::quant_moe_gate_up(sc_.xn, H, L.experts_gate_up, L.experts_gate_up_type, We, ids, wts, stride, K,
+                                   sc_.h, T, st, ex);
+      if (L.experts_down_type == DType::BF16)
+        kernels::moe_down(sc_.h, We, static_cast<const uint16_t*>(L.experts_down), H, ids, wts, stride, K, y, T,
+                          false, st, ex);
+      else
+        kernels::quant_moe_down(sc_.h, We, L.experts_down, L.experts_down_type, H, ids, wts, stride, K, y, T, false,
+                                st, ex);
       MOESCOPE_CUDA_LAUNCHED();
     } else {  // prefill: group (token, slot) pairs by expert, one matmul per expert
       kernels::moe_group(ids, wts, stride, T, K, E, sc_.counts, sc_.offsets, sc_.rows, sc_.slot_row, st);
@@ -676,7 +702,8 @@ private:
         MOESCOPE_CUDA_LAUNCHED();
         for (int e = 0, off = 0; e < E; off += counts[e++]) {
           if (!counts[e]) continue;
-          cuda::gemm_bf16(ctx_, L.experts_gate_up + size_t(e) * 2 * We * H, 2 * We, H, sc_.xg + size_t(off) * H, H,
+          cuda::gemm_bf16(ctx_, expert_bf16(L.experts_gate_up, L.experts_gate_up_type, e, 2 * We, H), 2 * We, H,
+                          sc_.xg + size_t(off) * H, H,
                           counts[e], sc_.gu + size_t(off) * 2 * We, 2 * We);
           if (ex.gate_up_bias) {  // expert e's rows: [gate | up] + its [gate_b | up_b]
             kernels::add_bias(sc_.gu + size_t(off) * 2 * We, 2 * We, ex.gate_up_bias + size_t(e) * 2 * We, counts[e],
@@ -690,7 +717,8 @@ private:
         MOESCOPE_CUDA_LAUNCHED();
         for (int e = 0, off = 0; e < E; off += counts[e++]) {
           if (!counts[e]) continue;
-          cuda::gemm_bf16(ctx_, L.experts_down + size_t(e) * H * We, H, We, hb + size_t(off) * We, We, counts[e],
+          cuda::gemm_bf16(ctx_, expert_bf16(L.experts_down, L.experts_down_type, e, H, We), H, We,
+                          hb + size_t(off) * We, We, counts[e],
                           sc_.eo + size_t(off) * H, H);
           if (ex.down_bias) {
             kernels::add_bias(sc_.eo + size_t(off) * H, H, ex.down_bias + size_t(e) * H, counts[e], H, st);

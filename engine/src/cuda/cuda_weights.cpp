@@ -8,12 +8,28 @@
 
 #include "convert.cuh"
 #include "moescope/error.h"
+#include "quant_dequant.cuh"
+#include "quant_gemv.cuh"
 #include "random_init.cuh"
 
 namespace moescope::cuda {
 namespace {
 
 enum class Init { Random, One, Zero };  // synthetic models: what a tensor is filled with
+
+// The type a layer's routed experts are stacked in (gate and up together, or down): their block
+// type when every expert's matrices have the same one, the kernels read it, the data is on the
+// host and rows are whole blocks; BF16 (widened at upload) otherwise.
+DType expert_stack_type(const std::vector<MlpWeights>& experts, bool gate_up) {
+  if (experts.empty()) return DType::BF16;
+  const DType t = gate_up ? experts[0].gate.dtype : experts[0].down.dtype;
+  if (!dtype_is_quantized(t) || !kernels::quant_supported(t)) return DType::BF16;
+  for (const MlpWeights& e : experts)
+    for (const TensorView* v : {gate_up ? &e.gate : &e.down, gate_up ? &e.up : &e.down})
+      if (!v->data || v->dtype != t || v->shape.size() != 2 || v->dim(1) % dtype_block_elems(t) != 0)
+        return DType::BF16;
+  return t;
+}
 
 kernels::SrcType src_type(DType t) {
   switch (t) {
@@ -73,8 +89,26 @@ public:
     m.w = place(parts, f32);
     return m;
   }
-  // Stacks a family of equally shaped tensors (experts) one after the other.
-  const uint16_t* stack(const std::vector<MlpWeights>& experts, bool gate_up) {
+  // Stacks a family of equally shaped tensors (experts) one after the other, in `type`
+  // (expert_stack_type): a block type's bytes are copied as they are.
+  const void* stack(const std::vector<MlpWeights>& experts, bool gate_up, DType type) {
+    if (type != DType::BF16) {
+      size_t bytes = 0;
+      for (const auto& e : experts) bytes += gate_up ? e.gate.nbytes() + e.up.nbytes() : e.down.nbytes();
+      uint8_t* dst = arena_.take<uint8_t>(bytes);
+      if (!ctx_) return nullptr;
+      uint8_t* at = dst;
+      for (const auto& e : experts) {
+        const TensorView* parts[2] = {gate_up ? &e.gate : &e.down, gate_up ? &e.up : nullptr};
+        for (const TensorView* v : parts) {
+          if (!v) continue;
+          MOESCOPE_CUDA_CHECK(cudaMemcpyAsync(at, v->data, v->nbytes(), cudaMemcpyHostToDevice, ctx_->stream()));
+          at += v->nbytes();
+          progress(v->nbytes());
+        }
+      }
+      return dst;
+    }
     size_t n = 0;
     for (const auto& e : experts) n += gate_up ? size_t(e.gate.numel() + e.up.numel()) : size_t(e.down.numel());
     uint16_t* dst = arena_.take<uint16_t>(n);
@@ -104,22 +138,22 @@ private:
       MOESCOPE_CUDA_LAUNCHED();
     } else if ((v.dtype == DType::BF16 && !f32) || (v.dtype == DType::F32 && f32)) {
       MOESCOPE_CUDA_CHECK(cudaMemcpyAsync(dst, v.data, v.nbytes(), cudaMemcpyHostToDevice, s));
-    } else if (dtype_is_quantized(v.dtype)) {
-      // Block types (Q8_0 projections, which the CPU kernels read in place): dequantised on the
-      // host a chunk of whole blocks at a time, then converted from F32 on the device.
+    } else if (dtype_is_quantized(v.dtype) && kernels::quant_supported(v.dtype)) {
+      // Block types widened here (matrices other than the routed experts): whole blocks through
+      // the staging buffer, dequantised on the device (bit-exact with dequantize_blocks, then the
+      // same BF16 rounding as the host's).
       if (!staging_.get()) staging_ = DeviceBuffer(kStaging);
       const int64_t be = dtype_block_elems(v.dtype);
       const size_t bb = dtype_block_bytes(v.dtype);
-      const long long per = static_cast<long long>(kStaging / 4 / size_t(be) * size_t(be));
-      host_f32_.resize(size_t(per));
-      for (long long i = 0; i < n; i += per) {
-        const long long m = std::min<long long>(per, n - i);
-        dequantize_blocks(v.dtype, static_cast<const char*>(v.data) + size_t(i / be) * bb, host_f32_.data(), m / be);
-        MOESCOPE_CUDA_CHECK(cudaMemcpyAsync(staging_.get(), host_f32_.data(), size_t(m) * 4, cudaMemcpyHostToDevice, s));
-        kernels::convert(staging_.get(), kernels::SrcType::F32, static_cast<char*>(dst) + size_t(i) * (f32 ? 4 : 2), f32,
-                         m, s);
+      const long long n_blocks = n / be, per = static_cast<long long>(kStaging / bb);
+      for (long long i = 0; i < n_blocks; i += per) {
+        const long long m = std::min<long long>(per, n_blocks - i);
+        MOESCOPE_CUDA_CHECK(cudaMemcpyAsync(staging_.get(), static_cast<const char*>(v.data) + size_t(i) * bb,
+                                            size_t(m) * bb, cudaMemcpyHostToDevice, s));
+        kernels::quant_dequantize(staging_.get(), v.dtype, m,
+                                  static_cast<char*>(dst) + size_t(i * be) * (f32 ? 4 : 2), f32, s);
         MOESCOPE_CUDA_LAUNCHED();
-        ctx_->sync();  // the staging buffer and host_f32_ are reused by the next chunk
+        ctx_->sync();  // the staging buffer is reused by the next chunk
       }
     } else {  // convert through a device staging buffer, in chunks
       if (!staging_.get()) staging_ = DeviceBuffer(kStaging);
@@ -134,7 +168,11 @@ private:
         ctx_->sync();  // the staging buffer is reused by the next chunk
       }
     }
-    done_ += size_t(n) * (f32 ? 4 : 2);
+    progress(size_t(n) * (f32 ? 4 : 2));
+  }
+
+  void progress(size_t bytes) {
+    done_ += bytes;
     if (total_ && done_ * 10 / total_ > reported_) {
       reported_ = done_ * 10 / total_;
       spdlog::info("CUDA: weights {}% ({:.2f} of {:.2f} GiB)", reported_ * 10, double(done_) / (1 << 30),
@@ -149,7 +187,6 @@ private:
   size_t total_ = 0, done_ = 0, reported_ = 0;
   uint64_t tensor_index_ = 0;
   DeviceBuffer staging_;
-  std::vector<float> host_f32_;  // block types, dequantised on the host before upload
 };
 
 DeviceWeights place_all(Placer& p, const Model& model) {
@@ -215,8 +252,10 @@ DeviceWeights place_all(Placer& p, const Model& model) {
       dl.router = p.matrix({&L.router}, /*f32=*/true);
       if (s.moe.router.logit_bias) dl.router.bias = p.f32(L.router_logit_bias, Init::Zero);  // gpt-oss
       if (!L.router_bias.shape.empty()) dl.router_bias = p.f32(L.router_bias, Init::Zero);
-      dl.experts_gate_up = p.stack(L.experts, true);
-      dl.experts_down = p.stack(L.experts, false);
+      dl.experts_gate_up_type = expert_stack_type(L.experts, true);
+      dl.experts_down_type = expert_stack_type(L.experts, false);
+      dl.experts_gate_up = p.stack(L.experts, true, dl.experts_gate_up_type);
+      dl.experts_down = p.stack(L.experts, false, dl.experts_down_type);
       if (s.moe.expert_bias) {  // gpt-oss: fp32 [E][2W] (gate, then up, per expert) and [E][H]
         std::vector<const TensorView*> gu, dn;
         for (const MlpWeights& e : L.experts) gu.push_back(&e.gate_b), gu.push_back(&e.up_b), dn.push_back(&e.down_b);
@@ -235,6 +274,20 @@ DeviceWeights place_all(Placer& p, const Model& model) {
 }
 
 }  // namespace
+
+size_t expert_bytes(DType type, int rows, int cols) { return dtype_bytes(type, int64_t(rows) * cols); }
+
+size_t dequant_scratch_elems(const Model& model) {
+  size_t n = 0;
+  for (const LayerWeights& L : model.weights.layers) {
+    if (L.experts.empty()) continue;
+    const MlpWeights& e = L.experts[0];
+    if (expert_stack_type(L.experts, true) != DType::BF16)
+      n = std::max(n, size_t(e.gate.numel() + e.up.numel()));
+    if (expert_stack_type(L.experts, false) != DType::BF16) n = std::max(n, size_t(e.down.numel()));
+  }
+  return n;
+}
 
 size_t device_weight_bytes(const Model& model) {
   Placer p(nullptr, model, nullptr, 0);
