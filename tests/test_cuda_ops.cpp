@@ -1100,6 +1100,43 @@ PT_CASE(perf_table) {
     cuda_ops::moe_experts(random_vec(size_t(H), 25), 1, guv, dnv, E, ids, w, K);
     report("moe_gemv", "1 token 8 of 128 experts 2048x768", double(K) * 3 * W * H * 2, 2.0 * K * 3 * W * H);
   }
+  // The same experts kept in blocks (Qwen3-30B-A3B Q4_K_M: Q4_K gate/up, Q6_K down; Q8_0), and
+  // gpt-oss-20b's MXFP4 experts (4 of 32, 2880x2880): bytes are the blocks the slots read.
+  struct QShape { const char* name; int E, H, W, K; DType gu, dn; };
+  for (const QShape& q : {QShape{"Qwen3-30B-A3B Q4_K/Q6_K 1 token 8 of 128 2048x768", 128, 2048, 768, 8, DType::Q4_K,
+                                 DType::Q6_K},
+                          QShape{"Qwen3-30B-A3B Q8_0 1 token 8 of 128 2048x768", 128, 2048, 768, 8, DType::Q8_0,
+                                 DType::Q8_0},
+                          QShape{"gpt-oss-20b MXFP4 1 token 4 of 32 2880x2880", 32, 2880, 2880, 4, DType::MXFP4,
+                                 DType::MXFP4}}) {
+    std::mt19937 rng(70);
+    auto blocks = [&](DType dt, int64_t rows, int64_t cols) {
+      return test::random_blocks(dt, size_t(rows * cols / dtype_block_elems(dt)), rng, 0.02f);
+    };
+    auto gu = blocks(q.gu, int64_t(q.E) * 2 * q.W, q.H), dn = blocks(q.dn, int64_t(q.E) * q.H, q.W);
+    TensorView guv{q.gu, {int64_t(q.E) * 2 * q.W, q.H}, gu.data()}, dnv{q.dn, {int64_t(q.E) * q.H, q.W}, dn.data()};
+    std::vector<int32_t> ids;
+    std::vector<float> w;
+    random_routes(1, q.K, q.E, ids, w);
+    for (auto& v : w) v = 1.0f / float(q.K);  // every slot live
+    cuda_ops::moe_experts(random_vec(size_t(q.H), 25), 1, guv, dnv, q.E, ids, w, q.K);
+    const double bytes = double(q.K) * (double(dtype_bytes(q.gu, int64_t(2) * q.W * q.H)) +
+                                        double(dtype_bytes(q.dn, int64_t(q.H) * q.W)));
+    report("quant_moe_gemv", q.name, bytes, 2.0 * q.K * 3 * q.W * q.H);
+    if (q.gu == DType::MXFP4) continue;
+    // One expert's gate_up widened for prefill, and the block matvec on a dense 6144x2048 matrix.
+    TensorView one{q.gu, {int64_t(2) * q.W, q.H}, gu.data()};
+    cuda_ops::quant_dequantize(one, false);
+    report("quant_dequantize", fmt::format("{} {}x{} to bf16", dtype_name(q.gu), 2 * q.W, q.H),
+           double(dtype_bytes(q.gu, one.numel())) + double(one.numel()) * 2, 0);
+    for (int n : {1, 4}) {
+      const int out = 6144, in = 2048;
+      TensorView dense{q.gu, {out, in}, gu.data()};  // the first rows of the stack
+      cuda_ops::quant_matmul(random_vec(size_t(n) * in, 3), n, dense, nullptr);
+      report("quant_gemv", fmt::format("{} {}x{}x{}", dtype_name(q.gu), n, out, in),
+             double(dtype_bytes(q.gu, int64_t(out) * in)) + double(n) * (in + out) * 4, 2.0 * n * out * in);
+    }
+  }
   {
     const int n = 512, K = 8, E = 128, H = 2048;
     std::vector<int32_t> ids;
