@@ -76,18 +76,20 @@ constexpr float kRouteMargin = 2e-3f;
   // The embedding stays as it is (the device keeps a non-BF16 table in fp32); the LM head, tied
   // or not, is a BF16 matrix there (round() gives a tied head storage of its own).
   round(w.lm_head);
+  // Matrices of a block type stay in their blocks on the device (decode reads their exact values,
+  // prefill widens them to BF16; not MLA's kv_b or the LM head). Q8_0 ones stay Q8_0 here too (the
+  // CPU's exact fp32 path on the same values); the others are rounded to BF16 as before (exact
+  // for MXFP4; the CPU's block kernels would round the activations to int8 instead).
+  auto round_matrix = [&](TensorView& v) {
+    if (v.dtype != DType::Q8_0) round(v);
+  };
   for (auto& L : w.layers) {
     // (the DeltaNet gates' lin_b / lin_a stay fp32 on the device, as the router)
-    for (Linear* l : {&L.q, &L.k, &L.v, &L.o, &L.q_a, &L.q_b, &L.kv_a, &L.kv_b, &L.lin_qkv, &L.lin_z, &L.lin_out})
-      round(l->w);
-    for (MlpWeights* mw : {&L.dense, &L.shared}) round(mw->gate), round(mw->up), round(mw->down);
-    // Routed experts of a block type stay in their blocks on the device (decode reads their exact
-    // values, prefill widens them to BF16). Q8_0 ones stay Q8_0 here too (the CPU's exact fp32
-    // path on the same values); the others are rounded to BF16 as before (exact for MXFP4; the
-    // CPU's block kernels would round the activations to int8 instead).
-    for (auto& e : L.experts)
-      for (TensorView* v : {&e.gate, &e.up, &e.down})
-        if (v->dtype != DType::Q8_0) round(*v);
+    for (Linear* l : {&L.q, &L.k, &L.v, &L.o, &L.q_a, &L.q_b, &L.kv_a, &L.lin_qkv, &L.lin_z, &L.lin_out})
+      round_matrix(l->w);
+    round(L.kv_b.w);
+    for (MlpWeights* mw : {&L.dense, &L.shared}) round_matrix(mw->gate), round_matrix(mw->up), round_matrix(mw->down);
+    for (auto& e : L.experts) round_matrix(e.gate), round_matrix(e.up), round_matrix(e.down);
   }
   keep.push_back(m);
   return twin;
@@ -110,8 +112,7 @@ void set_graphs(bool on) { setenv("MOESCOPE_CUDA_GRAPHS", on ? "1" : "0", 1); }
 #endif
 
 // The model as the CUDA tests load it: as stored, or with --weights q8_0 (then every matrix with
-// rows of whole blocks is Q8_0: the routed experts stay in blocks on the device, the rest is widened
-// to BF16 there).
+// rows of whole blocks is Q8_0, and stays in its blocks on the device but for the LM head).
 std::shared_ptr<const Model> load_for_test(const std::string& n, WeightsMode mode) {
   LoadOptions lo;
   lo.weights = mode;
@@ -291,9 +292,10 @@ PT_CASE(parity) {
   for (const char* m : kModels) PT_ROW(m, [&] { check_parity(m); });
 }
 
-// Block-quantised routed experts on the device (Q8_0 from --weights q8_0; the decode matvec reads
-// the blocks, prefill widens them per expert): the CPU comparisons of parity and greedy, on models
-// of each attention and routing kind.
+// Block-quantised matrices on the device (Q8_0 from --weights q8_0: routed experts, attention,
+// dense and shared FFNs; decode's matvecs read the blocks, prefill widens one matrix or expert at
+// a time): the CPU comparisons of parity and greedy, on models of each attention and routing kind
+// (MLA, sinks and biases, Gated DeltaNet).
 const char* kQ8Models[] = {"qwen3-moe", "mixtral", "deepseek-v3", "olmoe-f16", "gpt-oss", "qwen3.5-moe"};
 
 PT_CASE(parity_q8_0) {

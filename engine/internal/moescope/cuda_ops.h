@@ -20,8 +20,9 @@ std::vector<float> rmsnorm(const std::vector<float>& x, const std::vector<float>
 // n <= 4 runs the GEMV kernel, larger n cuBLAS (x rounded to BF16).
 std::vector<float> matmul(const std::vector<float>& x, int n, const TensorView& w, const std::vector<float>* bias);
 // The same with W block-quantised (w.dtype a block type, the blocks as a GGUF file has them), kept
-// in blocks on the device as the backend keeps routed experts: n <= 4 runs the block matvec
-// (quant_gemv), larger n widens W to BF16 on the device and runs cuBLAS (x rounded to BF16).
+// in blocks on the device as the backend keeps it, through the backend's cuda::linear: n <= 4 runs
+// the block matvec (quant_gemv), larger n widens W to BF16 on the device and runs cuBLAS (x
+// rounded to BF16).
 std::vector<float> quant_matmul(const std::vector<float>& x, int n, const TensorView& w,
                                 const std::vector<float>* bias);
 // The blocks of w (a block type) dequantised on the device (quant_dequantize): fp32, or BF16

@@ -102,7 +102,7 @@ struct Scratch {
   float* probs = nullptr;                                     // [T][n_moe][E]
   int32_t *counts = nullptr, *offsets = nullptr, *rows = nullptr, *slot_row = nullptr;
   uint16_t* xbf = nullptr;                                    // [max(T, rows), max_in]
-  uint16_t* wq = nullptr;  // BF16: one block-quantised expert matrix widened for prefill's matmul
+  uint16_t* wq = nullptr;  // BF16: one block-quantised matrix (or expert) widened for prefill's matmul
   float* partial = nullptr;
   long long partial_floats = 0;
   float* logits = nullptr;                                    // [kLogitRows, V]
@@ -446,7 +446,7 @@ private:
     if (opt.all_logits) {  // every row through the LM head, kLogitRows at a time
       for (int r0 = 0; r0 < T; r0 += kLogitRows) {
         const int rows = std::min(kLogitRows, T - r0);
-        cuda::linear(ctx_, w_->lm_head, sc_.xn + size_t(r0) * s_.hidden, s_.hidden, rows, sc_.logits, V, sc_.xbf);
+        cuda::linear(ctx_, w_->lm_head, sc_.xn + size_t(r0) * s_.hidden, s_.hidden, rows, sc_.logits, V, sc_.xbf, sc_.wq);
         MOESCOPE_CUDA_CHECK(cudaMemcpyAsync(out.logits.data() + size_t(out_row0 + r0) * V, sc_.logits,
                                             sizeof(float) * rows * V, cudaMemcpyDeviceToHost, st));
       }
@@ -511,7 +511,7 @@ private:
     kernels::add_rmsnorm(sc_.x, sc_.delta, w_->final_norm, s_.rms_eps, sc_.xn, T, H, st);
     MOESCOPE_CUDA_LAUNCHED();
     if (last_logits) {
-      cuda::linear(ctx_, w_->lm_head, sc_.xn + size_t(T - 1) * H, H, 1, sc_.logits, V, sc_.xbf);
+      cuda::linear(ctx_, w_->lm_head, sc_.xn + size_t(T - 1) * H, H, 1, sc_.logits, V, sc_.xbf, sc_.wq);
       MOESCOPE_CUDA_CHECK(cudaMemcpyAsync(h_logits_.get(), sc_.logits, sizeof(float) * V, cudaMemcpyDeviceToHost, st));
     }
     const size_t route_n = size_t(T) * n_moe_ * K;
@@ -537,7 +537,7 @@ private:
     const int qhs = a.output_gate ? 2 * hd : hd, qrows = nh * qhs;
     const int A = qrows + 2 * kd;
     float* p = sc_.proj;  // [T, q (nh·qhs) | k (nkv·hd) | v (nkv·hd)]
-    cuda::linear(ctx_, L.in_proj, sc_.xn, s_.hidden, T, p, A, sc_.xbf);
+    cuda::linear(ctx_, L.in_proj, sc_.xn, s_.hidden, T, p, A, sc_.xbf, sc_.wq);
     if (a.qk_norm == QKNorm::Full) {  // OLMoE: over all heads at once (never with output_gate)
       kernels::rmsnorm(p, A, 0, 1, L.q_norm, s_.rms_eps, p, A, T, qd, st);
       kernels::rmsnorm(p + qd, A, 0, 1, L.k_norm, s_.rms_eps, p + qd, A, T, kd, st);
@@ -559,7 +559,7 @@ private:
       kernels::output_gate(sc_.att, qd, p + hd, A, qhs, nh, hd, T, st);
       MOESCOPE_CUDA_LAUNCHED();
     }
-    cuda::linear(ctx_, L.o, sc_.att, qd, T, sc_.delta, s_.hidden, sc_.xbf);
+    cuda::linear(ctx_, L.o, sc_.att, qd, T, sc_.delta, s_.hidden, sc_.xbf, sc_.wq);
   }
 
   // ---- Gated DeltaNet linear attention (Qwen3.5), CpuBackend::linear_attention ---------------
@@ -571,8 +571,8 @@ private:
     const int nv = la.n_v_heads, Cc = la.conv_dim(), VD = la.value_dim();
     const int A = Cc + VD + 2 * nv;
     float* p = sc_.proj;  // [T, qkv (Cc) | z (VD) | b (nv) | a (nv)]
-    cuda::linear(ctx_, L.lin_in, sc_.xn, s_.hidden, T, p, A, sc_.xbf);
-    cuda::linear(ctx_, L.lin_ba, sc_.xn, s_.hidden, T, p + Cc + VD, A, sc_.xbf);  // fp32 weights
+    cuda::linear(ctx_, L.lin_in, sc_.xn, s_.hidden, T, p, A, sc_.xbf, sc_.wq);
+    cuda::linear(ctx_, L.lin_ba, sc_.xn, s_.hidden, T, p + Cc + VD, A, sc_.xbf, sc_.wq);  // fp32 weights
     kernels::delta_conv(p, A, L.lin_conv, conv_state(l), sc_.lin_conv, Cc, T, Cc, la.conv_kernel, st);
     MOESCOPE_CUDA_LAUNCHED();
     kernels::DeltaRuleArgs d{};
@@ -586,7 +586,7 @@ private:
     d.n_tokens = T;
     kernels::delta_rule(d, st);
     MOESCOPE_CUDA_LAUNCHED();
-    cuda::linear(ctx_, L.lin_out, sc_.att, VD, T, sc_.delta, s_.hidden, sc_.xbf);
+    cuda::linear(ctx_, L.lin_out, sc_.att, VD, T, sc_.delta, s_.hidden, sc_.xbf, sc_.wq);
   }
 
   // ---- multi-head latent attention (DeepSeek-V2/V3), absorbed form --------------------------
@@ -597,13 +597,13 @@ private:
     const int nh = a.n_heads, C = a.kv_lora_rank, R = a.qk_rope_head_dim, N = a.qk_nope_head_dim;
     const int qh = N + R, Aq = a.q_lora_rank > 0 ? a.q_lora_rank : nh * qh, A = Aq + C + R;
     float* p = sc_.proj;  // [T, q_a (q_lora) or q (nh·(N+R)) | c (C) | k_rope (R)]
-    cuda::linear(ctx_, L.in_proj, sc_.xn, s_.hidden, T, p, A, sc_.xbf);
+    cuda::linear(ctx_, L.in_proj, sc_.xn, s_.hidden, T, p, A, sc_.xbf, sc_.wq);
     const float* q = p;  // [T, nh·(N+R)] at stride q_stride
     int q_stride = A;
     if (a.q_lora_rank > 0) {
       kernels::rmsnorm(p, A, 0, 1, L.q_a_norm, a.latent_norm_eps, p, A, T, a.q_lora_rank, st);
       MOESCOPE_CUDA_LAUNCHED();
-      cuda::linear(ctx_, L.q_b, p, A, T, sc_.q, nh * qh, sc_.xbf);
+      cuda::linear(ctx_, L.q_b, p, A, T, sc_.q, nh * qh, sc_.xbf, sc_.wq);
       q = sc_.q;
       q_stride = nh * qh;
     }
@@ -619,23 +619,23 @@ private:
     attend(attention_args(l, sc_.qcat, nh * (C + R), C + R, sc_.att, nh * C, T), T, T <= kernels::kGemvMaxTokens);
     kernels::mla_v_up(d, sc_.att, L.kv_b, sc_.heads, T, st);  // [T, nh·Dv]
     MOESCOPE_CUDA_LAUNCHED();
-    cuda::linear(ctx_, L.o, sc_.heads, nh * a.v_head_dim, T, sc_.delta, s_.hidden, sc_.xbf);
+    cuda::linear(ctx_, L.o, sc_.heads, nh * a.v_head_dim, T, sc_.delta, s_.hidden, sc_.xbf, sc_.wq);
   }
 
   // ---- dense SwiGLU: y = down(silu(gate(x)) * up(x)) ---------------------------------------
   void mlp(const DeviceMatrix& gate_up, const DeviceMatrix& down, const float* x, int T, float* y) {
     cudaStream_t st = ctx_.stream();
     const int W = gate_up.out / 2;
-    cuda::linear(ctx_, gate_up, x, s_.hidden, T, sc_.gu, 2 * W, sc_.xbf);  // [T, 2W]
+    cuda::linear(ctx_, gate_up, x, s_.hidden, T, sc_.gu, 2 * W, sc_.xbf, sc_.wq);  // [T, 2W]
     if (T <= kernels::kGemvMaxTokens) {
       kernels::swiglu(sc_.gu, sc_.h, false, T, W, st);  // [T, W] fp32
       MOESCOPE_CUDA_LAUNCHED();
-      cuda::linear(ctx_, down, sc_.h, W, T, y, s_.hidden, sc_.xbf);
+      cuda::linear(ctx_, down, sc_.h, W, T, y, s_.hidden, sc_.xbf, sc_.wq);
     } else {
       auto* hb = reinterpret_cast<uint16_t*>(sc_.h);  // [T, W] BF16
       kernels::swiglu(sc_.gu, hb, true, T, W, st);
       MOESCOPE_CUDA_LAUNCHED();
-      cuda::gemm_bf16(ctx_, down.w, s_.hidden, W, hb, W, T, y, s_.hidden);
+      cuda::gemm_bf16(ctx_, cuda::bf16_weights(ctx_, down, sc_.wq), s_.hidden, W, hb, W, T, y, s_.hidden);
     }
   }
 
@@ -658,7 +658,7 @@ private:
     float* y = sc_.delta;  // [T, H]
 
     // ffn_moe_logits [T, E] in fp32
-    cuda::linear(ctx_, L.router, sc_.xn, H, T, sc_.router_logits, E, sc_.xbf);
+    cuda::linear(ctx_, L.router, sc_.xn, H, T, sc_.router_logits, E, sc_.xbf, sc_.wq);
     // ffn_moe_topk / ffn_moe_weights, written straight into the trace buffer [T][n_moe][K]
     const rules::RouterRule rule = make_router_rule(r, *control_, l, L.router_bias != nullptr);
     const uint8_t* disabled = sc_.disabled + size_t(l) * E;

@@ -144,18 +144,10 @@ std::vector<float> quant_matmul(const std::vector<float>& x, int n, const Tensor
   DeviceBuffer dy(size_t(n) * out * sizeof(float)), xbf(size_t(n) * in * sizeof(uint16_t));
   DeviceBuffer wq(n > kernels::kGemvMaxTokens ? size_t(out) * in * sizeof(uint16_t) : 1);
   const float* b = bias ? db.as<float>() : nullptr;
+  // The backend's path: the block matvec for n <= 4, else widened into wq and cuBLAS.
+  const cuda::DeviceMatrix m{dw.get(), false, out, in, b, w.dtype};
   auto launch = [&] {
-    if (n <= kernels::kGemvMaxTokens) {
-      kernels::quant_gemv(dx.as<float>(), in, dw.get(), w.dtype, out, in, b, dy.as<float>(), out, n, false,
-                          ctx.stream());
-      MOESCOPE_CUDA_LAUNCHED();
-    } else {  // as the backend's prefill: widen, then the BF16 matmul
-      kernels::quant_dequantize(dw.get(), w.dtype, w.numel() / dtype_block_elems(w.dtype), wq.get(), false,
-                                ctx.stream());
-      MOESCOPE_CUDA_LAUNCHED();
-      cuda::linear(ctx, cuda::DeviceMatrix{wq.get(), false, out, in, b}, dx.as<float>(), in, n, dy.as<float>(), out,
-                   xbf.as<uint16_t>());
-    }
+    cuda::linear(ctx, m, dx.as<float>(), in, n, dy.as<float>(), out, xbf.as<uint16_t>(), wq.as<uint16_t>());
   };
   launch();
   auto y = download<float>(ctx, dy, size_t(n) * out);

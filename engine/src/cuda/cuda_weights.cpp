@@ -81,33 +81,36 @@ public:
   const uint16_t* bf16(std::initializer_list<const TensorView*> parts) {
     return static_cast<const uint16_t*>(place(parts, false));
   }
-  DeviceMatrix matrix(std::initializer_list<const TensorView*> parts, bool f32 = false) {
+  // A matrix of fused parts (concatenated rows). blocks: kept in the parts' block type when they
+  // share one the kernels read (block_type), else BF16 (or fp32).
+  DeviceMatrix matrix(std::initializer_list<const TensorView*> parts, bool f32 = false, bool blocks = true) {
     DeviceMatrix m;
     m.in = int((*parts.begin())->dim(1));
     for (const TensorView* v : parts) m.out += int(v->dim(0));
     m.f32 = f32;
+    const DType bt = f32 || !blocks ? DType::BF16 : block_type(parts);
+    if (bt != DType::BF16) {
+      m.type = bt;
+      m.w = raw(std::vector<const TensorView*>(parts));
+      return m;
+    }
     m.w = place(parts, f32);
     return m;
   }
+  // The largest matrix kept in blocks (elements): prefill widens one at a time into scratch.
+  size_t max_block_elems() const { return max_block_elems_; }
   // Stacks a family of equally shaped tensors (experts) one after the other, in `type`
   // (expert_stack_type): a block type's bytes are copied as they are.
   const void* stack(const std::vector<MlpWeights>& experts, bool gate_up, DType type) {
     if (type != DType::BF16) {
-      size_t bytes = 0;
-      for (const auto& e : experts) bytes += gate_up ? e.gate.nbytes() + e.up.nbytes() : e.down.nbytes();
-      uint8_t* dst = arena_.take<uint8_t>(bytes);
-      if (!ctx_) return nullptr;
-      uint8_t* at = dst;
+      std::vector<const TensorView*> parts;
       for (const auto& e : experts) {
-        const TensorView* parts[2] = {gate_up ? &e.gate : &e.down, gate_up ? &e.up : nullptr};
-        for (const TensorView* v : parts) {
-          if (!v) continue;
-          MOESCOPE_CUDA_CHECK(cudaMemcpyAsync(at, v->data, v->nbytes(), cudaMemcpyHostToDevice, ctx_->stream()));
-          at += v->nbytes();
-          progress(v->nbytes());
-        }
+        parts.push_back(gate_up ? &e.gate : &e.down);
+        if (gate_up) parts.push_back(&e.up);
       }
-      return dst;
+      const MlpWeights& e0 = experts[0];
+      max_block_elems_ = std::max(max_block_elems_, size_t(gate_up ? e0.gate.numel() + e0.up.numel() : e0.down.numel()));
+      return raw(parts, /*count=*/false);
     }
     size_t n = 0;
     for (const auto& e : experts) n += gate_up ? size_t(e.gate.numel() + e.up.numel()) : size_t(e.down.numel());
@@ -126,6 +129,34 @@ public:
   }
 
 private:
+  // The block type that parts (rows of one matrix) can stay in: their common block type when the
+  // kernels read it, every part has host data and rows of whole blocks; BF16 otherwise.
+  static DType block_type(std::initializer_list<const TensorView*> parts) {
+    const DType t = (*parts.begin())->dtype;
+    if (!dtype_is_quantized(t) || !kernels::quant_supported(t)) return DType::BF16;
+    for (const TensorView* v : parts)
+      if (!v->data || v->dtype != t || v->shape.size() != 2 || v->dim(1) % dtype_block_elems(t) != 0)
+        return DType::BF16;
+    return t;
+  }
+
+  // The parts' bytes one after the other, as they are (block types). count: the result is one
+  // matrix that prefill widens whole (max_block_elems).
+  const void* raw(const std::vector<const TensorView*>& parts, bool count = true) {
+    size_t bytes = 0, elems = 0;
+    for (const TensorView* v : parts) bytes += v->nbytes(), elems += size_t(v->numel());
+    if (count) max_block_elems_ = std::max(max_block_elems_, elems);
+    uint8_t* dst = arena_.take<uint8_t>(bytes);
+    if (!ctx_) return nullptr;
+    uint8_t* at = dst;
+    for (const TensorView* v : parts) {
+      MOESCOPE_CUDA_CHECK(cudaMemcpyAsync(at, v->data, v->nbytes(), cudaMemcpyHostToDevice, ctx_->stream()));
+      at += v->nbytes();
+      progress(v->nbytes());
+    }
+    return dst;
+  }
+
   void fill(const TensorView& v, void* dst, bool f32, Init init) {
     const long long n = v.numel();
     cudaStream_t s = ctx_->stream();
@@ -186,6 +217,7 @@ private:
   Arena arena_;
   size_t total_ = 0, done_ = 0, reported_ = 0;
   uint64_t tensor_index_ = 0;
+  size_t max_block_elems_ = 0;
   DeviceBuffer staging_;
 };
 
@@ -205,7 +237,8 @@ DeviceWeights place_all(Placer& p, const Model& model) {
     d.lm_head.out = int(w.embed.dim(0));
     d.lm_head.in = int(w.embed.dim(1));
   } else {
-    d.lm_head = p.matrix({s.tie_embeddings ? &w.embed : &w.lm_head});
+    // Widened even from blocks: a block LM head would need a vocabulary-sized BF16 scratch in prefill.
+    d.lm_head = p.matrix({s.tie_embeddings ? &w.embed : &w.lm_head}, false, /*blocks=*/false);
   }
   for (int l = 0; l < s.n_layers; ++l) {
     const LayerWeights& L = w.layers[size_t(l)];
@@ -278,15 +311,9 @@ DeviceWeights place_all(Placer& p, const Model& model) {
 size_t expert_bytes(DType type, int rows, int cols) { return dtype_bytes(type, int64_t(rows) * cols); }
 
 size_t dequant_scratch_elems(const Model& model) {
-  size_t n = 0;
-  for (const LayerWeights& L : model.weights.layers) {
-    if (L.experts.empty()) continue;
-    const MlpWeights& e = L.experts[0];
-    if (expert_stack_type(L.experts, true) != DType::BF16)
-      n = std::max(n, size_t(e.gate.numel() + e.up.numel()));
-    if (expert_stack_type(L.experts, false) != DType::BF16) n = std::max(n, size_t(e.down.numel()));
-  }
-  return n;
+  Placer p(nullptr, model, nullptr, 0);
+  place_all(p, model);
+  return p.max_block_elems();
 }
 
 size_t device_weight_bytes(const Model& model) {

@@ -1,7 +1,10 @@
 #pragma once
 // The model's weights on the device, laid out for the CUDA forward:
 //   - big matrices in BF16 (F32/F16 checkpoints are converted on upload), fused where the
-//     forward reads them together: [q; k; v], MLA [q_a or q; kv_a], SwiGLU [gate; up];
+//     forward reads them together: [q; k; v], MLA [q_a or q; kv_a], SwiGLU [gate; up]; a
+//     block-quantised matrix (GGUF, --weights q8_0) stays in its blocks when all its fused parts
+//     share the type (DeviceMatrix::type), else it is widened to BF16 on the device; the LM head
+//     is always widened;
 //   - routed experts stacked per layer: gate_up [E][2W][H], down [E][H][W], so the decode
 //     kernels find expert e at a fixed stride from the ids on the device; in BF16, or, where the
 //     checkpoint's experts are block-quantised (GGUF), in their blocks as the file has them (no
@@ -67,8 +70,8 @@ struct DeviceWeights {
 
 // Bytes of one rows × cols expert matrix of a stack in `type` (BF16 or a block type).
 size_t expert_bytes(DType type, int rows, int cols);
-// The largest expert matrix (elements) that the device keeps in blocks: the BF16 scratch prefill
-// widens one into (0: none).
+// The largest matrix (elements: an expert's gate_up or down, a fused projection) that the device
+// keeps in blocks: the BF16 scratch prefill widens one into (0: none).
 size_t dequant_scratch_elems(const Model& model);
 
 // Bytes the device layout of `model` takes.
