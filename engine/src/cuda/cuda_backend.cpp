@@ -3,13 +3,15 @@
 // MoE) → norm → head, with the kernels in kernels/ and cuBLAS for the prefill matmuls.
 //
 // What runs where:
-//   - everything of a forward runs on one stream; activations are fp32, weights BF16 (see
-//     cuda_weights.h), matmuls accumulate in fp32;
-//   - up to 4 tokens (decode) use the GEMV kernels and read only the selected experts' weights
-//     through the expert ids in device memory: no host synchronisation, so a one-token step is
-//     captured once as a CUDA graph and replayed (position and token id live in device memory);
-//   - more tokens (prefill, in chunks of kMaxT) use cuBLAS; MoE layers group the tokens by
-//     expert on the device and read the per-expert counts back once per layer;
+//   - everything of a forward runs on one stream; activations are fp32, weights BF16 or, for a
+//     block-quantised checkpoint, its blocks (see cuda_weights.h), matmuls accumulate in fp32;
+//   - up to 4 tokens (decode) use the GEMV kernels (quant_gemv.cuh straight from the blocks) and
+//     read only the selected experts' weights through the expert ids in device memory: no host
+//     synchronisation, so a one-token step is captured once as a CUDA graph and replayed
+//     (position and token id live in device memory);
+//   - more tokens (prefill, in chunks of kMaxT) use cuBLAS, a block-type matrix or expert widened
+//     to BF16 scratch first (quant_dequant.cuh); MoE layers group the tokens by expert on the
+//     device and read the per-expert counts back once per layer;
 //   - routing decisions (ids, weights, optional scores) are written on the device straight into
 //     a [T][moe layer][K] trace buffer and copied to pinned host memory once per forward.
 //

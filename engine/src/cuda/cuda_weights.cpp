@@ -99,6 +99,9 @@ public:
   }
   // The largest matrix kept in blocks (elements): prefill widens one at a time into scratch.
   size_t max_block_elems() const { return max_block_elems_; }
+  // Bytes and weights of everything kept in blocks so far.
+  size_t block_bytes() const { return block_bytes_; }
+  size_t block_elems() const { return block_elems_; }
   // Stacks a family of equally shaped tensors (experts) one after the other, in `type`
   // (expert_stack_type): a block type's bytes are copied as they are.
   const void* stack(const std::vector<MlpWeights>& experts, bool gate_up, DType type) {
@@ -146,6 +149,8 @@ private:
     size_t bytes = 0, elems = 0;
     for (const TensorView* v : parts) bytes += v->nbytes(), elems += size_t(v->numel());
     if (count) max_block_elems_ = std::max(max_block_elems_, elems);
+    block_bytes_ += bytes;
+    block_elems_ += elems;
     uint8_t* dst = arena_.take<uint8_t>(bytes);
     if (!ctx_) return nullptr;
     uint8_t* at = dst;
@@ -217,7 +222,7 @@ private:
   Arena arena_;
   size_t total_ = 0, done_ = 0, reported_ = 0;
   uint64_t tensor_index_ = 0;
-  size_t max_block_elems_ = 0;
+  size_t max_block_elems_ = 0, block_bytes_ = 0, block_elems_ = 0;
   DeviceBuffer staging_;
 };
 
@@ -329,6 +334,9 @@ DeviceWeights upload_weights(const Context& ctx, const Model& model) {
   Placer p(&ctx, model, arena.get(), total);
   DeviceWeights d = place_all(p, model);
   ctx.sync();
+  if (p.block_bytes())
+    spdlog::info("CUDA: {:.2f} GiB of block-quantised matrices kept in their blocks ({:.2f} GiB in BF16)",
+                 double(p.block_bytes()) / (1 << 30), double(p.block_elems()) * 2 / (1 << 30));
   d.arena = std::move(arena);
   const double sec = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   spdlog::info("CUDA: {} {:.2f} GiB of weights in {:.1f} s", model.synthetic && !model.weights.embed.data ? "generated"
