@@ -10,6 +10,7 @@
 #include <cuda_runtime.h>
 
 #include <cstdint>
+#include <type_traits>
 
 #include "kernel_common.cuh"
 #include "quant_blocks.h"
@@ -23,6 +24,28 @@ constexpr int kQBytes = quant::kBlockBytes<T>;
 template <DType T>
 constexpr int kQGroups = quant::kBlockElems<T> / quant::kGroup;
 
+// A block copied from global memory into a local buffer with the widest loads its alignment
+// allows (16 bytes for Q4_K/Q5_K, 2 for Q6_K, ...: blocks of a row follow each other from a
+// 16-byte aligned start, so block i sits at a multiple of kQAlign past it), then unpacked there:
+// a lane reads its block in a few wide loads instead of one load per byte.
+template <DType T>
+constexpr int kQAlign = kQBytes<T> % 16 == 0 ? 16 : kQBytes<T> % 8 == 0 ? 8 : kQBytes<T> % 4 == 0 ? 4
+                                                                           : kQBytes<T> % 2 == 0 ? 2 : 1;
+template <DType T>
+struct QBlockBuf {
+  alignas(16) uint8_t bytes[kQBytes<T>];
+};
+template <DType T>
+__device__ __forceinline__ void load_block(const uint8_t* __restrict__ src, QBlockBuf<T>& dst) {
+  constexpr int A = kQAlign<T>, N = kQBytes<T> / A;
+  using Word = std::conditional_t<A == 16, uint4, std::conditional_t<A == 8, uint2, std::conditional_t<A == 4,
+               uint32_t, std::conditional_t<A == 2, uint16_t, uint8_t>>>>;
+  const Word* s = reinterpret_cast<const Word*>(src);
+  Word* d = reinterpret_cast<Word*>(dst.bytes);
+#pragma unroll
+  for (int i = 0; i < N; ++i) d[i] = __ldg(s + i);
+}
+
 // Weight e of an unpacked block, in float32 with the host's two roundings (s·q, then + o).
 template <DType T>
 __device__ __forceinline__ float qvalue(const int8_t* q, const float* s, const float* o, int e) {
@@ -33,17 +56,19 @@ __device__ __forceinline__ float qvalue(const int8_t* q, const float* s, const f
 }
 
 // One lane's share of dot(x_t, row) for NT rows x_t = x + t·x_stride against a row of nb blocks
-// of type T: the lane at `seg_lane` of a segment of `seg` lanes takes blocks seg_lane,
-// seg_lane + seg, ... Per group of 16: s·Σ x·q + o·Σ x (fp32; the same sum as Σ x·(s·q + o) up to
-// rounding).
+// of type T (the row 16-byte aligned): the lane at `seg_lane` of a segment of `seg` lanes takes
+// blocks seg_lane, seg_lane + seg, ... Per group of 16: s·Σ x·q + o·Σ x (fp32; the same sum as
+// Σ x·(s·q + o) up to rounding).
 template <DType T, int NT>
 __device__ __forceinline__ void qrow_dot(const uint8_t* __restrict__ row, int nb, const float* __restrict__ x,
                                          int x_stride, int seg_lane, int seg, float* acc) {
   constexpr int BE = kQElems<T>, BB = kQBytes<T>, NG = kQGroups<T>;
   for (int ib = seg_lane; ib < nb; ib += seg) {
+    QBlockBuf<T> blk;
+    load_block<T>(row + size_t(ib) * BB, blk);
     int8_t q[BE];
     float s[NG], o[NG];
-    quant::unpack<T>(row + size_t(ib) * BB, q, s, o);
+    quant::unpack<T>(blk.bytes, q, s, o);
     const float* xb = x + size_t(ib) * BE;
 #pragma unroll 1
     for (int g = 0; g < NG; ++g) {

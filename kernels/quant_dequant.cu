@@ -13,9 +13,11 @@ __global__ void dequant_kernel(const uint8_t* __restrict__ src, long long n_bloc
   constexpr int BE = detail::kQElems<T>, BB = detail::kQBytes<T>, NG = detail::kQGroups<T>;
   for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n_blocks;
        i += (long long)gridDim.x * blockDim.x) {
+    detail::QBlockBuf<T> blk;
+    detail::load_block<T>(src + size_t(i) * BB, blk);
     int8_t q[BE];
     float s[NG], o[NG];
-    quant::unpack<T>(src + size_t(i) * BB, q, s, o);
+    quant::unpack<T>(blk.bytes, q, s, o);
     if constexpr (F32) {
       float* d = static_cast<float*>(dst) + size_t(i) * BE;
 #pragma unroll 4

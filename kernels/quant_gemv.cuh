@@ -2,7 +2,8 @@
 // The decode matmuls straight from llama.cpp's block-quantised rows (GGUF's Q8_0, Q4_0, Q4_1,
 // Q5_0, Q5_1, Q2_K..Q6_K, IQ4_NL, IQ4_XS, MXFP4): the blocks are decoded on the fly in registers
 // (quant_blocks.cuh), fp32 accumulation, no widened copy of the weights. A row of `in` weights is
-// in / block_elems blocks (in a multiple of the block size); rows follow each other. Same
+// in / block_elems blocks (in a multiple of the block size); rows follow each other from a 16-byte
+// aligned start (every device allocation and stack of whole blocks here). Same
 // contracts as gemv.cuh and moe_gemv.cuh otherwise; x and y are fp32.
 #include <cuda_runtime_api.h>
 
