@@ -18,14 +18,21 @@ __global__ void dequant_kernel(const uint8_t* __restrict__ src, long long n_bloc
     int8_t q[BE];
     float s[NG], o[NG];
     quant::unpack<T>(blk.bytes, q, s, o);
+    // 16-byte stores (dst is 16-byte aligned and a block's weights fill whole 16-byte pieces)
     if constexpr (F32) {
-      float* d = static_cast<float*>(dst) + size_t(i) * BE;
-#pragma unroll 4
-      for (int e = 0; e < BE; ++e) d[e] = detail::qvalue<T>(q, s, o, e);
+      float4* d = reinterpret_cast<float4*>(static_cast<float*>(dst) + size_t(i) * BE);
+#pragma unroll 2
+      for (int e = 0; e < BE; e += 4)
+        d[e / 4] = make_float4(detail::qvalue<T>(q, s, o, e), detail::qvalue<T>(q, s, o, e + 1),
+                               detail::qvalue<T>(q, s, o, e + 2), detail::qvalue<T>(q, s, o, e + 3));
     } else {
-      uint16_t* d = static_cast<uint16_t*>(dst) + size_t(i) * BE;
-#pragma unroll 4
-      for (int e = 0; e < BE; ++e) d[e] = detail::f2bf16(detail::qvalue<T>(q, s, o, e));
+      uint4* d = reinterpret_cast<uint4*>(static_cast<uint16_t*>(dst) + size_t(i) * BE);
+      auto pair = [&](int e) {
+        return uint32_t(detail::f2bf16(detail::qvalue<T>(q, s, o, e))) |
+               (uint32_t(detail::f2bf16(detail::qvalue<T>(q, s, o, e + 1))) << 16);
+      };
+#pragma unroll 2
+      for (int e = 0; e < BE; e += 8) d[e / 8] = make_uint4(pair(e), pair(e + 2), pair(e + 4), pair(e + 6));
     }
   }
 }
