@@ -48,7 +48,8 @@ void quant_dequantize(const void* src, DType t, long long n_blocks, void* dst, b
     if (dst_f32) dequant_kernel<T, true><<<grid, 256, 0, stream>>>(s, n_blocks, dst);
     else dequant_kernel<T, false><<<grid, 256, 0, stream>>>(s, n_blocks, dst);
   });
-  if (!known) throw std::invalid_argument(std::string("quant_dequantize: not a block type: ").append(std::to_string(int(t))));
+  if (!known)
+    throw std::invalid_argument(std::string("quant_dequantize: not a block type: ").append(std::to_string(int(t))));
 }
 
 }  // namespace moescope::kernels

@@ -123,11 +123,14 @@ void quant_gemv(const float* x, int x_stride, const void* w, DType wt, int out, 
     const int nb = in / detail::kQElems<T>, seg = detail::seg_lanes(nb);
     const dim3 grid(detail::ceil_div(out, rows_per_block(seg))), block(32 * kWarps);
     const auto* wb = static_cast<const uint8_t*>(w);
+    auto go = [&](auto kernel) {
+      kernel<<<grid, block, 0, stream>>>(x, x_stride, wb, out, nb, bias, y, y_stride, accumulate, seg);
+    };
     switch (n_tokens) {
-      case 1: qgemv_kernel<T, 1><<<grid, block, 0, stream>>>(x, x_stride, wb, out, nb, bias, y, y_stride, accumulate, seg); break;
-      case 2: qgemv_kernel<T, 2><<<grid, block, 0, stream>>>(x, x_stride, wb, out, nb, bias, y, y_stride, accumulate, seg); break;
-      case 3: qgemv_kernel<T, 3><<<grid, block, 0, stream>>>(x, x_stride, wb, out, nb, bias, y, y_stride, accumulate, seg); break;
-      default: qgemv_kernel<T, 4><<<grid, block, 0, stream>>>(x, x_stride, wb, out, nb, bias, y, y_stride, accumulate, seg); break;
+      case 1: go(qgemv_kernel<T, 1>); break;
+      case 2: go(qgemv_kernel<T, 2>); break;
+      case 3: go(qgemv_kernel<T, 3>); break;
+      default: go(qgemv_kernel<T, 4>); break;
     }
   });
 }

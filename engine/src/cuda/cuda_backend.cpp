@@ -448,7 +448,8 @@ private:
     if (opt.all_logits) {  // every row through the LM head, kLogitRows at a time
       for (int r0 = 0; r0 < T; r0 += kLogitRows) {
         const int rows = std::min(kLogitRows, T - r0);
-        cuda::linear(ctx_, w_->lm_head, sc_.xn + size_t(r0) * s_.hidden, s_.hidden, rows, sc_.logits, V, sc_.xbf, sc_.wq);
+        cuda::linear(ctx_, w_->lm_head, sc_.xn + size_t(r0) * s_.hidden, s_.hidden, rows, sc_.logits, V, sc_.xbf,
+                     sc_.wq);
         MOESCOPE_CUDA_CHECK(cudaMemcpyAsync(out.logits.data() + size_t(out_row0 + r0) * V, sc_.logits,
                                             sizeof(float) * rows * V, cudaMemcpyDeviceToHost, st));
       }

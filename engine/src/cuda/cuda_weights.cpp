@@ -112,7 +112,8 @@ public:
         if (gate_up) parts.push_back(&e.up);
       }
       const MlpWeights& e0 = experts[0];
-      max_block_elems_ = std::max(max_block_elems_, size_t(gate_up ? e0.gate.numel() + e0.up.numel() : e0.down.numel()));
+      const int64_t one = gate_up ? e0.gate.numel() + e0.up.numel() : e0.down.numel();  // one expert's matrix
+      max_block_elems_ = std::max(max_block_elems_, size_t(one));
       return raw(parts, /*count=*/false);
     }
     size_t n = 0;
