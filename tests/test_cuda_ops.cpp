@@ -24,6 +24,7 @@
 #endif
 
 #include "cuda_test_util.h"
+#include "quant_test_blocks.h"
 
 using namespace moescope;
 
@@ -599,6 +600,172 @@ PT_CASE(moe_experts_decode) {
 #endif
 }
 
+#ifdef MOESCOPE_HAVE_CUDA
+// llama.cpp's block types the CUDA kernels read in place (quant_gemv.cuh, quant_dequant.cuh).
+const DType kBlockTypes[] = {DType::Q8_0, DType::Q4_0, DType::Q4_1, DType::Q5_0,   DType::Q5_1,
+                             DType::Q2_K, DType::Q3_K, DType::Q4_K, DType::Q5_K,   DType::Q6_K,
+                             DType::IQ4_NL, DType::IQ4_XS, DType::MXFP4};
+
+// rows × cols weights of block type dt (random codes, weights of rms ~0.05) and their reference
+// dequantisation (dequantize_blocks, the CPU's).
+struct QuantMatrix {
+  std::vector<uint8_t> bytes;
+  std::vector<float> ref;  // [rows, cols] fp32
+  TensorView view;
+  QuantMatrix(DType dt, int64_t rows, int64_t cols, uint32_t seed) {
+    std::mt19937 rng(seed);
+    const int64_t nb = rows * cols / dtype_block_elems(dt);
+    bytes = test::random_blocks(dt, size_t(nb), rng, 0.05f);
+    ref.resize(size_t(rows * cols));
+    dequantize_blocks(dt, bytes.data(), ref.data(), nb);
+    view = TensorView{dt, {rows, cols}, bytes.data()};
+  }
+  QuantMatrix(const QuantMatrix&) = delete;  // view.data points into bytes
+};
+
+// y[t, r] = Σ_i x[t, i]·w[r, i] (+ b[r]) in double, and the largest Σ|x·w| over the outputs (the
+// scale of fp32 summation-order differences).
+std::vector<float> matvec_ref(const std::vector<float>& x, int n, const std::vector<float>& w, int out, int in,
+                              const std::vector<float>* bias, double* magnitude) {
+  std::vector<float> y(size_t(n) * out);
+  *magnitude = 0.0;
+  for (int t = 0; t < n; ++t)
+    for (int r = 0; r < out; ++r) {
+      double acc = bias ? double((*bias)[size_t(r)]) : 0.0, mag = 0.0;
+      for (int i = 0; i < in; ++i) {
+        const double p = double(x[size_t(t) * in + i]) * double(w[size_t(r) * in + i]);
+        acc += p, mag += std::fabs(p);
+      }
+      y[size_t(t) * out + r] = float(acc);
+      *magnitude = std::max(*magnitude, mag);
+    }
+  return y;
+}
+#endif
+
+// Block dequantisation on the device: bit-exact with the CPU's dequantize_blocks in fp32, and with
+// f32_to_bf16 of it in BF16 (tolerance 0), every type, a count of blocks that fills no launch.
+PT_CASE(quant_dequantize) {
+  REQUIRE_CUDA();
+#ifdef MOESCOPE_HAVE_CUDA
+  for (DType dt : kBlockTypes)
+    PT_ROW(fmt::format("{} 77 blocks", dtype_name(dt)), [&] {
+      const QuantMatrix m(dt, 7, 11 * dtype_block_elems(dt), 50);
+      std::vector<float> narrow(m.ref.size());
+      std::transform(m.ref.begin(), m.ref.end(), narrow.begin(), [](float v) { return bf16_to_f32(f32_to_bf16(v)); });
+      PT_CHECK(close("quant_dequantize f32", cuda_ops::quant_dequantize(m.view, true), m.ref, 0.0f, 0.0f));
+      PT_CHECK(close("quant_dequantize bf16", cuda_ops::quant_dequantize(m.view, false), narrow, 0.0f, 0.0f));
+    });
+#endif
+}
+
+// The block matvec (n <= 4: fp32 activations, the blocks decoded in registers) against
+// dequantize_blocks and a double matvec: only the fp32 summation order differs, so the bound is
+// 2e-5 · Σ|x·w| (the largest of the case) + 1e-6. Prefill (n > 4): the device widens the blocks to
+// BF16 and runs cuBLAS with BF16 activations, compared with the BF16 rounding of the reference
+// weights as the matmul case (5e-3 + 1e-2·|ref|). Rows of one block (one lane per row, 32 rows a
+// warp) up to 64 blocks (two per lane), row counts not a multiple of a warp's.
+PT_CASE(quant_matmul) {
+  REQUIRE_CUDA();
+#ifdef MOESCOPE_HAVE_CUDA
+  struct Shape { int n, out, blocks; bool bias; };
+  for (DType dt : kBlockTypes)
+    for (const Shape& s : {Shape{1, 37, 1, false}, Shape{3, 129, 3, true}, Shape{4, 70, 8, false},
+                           Shape{1, 33, 64, true}, Shape{2, 16, 9, false}, Shape{17, 45, 4, true}})
+      PT_ROW(fmt::format("{} {}x{}x{} blocks{}", dtype_name(dt), s.n, s.out, s.blocks, s.bias ? " bias" : ""), [&] {
+        const int in = s.blocks * int(dtype_block_elems(dt));
+        const QuantMatrix m(dt, s.out, in, 51 + uint32_t(s.blocks));
+        auto x = random_vec(size_t(s.n) * in, 52);
+        auto b = random_vec(size_t(s.out), 53, -0.2f, 0.2f);
+        const std::vector<float>* bias = s.bias ? &b : nullptr;
+        auto got = cuda_ops::quant_matmul(x, s.n, m.view, bias);
+        double mag = 0.0;
+        if (s.n <= 4) {
+          auto ref = matvec_ref(x, s.n, m.ref, s.out, in, bias, &mag);
+          PT_CHECK(close("quant_gemv", got, ref, float(2e-5 * mag + 1e-6), 0.0f));
+        } else {
+          std::vector<float> wbf(m.ref.size());
+          std::transform(m.ref.begin(), m.ref.end(), wbf.begin(), [](float v) { return bf16_to_f32(f32_to_bf16(v)); });
+          auto ref = matvec_ref(x, s.n, wbf, s.out, in, bias, &mag);
+          PT_CHECK(close("dequantize + cuBLAS", got, ref, 5e-3f, 1e-2f));
+        }
+      });
+#endif
+}
+
+// Decode's routed experts with block-quantised stacks (gate_up of one type, down of another, as
+// GGUF Q4_K_M files mix them), against dequantize_blocks and double matvecs per selected expert,
+// silu(g)·u (gpt-oss: biases and the clamped SwiGLU) and the weighted sum. Bound: 2e-5 · Σ|x·w|
+// + 1e-6 for h (the gate and up sums), the same with Σ|h·w| summed over the slots for y.
+PT_CASE(quant_moe_experts_decode) {
+  REQUIRE_CUDA();
+#ifdef MOESCOPE_HAVE_CUDA
+  struct Row { const char* name; int n, hidden, width, E, k; DType gu, dn; bool gpt_oss = false; };
+  for (const Row& r : {Row{"Q4_K/Q6_K 1 token 8 of 16 512x256", 1, 512, 256, 16, 8, DType::Q4_K, DType::Q6_K},
+                       Row{"Q5_K/Q4_K 2 tokens 2048x768", 2, 2048, 768, 8, 4, DType::Q5_K, DType::Q4_K},
+                       Row{"Q8_0/Q5_1 3 tokens 96x64", 3, 96, 64, 7, 3, DType::Q8_0, DType::Q5_1},
+                       Row{"Q4_0/Q5_0 4 tokens 160x96", 4, 160, 96, 9, 5, DType::Q4_0, DType::Q5_0},
+                       Row{"Q4_1/IQ4_NL 1 token 64x32", 1, 64, 32, 4, 2, DType::Q4_1, DType::IQ4_NL},
+                       Row{"Q2_K/Q3_K 3 tokens 256x256", 3, 256, 256, 6, 3, DType::Q2_K, DType::Q3_K},
+                       Row{"IQ4_XS/Q8_0 2 tokens 768x128", 2, 768, 128, 5, 2, DType::IQ4_XS, DType::Q8_0},
+                       Row{"gpt-oss MXFP4 3 tokens 4 of 32 256x64", 3, 256, 64, 32, 4, DType::MXFP4, DType::MXFP4,
+                           true}})
+    PT_ROW(r.name, [&] {
+      const int H = r.hidden, W = r.width, E = r.E, K = r.k;
+      const QuantMatrix gu(r.gu, int64_t(E) * 2 * W, H, 60), dn(r.dn, int64_t(E) * H, W, 61);
+      auto x = random_vec(size_t(r.n) * H, 62);
+      std::vector<int32_t> ids;
+      std::vector<float> w;
+      random_routes(r.n, K, E, ids, w);
+      cuda_ops::MoeExtras ex;
+      if (r.gpt_oss) {
+        ex.gate_up_bias = random_vec(size_t(E) * 2 * W, 63, -1.0f, 1.0f);
+        ex.down_bias = random_vec(size_t(E) * H, 64, -0.5f, 0.5f);
+        ex.clamped = true, ex.alpha = 1.702f, ex.limit = 1.2f;
+        for (auto& v : x) v *= 20.0f;  // gate/up values beyond the limit
+      }
+      std::vector<float> href(size_t(r.n) * K * W, 0.0f), yref(size_t(r.n) * H, 0.0f);
+      double hmag = 0.0, ymag = 0.0;
+      for (int t = 0; t < r.n; ++t) {
+        std::vector<double> ymag_t(static_cast<size_t>(H), 0.0);
+        for (int j = 0; j < K; ++j) {
+          const float wt = w[size_t(t) * K + j];
+          if (wt == 0.0f) continue;
+          const int e = ids[size_t(t) * K + j];
+          const std::vector<float> xt(x.begin() + ptrdiff_t(t) * H, x.begin() + ptrdiff_t(t + 1) * H);
+          const std::vector<float> we(gu.ref.begin() + ptrdiff_t(e) * 2 * W * H,
+                                      gu.ref.begin() + ptrdiff_t(e + 1) * 2 * W * H);
+          double mag = 0.0;
+          auto g = matvec_ref(xt, 1, we, 2 * W, H, nullptr, &mag);
+          hmag = std::max(hmag, mag);
+          if (r.gpt_oss) {
+            for (int i = 0; i < 2 * W; ++i) g[size_t(i)] += ex.gate_up_bias[size_t(e) * 2 * W + i];
+            cpu::clamped_swiglu(g.data(), g.data() + W, W, ex.alpha, ex.limit);
+          } else {
+            cpu::silu_mul(g.data(), g.data() + W, W);
+          }
+          float* h = href.data() + (size_t(t) * K + j) * W;
+          std::copy_n(g.data(), W, h);
+          const std::vector<float> hv(h, h + W);
+          const std::vector<float> wd(dn.ref.begin() + ptrdiff_t(e) * H * W, dn.ref.begin() + ptrdiff_t(e + 1) * H * W);
+          auto o = matvec_ref(hv, 1, wd, H, W, nullptr, &mag);
+          for (int i = 0; i < H; ++i) {
+            const float oi = r.gpt_oss ? o[size_t(i)] + ex.down_bias[size_t(e) * H + i] : o[size_t(i)];
+            yref[size_t(t) * H + i] += wt * oi;
+            ymag_t[size_t(i)] += std::fabs(double(wt)) * (mag + std::fabs(double(oi)));
+          }
+        }
+        for (double v : ymag_t) ymag = std::max(ymag, v);
+      }
+      auto got = cuda_ops::moe_experts(x, r.n, gu.view, dn.view, E, ids, w, K, r.gpt_oss ? &ex : nullptr);
+      // h is silu(g)·u: its error is that of g and u times values of order |g|, |u| (gpt-oss: the
+      // clamp bounds them); the relative term covers it.
+      PT_CHECK(close("quant_moe_gate_up", got.h, href, float(2e-5 * hmag + 1e-6), 2e-4f));
+      PT_CHECK(close("quant_moe_down", got.y, yref, float(2e-5 * ymag + 1e-6), 2e-4f));
+    });
+#endif
+}
+
 // Prefill's grouping: counts and offsets per expert, the pairs in (expert, token, slot) order with
 // zero-weight slots left out, their rows gathered as BF16, and the weighted combine back.
 PT_CASE(moe_group) {
@@ -932,6 +1099,43 @@ PT_CASE(perf_table) {
     for (auto& v : w) v = 0.125f;  // every slot live
     cuda_ops::moe_experts(random_vec(size_t(H), 25), 1, guv, dnv, E, ids, w, K);
     report("moe_gemv", "1 token 8 of 128 experts 2048x768", double(K) * 3 * W * H * 2, 2.0 * K * 3 * W * H);
+  }
+  // The same experts kept in blocks (Qwen3-30B-A3B Q4_K_M: Q4_K gate/up, Q6_K down; Q8_0), and
+  // gpt-oss-20b's MXFP4 experts (4 of 32, 2880x2880): bytes are the blocks the slots read.
+  struct QShape { const char* name; int E, H, W, K; DType gu, dn; };
+  for (const QShape& q : {QShape{"Qwen3-30B-A3B Q4_K/Q6_K 1 token 8 of 128 2048x768", 128, 2048, 768, 8, DType::Q4_K,
+                                 DType::Q6_K},
+                          QShape{"Qwen3-30B-A3B Q8_0 1 token 8 of 128 2048x768", 128, 2048, 768, 8, DType::Q8_0,
+                                 DType::Q8_0},
+                          QShape{"gpt-oss-20b MXFP4 1 token 4 of 32 2880x2880", 32, 2880, 2880, 4, DType::MXFP4,
+                                 DType::MXFP4}}) {
+    std::mt19937 rng(70);
+    auto blocks = [&](DType dt, int64_t rows, int64_t cols) {
+      return test::random_blocks(dt, size_t(rows * cols / dtype_block_elems(dt)), rng, 0.02f);
+    };
+    auto gu = blocks(q.gu, int64_t(q.E) * 2 * q.W, q.H), dn = blocks(q.dn, int64_t(q.E) * q.H, q.W);
+    TensorView guv{q.gu, {int64_t(q.E) * 2 * q.W, q.H}, gu.data()}, dnv{q.dn, {int64_t(q.E) * q.H, q.W}, dn.data()};
+    std::vector<int32_t> ids;
+    std::vector<float> w;
+    random_routes(1, q.K, q.E, ids, w);
+    for (auto& v : w) v = 1.0f / float(q.K);  // every slot live
+    cuda_ops::moe_experts(random_vec(size_t(q.H), 25), 1, guv, dnv, q.E, ids, w, q.K);
+    const double bytes = double(q.K) * (double(dtype_bytes(q.gu, int64_t(2) * q.W * q.H)) +
+                                        double(dtype_bytes(q.dn, int64_t(q.H) * q.W)));
+    report("quant_moe_gemv", q.name, bytes, 2.0 * q.K * 3 * q.W * q.H);
+    if (q.gu == DType::MXFP4) continue;
+    // One expert's gate_up widened for prefill, and the block matvec on a dense 6144x2048 matrix.
+    TensorView one{q.gu, {int64_t(2) * q.W, q.H}, gu.data()};
+    cuda_ops::quant_dequantize(one, false);
+    report("quant_dequantize", fmt::format("{} {}x{} to bf16", dtype_name(q.gu), 2 * q.W, q.H),
+           double(dtype_bytes(q.gu, one.numel())) + double(one.numel()) * 2, 0);
+    for (int n : {1, 4}) {
+      const int out = 6144, in = 2048;
+      TensorView dense{q.gu, {out, in}, gu.data()};  // the first rows of the stack
+      cuda_ops::quant_matmul(random_vec(size_t(n) * in, 3), n, dense, nullptr);
+      report("quant_gemv", fmt::format("{} {}x{}x{}", dtype_name(q.gu), n, out, in),
+             double(dtype_bytes(q.gu, int64_t(out) * in)) + double(n) * (in + out) * 4, 2.0 * n * out * in);
+    }
   }
   {
     const int n = 512, K = 8, E = 128, H = 2048;

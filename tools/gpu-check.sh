@@ -28,8 +28,10 @@
 # by the longest compile plus the library and link steps: under a minute, with CMake's CUDA
 # detection at configure (~10 s) on top. The GPU steps are estimated from the work they do, on an H200:
 # gpu tests ~1-3 min (16 tiny golden models incl. gpt-oss and Qwen3.5-MoE, plus test_cuda_model's
-# linear_state and test_cuda_ops' delta_net/sinks rows; CPU references on 2 threads, eager module loading),
-# kernel table ~20 s, seven benches ~10-20 s each (weights generated on the device, 512-token
+# linear_state and test_cuda_ops' delta_net/sinks rows; CPU references on 2 threads, eager module loading;
+# the block-type kernels' rows, test_cuda_ops quant_* (13 types) and test_cuda_model parity_q8_0 /
+# greedy_q8_0 (6 models loaded with --weights q8_0), add an estimated 20-40 s), kernel table ~30 s
+# (its quant_moe_gemv rows generate a few hundred MB of random blocks on the host), seven benches ~10-20 s each (weights generated on the device, 512-token
 # prefill, 256 decode steps, calibration). Every step has its own timeout, so an overrun costs
 # that step only; the whole script stops itself at MOESCOPE_GPU_BUDGET seconds (default 540).
 #
@@ -157,13 +159,16 @@ r["gpu_tests"]["rows"] = {"passed": sum(1 for x in rows if x[0] == "PASS"),
 m = re.search(r"(\d+)% tests passed, (\d+) tests failed out of (\d+)", ct)
 if m: r["gpu_tests"]["ctest"] = m.group(0)
 par = {}
-for name, ecpu, tcpu, egold, tgold in re.findall(
-        r"parity: (\S+): max \|logit - CPU\(BF16 weights\)\| = (\S+) \(tolerance (\S+)\), max \|logit - transformers\| = (\S+) \(tolerance (\S+)\)", ct):
-    par.setdefault(name, {}).update(max_logit_err_vs_cpu=float(ecpu), tol_cpu=float(tcpu),
+# parity_q8_0: the same models loaded with --weights q8_0 (routed experts in blocks on the
+# device), keyed "MODEL+q8_0" (their transformers figure is printed but not held to a tolerance).
+def par_key(case, name): return name if case == "parity" else name + "+q8_0"
+for case, name, ecpu, tcpu, egold, tgold in re.findall(
+        r"(parity|parity_q8_0): (\S+): max \|logit - CPU\(BF16 weights\)\| = (\S+) \(tolerance (\S+)\), max \|logit - transformers\| = (\S+) \(tolerance (\S+)\)", ct):
+    par.setdefault(par_key(case, name), {}).update(max_logit_err_vs_cpu=float(ecpu), tol_cpu=float(tcpu),
                                     max_logit_err_vs_transformers=float(egold), tol_transformers=float(tgold))
-for name, ties, widest, werr in re.findall(
-        r"parity: (\S+): routing identical to the CPU backend \((\d+) near-ties, widest (\S+)\), max weight error (\S+)", ct):
-    par.setdefault(name, {}).update(routing_near_ties=int(ties), widest_tie=float(widest), max_weight_err=float(werr))
+for case, name, ties, widest, werr in re.findall(
+        r"(parity|parity_q8_0): (\S+): routing identical to the CPU backend \((\d+) near-ties, widest (\S+)\), max weight error (\S+)", ct):
+    par.setdefault(par_key(case, name), {}).update(routing_near_ties=int(ties), widest_tie=float(widest), max_weight_err=float(werr))
 for name, g, d in re.findall(r"decode_graph: (\S+): graph vs no graph (\S+), decode vs transformers (\S+)", ct):
     par.setdefault(name, {}).update(graph_vs_nograph=float(g), decode_vs_transformers=float(d))
 r["gpu_tests"]["parity"] = par

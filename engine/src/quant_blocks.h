@@ -30,12 +30,28 @@
 // Everything here has internal linkage (static): the CPU kernels compile it once per
 // instruction-set level, and those copies must never be merged with each other at link time
 // (cpu/gemm_tile.h, the CTest case cpu_level_objects).
+//
+// The same definitions are the CUDA kernels' block decoding (kernels/quant_blocks.cuh): under
+// nvcc the functions are __host__ __device__ (MOESCOPE_QHD), and device code reads the two code
+// books from __device__ twins with the same values (MOESCOPE_QTABLE); the CPU build sees neither.
 #include <bit>
 #include <cstdint>
 #include <cstring>
 
-#if defined(__AVX2__)
+#if defined(__AVX2__) && !defined(__CUDA_ARCH__)
 #include <immintrin.h>
+#endif
+
+#if defined(__CUDACC__)
+#include <cuda_fp16.h>
+#define MOESCOPE_QHD __host__ __device__
+#else
+#define MOESCOPE_QHD
+#endif
+#if defined(__CUDA_ARCH__)
+#define MOESCOPE_QTABLE(name) name##Device
+#else
+#define MOESCOPE_QTABLE(name) name
 #endif
 
 #include "moescope/tensor.h"
@@ -44,10 +60,12 @@ namespace moescope::quant {
 
 inline constexpr int kGroup = 16;  // weights per (s, o) pair
 
-static inline float half_at(const uint8_t* p) {
+MOESCOPE_QHD static inline float half_at(const uint8_t* p) {
   uint16_t h;
   std::memcpy(&h, p, 2);
-#if defined(__F16C__)  // a level file: one instruction (the conversion is exact either way)
+#if defined(__CUDA_ARCH__)  // exact, as the host conversions
+  return __half2float(__ushort_as_half(h));
+#elif defined(__F16C__)  // a level file: one instruction (the conversion is exact either way)
   return _cvtsh_ss(h);
 #else
   return f16_to_f32(h);
@@ -55,14 +73,24 @@ static inline float half_at(const uint8_t* p) {
 }
 
 // IQ4_NL / IQ4_XS code book (ggml's kvalues_iq4nl).
-static constexpr int8_t kIq4nl[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
+#define MOESCOPE_IQ4NL_VALUES -127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113
+static constexpr int8_t kIq4nl[16] = {MOESCOPE_IQ4NL_VALUES};
 // MXFP4: E2M1 values doubled (ggml's kvalues_mxfp4); the scale is halved to match.
-static constexpr int8_t kMxfp4[16] = {0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12};
+#define MOESCOPE_MXFP4_VALUES 0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12
+static constexpr int8_t kMxfp4[16] = {MOESCOPE_MXFP4_VALUES};
+#if defined(__CUDACC__)  // device code cannot index a host constexpr array: the same values in device memory
+static __device__ const int8_t kIq4nlDevice[16] = {MOESCOPE_IQ4NL_VALUES};
+static __device__ const int8_t kMxfp4Device[16] = {MOESCOPE_MXFP4_VALUES};
+#endif
 
 // ggml_e8m0_to_fp32_half: 2^(e − 128), subnormal for e < 2.
-static inline float e8m0_half(uint8_t e) {
+MOESCOPE_QHD static inline float e8m0_half(uint8_t e) {
   const uint32_t bits = e < 2 ? (uint32_t(0x00200000) << e) : (uint32_t(e - 1) << 23);
+#if defined(__CUDA_ARCH__)
+  return __uint_as_float(bits);
+#else
   return std::bit_cast<float>(bits);
+#endif
 }
 
 // Weights and bytes per block of a block type (as dtype_block_elems / dtype_block_bytes).
@@ -89,20 +117,20 @@ static constexpr int kBlockBytes = T == DType::Q8_0     ? 34
 
 // True for the types whose weights carry an addend (a min or an offset): Q4_1, Q5_1, Q2_K, Q4_K,
 // Q5_K. The others are s · q alone.
-static constexpr bool has_addend(DType t) {
+MOESCOPE_QHD static constexpr bool has_addend(DType t) {
   return t == DType::Q4_1 || t == DType::Q5_1 || t == DType::Q2_K || t == DType::Q4_K || t == DType::Q5_K;
 }
 
 // 32 codes of 4 bits in 16 bytes: element j is the low nibble of qs[j], element j + 16 its high
 // one; q = code − bias, or table[code].
-static inline void nibbles32(const uint8_t* qs, int8_t* q, int bias = 0) {
+MOESCOPE_QHD static inline void nibbles32(const uint8_t* qs, int8_t* q, int bias = 0) {
   for (int j = 0; j < 16; ++j) {
     q[j] = int8_t((qs[j] & 0x0F) - bias);
     q[j + 16] = int8_t((qs[j] >> 4) - bias);
   }
 }
-static inline void nibbles32(const uint8_t* qs, int8_t* q, const int8_t* table) {
-#if defined(__AVX2__)  // a level file: the 16-entry table is one byte shuffle
+MOESCOPE_QHD static inline void nibbles32(const uint8_t* qs, int8_t* q, const int8_t* table) {
+#if defined(__AVX2__) && !defined(__CUDA_ARCH__)  // a level file: the 16-entry table is one byte shuffle
   const __m128i t = _mm_loadu_si128(reinterpret_cast<const __m128i*>(table));
   const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qs)), m = _mm_set1_epi8(0x0F);
   _mm_storeu_si128(reinterpret_cast<__m128i*>(q), _mm_shuffle_epi8(t, _mm_and_si128(b, m)));
@@ -116,7 +144,7 @@ static inline void nibbles32(const uint8_t* qs, int8_t* q, const int8_t* table) 
 }
 
 // The 6-bit scales and mins of Q4_K/Q5_K (get_scale_min_k4).
-static inline void scale_min_k4(const uint8_t* s, int j, int& sc, int& m) {
+MOESCOPE_QHD static inline void scale_min_k4(const uint8_t* s, int j, int& sc, int& m) {
   if (j < 4) {
     sc = s[j] & 0x3F;
     m = s[j + 4] & 0x3F;
@@ -129,7 +157,7 @@ static inline void scale_min_k4(const uint8_t* s, int j, int& sc, int& m) {
 // One block of type T: q[dtype_block_elems], s and o[dtype_block_elems / 16] (o is left alone for
 // the types without an addend).
 template <DType T>
-static inline void unpack(const uint8_t* b, int8_t* q, float* s, float* o) {
+MOESCOPE_QHD static inline void unpack(const uint8_t* b, int8_t* q, float* s, float* o) {
   if constexpr (T == DType::Q8_0) {
     std::memcpy(q, b + 2, 32);
     s[0] = s[1] = half_at(b);
@@ -219,7 +247,7 @@ static inline void unpack(const uint8_t* b, int8_t* q, float* s, float* o) {
       }
     for (int g = 0; g < 16; ++g) s[g] = d * float(scales[g]);
   } else if constexpr (T == DType::IQ4_NL) {
-    nibbles32(b + 2, q, kIq4nl);
+    nibbles32(b + 2, q, MOESCOPE_QTABLE(kIq4nl));
     s[0] = s[1] = half_at(b);
   } else if constexpr (T == DType::IQ4_XS) {
     const float d = half_at(b);
@@ -230,10 +258,10 @@ static inline void unpack(const uint8_t* b, int8_t* q, float* s, float* o) {
       const int lo = (scales_l[j / 2] >> (4 * (j % 2))) & 0x0F;
       const int hi = (scales_h >> (2 * j)) & 3;
       s[2 * j] = s[2 * j + 1] = d * float((lo | (hi << 4)) - 32);
-      nibbles32(b + 8 + 16 * j, q + 32 * j, kIq4nl);
+      nibbles32(b + 8 + 16 * j, q + 32 * j, MOESCOPE_QTABLE(kIq4nl));
     }
   } else if constexpr (T == DType::MXFP4) {
-    nibbles32(b + 1, q, kMxfp4);
+    nibbles32(b + 1, q, MOESCOPE_QTABLE(kMxfp4));
     s[0] = s[1] = e8m0_half(b[0]);
   }
 }

@@ -19,6 +19,15 @@ std::vector<float> rmsnorm(const std::vector<float>& x, const std::vector<float>
 // y[n, out] = x[n, in] · Wᵀ (+ b) with W (any dtype) rounded to BF16 as the backend uploads it;
 // n <= 4 runs the GEMV kernel, larger n cuBLAS (x rounded to BF16).
 std::vector<float> matmul(const std::vector<float>& x, int n, const TensorView& w, const std::vector<float>* bias);
+// The same with W block-quantised (w.dtype a block type, the blocks as a GGUF file has them), kept
+// in blocks on the device as the backend keeps it, through the backend's cuda::linear: n <= 4 runs
+// the block matvec (quant_gemv), larger n widens W to BF16 on the device and runs cuBLAS (x
+// rounded to BF16).
+std::vector<float> quant_matmul(const std::vector<float>& x, int n, const TensorView& w,
+                                const std::vector<float>* bias);
+// The blocks of w (a block type) dequantised on the device (quant_dequantize): fp32, or BF16
+// widened back.
+std::vector<float> quant_dequantize(const TensorView& w, bool to_f32);
 // Rotary embedding in place on [n_tokens, heads, dim] at positions pos0 + t.
 std::vector<float> rope(const std::vector<float>& x, int n_tokens, int heads, int dim, bool interleaved,
                         const std::vector<float>& inv_freq, float attention_factor, int pos0);
@@ -70,8 +79,9 @@ std::vector<float> mla_q_absorb(const std::vector<float>& q, const TensorView& k
                                 int nope, int rope, int v_head);
 std::vector<float> mla_v_up(const std::vector<float>& o_lat, const TensorView& kv_b, int n_tokens, int n_heads,
                             int nope, int v_head);
-// Decode's routed experts: gate_up [E·2W, H] and down [E·H, W] (rounded to BF16), ids/weights
-// [n, k]. Returns h [n, k, W] of moe_gate_up and y [n, H] of moe_down.
+// Decode's routed experts: gate_up [E·2W, H] and down [E·H, W] (rounded to BF16; a block type is
+// kept in blocks and runs quant_moe_gate_up / quant_moe_down), ids/weights [n, k]. Returns
+// h [n, k, W] of moe_gate_up and y [n, H] of moe_down.
 struct MoeDecode {
   std::vector<float> h, y;
 };

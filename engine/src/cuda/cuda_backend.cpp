@@ -3,13 +3,15 @@
 // MoE) → norm → head, with the kernels in kernels/ and cuBLAS for the prefill matmuls.
 //
 // What runs where:
-//   - everything of a forward runs on one stream; activations are fp32, weights BF16 (see
-//     cuda_weights.h), matmuls accumulate in fp32;
-//   - up to 4 tokens (decode) use the GEMV kernels and read only the selected experts' weights
-//     through the expert ids in device memory: no host synchronisation, so a one-token step is
-//     captured once as a CUDA graph and replayed (position and token id live in device memory);
-//   - more tokens (prefill, in chunks of kMaxT) use cuBLAS; MoE layers group the tokens by
-//     expert on the device and read the per-expert counts back once per layer;
+//   - everything of a forward runs on one stream; activations are fp32, weights BF16 or, for a
+//     block-quantised checkpoint, its blocks (see cuda_weights.h), matmuls accumulate in fp32;
+//   - up to 4 tokens (decode) use the GEMV kernels (quant_gemv.cuh straight from the blocks) and
+//     read only the selected experts' weights through the expert ids in device memory: no host
+//     synchronisation, so a one-token step is captured once as a CUDA graph and replayed
+//     (position and token id live in device memory);
+//   - more tokens (prefill, in chunks of kMaxT) use cuBLAS, a block-type matrix or expert widened
+//     to BF16 scratch first (quant_dequant.cuh); MoE layers group the tokens by expert on the
+//     device and read the per-expert counts back once per layer;
 //   - routing decisions (ids, weights, optional scores) are written on the device straight into
 //     a [T][moe layer][K] trace buffer and copied to pinned host memory once per forward.
 //
@@ -39,6 +41,8 @@
 #include "mla.cuh"
 #include "moe_gemv.cuh"
 #include "moe_group.cuh"
+#include "quant_dequant.cuh"
+#include "quant_gemv.cuh"
 #include "moescope/backend.h"
 #include "moescope/error.h"
 #include "output_gate.cuh"
@@ -100,6 +104,7 @@ struct Scratch {
   float* probs = nullptr;                                     // [T][n_moe][E]
   int32_t *counts = nullptr, *offsets = nullptr, *rows = nullptr, *slot_row = nullptr;
   uint16_t* xbf = nullptr;                                    // [max(T, rows), max_in]
+  uint16_t* wq = nullptr;  // BF16: one block-quantised matrix (or expert) widened for prefill's matmul
   float* partial = nullptr;
   long long partial_floats = 0;
   float* logits = nullptr;                                    // [kLogitRows, V]
@@ -341,6 +346,7 @@ private:
     sc_.wts = ar.take<float>(size_t(T) * n_moe * E);
     sc_.probs = ar.take<float>(size_t(T) * n_moe * E);
     sc_.xbf = ar.take<uint16_t>(ffn_rows * max_in);
+    if (const size_t wq = cuda::dequant_scratch_elems(*model_)) sc_.wq = ar.take<uint16_t>(wq);
     // Attention partials: the decode grid, and prefill in token groups that fit.
     kernels::AttentionArgs probe = attention_args(0, nullptr, 0, 0, nullptr, 0, 1);
     const int prefill_splits = (capacity_ + kPrefillChunk - 1) / kPrefillChunk;
@@ -442,7 +448,8 @@ private:
     if (opt.all_logits) {  // every row through the LM head, kLogitRows at a time
       for (int r0 = 0; r0 < T; r0 += kLogitRows) {
         const int rows = std::min(kLogitRows, T - r0);
-        cuda::linear(ctx_, w_->lm_head, sc_.xn + size_t(r0) * s_.hidden, s_.hidden, rows, sc_.logits, V, sc_.xbf);
+        cuda::linear(ctx_, w_->lm_head, sc_.xn + size_t(r0) * s_.hidden, s_.hidden, rows, sc_.logits, V, sc_.xbf,
+                     sc_.wq);
         MOESCOPE_CUDA_CHECK(cudaMemcpyAsync(out.logits.data() + size_t(out_row0 + r0) * V, sc_.logits,
                                             sizeof(float) * rows * V, cudaMemcpyDeviceToHost, st));
       }
@@ -507,7 +514,7 @@ private:
     kernels::add_rmsnorm(sc_.x, sc_.delta, w_->final_norm, s_.rms_eps, sc_.xn, T, H, st);
     MOESCOPE_CUDA_LAUNCHED();
     if (last_logits) {
-      cuda::linear(ctx_, w_->lm_head, sc_.xn + size_t(T - 1) * H, H, 1, sc_.logits, V, sc_.xbf);
+      cuda::linear(ctx_, w_->lm_head, sc_.xn + size_t(T - 1) * H, H, 1, sc_.logits, V, sc_.xbf, sc_.wq);
       MOESCOPE_CUDA_CHECK(cudaMemcpyAsync(h_logits_.get(), sc_.logits, sizeof(float) * V, cudaMemcpyDeviceToHost, st));
     }
     const size_t route_n = size_t(T) * n_moe_ * K;
@@ -533,7 +540,7 @@ private:
     const int qhs = a.output_gate ? 2 * hd : hd, qrows = nh * qhs;
     const int A = qrows + 2 * kd;
     float* p = sc_.proj;  // [T, q (nh·qhs) | k (nkv·hd) | v (nkv·hd)]
-    cuda::linear(ctx_, L.in_proj, sc_.xn, s_.hidden, T, p, A, sc_.xbf);
+    cuda::linear(ctx_, L.in_proj, sc_.xn, s_.hidden, T, p, A, sc_.xbf, sc_.wq);
     if (a.qk_norm == QKNorm::Full) {  // OLMoE: over all heads at once (never with output_gate)
       kernels::rmsnorm(p, A, 0, 1, L.q_norm, s_.rms_eps, p, A, T, qd, st);
       kernels::rmsnorm(p + qd, A, 0, 1, L.k_norm, s_.rms_eps, p + qd, A, T, kd, st);
@@ -555,7 +562,7 @@ private:
       kernels::output_gate(sc_.att, qd, p + hd, A, qhs, nh, hd, T, st);
       MOESCOPE_CUDA_LAUNCHED();
     }
-    cuda::linear(ctx_, L.o, sc_.att, qd, T, sc_.delta, s_.hidden, sc_.xbf);
+    cuda::linear(ctx_, L.o, sc_.att, qd, T, sc_.delta, s_.hidden, sc_.xbf, sc_.wq);
   }
 
   // ---- Gated DeltaNet linear attention (Qwen3.5), CpuBackend::linear_attention ---------------
@@ -567,8 +574,8 @@ private:
     const int nv = la.n_v_heads, Cc = la.conv_dim(), VD = la.value_dim();
     const int A = Cc + VD + 2 * nv;
     float* p = sc_.proj;  // [T, qkv (Cc) | z (VD) | b (nv) | a (nv)]
-    cuda::linear(ctx_, L.lin_in, sc_.xn, s_.hidden, T, p, A, sc_.xbf);
-    cuda::linear(ctx_, L.lin_ba, sc_.xn, s_.hidden, T, p + Cc + VD, A, sc_.xbf);  // fp32 weights
+    cuda::linear(ctx_, L.lin_in, sc_.xn, s_.hidden, T, p, A, sc_.xbf, sc_.wq);
+    cuda::linear(ctx_, L.lin_ba, sc_.xn, s_.hidden, T, p + Cc + VD, A, sc_.xbf, sc_.wq);  // fp32 weights
     kernels::delta_conv(p, A, L.lin_conv, conv_state(l), sc_.lin_conv, Cc, T, Cc, la.conv_kernel, st);
     MOESCOPE_CUDA_LAUNCHED();
     kernels::DeltaRuleArgs d{};
@@ -582,7 +589,7 @@ private:
     d.n_tokens = T;
     kernels::delta_rule(d, st);
     MOESCOPE_CUDA_LAUNCHED();
-    cuda::linear(ctx_, L.lin_out, sc_.att, VD, T, sc_.delta, s_.hidden, sc_.xbf);
+    cuda::linear(ctx_, L.lin_out, sc_.att, VD, T, sc_.delta, s_.hidden, sc_.xbf, sc_.wq);
   }
 
   // ---- multi-head latent attention (DeepSeek-V2/V3), absorbed form --------------------------
@@ -593,13 +600,13 @@ private:
     const int nh = a.n_heads, C = a.kv_lora_rank, R = a.qk_rope_head_dim, N = a.qk_nope_head_dim;
     const int qh = N + R, Aq = a.q_lora_rank > 0 ? a.q_lora_rank : nh * qh, A = Aq + C + R;
     float* p = sc_.proj;  // [T, q_a (q_lora) or q (nh·(N+R)) | c (C) | k_rope (R)]
-    cuda::linear(ctx_, L.in_proj, sc_.xn, s_.hidden, T, p, A, sc_.xbf);
+    cuda::linear(ctx_, L.in_proj, sc_.xn, s_.hidden, T, p, A, sc_.xbf, sc_.wq);
     const float* q = p;  // [T, nh·(N+R)] at stride q_stride
     int q_stride = A;
     if (a.q_lora_rank > 0) {
       kernels::rmsnorm(p, A, 0, 1, L.q_a_norm, a.latent_norm_eps, p, A, T, a.q_lora_rank, st);
       MOESCOPE_CUDA_LAUNCHED();
-      cuda::linear(ctx_, L.q_b, p, A, T, sc_.q, nh * qh, sc_.xbf);
+      cuda::linear(ctx_, L.q_b, p, A, T, sc_.q, nh * qh, sc_.xbf, sc_.wq);
       q = sc_.q;
       q_stride = nh * qh;
     }
@@ -615,24 +622,35 @@ private:
     attend(attention_args(l, sc_.qcat, nh * (C + R), C + R, sc_.att, nh * C, T), T, T <= kernels::kGemvMaxTokens);
     kernels::mla_v_up(d, sc_.att, L.kv_b, sc_.heads, T, st);  // [T, nh·Dv]
     MOESCOPE_CUDA_LAUNCHED();
-    cuda::linear(ctx_, L.o, sc_.heads, nh * a.v_head_dim, T, sc_.delta, s_.hidden, sc_.xbf);
+    cuda::linear(ctx_, L.o, sc_.heads, nh * a.v_head_dim, T, sc_.delta, s_.hidden, sc_.xbf, sc_.wq);
   }
 
   // ---- dense SwiGLU: y = down(silu(gate(x)) * up(x)) ---------------------------------------
   void mlp(const DeviceMatrix& gate_up, const DeviceMatrix& down, const float* x, int T, float* y) {
     cudaStream_t st = ctx_.stream();
     const int W = gate_up.out / 2;
-    cuda::linear(ctx_, gate_up, x, s_.hidden, T, sc_.gu, 2 * W, sc_.xbf);  // [T, 2W]
+    cuda::linear(ctx_, gate_up, x, s_.hidden, T, sc_.gu, 2 * W, sc_.xbf, sc_.wq);  // [T, 2W]
     if (T <= kernels::kGemvMaxTokens) {
       kernels::swiglu(sc_.gu, sc_.h, false, T, W, st);  // [T, W] fp32
       MOESCOPE_CUDA_LAUNCHED();
-      cuda::linear(ctx_, down, sc_.h, W, T, y, s_.hidden, sc_.xbf);
+      cuda::linear(ctx_, down, sc_.h, W, T, y, s_.hidden, sc_.xbf, sc_.wq);
     } else {
       auto* hb = reinterpret_cast<uint16_t*>(sc_.h);  // [T, W] BF16
       kernels::swiglu(sc_.gu, hb, true, T, W, st);
       MOESCOPE_CUDA_LAUNCHED();
-      cuda::gemm_bf16(ctx_, down.w, s_.hidden, W, hb, W, T, y, s_.hidden);
+      cuda::gemm_bf16(ctx_, cuda::bf16_weights(ctx_, down, sc_.wq), s_.hidden, W, hb, W, T, y, s_.hidden);
     }
+  }
+
+  // Expert e of a stack as a BF16 [rows, cols] matrix for cuBLAS: in place, or (block types)
+  // widened into sc_.wq, which the stream's order keeps until the matmul that reads it is done.
+  const void* expert_bf16(const void* stack, DType type, int e, int rows, int cols) {
+    const char* at = static_cast<const char*>(stack) + size_t(e) * cuda::expert_bytes(type, rows, cols);
+    if (type == DType::BF16) return at;
+    kernels::quant_dequantize(at, type, int64_t(rows) * cols / dtype_block_elems(type), sc_.wq, false,
+                              ctx_.stream());
+    MOESCOPE_CUDA_LAUNCHED();
+    return sc_.wq;
   }
 
   // ---- MoE: router → top-k → weights → experts → combine ------------------------------------
@@ -643,7 +661,7 @@ private:
     float* y = sc_.delta;  // [T, H]
 
     // ffn_moe_logits [T, E] in fp32
-    cuda::linear(ctx_, L.router, sc_.xn, H, T, sc_.router_logits, E, sc_.xbf);
+    cuda::linear(ctx_, L.router, sc_.xn, H, T, sc_.router_logits, E, sc_.xbf, sc_.wq);
     // ffn_moe_topk / ffn_moe_weights, written straight into the trace buffer [T][n_moe][K]
     const rules::RouterRule rule = make_router_rule(r, *control_, l, L.router_bias != nullptr);
     const uint8_t* disabled = sc_.disabled + size_t(l) * E;
@@ -660,8 +678,19 @@ private:
     ex.clamped = s_.moe.activation == ExpertActivation::ClampedSwiGLU;
     ex.alpha = s_.moe.swiglu_alpha, ex.limit = s_.moe.swiglu_limit;
     if (T <= kernels::kGemvMaxTokens) {  // decode: only the selected experts' rows are read
-      kernels::moe_gate_up(sc_.xn, H, L.experts_gate_up, We, ids, wts, stride, K, sc_.h, T, st, ex);  // [T, K, W]
-      kernels::moe_down(sc_.h, We, L.experts_down, H, ids, wts, stride, K, y, T, false, st, ex);
+      // [T, K, W], then y: BF16 experts, or block-quantised ones read in place
+      if (L.experts_gate_up_type == DType::BF16)
+        kernels::moe_gate_up(sc_.xn, H, static_cast<const uint16_t*>(L.experts_gate_up), We, ids, wts, stride, K,
+                             sc_.h, T, st, ex);
+      else
+        kernels::quant_moe_gate_up(sc_.xn, H, L.experts_gate_up, L.experts_gate_up_type, We, ids, wts, stride, K,
+                                   sc_.h, T, st, ex);
+      if (L.experts_down_type == DType::BF16)
+        kernels::moe_down(sc_.h, We, static_cast<const uint16_t*>(L.experts_down), H, ids, wts, stride, K, y, T,
+                          false, st, ex);
+      else
+        kernels::quant_moe_down(sc_.h, We, L.experts_down, L.experts_down_type, H, ids, wts, stride, K, y, T, false,
+                                st, ex);
       MOESCOPE_CUDA_LAUNCHED();
     } else {  // prefill: group (token, slot) pairs by expert, one matmul per expert
       kernels::moe_group(ids, wts, stride, T, K, E, sc_.counts, sc_.offsets, sc_.rows, sc_.slot_row, st);
@@ -676,7 +705,8 @@ private:
         MOESCOPE_CUDA_LAUNCHED();
         for (int e = 0, off = 0; e < E; off += counts[e++]) {
           if (!counts[e]) continue;
-          cuda::gemm_bf16(ctx_, L.experts_gate_up + size_t(e) * 2 * We * H, 2 * We, H, sc_.xg + size_t(off) * H, H,
+          cuda::gemm_bf16(ctx_, expert_bf16(L.experts_gate_up, L.experts_gate_up_type, e, 2 * We, H), 2 * We, H,
+                          sc_.xg + size_t(off) * H, H,
                           counts[e], sc_.gu + size_t(off) * 2 * We, 2 * We);
           if (ex.gate_up_bias) {  // expert e's rows: [gate | up] + its [gate_b | up_b]
             kernels::add_bias(sc_.gu + size_t(off) * 2 * We, 2 * We, ex.gate_up_bias + size_t(e) * 2 * We, counts[e],
@@ -690,7 +720,8 @@ private:
         MOESCOPE_CUDA_LAUNCHED();
         for (int e = 0, off = 0; e < E; off += counts[e++]) {
           if (!counts[e]) continue;
-          cuda::gemm_bf16(ctx_, L.experts_down + size_t(e) * H * We, H, We, hb + size_t(off) * We, We, counts[e],
+          cuda::gemm_bf16(ctx_, expert_bf16(L.experts_down, L.experts_down_type, e, H, We), H, We,
+                          hb + size_t(off) * We, We, counts[e],
                           sc_.eo + size_t(off) * H, H);
           if (ex.down_bias) {
             kernels::add_bias(sc_.eo + size_t(off) * H, H, ex.down_bias + size_t(e) * H, counts[e], H, st);

@@ -6,6 +6,8 @@
 #include "convert.cuh"
 #include "gemv.cuh"
 #include "moescope/error.h"
+#include "quant_dequant.cuh"
+#include "quant_gemv.cuh"
 
 namespace moescope::cuda {
 
@@ -117,10 +119,21 @@ void gemm_bf16(const Context& ctx, const void* w, int out, int in, const uint16_
                                      CUBLAS_GEMM_DEFAULT));
 }
 
+const void* bf16_weights(const Context& ctx, const DeviceMatrix& m, uint16_t* wq) {
+  if (m.type == DType::BF16) return m.w;
+  if (!wq) throw Error(std::string("CUDA: no scratch to widen a ").append(dtype_name(m.type)).append(" matrix into"));
+  kernels::quant_dequantize(m.w, m.type, int64_t(m.out) * m.in / dtype_block_elems(m.type), wq, false, ctx.stream());
+  MOESCOPE_CUDA_LAUNCHED();
+  return wq;
+}
+
 void linear(const Context& ctx, const DeviceMatrix& m, const float* x, int x_stride, int n, float* y, int y_stride,
-            uint16_t* xbf) {
+            uint16_t* xbf, uint16_t* wq) {
   if (n <= kernels::kGemvMaxTokens) {
-    kernels::gemv(x, x_stride, m.w, m.f32, m.out, m.in, m.bias, y, y_stride, n, false, ctx.stream());
+    if (m.type != DType::BF16)
+      kernels::quant_gemv(x, x_stride, m.w, m.type, m.out, m.in, m.bias, y, y_stride, n, false, ctx.stream());
+    else
+      kernels::gemv(x, x_stride, m.w, m.f32, m.out, m.in, m.bias, y, y_stride, n, false, ctx.stream());
     MOESCOPE_CUDA_LAUNCHED();
     return;
   }
@@ -130,9 +143,10 @@ void linear(const Context& ctx, const DeviceMatrix& m, const float* x, int x_str
                                        m.in, x, CUDA_R_32F, x_stride, &zero, y, CUDA_R_32F, y_stride,
                                        CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
   } else {
+    const void* w = bf16_weights(ctx, m, wq);
     kernels::to_bf16_rows(x, x_stride, xbf, n, m.in, ctx.stream());
     MOESCOPE_CUDA_LAUNCHED();
-    gemm_bf16(ctx, m.w, m.out, m.in, xbf, m.in, n, y, y_stride);
+    gemm_bf16(ctx, w, m.out, m.in, xbf, m.in, n, y, y_stride);
   }
   if (m.bias) {
     kernels::add_bias(y, y_stride, m.bias, n, m.out, ctx.stream());

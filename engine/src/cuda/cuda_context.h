@@ -10,6 +10,8 @@
 #include <cstdint>
 #include <string>
 
+#include "moescope/tensor.h"
+
 namespace moescope::cuda {
 
 [[noreturn]] void throw_cuda(cudaError_t err, const char* expr, const char* file, int line);
@@ -110,19 +112,24 @@ private:
 };
 
 // A weight matrix on the device: [out, in] row-major, BF16 (or fp32 for the small, precision-
-// sensitive ones such as the router), optional fp32 bias [out].
+// sensitive ones such as the router), optional fp32 bias [out]. type: BF16 for those; a block type
+// (GGUF's Q4_K, ...) for a matrix kept in its blocks, each row in / block_elems blocks.
 struct DeviceMatrix {
   const void* w = nullptr;
   bool f32 = false;
   int out = 0, in = 0;
   const float* bias = nullptr;
+  DType type = DType::BF16;
 };
 
 // y[t, :] = x[t, :] · Wᵀ (+ b) for t < n: the GEMV kernel for up to 4 tokens (decode, exact fp32
-// accumulation, capturable), cuBLAS otherwise (BF16 inputs via xbf scratch [n, in], fp32
-// accumulation and output).
+// accumulation, capturable; a block-type W is read in its blocks), cuBLAS otherwise (BF16 inputs
+// via xbf scratch [n, in], fp32 accumulation and output; a block-type W is first widened to BF16
+// into wq scratch [out, in]).
 void linear(const Context& ctx, const DeviceMatrix& m, const float* x, int x_stride, int n, float* y, int y_stride,
-            uint16_t* xbf);
+            uint16_t* xbf, uint16_t* wq = nullptr);
+// m's weights as a BF16 [out, in] matrix for cuBLAS: m.w itself, or a block-type m widened into wq.
+const void* bf16_weights(const Context& ctx, const DeviceMatrix& m, uint16_t* wq);
 // y[n, out] (ldy) = xbf[n, in] (BF16, ldx) · W[out, in]ᵀ with W BF16 at w: cuBLAS, fp32 out.
 void gemm_bf16(const Context& ctx, const void* w, int out, int in, const uint16_t* xbf, int ldx, int n, float* y,
                int ldy);

@@ -18,6 +18,8 @@
 #include "moe_group.cuh"
 #include "moescope/error.h"
 #include "output_gate.cuh"
+#include "quant_dequant.cuh"
+#include "quant_gemv.cuh"
 #include "random_init.cuh"
 #include "rmsnorm.cuh"
 #include "rope.cuh"
@@ -80,6 +82,15 @@ std::vector<uint16_t> bf16_bits(const TensorView& w) {
   return b;
 }
 
+// A block-quantised view's bytes, on the device as they are.
+DeviceBuffer upload_blocks(const Context& ctx, const TensorView& w) {
+  if (!dtype_is_quantized(w.dtype) || !kernels::quant_supported(w.dtype))
+    throw Error(std::string("cuda_ops: not a block type the kernels read: ").append(dtype_name(w.dtype)));
+  DeviceBuffer b(std::max<size_t>(1, w.nbytes()));
+  MOESCOPE_CUDA_CHECK(cudaMemcpyAsync(b.get(), w.data, w.nbytes(), cudaMemcpyHostToDevice, ctx.stream()));
+  return b;
+}
+
 std::vector<float> widen(const std::vector<uint16_t>& b) {
   std::vector<float> f(b.size());
   std::transform(b.begin(), b.end(), f.begin(), bf16_to_f32);
@@ -119,6 +130,43 @@ std::vector<float> matmul(const std::vector<float>& x, int n, const TensorView& 
   auto launch = [&] { cuda::linear(ctx, m, dx.as<float>(), in, n, dy.as<float>(), out, xbf.as<uint16_t>()); };
   launch();
   auto y = download<float>(ctx, dy, size_t(n) * out);
+  time_launches(ctx, launch);
+  return y;
+}
+
+std::vector<float> quant_matmul(const std::vector<float>& x, int n, const TensorView& w,
+                                const std::vector<float>* bias) {
+  Context ctx;
+  const int out = int(w.dim(0)), in = int(w.dim(1));
+  auto dx = upload(ctx, x);
+  DeviceBuffer dw = upload_blocks(ctx, w);
+  DeviceBuffer db = bias ? upload(ctx, *bias) : DeviceBuffer();
+  DeviceBuffer dy(size_t(n) * out * sizeof(float)), xbf(size_t(n) * in * sizeof(uint16_t));
+  DeviceBuffer wq(n > kernels::kGemvMaxTokens ? size_t(out) * in * sizeof(uint16_t) : 1);
+  const float* b = bias ? db.as<float>() : nullptr;
+  // The backend's path: the block matvec for n <= 4, else widened into wq and cuBLAS.
+  const cuda::DeviceMatrix m{dw.get(), false, out, in, b, w.dtype};
+  auto launch = [&] {
+    cuda::linear(ctx, m, dx.as<float>(), in, n, dy.as<float>(), out, xbf.as<uint16_t>(), wq.as<uint16_t>());
+  };
+  launch();
+  auto y = download<float>(ctx, dy, size_t(n) * out);
+  time_launches(ctx, launch);
+  return y;
+}
+
+std::vector<float> quant_dequantize(const TensorView& w, bool to_f32) {
+  Context ctx;
+  DeviceBuffer dw = upload_blocks(ctx, w);
+  const size_t n = size_t(w.numel());
+  DeviceBuffer dy(std::max<size_t>(1, n) * (to_f32 ? 4 : 2));
+  auto launch = [&] {
+    kernels::quant_dequantize(dw.get(), w.dtype, w.numel() / dtype_block_elems(w.dtype), dy.get(), to_f32,
+                              ctx.stream());
+    MOESCOPE_CUDA_LAUNCHED();
+  };
+  launch();
+  std::vector<float> y = to_f32 ? download<float>(ctx, dy, n) : widen(download<uint16_t>(ctx, dy, n));
   time_launches(ctx, launch);
   return y;
 }
@@ -382,7 +430,11 @@ MoeDecode moe_experts(const std::vector<float>& x, int n_tokens, const TensorVie
   const int H = int(gate_up.dim(1)), W = int(down.dim(1));
   if (gate_up.dim(0) != int64_t(n_experts) * 2 * W || down.dim(0) != int64_t(n_experts) * H)
     throw Error("cuda_ops::moe_experts: gate_up [E·2W, H] and down [E·H, W] expected");
-  auto dx = upload(ctx, x), dgu = upload(ctx, bf16_bits(gate_up)), dd = upload(ctx, bf16_bits(down));
+  // A block type stays in blocks (as the backend stacks quantised experts); others become BF16.
+  const bool qgu = dtype_is_quantized(gate_up.dtype), qd = dtype_is_quantized(down.dtype);
+  auto dx = upload(ctx, x);
+  DeviceBuffer dgu = qgu ? upload_blocks(ctx, gate_up) : upload(ctx, bf16_bits(gate_up));
+  DeviceBuffer dd = qd ? upload_blocks(ctx, down) : upload(ctx, bf16_bits(down));
   auto di = upload(ctx, ids), dwt = upload(ctx, weights);
   DeviceBuffer dh(size_t(n_tokens) * top_k * W * sizeof(float)), dy(size_t(n_tokens) * H * sizeof(float));
   kernels::ExpertExtras ex;
@@ -393,10 +445,18 @@ MoeDecode moe_experts(const std::vector<float>& x, int n_tokens, const TensorVie
     ex.clamped = extras->clamped, ex.alpha = extras->alpha, ex.limit = extras->limit;
   }
   auto launch = [&] {
-    kernels::moe_gate_up(dx.as<float>(), H, dgu.as<uint16_t>(), W, di.as<int32_t>(), dwt.as<float>(), top_k, top_k,
-                         dh.as<float>(), n_tokens, ctx.stream(), ex);
-    kernels::moe_down(dh.as<float>(), W, dd.as<uint16_t>(), H, di.as<int32_t>(), dwt.as<float>(), top_k, top_k,
-                      dy.as<float>(), n_tokens, false, ctx.stream(), ex);
+    if (qgu)
+      kernels::quant_moe_gate_up(dx.as<float>(), H, dgu.get(), gate_up.dtype, W, di.as<int32_t>(), dwt.as<float>(),
+                                 top_k, top_k, dh.as<float>(), n_tokens, ctx.stream(), ex);
+    else
+      kernels::moe_gate_up(dx.as<float>(), H, dgu.as<uint16_t>(), W, di.as<int32_t>(), dwt.as<float>(), top_k,
+                           top_k, dh.as<float>(), n_tokens, ctx.stream(), ex);
+    if (qd)
+      kernels::quant_moe_down(dh.as<float>(), W, dd.get(), down.dtype, H, di.as<int32_t>(), dwt.as<float>(), top_k,
+                              top_k, dy.as<float>(), n_tokens, false, ctx.stream(), ex);
+    else
+      kernels::moe_down(dh.as<float>(), W, dd.as<uint16_t>(), H, di.as<int32_t>(), dwt.as<float>(), top_k, top_k,
+                        dy.as<float>(), n_tokens, false, ctx.stream(), ex);
     MOESCOPE_CUDA_LAUNCHED();
   };
   launch();

@@ -8,12 +8,28 @@
 
 #include "convert.cuh"
 #include "moescope/error.h"
+#include "quant_dequant.cuh"
+#include "quant_gemv.cuh"
 #include "random_init.cuh"
 
 namespace moescope::cuda {
 namespace {
 
 enum class Init { Random, One, Zero };  // synthetic models: what a tensor is filled with
+
+// The type a layer's routed experts are stacked in (gate and up together, or down): their block
+// type when every expert's matrices have the same one, the kernels read it, the data is on the
+// host and rows are whole blocks; BF16 (widened at upload) otherwise.
+DType expert_stack_type(const std::vector<MlpWeights>& experts, bool gate_up) {
+  if (experts.empty()) return DType::BF16;
+  const DType t = gate_up ? experts[0].gate.dtype : experts[0].down.dtype;
+  if (!dtype_is_quantized(t) || !kernels::quant_supported(t)) return DType::BF16;
+  for (const MlpWeights& e : experts)
+    for (const TensorView* v : {gate_up ? &e.gate : &e.down, gate_up ? &e.up : &e.down})
+      if (!v->data || v->dtype != t || v->shape.size() != 2 || v->dim(1) % dtype_block_elems(t) != 0)
+        return DType::BF16;
+  return t;
+}
 
 kernels::SrcType src_type(DType t) {
   switch (t) {
@@ -65,16 +81,41 @@ public:
   const uint16_t* bf16(std::initializer_list<const TensorView*> parts) {
     return static_cast<const uint16_t*>(place(parts, false));
   }
-  DeviceMatrix matrix(std::initializer_list<const TensorView*> parts, bool f32 = false) {
+  // A matrix of fused parts (concatenated rows). blocks: kept in the parts' block type when they
+  // share one the kernels read (block_type), else BF16 (or fp32).
+  DeviceMatrix matrix(std::initializer_list<const TensorView*> parts, bool f32 = false, bool blocks = true) {
     DeviceMatrix m;
     m.in = int((*parts.begin())->dim(1));
     for (const TensorView* v : parts) m.out += int(v->dim(0));
     m.f32 = f32;
+    const DType bt = f32 || !blocks ? DType::BF16 : block_type(parts);
+    if (bt != DType::BF16) {
+      m.type = bt;
+      m.w = raw(std::vector<const TensorView*>(parts));
+      return m;
+    }
     m.w = place(parts, f32);
     return m;
   }
-  // Stacks a family of equally shaped tensors (experts) one after the other.
-  const uint16_t* stack(const std::vector<MlpWeights>& experts, bool gate_up) {
+  // The largest matrix kept in blocks (elements): prefill widens one at a time into scratch.
+  size_t max_block_elems() const { return max_block_elems_; }
+  // Bytes and weights of everything kept in blocks so far.
+  size_t block_bytes() const { return block_bytes_; }
+  size_t block_elems() const { return block_elems_; }
+  // Stacks a family of equally shaped tensors (experts) one after the other, in `type`
+  // (expert_stack_type): a block type's bytes are copied as they are.
+  const void* stack(const std::vector<MlpWeights>& experts, bool gate_up, DType type) {
+    if (type != DType::BF16) {
+      std::vector<const TensorView*> parts;
+      for (const auto& e : experts) {
+        parts.push_back(gate_up ? &e.gate : &e.down);
+        if (gate_up) parts.push_back(&e.up);
+      }
+      const MlpWeights& e0 = experts[0];
+      const int64_t one = gate_up ? e0.gate.numel() + e0.up.numel() : e0.down.numel();  // one expert's matrix
+      max_block_elems_ = std::max(max_block_elems_, size_t(one));
+      return raw(parts, /*count=*/false);
+    }
     size_t n = 0;
     for (const auto& e : experts) n += gate_up ? size_t(e.gate.numel() + e.up.numel()) : size_t(e.down.numel());
     uint16_t* dst = arena_.take<uint16_t>(n);
@@ -92,6 +133,36 @@ public:
   }
 
 private:
+  // The block type that parts (rows of one matrix) can stay in: their common block type when the
+  // kernels read it, every part has host data and rows of whole blocks; BF16 otherwise.
+  static DType block_type(std::initializer_list<const TensorView*> parts) {
+    const DType t = (*parts.begin())->dtype;
+    if (!dtype_is_quantized(t) || !kernels::quant_supported(t)) return DType::BF16;
+    for (const TensorView* v : parts)
+      if (!v->data || v->dtype != t || v->shape.size() != 2 || v->dim(1) % dtype_block_elems(t) != 0)
+        return DType::BF16;
+    return t;
+  }
+
+  // The parts' bytes one after the other, as they are (block types). count: the result is one
+  // matrix that prefill widens whole (max_block_elems).
+  const void* raw(const std::vector<const TensorView*>& parts, bool count = true) {
+    size_t bytes = 0, elems = 0;
+    for (const TensorView* v : parts) bytes += v->nbytes(), elems += size_t(v->numel());
+    if (count) max_block_elems_ = std::max(max_block_elems_, elems);
+    block_bytes_ += bytes;
+    block_elems_ += elems;
+    uint8_t* dst = arena_.take<uint8_t>(bytes);
+    if (!ctx_) return nullptr;
+    uint8_t* at = dst;
+    for (const TensorView* v : parts) {
+      MOESCOPE_CUDA_CHECK(cudaMemcpyAsync(at, v->data, v->nbytes(), cudaMemcpyHostToDevice, ctx_->stream()));
+      at += v->nbytes();
+      progress(v->nbytes());
+    }
+    return dst;
+  }
+
   void fill(const TensorView& v, void* dst, bool f32, Init init) {
     const long long n = v.numel();
     cudaStream_t s = ctx_->stream();
@@ -104,22 +175,22 @@ private:
       MOESCOPE_CUDA_LAUNCHED();
     } else if ((v.dtype == DType::BF16 && !f32) || (v.dtype == DType::F32 && f32)) {
       MOESCOPE_CUDA_CHECK(cudaMemcpyAsync(dst, v.data, v.nbytes(), cudaMemcpyHostToDevice, s));
-    } else if (dtype_is_quantized(v.dtype)) {
-      // Block types (Q8_0 projections, which the CPU kernels read in place): dequantised on the
-      // host a chunk of whole blocks at a time, then converted from F32 on the device.
+    } else if (dtype_is_quantized(v.dtype) && kernels::quant_supported(v.dtype)) {
+      // Block types widened here (matrices other than the routed experts): whole blocks through
+      // the staging buffer, dequantised on the device (bit-exact with dequantize_blocks, then the
+      // same BF16 rounding as the host's).
       if (!staging_.get()) staging_ = DeviceBuffer(kStaging);
       const int64_t be = dtype_block_elems(v.dtype);
       const size_t bb = dtype_block_bytes(v.dtype);
-      const long long per = static_cast<long long>(kStaging / 4 / size_t(be) * size_t(be));
-      host_f32_.resize(size_t(per));
-      for (long long i = 0; i < n; i += per) {
-        const long long m = std::min<long long>(per, n - i);
-        dequantize_blocks(v.dtype, static_cast<const char*>(v.data) + size_t(i / be) * bb, host_f32_.data(), m / be);
-        MOESCOPE_CUDA_CHECK(cudaMemcpyAsync(staging_.get(), host_f32_.data(), size_t(m) * 4, cudaMemcpyHostToDevice, s));
-        kernels::convert(staging_.get(), kernels::SrcType::F32, static_cast<char*>(dst) + size_t(i) * (f32 ? 4 : 2), f32,
-                         m, s);
+      const long long n_blocks = n / be, per = static_cast<long long>(kStaging / bb);
+      for (long long i = 0; i < n_blocks; i += per) {
+        const long long m = std::min<long long>(per, n_blocks - i);
+        MOESCOPE_CUDA_CHECK(cudaMemcpyAsync(staging_.get(), static_cast<const char*>(v.data) + size_t(i) * bb,
+                                            size_t(m) * bb, cudaMemcpyHostToDevice, s));
+        kernels::quant_dequantize(staging_.get(), v.dtype, m,
+                                  static_cast<char*>(dst) + size_t(i * be) * (f32 ? 4 : 2), f32, s);
         MOESCOPE_CUDA_LAUNCHED();
-        ctx_->sync();  // the staging buffer and host_f32_ are reused by the next chunk
+        ctx_->sync();  // the staging buffer is reused by the next chunk
       }
     } else {  // convert through a device staging buffer, in chunks
       if (!staging_.get()) staging_ = DeviceBuffer(kStaging);
@@ -134,7 +205,11 @@ private:
         ctx_->sync();  // the staging buffer is reused by the next chunk
       }
     }
-    done_ += size_t(n) * (f32 ? 4 : 2);
+    progress(size_t(n) * (f32 ? 4 : 2));
+  }
+
+  void progress(size_t bytes) {
+    done_ += bytes;
     if (total_ && done_ * 10 / total_ > reported_) {
       reported_ = done_ * 10 / total_;
       spdlog::info("CUDA: weights {}% ({:.2f} of {:.2f} GiB)", reported_ * 10, double(done_) / (1 << 30),
@@ -148,8 +223,8 @@ private:
   Arena arena_;
   size_t total_ = 0, done_ = 0, reported_ = 0;
   uint64_t tensor_index_ = 0;
+  size_t max_block_elems_ = 0, block_bytes_ = 0, block_elems_ = 0;
   DeviceBuffer staging_;
-  std::vector<float> host_f32_;  // block types, dequantised on the host before upload
 };
 
 DeviceWeights place_all(Placer& p, const Model& model) {
@@ -168,7 +243,8 @@ DeviceWeights place_all(Placer& p, const Model& model) {
     d.lm_head.out = int(w.embed.dim(0));
     d.lm_head.in = int(w.embed.dim(1));
   } else {
-    d.lm_head = p.matrix({s.tie_embeddings ? &w.embed : &w.lm_head});
+    // Widened even from blocks: a block LM head would need a vocabulary-sized BF16 scratch in prefill.
+    d.lm_head = p.matrix({s.tie_embeddings ? &w.embed : &w.lm_head}, false, /*blocks=*/false);
   }
   for (int l = 0; l < s.n_layers; ++l) {
     const LayerWeights& L = w.layers[size_t(l)];
@@ -215,8 +291,10 @@ DeviceWeights place_all(Placer& p, const Model& model) {
       dl.router = p.matrix({&L.router}, /*f32=*/true);
       if (s.moe.router.logit_bias) dl.router.bias = p.f32(L.router_logit_bias, Init::Zero);  // gpt-oss
       if (!L.router_bias.shape.empty()) dl.router_bias = p.f32(L.router_bias, Init::Zero);
-      dl.experts_gate_up = p.stack(L.experts, true);
-      dl.experts_down = p.stack(L.experts, false);
+      dl.experts_gate_up_type = expert_stack_type(L.experts, true);
+      dl.experts_down_type = expert_stack_type(L.experts, false);
+      dl.experts_gate_up = p.stack(L.experts, true, dl.experts_gate_up_type);
+      dl.experts_down = p.stack(L.experts, false, dl.experts_down_type);
       if (s.moe.expert_bias) {  // gpt-oss: fp32 [E][2W] (gate, then up, per expert) and [E][H]
         std::vector<const TensorView*> gu, dn;
         for (const MlpWeights& e : L.experts) gu.push_back(&e.gate_b), gu.push_back(&e.up_b), dn.push_back(&e.down_b);
@@ -236,6 +314,14 @@ DeviceWeights place_all(Placer& p, const Model& model) {
 
 }  // namespace
 
+size_t expert_bytes(DType type, int rows, int cols) { return dtype_bytes(type, int64_t(rows) * cols); }
+
+size_t dequant_scratch_elems(const Model& model) {
+  Placer p(nullptr, model, nullptr, 0);
+  place_all(p, model);
+  return p.max_block_elems();
+}
+
 size_t device_weight_bytes(const Model& model) {
   Placer p(nullptr, model, nullptr, 0);
   place_all(p, model);
@@ -249,6 +335,9 @@ DeviceWeights upload_weights(const Context& ctx, const Model& model) {
   Placer p(&ctx, model, arena.get(), total);
   DeviceWeights d = place_all(p, model);
   ctx.sync();
+  if (p.block_bytes())
+    spdlog::info("CUDA: {:.2f} GiB of block-quantised matrices kept in their blocks ({:.2f} GiB in BF16)",
+                 double(p.block_bytes()) / (1 << 30), double(p.block_elems()) * 2 / (1 << 30));
   d.arena = std::move(arena);
   const double sec = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   spdlog::info("CUDA: {} {:.2f} GiB of weights in {:.1f} s", model.synthetic && !model.weights.embed.data ? "generated"

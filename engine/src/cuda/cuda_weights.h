@@ -1,9 +1,14 @@
 #pragma once
 // The model's weights on the device, laid out for the CUDA forward:
 //   - big matrices in BF16 (F32/F16 checkpoints are converted on upload), fused where the
-//     forward reads them together: [q; k; v], MLA [q_a or q; kv_a], SwiGLU [gate; up];
+//     forward reads them together: [q; k; v], MLA [q_a or q; kv_a], SwiGLU [gate; up]; a
+//     block-quantised matrix (GGUF, --weights q8_0) stays in its blocks when all its fused parts
+//     share the type (DeviceMatrix::type), else it is widened to BF16 on the device; the LM head
+//     is always widened;
 //   - routed experts stacked per layer: gate_up [E][2W][H], down [E][H][W], so the decode
-//     kernels find expert e at a fixed stride from the ids on the device;
+//     kernels find expert e at a fixed stride from the ids on the device; in BF16, or, where the
+//     checkpoint's experts are block-quantised (GGUF), in their blocks as the file has them (no
+//     widening: decode reads the blocks, prefill widens one expert at a time into scratch);
 //   - the embedding in fp32 unless the checkpoint's is BF16 (then the LM head, tied or not, is a
 //     BF16 matrix of its own);
 //   - the small, precision-sensitive tensors in fp32: norm weights (with norm_weight_offset
@@ -42,8 +47,11 @@ struct DeviceLayer {
   const float* lin_norm = nullptr;   // fp32 [v_head_dim]
   DeviceMatrix router;               // fp32 [E, H] (+ logit bias: gpt-oss)
   const float* router_bias = nullptr;
-  const uint16_t* experts_gate_up = nullptr;  // [E][2W][H]
-  const uint16_t* experts_down = nullptr;     // [E][H][W]
+  // [E][2W][H] and [E][H][W]: BF16, or rows of blocks of the given type (quant_gemv.cuh); expert
+  // e starts at e · expert_bytes(type, rows, cols).
+  const void* experts_gate_up = nullptr;
+  const void* experts_down = nullptr;
+  DType experts_gate_up_type = DType::BF16, experts_down_type = DType::BF16;
   const float* experts_gate_up_bias = nullptr;  // gpt-oss: fp32 [E][2W]
   const float* experts_down_bias = nullptr;     // gpt-oss: fp32 [E][H]
   DeviceMatrix shared_gate_up, shared_down;
@@ -59,6 +67,12 @@ struct DeviceWeights {
   std::vector<DeviceLayer> layers;
   DeviceBuffer arena;
 };
+
+// Bytes of one rows × cols expert matrix of a stack in `type` (BF16 or a block type).
+size_t expert_bytes(DType type, int rows, int cols);
+// The largest matrix (elements: an expert's gate_up or down, a fused projection) that the device
+// keeps in blocks: the BF16 scratch prefill widens one into (0: none).
+size_t dequant_scratch_elems(const Model& model);
 
 // Bytes the device layout of `model` takes.
 size_t device_weight_bytes(const Model& model);
