@@ -32,9 +32,13 @@ Models:
     style deepseek2: sigmoid scores, correction bias, group-limited), made with transformers from a
     fixed seed (gen_model_goldens.build_model), saved to a temporary directory, converted to F32
     GGUF by convert_hf_to_gguf.py with gen_gguf_goldens.py's patches and quantised by
-    llama-quantize; the quantised files are kept in tests/data/llama/models/, and README.json lists
+    llama-quantize; the quantised files are kept in tests/data/llama/models/, README.json lists
     every tensor type in them (llama-quantize falls back to another type for a row length its type
-    cannot take).
+    cannot take) and check_types fails unless the routed experts got the intended type. Two layers
+    would be closer to real models, but one layer each keeps all the new files within ~8 MB.
+  * Files llama.cpp cannot read as the converter wrote them (no ARCH.vocab_size with a placeholder
+    vocabulary, DeepSeek without q LoRA) get the missing integer through llama.cpp's kv_overrides
+    (overrides()), recorded in golden.json; the files are not changed.
 
 Steps: builds llama.cpp (its `llama` library and `llama-quantize`, CPU only, AVX2) in --build,
 compiles llama_goldens.cpp against it, makes the models, runs them. Never needed in CI:
@@ -50,8 +54,6 @@ gen_gguf_goldens.py), cmake, ninja and a C++17 compiler.
 import argparse
 import collections
 import json
-import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -210,6 +212,24 @@ def tensor_types(path: Path):
         count[name] += 1
         per[t.name] = name
     return dict(sorted(count.items())), per
+
+
+def check_types(q: str, per: dict):
+    """llama-quantize falls back to another type for a row length its type cannot take (here:
+    DeepSeek's attn_k_b, rows of qk_nope 128, Q4_K_M -> Q5_0): the files must still hold the
+    intended type where it matters, the routed experts (and for Q8_0 every matrix)."""
+    experts = {n: t for n, t in per.items() if "_exps." in n}
+    assert experts, "no expert tensors"
+    want = {"Q8_0": {"Q8_0"}, "Q4_K_M": {"Q4_K", "Q6_K"}, "MXFP4_MOE": {"MXFP4"}}[q]
+    bad = {n: t for n, t in experts.items() if t not in want}
+    if q == "Q4_K_M":
+        bad.update({n: t for n, t in experts.items() if ("gate_exps" in n or "up_exps" in n) and t != "Q4_K"})
+    if q == "Q8_0":
+        bad.update({n: t for n, t in per.items() if t not in ("Q8_0", "F32") or (t == "F32" and "norm" not in n
+                                                                                 and "gate_inp" not in n
+                                                                                 and "exp_probs_b" not in n)})
+    if bad:
+        sys.exit(f"llama-quantize {q} wrote other types than intended: {bad}")
 
 
 def dequantised_copy(src: Path, out: Path):
@@ -422,6 +442,7 @@ def main():
                 gg = models_dir / f"{gname}.gguf"
                 run([quantize, f32, gg, q])
                 counts, per = tensor_types(gg)
+                check_types(q, per)
                 files[f"models/{gname}.gguf"] = {
                     "from": f"random {spec['cls'].__name__} (seed {spec['seed']}, init std {INIT_256}) -> "
                             f"convert_hf_to_gguf.py f32 -> llama-quantize {q}",
