@@ -118,8 +118,8 @@ def llama_version(src: Path):
             if line.startswith("Version:"):
                 info["llama_cpp_python"] = line.split()[1]
                 break
-    info["sha256"] = {f: hashlib.sha256((src / f).read_bytes()).hexdigest()
-                      for f in ("include/llama.h", "src/llama-graph.cpp", "src/llama-model.cpp", "convert_hf_to_gguf.py")}
+    files = ("include/llama.h", "src/llama-graph.cpp", "src/llama-model.cpp", "convert_hf_to_gguf.py")
+    info["sha256"] = {f: hashlib.sha256((src / f).read_bytes()).hexdigest() for f in files}
     return info
 
 
@@ -378,7 +378,8 @@ def main():
     ap.add_argument("--out", default=DATA / "llama", type=Path)
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--only", nargs="*", help="goldens to (re)make, by directory name")
-    ap.add_argument("--cmake-arg", action="append", default=[], help="extra llama.cpp cmake argument (a compiler launcher)")
+    ap.add_argument("--cmake-arg", action="append", default=[],
+                    help="extra llama.cpp cmake argument (a compiler launcher)")
     args = ap.parse_args()
     src = args.llama_cpp.resolve()
     sys.path.insert(0, str(src / "gguf-py"))  # llama.cpp's own gguf-py, as its converter uses

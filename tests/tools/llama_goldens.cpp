@@ -4,7 +4,7 @@
 //   logits.f32         [n_tokens][n_vocab] little-endian float32
 //   TENSOR-IL.bin      every MoE routing tensor the evaluation callback sees (ffn_moe_topk,
 //                      ffn_moe_probs, ffn_moe_probs_biased, ffn_moe_probs_masked,
-//                      ffn_moe_group_topk, ffn_moe_weights), rows made contiguous
+//                      ffn_moe_group_topk: each [n_tokens][ne0]), rows made contiguous
 //   manifest.json      {"n_tokens", "n_vocab", "n_layer", "tensors": [{"name", "type", "ne": [ne0, ne1]}]}
 // Usage: llama_goldens MODEL.gguf OUT_DIR THREADS OVERRIDE TOKEN...
 // OVERRIDE: "-", or KEY=INT[,KEY=INT...], integer metadata values for llama.cpp to use where a
@@ -24,8 +24,8 @@
 
 namespace {
 
-const char* const kWanted[] = {"ffn_moe_topk-",        "ffn_moe_probs-",      "ffn_moe_probs_biased-",
-                               "ffn_moe_probs_masked-", "ffn_moe_group_topk-", "ffn_moe_weights-"};
+const char* const kWanted[] = {"ffn_moe_topk-", "ffn_moe_probs-", "ffn_moe_probs_biased-", "ffn_moe_probs_masked-",
+                               "ffn_moe_group_topk-"};
 
 // Exactly TENSOR-IL (not the views llama.cpp names "TENSOR-IL (reshaped)" and the like).
 bool wanted(const char* name) {
@@ -40,14 +40,12 @@ bool wanted(const char* name) {
 }
 
 struct Capture {
-  // name -> (type, ne0, ne1, bytes)
   struct Tensor {
     ggml_type type;
-    int64_t ne0, ne1;
-    std::vector<char> bytes;
+    int64_t ne0, ne1;         // [ne1][ne0]: ne1 = tokens
+    std::vector<char> bytes;  // contiguous rows
   };
-  std::map<std::string, Tensor> tensors;
-  int evaluations = 0;
+  std::map<std::string, Tensor> tensors;  // by graph name, "ffn_moe_topk-3"
 };
 
 bool on_eval(ggml_tensor* t, bool ask, void* user) {
@@ -55,15 +53,13 @@ bool on_eval(ggml_tensor* t, bool ask, void* user) {
   const char* name = ggml_get_name(t);
   if (ask) return wanted(name);
   if (!wanted(name)) return true;
-  if (t->ne[2] * t->ne[3] != 1 && !(t->ne[0] == 1)) {
+  if (t->ne[2] * t->ne[3] != 1) {
     std::fprintf(stderr, "%s: unexpected shape [%lld %lld %lld %lld]\n", name, (long long)t->ne[0],
                  (long long)t->ne[1], (long long)t->ne[2], (long long)t->ne[3]);
     std::exit(1);
   }
-  // ffn_moe_weights is [1, K, T]: read it as [K, T].
-  int64_t ne0 = t->ne[0], ne1 = t->ne[1];
-  size_t nb0 = t->nb[0], nb1 = t->nb[1];
-  if (ne0 == 1 && t->ne[2] > 1) ne0 = t->ne[1], ne1 = t->ne[2], nb0 = t->nb[1], nb1 = t->nb[2];
+  const int64_t ne0 = t->ne[0], ne1 = t->ne[1];
+  const size_t nb0 = t->nb[0], nb1 = t->nb[1];
   const size_t es = ggml_type_size(t->type);
   if (ggml_blck_size(t->type) != 1 || nb0 != es) {
     std::fprintf(stderr, "%s: type %s with element stride %zu is not handled\n", name, ggml_type_name(t->type), nb0);
@@ -77,7 +73,8 @@ bool on_eval(ggml_tensor* t, bool ask, void* user) {
   else
     ggml_backend_tensor_get(t, raw.data(), 0, span);
   Capture::Tensor out{t->type, ne0, ne1, std::vector<char>(size_t(ne0 * ne1) * es)};
-  for (int64_t r = 0; r < ne1; ++r) std::memcpy(out.bytes.data() + size_t(r * ne0) * es, raw.data() + size_t(r) * nb1, size_t(ne0) * es);
+  for (int64_t r = 0; r < ne1; ++r)
+    std::memcpy(out.bytes.data() + size_t(r * ne0) * es, raw.data() + size_t(r) * nb1, size_t(ne0) * es);
   cap->tensors[name] = std::move(out);
   return true;
 }
@@ -164,7 +161,8 @@ int main(int argc, char** argv) {
   const int n_vocab = llama_vocab_n_tokens(llama_model_get_vocab(model));
   {
     std::ofstream f(out_dir + "/logits.f32", std::ios::binary);
-    for (int i = 0; i < n; ++i) f.write(reinterpret_cast<const char*>(llama_get_logits_ith(ctx, i)), std::streamsize(n_vocab) * 4);
+    for (int i = 0; i < n; ++i)
+      f.write(reinterpret_cast<const char*>(llama_get_logits_ith(ctx, i)), std::streamsize(n_vocab) * 4);
   }
   std::ofstream man(out_dir + "/manifest.json");
   man << "{\"n_tokens\": " << n << ", \"n_vocab\": " << n_vocab << ", \"n_layer\": " << llama_model_n_layer(model)
