@@ -42,6 +42,9 @@ float element(const TensorView& t, int64_t i) {
 // demand: decode never allocates) costs more memory than it saves time.
 constexpr int kChunk = 512;
 constexpr int kMlaHeads = 8;  // MLA heads per attention work item (they share the latent cache)
+// MLA tokens whose absorbed queries and latent outputs are held at once (the W_uk / W_uv
+// products run as matmuls over them: each head's weights read once for all of them).
+constexpr int kMlaTokens = 64;
 constexpr int kQTokens = 16;  // GQA tokens per attention work item
 
 // One attention work item's queries, outputs, visible ranges and cached runs (cpu::attend).
@@ -91,6 +94,7 @@ public:
         for (int h = 0; h < s_.attn.n_heads; ++h) sinks_[size_t(l)].push_back(element(w_.layers[size_t(l)].sinks, h));
     }
     route_scratch_.resize(size_t(3) * std::max(1, s_.moe.router.n_experts) + 1024);
+    if (s_.attn.kind == AttentionKind::MLA) build_mla_uk_t();
     // Per-thread attention scratch (cpu/attention.h) and, for MLA, the latent queries and outputs.
     const auto& at = s_.attn;
     const int group = at.kind == AttentionKind::GQA ? at.n_heads / std::max(1, at.n_kv_heads) : kMlaHeads;
@@ -98,7 +102,7 @@ public:
     const size_t per_thread =
         at.kind == AttentionKind::GQA
             ? cpu::attend_scratch(kQTokens * group, at.head_dim)
-            : size_t(kMlaHeads) * (2 * C + R) + cpu::attend_scratch(kMlaHeads, C + R);
+            : cpu::attend_scratch(kMlaHeads, C + R);
     attn_lists_.resize(size_t(pool_.size()));
     for (auto& al : attn_lists_)  // runs: one per 16-position cache block
       al.reserve(size_t(kQTokens) * size_t(std::max(group, kMlaHeads)), size_t(capacity_) / 16 + 2);
@@ -216,6 +220,31 @@ public:
   }
 
 private:
+  // MLA's W_uk (the first N rows of each head's block of kv_b, [N][C]) transposed to [C][N] per
+  // head, so that W_ukᵀ q_nope is a matmul over the tokens like every other product; the bytes of
+  // kv_b's dtype (F32/BF16/F16: the loader widens a block-quantised kv_b) are moved, not converted.
+  void build_mla_uk_t() {
+    const auto& a = s_.attn;
+    const int nh = a.n_heads, C = a.kv_lora_rank, N = a.qk_nope_head_dim, Dv = a.v_head_dim;
+    mla_uk_t_.resize(size_t(s_.n_attention_layers()));
+    size_t bytes = 0;
+    for (int l = 0; l < s_.n_layers; ++l) {
+      if (s_.is_linear(l)) continue;
+      const TensorView& wkv = w_.layers[size_t(l)].kv_b.w;
+      const size_t es = dtype_size(wkv.dtype);
+      const auto* src = static_cast<const uint8_t*>(wkv.data);
+      std::vector<uint8_t>& dst = mla_uk_t_[size_t(slot_[size_t(l)])];
+      dst.resize(size_t(nh) * C * N * es);
+      for (int h = 0; h < nh; ++h)
+        for (int d = 0; d < N; ++d)
+          for (int c = 0; c < C; ++c)
+            std::memcpy(dst.data() + ((size_t(h) * C + c) * N + d) * es,
+                        src + ((size_t(h) * (N + Dv) + d) * C + c) * es, es);
+      bytes += dst.size();
+    }
+    spdlog::debug("MLA: W_uk transposed for the prompt matmuls, {:.1f} MiB", double(bytes) / (1 << 20));
+  }
+
   // Scratch for chunks of up to T tokens (grown, never shrunk).
   void reserve_chunk(int T) {
     if (T <= reserved_) return;
@@ -231,6 +260,8 @@ private:
     } else {
       grow(q_a_, size_t(T) * std::max(a.q_lora_rank, 1));
       grow(kv_a_, size_t(T) * (a.kv_lora_rank + a.qk_rope_head_dim));
+      const size_t tb = size_t(std::min(T, kMlaTokens)) * size_t(a.n_heads);
+      grow(mla_q_, tb * size_t(a.kv_lora_rank + a.qk_rope_head_dim)), grow(mla_o_, tb * size_t(a.kv_lora_rank));
     }
     if (a.output_gate) grow(q_gate_, size_t(T) * a.n_heads * 2 * a.head_dim);
     if (state_.n_layers() > 0) {
@@ -518,39 +549,61 @@ private:
     const TensorView& wkv = L.kv_b.w;  // [nh·(N+Dv), C]
     const size_t row_bytes = size_t(C) * dtype_size(wkv.dtype);
     const auto* wkv_bytes = static_cast<const uint8_t*>(wkv.data);
-    // One (token, block of kMlaHeads heads) per work item: all heads share the latent cache,
-    // which is the key ([latent ‖ rotated key], C + R) and the value (the latent, C) at once.
-    const int nhb = (nh + kMlaHeads - 1) / kMlaHeads;
+    const std::vector<uint8_t>& uk_t = mla_uk_t_[size_t(slot_[size_t(l)])];  // [nh][C][N]
+    const int nhb = (nh + kMlaHeads - 1) / kMlaHeads, crb = (C + cpu::kGemmRowBlock - 1) / cpu::kGemmRowBlock;
+    const int drb = (Dv + cpu::kGemmRowBlock - 1) / cpu::kGemmRowBlock;
     const size_t vpt = size_t(kv_.values_per_token());
-    pool_.parallel_for(T * nhb, [&](int b, int e, int thread) {
-      float* q_cat = thread_scratch_.data() + size_t(thread) * thread_stride_;  // [kMlaHeads][C + R]
-      float* o_lat = q_cat + size_t(kMlaHeads) * (C + R);                        // [kMlaHeads][C]
-      float* scratch = o_lat + size_t(kMlaHeads) * C;
-      AttnLists& al = attn_lists_[size_t(thread)];
-      for (int item = b; item < e; ++item) {
-        const int t = item / nhb, h0 = (item % nhb) * kMlaHeads, p = pos0 + t;
-        const int nb = std::min(kMlaHeads, nh - h0);
-        const float* q_t = q + size_t(t) * nh * qh;
-        al.clear();
-        for (int i = 0; i < nb; ++i) {  // q_cat = [W_ukᵀ q_nope ‖ q_rope]
-          float* qc = q_cat + size_t(i) * (C + R);
-          const float* q_nope = q_t + size_t(h0 + i) * qh;
-          const uint8_t* w_head = wkv_bytes + size_t(h0 + i) * (N + Dv) * row_bytes;
-          std::fill(qc, qc + C, 0.0f);
-          for (int d = 0; d < N; ++d) cpu::axpy(q_nope[d], w_head + size_t(d) * row_bytes, wkv.dtype, qc, C);
-          std::memcpy(qc + C, q_nope + N, sizeof(float) * R);
-          al.add(qc, o_lat + size_t(i) * C, 0, p);
+    for (int t0 = 0; t0 < T; t0 += kMlaTokens) {
+      const int tb = std::min(kMlaTokens, T - t0);
+      float* mq = mla_q_.data();  // [tb][nh][C + R]: [W_ukᵀ q_nope ‖ q_rope]
+      float* mo = mla_o_.data();  // [tb][nh][C]: Σ p · c
+      // W_ukᵀ q_nope for every token and head: per head a matmul over the tokens (work items: a
+      // head × 48 rows of its W_ukᵀ).
+      const uint64_t tags = cpu::new_pack_tags(nh);
+      pool_.parallel_for(nh * crb, [&](int b, int e, int) {
+        thread_local cpu::XPack pack;
+        for (int item = b; item < e; ++item) {
+          const int h = item / crb, r0 = (item % crb) * cpu::kGemmRowBlock;
+          pack.tag = tags + uint64_t(h);
+          const TensorView w{wkv.dtype, {C, N}, uk_t.data() + size_t(h) * size_t(C) * N * dtype_size(wkv.dtype)};
+          cpu::gemm_rows(cpu::RowsIn{nullptr, q + size_t(t0) * nh * qh + size_t(h) * qh, size_t(nh) * qh}, tb, w, r0,
+                         std::min(C, r0 + cpu::kGemmRowBlock), mq + size_t(h) * (C + R) + r0, size_t(nh) * (C + R),
+                         &pack);
         }
-        kv_.for_runs(slot_[size_t(l)], 0, p + 1, [&](int j0, int n, const float* row) { al.runs.push_back({j0, n, row}); });
-        cpu::attend(al.queries(), C + R, C, 0, a.softmax_scale, al.runs.data(), int(al.runs.size()), vpt, scratch);
-        for (int i = 0; i < nb; ++i) {  // out = W_uv o_lat
-          const uint8_t* w_head = wkv_bytes + size_t(h0 + i) * (N + Dv) * row_bytes;
-          float* o = heads_out_.data() + size_t(t) * nh * Dv + size_t(h0 + i) * Dv;
-          for (int d = 0; d < Dv; ++d)
-            o[d] = cpu::dot(o_lat + size_t(i) * C, w_head + size_t(N + d) * row_bytes, wkv.dtype, C);
+      });
+      for (int t = 0; t < tb; ++t)
+        for (int h = 0; h < nh; ++h)
+          std::memcpy(mq + (size_t(t) * nh + h) * (C + R) + C, q + size_t(t0 + t) * nh * qh + size_t(h) * qh + N,
+                      sizeof(float) * R);
+      // Attention: one (token, block of kMlaHeads heads) per work item; all heads share the latent
+      // cache, which is the key ([latent ‖ rotated key], C + R) and the value (the latent, C) at once.
+      pool_.parallel_for(tb * nhb, [&](int b, int e, int thread) {
+        float* scratch = thread_scratch_.data() + size_t(thread) * thread_stride_;
+        AttnLists& al = attn_lists_[size_t(thread)];
+        for (int item = b; item < e; ++item) {
+          const int t = item / nhb, h0 = (item % nhb) * kMlaHeads, p = pos0 + t0 + t;
+          const int nb = std::min(kMlaHeads, nh - h0);
+          al.clear();
+          for (int i = 0; i < nb; ++i)
+            al.add(mq + (size_t(t) * nh + h0 + i) * (C + R), mo + (size_t(t) * nh + h0 + i) * C, 0, p);
+          kv_.for_runs(slot_[size_t(l)], 0, p + 1, [&](int j0, int n, const float* row) { al.runs.push_back({j0, n, row}); });
+          cpu::attend(al.queries(), C + R, C, 0, a.softmax_scale, al.runs.data(), int(al.runs.size()), vpt, scratch);
         }
-      }
-    });
+      });
+      // out = W_uv (Σ p · c), per head a matmul over the tokens.
+      const uint64_t otags = cpu::new_pack_tags(nh);
+      pool_.parallel_for(nh * drb, [&](int b, int e, int) {
+        thread_local cpu::XPack pack;
+        for (int item = b; item < e; ++item) {
+          const int h = item / drb, r0 = (item % drb) * cpu::kGemmRowBlock;
+          pack.tag = otags + uint64_t(h);
+          const TensorView w{wkv.dtype, {Dv, C}, wkv_bytes + (size_t(h) * (N + Dv) + N) * row_bytes};
+          cpu::gemm_rows(cpu::RowsIn{nullptr, mo + size_t(h) * C, size_t(nh) * C}, tb, w, r0,
+                         std::min(Dv, r0 + cpu::kGemmRowBlock), heads_out_.data() + size_t(t0) * nh * Dv + size_t(h) * Dv + r0,
+                         size_t(nh) * Dv, &pack);
+        }
+      });
+    }
     cpu::linear(pool_, heads_out_.data(), T, L.o, attn_out_.data());
   }
 
@@ -761,6 +814,8 @@ private:
   // Scratch, sized for the largest chunk so far (reserve_chunk): no allocation per token.
   int reserved_ = 0;
   std::vector<float> x_, xn_, attn_out_, ffn_out_, q_, k_, v_, heads_out_, q_a_, kv_a_, cos_, sin_;
+  std::vector<float> mla_q_, mla_o_;               // MLA: [kMlaTokens][nh][C + R], [kMlaTokens][nh][C]
+  std::vector<std::vector<uint8_t>> mla_uk_t_;     // MLA, per attention layer: W_ukᵀ [nh][C][N], kv_b's dtype
   std::vector<float> router_logits_, route_w_, route_scratch_;
   std::vector<float> q_gate_;  // [T, nh, 2, hd] q_proj's output with the gates (AttentionSpec::output_gate)
   std::vector<float> lin_qkv_, lin_conv_, lin_z_, lin_o_, lin_b_, lin_g_, lin_scratch_;  // linear attention
