@@ -314,9 +314,10 @@ private slots:
     const int K = dtype_block_elems(dt) == 256 ? 512 : 352, rows = 7;
     const Weights w1 = make_block_weights(dt, rows, K, rng), w2 = make_block_weights(dt, rows, K, rng);
     // 1 and 3: the fused blocks where the level has them (≤ 4 rows); 5: the strips; at the avx512
-    // and amx levels of a CPU with AVX512_VNNI, 3, 5 and 11 take gemm_qvnni_avx512.cpp instead
-    // (8 x rows a pass, then a tail)
-    for (int m : {1, 3, 5, 11}) {
+    // and amx levels of a CPU with AVX512_VNNI, 3 and more take gemm_qvnni_avx512.cpp instead: 3, 5
+    // and 11 its rows (8 a pass, then a tail), 21 and 40 its token blocks (16 x rows in the lanes)
+    // with rows left over
+    for (int m : {1, 3, 5, 11, 21, 40}) {
       const std::vector<float> x = make_x(m, K, rng);
       std::vector<const float*> xr;
       for (int i = 0; i < m; ++i) xr.push_back(x.data() + size_t(i) * K);
