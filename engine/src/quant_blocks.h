@@ -154,6 +154,17 @@ MOESCOPE_QHD static inline void scale_min_k4(const uint8_t* s, int j, int& sc, i
   }
 }
 
+// The same 8 scales and 8 mins, four to a 32-bit word (byte j of sc[0] is sub-block j's scale, of
+// sc[1] sub-block 4 + j's; mn likewise), for the vector kernels: bytes 0-3 of s hold scales 0-3
+// (low 6 bits) and the top 2 bits of scales 4-7, bytes 4-7 the same for the mins, bytes 8-11 the
+// low 4 bits of scales 4-7 (low nibble) and mins 4-7 (high nibble).
+static inline void scale_min_k4_words(const uint8_t* s, uint32_t sc[2], uint32_t mn[2]) {
+  uint32_t w0, w1, w2;
+  std::memcpy(&w0, s, 4), std::memcpy(&w1, s + 4, 4), std::memcpy(&w2, s + 8, 4);
+  sc[0] = w0 & 0x3F3F3F3Fu, sc[1] = (w2 & 0x0F0F0F0Fu) | (((w0 >> 6) & 0x03030303u) << 4);
+  mn[0] = w1 & 0x3F3F3F3Fu, mn[1] = ((w2 >> 4) & 0x0F0F0F0Fu) | (((w1 >> 6) & 0x03030303u) << 4);
+}
+
 // One block of type T: q[dtype_block_elems], s and o[dtype_block_elems / 16] (o is left alone for
 // the types without an addend).
 template <DType T>

@@ -226,21 +226,24 @@ private:
   void build_mla_uk_t() {
     const auto& a = s_.attn;
     const int nh = a.n_heads, C = a.kv_lora_rank, N = a.qk_nope_head_dim, Dv = a.v_head_dim;
-    mla_uk_t_.resize(size_t(s_.n_attention_layers()));
+    mla_.resize(size_t(s_.n_attention_layers()));
     size_t bytes = 0;
     for (int l = 0; l < s_.n_layers; ++l) {
       if (s_.is_linear(l)) continue;
       const TensorView& wkv = w_.layers[size_t(l)].kv_b.w;
       const size_t es = dtype_size(wkv.dtype);
       const auto* src = static_cast<const uint8_t*>(wkv.data);
-      std::vector<uint8_t>& dst = mla_uk_t_[size_t(slot_[size_t(l)])];
-      dst.resize(size_t(nh) * C * N * es);
-      for (int h = 0; h < nh; ++h)
+      MlaHeads& m = mla_[size_t(slot_[size_t(l)])];
+      m.bytes.resize(size_t(nh) * C * N * es);
+      for (int h = 0; h < nh; ++h) {
         for (int d = 0; d < N; ++d)
           for (int c = 0; c < C; ++c)
-            std::memcpy(dst.data() + ((size_t(h) * C + c) * N + d) * es,
+            std::memcpy(m.bytes.data() + ((size_t(h) * C + c) * N + d) * es,
                         src + ((size_t(h) * (N + Dv) + d) * C + c) * es, es);
-      bytes += dst.size();
+        m.uk_t.push_back({wkv.dtype, {C, N}, m.bytes.data() + size_t(h) * C * N * es});
+        m.uv.push_back({wkv.dtype, {Dv, C}, src + (size_t(h) * (N + Dv) + N) * C * es});
+      }
+      bytes += m.bytes.size();
     }
     spdlog::debug("MLA: W_uk transposed for the prompt matmuls, {:.1f} MiB", double(bytes) / (1 << 20));
   }
@@ -546,30 +549,18 @@ private:
       cpu::rope(slot + C, c, sn, R, s_.rope.interleaved);
     }
 
-    const TensorView& wkv = L.kv_b.w;  // [nh·(N+Dv), C]
-    const size_t row_bytes = size_t(C) * dtype_size(wkv.dtype);
-    const auto* wkv_bytes = static_cast<const uint8_t*>(wkv.data);
-    const std::vector<uint8_t>& uk_t = mla_uk_t_[size_t(slot_[size_t(l)])];  // [nh][C][N]
-    const int nhb = (nh + kMlaHeads - 1) / kMlaHeads, crb = (C + cpu::kGemmRowBlock - 1) / cpu::kGemmRowBlock;
-    const int drb = (Dv + cpu::kGemmRowBlock - 1) / cpu::kGemmRowBlock;
+    const MlaHeads& mh = mla_[size_t(slot_[size_t(l)])];
+    const std::vector<TensorView>&uk = mh.uk_t, &uv = mh.uv;
+    const int nhb = (nh + kMlaHeads - 1) / kMlaHeads;
     const size_t vpt = size_t(kv_.values_per_token());
     for (int t0 = 0; t0 < T; t0 += kMlaTokens) {
       const int tb = std::min(kMlaTokens, T - t0);
       float* mq = mla_q_.data();  // [tb][nh][C + R]: [W_ukᵀ q_nope ‖ q_rope]
       float* mo = mla_o_.data();  // [tb][nh][C]: Σ p · c
-      // W_ukᵀ q_nope for every token and head: per head a matmul over the tokens (work items: a
-      // head × 48 rows of its W_ukᵀ).
-      const uint64_t tags = cpu::new_pack_tags(nh);
-      pool_.parallel_for(nh * crb, [&](int b, int e, int) {
-        thread_local cpu::XPack pack;
-        for (int item = b; item < e; ++item) {
-          const int h = item / crb, r0 = (item % crb) * cpu::kGemmRowBlock;
-          pack.tag = tags + uint64_t(h);
-          const TensorView w{wkv.dtype, {C, N}, uk_t.data() + size_t(h) * size_t(C) * N * dtype_size(wkv.dtype)};
-          cpu::gemm_rows(cpu::RowsIn{nullptr, q + size_t(t0) * nh * qh + size_t(h) * qh, size_t(nh) * qh}, tb, w, r0,
-                         std::min(C, r0 + cpu::kGemmRowBlock), mq + size_t(h) * (C + R) + r0, size_t(nh) * (C + R),
-                         &pack);
-        }
+      // W_ukᵀ q_nope for every token and head.
+      per_head_matmul(nh, tb, [&](int h) {
+        return HeadProduct{&uk[size_t(h)], cpu::RowsIn{nullptr, q + size_t(t0) * nh * qh + size_t(h) * qh, size_t(nh) * qh},
+                           mq + size_t(h) * (C + R), size_t(nh) * (C + R)};
       });
       for (int t = 0; t < tb; ++t)
         for (int h = 0; h < nh; ++h)
@@ -590,21 +581,36 @@ private:
           cpu::attend(al.queries(), C + R, C, 0, a.softmax_scale, al.runs.data(), int(al.runs.size()), vpt, scratch);
         }
       });
-      // out = W_uv (Σ p · c), per head a matmul over the tokens.
-      const uint64_t otags = cpu::new_pack_tags(nh);
-      pool_.parallel_for(nh * drb, [&](int b, int e, int) {
-        thread_local cpu::XPack pack;
-        for (int item = b; item < e; ++item) {
-          const int h = item / drb, r0 = (item % drb) * cpu::kGemmRowBlock;
-          pack.tag = otags + uint64_t(h);
-          const TensorView w{wkv.dtype, {Dv, C}, wkv_bytes + (size_t(h) * (N + Dv) + N) * row_bytes};
-          cpu::gemm_rows(cpu::RowsIn{nullptr, mo + size_t(h) * C, size_t(nh) * C}, tb, w, r0,
-                         std::min(Dv, r0 + cpu::kGemmRowBlock), heads_out_.data() + size_t(t0) * nh * Dv + size_t(h) * Dv + r0,
-                         size_t(nh) * Dv, &pack);
-        }
+      // out = W_uv (Σ p · c).
+      per_head_matmul(nh, tb, [&](int h) {
+        return HeadProduct{&uv[size_t(h)], cpu::RowsIn{nullptr, mo + size_t(h) * C, size_t(nh) * C},
+                           heads_out_.data() + size_t(t0) * nh * Dv + size_t(h) * Dv, size_t(nh) * Dv};
       });
     }
     cpu::linear(pool_, heads_out_.data(), T, L.o, attn_out_.data());
+  }
+
+  // One matmul per head over the same tb x rows (MLA's W_uk and W_uv products): y_h = x_h · W_hᵀ
+  // for h < nh, work items of a head × kGemmRowBlock rows of its W, x_h packed once per thread.
+  struct HeadProduct {
+    const TensorView* w;
+    cpu::RowsIn x;
+    float* y;
+    size_t y_stride;
+  };
+  template <class Head>
+  void per_head_matmul(int nh, int tb, Head&& head) {
+    const int rows = int(head(0).w->shape[0]), rb = (rows + cpu::kGemmRowBlock - 1) / cpu::kGemmRowBlock;
+    const uint64_t tags = cpu::new_pack_tags(nh);
+    pool_.parallel_for(nh * rb, [&](int b, int e, int) {
+      thread_local cpu::XPack pack;
+      for (int item = b; item < e; ++item) {
+        const int h = item / rb, r0 = (item % rb) * cpu::kGemmRowBlock;
+        const HeadProduct p = head(h);
+        pack.tag = tags + uint64_t(h);
+        cpu::gemm_rows(p.x, tb, *p.w, r0, std::min(rows, r0 + cpu::kGemmRowBlock), p.y + r0, p.y_stride, &pack);
+      }
+    });
   }
 
   // ---- SwiGLU FFNs over groups of tokens: y[t] = Σ_groups w · down(silu(gate(x)) * up(x)) ----
@@ -815,7 +821,13 @@ private:
   int reserved_ = 0;
   std::vector<float> x_, xn_, attn_out_, ffn_out_, q_, k_, v_, heads_out_, q_a_, kv_a_, cos_, sin_;
   std::vector<float> mla_q_, mla_o_;               // MLA: [kMlaTokens][nh][C + R], [kMlaTokens][nh][C]
-  std::vector<std::vector<uint8_t>> mla_uk_t_;     // MLA, per attention layer: W_ukᵀ [nh][C][N], kv_b's dtype
+  // MLA, per attention layer: each head's W_ukᵀ [C][N] (in `bytes`, kv_b's dtype) and W_uv [Dv][C]
+  // (in kv_b), as matrices for gemm_rows.
+  struct MlaHeads {
+    std::vector<uint8_t> bytes;
+    std::vector<TensorView> uk_t, uv;
+  };
+  std::vector<MlaHeads> mla_;
   std::vector<float> router_logits_, route_w_, route_scratch_;
   std::vector<float> q_gate_;  // [T, nh, 2, hd] q_proj's output with the gates (AttentionSpec::output_gate)
   std::vector<float> lin_qkv_, lin_conv_, lin_z_, lin_o_, lin_b_, lin_g_, lin_scratch_;  // linear attention

@@ -145,14 +145,9 @@ struct QAvx2 {
           d.u[2 * j2 + 1] = _mm256_or_si256(d.u[2 * j2 + 1], bit4(2 * j2 + 1));
         }
       }
-      // The 6-bit scales and mins of sub-blocks 0..7 from the 12 bytes (quant::scale_min_k4, four
-      // at a time in 32-bit words): bytes 0-3 hold scales 0-3 (low 6 bits) and the top 2 bits of
-      // scales 4-7, bytes 4-7 the same for the mins, bytes 8-11 the low 4 bits of scales 4-7
-      // (low nibble) and mins 4-7 (high nibble).
-      uint32_t w0, w1, w2;
-      std::memcpy(&w0, b + 4, 4), std::memcpy(&w1, b + 8, 4), std::memcpy(&w2, b + 12, 4);
-      const uint32_t sc[2] = {w0 & 0x3F3F3F3Fu, (w2 & 0x0F0F0F0Fu) | (((w0 >> 6) & 0x03030303u) << 4)};
-      const uint32_t mn[2] = {w1 & 0x3F3F3F3Fu, ((w2 >> 4) & 0x0F0F0F0Fu) | (((w1 >> 6) & 0x03030303u) << 4)};
+      // The 6-bit scales and mins of sub-blocks 0..7, four to a word.
+      uint32_t sc[2], mn[2];
+      quant::scale_min_k4_words(b + 4, sc, mn);
       auto widen = [](const uint32_t* v) {
         return _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(v))));
       };

@@ -164,11 +164,8 @@ void decode(const uint8_t* row, int c, int K, Decoded& d) {
       d.u[2 * j] = _mm512_shuffle_i64x2(lo, hi, 0x44);      // sub-blocks 4j | 4j + 1
       d.u[2 * j + 1] = _mm512_shuffle_i64x2(lo, hi, 0xEE);  // 4j + 2 | 4j + 3
     }
-    // The 6-bit scales and mins of the 8 sub-blocks (as gemm_qtile_avx2.h unpacks them).
-    uint32_t w0, w1, w2;
-    std::memcpy(&w0, b + 4, 4), std::memcpy(&w1, b + 8, 4), std::memcpy(&w2, b + 12, 4);
-    const uint32_t sc[2] = {w0 & 0x3F3F3F3Fu, (w2 & 0x0F0F0F0Fu) | (((w0 >> 6) & 0x03030303u) << 4)};
-    const uint32_t mn[2] = {w1 & 0x3F3F3F3Fu, ((w2 >> 4) & 0x0F0F0F0Fu) | (((w1 >> 6) & 0x03030303u) << 4)};
+    uint32_t sc[2], mn[2];  // the 6-bit scales and mins of the 8 sub-blocks, four to a word
+    quant::scale_min_k4_words(b + 4, sc, mn);
     auto widen = [](const uint32_t* v) {
       return _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(v))));
     };
@@ -194,23 +191,33 @@ inline void apply(const Decoded& d, const XChunk& x, __m512& acc) {
 constexpr int kPass = 8;
 
 // W rows [row0, row1) against M x rows (M ≤ kPass): each chunk decoded once and applied to every x
-// row; the rows 4 ahead fetched meanwhile.
+// row.
+// Chunk c of a W row decoded into d, the same bytes of `next` (the row kFetchRows further on, or
+// nullptr) fetched meanwhile: rows are a few KB, and the hardware prefetchers stop at every page.
+constexpr int kFetchRows = 4;
+template <DType T>
+void decode_fetching(const uint8_t* row, const uint8_t* next, size_t row_bytes, int c, int K, Decoded& d) {
+  constexpr size_t cb = size_t(kChunk / quant::kBlockElems<T>) * quant::kBlockBytes<T>;  // a chunk's bytes
+  if (next)
+    for (size_t off = size_t(c) * cb; off < std::min(row_bytes, size_t(c + 1) * cb); off += 64)
+      __builtin_prefetch(next + off, 0, 2);
+  decode<T>(row, c, K, d);
+}
+inline const uint8_t* row_ahead(const uint8_t* row, int r, int n_rows, size_t row_bytes, bool fetch) {
+  return fetch && r + kFetchRows < n_rows ? row + size_t(kFetchRows) * row_bytes : nullptr;
+}
+
 template <DType T, int M>
 void rows(const XChunk* xq, int nc, int K, const uint8_t* wb, size_t row_bytes, int n_rows, int row0, int row1,
           float* y, size_t ys, bool fetch) {
-  constexpr int pf_rows = 4;
-  constexpr size_t cb = size_t(kChunk / quant::kBlockElems<T>) * quant::kBlockBytes<T>;  // a chunk's bytes
   for (int r = row0; r < row1; ++r) {
     const uint8_t* row = wb + size_t(r) * row_bytes;
-    const uint8_t* next = fetch && r + pf_rows < n_rows ? row + size_t(pf_rows) * row_bytes : nullptr;
+    const uint8_t* next = row_ahead(row, r, n_rows, row_bytes, fetch);
     __m512 acc[M];
     for (int i = 0; i < M; ++i) acc[i] = _mm512_setzero_ps();
     for (int c = 0; c < nc; ++c) {
-      if (next)
-        for (size_t off = size_t(c) * cb; off < std::min(row_bytes, size_t(c + 1) * cb); off += 64)
-          __builtin_prefetch(next + off, 0, 2);
       Decoded dec;
-      decode<T>(row, c, K, dec);
+      decode_fetching<T>(row, next, row_bytes, c, K, dec);
 #pragma GCC unroll 8
       for (int i = 0; i < M; ++i) apply(dec, xq[size_t(i) * size_t(nc) + size_t(c)], acc[i]);
     }
@@ -287,8 +294,6 @@ template <DType T, int B>
 void token_blocks(const XBlock* xb, int nc, int K, const uint8_t* wb, size_t row_bytes, int n_rows, int row0, int row1,
                   float* y, size_t ys, bool fetch) {
   constexpr bool table = T == DType::IQ4_NL || T == DType::MXFP4;  // decode stores their codes + 128
-  constexpr int pf_rows = 4;
-  constexpr size_t cb = size_t(kChunk / quant::kBlockElems<T>) * quant::kBlockBytes<T>;
   alignas(64) int8_t w8[256];
   alignas(64) uint64_t sad[4][8];
   alignas(64) float sl[4][16], ov[16], sg[16], og[16];
@@ -296,15 +301,12 @@ void token_blocks(const XBlock* xb, int nc, int K, const uint8_t* wb, size_t row
   alignas(64) float out[kLanes];
   for (int r = row0; r < row1; ++r) {
     const uint8_t* row = wb + size_t(r) * row_bytes;
-    const uint8_t* next = fetch && r + pf_rows < n_rows ? row + size_t(pf_rows) * row_bytes : nullptr;
+    const uint8_t* next = row_ahead(row, r, n_rows, row_bytes, fetch);
     __m512 acc[B];
     for (int b = 0; b < B; ++b) acc[b] = _mm512_setzero_ps();
     for (int c = 0; c < nc; ++c) {
-      if (next)
-        for (size_t off = size_t(c) * cb; off < std::min(row_bytes, size_t(c + 1) * cb); off += 64)
-          __builtin_prefetch(next + off, 0, 2);
       Decoded dec;
-      decode<T>(row, c, K, dec);
+      decode_fetching<T>(row, next, row_bytes, c, K, dec);
       for (int q = 0; q < 4; ++q) {  // signed codes, their sums per 8, the lanes' scales
         _mm512_store_si512(sad[q], _mm512_sad_epu8(dec.u[q], _mm512_setzero_si512()));
         _mm512_store_si512(w8 + 64 * q, table ? _mm512_xor_si512(dec.u[q], _mm512_set1_epi8(char(0x80))) : dec.u[q]);
