@@ -165,9 +165,15 @@ private slots:
     const Shape shapes[] = {{1, 53, 2048, 0, 53},  {1, 7, 37, 2, 7},     {3, 7, 37, 0, 7},
                             {4, 48, 64, 0, 48},    {5, 100, 96, 16, 85}, {17, 50, 1024, 0, 50},
                             {33, 64, 256, 0, 64},  {64, 96, 128, 48, 96}, {2, 31, 33, 1, 30}};
-    for (DType dt : {DType::F32, DType::BF16, DType::F16, DType::Q8_0})
+    // Q8_0 also under QuantX::Int8, where prompts of 16 or more rows at the amx level take AMX's
+    // tile products (gemm_amx.cpp; x still exact): the same bound.
+    using Mode = cpu::QuantX;
+    for (auto [dt, mode] : {std::pair{DType::F32, Mode::F32}, std::pair{DType::BF16, Mode::F32},
+                            std::pair{DType::F16, Mode::F32}, std::pair{DType::Q8_0, Mode::F32},
+                            std::pair{DType::Q8_0, Mode::Int8}})
       for (const Shape& s : shapes) {
         if (dt == DType::Q8_0 && s.K % 32 != 0) continue;  // Q8_0 rows are whole blocks
+        cpu::set_quant_activations(mode);
         const Weights w = make_weights(dt, s.rows, s.K, rng);
         const std::vector<float> x = make_x(s.m, s.K, rng);
         const size_t ys = size_t(s.row1 - s.row0) + 3;  // a stride wider than the block
@@ -176,6 +182,7 @@ private slots:
         std::vector<const float*> xr;
         for (int i = 0; i < s.m; ++i) xr.push_back(x.data() + size_t(i) * s.K);
         check(xr, w, s.row0, s.row1, y.data(), ys);
+        cpu::set_quant_activations(Mode::F32);
         if (QTest::currentTestFailed()) {
           qWarning("dtype %s, m %d, rows %d, K %d", dtype_name(dt), s.m, s.rows, s.K);
           return;

@@ -507,7 +507,16 @@ private slots:
     const ForwardResult f = run(load_model(kData / "gguf" / "deepseek-v3.gguf"));
     QVERIFY(q.logits == w.logits);
     QVERIFY(q.expert_ids == w.expert_ids);
-    QVERIFY(run(model, cpu::QuantX::Int8).logits == q.logits);  // Q8_0 meets fp32 x in either mode
+    // Q8_0 meets exact x in either mode; under Int8 (the default) a prompt of 16 or more tokens at
+    // the amx level takes AMX's tile products (x in three bf16 parts, exact; the sums in another
+    // order): equal up to float rounding, the same experts.
+    const ForwardResult i8 = run(model, cpu::QuantX::Int8);
+    float peak = 0.0f, d8 = 0.0f;
+    for (size_t i = 0; i < q.logits.size(); ++i)
+      peak = std::max(peak, std::fabs(q.logits[i])), d8 = std::max(d8, std::fabs(i8.logits[i] - q.logits[i]));
+    QVERIFY2(d8 <= 1e-5f * peak, qPrintable(QString("Int8 mode: %1 of max |logit| %2").arg(d8).arg(peak)));
+    QVERIFY(i8.expert_ids == q.expert_ids);
+    if (cpu::active_isa() != cpu::Isa::Amx || ids.size() < 16) QVERIFY(i8.logits == q.logits);
     float err = 0.0f;
     for (size_t i = 0; i < f.logits.size(); ++i) err = std::max(err, std::fabs(q.logits[i] - f.logits[i]));
     qInfo("Q8_0 (%d matrices) vs the F32 file: max |logit difference| = %.3g (random tiny model)", quantised, double(err));

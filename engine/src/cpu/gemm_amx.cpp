@@ -30,11 +30,13 @@
 
 #include <algorithm>
 #include <bit>
+#include <cstring>
 
 namespace moescope::cpu {
 namespace {
 
 constexpr int kMinRows = 4;    // fewer x rows: the AVX-512 FMA kernel is as fast
+constexpr int kMinRowsQ8 = 16;  // Q8_0 weights (one core, 768 × 2048: 8 rows 31 against 40 G weight-rows/s, 16 rows 57 against 41, 64 rows 71 against 41)
 constexpr int kTok = 16;       // tokens per right-hand tile (its 16 columns)
 constexpr int kParts = 3;      // hi, mid, lo
 constexpr int kRowTiles = 3;   // 48 W rows in flight (tiles 0-2 accumulate)
@@ -117,42 +119,132 @@ void row_tiles(const uint16_t* w, int K, const uint32_t* pairs, float* out) {
 
 #undef MOESCOPE_AMX_TILE_STEP
 
+// Q8_0 weights (d · q per block of 32, the block being one tile step): the codes of 16 rows as
+// bf16, exact (|q| ≤ 127), in wq[16][K], and their scales in ds[K / 32][16].
+void widen_q8_rows(const uint8_t* w, size_t row_bytes, int K, uint16_t* wq, float* ds) {
+  for (int i = 0; i < 16; ++i) {
+    const uint8_t* row = w + size_t(i) * row_bytes;
+    for (int b = 0; b < K / 32; ++b) {
+      const uint8_t* blk = row + size_t(b) * 34;
+      uint16_t h;
+      std::memcpy(&h, blk, 2);
+      ds[size_t(b) * 16 + size_t(i)] = _cvtsh_ss(h);
+      const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 2));
+      const __m512 lo = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm256_castsi256_si128(q)));
+      const __m512 hi = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm256_extracti128_si256(q, 1)));
+      _mm512_storeu_si512(wq + size_t(i) * size_t(K) + size_t(32 * b), std::bit_cast<__m512i>(_mm512_cvtne2ps_pbh(hi, lo)));
+    }
+  }
+}
+
+// 16 rows of widened Q8_0 codes against one packed token block: out[16][16]. Each step of 32 is a
+// block: its three tile products go to a fresh tile (alternately tile 0 and 1, so that one step's
+// products overlap the previous step's scaling), which is stored and added into 16 accumulators
+// (one per W row, 16 tokens each) times the row's block scale.
+void q8_row_tile(const uint16_t* wq, const float* ds, int K, const uint32_t* pairs, float* out) {
+  const size_t part_stride = size_t(K / 2) * kTok, w_stride = size_t(K) * 2;
+  alignas(64) float c[2][256];
+  __m512 acc[16];
+  for (auto& a : acc) a = _mm512_setzero_ps();
+  auto scale = [&](const float* ci, int k) {
+    const float* d = ds + size_t(k / 32) * 16;
+    for (int i = 0; i < 16; ++i) acc[i] = _mm512_fmadd_ps(_mm512_load_ps(ci + 16 * i), _mm512_set1_ps(d[i]), acc[i]);
+  };
+#define MOESCOPE_AMX_Q8_STEP(T, KK)                             \
+  do {                                                          \
+    const uint32_t* b = pairs + size_t((KK) / 2) * kTok;        \
+    _tile_loadd(4, b, 64);                                      \
+    _tile_loadd(5, b + part_stride, 64);                        \
+    _tile_loadd(6, b + 2 * part_stride, 64);                    \
+    _tile_loadd(3, wq + (KK), w_stride);                        \
+    _tile_zero(T);                                              \
+    _tile_dpbf16ps(T, 3, 6);                                    \
+    _tile_dpbf16ps(T, 3, 5);                                    \
+    _tile_dpbf16ps(T, 3, 4);                                    \
+  } while (0)
+  int k = 0;
+  for (; k + 64 <= K; k += 64) {
+    MOESCOPE_AMX_Q8_STEP(0, k);
+    MOESCOPE_AMX_Q8_STEP(1, k + 32);
+    _tile_stored(0, c[0], 64);
+    scale(c[0], k);
+    _tile_stored(1, c[1], 64);
+    scale(c[1], k + 32);
+  }
+  if (k < K) {
+    MOESCOPE_AMX_Q8_STEP(0, k);
+    _tile_stored(0, c[0], 64);
+    scale(c[0], k);
+  }
+#undef MOESCOPE_AMX_Q8_STEP
+  for (int i = 0; i < 16; ++i) _mm512_store_ps(out + 16 * i, acc[i]);
+}
+
+// x rows packed once per pack tag into pack (a caller that runs several weights, or row blocks,
+// over the same x passes the same tag and packs once); the blocks of 16 tokens, kParts each.
+const uint32_t* packed_x(const RowsIn& x, int m, int K, XPack* pack) {
+  thread_local XPack own;
+  XPack& pk = pack ? *pack : own;
+  const size_t block = size_t(K / 2) * kTok * kParts;
+  const size_t blocks = size_t((m + kTok - 1) / kTok);
+  if (!pack || pk.tag == 0 || pk.tag != pk.packed_tag || pk.kind != XPack::Kind::AmxBf16 || pk.m != m || pk.K != K) {
+    uint32_t* data = xpack_reserve(pk, blocks * block);
+    for (size_t bi = 0; bi < blocks; ++bi)
+      pack_block(x, int(bi) * kTok, std::min(kTok, m - int(bi) * kTok), K, data + bi * block);
+    pk.packed_tag = pk.tag, pk.kind = XPack::Kind::AmxBf16, pk.m = m, pk.K = K;
+  }
+  return pk.data.data();
+}
+
 void amx_gemm(const RowsIn& x, int m, DType dt, const void* w, int K, int n_rows, int row0, int row1, float* y,
               size_t ys, XPack* pack) {
   const detail::GemmFn fallback = detail::gemm_avx512();
-  if (dt != DType::BF16 || m < kMinRows || K % 32 != 0) {
+  const bool q8 = dt == DType::Q8_0 && m >= kMinRowsQ8 && quant_activations() == QuantX::Int8;
+  if ((dt != DType::BF16 && !q8) || m < kMinRows || K % 32 != 0) {
     fallback(x, m, dt, w, K, n_rows, row0, row1, y, ys, pack);
     return;
   }
   const int full = row0 + (row1 - row0) / 16 * 16;  // rows [row0, full) in tiles of 16
   if (full > row0) {
-    // All m rows packed once per pack tag: a caller that runs several weights (or row blocks)
-    // over the same x passes the same tag and packs once.
-    thread_local XPack own;
-    XPack& pk = pack ? *pack : own;
+    const uint32_t* px = packed_x(x, m, K, pack);
     const size_t block = size_t(K / 2) * kTok * kParts;
     const size_t blocks = size_t((m + kTok - 1) / kTok);
-    if (!pack || pk.tag == 0 || pk.tag != pk.packed_tag || pk.kind != XPack::Kind::AmxBf16 || pk.m != m || pk.K != K) {
-      uint32_t* data = xpack_reserve(pk, blocks * block);
-      for (size_t bi = 0; bi < blocks; ++bi)
-        pack_block(x, int(bi) * kTok, std::min(kTok, m - int(bi) * kTok), K, data + bi * block);
-      pk.packed_tag = pk.tag, pk.kind = XPack::Kind::AmxBf16, pk.m = m, pk.K = K;
-    }
     configure_tiles();
     alignas(64) float out[kRowTiles * 16 * 16];
-    const auto* wb = static_cast<const uint16_t*>(w);
-    // Rows outer, token blocks inner: a 48-row strip of W (96 KB at K = 1024) stays in L2
-    // while every token block passes over it.
-    for (int r = row0; r < full;) {
-      const int rows = full - r >= 48 ? 48 : 16;
-      for (size_t bi = 0; bi < blocks; ++bi) {
-        const int t0 = int(bi) * kTok, nt = std::min(kTok, m - t0);
-        if (rows == 48) row_tiles<3>(wb + size_t(r) * K, K, pk.data.data() + bi * block, out);
-        else row_tiles<1>(wb + size_t(r) * K, K, pk.data.data() + bi * block, out);
-        for (int i = 0; i < rows; ++i)
-          for (int t = 0; t < nt; ++t) y[size_t(t0 + t) * ys + size_t(r - row0 + i)] = out[i * 16 + t];
+    auto put = [&](int r, int rows, size_t bi) {  // out's rows × tokens into y
+      const int t0 = int(bi) * kTok, nt = std::min(kTok, m - t0);
+      for (int i = 0; i < rows; ++i)
+        for (int t = 0; t < nt; ++t) y[size_t(t0 + t) * ys + size_t(r - row0 + i)] = out[i * 16 + t];
+    };
+    if (q8) {
+      // 16 rows at a time widened into the scratch (their codes as bf16, their scales), then
+      // every token block passes over them.
+      thread_local XPack scratch;  // not x: a buffer that xpack_reserve grows outside this file
+      const size_t wq_words = size_t(16) * size_t(K) / 2;
+      uint32_t* buf = xpack_reserve(scratch, wq_words + size_t(K / 32) * 16 + 16);
+      auto* wq = reinterpret_cast<uint16_t*>(buf);
+      auto* ds = reinterpret_cast<float*>(buf + wq_words);
+      const size_t row_bytes = size_t(K / 32) * 34;
+      for (int r = row0; r < full; r += 16) {
+        widen_q8_rows(static_cast<const uint8_t*>(w) + size_t(r) * row_bytes, row_bytes, K, wq, ds);
+        for (size_t bi = 0; bi < blocks; ++bi) {
+          q8_row_tile(wq, ds, K, px + bi * block, out);
+          put(r, 16, bi);
+        }
       }
-      r += rows;
+    } else {
+      const auto* wb = static_cast<const uint16_t*>(w);
+      // Rows outer, token blocks inner: a 48-row strip of W (96 KB at K = 1024) stays in L2
+      // while every token block passes over it.
+      for (int r = row0; r < full;) {
+        const int rows = full - r >= 48 ? 48 : 16;
+        for (size_t bi = 0; bi < blocks; ++bi) {
+          if (rows == 48) row_tiles<3>(wb + size_t(r) * K, K, px + bi * block, out);
+          else row_tiles<1>(wb + size_t(r) * K, K, px + bi * block, out);
+          put(r, rows, bi);
+        }
+        r += rows;
+      }
     }
     _tile_release();
   }
