@@ -7,7 +7,7 @@
 //
 // One tile kernel (gemm_tile.h) is compiled once per instruction-set level (gemm_avx2.cpp,
 // gemm_avx512.cpp, and the portable gemm.cpp), BF16 weights have a kernel of their own on AMX's
-// bf16 tile products (gemm_amx.cpp), most block types one on AVX512_VNNI's integer dot products
+// bf16 tile products (gemm_amx.cpp; Q8_0 prompts too), most block types one on AVX512_VNNI's integer dot products
 // (gemm_qvnni_avx512.cpp, under the avx512 and amx levels), and the best level this CPU has is
 // chosen at run time. MOESCOPE_CPU_ISA=generic|avx2|avx512|amx forces one (a level this CPU lacks is refused with
 // a warning); tests force each in turn (force_isa) and compare it with the plain loops.
@@ -72,7 +72,8 @@ void gemm_rows(const RowsIn& x, int m, const TensorView& w, int row0, int row1, 
 // block types other than Q8_0, x is quantised to 8 bits per block of 32 and multiplied in integers
 // (gemm_qtile.h; x's rounding moves a product by up to ~0.4 % of Σ|w·x|), and on CPUs with
 // AVX512_BF16 but not AMX, prompts (≥ 4 x rows) over BF16 weights round x to bf16 for VDPBF16PS
-// (gemm_bf16dot_avx512.cpp; up to 2^-9 of |x|). F32 keeps x in fp32 everywhere (the dequantised
+// (gemm_bf16dot_avx512.cpp; up to 2^-9 of |x|); Q8_0 prompts on AMX keep x exact but sum in
+// another order (gemm_amx.cpp; ~1e-7 relative). F32 keeps x in fp32 everywhere (the dequantised
 // model's forward up to rounding; slower). MOESCOPE_CPU_QUANT_X=int8|f32 sets it at start.
 enum class QuantX : uint8_t { Int8, F32 };
 QuantX quant_activations();
