@@ -535,6 +535,17 @@ PT_CASE(mla_projections) {
 #ifdef MOESCOPE_HAVE_CUDA
 // Ids/weights for n tokens × k slots over E experts, repeats across tokens, and (padding) a
 // zero-weight slot in every third token as an intervention leaves it.
+// gpt-oss's extras for E experts of width W over hidden H: per-expert biases (from seed, seed + 1)
+// and the clamped SwiGLU; x scaled so that gate/up values go beyond the limit.
+cuda_ops::MoeExtras gpt_oss_extras(int E, int W, int H, uint32_t seed, float alpha, std::vector<float>& x) {
+  cuda_ops::MoeExtras ex;
+  ex.gate_up_bias = random_vec(size_t(E) * 2 * W, seed, -1.0f, 1.0f);
+  ex.down_bias = random_vec(size_t(E) * H, seed + 1, -0.5f, 0.5f);
+  ex.clamped = true, ex.alpha = alpha, ex.limit = 1.2f;
+  for (auto& v : x) v *= 20.0f;
+  return ex;
+}
+
 void random_routes(int n, int k, int E, std::vector<int32_t>& ids, std::vector<float>& w) {
   std::mt19937 rng(30);
   ids.assign(size_t(n) * k, 0), w.assign(size_t(n) * k, 0.0f);
@@ -564,13 +575,7 @@ PT_CASE(moe_experts_decode) {
       std::vector<int32_t> ids;
       std::vector<float> w;
       random_routes(r.n, K, E, ids, w);
-      cuda_ops::MoeExtras ex;
-      if (r.gpt_oss) {
-        ex.gate_up_bias = random_vec(size_t(E) * 2 * W, 40, -1.0f, 1.0f);
-        ex.down_bias = random_vec(size_t(E) * H, 41, -0.5f, 0.5f);
-        ex.clamped = true, ex.alpha = 1.5f, ex.limit = 1.2f;
-        for (auto& v : x) v *= 20.0f;  // gate/up values beyond the limit
-      }
+      const cuda_ops::MoeExtras ex = r.gpt_oss ? gpt_oss_extras(E, W, H, 40, 1.5f, x) : cuda_ops::MoeExtras{};
       ThreadPool pool(2);
       std::vector<float> href(size_t(r.n) * K * W, 0.0f), yref(size_t(r.n) * H, 0.0f), g(size_t(2) * W), o(static_cast<size_t>(H));
       for (int t = 0; t < r.n; ++t)
@@ -717,13 +722,7 @@ PT_CASE(quant_moe_experts_decode) {
       std::vector<int32_t> ids;
       std::vector<float> w;
       random_routes(r.n, K, E, ids, w);
-      cuda_ops::MoeExtras ex;
-      if (r.gpt_oss) {
-        ex.gate_up_bias = random_vec(size_t(E) * 2 * W, 63, -1.0f, 1.0f);
-        ex.down_bias = random_vec(size_t(E) * H, 64, -0.5f, 0.5f);
-        ex.clamped = true, ex.alpha = 1.702f, ex.limit = 1.2f;
-        for (auto& v : x) v *= 20.0f;  // gate/up values beyond the limit
-      }
+      const cuda_ops::MoeExtras ex = r.gpt_oss ? gpt_oss_extras(E, W, H, 63, 1.702f, x) : cuda_ops::MoeExtras{};
       std::vector<float> href(size_t(r.n) * K * W, 0.0f), yref(size_t(r.n) * H, 0.0f);
       double hmag = 0.0, ymag = 0.0;
       for (int t = 0; t < r.n; ++t) {
