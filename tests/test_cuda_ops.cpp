@@ -546,6 +546,14 @@ cuda_ops::MoeExtras gpt_oss_extras(int E, int W, int H, uint32_t seed, float alp
   return ex;
 }
 
+// An expert's [gate; up] row g (2W values) into its activation, as CpuBackend::run_groups does:
+// gpt-oss's biases of expert e, then the clamped SwiGLU (ex), or silu(gate)·up (no ex).
+void swiglu_ref(float* g, int W, int e, const cuda_ops::MoeExtras* ex) {
+  if (!ex) return cpu::silu_mul(g, g + W, W);
+  for (int i = 0; i < 2 * W; ++i) g[i] += ex->gate_up_bias[size_t(e) * 2 * W + size_t(i)];
+  cpu::clamped_swiglu(g, g + W, W, ex->alpha, ex->limit);
+}
+
 void random_routes(int n, int k, int E, std::vector<int32_t>& ids, std::vector<float>& w) {
   std::mt19937 rng(30);
   ids.assign(size_t(n) * k, 0), w.assign(size_t(n) * k, 0.0f);
@@ -585,12 +593,7 @@ PT_CASE(moe_experts_decode) {
           TensorView ge{DType::BF16, {2 * W, H}, gu.bits.data() + size_t(e) * 2 * W * H};
           TensorView de{DType::BF16, {H, W}, dn.bits.data() + size_t(e) * H * W};
           cpu::matmul(pool, x.data() + size_t(t) * H, 1, ge, nullptr, g.data());
-          if (r.gpt_oss) {  // as CpuBackend::run_groups: biases, then the clamped SwiGLU
-            for (int i = 0; i < 2 * W; ++i) g[size_t(i)] += ex.gate_up_bias[size_t(e) * 2 * W + i];
-            cpu::clamped_swiglu(g.data(), g.data() + W, W, ex.alpha, ex.limit);
-          } else {
-            cpu::silu_mul(g.data(), g.data() + W, W);
-          }
+          swiglu_ref(g.data(), W, e, r.gpt_oss ? &ex : nullptr);
           float* h = href.data() + (size_t(t) * K + j) * W;
           std::copy_n(g.data(), W, h);
           cpu::matmul(pool, h, 1, de, nullptr, o.data());
@@ -737,12 +740,7 @@ PT_CASE(quant_moe_experts_decode) {
           double mag = 0.0;
           auto g = matvec_ref(xt, 1, we, 2 * W, H, nullptr, &mag);
           hmag = std::max(hmag, mag);
-          if (r.gpt_oss) {
-            for (int i = 0; i < 2 * W; ++i) g[size_t(i)] += ex.gate_up_bias[size_t(e) * 2 * W + i];
-            cpu::clamped_swiglu(g.data(), g.data() + W, W, ex.alpha, ex.limit);
-          } else {
-            cpu::silu_mul(g.data(), g.data() + W, W);
-          }
+          swiglu_ref(g.data(), W, e, r.gpt_oss ? &ex : nullptr);
           float* h = href.data() + (size_t(t) * K + j) * W;
           std::copy_n(g.data(), W, h);
           const std::vector<float> hv(h, h + W);
