@@ -272,6 +272,7 @@ struct XBlock {
   int32_t q[64][kLanes];  // quad j, lane t: x row t's codes 4j … 4j + 3, each + 128
   float dx[16][kLanes];   // group g, lane t: x row t's block scale
   float ox[16][kLanes];   // group g, lane t: dx · Σ qx over the group
+  float ox32[8][kLanes];  // block b (groups 2b, 2b + 1): the same over the block
 };
 static_assert(sizeof(XBlock) % 64 == 0);
 
@@ -287,6 +288,7 @@ void transpose_rows(const XChunk* xq, int nc, int c, XBlock& o) {
     _mm512_store_ps(o.dx[g], _mm512_i32gather_ps(idx, x0.s + 16 * (g / 4) + 8 * ((g / 2) % 2), 1));
     _mm512_store_ps(o.ox[g], _mm512_i32gather_ps(idx, x0.o + g, 1));
   }
+  for (int b = 0; b < 8; ++b) _mm512_store_ps(o.ox32[b], _mm512_add_ps(_mm512_load_ps(o.ox[2 * b]), _mm512_load_ps(o.ox[2 * b + 1])));
 }
 
 // W rows [row0, row1) against B token blocks (xb: B × nc blocks).
@@ -294,6 +296,10 @@ template <DType T, int B>
 void token_blocks(const XBlock* xb, int nc, int K, const uint8_t* wb, size_t row_bytes, int n_rows, int row0, int row1,
                   float* y, size_t ys, bool fetch) {
   constexpr bool table = T == DType::IQ4_NL || T == DType::MXFP4;  // decode stores their codes + 128
+  // Every type here but Q6_K has one scale and addend per 32 weights (two groups): a span of 32
+  // takes 8 dot products before its conversion and scaling, Q6_K's spans of 16 take 4.
+  constexpr bool kPairs = T != DType::Q6_K;
+  constexpr int kScales = kPairs ? 8 : 16, kQuads = 256 / 4 / kScales;
   alignas(64) int8_t w8[256];
   alignas(64) uint64_t sad[4][8];
   alignas(64) float sl[4][16], ov[16], sg[16], og[16];
@@ -319,21 +325,24 @@ void token_blocks(const XBlock* xb, int nc, int K, const uint8_t* wb, size_t row
         sg[g] = sl[q][4 * k];
         og[g] = table ? 0.0f : ov[g];  // (decode's addend is for the + 128 codes)
       }
+      if constexpr (kPairs)  // groups 2p, 2p + 1 share the weight scale and addend (and the x block)
+        for (int p = 0; p < 8; ++p) wg[p] = wg[2 * p] + wg[2 * p + 1], sg[p] = sg[2 * p], og[p] = og[2 * p];
 #pragma GCC unroll 1
       for (int b = 0; b < B; ++b) {
         const XBlock& x = xb[size_t(b) * size_t(nc) + size_t(c)];
         __m512 a = acc[b];
 #pragma GCC unroll 4
-        for (int g = 0; g < 16; ++g) {
+        for (int g = 0; g < kScales; ++g) {  // a span of weights with one scale
           __m512i is = _mm512_set1_epi32(wg[g]);
-#pragma GCC unroll 4
-          for (int q = 0; q < 4; ++q) {
+#pragma GCC unroll 8
+          for (int q = 0; q < kQuads; ++q) {
             int32_t quad;
-            std::memcpy(&quad, w8 + 16 * g + 4 * q, 4);
-            is = _mm512_dpbusd_epi32(is, _mm512_load_si512(x.q[4 * g + q]), _mm512_set1_epi32(quad));
+            std::memcpy(&quad, w8 + 4 * (kQuads * g + q), 4);
+            is = _mm512_dpbusd_epi32(is, _mm512_load_si512(x.q[kQuads * g + q]), _mm512_set1_epi32(quad));
           }
-          a = _mm512_fmadd_ps(_mm512_cvtepi32_ps(is), _mm512_mul_ps(_mm512_load_ps(x.dx[g]), _mm512_set1_ps(sg[g])), a);
-          a = _mm512_fmadd_ps(_mm512_set1_ps(og[g]), _mm512_load_ps(x.ox[g]), a);
+          const float* dx = x.dx[kPairs ? 2 * g : g];
+          a = _mm512_fmadd_ps(_mm512_cvtepi32_ps(is), _mm512_mul_ps(_mm512_load_ps(dx), _mm512_set1_ps(sg[g])), a);
+          a = _mm512_fmadd_ps(_mm512_set1_ps(og[g]), _mm512_load_ps(kPairs ? x.ox32[g] : x.ox[g]), a);
         }
         acc[b] = a;
       }
