@@ -14,8 +14,9 @@
 // x row take 4 dot products, 4 conversions, 4 multiplies and 5 FMAs, and each output one
 // horizontal sum at the end.
 //
-// x rows go 8 at a time (kPass) over a row block of W: each block is decoded once per 8 x rows,
-// and the block's rows stay in L2 between the passes.
+// 3 to 15 x rows go 8 at a time (kPass) over a row block of W: each block is decoded once per 8
+// x rows, and the block's rows stay in L2 between the passes. From 16 x rows on, the kernel
+// below ("Prompts") puts the x rows in the lanes instead.
 #include "cpu/gemm.h"
 
 #if defined(__x86_64__) && defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__F16C__)
@@ -260,11 +261,12 @@ void quantize(const float* x, int K, XChunk* out) {
 // With 16 or more x rows, lane t of a register is x row t instead of 4 weights of one row: the x
 // rows' codes are transposed once per pack (16 rows a block: quad j of the chunk, + 128 as
 // unsigned bytes, for VPDPBUSD's unsigned operand), and each weight row's 4-code quads are
-// broadcast from memory as its signed operand. A group of 16 weights then costs 4 dot products
-// into an int32 accumulator that starts at −128 · Σ codes (which takes the + 128 back out,
-// exactly), one conversion, one multiply by s_w · dx and two FMAs (the scale and the addend) for
-// 16 x rows at once: about twice the products per instruction of the per-row kernel above, and a
-// weight chunk is decoded once for up to kBlocks × 16 x rows.
+// broadcast from memory as its signed operand. A span of weights with one scale (32, or Q6_K's
+// 16) then costs 8 (4) dot products into an int32 accumulator that starts at −128 · Σ codes
+// (which takes the + 128 back out, exactly), one conversion, one multiply by s_w · dx and two FMAs
+// (the scale and the addend) for 16 x rows at once: two to three times the products per
+// instruction of the per-row kernel above, and a weight chunk is decoded once for up to
+// kBlocks × 16 x rows.
 constexpr int kLanes = 16;
 constexpr int kBlocks = 4;  // token blocks a pass (accumulators in registers)
 
