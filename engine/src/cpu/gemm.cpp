@@ -242,7 +242,7 @@ void gemm_rows(const RowsIn& x, int m, const TensorView& w, int row0, int row1, 
     detail::gemm_bf16dot()(x, m, w.dtype, w.data, K, n_rows, row0, row1, y, y_stride, pk);
     return;
   }
-  if (m >= kQvnniMinRows && dtype_is_quantized(w.dtype) && detail::gemm_qvnni_takes(w.dtype) && qvnni_level_now()) {
+  if (m >= kQvnniMinRows && detail::gemm_qvnni_takes(w.dtype) && qvnni_level_now()) {
     detail::gemm_qvnni()(x, m, w.dtype, w.data, K, n_rows, row0, row1, y, y_stride, pk);
     return;
   }

@@ -191,8 +191,6 @@ inline void apply(const Decoded& d, const XChunk& x, __m512& acc) {
 // 32 vector registers (16 a pass spilled: 36 against 63 G weight-rows per second for Q4_K).
 constexpr int kPass = 8;
 
-// W rows [row0, row1) against M x rows (M ≤ kPass): each chunk decoded once and applied to every x
-// row.
 // Chunk c of a W row decoded into d, the same bytes of `next` (the row kFetchRows further on, or
 // nullptr) fetched meanwhile: rows are a few KB, and the hardware prefetchers stop at every page.
 constexpr int kFetchRows = 4;
@@ -208,6 +206,8 @@ inline const uint8_t* row_ahead(const uint8_t* row, int r, int n_rows, size_t ro
   return fetch && r + kFetchRows < n_rows ? row + size_t(kFetchRows) * row_bytes : nullptr;
 }
 
+// W rows [row0, row1) against M x rows (M ≤ kPass): each chunk decoded once and applied to every x
+// row.
 template <DType T, int M>
 void rows(const XChunk* xq, int nc, int K, const uint8_t* wb, size_t row_bytes, int n_rows, int row0, int row1,
           float* y, size_t ys, bool fetch) {
