@@ -17,18 +17,33 @@ namespace {
 
 enum class Init { Random, One, Zero };  // synthetic models: what a tensor is filled with
 
-// The type a layer's routed experts are stacked in (gate and up together, or down): their block
-// type when every expert's matrices have the same one, the kernels read it, the data is on the
-// host and rows are whole blocks; BF16 (widened at upload) otherwise.
-DType expert_stack_type(const std::vector<MlpWeights>& experts, bool gate_up) {
-  if (experts.empty()) return DType::BF16;
-  const DType t = gate_up ? experts[0].gate.dtype : experts[0].down.dtype;
+// The block type that parts (rows of one matrix, or one family of experts) can stay in on the
+// device: their common block type when the kernels read it, every part has host data and rows of
+// whole blocks; BF16 (widened at upload) otherwise.
+DType common_block_type(const std::vector<const TensorView*>& parts) {
+  if (parts.empty()) return DType::BF16;
+  const DType t = parts.front()->dtype;
   if (!dtype_is_quantized(t) || !kernels::quant_supported(t)) return DType::BF16;
-  for (const MlpWeights& e : experts)
-    for (const TensorView* v : {gate_up ? &e.gate : &e.down, gate_up ? &e.up : &e.down})
-      if (!v->data || v->dtype != t || v->shape.size() != 2 || v->dim(1) % dtype_block_elems(t) != 0)
-        return DType::BF16;
+  for (const TensorView* v : parts)
+    if (!v->data || v->dtype != t || v->shape.size() != 2 || v->dim(1) % dtype_block_elems(t) != 0)
+      return DType::BF16;
   return t;
+}
+
+// A layer's routed experts' gate and up matrices (one after the other, expert by expert), or their
+// down matrices.
+std::vector<const TensorView*> expert_parts(const std::vector<MlpWeights>& experts, bool gate_up) {
+  std::vector<const TensorView*> parts;
+  for (const auto& e : experts) {
+    parts.push_back(gate_up ? &e.gate : &e.down);
+    if (gate_up) parts.push_back(&e.up);
+  }
+  return parts;
+}
+
+// The type a layer's routed experts are stacked in (gate and up together, or down).
+DType expert_stack_type(const std::vector<MlpWeights>& experts, bool gate_up) {
+  return common_block_type(expert_parts(experts, gate_up));
 }
 
 kernels::SrcType src_type(DType t) {
@@ -82,16 +97,17 @@ public:
     return static_cast<const uint16_t*>(place(parts, false));
   }
   // A matrix of fused parts (concatenated rows). blocks: kept in the parts' block type when they
-  // share one the kernels read (block_type), else BF16 (or fp32).
+  // share one the kernels read (common_block_type), else BF16 (or fp32).
   DeviceMatrix matrix(std::initializer_list<const TensorView*> parts, bool f32 = false, bool blocks = true) {
     DeviceMatrix m;
     m.in = int((*parts.begin())->dim(1));
     for (const TensorView* v : parts) m.out += int(v->dim(0));
     m.f32 = f32;
-    const DType bt = f32 || !blocks ? DType::BF16 : block_type(parts);
+    const std::vector<const TensorView*> list(parts);
+    const DType bt = f32 || !blocks ? DType::BF16 : common_block_type(list);
     if (bt != DType::BF16) {
       m.type = bt;
-      m.w = raw(std::vector<const TensorView*>(parts));
+      m.w = raw(list);
       return m;
     }
     m.w = place(parts, f32);
@@ -106,15 +122,10 @@ public:
   // (expert_stack_type): a block type's bytes are copied as they are.
   const void* stack(const std::vector<MlpWeights>& experts, bool gate_up, DType type) {
     if (type != DType::BF16) {
-      std::vector<const TensorView*> parts;
-      for (const auto& e : experts) {
-        parts.push_back(gate_up ? &e.gate : &e.down);
-        if (gate_up) parts.push_back(&e.up);
-      }
       const MlpWeights& e0 = experts[0];
       const int64_t one = gate_up ? e0.gate.numel() + e0.up.numel() : e0.down.numel();  // one expert's matrix
       max_block_elems_ = std::max(max_block_elems_, size_t(one));
-      return raw(parts, /*count=*/false);
+      return raw(expert_parts(experts, gate_up), /*count=*/false);
     }
     size_t n = 0;
     for (const auto& e : experts) n += gate_up ? size_t(e.gate.numel() + e.up.numel()) : size_t(e.down.numel());
@@ -133,17 +144,6 @@ public:
   }
 
 private:
-  // The block type that parts (rows of one matrix) can stay in: their common block type when the
-  // kernels read it, every part has host data and rows of whole blocks; BF16 otherwise.
-  static DType block_type(std::initializer_list<const TensorView*> parts) {
-    const DType t = (*parts.begin())->dtype;
-    if (!dtype_is_quantized(t) || !kernels::quant_supported(t)) return DType::BF16;
-    for (const TensorView* v : parts)
-      if (!v->data || v->dtype != t || v->shape.size() != 2 || v->dim(1) % dtype_block_elems(t) != 0)
-        return DType::BF16;
-    return t;
-  }
-
   // The parts' bytes one after the other, as they are (block types). count: the result is one
   // matrix that prefill widens whole (max_block_elems).
   const void* raw(const std::vector<const TensorView*>& parts, bool count = true) {
